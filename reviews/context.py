@@ -1,0 +1,41 @@
+"""What every service function needs: the database, the clock, the policy and the routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from reviews.clock import Clock
+from reviews.notify import Route
+from reviews.policy import Policy
+from storage.database import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    db: Database
+    clock: Clock
+    policy: Policy
+    routes: tuple[Route, ...]
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
+    fallback_contact: str = "Bleep the outreach team directly; in an emergency call 2222."
+    managers: frozenset[str] = frozenset()
+    rota_admins: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person acting through a platform."""
+
+    platform: str
+    user_id: str
+    name: str
+    email: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.user_id
+
+    def is_in(self, group: frozenset[str]) -> bool:
+        """Whether MANAGERS / ROTA_ADMINS names this person by id or email."""
+        return self.user_id.lower() in group or (bool(self.email) and self.email.lower() in group)

@@ -1,0 +1,134 @@
+"""Neutral outbound messages: what to say and which buttons to offer, never how it looks.
+
+Each platform's sender renders a Message (Block Kit, an Adaptive Card, plain terminal text).
+A ReviewView is what any card may show of a review: never the full NHS number and never the
+call-back number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from reviews.model import (
+    Action,
+    Caller,
+    ConcernKind,
+    Outcome,
+    State,
+    actions_for,
+    format_reference,
+    mask_nhs_number,
+)
+from storage.tables import Review
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    review_id: int
+    reference: str
+    state: str
+    state_line: str
+    ward: str
+    bed: str
+    urgency: str
+    news2: int | None
+    caller: str
+    concern_kind: str
+    concern: str
+    nhs_last4: str | None
+    raised_at: str  # local time, as people read it
+
+    @property
+    def headline(self) -> str:
+        where = f"{self.ward} bed {self.bed}" if self.bed else self.ward
+        return f"{self.reference} · {self.urgency.upper()} · {where}"
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    review: ReviewView | None = None
+    actions: tuple[str, ...] = ()
+    # The digest's chart, a PNG rendered by reviews.digest, as a path the sender uploads.
+    attachments: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Message:
+        data: dict[str, Any] = json.loads(raw)
+        review = ReviewView(**data["review"]) if data.get("review") else None
+        return cls(
+            text=data["text"],
+            review=review,
+            actions=tuple(data.get("actions", ())),
+            attachments=tuple(data.get("attachments", ())),
+        )
+
+
+def local_time(moment: datetime, tz: ZoneInfo) -> str:
+    return moment.astimezone(tz).strftime("%H:%M %a %d %b")
+
+
+def state_line(review: Review, tz: ZoneInfo) -> str:
+    state = State(review.state)
+    if state is State.RAISED:
+        return f"Waiting for acknowledgement since {local_time(review.raised_at, tz)}"
+    if state is State.ACKNOWLEDGED and review.acknowledged_at:
+        return f"Acknowledged by {review.acknowledged_by} at {local_time(review.acknowledged_at, tz)}"
+    if state is State.ATTENDING and review.attending_at:
+        return f"{review.attending_by} attending since {local_time(review.attending_at, tz)}"
+    if state is State.CLOSED and review.closed_at and review.outcome:
+        return (
+            f"Closed by {review.closed_by} at {local_time(review.closed_at, tz)}: "
+            f"{Outcome(review.outcome).label}"
+            + (f" ({review.outcome_detail})" if review.outcome_detail else "")
+        )
+    if state is State.CANCELLED and review.cancelled_at:
+        return (
+            f"Cancelled by {review.cancelled_by} at {local_time(review.cancelled_at, tz)}: "
+            f"{review.cancel_reason}"
+        )
+    return state.value
+
+
+def review_view(review: Review, tz: ZoneInfo) -> ReviewView:
+    assert review.id is not None
+    return ReviewView(
+        review_id=review.id,
+        reference=format_reference(review.id),
+        state=review.state,
+        state_line=state_line(review, tz),
+        ward=review.ward,
+        bed=review.bed,
+        urgency=review.urgency,
+        news2=review.news2,
+        caller=Caller(review.caller).label,
+        concern_kind=ConcernKind(review.concern_kind).label,
+        concern=review.concern,
+        nhs_last4=mask_nhs_number(review.nhs_number),
+        raised_at=local_time(review.raised_at, tz),
+    )
+
+
+def card(review: Review, tz: ZoneInfo) -> Message:
+    """The request card for the outreach channel, with the buttons its state allows."""
+    view = review_view(review, tz)
+    actions = tuple(a.value for a in actions_for(State(review.state)))
+    return Message(text=f"Rapid review {view.headline}", review=view, actions=actions)
+
+
+def with_acknowledge(review: Review, tz: ZoneInfo, text: str) -> Message:
+    """A direct message about a review, carrying a working Acknowledge button while open."""
+    actions = (Action.ACKNOWLEDGE.value,) if review.state == State.RAISED else ()
+    return Message(text=text, review=review_view(review, tz), actions=actions)
+
+
+def minutes(seconds: float) -> str:
+    whole = int(seconds // 60)
+    return "under a minute" if whole < 1 else f"{whole} min"

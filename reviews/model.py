@@ -1,0 +1,239 @@
+"""The rapid review: its vocabulary, its form, and the states it moves through.
+
+raised -> acknowledged -> attending -> closed (with an outcome); any open state -> cancelled.
+Attending or recording an outcome straight from `raised` also counts as acknowledging: an
+outreach nurse who walks onto the ward has, in effect, acknowledged the call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+
+class State(StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    ATTENDING = "attending"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (State.RAISED, State.ACKNOWLEDGED, State.ATTENDING)
+
+
+OPEN_STATES = (State.RAISED, State.ACKNOWLEDGED, State.ATTENDING)
+
+
+class Caller(StrEnum):
+    STAFF = "staff"
+    PATIENT = "patient"
+    FAMILY = "family"  # family, carer or advocate
+
+    @property
+    def label(self) -> str:
+        return CALLER_LABELS[self]
+
+
+CALLER_LABELS = {
+    Caller.STAFF: "Staff",
+    Caller.PATIENT: "Patient",
+    Caller.FAMILY: "Family, carer or advocate",
+}
+
+
+class ConcernKind(StrEnum):
+    DETERIORATION = "deterioration"
+    CLINICAL = "clinical"
+    COMMUNICATION = "communication"
+
+    @property
+    def label(self) -> str:
+        return CONCERN_LABELS[self]
+
+
+CONCERN_LABELS = {
+    ConcernKind.DETERIORATION: "Acute deterioration",
+    ConcernKind.CLINICAL: "Other clinical concern",
+    ConcernKind.COMMUNICATION: "Communication or care coordination",
+}
+
+
+class Outcome(StrEnum):
+    NO_CHANGE = "no_change"
+    CHANGE_IN_CARE = "change_in_care"
+    TRANSFER = "transfer"
+    REDIRECTED = "redirected"
+    NOT_REACHED = "not_reached"
+
+    @property
+    def label(self) -> str:
+        return OUTCOME_LABELS[self]
+
+
+OUTCOME_LABELS = {
+    Outcome.NO_CHANGE: "No change",
+    Outcome.CHANGE_IN_CARE: "Change in care on the ward",
+    Outcome.TRANSFER: "Transfer to a higher level of care",
+    Outcome.REDIRECTED: "Concern redirected (not deterioration)",
+    Outcome.NOT_REACHED: "Caller could not be reached",
+}
+
+TRANSFER_DESTINATIONS = ("ICU", "HDU", "CCU", "theatre")
+
+
+class Action(StrEnum):
+    """What a person can press on a request card."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ATTEND = "attend"
+    RECORD_OUTCOME = "record_outcome"
+    CANCEL = "cancel"
+
+    @property
+    def label(self) -> str:
+        return ACTION_LABELS[self]
+
+
+ACTION_LABELS = {
+    Action.ACKNOWLEDGE: "Acknowledge",
+    Action.ATTEND: "Attending",
+    Action.RECORD_OUTCOME: "Record outcome",
+    Action.CANCEL: "Cancel",
+}
+
+
+def actions_for(state: State) -> tuple[Action, ...]:
+    """The buttons a card in `state` offers."""
+    if state is State.RAISED:
+        return (Action.ACKNOWLEDGE, Action.ATTEND, Action.RECORD_OUTCOME, Action.CANCEL)
+    if state is State.ACKNOWLEDGED:
+        return (Action.ATTEND, Action.RECORD_OUTCOME, Action.CANCEL)
+    if state is State.ATTENDING:
+        return (Action.RECORD_OUTCOME, Action.CANCEL)
+    return ()
+
+
+def format_reference(review_id: int) -> str:
+    return f"RR-{review_id:04d}"
+
+
+def parse_reference(text: str) -> int | None:
+    match = re.fullmatch(r"\s*(?:RR-?)?0*(\d+)\s*", text, re.IGNORECASE)
+    return int(match[1]) if match else None
+
+
+def nhs_number_is_valid(digits: str) -> bool:
+    """Ten digits whose Modulus 11 check digit is right (NHS Data Dictionary)."""
+    if not re.fullmatch(r"\d{10}", digits):
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def mask_nhs_number(digits: str | None) -> str | None:
+    """The most of an NHS number any card shows: its last four digits."""
+    return f"***{digits[-4:]}" if digits else None
+
+
+@dataclass(frozen=True)
+class ReviewForm:
+    """What a person typed into the request form, before validation."""
+
+    caller: str = ""
+    ward: str = ""
+    bed: str = ""
+    nhs_number: str = ""
+    news2: str = ""
+    concern_kind: str = ""
+    concern: str = ""
+    callback_number: str = ""
+
+
+@dataclass(frozen=True)
+class ValidRequest:
+    caller: Caller
+    ward: str
+    bed: str
+    nhs_number: str | None
+    news2: int | None
+    concern_kind: ConcernKind
+    concern: str
+    callback_number: str | None
+
+
+class FormErrors(ValueError):
+    """Field name -> a sentence saying what to fix. Field names are ReviewForm's."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def validate(form: ReviewForm) -> ValidRequest:
+    """Check a submitted form; raise FormErrors naming each bad field."""
+    errors: dict[str, str] = {}
+    caller = _choice(Caller, form.caller, "caller", "Choose who is raising this request.", errors)
+    concern_kind = _choice(
+        ConcernKind, form.concern_kind, "concern_kind", "Choose the kind of concern.", errors
+    )
+    ward, bed, concern = form.ward.strip(), form.bed.strip(), form.concern.strip()
+    if not ward:
+        errors["ward"] = "Enter the ward."
+    elif len(ward) > 60:
+        errors["ward"] = "Keep the ward name under 60 characters."
+    if len(bed) > 20:
+        errors["bed"] = "Keep the bed under 20 characters."
+    if not concern:
+        errors["concern"] = "Say what worries you."
+    elif len(concern) > 2000:
+        errors["concern"] = "Keep it under 2,000 characters; the team will call for detail."
+    nhs_number = re.sub(r"[\s-]", "", form.nhs_number)
+    if nhs_number and not nhs_number_is_valid(nhs_number):
+        errors["nhs_number"] = "That is not a valid NHS number (10 digits). Leave it blank if unsure."
+    news2 = _news2(form.news2.strip(), errors)
+    callback = form.callback_number.strip()
+    if caller in (Caller.PATIENT, Caller.FAMILY) and not callback:
+        errors["callback_number"] = "Give a number the outreach team can call back."
+    elif callback and not re.fullmatch(r"\+?[\d ()-]{3,20}", callback):
+        errors["callback_number"] = "Enter a phone number or extension (digits, spaces, +)."
+    if errors or caller is None or concern_kind is None:
+        raise FormErrors(errors)
+    return ValidRequest(
+        caller=caller,
+        ward=ward,
+        bed=bed,
+        nhs_number=nhs_number or None,
+        news2=news2,
+        concern_kind=concern_kind,
+        concern=concern,
+        callback_number=callback or None,
+    )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(
+    kind: type[E], value: str, field: str, message: str, errors: dict[str, str]
+) -> E | None:
+    try:
+        return kind(value)
+    except ValueError:
+        errors[field] = message
+        return None
+
+
+def _news2(value: str, errors: dict[str, str]) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 0 <= int(value) <= 20:
+        errors["news2"] = "NEWS2 is a whole number from 0 to 20. Leave it blank if not scored."
+        return None
+    return int(value)

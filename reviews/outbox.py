@@ -1,0 +1,133 @@
+"""Delivering queued messages through each platform's sender, with retries.
+
+A row is claimed under a lease, sent outside any transaction, then marked sent. If the process
+dies between the send and the mark, the lease runs out and the row is sent again: delivery is
+at-least-once at that one point, exactly-once everywhere else (the UNIQUE key stops doubles).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from reviews import notify
+from reviews.context import Services
+from reviews.messages import Message
+from storage.tables import Outbox
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = 300.0
+
+
+class DeliveryError(Exception):
+    """A send that did not go. `retry_after` from the platform (429) wins over our backoff."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class OutboundItem:
+    kind: str  # card, card_update, thread, direct, channel
+    address: str
+    message: Message
+    card_id: str | None  # the card's message id in `address`, for card_update and thread
+    review_id: int | None
+
+
+class Sender(Protocol):
+    def deliver(self, item: OutboundItem) -> str | None:
+        """Send one item; return the platform's message id. Raise DeliveryError to retry."""
+        ...
+
+
+def drain(services: Services, senders: Mapping[str, Sender], *, limit: int = 50) -> int:
+    """Send what is due, batch after batch, until nothing is; the number of rows handled."""
+    handled = 0
+    while True:
+        batch = _claim(services, list(senders), limit)
+        if not batch:
+            return handled
+        for row, item in batch:
+            _deliver(services, senders[row.platform], row, item)
+        handled += len(batch)
+
+
+def _claim(services: Services, platforms: list[str], limit: int) -> list[tuple[Outbox, OutboundItem]]:
+    now = services.clock.now()
+    with services.db.unit_of_work() as uow:
+        rows = uow.outbox.claim(now=now, lease=LEASE, limit=limit, platforms=platforms)
+        batch = []
+        for row in rows:
+            card = None
+            if row.kind in ("card_update", "thread") and row.review_id is not None:
+                card = uow.outbox.card(row.review_id, row.platform, row.address)
+            item = OutboundItem(
+                kind=row.kind,
+                address=row.address,
+                message=Message.from_json(row.payload),
+                card_id=card.message_id if card else None,
+                review_id=row.review_id,
+            )
+            batch.append((row, item))
+    return batch
+
+
+def _deliver(services: Services, sender: Sender, row: Outbox, item: OutboundItem) -> None:
+    try:
+        message_id = sender.deliver(item)
+    except DeliveryError as error:
+        _record_failure(services, row, error)
+        return
+    except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
+        log.exception("outbox %s: sender raised", row.id)
+        _record_failure(services, row, DeliveryError(type(error).__name__))
+        return
+    with services.db.unit_of_work() as uow:
+        stored = uow.outbox.get(row.id or 0)
+        assert stored is not None
+        stored.state, stored.sent_at, stored.message_id = "sent", services.clock.now(), message_id
+        stored.last_error = None
+        if message_id and item.review_id is not None and (
+            row.kind == "card" or (row.kind == "card_update" and item.card_id is None)
+        ):
+            uow.outbox.save_card(item.review_id, row.platform, row.address, message_id)
+
+
+def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> None:
+    now = services.clock.now()
+    with services.db.unit_of_work() as uow:
+        stored = uow.outbox.get(row.id or 0)
+        assert stored is not None
+        stored.last_error = str(error)[:500]
+        if error.permanent or stored.attempts >= MAX_ATTEMPTS:
+            stored.state = "failed"
+            log.error("outbox %s (%s to %s) failed: %s", row.id, row.kind, row.platform, error)
+            uow.events.record(review_id=row.review_id, kind="delivery_failed", at=now,
+                              outbox_id=row.id, platform=row.platform, message_kind=row.kind,
+                              error=str(error)[:200])
+            if not row.key.startswith("failure:"):
+                notify.to_digest_channel(
+                    uow, services.routes, key=f"failure:{row.id}", at=now, review_id=row.review_id,
+                    message=Message(text=f"A {row.kind} message on {row.platform} could not be "
+                                    f"delivered after {stored.attempts} attempts: {error}"),
+                )
+            return
+        delay = error.retry_after if error.retry_after is not None else backoff(stored.attempts)
+        stored.state = "pending"
+        stored.next_attempt_at = now + timedelta(seconds=delay)
+        log.warning("outbox %s: attempt %s failed (%s); retry in %.0fs",
+                    row.id, stored.attempts, error, delay)
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before the next try: 1, 2, 4 ... capped at five minutes."""
+    return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF))

@@ -1,0 +1,251 @@
+"""What people do to a review. Each function is one transaction: state, audit, outbox, commit.
+
+Errors a person can cause raise ServiceError subclasses whose message they can act on.
+DatabaseUnavailable (storage) means nothing was recorded: the caller must say so and give
+FALLBACK_CONTACT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from reviews import messages, notify
+from reviews.context import Actor, Services
+from reviews.escalation import fire_due_levels
+from reviews.model import (
+    TRANSFER_DESTINATIONS,
+    Action,
+    Outcome,
+    State,
+    ValidRequest,
+    format_reference,
+)
+from reviews.policy import Ladder
+from rotas.lookup import is_responder
+from storage.database import UnitOfWork
+from storage.tables import Review
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Something a person asked for that cannot be done; the message says why."""
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class NotAllowed(ServiceError):
+    pass
+
+
+class WrongState(ServiceError):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    review: Review
+    changed: bool  # False when the same thing was already done (a double click, a retry)
+    note: str
+
+    @property
+    def reference(self) -> str:
+        return format_reference(self.review.id or 0)
+
+
+def raise_review(
+    *, services: Services, request: ValidRequest, by: Actor, submission_key: str | None = None
+) -> Result:
+    """Record a new review with its first messages; a repeated submission_key returns the first."""
+    try:
+        return _raise(services, request, by, submission_key)
+    except IntegrityError:
+        # Two copies of one submission raced; the other one won and holds the review.
+        if submission_key is None:
+            raise
+        with services.db.unit_of_work() as uow:
+            existing = uow.reviews.by_submission_key(submission_key)
+        if existing is None:
+            raise
+        return Result(existing, False, f"{format_reference(existing.id or 0)} was already raised.")
+
+
+def _raise(
+    services: Services, request: ValidRequest, by: Actor, submission_key: str | None
+) -> Result:
+    now = services.clock.now()
+    with services.db.unit_of_work() as uow:
+        if submission_key and (existing := uow.reviews.by_submission_key(submission_key)):
+            return Result(existing, False, f"{format_reference(existing.id or 0)} was already raised.")
+        ladder = services.policy.ladder_for(request.news2)
+        review = uow.reviews.add(
+            Review(
+                submission_key=submission_key,
+                state=State.RAISED,
+                caller=request.caller,
+                concern_kind=request.concern_kind,
+                ward=request.ward,
+                bed=request.bed,
+                nhs_number=request.nhs_number,
+                news2=request.news2,
+                concern=request.concern,
+                callback_number=request.callback_number,
+                urgency=ladder.urgency,
+                policy=ladder.to_json(),
+                raised_platform=by.platform,
+                raised_by=by.user_id,
+                raised_by_name=by.label,
+                raised_at=now,
+                next_escalation_at=now + ladder.levels[0].after,
+            )
+        )
+        uow.events.record(review_id=review.id, kind="raised", at=now, actor=by.label,
+                          platform=by.platform, caller=request.caller, urgency=ladder.urgency)
+        notify.to_outreach(uow, services.routes, key=f"card:{review.id}", kind="card",
+                           message=messages.card(review, services.timezone), at=now,
+                           review_id=review.id)
+        fire_due_levels(uow, services, review, now)
+    log.info("%s raised (%s, %s)", format_reference(review.id or 0), ladder.urgency, by.platform)
+    return Result(review, True, f"{format_reference(review.id or 0)} raised.")
+
+
+def acknowledge(*, services: Services, review_id: int, by: Actor) -> Result:
+    def apply(uow: UnitOfWork, review: Review) -> None:
+        now = services.clock.now()
+        ladder = Ladder.from_json(review.policy)
+        _mark_acknowledged(review, by, now)
+        review.next_attend_reminder_at = now + ladder.attend_within
+        if review.callback_number:
+            notify.to_user(uow, platform=by.platform, user_id=by.user_id,
+                           key=f"callback:{review.id}", at=now, review_id=review.id,
+                           message=messages.Message(
+                               text=f"{format_reference(review.id or 0)}: call back on "
+                               f"{review.callback_number} ({review.caller}).",
+                           ))
+
+    return _change(services, review_id, by, Action.ACKNOWLEDGE, State.ACKNOWLEDGED, apply)
+
+
+def attend(*, services: Services, review_id: int, by: Actor) -> Result:
+    def apply(uow: UnitOfWork, review: Review) -> None:
+        now = services.clock.now()
+        _mark_acknowledged(review, by, now)
+        review.attending_at, review.attending_by = now, by.label
+        review.next_attend_reminder_at = None
+
+    return _change(services, review_id, by, Action.ATTEND, State.ATTENDING, apply)
+
+
+def record_outcome(
+    *, services: Services, review_id: int, by: Actor, outcome: Outcome, detail: str = ""
+) -> Result:
+    """Close a review. A transfer names where to (ICU, HDU, CCU or theatre)."""
+    detail = detail.strip()
+    if outcome is Outcome.TRANSFER and detail not in TRANSFER_DESTINATIONS:
+        raise ServiceError(f"Say where the patient was transferred: {', '.join(TRANSFER_DESTINATIONS)}.")
+
+    def apply(uow: UnitOfWork, review: Review) -> None:
+        now = services.clock.now()
+        _mark_acknowledged(review, by, now)
+        review.closed_at, review.closed_by = now, by.label
+        review.outcome, review.outcome_detail = outcome, detail or None
+        review.next_attend_reminder_at = None
+
+    return _change(services, review_id, by, Action.RECORD_OUTCOME, State.CLOSED, apply,
+                   outcome=outcome.value, detail=detail)
+
+
+def cancel(*, services: Services, review_id: int, by: Actor, reason: str) -> Result:
+    """Withdraw a review raised in error or no longer needed; the raiser or a responder."""
+    reason = reason.strip()
+    if not reason:
+        raise ServiceError("Say why the request is being cancelled.")
+
+    def apply(uow: UnitOfWork, review: Review) -> None:
+        now = services.clock.now()
+        review.cancelled_at, review.cancelled_by, review.cancel_reason = now, by.label, reason
+        review.next_escalation_at = review.next_attend_reminder_at = None
+
+    return _change(services, review_id, by, Action.CANCEL, State.CANCELLED, apply, reason=reason)
+
+
+def _mark_acknowledged(review: Review, by: Actor, now: object) -> None:
+    if review.acknowledged_at is None:
+        review.acknowledged_at = now  # type: ignore[assignment]
+        review.acknowledged_by = by.label
+        review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
+    review.next_escalation_at = None
+
+
+ALLOWED_FROM = {
+    State.ACKNOWLEDGED: (State.RAISED,),
+    State.ATTENDING: (State.RAISED, State.ACKNOWLEDGED),
+    State.CLOSED: (State.RAISED, State.ACKNOWLEDGED, State.ATTENDING),
+    State.CANCELLED: (State.RAISED, State.ACKNOWLEDGED, State.ATTENDING),
+}
+
+
+def _change(
+    services: Services,
+    review_id: int,
+    by: Actor,
+    action: Action,
+    target: State,
+    apply: Callable[[UnitOfWork, Review], None],
+    **detail: str,
+) -> Result:
+    reference = format_reference(review_id)
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(review_id, for_update=True)
+        if review is None:
+            raise NotFound(f"There is no request {reference}.")
+        _check_permission(uow, review, by, action)
+        state = State(review.state)
+        if state is target:
+            return Result(review, False, f"{reference} is already {target.value}: "
+                          f"{messages.state_line(review, services.timezone)}.")
+        if state not in ALLOWED_FROM[target]:
+            raise WrongState(f"{reference} is {state.value}, so it cannot be {target.value} now.")
+        apply(uow, review)
+        review.state = target
+        uow.session.add(review)
+        now = services.clock.now()
+        uow.outbox.drop_pending_escalations(review_id)
+        uow.events.record(review_id=review_id, kind=target.value, at=now, actor=by.label,
+                          platform=by.platform, **detail)
+        _announce(uow, services, review)
+    log.info("%s %s via %s", reference, target.value, by.platform)
+    return Result(review, True, f"{reference} {target.value}.")
+
+
+def _check_permission(uow: UnitOfWork, review: Review, by: Actor, action: Action) -> None:
+    if is_responder(uow, by.platform, by.user_id):
+        return
+    raiser = review.raised_platform == by.platform and review.raised_by == by.user_id
+    if action is Action.CANCEL and raiser:
+        return
+    raise NotAllowed(
+        f"Only the outreach rota's staff can {action.label.lower()} a request, and you are not "
+        "on the rota. If you should be, ask a rota admin to add you."
+    )
+
+
+def _announce(uow: UnitOfWork, services: Services, review: Review) -> None:
+    """Update the card in place, add a thread line, and tell the raiser."""
+    line = messages.state_line(review, services.timezone)
+    key = f"{review.id}:{review.state}"
+    card = messages.card(review, services.timezone)
+    at = services.clock.now()
+    notify.to_outreach(uow, services.routes, key=f"upd:{key}", kind="card_update", message=card,
+                       at=at, review_id=review.id)
+    notify.to_outreach(uow, services.routes, key=f"thread:{key}", kind="thread",
+                       message=messages.Message(text=line), at=at, review_id=review.id)
+    notify.to_user(uow, platform=review.raised_platform, user_id=review.raised_by,
+                   key=f"raiser:{key}", at=at, review_id=review.id,
+                   message=messages.Message(text=f"Your request {format_reference(review.id or 0)}: {line}."))

@@ -1,0 +1,217 @@
+"""Settings: one frozen object read from the environment or a `.env` file beside bot.py.
+
+Every problem is reported as a SettingsError whose message names the variable and says what to
+fix. Secrets are never part of a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_FALLBACK = "Bleep the outreach team directly; in an emergency call 2222."
+DEFAULT_TEAMS_SERVICE_URL = "https://smba.trafficmanager.net/uk/"
+DEFAULT_TEAMS_OPENID = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///rapidreview.db"
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = ""
+    outreach_channel: str = ""
+    digest_channel: str = ""
+    teams_app_id: str = ""
+    teams_app_password: str = ""
+    teams_tenant_id: str = ""
+    teams_outreach_conversation: str = ""
+    teams_digest_conversation: str = ""
+    teams_service_url: str = DEFAULT_TEAMS_SERVICE_URL
+    teams_openid_metadata_url: str = DEFAULT_TEAMS_OPENID
+    teams_authority: str = ""
+    managers: frozenset[str] = field(default_factory=frozenset)
+    rota_admins: frozenset[str] = field(default_factory=frozenset)
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
+    digest_time: time = time(8, 0)
+    escalation_policy: Path = HERE / "escalation.toml"
+    fallback_contact: str = DEFAULT_FALLBACK
+    host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
+    port: int = 3000
+    log_level: str = "INFO"
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token)
+
+    @property
+    def slack_socket_mode(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_app_token)
+
+    @property
+    def teams_configured(self) -> bool:
+        return bool(self.teams_app_id and self.teams_app_password)
+
+    @property
+    def serves_http(self) -> bool:
+        slack_http = self.slack_configured and not self.slack_socket_mode
+        return slack_http or self.teams_configured
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = HERE / ".env"
+) -> Settings:
+    """Read settings from `environ` (default os.environ) over the values in `env_file`."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    def get(name: str, default: str = "") -> str:
+        return values.get(name, default).strip() or default
+
+    settings = Settings(
+        database_url=_database_url(get("DATABASE_URL", "sqlite:///rapidreview.db")),
+        slack_bot_token=_prefixed("SLACK_BOT_TOKEN", get("SLACK_BOT_TOKEN"), "xoxb-"),
+        slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+        slack_app_token=_prefixed("SLACK_APP_TOKEN", get("SLACK_APP_TOKEN"), "xapp-"),
+        slack_api_url=_base_url("SLACK_API_URL", get("SLACK_API_URL")),
+        outreach_channel=get("OUTREACH_CHANNEL"),
+        digest_channel=get("DIGEST_CHANNEL"),
+        teams_app_id=get("TEAMS_APP_ID"),
+        teams_app_password=get("TEAMS_APP_PASSWORD"),
+        teams_tenant_id=get("TEAMS_TENANT_ID"),
+        teams_outreach_conversation=get("TEAMS_OUTREACH_CONVERSATION"),
+        teams_digest_conversation=get("TEAMS_DIGEST_CONVERSATION"),
+        teams_service_url=_base_url(
+            "TEAMS_SERVICE_URL", get("TEAMS_SERVICE_URL", DEFAULT_TEAMS_SERVICE_URL)
+        ),
+        teams_openid_metadata_url=_url(
+            "TEAMS_OPENID_METADATA_URL", get("TEAMS_OPENID_METADATA_URL", DEFAULT_TEAMS_OPENID)
+        ),
+        teams_authority=_authority(get("TEAMS_AUTHORITY"), get("TEAMS_TENANT_ID")),
+        managers=_people(get("MANAGERS")),
+        rota_admins=_people(get("ROTA_ADMINS")),
+        timezone=_timezone(get("TIMEZONE", "Europe/London")),
+        digest_time=_clock_time("DIGEST_TIME", get("DIGEST_TIME", "08:00")),
+        escalation_policy=_policy_path(get("ESCALATION_POLICY")),
+        fallback_contact=get("FALLBACK_CONTACT", DEFAULT_FALLBACK),
+        host=get("HOST", "0.0.0.0"),  # noqa: S104
+        port=_port(get("PORT", "3000")),
+        log_level=_log_level(get("LOG_LEVEL", "INFO")),
+    )
+    _check_combinations(settings)
+    return settings
+
+
+def _check_combinations(s: Settings) -> None:
+    if s.slack_bot_token and not (s.slack_app_token or s.slack_signing_secret):
+        raise SettingsError(
+            "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN unless SLACK_APP_TOKEN "
+            "(Socket Mode) is set"
+        )
+    if (s.slack_app_token or s.slack_signing_secret) and not s.slack_bot_token:
+        raise SettingsError("SLACK_BOT_TOKEN: required when Slack is configured (xoxb-...)")
+    if s.slack_bot_token and not s.outreach_channel:
+        raise SettingsError("OUTREACH_CHANNEL: required with Slack (the channel ID, e.g. C0123)")
+    if bool(s.teams_app_id) != bool(s.teams_app_password):
+        missing = "TEAMS_APP_PASSWORD" if s.teams_app_id else "TEAMS_APP_ID"
+        raise SettingsError(f"{missing}: TEAMS_APP_ID and TEAMS_APP_PASSWORD go together")
+    if s.teams_configured and not s.teams_authority:
+        raise SettingsError("TEAMS_TENANT_ID: required with Teams (single-tenant bot)")
+    if s.teams_configured and not s.teams_outreach_conversation:
+        raise SettingsError(
+            "TEAMS_OUTREACH_CONVERSATION: required with Teams (19:...@thread.tacv2)"
+        )
+
+
+def _database_url(value: str) -> str:
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+        raise SettingsError(
+            "DATABASE_URL: must be sqlite:///FILE or postgresql+psycopg://user@host/db"
+        )
+    if value.startswith("postgresql://"):
+        return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+    return value
+
+
+def _prefixed(name: str, value: str, prefix: str) -> str:
+    if value and not value.startswith(prefix):
+        raise SettingsError(f"{name}: must start with {prefix} (check you copied the right token)")
+    return value
+
+
+def _url(name: str, value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(f"{name}: must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _base_url(name: str, value: str) -> str:
+    if not value:
+        return value
+    _url(name, value)
+    if not value.endswith("/"):
+        raise SettingsError(f"{name}: must end with '/', e.g. {value}/")
+    return value
+
+
+def _authority(value: str, tenant: str) -> str:
+    if value:
+        if urlparse(value).scheme != "https":
+            raise SettingsError("TEAMS_AUTHORITY: must be an https URL (msal requires https)")
+        return value.rstrip("/")
+    return f"https://login.microsoftonline.com/{tenant}" if tenant else ""
+
+
+def _people(value: str) -> frozenset[str]:
+    return frozenset(p.strip().lower() for p in value.split(",") if p.strip())
+
+
+def _timezone(value: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"TIMEZONE: unknown time zone {value!r}, e.g. Europe/London") from None
+
+
+def _clock_time(name: str, value: str) -> time:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise SettingsError(f"{name}: must be HH:MM in 24-hour time, got {value!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+def _policy_path(value: str) -> Path:
+    path = Path(value) if value else HERE / "escalation.toml"
+    if not path.is_file():
+        raise SettingsError(f"ESCALATION_POLICY: no file at {path}")
+    return path
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise SettingsError(f"PORT: must be a number from 0 to 65535, got {value!r}")
+    return int(value)
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
+    return value.upper()

@@ -1,0 +1,131 @@
+"""Queries on the outbox and on where cards were posted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from storage.tables import Card, Outbox
+
+UNSENT = ("pending", "sending")
+
+
+class OutboxStore:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def enqueue(
+        self,
+        *,
+        key: str,
+        platform: str,
+        kind: str,
+        address: str,
+        payload: str,
+        at: datetime,
+        review_id: int | None = None,
+    ) -> bool:
+        """Queue a message once: False (and nothing written) if `key` was queued before."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(Outbox)
+            .values(
+                key=key,
+                review_id=review_id,
+                platform=platform,
+                kind=kind,
+                address=address,
+                payload=payload,
+                state="pending",
+                attempts=0,
+                created_at=at,
+                next_attempt_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        result = self.session.execute(statement)
+        return bool(result.rowcount)
+
+    def claim(
+        self, *, now: datetime, lease: timedelta, limit: int, platforms: Sequence[str]
+    ) -> Sequence[Outbox]:
+        """Due messages, oldest first, at most one per destination at a time.
+
+        A message waits while an earlier one to the same destination is unsent, so each
+        recipient sees messages in the order they were queued. Claimed rows are leased: if this
+        process dies mid-send, another claims the row once the lease runs out.
+        """
+        earlier = aliased(Outbox)
+        blocked = exists().where(
+            and_(
+                earlier.platform == Outbox.platform,
+                earlier.address == Outbox.address,
+                col(earlier.state).in_(UNSENT),
+                col(earlier.id) < Outbox.id,
+            )
+        )
+        query = (
+            select(Outbox)
+            .where(
+                col(Outbox.state).in_(UNSENT),
+                col(Outbox.next_attempt_at) <= now,
+                col(Outbox.platform).in_(platforms),
+                ~blocked,
+            )
+            .order_by(col(Outbox.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = self.session.exec(query).all()
+        for row in rows:
+            row.state = "sending"
+            row.attempts += 1
+            row.next_attempt_at = now + lease
+        self.session.flush()
+        return rows
+
+    def drop_pending_escalations(self, review_id: int) -> int:
+        """Once a review is acknowledged or closed, queued escalation pings are moot."""
+        rows = self.session.exec(
+            select(Outbox).where(
+                Outbox.review_id == review_id,
+                Outbox.state == "pending",
+                col(Outbox.key).startswith("esc:"),
+            )
+        ).all()
+        for row in rows:
+            row.state = "dropped"
+        return len(rows)
+
+    def get(self, outbox_id: int) -> Outbox | None:
+        return self.session.get(Outbox, outbox_id)
+
+    def for_review(self, review_id: int) -> Sequence[Outbox]:
+        query = select(Outbox).where(Outbox.review_id == review_id).order_by(col(Outbox.id))
+        return self.session.exec(query).all()
+
+    def count_by_state(self) -> dict[str, int]:
+        query = select(Outbox.state, func.count()).group_by(col(Outbox.state))
+        return {state: count for state, count in self.session.exec(query).all()}
+
+    def card(self, review_id: int, platform: str, channel: str) -> Card | None:
+        query = select(Card).where(
+            Card.review_id == review_id, Card.platform == platform, Card.channel == channel
+        )
+        return self.session.exec(query).first()
+
+    def save_card(self, review_id: int, platform: str, channel: str, message_id: str) -> None:
+        card = self.card(review_id, platform, channel)
+        if card is None:
+            self.session.add(
+                Card(review_id=review_id, platform=platform, channel=channel, message_id=message_id)
+            )
+        else:
+            card.message_id = message_id
+        self.session.flush()

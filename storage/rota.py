@@ -1,0 +1,108 @@
+"""Queries on the staff directory, shifts and cover."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, or_, select
+
+from storage.tables import Cover, Shift, Staff
+
+# Which Staff column holds a person's id on each platform.
+PLATFORM_ID_COLUMN = {"slack": "slack_user_id", "teams": "teams_user_id", "shell": "email"}
+
+
+class RotaStore:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def staff(self, staff_id: int) -> Staff | None:
+        return self.session.get(Staff, staff_id)
+
+    def staff_by_platform_id(self, platform: str, user_id: str) -> Staff | None:
+        column = PLATFORM_ID_COLUMN.get(platform)
+        if column is None:
+            return None
+        query = select(Staff).where(getattr(Staff, column) == user_id)
+        return self.session.exec(query).first()
+
+    def staff_by_email(self, email: str) -> Staff | None:
+        return self.session.exec(select(Staff).where(Staff.email == email.lower())).first()
+
+    def all_staff(self) -> Sequence[Staff]:
+        return self.session.exec(select(Staff).order_by(col(Staff.name))).all()
+
+    def add_staff(self, staff: Staff) -> Staff:
+        self.session.add(staff)
+        self.session.flush()
+        return staff
+
+    def has_shifts(self, staff_id: int) -> bool:
+        query = select(Shift.id).where(Shift.staff_id == staff_id).limit(1)
+        cover = select(Cover.id).where(Cover.staff_id == staff_id).limit(1)
+        return (
+            self.session.exec(query).first() is not None
+            or self.session.exec(cover).first() is not None
+        )
+
+    def covers_at(self, role: str, at: datetime) -> Sequence[Cover]:
+        query = (
+            select(Cover)
+            .where(
+                Cover.role == role,
+                col(Cover.start) <= at,
+                col(Cover.end) > at,
+                col(Cover.cancelled_at).is_(None),
+            )
+            .order_by(col(Cover.recorded_at).desc())
+        )
+        return self.session.exec(query).all()
+
+    def shifts_at(self, role: str, at: datetime) -> Sequence[Shift]:
+        query = (
+            select(Shift)
+            .where(
+                Shift.role == role,
+                col(Shift.start) <= at,
+                col(Shift.end) > at,
+                col(Shift.superseded_at).is_(None),
+            )
+            .order_by(col(Shift.start), col(Shift.id))
+        )
+        return self.session.exec(query).all()
+
+    def spans_between(
+        self, role: str, start: datetime, end: datetime
+    ) -> tuple[Sequence[Shift], Sequence[Cover]]:
+        """Live shifts and cover for `role` overlapping [start, end)."""
+        shifts = select(Shift).where(
+            Shift.role == role,
+            col(Shift.start) < end,
+            col(Shift.end) > start,
+            col(Shift.superseded_at).is_(None),
+        )
+        covers = select(Cover).where(
+            Cover.role == role,
+            col(Cover.start) < end,
+            col(Cover.end) > start,
+            col(Cover.cancelled_at).is_(None),
+        )
+        return self.session.exec(shifts).all(), self.session.exec(covers).all()
+
+    def roles(self) -> list[str]:
+        shifts = select(Shift.role).where(col(Shift.superseded_at).is_(None)).distinct()
+        covers = select(Cover.role).where(col(Cover.cancelled_at).is_(None)).distinct()
+        return sorted(set(self.session.exec(shifts).all()) | set(self.session.exec(covers).all()))
+
+    def find_staff(self, *, email: str | None, slack: str | None, teams: str | None) -> Staff | None:
+        conditions = []
+        if email:
+            conditions.append(Staff.email == email.lower())
+        if slack:
+            conditions.append(Staff.slack_user_id == slack)
+        if teams:
+            conditions.append(Staff.teams_user_id == teams)
+        if not conditions:
+            return None
+        return self.session.exec(select(Staff).where(or_(*conditions))).first()

@@ -1,0 +1,49 @@
+"""Fixtures shared by the whole suite. `database_url` runs a test on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from reviews.clock import FrozenClock
+from storage.database import Database
+from tests.support.databases import (
+    drop_template,
+    postgres_database,
+    postgres_unavailable,
+    sqlite_database,
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgres":
+        reason = postgres_unavailable()
+        if reason:
+            pytest.skip(reason)
+        with postgres_database() as url:
+            yield url
+    else:
+        with sqlite_database(str(tmp_path)) as url:
+            yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # A Tuesday in December, in winter time (UTC+0 in London).
+    return FrozenClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if postgres_unavailable() is None:
+        drop_template()

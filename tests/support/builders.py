@@ -1,0 +1,96 @@
+"""Builders for tests: services over a real database, staff on the rota, a recording sender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from reviews.clock import FrozenClock
+from reviews.context import Actor, Services
+from reviews.model import ReviewForm, ValidRequest, validate
+from reviews.notify import Route
+from reviews.outbox import DeliveryError, OutboundItem
+from reviews.policy import Policy, load_policy
+from storage.database import Database
+from storage.tables import Shift, Staff
+
+SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "escalation.toml"
+SLACK_ROUTE = Route(platform="slack", outreach_channel="C0OUTREACH", digest_channel="C0DIGEST")
+
+
+def make_services(
+    db: Database,
+    clock: FrozenClock,
+    *,
+    policy: Policy | None = None,
+    routes: tuple[Route, ...] = (SLACK_ROUTE,),
+    managers: frozenset[str] = frozenset(),
+    rota_admins: frozenset[str] = frozenset(),
+) -> Services:
+    return Services(
+        db=db,
+        clock=clock,
+        policy=policy or load_policy(SHIPPED_POLICY),
+        routes=routes,
+        managers=managers,
+        rota_admins=rota_admins,
+    )
+
+
+def on_rota(
+    db: Database,
+    role: str,
+    name: str,
+    slack_user_id: str,
+    start: datetime,
+    hours: float = 12,
+    email: str | None = None,
+) -> Staff:
+    """Put a person on the rota for `role` from `start`."""
+    with db.unit_of_work() as uow:
+        person = uow.rota.staff_by_platform_id("slack", slack_user_id) or uow.rota.add_staff(
+            Staff(name=name, slack_user_id=slack_user_id, email=email)
+        )
+        assert person.id is not None
+        uow.session.add(
+            Shift(role=role, staff_id=person.id, start=start, end=start + timedelta(hours=hours),
+                  source="test", imported_at=start)
+        )
+    return person
+
+
+def request(**changes: str) -> ValidRequest:
+    fields = {
+        "caller": "family",
+        "ward": "Ward 7",
+        "bed": "12",
+        "nhs_number": "9990000018",
+        "news2": "6",
+        "concern_kind": "deterioration",
+        "concern": "Mum is much more confused than this morning",
+        "callback_number": "07700 900123",
+    }
+    fields.update(changes)
+    return validate(ReviewForm(**fields))
+
+
+NURSE = Actor(platform="slack", user_id="U0WARDNURSE", name="Ward Nurse")
+OUTREACH = Actor(platform="slack", user_id="U01ALEX", name="Alex Carter")
+
+
+@dataclass
+class RecordingSender:
+    """Stands in for a chat platform: records every item; can be told to fail first."""
+
+    sent: list[OutboundItem] = field(default_factory=list)
+    failures: list[DeliveryError] = field(default_factory=list)
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(item)
+        return f"msg-{len(self.sent)}"
+
+    def to(self, address: str) -> list[OutboundItem]:
+        return [item for item in self.sent if item.address == address]

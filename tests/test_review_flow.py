@@ -1,0 +1,110 @@
+"""The life of a review through the core services, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from reviews import service
+from reviews.model import Outcome
+from reviews.outbox import drain
+from tests.support.builders import (
+    NURSE,
+    OUTREACH,
+    RecordingSender,
+    make_services,
+    on_rota,
+    request,
+)
+
+
+@pytest.fixture
+def services(db, clock):
+    on_rota(db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+    return make_services(db, clock)
+
+
+def test_raise_posts_card_and_pings_bleep_holder(services):
+    result = service.raise_review(services=services, request=request(), by=NURSE)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+
+    assert result.reference == "RR-0001"
+    card = slack.to("C0OUTREACH")[0]
+    assert card.kind == "card"
+    assert card.message.review.ward == "Ward 7"
+    assert card.message.review.urgency == "urgent"
+    assert card.message.actions == ("acknowledge", "attend", "record_outcome", "cancel")
+    ping = slack.to("U01ALEX")[0]
+    assert ping.kind == "direct" and "RR-0001" in ping.message.text
+    assert ping.message.actions == ("acknowledge",)
+
+
+def test_card_never_shows_identifiers(services):
+    service.raise_review(services=services, request=request(), by=NURSE)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    for item in slack.sent:
+        payload = str(item.message)
+        assert "9990000018" not in payload
+        assert "07700 900123" not in payload
+    assert slack.to("C0OUTREACH")[0].message.review.nhs_last4 == "***0018"
+
+
+def test_full_flow_updates_card_in_place_and_threads(services):
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+
+    service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+    service.attend(services=services, review_id=review_id, by=OUTREACH)
+    closed = service.record_outcome(services=services, review_id=review_id, by=OUTREACH,
+                                    outcome=Outcome.TRANSFER, detail="ICU")
+    drain(services, {"slack": slack})
+
+    assert closed.review.state == "closed"
+    updates = [i for i in slack.to("C0OUTREACH") if i.kind == "card_update"]
+    assert [u.message.review.state for u in updates] == ["acknowledged", "attending", "closed"]
+    assert all(u.card_id == "msg-1" for u in updates)
+    threads = [i.message.text for i in slack.to("C0OUTREACH") if i.kind == "thread"]
+    assert "Acknowledged by Alex Carter" in threads[0]
+    assert "Transfer to a higher level of care (ICU)" in threads[2]
+    callback = [i for i in slack.to("U01ALEX") if "call back" in i.message.text]
+    assert "07700 900123" in callback[0].message.text
+    told = [i.message.text for i in slack.to("U0WARDNURSE")]
+    assert len(told) == 3 and "Closed" in told[-1]
+
+
+def test_double_acknowledge_changes_nothing(services):
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    first = service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+    second = service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+    assert first.changed and not second.changed
+    with services.db.unit_of_work() as uow:
+        kinds = [e.kind for e in uow.events.for_review(review_id)]
+    assert kinds.count("acknowledged") == 1
+
+
+def test_non_responder_is_refused(services):
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    with pytest.raises(service.NotAllowed, match="not on the rota"):
+        service.acknowledge(services=services, review_id=review_id, by=NURSE)
+    with services.db.unit_of_work() as uow:
+        assert uow.reviews.get(review_id).state == "raised"
+
+
+def test_raiser_may_cancel_with_a_reason(services):
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    with pytest.raises(service.ServiceError, match="why"):
+        service.cancel(services=services, review_id=review_id, by=NURSE, reason=" ")
+    result = service.cancel(services=services, review_id=review_id, by=NURSE, reason="Raised twice")
+    assert result.review.state == "cancelled"
+    with pytest.raises(service.WrongState):
+        service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+
+
+def test_same_submission_twice_is_one_review(services):
+    first = service.raise_review(services=services, request=request(), by=NURSE, submission_key="V1")
+    again = service.raise_review(services=services, request=request(), by=NURSE, submission_key="V1")
+    assert again.review.id == first.review.id and not again.changed
+    with services.db.unit_of_work() as uow:
+        assert uow.reviews.count_open() == 1
