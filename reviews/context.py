@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 from zoneinfo import ZoneInfo
 
 from reviews.clock import Clock
@@ -21,6 +22,7 @@ class Services:
     fallback_contact: str = "Bleep the outreach team directly; in an emergency call 2222."
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
+    digest_time: time = time(8, 0)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ call-back number.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -49,12 +50,29 @@ class ReviewView:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message (the digest's chart). Carried in the outbox row itself, so
+    whichever replica delivers the message has it."""
+
+    filename: str
+    title: str
+    content_b64: str  # base64 of the bytes
+
+    @property
+    def content(self) -> bytes:
+        return base64.b64decode(self.content_b64)
+
+    @classmethod
+    def of(cls, filename: str, title: str, content: bytes) -> Attachment:
+        return cls(filename, title, base64.b64encode(content).decode("ascii"))
+
+
+@dataclass(frozen=True)
 class Message:
     text: str
     review: ReviewView | None = None
     actions: tuple[str, ...] = ()
-    # The digest's chart, a PNG rendered by reviews.digest, as a path the sender uploads.
-    attachments: tuple[str, ...] = field(default=())
+    attachments: tuple[Attachment, ...] = field(default=())
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -67,7 +85,7 @@ class Message:
             text=data["text"],
             review=review,
             actions=tuple(data.get("actions", ())),
-            attachments=tuple(data.get("attachments", ())),
+            attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
         )
 
 
