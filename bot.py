@@ -1,0 +1,336 @@
+"""rapidreview: the composition root and the command line.
+
+settings -> database -> services -> platform adapters -> scheduler. Nothing is built at import
+time; tests call build() with their own clock and clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy.exc import OperationalError
+
+from reviews.clock import Clock, SystemClock
+from reviews.context import Actor, Services
+from reviews.notify import Route
+from reviews.outbox import Sender
+from reviews.policy import PolicyError, load_policy
+from settings import Settings, SettingsError, load_settings
+from storage.database import Database, DatabaseUnavailable
+from storage.migrate import upgrade
+
+log = logging.getLogger("rapidreview")
+
+
+class BadInput(Exception):
+    """A command-line mistake: one line saying what is wrong, exit status 2."""
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    services: Services
+    senders: dict[str, Sender]
+    slack_app: Any = None
+    slack_client: Any = None
+    http_app: Any = None
+    scheduler: Any = None
+    shell_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    slack_client: Any = None,
+    teams_options: dict[str, Any] | None = None,
+    shell_output: TextIO | None = None,
+) -> Bot:
+    """Wire the bot for `settings`. PolicyError if the escalation policy is malformed."""
+    db = Database(settings.database_url)
+    policy = load_policy(settings.escalation_policy)
+    routes: list[Route] = []
+    if settings.slack_configured:
+        routes.append(Route("slack", settings.outreach_channel, settings.digest_channel))
+    if settings.teams_configured:
+        routes.append(Route("teams", settings.teams_outreach_conversation,
+                            settings.teams_digest_conversation))
+    if not routes:
+        from handlers.shell import SHELL_ROUTE
+
+        routes.append(SHELL_ROUTE)
+    services = Services(
+        db=db, clock=clock or SystemClock(), policy=policy, routes=tuple(routes),
+        timezone=settings.timezone, fallback_contact=settings.fallback_contact,
+        managers=settings.managers, rota_admins=settings.rota_admins,
+        digest_time=settings.digest_time,
+    )
+    bot = Bot(settings=settings, services=services, senders={})
+    http_routes: list[Any] = []
+    if settings.slack_configured:
+        from handlers.slack import SlackSender, build_slack_app, slack_routes
+
+        bot.slack_client = slack_client or make_slack_client(settings)
+        bot.slack_app = build_slack_app(services, settings, bot.slack_client)
+        bot.senders["slack"] = SlackSender(bot.slack_client)
+        if not settings.slack_socket_mode:
+            http_routes += slack_routes(bot.slack_app)
+    if settings.teams_configured:
+        from handlers.teams import build_teams
+
+        teams = build_teams(services, settings, **(teams_options or {}))
+        bot.senders["teams"] = teams.sender
+        http_routes += teams.routes
+    if "shell" in (r.platform for r in routes):
+        from handlers.shell import ShellSender
+
+        bot.senders["shell"] = ShellSender(shell_output or sys.stdout, bot.shell_lock)
+    if settings.serves_http:
+        from handlers.http import make_http_app
+
+        bot.http_app = make_http_app(db, http_routes)
+    return bot
+
+
+def make_slack_client(settings: Settings) -> Any:
+    from slack_sdk import WebClient
+
+    options: dict[str, Any] = {"token": settings.slack_bot_token, "ssl": outbound_ssl_context()}
+    if settings.slack_api_url:
+        options["base_url"] = settings.slack_api_url
+    return WebClient(**options)
+
+
+def outbound_ssl_context() -> ssl.SSLContext:
+    """The system's trust store, or the bundle named by SSL_CERT_FILE / REQUESTS_CA_BUNDLE."""
+    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    return ssl.create_default_context(cafile=bundle or None)
+
+
+def start_scheduler(bot: Bot) -> Any:
+    """The ticks: every replica runs them all; the database decides who does the work."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from reviews import digest, escalation, outbox
+    from rotas import jobs
+
+    services, senders = bot.services, bot.senders
+
+    def guarded(name: str, job: Any) -> Any:
+        def run() -> None:
+            try:
+                job()
+            except DatabaseUnavailable as error:
+                log.warning("%s: database unavailable (%s); will retry", name, error)
+            except Exception:
+                log.exception("%s failed; will retry", name)
+
+        return run
+
+    scheduler = BackgroundScheduler(timezone=bot.settings.timezone,
+                                    job_defaults={"coalesce": True, "max_instances": 1})
+    ticks = [
+        ("sweep", lambda: escalation.sweep(services), 1.0),
+        ("outbox", lambda: outbox.drain(services, senders), 0.5),
+        ("handovers", lambda: jobs.announce_handovers(services), 60.0),
+        ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
+        ("digest", lambda: digest.digest_job(services), 30.0),
+    ]
+    for name, job, seconds in ticks:
+        scheduler.add_job(guarded(name, job), "interval", seconds=seconds, id=name,
+                          next_run_time=datetime.now(bot.settings.timezone))
+    scheduler.start()
+    bot.scheduler = scheduler
+    return scheduler
+
+
+def run(bot: Bot) -> None:
+    """Run the bot in the mode its settings choose (CONTRACT.md "Run modes")."""
+    settings = bot.settings
+    start_scheduler(bot)
+    server = None
+    try:
+        if settings.serves_http:
+            from handlers.http import HttpServer
+
+            server = HttpServer(bot.http_app, settings.host, settings.port, settings.log_level)
+        if settings.slack_socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            if server is not None:
+                server.start_in_thread()
+            log.info("Slack over Socket Mode")
+            SocketModeHandler(bot.slack_app, settings.slack_app_token).start()
+        elif server is not None:
+            log.info("serving HTTP on %s:%s", settings.host, settings.port)
+            server.run()
+    finally:
+        if server is not None:
+            server.stop()
+        bot.scheduler.shutdown(wait=False)
+
+
+def run_shell(bot: Bot, *, announce: bool = False) -> None:
+    from handlers.shell import Shell, put_keyboard_user_on_rota
+
+    out = sys.stdout
+    if announce:
+        out.write("No Slack or Teams is configured, so this is the local shell: the same bot at "
+                  "your keyboard.\nTo connect Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+                  "(Socket Mode) or SLACK_SIGNING_SECRET in .env; see README.md.\n")
+    out.write(f"Database: {bot.settings.database_url}\n"
+              "For this trial you hold every role on the rota (unless someone else does).\n")
+    put_keyboard_user_on_rota(bot.services)
+    Shell(bot.services, input, out, bot.shell_lock).loop()
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python bot.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("shell", help="the local terminal chat")
+    rota = commands.add_parser("rota", help="import or show the rota").add_subparsers(
+        dest="rota_command", required=True)
+    rota.add_parser("import", help="import shifts from CSV or .ics").add_argument("file", type=Path)
+    rota.add_parser("show", help="who holds each role").add_argument("--at", default=None)
+    cover = rota.add_parser("cover", help="put someone on a role for a period")
+    cover.add_argument("role")
+    cover.add_argument("person", help="the covering person's email (or Slack/Teams user id)")
+    cover.add_argument("--until", default=None, help="local time, e.g. 20:00 or 2026-12-01T20:00")
+    cover.add_argument("--by", required=True, help="your email or user id (a rota admin)")
+    digest = commands.add_parser("digest", help="print (or post) the daily digest")
+    digest.add_argument("--date", default=None)
+    digest.add_argument("--post", action="store_true")
+    export = commands.add_parser("export", help="the month's requests as CSV")
+    export.add_argument("--month", required=True)
+    export.add_argument("--out", type=Path, default=None)
+    export.add_argument("--with-identifiers", action="store_true")
+    commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True).add_parser("upgrade")
+    teams = commands.add_parser("teams", help="Teams app package").add_subparsers(
+        dest="teams_command", required=True).add_parser("package")
+    teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
+    return parser.parse_args(argv)
+
+
+def person_identity(person: str) -> tuple[str, str]:
+    """An email is a directory identity; otherwise a Slack id (U…/W…) or a Teams id."""
+    if "@" in person:
+        return "shell", person.lower()
+    return ("slack", person) if person[:1] in ("U", "W") else ("teams", person)
+
+
+def command(args: argparse.Namespace, bot: Bot) -> int:
+    services = bot.services
+    if args.command == "rota" and args.rota_command == "import":
+        from rotas.importer import import_rota
+
+        lookup = None
+        if bot.slack_client is not None:
+            from handlers.slack import lookup_slack_id
+
+            lookup = lookup_slack_id(bot.slack_client)
+        report = import_rota(services=services, path=args.file, lookup_slack_id=lookup)
+        print("\n".join(report.lines()))
+        return 0 if report.ok else 2
+    if args.command == "rota" and args.rota_command == "show":
+        from rotas.view import rota_lines
+
+        at = parse_local(args.at, bot.settings) if args.at else services.clock.now()
+        print("\n".join(rota_lines(services=services, at=at)))
+        return 0
+    if args.command == "rota" and args.rota_command == "cover":
+        from rotas.cover import record_cover
+
+        platform, user_id = person_identity(args.person)
+        by_platform, by_user = person_identity(args.by)
+        by = Actor(platform=by_platform, user_id=by_user, name=args.by,
+                   email=args.by if "@" in args.by else "")
+        print(record_cover(services=services, role=args.role, covering_platform=platform,
+                           covering_user_id=user_id, by=by, until_text=args.until))
+        return 0
+    if args.command == "digest":
+        from reviews.digest import build_digest, post_digest
+
+        day = parse_date(args.date) if args.date else None
+        message = build_digest(services, day=day)
+        print(message.text)
+        if args.post:
+            posted = post_digest(services, day=day or services.clock.now().astimezone(
+                bot.settings.timezone).date())
+            print("Posted." if posted else "Already posted for that day; not posted again.")
+        return 0
+    if args.command == "export":
+        from reviews.export import write_export
+
+        path = write_export(services=services, month=args.month, out=args.out,
+                            with_identifiers=args.with_identifiers)
+        print(f"Wrote {path}")
+        return 0
+    if args.command == "teams":
+        from handlers.teams.package import build_package
+
+        print(f"Wrote {build_package(bot.settings, args.out)}")
+        return 0
+    raise BadInput(f"unknown command {args.command!r}; see python bot.py --help")
+
+
+def parse_local(text: str, settings: Settings) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"--at: {text!r} is not a time like 2026-12-01T20:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=settings.timezone)
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"--date: {text!r} is not a date like 2026-12-01") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"rapidreview: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        bot = build(settings)
+        upgrade(bot.services.db.engine)
+        if args.command == "db":
+            print("Database schema is up to date.")
+            return 0
+        if args.command is None or args.command == "shell":
+            if args.command is None and (settings.slack_configured or settings.teams_configured):
+                run(bot)
+            else:
+                start_scheduler(bot)
+                run_shell(bot, announce=args.command is None)
+                bot.scheduler.shutdown(wait=False)
+            return 0
+        return command(args, bot)
+    except (PolicyError, BadInput) as error:
+        print(f"rapidreview: {error}", file=sys.stderr)
+        return 2
+    except (OperationalError, DatabaseUnavailable) as error:
+        print(f"rapidreview: DATABASE_URL: cannot reach the database ({type(error).__name__})",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Settings: a wrong setting stops start-up with one line naming the variable, never a secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def settings(**env: str):
+    return load_settings(env, env_file=None)
+
+
+def test_nothing_configured_means_the_local_shell_on_sqlite():
+    s = settings()
+    assert s.database_url == "sqlite:///rapidreview.db"
+    assert not s.slack_configured and not s.teams_configured and not s.serves_http
+    assert s.timezone.key == "Europe/London" and s.digest_time.hour == 8
+    assert "2222" in s.fallback_contact
+
+
+def test_modes():
+    socket = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1", OUTREACH_CHANNEL="C1")
+    assert socket.slack_socket_mode and not socket.serves_http
+    http = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", OUTREACH_CHANNEL="C1")
+    assert not http.slack_socket_mode and http.serves_http
+    teams = settings(TEAMS_APP_ID="a", TEAMS_APP_PASSWORD="p", TEAMS_TENANT_ID="t",
+                     TEAMS_OUTREACH_CONVERSATION="19:x@thread.tacv2")
+    assert teams.serves_http
+    assert teams.teams_authority == "https://login.microsoftonline.com/t"
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "OUTREACH_CHANNEL": "C1"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}, "OUTREACH_CHANNEL"),
+        ({"SLACK_API_URL": "http://127.0.0.1:9"}, "SLACK_API_URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"TIMEZONE": "Europe/Atlantis"}, "TIMEZONE"),
+        ({"DIGEST_TIME": "8am"}, "DIGEST_TIME"),
+        ({"PORT": "http"}, "PORT"),
+        ({"ESCALATION_POLICY": "/nowhere/policy.toml"}, "ESCALATION_POLICY"),
+        ({"TEAMS_APP_ID": "a"}, "TEAMS_APP_PASSWORD"),
+        ({"TEAMS_APP_ID": "a", "TEAMS_APP_PASSWORD": "p", "TEAMS_TENANT_ID": "t",
+          "TEAMS_OUTREACH_CONVERSATION": "19:x", "TEAMS_AUTHORITY": "http://x"}, "TEAMS_AUTHORITY"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_each_bad_setting_is_named(env, names):
+    with pytest.raises(SettingsError) as raised:
+        settings(**env)
+    assert str(raised.value).startswith(names + ":")
+
+
+def test_start_up_stops_with_one_line_and_no_secret(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SLACK_BOT_TOKEN": "xoxb-very-secret-token",
+        "SLACK_SIGNING_SECRET": "signing-secret-value",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/rr.db",
+    }
+    result = subprocess.run([sys.executable, "bot.py"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["rapidreview: OUTREACH_CHANNEL: required with Slack (the channel ID, e.g. C0123)"]
+    assert "very-secret" not in result.stderr + result.stdout
+    assert "signing-secret-value" not in result.stderr + result.stdout
+
+
+def test_env_file_beside_bot_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DIGEST_TIME=07:30\nPORT=4000\n")
+    s = load_settings({"PORT": "5000"}, env_file=env_file)
+    assert s.digest_time.hour == 7 and s.digest_time.minute == 30
+    assert s.port == 5000
