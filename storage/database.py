@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from storage.digest import DigestStore
 from storage.events import EventLog
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
@@ -36,6 +37,7 @@ class UnitOfWork:
         self.events = EventLog(session)
         self.outbox = OutboxStore(session)
         self.rota = RotaStore(session)
+        self.digest = DigestStore(session)
 
     @property
     def dialect(self) -> str:

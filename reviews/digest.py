@@ -1,0 +1,191 @@
+"""The managers' daily digest: did Martha's Rule work in the 24 hours to DIGEST_TIME?
+
+A digest day D covers [DIGEST_TIME on D-1, DIGEST_TIME on D) in local time, so the day the
+clocks change is 23 or 25 hours long. Every replica runs digest_job(); a digest_run row per
+(day, destination) lets exactly one of them post. Nothing here names a patient: references,
+wards and urgencies only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from reviews import chart
+from reviews.context import Services
+from reviews.digest_text import render
+from reviews.messages import Attachment, Message
+from storage.database import UnitOfWork
+from storage.digest import OpenRequest, Spread, Timing
+
+log = logging.getLogger(__name__)
+
+TREND_DAYS = 7
+CHART_DAYS = 14
+OPEN_LISTED = 15
+# A digest posted more than this after DIGEST_TIME says it is late (the job ticks every 30 s).
+LATE_AFTER = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime  # UTC
+    end: datetime  # UTC
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything counted over one window, for the requests raised in it."""
+
+    window: Window
+    raised: int
+    by_caller: dict[str, int]
+    by_concern: dict[str, int]
+    by_ward: dict[str, int]
+    timings: list[Timing]
+    acknowledge: dict[str, Spread]  # per urgency, and "*" for all
+    attend: dict[str, Spread]
+    outcomes: dict[tuple[str, str], int]  # (outcome | cancelled | open, transfer destination)
+    escalations: dict[int, int]  # level -> requests that reached it
+    cover_gaps: int
+    delivery_failures: int
+
+
+@dataclass(frozen=True)
+class Digest:
+    day: date
+    figures: Figures
+    before: Figures  # the 7 days before, for the trend
+    open_total: int
+    open_oldest: list[OpenRequest]
+    chart_days: list[date]
+    chart_by_caller: dict[tuple[int, str], int]
+    chart_acknowledge: dict[int, Spread]
+
+
+def window_for(services: Services, day: date, days: int = 1) -> Window:
+    """The `days` local days ending at DIGEST_TIME on `day`, in UTC."""
+
+    def at(d: date) -> datetime:
+        return datetime.combine(d, services.digest_time, tzinfo=services.timezone).astimezone(UTC)
+
+    return Window(start=at(day - timedelta(days=days)), end=at(day))
+
+
+def latest_day(services: Services, now: datetime | None = None) -> date:
+    """The latest day whose DIGEST_TIME has passed."""
+    now = now or services.clock.now()
+    day = now.astimezone(services.timezone).date()
+    return day if window_for(services, day).end <= now else day - timedelta(days=1)
+
+
+def gather(uow: UnitOfWork, window: Window) -> Figures:
+    """The figures for requests raised in `window`, as known at its end."""
+    start, end = window.start, window.end
+    store = uow.digest
+    by_caller = store.count_by("caller", start, end)
+    acknowledge = store.spreads("acknowledge", start, end)
+    acknowledge.update(store.spreads("acknowledge", start, end, per_urgency=False))
+    attend = store.spreads("attend", start, end)
+    attend.update(store.spreads("attend", start, end, per_urgency=False))
+    return Figures(
+        window=window,
+        raised=sum(by_caller.values()),
+        by_caller=by_caller,
+        by_concern=store.count_by("concern_kind", start, end),
+        by_ward=store.count_by("ward", start, end),
+        timings=store.timings(start, end),
+        acknowledge=acknowledge,
+        attend=attend,
+        outcomes=store.outcomes(start, end),
+        escalations=store.escalations(start, end),
+        cover_gaps=store.event_count("cover_gap", start, end),
+        delivery_failures=store.event_count("delivery_failed", start, end),
+    )
+
+
+def collect(services: Services, day: date) -> Digest:
+    """Every figure for `day`'s digest, read in one transaction."""
+    window = window_for(services, day)
+    trend = Window(window_for(services, day - timedelta(days=1), TREND_DAYS).start, window.start)
+    chart_days = [day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
+    boundaries = [window_for(services, chart_days[0]).start] + [
+        window_for(services, d).end for d in chart_days
+    ]
+    with services.db.unit_of_work() as uow:
+        figures, before = gather(uow, window), gather(uow, trend)
+        open_total, open_oldest = uow.digest.open_at(window.end, OPEN_LISTED)
+        by_caller, acknowledge = uow.digest.daily(boundaries)
+    return Digest(day, figures, before, open_total, open_oldest, chart_days, by_caller, acknowledge)
+
+
+def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:
+    """The digest for the 24 hours ending at DIGEST_TIME on `day` (default: the latest that has
+    passed), with its chart attached. DatabaseUnavailable if the figures cannot be read."""
+    digest = collect(services, day or latest_day(services))
+    png = chart.render(
+        days=digest.chart_days,
+        by_caller=digest.chart_by_caller,
+        acknowledge=digest.chart_acknowledge,
+    )
+    name = f"rapidreview-digest-{digest.day.isoformat()}.png"
+    title = f"Requests and time to acknowledge, {CHART_DAYS} days to {digest.day:%d %b %Y}"
+    return Message(
+        text=render(digest, services.timezone, services.digest_time, late=late),
+        attachments=(Attachment.of(name, title, png),),
+    )
+
+
+def destinations(services: Services) -> list[tuple[str, str]]:
+    """(platform, digest channel) for every platform with a digest channel configured."""
+    return [(r.platform, r.digest_channel) for r in services.routes if r.digest_channel]
+
+
+def post_digest(services: Services, *, day: date, late: bool = False) -> bool:
+    """Queue `day`'s digest to every digest channel not yet given it; False if every one was.
+
+    The claim (a digest_run row) and the outbox row are one transaction, so a replica that
+    dies between them leaves nothing half done.
+    """
+    wanted = destinations(services)
+    if not wanted:
+        return False
+    message = build_digest(services, day=day, late=late)
+    now = services.clock.now()
+    posted = []
+    with services.db.unit_of_work() as uow:
+        for platform, channel in wanted:
+            destination = f"{platform}:{channel}"
+            if uow.digest.runs.claim(day=day, destination=destination, at=now, late=late):
+                uow.outbox.enqueue(
+                    key=f"digest:{day.isoformat()}:{destination}",
+                    platform=platform,
+                    kind="channel",
+                    address=channel,
+                    payload=message.to_json(),
+                    at=now,
+                )
+                posted.append(destination)
+    if posted:
+        log.info("digest for %s queued to %s%s", day, ", ".join(posted), " (late)" if late else "")
+    return bool(posted)
+
+
+def digest_job(services: Services) -> bool:
+    """Post the latest due digest if no replica has. After downtime only the latest missed day
+    is sent (marked late): older days live on in its 7-day trend."""
+    now = services.clock.now()
+    day = latest_day(services, now)
+    wanted = {f"{p}:{c}" for p, c in destinations(services)}
+    if not wanted:
+        return False
+    with services.db.unit_of_work() as uow:
+        if wanted <= uow.digest.runs.claimed(day):
+            return False
+    late = now - window_for(services, day).end > LATE_AFTER
+    return post_digest(services, day=day, late=late)
