@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from reviews.digest import Digest, Figures
 
 TREND_DAYS = 7
+URGENCY_ORDER = {"emergency": 0, "urgent": 1, "standard": 2}
 
 
 def render(digest: Digest, tz: ZoneInfo, digest_time: time, *, late: bool = False) -> str:
@@ -72,7 +73,9 @@ def _timing(now: Figures, before: Figures) -> list[str]:
             f"{name}, from raising: {_spread(now, measure, '*')} "
             f"(7 days before: {_spread(before, measure, '*')})"
         )
-        for timing in now.timings:
+        for timing in sorted(
+            now.timings, key=lambda t: (URGENCY_ORDER.get(t.urgency, 9), t.urgency)
+        ):
             if measure == "acknowledge":
                 done, target, missed = (
                     timing.acknowledged,

@@ -79,7 +79,7 @@ class DigestStore:
     def count_by(self, field: str, start: datetime, end: datetime) -> dict[str, int]:
         """Requests raised in [start, end) by caller, concern_kind, ward or urgency."""
         column = getattr(Review, field)
-        return dict(self._grouped(column, where=_raised_in(start, end)))
+        return dict(self._grouped(column, where=raised_in(start, end)))
 
     def timings(self, start: datetime, end: datetime) -> list[Timing]:
         """Per urgency: how many were acknowledged and attended, and how many missed target."""
@@ -100,7 +100,7 @@ class DigestStore:
                 func.max(attend_target),
                 _count_if(and_(ack.is_not(None), to_attend > attend_target)),
             )
-            .where(_raised_in(start, end))
+            .where(raised_in(start, end))
             .group_by(Review.urgency)
             .order_by(Review.urgency)
         )
@@ -117,7 +117,7 @@ class DigestStore:
         return self._spreads(
             group,
             self._seconds(Review.raised_at, moment),
-            [_raised_in(start, end), moment.is_not(None)],
+            [raised_in(start, end), moment.is_not(None)],
         )
 
     def daily(
@@ -127,7 +127,7 @@ class DigestStore:
         time to acknowledge per day index."""
         last = boundaries[-1]
         day = case(*[(Review.raised_at < _at(b), i) for i, b in enumerate(boundaries[1:])])
-        window = _raised_in(boundaries[0], last)
+        window = raised_in(boundaries[0], last)
         inner = select(day.label("day"), Review.caller.label("caller")).where(window).subquery()
         counts = select(inner.c.day, inner.c.caller, func.count()).group_by(
             inner.c.day, inner.c.caller
@@ -157,7 +157,7 @@ class DigestStore:
         )
         inner = (
             select(status.label("status"), where_to.label("where_to"))
-            .where(_raised_in(start, end))
+            .where(raised_in(start, end))
             .subquery()
         )
         query = select(inner.c.status, inner.c.where_to, func.count()).group_by(
@@ -214,7 +214,7 @@ class DigestStore:
 
     def _grouped(self, column: Any, *, where: ColumnElement[bool]) -> list[Any]:
         query = select(column, func.count()).where(where).group_by(column)
-        return list(self.session.execute(query).tuples().all())
+        return list(self.session.execute(query).all())
 
     def _spreads(
         self, group: Any, seconds: Any, where: list[ColumnElement[bool]]
@@ -280,7 +280,7 @@ def _count_if(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _raised_in(start: datetime, end: datetime) -> ColumnElement[bool]:
+def raised_in(start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(col(Review.raised_at) >= _at(start), col(Review.raised_at) < _at(end))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import case, func, literal, select
 from sqlmodel import col
 
-from storage.digest import DigestStore, Spread, _raised_in
+from storage.digest import DigestStore, Spread, raised_in
 from storage.tables import Review
 
 
@@ -40,7 +40,7 @@ class ExportStore(DigestStore):
             columns += [Review.nhs_number, Review.callback_number]
         query = (
             select(*columns)
-            .where(_raised_in(start, end))
+            .where(raised_in(start, end))
             .order_by(col(Review.raised_at), col(Review.id))
         )
         return self.session.execute(query.execution_options(yield_per=1000))
@@ -57,7 +57,7 @@ class ExportStore(DigestStore):
                 status.label("status"),
                 where_to.label("where_to"),
             )
-            .where(_raised_in(start, end))
+            .where(raised_in(start, end))
             .subquery()
         )
         query = select(inner.c.kind, inner.c.status, inner.c.where_to, func.count()).group_by(
@@ -71,7 +71,7 @@ class ExportStore(DigestStore):
             measure: self._spreads(
                 literal("*"),
                 self._seconds(Review.raised_at, moment),
-                [_raised_in(start, end), col(moment).is_not(None)],
+                [raised_in(start, end), col(moment).is_not(None)],
             ).get("*", Spread(0, None, None))
             for measure, moment in (
                 ("acknowledge", Review.acknowledged_at),

@@ -1,0 +1,168 @@
+"""The monthly export for NHS England's Martha's Rule data collection: one CSV row per request
+raised in the month (local time), then a summary a trust can paste into its monthly return.
+
+No NHS number or call-back number leaves unless `with_identifiers`, and then the file's name
+says WITH-IDENTIFIERS and only its owner may read it.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from reviews.context import Services
+from reviews.model import Caller, ConcernKind, Outcome, format_reference
+from storage.export import ExportStore
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "reference", "raised_at", "ward", "urgency", "news2", "caller_type", "concern_kind",
+    "acute_deterioration_review", "state", "acknowledged_at", "attending_at", "closed_at",
+    "cancelled_at", "minutes_to_acknowledge", "minutes_to_attend", "outcome",
+    "change_in_care", "transfer_to_higher_level_of_care", "transfer_destination",
+]  # fmt: skip
+IDENTIFIER_COLUMNS = ["nhs_number", "callback_number"]
+CHANGED_CARE = (Outcome.CHANGE_IN_CARE.value, Outcome.TRANSFER.value)
+
+
+class ExportError(ValueError):
+    """The month asked for cannot be exported; the message says why."""
+
+
+@dataclass(frozen=True)
+class Month:
+    first: date
+    start: datetime  # UTC, local midnight on the first
+    end: datetime  # UTC, local midnight on the first of the next month
+
+    @property
+    def label(self) -> str:
+        return f"{self.first:%Y-%m}"
+
+
+def month_of(text: str, services: Services) -> Month:
+    """Parse YYYY-MM into the month's local-time bounds; ExportError if it is not one."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not match or not 1 <= int(match[2]) <= 12:
+        raise ExportError(f"--month: {text!r} is not a month like 2026-12")
+    first = date(int(match[1]), int(match[2]), 1)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+    def midnight(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=services.timezone).astimezone(UTC)
+
+    return Month(first, midnight(first), midnight(following))
+
+
+def export_path(month: Month, out: Path | None, with_identifiers: bool) -> Path:
+    """rapidreview-YYYY-MM.csv, or -WITH-IDENTIFIERS added to any name when identifiers go."""
+    path = out or Path(f"rapidreview-{month.label}.csv")
+    if with_identifiers and "WITH-IDENTIFIERS" not in path.name.upper():
+        path = path.with_name(f"{path.stem}-WITH-IDENTIFIERS{path.suffix or '.csv'}")
+    return path
+
+
+def write_export(
+    *, services: Services, month: str, out: Path | None, with_identifiers: bool
+) -> Path:
+    """Write the month's CSV and return where. ExportError for a bad month; OSError if the file
+    cannot be written; DatabaseUnavailable if the database cannot be read."""
+    period = month_of(month, services)
+    path = export_path(period, out, with_identifiers)
+    if with_identifiers:
+        # Create it owner-only before anything is written into it.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    with services.db.unit_of_work() as uow, path.open("w", newline="", encoding="utf-8") as file:
+        store = ExportStore(uow.session)
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
+        count = 0
+        for row in store.month_rows(period.start, period.end, with_identifiers=with_identifiers):
+            writer.writerow(request_row(row, services, with_identifiers))
+            count += 1
+        writer.writerow([])
+        writer.writerows(summary_rows(store, period))
+    log.info(
+        "export for %s written: %s requests%s",
+        period.label,
+        count,
+        " WITH IDENTIFIERS" if with_identifiers else "",
+    )
+    return path
+
+
+def request_row(row: Any, services: Services, with_identifiers: bool) -> list[str]:
+    outcome = row.outcome or ""
+    values = [
+        format_reference(row.id),
+        _local(row.raised_at, services),
+        row.ward,
+        row.urgency,
+        "" if row.news2 is None else str(row.news2),
+        Caller(row.caller).label,
+        ConcernKind(row.concern_kind).label,
+        _yes(row.concern_kind == ConcernKind.DETERIORATION),
+        row.state,
+        _local(row.acknowledged_at, services),
+        _local(row.attending_at, services),
+        _local(row.closed_at, services),
+        _local(row.cancelled_at, services),
+        _minutes(row.to_acknowledge),
+        _minutes(row.to_attend),
+        Outcome(outcome).label if outcome else "",
+        _yes(outcome in CHANGED_CARE) if outcome else "",
+        _yes(outcome == Outcome.TRANSFER) if outcome else "",
+        (row.outcome_detail or "") if outcome == Outcome.TRANSFER else "",
+    ]
+    if with_identifiers:
+        values += [row.nhs_number or "", row.callback_number or ""]
+    return values
+
+
+def summary_rows(store: ExportStore, month: Month) -> list[list[str]]:
+    """measure,value rows: calls by caller and concern, and what they led to."""
+    by_caller = store.count_by("caller", month.start, month.end)
+    outcomes = store.month_summary(month.start, month.end)
+    rows = [
+        ["measure", "value"],
+        [f"Month (requests raised, {month.first:%B %Y}, local time)", month.label],
+        ["Calls (requests raised)", str(sum(by_caller.values()))],
+    ]
+    rows += [[f"Calls from: {c.label}", str(by_caller.get(c.value, 0))] for c in Caller]
+    for kind in ConcernKind:
+        mine = {(s, w): n for (k, s, w), n in outcomes.items() if k == kind.value}
+        rows.append([f"Calls about: {kind.label}", str(sum(mine.values()))])
+        for outcome in Outcome:
+            total = sum(n for (s, _), n in mine.items() if s == outcome.value)
+            rows.append([f"  {kind.label}: {outcome.label}", str(total)])
+            if outcome is Outcome.TRANSFER:
+                rows += [
+                    [f"  {kind.label}: transfer to {w or 'not said'}", str(n)]
+                    for (s, w), n in sorted(mine.items())
+                    if s == outcome.value
+                ]
+        unresolved = sum(n for (s, _), n in mine.items() if s not in {o.value for o in Outcome})
+        rows.append([f"  {kind.label}: cancelled or still open", str(unresolved)])
+    for measure, spread in store.month_spreads(month.start, month.end).items():
+        rows.append([f"Median minutes to {measure}", _minutes(spread.median)])
+        rows.append([f"90th percentile minutes to {measure}", _minutes(spread.p90)])
+    return rows
+
+
+def _local(moment: datetime | None, services: Services) -> str:
+    return moment.astimezone(services.timezone).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _minutes(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def _yes(flag: bool) -> str:
+    return "Yes" if flag else "No"
