@@ -111,92 +111,198 @@ class Policy:
 
 
 def load_policy(path: Path) -> Policy:
-    text = path.read_text(encoding="utf-8")
+    """Read and check the policy file; PolicyError naming the line and the problem if it is bad."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyError(f"{path}: cannot read the policy file ({type(error).__name__})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise PolicyError(f"{path}: {error}") from None
+        raise PolicyError(f"{path}{_syntax_error(str(error))}") from None
     return parse_policy(data, text, str(path))
 
 
 def parse_policy(data: dict[str, Any], text: str = "", name: str = "policy") -> Policy:
-    def fail(problem: str, needle: str = "") -> PolicyError:
-        return PolicyError(f"{name}{_line_of(text, needle)}: {problem}")
+    """Check parsed TOML against the policy format; `text` lets errors name their line."""
+    source = _Source(text)
 
+    def fail(problem: str, table: str = "", index: int | None = None, key: str = "") -> PolicyError:
+        return PolicyError(f"{name}{source.line(table, index, key)}: {problem}")
+
+    unknown = sorted(set(data) - {"levels", "urgency"})
+    if unknown:
+        raise fail(
+            f"unknown setting {unknown[0]!r}: a policy has only [[levels]] and "
+            "[urgency.NAME] tables",
+            key=unknown[0],
+        )
     levels = _levels(data.get("levels"), "levels", fail)
-    bands_data = data.get("urgency", {})
+    bands_data = data.get("urgency")
     if not isinstance(bands_data, dict) or not bands_data:
         raise fail("needs at least one [urgency.NAME] band with news2_at_least and attend_within")
-    bands = []
-    for band_name, band in bands_data.items():
-        where = f"urgency.{band_name}"
-        if not isinstance(band, dict):
-            raise fail(f"{where} must be a table", f"[urgency.{band_name}]")
-        threshold = band.get("news2_at_least")
-        if not isinstance(threshold, int) or not 0 <= threshold <= 20:
-            raise fail(f"{where}.news2_at_least must be a whole number from 0 to 20",
-                       f"[urgency.{band_name}]")
-        own = band.get("levels")
-        bands.append(
-            Band(
-                name=band_name,
-                news2_at_least=threshold,
-                attend_within=_duration(band.get("attend_within"), f"{where}.attend_within", fail),
-                levels=_levels(own, f"{where}.levels", fail) if own is not None else None,
-            )
-        )
+    bands = [_band(band_name, band, fail) for band_name, band in bands_data.items()]
     bands.sort(key=lambda b: b.news2_at_least, reverse=True)
+    for higher, lower in zip(bands, bands[1:], strict=False):
+        if higher.news2_at_least == lower.news2_at_least:
+            raise fail(
+                f"urgency.{higher.name} and urgency.{lower.name} both start at "
+                f"news2_at_least = {lower.news2_at_least}; give each band its own",
+                f"urgency.{lower.name}",
+                key="news2_at_least",
+            )
     if bands[-1].news2_at_least != 0:
-        raise fail("one urgency band must have news2_at_least = 0 so every score has a band")
-    unknown = set(data) - {"levels", "urgency"}
-    if unknown:
-        raise fail(f"unknown key {sorted(unknown)[0]!r}: only [[levels]] and [urgency.*]",
-                   sorted(unknown)[0])
+        raise fail(
+            "one urgency band must have news2_at_least = 0, so every score has a band "
+            f"(the lowest is urgency.{bands[-1].name} at {bands[-1].news2_at_least})",
+            f"urgency.{bands[-1].name}",
+            key="news2_at_least",
+        )
     return Policy(levels=levels, bands=tuple(bands))
 
 
-def _levels(raw: Any, where: str, fail: Any) -> tuple[Level, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise fail(f"{where}: needs at least one [[{where}]] entry")
-    levels = []
-    for index, entry in enumerate(raw):
-        here = f"{where}[{index}]"
-        notify = entry.get("notify")
-        if not isinstance(notify, list) or not notify or not all(
-            isinstance(r, str) and r.strip() for r in notify
-        ):
-            raise fail(f"{here}.notify must be a list of role names, e.g. [\"outreach\"]",
-                       "notify")
-        repeat = entry.get("repeat_every")
-        if repeat is not None and index != len(raw) - 1:
-            raise fail(f"{here}.repeat_every: only the last level repeats", "repeat_every")
-        level = Level(
-            after=_duration(entry.get("after"), f"{here}.after", fail),
-            notify=tuple(r.strip() for r in notify),
-            channel=bool(entry.get("channel", False)),
-            repeat_every=_duration(repeat, f"{here}.repeat_every", fail) if repeat else None,
+def _band(band_name: str, band: Any, fail: Any) -> Band:
+    table = f"urgency.{band_name}"
+    if not isinstance(band, dict):
+        raise fail(f"{table} must be a table: [urgency.{band_name}]", key=band_name)
+    unknown = sorted(set(band) - {"news2_at_least", "attend_within", "levels"})
+    if unknown:
+        raise fail(
+            f"{table}: unknown setting {unknown[0]!r} (a band has news2_at_least, "
+            "attend_within and optionally [[urgency.NAME.levels]])",
+            table,
+            key=unknown[0],
         )
-        if level.repeat_every is not None and level.repeat_every <= timedelta(0):
-            raise fail(f"{here}.repeat_every must be longer than 0s", "repeat_every")
-        if levels and level.after < levels[-1].after:
-            raise fail(f"{here}.after comes before the level above it; list levels in order",
-                       str(entry.get("after")))
-        levels.append(level)
+    threshold = band.get("news2_at_least")
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= 20:
+        raise fail(
+            f"{table}.news2_at_least must be a whole number from 0 to 20",
+            table,
+            key="news2_at_least",
+        )
+    attend_within = _duration(
+        band.get("attend_within"), f"{table}.attend_within", fail, (table, None, "attend_within")
+    )
+    own = band.get("levels")
+    return Band(
+        name=band_name,
+        news2_at_least=threshold,
+        attend_within=attend_within,
+        levels=_levels(own, f"{table}.levels", fail) if own is not None else None,
+    )
+
+
+def _levels(raw: Any, table: str, fail: Any) -> tuple[Level, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(e, dict) for e in raw):
+        raise fail(f"needs at least one [[{table}]] table with after and notify", table, 0)
+    levels: list[Level] = []
+    for index, entry in enumerate(raw):
+        here = f"[[{table}]] number {index + 1}"
+        unknown = sorted(set(entry) - {"after", "notify", "channel", "repeat_every"})
+        if unknown:
+            raise fail(
+                f"{here}: unknown setting {unknown[0]!r} (a level has after, notify, "
+                "channel and repeat_every)",
+                table,
+                index,
+                unknown[0],
+            )
+        notify = entry.get("notify")
+        if (
+            not isinstance(notify, list)
+            or not notify
+            or not all(isinstance(r, str) and r.strip() for r in notify)
+        ):
+            raise fail(
+                f'{here}: notify must be a list of role names, e.g. notify = ["outreach"]',
+                table,
+                index,
+                "notify",
+            )
+        channel = entry.get("channel", False)
+        if not isinstance(channel, bool):
+            raise fail(f"{here}: channel must be true or false", table, index, "channel")
+        after = _duration(
+            entry.get("after"), f"{here}: after", fail, (table, index, "after"), zero=True
+        )
+        repeat = entry.get("repeat_every")
+        repeat_every = None
+        if repeat is not None:
+            if index != len(raw) - 1:
+                raise fail(
+                    f"{here}: only the last level may have repeat_every",
+                    table,
+                    index,
+                    "repeat_every",
+                )
+            repeat_every = _duration(
+                repeat, f"{here}: repeat_every", fail, (table, index, "repeat_every")
+            )
+        if levels and after < levels[-1].after:
+            raise fail(
+                f"{here}: after = {entry['after']!r} is earlier than the level above it; "
+                "list levels in the order they fire",
+                table,
+                index,
+                "after",
+            )
+        levels.append(
+            Level(
+                after=after,
+                notify=tuple(r.strip() for r in notify),
+                channel=channel,
+                repeat_every=repeat_every,
+            )
+        )
     return tuple(levels)
 
 
-def _duration(raw: Any, where: str, fail: Any) -> timedelta:
+def _duration(
+    raw: Any, what: str, fail: Any, where: tuple[str, int | None, str], *, zero: bool = False
+) -> timedelta:
     match = DURATION.match(raw) if isinstance(raw, str) else None
+    if raw is None:
+        raise fail(f'{what} is missing: give a duration like "5m"', *where)
     if not match:
-        raise fail(f"{where} = {raw!r} is not a duration like \"90s\", \"5m\" or \"1h\"",
-                   f'"{raw}"' if isinstance(raw, str) else "")
-    return timedelta(seconds=int(match[1]) * UNIT_SECONDS[match[2]])
+        raise fail(f'{what} = {raw!r} is not a duration like "90s", "5m" or "1h"', *where)
+    seconds = int(match[1]) * UNIT_SECONDS[match[2]]
+    if seconds == 0 and not zero:
+        raise fail(f"{what} must be longer than 0s", *where)
+    return timedelta(seconds=seconds)
 
 
-def _line_of(text: str, needle: str) -> str:
-    if not text or not needle:
-        return ""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line.split("#", 1)[0]:
-            return f" line {number}"
-    return ""
+def _syntax_error(message: str) -> str:
+    """tomllib says "... (at line 3, column 5)"; lead with the line as every other error does."""
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if match:
+        return f" line {match[1]}: TOML syntax: {message[: match.start()]} (column {match[2]})"
+    return f": TOML syntax: {message}"
+
+
+class _Source:
+    """Where each table and key sits in the file, so an error can name its line."""
+
+    HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?$")
+    KEY = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+    def __init__(self, text: str):
+        # (table name, header line, {key: line}); "" is the top of the file.
+        self.tables: list[tuple[str, int, dict[str, int]]] = [("", 0, {})]
+        for number, line in enumerate(text.splitlines(), start=1):
+            code = line.split("#", 1)[0].strip()
+            if header := self.HEADER.match(code):
+                self.tables.append((header[1].replace('"', ""), number, {}))
+            elif key := self.KEY.match(code):
+                self.tables[-1][2].setdefault(key[1].strip('"'), number)
+
+    def line(self, table: str, index: int | None, key: str) -> str:
+        found = [t for t in self.tables if t[0] == table]
+        chosen = (
+            found[index]
+            if index is not None and index < len(found)
+            else (found[0] if found else None)
+        )
+        if chosen is None:
+            return ""
+        number = chosen[2].get(key, chosen[1]) if key else chosen[1]
+        return f" line {number}" if number else ""

@@ -1,0 +1,151 @@
+"""The escalation policy file: what it means, and a useful error for every way it can be wrong."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from reviews.policy import Ladder, PolicyError, load_policy
+from tests.support.builders import SHIPPED_POLICY
+
+GOOD = """\
+[[levels]]
+after = "0s"
+notify = ["outreach"]
+[[levels]]
+after = "5m"
+notify = ["outreach", "outreach-backup"]
+channel = true
+[[levels]]
+after = "15m"
+notify = ["site-manager"]
+repeat_every = "5m"
+
+[urgency.emergency]
+news2_at_least = 7
+attend_within = "30m"
+[[urgency.emergency.levels]]
+after = "0s"
+notify = ["outreach", "icu-registrar"]
+[[urgency.emergency.levels]]
+after = "2m"
+notify = ["site-manager"]
+repeat_every = "2m"
+
+[urgency.standard]
+news2_at_least = 0
+attend_within = "1h"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "escalation.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, text: str) -> str:
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write(tmp_path, text))
+    return str(caught.value)
+
+
+def test_shipped_policy_reads_as_the_contract_describes():
+    policy = load_policy(SHIPPED_POLICY)
+    ladder = policy.ladder_for(None)
+    assert ladder.urgency == "standard"
+    assert [level.after for level in ladder.levels] == [
+        timedelta(0),
+        timedelta(minutes=5),
+        timedelta(minutes=10),
+        timedelta(minutes=15),
+    ]
+    assert ladder.levels[0].notify == ("outreach",)
+    assert ladder.levels[1].channel and not ladder.levels[0].channel
+    assert ladder.levels[-1].repeat_every == timedelta(minutes=5)
+    assert policy.ladder_for(7).urgency == "emergency"
+    assert policy.ladder_for(7).attend_within == timedelta(minutes=30)
+    assert policy.ladder_for(5).urgency == "urgent"
+    assert policy.ladder_for(0).urgency == "standard"
+    assert policy.roles() == ["icu-registrar", "outreach", "outreach-backup", "site-manager"]
+
+
+def test_a_band_may_carry_its_own_levels(tmp_path):
+    policy = load_policy(write(tmp_path, GOOD))
+    emergency = policy.ladder_for(9)
+    assert [level.notify for level in emergency.levels] == [
+        ("outreach", "icu-registrar"),
+        ("site-manager",),
+    ]
+    assert emergency.levels[-1].repeat_every == timedelta(minutes=2)
+    standard = policy.ladder_for(3)
+    assert len(standard.levels) == 3 and standard.attend_within == timedelta(hours=1)
+
+
+def test_snapshot_round_trips_exactly(tmp_path):
+    ladder = load_policy(write(tmp_path, GOOD)).ladder_for(8)
+    assert Ladder.from_json(ladder.to_json()) == ladder
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "problem"),
+    [
+        (('after = "5m"', 'after = "5 minutes"'), 5, "is not a duration like"),
+        (('notify = ["outreach", "outreach-backup"]\n', ""), 4, "notify must be a list"),
+        (
+            (
+                'notify = ["outreach"]\n[[levels]]\nafter = "5m"',
+                'notify = []\n[[levels]]\nafter = "5m"',
+            ),
+            3,
+            "notify must be a list",
+        ),
+        (("channel = true", 'channel = true\nrepeat_every = "1m"'), 8, "only the last level"),
+        (('after = "15m"', 'after = "1m"'), 9, "earlier than the level above"),
+        (("news2_at_least = 0", "news2_at_least = 1"), 25, "news2_at_least = 0"),
+        (('attend_within = "1h"', 'attend_within = "soon"'), 26, "attend_within = 'soon'"),
+        (('repeat_every = "5m"', 'repeat_every = "0s"'), 11, "longer than 0s"),
+        (("channel = true", 'channel = "yes"'), 7, "channel must be true or false"),
+        (("channel = true", "chanel = true"), 7, "unknown setting 'chanel'"),
+        (("news2_at_least = 7", "news2_at_least = 0"), 25, "both start at news2_at_least = 0"),
+        (
+            ('after = "0s"\nnotify = ["outreach", "icu', 'after = "0s"\nnotify = ["outreach" "icu'),
+            18,
+            "TOML syntax",
+        ),
+    ],
+    ids=[
+        "bad-duration",
+        "missing-notify",
+        "empty-notify",
+        "repeat-not-last",
+        "out-of-order",
+        "no-zero-band",
+        "bad-attend-within",
+        "zero-repeat",
+        "channel-not-bool",
+        "typo-key",
+        "duplicate-band",
+        "toml-syntax",
+    ],
+)
+def test_every_malformed_policy_names_its_line_and_problem(tmp_path, change, line, problem):
+    old, new = change
+    assert old in GOOD
+    message = error_for(tmp_path, GOOD.replace(old, new, 1))
+    assert f"escalation.toml line {line}: " in message
+    assert problem in message
+
+
+def test_a_policy_without_levels_or_bands_says_what_it_needs(tmp_path):
+    assert "[[levels]]" in error_for(
+        tmp_path, '[urgency.standard]\nnews2_at_least = 0\nattend_within = "1h"\n'
+    )
+    assert "[urgency.NAME]" in error_for(tmp_path, '[[levels]]\nafter = "0s"\nnotify = ["a"]\n')
+
+
+def test_an_unreadable_policy_file_is_a_policy_error(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "missing.toml")
