@@ -309,7 +309,8 @@ class DigestRuns:
             .values(day=day, destination=destination, claimed_at=at, late=late)
             .on_conflict_do_nothing(index_elements=["day", "destination"])
         )
-        return bool(self.session.execute(statement).rowcount)
+        # RETURNING, not rowcount: an ORM session reports rowcount -1 for this on PostgreSQL.
+        return self.session.execute(statement.returning(DigestRun.id)).first() is not None
 
     def claimed(self, day: date) -> set[str]:
         query = select(DigestRun.destination).where(DigestRun.day == day)
