@@ -8,7 +8,7 @@ SKIP LOCKED; SQLite's write lock), its due levels fire into the outbox under key
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from reviews import messages, notify
 from reviews.context import Services
@@ -21,17 +21,31 @@ from storage.tables import Review
 log = logging.getLogger(__name__)
 
 
-def sweep(services: Services, *, limit: int = 200) -> int:
-    """Fire every due level and attend reminder; the number of reviews that moved."""
+def sweep(services: Services, *, batch: int = 100) -> int:
+    """Fire every due level and attend reminder; the number of reviews that moved.
+
+    Works in batches of `batch` reviews, one transaction each, so a burst (a restart after
+    downtime) neither holds locks for long nor waits for the next tick. DatabaseUnavailable
+    if the database cannot be reached; whatever was committed before that stands.
+    """
     now = services.clock.now()
-    with services.db.unit_of_work() as uow:
-        due = uow.reviews.claim_due_escalations(now, limit)
-        for review in due:
-            fire_due_levels(uow, services, review, now)
-        late = uow.reviews.claim_due_attend_reminders(now, limit)
-        for review in late:
-            remind_to_attend(uow, services, review, now)
-    return len(due) + len(late)
+    moved = 0
+    while True:
+        with services.db.unit_of_work() as uow:
+            due = uow.reviews.claim_due_escalations(now, batch)
+            for review in due:
+                fire_due_levels(uow, services, review, now)
+        moved += len(due)
+        if len(due) < batch:
+            break
+    while True:
+        with services.db.unit_of_work() as uow:
+            late = uow.reviews.claim_due_attend_reminders(now, batch)
+            for review in late:
+                remind_to_attend(uow, services, review, now)
+        moved += len(late)
+        if len(late) < batch:
+            return moved
 
 
 def fire_due_levels(uow: UnitOfWork, services: Services, review: Review, now: datetime) -> None:
@@ -43,18 +57,19 @@ def fire_due_levels(uow: UnitOfWork, services: Services, review: Review, now: da
         and review.next_escalation_at <= now
     ):
         index, repeat = review.escalation_level, review.escalation_repeat
-        level = ladder.levels[index]
-        someone_told = _fire(uow, services, review, index, repeat, level, now)
-        if index + 1 < len(ladder.levels):
+        due, level = review.next_escalation_at, ladder.levels[index]
+        has_next = index + 1 < len(ladder.levels)
+        someone_told = _fire(uow, services, review, index, repeat, level, now, has_next)
+        if has_next:
             review.escalation_level = index + 1
             scheduled = review.raised_at + ladder.levels[index + 1].after
             # Nobody on call: the next level fires at once rather than waiting out its delay.
             review.next_escalation_at = scheduled if someone_told else min(scheduled, now)
         elif level.repeat_every is not None:
             review.escalation_repeat = repeat + 1
-            scheduled = review.raised_at + level.after + level.repeat_every * (repeat + 1)
-            # After downtime, one catch-up repeat, not one per missed interval.
-            review.next_escalation_at = max(scheduled, now + level.repeat_every)
+            # Counted from when this one was due, so a late sweep does not push repeats later;
+            # after downtime, one catch-up repeat, not one per missed interval.
+            review.next_escalation_at = next_slot(due, level.repeat_every, now)
         else:
             review.next_escalation_at = None
     uow.session.add(review)
@@ -68,23 +83,18 @@ def _fire(
     repeat: int,
     level: Level,
     now: datetime,
+    has_next: bool,
 ) -> bool:
+    """Queue one level's messages and its audit event; False when nobody could be told."""
     assert review.id is not None
-    reference = format_reference(review.id)
-    waited = messages.minutes((now - review.raised_at).total_seconds())
-    if index == 0 and repeat == 0:
-        text = f"New rapid review {reference}: you hold the bleep. Please acknowledge."
-    else:
-        again = f", repeat {repeat}" if repeat else ""
-        text = (
-            f"Escalation level {index}{again}: {reference} has waited {waited} "
-            "without acknowledgement."
-        )
-    message = messages.with_acknowledge(review, services.timezone, text)
+    key = f"esc:{review.id}:{index}:{repeat}"
+    message = messages.with_acknowledge(
+        review, services.timezone, _level_text(review, index, repeat, now)
+    )
     told: list[str] = []
-    unreachable: list[str] = []
+    unreachable: dict[str, str] = {}  # key part -> what the digest channel is told
     gaps: list[str] = []
-    seen: set[int] = set()
+    seen: set[int | None] = set()
     for role in level.notify:
         holders = who_holds(uow, role, now)
         if not holders:
@@ -92,31 +102,42 @@ def _fire(
         for person in holders:
             if person.id in seen:
                 continue
-            seen.add(person.id or 0)
-            platforms = notify.to_person(
+            seen.add(person.id)
+            if notify.to_person(
                 uow,
                 services.routes,
                 person,
-                key=f"esc:{review.id}:{index}:{repeat}:{person.id}",
+                key=f"{key}:{person.id}",
                 message=message,
                 at=now,
                 review_id=review.id,
-            )
-            (told if platforms else unreachable).append(person.name)
+            ):
+                told.append(person.name)
+            else:
+                unreachable[f"staff{person.id}"] = f"{person.name} ({role}) cannot be messaged"
     if level.channel:
         notify.to_outreach(
             uow,
             services.routes,
-            key=f"esc:{review.id}:{index}:{repeat}:channel",
+            key=f"{key}:channel",
             kind="channel",
             message=message,
             at=now,
             review_id=review.id,
         )
-    for role in gaps:
-        report_gap(uow, services, review, index, repeat, f"nobody holds {role}", now)
-    for name in unreachable:
-        report_gap(uow, services, review, index, repeat, f"{name} cannot be messaged", now)
+    problems = {role: f"nobody holds {role}" for role in gaps} | unreachable
+    for part, problem in problems.items():
+        report_gap(
+            uow,
+            services,
+            review,
+            index,
+            repeat,
+            problem,
+            now,
+            part=part,
+            skipped=has_next and not told,
+        )
     uow.events.record(
         review_id=review.id,
         kind="escalated",
@@ -126,11 +147,29 @@ def _fire(
         roles=list(level.notify),
         notified=told,
         nobody_on_call=gaps,
-        unreachable=unreachable,
+        unreachable=list(unreachable.values()),
         channel=level.channel,
     )
-    log.info("%s escalation level %s repeat %s: %s told", reference, index, repeat, len(told))
+    log.info(
+        "%s escalation level %s repeat %s: %s told",
+        format_reference(review.id),
+        index,
+        repeat,
+        len(told),
+    )
     return bool(told)
+
+
+def _level_text(review: Review, index: int, repeat: int, now: datetime) -> str:
+    reference = format_reference(review.id or 0)
+    if index == 0 and repeat == 0:
+        return f"New rapid review {reference} ({review.urgency}): please acknowledge."
+    waited = messages.minutes((now - review.raised_at).total_seconds())
+    again = f", repeat {repeat}" if repeat else ""
+    return (
+        f"Escalation level {index}{again}: {reference} ({review.urgency}) has waited "
+        f"{waited} without acknowledgement."
+    )
 
 
 def report_gap(
@@ -141,16 +180,32 @@ def report_gap(
     repeat: int,
     problem: str,
     now: datetime,
+    *,
+    part: str = "",
+    skipped: bool = False,
 ) -> None:
+    """Tell the digest channel (and the audit trail) that part of a level could not be told.
+
+    `skipped` says nobody at the level was told, so the ladder moved on at once.
+    """
     reference = format_reference(review.id or 0)
-    uow.events.record(review_id=review.id, kind="cover_gap", at=now, level=index, problem=problem)
+    uow.events.record(
+        review_id=review.id,
+        kind="cover_gap",
+        at=now,
+        level=index,
+        repeat=repeat,
+        problem=problem,
+        skipped=skipped,
+    )
+    moved_on = " Nobody at that level could be told, so the next level was called at once."
     notify.to_digest_channel(
         uow,
         services.routes,
-        key=f"gap:{review.id}:{index}:{repeat}:{problem}",
+        key=f"gap:{review.id}:{index}:{repeat}:{part or problem[:100]}",
         message=messages.Message(
-            text=f"Cover gap: {problem} at escalation level {index} of {reference}; "
-            "the next level was called at once."
+            text=f"Cover gap: {problem} at escalation level {index} of {reference}."
+            + (moved_on if skipped else "")
         ),
         at=now,
         review_id=review.id,
@@ -158,40 +213,75 @@ def report_gap(
 
 
 def remind_to_attend(uow: UnitOfWork, services: Services, review: Review, now: datetime) -> None:
-    """Acknowledged but nobody attending in time: remind the acknowledger and the next level."""
+    """Acknowledged but nobody attending in time: remind the acknowledger and the next level.
+
+    Once per attend_within interval (counted from the acknowledgement) until someone attends.
+    """
     ladder = Ladder.from_json(review.policy)
     count = review.attend_reminders
-    reference = format_reference(review.id or 0)
+    within = messages.minutes(ladder.attend_within.total_seconds())
     text = (
-        f"Reminder: {reference} ({review.urgency}) was acknowledged by {review.acknowledged_by} "
-        f"but nobody has pressed Attending within {messages.minutes(ladder.attend_within.total_seconds())}."
+        f"Reminder: {format_reference(review.id or 0)} ({review.urgency}) was acknowledged by "
+        f"{review.acknowledged_by} but nobody has pressed Attending within {within}."
     )
-    message = messages.Message(text=text, review=messages.review_view(review, services.timezone),
-                               actions=("attend",))
+    message = messages.Message(
+        text=text, review=messages.review_view(review, services.timezone), actions=("attend",)
+    )
     key = f"attend:{review.id}:{count}"
-    acknowledger = uow.rota.staff_by_platform_id(
-        review.acknowledged_platform or "", review.acknowledged_user or ""
-    )
+    platform, user = review.acknowledged_platform or "", review.acknowledged_user or ""
+    acknowledger = uow.rota.staff_by_platform_id(platform, user)
     if acknowledger is not None:
-        notify.to_person(uow, services.routes, acknowledger, key=f"{key}:ack", message=message,
-                         at=now, review_id=review.id)
-    elif review.acknowledged_platform and review.acknowledged_user:
-        notify.to_user(uow, platform=review.acknowledged_platform, user_id=review.acknowledged_user,
-                       key=f"{key}:ack", message=message, at=now, review_id=review.id)
-    level = ladder.levels[min(review.escalation_level, len(ladder.levels) - 1)]
-    reminded = []
-    for role in level.notify:
+        notify.to_person(
+            uow,
+            services.routes,
+            acknowledger,
+            key=f"{key}:ack",
+            message=message,
+            at=now,
+            review_id=review.id,
+        )
+    elif platform and user:
+        notify.to_user(
+            uow,
+            platform=platform,
+            user_id=user,
+            key=f"{key}:ack",
+            message=message,
+            at=now,
+            review_id=review.id,
+        )
+    reminded = [review.acknowledged_by or user]
+    index = min(review.escalation_level, len(ladder.levels) - 1)
+    for role in ladder.levels[index].notify:
         for person in who_holds(uow, role, now):
             if acknowledger is not None and person.id == acknowledger.id:
                 continue
-            if notify.to_person(uow, services.routes, person, key=f"{key}:{person.id}",
-                                message=message, at=now, review_id=review.id):
+            if notify.to_person(
+                uow,
+                services.routes,
+                person,
+                key=f"{key}:{person.id}",
+                message=message,
+                at=now,
+                review_id=review.id,
+            ):
                 reminded.append(person.name)
-    uow.events.record(review_id=review.id, kind="attend_reminder", at=now, count=count + 1,
-                      reminded=reminded)
+    uow.events.record(
+        review_id=review.id,
+        kind="attend_reminder",
+        at=now,
+        count=count + 1,
+        level=index,
+        reminded=reminded,
+    )
     review.attend_reminders = count + 1
-    base = review.acknowledged_at or now
-    review.next_attend_reminder_at = max(
-        base + ladder.attend_within * (count + 2), now + ladder.attend_within
+    review.next_attend_reminder_at = next_slot(
+        review.next_attend_reminder_at or now, ladder.attend_within, now
     )
     uow.session.add(review)
+
+
+def next_slot(start: datetime, every: timedelta, now: datetime) -> datetime:
+    """The first of start + every, start + 2 * every ... that is after `now`."""
+    passed = max(int((now - start) / every), 0)
+    return start + every * (passed + 1)

@@ -61,7 +61,9 @@ def drain(services: Services, senders: Mapping[str, Sender], *, limit: int = 50)
         handled += len(batch)
 
 
-def _claim(services: Services, platforms: list[str], limit: int) -> list[tuple[Outbox, OutboundItem]]:
+def _claim(
+    services: Services, platforms: list[str], limit: int
+) -> list[tuple[Outbox, OutboundItem]]:
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
         rows = uow.outbox.claim(now=now, lease=LEASE, limit=limit, platforms=platforms)
@@ -96,8 +98,10 @@ def _deliver(services: Services, sender: Sender, row: Outbox, item: OutboundItem
         assert stored is not None
         stored.state, stored.sent_at, stored.message_id = "sent", services.clock.now(), message_id
         stored.last_error = None
-        if message_id and item.review_id is not None and (
-            row.kind == "card" or (row.kind == "card_update" and item.card_id is None)
+        if (
+            message_id
+            and item.review_id is not None
+            and (row.kind == "card" or (row.kind == "card_update" and item.card_id is None))
         ):
             uow.outbox.save_card(item.review_id, row.platform, row.address, message_id)
 
@@ -108,24 +112,43 @@ def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> No
         stored = uow.outbox.get(row.id or 0)
         assert stored is not None
         stored.last_error = str(error)[:500]
+        if stored.state == "dropped":
+            return  # the review was acknowledged or closed meanwhile: no retry wanted
         if error.permanent or stored.attempts >= MAX_ATTEMPTS:
             stored.state = "failed"
             log.error("outbox %s (%s to %s) failed: %s", row.id, row.kind, row.platform, error)
-            uow.events.record(review_id=row.review_id, kind="delivery_failed", at=now,
-                              outbox_id=row.id, platform=row.platform, message_kind=row.kind,
-                              error=str(error)[:200])
+            uow.events.record(
+                review_id=row.review_id,
+                kind="delivery_failed",
+                at=now,
+                outbox_id=row.id,
+                platform=row.platform,
+                message_kind=row.kind,
+                error=str(error)[:200],
+            )
             if not row.key.startswith("failure:"):
                 notify.to_digest_channel(
-                    uow, services.routes, key=f"failure:{row.id}", at=now, review_id=row.review_id,
-                    message=Message(text=f"A {row.kind} message on {row.platform} could not be "
-                                    f"delivered after {stored.attempts} attempts: {error}"),
+                    uow,
+                    services.routes,
+                    key=f"failure:{row.id}",
+                    at=now,
+                    review_id=row.review_id,
+                    message=Message(
+                        text=f"A {row.kind} message on {row.platform} could not be "
+                        f"delivered after {stored.attempts} attempts: {error}"
+                    ),
                 )
             return
         delay = error.retry_after if error.retry_after is not None else backoff(stored.attempts)
         stored.state = "pending"
         stored.next_attempt_at = now + timedelta(seconds=delay)
-        log.warning("outbox %s: attempt %s failed (%s); retry in %.0fs",
-                    row.id, stored.attempts, error, delay)
+        log.warning(
+            "outbox %s: attempt %s failed (%s); retry in %.0fs",
+            row.id,
+            stored.attempts,
+            error,
+            delay,
+        )
 
 
 def backoff(attempts: int) -> float:

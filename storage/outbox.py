@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func
+from sqlalchemy import and_, exists, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -32,7 +32,9 @@ class OutboxStore:
         review_id: int | None = None,
     ) -> bool:
         """Queue a message once: False (and nothing written) if `key` was queued before."""
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = (
+            pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
         statement = (
             insert(Outbox)
             .values(
@@ -91,12 +93,16 @@ class OutboxStore:
         return rows
 
     def drop_pending_escalations(self, review_id: int) -> int:
-        """Once a review is acknowledged or closed, queued escalation pings are moot."""
+        """Once a review is acknowledged or closed, its unsent pings and reminders are moot.
+
+        Rows mid-send are dropped too: if their sender dies, they are not sent again after the
+        lease runs out (a send already under way still completes and is recorded as sent).
+        """
         rows = self.session.exec(
             select(Outbox).where(
                 Outbox.review_id == review_id,
-                Outbox.state == "pending",
-                col(Outbox.key).startswith("esc:"),
+                col(Outbox.state).in_(UNSENT),
+                or_(col(Outbox.key).startswith("esc:"), col(Outbox.key).startswith("attend:")),
             )
         ).all()
         for row in rows:
