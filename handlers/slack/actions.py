@@ -1,0 +1,93 @@
+"""The card's buttons, in a channel or a DM: each button's value is the review id.
+
+Acknowledge and Attending change state at once; Record outcome and Cancel open a form. A
+refusal (not on the rota, already closed) is told to the presser only. Pressing twice, or Slack
+retrying the click, changes nothing the second time: the services are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from handlers.slack.blocks import ACTION_PREFIX
+from handlers.slack.forms import cancel_view, outcome_view
+from handlers.slack.people import actor, tell
+from reviews import service
+from reviews.context import Services
+from reviews.model import Action, State, format_reference
+from rotas.lookup import is_responder
+from settings import Settings
+from storage.database import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, services: Services, settings: Settings) -> None:
+    @app.action(re.compile(f"^{ACTION_PREFIX}"))
+    def press(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user_id = body["user"]["id"]
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        try:
+            pressed = Action(action["action_id"].removeprefix(ACTION_PREFIX))
+            review_id = int(action["value"])
+            note = _press(services, client, body, pressed, review_id, channel)
+        except service.ServiceError as refused:
+            note = str(refused)
+        except DatabaseUnavailable as error:
+            log.warning("button on Slack not recorded: %s", error)
+            note = (
+                f"Nothing was recorded: the bot cannot reach its database. "
+                f"{services.fallback_contact}"
+            )
+        except ValueError:
+            note = "That button is no longer recognised; use the latest card."
+        if note:
+            tell(client, user_id=user_id, channel_id=channel, text=note)
+
+
+def _press(
+    services: Services,
+    client: WebClient,
+    body: dict[str, Any],
+    pressed: Action,
+    review_id: int,
+    channel: str | None,
+) -> str | None:
+    """Do what the button says; what to tell the presser privately, if anything."""
+    by = actor(services, body["user"])
+    if pressed in (Action.ACKNOWLEDGE, Action.ATTEND):
+        change = service.acknowledge if pressed is Action.ACKNOWLEDGE else service.attend
+        result = change(services=services, review_id=review_id, by=by)
+        # A change shows on the card; a repeat changes nothing, so say why nothing moved.
+        return None if result.changed else result.note
+    reference = _still_open(services, review_id, by.user_id, pressed)
+    form = outcome_view if pressed is Action.RECORD_OUTCOME else cancel_view
+    client.views_open(trigger_id=body["trigger_id"], view=form(review_id, reference, channel or ""))
+    return None
+
+
+def _still_open(services: Services, review_id: int, user_id: str, pressed: Action) -> str:
+    """The reference, when `user_id` may still do `pressed` to the review; else ServiceError."""
+    reference = format_reference(review_id)
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(review_id)
+        if review is None:
+            raise service.NotFound(f"There is no request {reference}.")
+        if not State(review.state).is_open:
+            raise service.WrongState(f"{reference} is already {review.state}.")
+        raiser = review.raised_platform == "slack" and review.raised_by == user_id
+        allowed = is_responder(uow, "slack", user_id) or (pressed is Action.CANCEL and raiser)
+    if not allowed:
+        raise service.NotAllowed(
+            f"Only the outreach rota's staff can {pressed.label.lower()} a request, and you are "
+            "not on the rota. If you should be, ask a rota admin to add you."
+        )
+    return reference

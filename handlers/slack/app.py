@@ -1,0 +1,44 @@
+"""The bolt App for one bot, and its Starlette route. Nothing here is module-global."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk import WebClient
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from handlers.slack import actions, commands, home, submissions
+from reviews.context import Services
+from settings import Settings
+
+
+def build_slack_app(services: Services, settings: Settings, client: WebClient) -> App:
+    """A bolt App answering through `client`; it checks `client`'s token with auth.test.
+
+    Over HTTP every request must carry a valid signature made with SLACK_SIGNING_SECRET, no
+    older than five minutes (bolt answers 401 otherwise). Socket Mode has no signatures: the
+    app-level token authenticates the socket instead, so verification is off there.
+    """
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret or None,
+        request_verification_enabled=not settings.slack_socket_mode,
+        process_before_response=False,
+    )
+    for group in (commands, submissions, actions, home):
+        group.register(app, services, settings)
+    return app
+
+
+def slack_routes(app: App) -> list[Route]:
+    """POST /slack/events, dispatched on a worker thread so the event loop never blocks."""
+
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(response)
+
+    return [Route("/slack/events", slack_events, methods=["POST"])]

@@ -1,0 +1,94 @@
+"""Block Kit for a neutral Message: the request card, its buttons, and plain lines.
+
+Only what a ReviewView carries is shown, so no card can show a full NHS number or a call-back
+number. Every button's value is the review id; its action_id says what it does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reviews.messages import Message, ReviewView
+from reviews.model import Action
+
+ACTION_PREFIX = "review_"
+STYLES = {Action.ACKNOWLEDGE: "primary", Action.CANCEL: "danger"}
+
+Block = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as markup; people's words must show as typed."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text[:150], "emoji": True}
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": mrkdwn(text[:3000])}
+
+
+def render(message: Message) -> list[Block]:
+    """The blocks for `message`: its text, the review card if any, then its buttons."""
+    if message.review is None:
+        blocks = [section(escape(message.text))]
+    else:
+        blocks = card_blocks(message.review)
+        if message.text and not message.text.startswith("Rapid review "):
+            blocks.insert(0, section(escape(message.text)))
+    if message.review is not None and message.actions:
+        blocks.append(buttons(message.review.review_id, message.actions))
+    return blocks
+
+
+def card_blocks(view: ReviewView) -> list[Block]:
+    fields = [
+        mrkdwn(
+            f"*Ward / bed*\n{escape(view.ward)}" + (f" / {escape(view.bed)}" if view.bed else "")
+        ),
+        mrkdwn(
+            f"*Urgency*\n{view.urgency.capitalize()}"
+            + (f" (NEWS2 {view.news2})" if view.news2 is not None else "")
+        ),
+        mrkdwn(f"*Raised by*\n{escape(view.caller)}"),
+        mrkdwn(f"*Concern*\n{escape(view.concern_kind)}"),
+    ]
+    if view.nhs_last4:
+        fields.append(mrkdwn(f"*NHS number*\n{view.nhs_last4}"))
+    return [
+        {"type": "header", "text": plain(f"Rapid review {view.headline}")},
+        {"type": "section", "fields": fields},
+        section(f">{escape(view.concern)}"),
+        {
+            "type": "context",
+            "elements": [
+                mrkdwn(
+                    f"*{view.state.capitalize()}* · "
+                    f"{escape(view.state_line)} · raised "
+                    f"{view.raised_at}"
+                )
+            ],
+        },
+    ]
+
+
+def buttons(review_id: int, actions: tuple[str, ...]) -> Block:
+    elements = []
+    for name in actions:
+        action = Action(name)
+        button: dict[str, Any] = {
+            "type": "button",
+            "action_id": ACTION_PREFIX + action.value,
+            "text": plain(action.label),
+            "value": str(review_id),
+        }
+        if action in STYLES:
+            button["style"] = STYLES[action]
+        elements.append(button)
+    return {"type": "actions", "block_id": f"review_actions_{review_id}", "elements": elements}

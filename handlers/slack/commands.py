@@ -1,0 +1,121 @@
+"""`/rapidreview` and its sub-commands. Every listener acks first: Slack allows 3 seconds."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from handlers.slack.blocks import escape
+from handlers.slack.forms import request_view
+from handlers.slack.people import actor, is_in, with_email
+from reviews.context import Services
+from reviews.model import format_reference
+from reviews.service import ServiceError
+from settings import Settings
+from storage.database import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+HELP = """*Rapid review* (Martha's Rule): ask the critical care outreach team to review a patient.
+• `/rapidreview` - raise a request (opens the form)
+• `/rapidreview open` - requests not yet closed, oldest first
+• `/rapidreview rota` - who holds each role now, and who is next
+• `/rapidreview rota cover ROLE @person [until TIME]` - record a swap or cover
+• `/rapidreview digest` - today's digest (managers)
+• `/rapidreview help` - this help
+In an emergency call 2222."""
+
+COVER = re.compile(
+    r"rota\s+cover\s+(?P<role>\S+)\s+<@(?P<user>[UW][A-Z0-9]+)(?:\|[^>]*)?>"
+    r"(?:\s+until\s+(?P<until>.+))?",
+    re.IGNORECASE,
+)
+COVER_HELP = (
+    "Name the role and the person with an @mention, e.g. "
+    "`/rapidreview rota cover outreach @Sam Patel until 20:00`."
+)
+
+
+def register(app: App, services: Services, settings: Settings) -> None:
+    """The slash command; `settings.managers` may see the digest."""
+    managers = services.managers or settings.managers
+
+    @app.command("/rapidreview")
+    def rapidreview(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        text = " ".join(str(command.get("text") or "").split())
+        word = text.split(" ", 1)[0].lower()
+        if word == "":
+            ack()
+            client.views_open(
+                trigger_id=command["trigger_id"],
+                view=request_view(str(command.get("channel_id") or "")),
+            )
+            return
+        if word not in ("open", "rota", "digest"):
+            ack(text=HELP)
+            return
+        ack()
+        user = {"id": command.get("user_id"), "name": command.get("user_name")}
+        try:
+            reply = _answer(services, client, managers, text, user)
+        except ServiceError as error:
+            reply = str(error)
+        except DatabaseUnavailable:
+            log.warning("/rapidreview %s: database unavailable", word)
+            reply = f"The bot cannot reach its database just now. {services.fallback_contact}"
+        respond(text=reply, response_type="ephemeral")
+
+
+def _answer(
+    services: Services, client: WebClient, managers: frozenset[str], text: str, user: dict[str, Any]
+) -> str:
+    word = text.split(" ", 1)[0].lower()
+    if word == "open":
+        return open_requests(services)
+    if word == "digest":
+        if not is_in(client, actor(services, user), managers):
+            return "Only managers can see the digest. Ask to be added to MANAGERS if you should."
+        from reviews.digest import build_digest
+
+        return build_digest(services).text
+    if text.lower() == "rota":
+        from rotas.view import rota_lines
+
+        return "\n".join(
+            escape(line) for line in rota_lines(services=services, at=services.clock.now())
+        )
+    match = COVER.fullmatch(text)
+    if not match:
+        return COVER_HELP
+    from rotas.cover import record_cover
+
+    return record_cover(
+        services=services,
+        role=match["role"],
+        covering_platform="slack",
+        covering_user_id=match["user"],
+        by=with_email(client, actor(services, user)),
+        until_text=match["until"],
+    )
+
+
+def open_requests(services: Services) -> str:
+    """Requests not yet closed, oldest first, one line each (no identifiers)."""
+    from reviews.messages import local_time
+
+    with services.db.unit_of_work() as uow:
+        reviews = uow.reviews.open_reviews()
+    if not reviews:
+        return "No open requests."
+    lines = [f"*Open requests* ({len(reviews)}), oldest first:"]
+    for review in reviews:
+        where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
+        lines.append(
+            f"• {format_reference(review.id or 0)} · {review.urgency} · {escape(where)} · "
+            f"{review.state} · raised {local_time(review.raised_at, services.timezone)}"
+        )
+    return "\n".join(lines)

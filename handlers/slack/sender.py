@@ -1,0 +1,109 @@
+"""Delivering outbox items to Slack, and finding people's Slack ids by email.
+
+Slack's answers map onto the outbox's retry rules: 429 -> retry after Slack's Retry-After;
+5xx and network failures -> retry with backoff; any other API error (channel_not_found,
+not_in_channel, invalid_auth ...) -> permanent, because sending it again cannot help.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from handlers.slack.blocks import render
+from reviews.messages import Message
+from reviews.outbox import DeliveryError, OutboundItem
+
+log = logging.getLogger(__name__)
+
+
+class SlackSender:
+    """A reviews.outbox.Sender for platform "slack". Message ids are "channel:ts"."""
+
+    def __init__(self, client: WebClient):
+        self.client = client
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        """Send `item`; DeliveryError (retry_after / transient / permanent) when Slack says no."""
+        try:
+            return self._send(item)
+        except SlackApiError as error:
+            raise _delivery_error(error) from error
+        except (SlackClientError, OSError) as error:
+            # URLError, timeouts, refused connections: the network, not the message.
+            raise DeliveryError(f"network: {type(error).__name__}") from error
+
+    def _send(self, item: OutboundItem) -> str | None:
+        message = item.message
+        if item.kind == "card_update" and item.card_id:
+            channel, ts = split_message_id(item.card_id, item.address)
+            self.client.chat_update(channel=channel, ts=ts, **_content(message))
+            return item.card_id
+        if item.kind == "thread" and item.card_id:
+            channel, ts = split_message_id(item.card_id, item.address)
+            response = self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, **_content(message)
+            )
+            return f"{response['channel']}:{response['ts']}"
+        # card, a card_update or thread whose card never went out, direct (a user id opens the
+        # app's DM with that person) and channel posts.
+        response = self.client.chat_postMessage(channel=item.address, **_content(message))
+        message_id = f"{response['channel']}:{response['ts']}"
+        for attachment in message.attachments:
+            self.client.files_upload_v2(
+                channel=response["channel"],
+                content=attachment.content,
+                filename=attachment.filename,
+                title=attachment.title,
+            )
+        return message_id
+
+
+def _content(message: Message) -> dict[str, Any]:
+    return {"text": message.text, "blocks": render(message), "unfurl_links": False}
+
+
+def split_message_id(message_id: str, default_channel: str) -> tuple[str, str]:
+    """("C123", "1700.1") from "C123:1700.1"; a bare ts belongs to `default_channel`."""
+    channel, _, ts = message_id.rpartition(":")
+    return (channel or default_channel), ts
+
+
+def _delivery_error(error: SlackApiError) -> DeliveryError:
+    response = error.response
+    status = response.status_code
+    reason = str(response.get("error", "") if isinstance(response.data, dict) else "") or str(
+        status
+    )
+    if status == 429:
+        retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
+        return DeliveryError(
+            f"rate limited ({reason})", retry_after=float(retry_after) if retry_after else None
+        )
+    if status >= 500:
+        return DeliveryError(f"Slack {status} ({reason})")
+    return DeliveryError(f"Slack refused: {reason}", permanent=True)
+
+
+def lookup_slack_id(client: WebClient) -> Callable[[str], str | None]:
+    """email -> Slack user id via users.lookupByEmail; None when Slack does not know the email.
+
+    Other failures (network, auth) raise SlackClientError: a rota import should stop and say so
+    rather than quietly store people without their Slack ids.
+    """
+
+    def lookup(email: str) -> str | None:
+        try:
+            response = client.users_lookupByEmail(email=email)
+        except SlackApiError as error:
+            if error.response.get("error") == "users_not_found":
+                return None
+            raise
+        user = response.get("user") or {}
+        return user.get("id")
+
+    return lookup

@@ -1,0 +1,308 @@
+"""A fake Slack Web API on an ephemeral loopback port: answers like Slack, records every call.
+
+Point a real `slack_sdk.WebClient(base_url=fake.url)` at it (or a separate bot process via
+SLACK_API_URL=fake.url). Each call is recorded with its method and parsed body; a test can make
+a method fail N times with a 5xx, a 429 with Retry-After, or a Slack API error.
+
+    with FakeSlack() as fake:
+        fake.fail("chat.postMessage", times=2, status=429, retry_after=7)
+        ...
+        fake.wait_for("views.open")
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+# Fields slack_sdk sends JSON-encoded inside form bodies.
+JSON_FIELDS = ("blocks", "attachments", "view", "files")
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str  # "chat.postMessage", or "response_url" / "upload" for those endpoints
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class Failure:
+    times: int
+    status: int
+    retry_after: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class FakeSlack:
+    """The fake server. `users` maps user id -> {"name", "real_name", "email"}."""
+
+    users: dict[str, dict[str, str]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._ts = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="fake-slack"
+        )
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+        self.root = f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def add_user(self, user_id: str, name: str, email: str = "") -> None:
+        self.users[user_id] = {
+            "name": name.lower().replace(" ", "."),
+            "real_name": name,
+            "email": email,
+        }
+
+    def fail(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        status: int = 500,
+        retry_after: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error)."""
+        with self._lock:
+            self.failures.setdefault(method, []).append(Failure(times, status, retry_after, error))
+
+    def response_url(self, name: str = "r1") -> str:
+        """A response_url for a payload; what is posted to it is recorded as "response_url"."""
+        return f"{self.root}response/{name}"
+
+    def called(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """The calls of `method` once there are at least `count` of them; AssertionError after
+        `timeout` seconds (listeners finish on bolt's threads after the ack)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len([c for c in self.calls if c.method == method]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = [c.method for c in self.calls]
+                    raise AssertionError(f"expected {count} {method} call(s); saw {seen}")
+                self._lock.wait(left)
+            return [c for c in self.calls if c.method == method]
+
+    def record(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+            self._lock.notify_all()
+
+    def take_failure(self, method: str) -> Failure | None:
+        with self._lock:
+            queue = self.failures.get(method) or []
+            if not queue:
+                return None
+            failure = queue[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                queue.pop(0)
+            return failure
+
+    def next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    def answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        """What Slack would say to `method` with `body`."""
+        handler = ANSWERS.get(method)
+        return handler(self, body) if handler else {"ok": True}
+
+
+def _post_message(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    channel = str(body.get("channel", ""))
+    if channel[:1] in ("U", "W"):
+        channel = "D" + channel[1:]  # Slack posts to the app's DM with that user
+    ts = fake.next_ts()
+    message = {"type": "message", "text": body.get("text", ""), "ts": ts, "bot_id": "BBOT"}
+    return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+
+def _update(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "channel": body.get("channel"),
+        "ts": body.get("ts"),
+        "text": body.get("text", ""),
+    }
+
+
+def _view(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    view = dict(body.get("view") or {})
+    view["id"] = body.get("view_id") or f"V{fake.next_ts().replace('.', '')}"
+    return {"ok": True, "view": view}
+
+
+def _user(fake: FakeSlack, user_id: str) -> dict[str, Any]:
+    known = fake.users[user_id]
+    return {
+        "id": user_id,
+        "name": known["name"],
+        "real_name": known["real_name"],
+        "profile": {
+            "email": known["email"],
+            "real_name": known["real_name"],
+            "display_name": known["real_name"],
+        },
+    }
+
+
+def _users_info(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    user_id = str(body.get("user", ""))
+    if user_id not in fake.users:
+        return {"ok": False, "error": "user_not_found"}
+    return {"ok": True, "user": _user(fake, user_id)}
+
+
+def _lookup_by_email(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    email = str(body.get("email", "")).lower()
+    for user_id, known in fake.users.items():
+        if known["email"].lower() == email:
+            return {"ok": True, "user": _user(fake, user_id)}
+    return {"ok": False, "error": "users_not_found"}
+
+
+def _upload_url(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    file_id = f"F{fake.next_ts().replace('.', '')}"
+    return {"ok": True, "upload_url": f"{fake.root}upload/{file_id}", "file_id": file_id}
+
+
+def _complete_upload(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    files = body.get("files") or []
+    return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
+
+
+def _open_conversation(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    users = str(body.get("users", ""))
+    return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
+
+
+ANSWERS: dict[str, Any] = {
+    "auth.test": lambda fake, body: {
+        "ok": True,
+        "url": "https://fake.slack.com/",
+        "team": "Trust",
+        "user": "rapidreview",
+        "team_id": "T0TRUST",
+        "user_id": "U0BOT",
+        "bot_id": "B0BOT",
+    },
+    "chat.postMessage": _post_message,
+    "chat.postEphemeral": lambda fake, body: {"ok": True, "message_ts": fake.next_ts()},
+    "chat.update": _update,
+    "views.open": _view,
+    "views.update": _view,
+    "views.publish": _view,
+    "views.push": _view,
+    "conversations.open": _open_conversation,
+    "users.info": _users_info,
+    "users.lookupByEmail": _lookup_by_email,
+    "files.getUploadURLExternal": _upload_url,
+    "files.completeUploadExternal": _complete_upload,
+    "response_url": lambda fake, body: {"ok": True},
+}
+
+
+def parse_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
+    body: dict[str, Any] = dict(parse_qsl(query))
+    if raw and "json" in content_type:
+        body.update(json.loads(raw))
+    elif raw and "form" in content_type:
+        body.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    elif raw:
+        body["_raw"] = raw
+    for name in JSON_FIELDS:
+        if isinstance(body.get(name), str):
+            try:
+                body[name] = json.loads(body[name])
+            except json.JSONDecodeError:
+                pass
+    return body
+
+
+def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._handle()
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._handle()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return  # quiet: tests read the recorded calls instead
+
+        def _handle(self) -> None:
+            url = urlparse(self.path)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = parse_body(raw, self.headers.get("Content-Type", ""), url.query)
+            parts = url.path.strip("/").split("/")
+            method = parts[1] if parts[0] == "api" and len(parts) > 1 else parts[0]
+            if method == "response":
+                method = "response_url"
+            fake.record(Call(method, body, dict(self.headers.items())))
+            failure = fake.take_failure(method)
+            if failure is not None and failure.error is None:
+                self._send(
+                    failure.status,
+                    {"ok": False, "error": "fake_failure"},
+                    retry_after=failure.retry_after,
+                )
+            elif failure is not None:
+                self._send(200, {"ok": False, "error": failure.error})
+            elif method == "upload":
+                self._send_text(200, f"OK - {len(raw)}")
+            else:
+                self._send(200, fake.answer(method, body))
+
+        def _send(
+            self, status: int, payload: dict[str, Any], retry_after: int | None = None
+        ) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if retry_after is not None:
+                self.send_header("Retry-After", str(retry_after))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _send_text(self, status: int, text: str) -> None:
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
