@@ -50,9 +50,10 @@ class OutboxStore:
                 next_attempt_at=at,
             )
             .on_conflict_do_nothing(index_elements=["key"])
+            .returning(Outbox.id)
         )
-        result = self.session.execute(statement)
-        return bool(result.rowcount)
+        # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT insert.
+        return self.session.execute(statement).first() is not None
 
     def claim(
         self, *, now: datetime, lease: timedelta, limit: int, platforms: Sequence[str]

@@ -1,0 +1,205 @@
+"""The outbox: retries, Retry-After, giving up loudly, per-recipient order, no doubles."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from reviews import notify
+from reviews.messages import Message
+from reviews.notify import Route
+from reviews.outbox import LEASE, MAX_ATTEMPTS, DeliveryError, OutboundItem, backoff, drain
+from storage.database import Database
+from storage.tables import Outbox, ReviewEvent
+from tests.support.builders import RecordingSender, make_services
+
+DIGEST = "C0DIGEST"
+
+
+@pytest.fixture
+def services(db, clock):
+    return make_services(db, clock)
+
+
+def queue(services, address: str, text: str) -> None:
+    with services.db.unit_of_work() as uow:
+        notify.to_user(
+            uow,
+            platform="slack",
+            user_id=address,
+            key=f"test:{address}:{text}",
+            message=Message(text=text),
+            at=services.clock.now(),
+        )
+
+
+def rows(services) -> dict[str, Outbox]:
+    with services.db.unit_of_work() as uow:
+        return {row.key: row for row in uow.session.exec(select(Outbox)).all()}
+
+
+def texts(sender, address):
+    return [item.message.text for item in sender.to(address)]
+
+
+def test_a_message_is_queued_once_per_key(services):
+    with services.db.unit_of_work() as uow:
+        first = uow.outbox.enqueue(
+            key="k",
+            platform="slack",
+            kind="direct",
+            address="U1",
+            payload=Message("a").to_json(),
+            at=services.clock.now(),
+        )
+        again = uow.outbox.enqueue(
+            key="k",
+            platform="slack",
+            kind="direct",
+            address="U1",
+            payload=Message("b").to_json(),
+            at=services.clock.now(),
+        )
+    assert (first, again) == (True, False)
+    assert [row.payload for row in rows(services).values()] == [Message("a").to_json()]
+
+
+def test_network_errors_and_5xx_are_retried_with_backoff(services, clock):
+    slack = RecordingSender(failures=[DeliveryError("Slack 503"), DeliveryError("network")])
+    queue(services, "U1", "ping")
+    drain(services, {"slack": slack})
+    clock.advance(backoff(1) - 0.01)
+    drain(services, {"slack": slack})
+    assert slack.sent == [] and len(slack.failures) == 1
+    clock.advance(0.01)
+    drain(services, {"slack": slack})  # second attempt fails; the next waits twice as long
+    clock.advance(backoff(2) - 0.01)
+    drain(services, {"slack": slack})
+    assert slack.sent == []
+    clock.advance(0.01)
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == ["ping"]
+    row = rows(services)["test:U1:ping"]
+    assert (row.state, row.attempts, row.sent_at) == ("sent", 3, clock.now())
+    assert (backoff(1), backoff(2), backoff(3), backoff(20)) == (1, 2, 4, 300)
+
+
+def test_429_is_retried_exactly_after_retry_after(services, clock):
+    slack = RecordingSender(failures=[DeliveryError("rate limited", retry_after=30)])
+    queue(services, "U1", "ping")
+    drain(services, {"slack": slack})
+    assert rows(services)["test:U1:ping"].next_attempt_at == clock.now() + timedelta(seconds=30)
+    clock.advance(29.99)
+    drain(services, {"slack": slack})
+    assert slack.sent == []
+    clock.advance(0.01)
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == ["ping"]
+
+
+def test_a_message_that_keeps_failing_is_marked_failed_and_reported(services, clock):
+    slack = RecordingSender(failures=[DeliveryError("Slack 500")] * MAX_ATTEMPTS)
+    queue(services, "U1", "ping")
+    for _ in range(MAX_ATTEMPTS):
+        drain(services, {"slack": slack})
+        clock.advance(backoff(MAX_ATTEMPTS))
+    drain(services, {"slack": slack})
+    row = rows(services)["test:U1:ping"]
+    assert (row.state, row.attempts, row.last_error) == ("failed", MAX_ATTEMPTS, "Slack 500")
+    assert texts(slack, "U1") == []
+    assert texts(slack, DIGEST) == [
+        f"A direct message on slack could not be delivered after {MAX_ATTEMPTS} attempts: Slack 500"
+    ]
+    with services.db.unit_of_work() as uow:
+        event = uow.session.exec(select(ReviewEvent)).one()
+    assert event.kind == "delivery_failed" and json.loads(event.detail)["outbox_id"] == row.id
+
+
+def test_a_permanent_refusal_fails_at_once_and_is_reported(services):
+    slack = RecordingSender(failures=[DeliveryError("channel_not_found", permanent=True)])
+    queue(services, "U1", "ping")
+    drain(services, {"slack": slack})
+    assert rows(services)["test:U1:ping"].state == "failed"
+    assert texts(slack, DIGEST) == [
+        "A direct message on slack could not be delivered after 1 attempts: channel_not_found"
+    ]
+
+
+def test_each_recipient_gets_messages_in_the_order_queued(services, clock):
+    slack = RecordingSender(failures=[DeliveryError("Slack 502")])
+    for text in ("first", "second", "third"):
+        queue(services, "U1", text)
+    queue(services, "U2", "other")
+    drain(services, {"slack": slack})
+    # "first" failed; "second" and "third" wait behind it, U2 does not.
+    assert texts(slack, "U1") == [] and texts(slack, "U2") == ["other"]
+    clock.advance(backoff(1))
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == ["first", "second", "third"]
+
+
+def test_a_message_whose_sender_died_mid_send_goes_after_the_lease(services, clock):
+    @dataclass
+    class DyingSender:
+        def deliver(self, item: OutboundItem) -> str | None:
+            raise SystemExit  # the process is killed between claiming and sending
+
+    queue(services, "U1", "ping")
+    with pytest.raises(SystemExit):
+        drain(services, {"slack": DyingSender()})
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    assert slack.sent == []  # another drainer must not take a leased row
+    clock.advance(LEASE.total_seconds())
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == ["ping"]
+
+
+@dataclass
+class ThreadSafeRecorder:
+    """Records from several drainers at once; each delivery yields the GIL to interleave."""
+
+    sent: list[OutboundItem] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        with self.lock:
+            self.sent.append(item)
+        return "ok"
+
+
+def test_two_drainers_at_once_never_send_a_row_twice(services, database_url):
+    for number in range(120):
+        queue(services, f"U{number % 6}", f"{number:03d}")
+    slack = ThreadSafeRecorder()
+    replicas = [make_services(Database(database_url), services.clock) for _ in range(2)]
+    threads = [
+        threading.Thread(target=drain, args=(r, {"slack": slack}), kwargs={"limit": 5})
+        for r in replicas
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    texts_sent = [item.message.text for item in slack.sent]
+    assert sorted(texts_sent) == [f"{n:03d}" for n in range(120)]
+    for user in range(6):
+        mine = [
+            t for item, t in zip(slack.sent, texts_sent, strict=True) if item.address == f"U{user}"
+        ]
+        assert mine == sorted(mine)
+    for replica in replicas:
+        replica.db.dispose()
+
+
+def test_route_without_a_digest_channel_reports_nothing(db, clock):
+    services = make_services(db, clock, routes=(Route("slack", "C0OUTREACH"),))
+    slack = RecordingSender(failures=[DeliveryError("gone", permanent=True)])
+    queue(services, "U1", "ping")
+    drain(services, {"slack": slack})
+    assert slack.sent == []
