@@ -25,11 +25,12 @@ from urllib.parse import parse_qsl, urlparse
 JSON_FIELDS = ("blocks", "attachments", "view", "files")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
     method: str  # "chat.postMessage", or "response_url" / "upload" for those endpoints
     body: dict[str, Any]
     headers: dict[str, str]
+    answer: dict[str, Any] = field(default_factory=dict)  # what the fake said back
 
 
 @dataclass
@@ -270,20 +271,22 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             method = parts[1] if parts[0] == "api" and len(parts) > 1 else parts[0]
             if method == "response":
                 method = "response_url"
-            fake.record(Call(method, body, dict(self.headers.items())))
+            call = Call(method, body, dict(self.headers.items()))
             failure = fake.take_failure(method)
+            status, retry_after = 200, None
             if failure is not None and failure.error is None:
-                self._send(
-                    failure.status,
-                    {"ok": False, "error": "fake_failure"},
-                    retry_after=failure.retry_after,
-                )
+                status, retry_after = failure.status, failure.retry_after
+                call.answer = {"ok": False, "error": "fake_failure"}
             elif failure is not None:
-                self._send(200, {"ok": False, "error": failure.error})
-            elif method == "upload":
+                call.answer = {"ok": False, "error": failure.error}
+            elif method != "upload":
+                call.answer = fake.answer(method, body)
+            # Recorded before answering, so a test waiting for the call sees it at once.
+            fake.record(call)
+            if method == "upload" and failure is None:
                 self._send_text(200, f"OK - {len(raw)}")
             else:
-                self._send(200, fake.answer(method, body))
+                self._send(status, call.answer, retry_after=retry_after)
 
         def _send(
             self, status: int, payload: dict[str, Any], retry_after: int | None = None

@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -207,3 +209,51 @@ def request_form(**changes: str) -> dict[str, dict[str, dict[str, Any]]]:
         name: {"value": radio(value) if name in choices else text_value(value)}
         for name, value in fields.items()
     }
+
+
+@dataclass
+class SlackBot:
+    """The real bolt App behind the real HTTP server, talking to a FakeSlack; for tests."""
+
+    services: Any  # reviews.context.Services
+    client: Any  # slack_sdk.WebClient pointed at the fake
+    events_url: str
+
+    def post(self, request: SlackRequest) -> Any:
+        """POST `request` to /slack/events; the requests.Response."""
+        import requests
+
+        return requests.post(
+            self.events_url, data=request.body.encode(), headers=request.headers, timeout=10
+        )
+
+    def drain(self) -> int:
+        """Deliver everything queued through the real SlackSender."""
+        from handlers.slack import SlackSender
+        from reviews.outbox import drain
+
+        return drain(self.services, {"slack": SlackSender(self.client)})
+
+
+@contextmanager
+def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
+    """Serve `services` to Slack over HTTP on a free loopback port, with the fake as Slack."""
+    from slack_sdk import WebClient
+
+    from handlers.http import make_http_app
+    from handlers.slack import build_slack_app, slack_routes
+    from settings import Settings
+    from tests.support.http import serve
+
+    config = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=fake.url,
+        outreach_channel="C0OUTREACH",
+        digest_channel="C0DIGEST",
+        **settings,
+    )
+    client = WebClient(token=config.slack_bot_token, base_url=fake.url)
+    app = build_slack_app(services, config, client)
+    with serve(make_http_app(services.db, slack_routes(app))) as base:
+        yield SlackBot(services, client, f"{base}/slack/events")
