@@ -23,9 +23,9 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    or_,
     select,
     type_coerce,
+    union,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -188,13 +188,14 @@ class DigestStore:
 
     def open_at(self, end: datetime, limit: int) -> tuple[int, list[OpenRequest]]:
         """Requests still open at `end` (however old): how many, and the oldest `limit`."""
+        # Each branch of the union has its own index; one OR would scan every review ever raised.
+        candidates = union(
+            select(Review.id).where(col(Review.state).in_(OPEN)),
+            select(Review.id).where(col(Review.closed_at) >= _at(end)),
+            select(Review.id).where(col(Review.cancelled_at) >= _at(end)),
+        ).subquery()
         still_open = and_(
-            col(Review.raised_at) < _at(end),
-            or_(
-                col(Review.state).in_(OPEN),
-                col(Review.closed_at) >= _at(end),
-                col(Review.cancelled_at) >= _at(end),
-            ),
+            col(Review.id).in_(select(candidates.c.id)), col(Review.raised_at) < _at(end)
         )
         total = self.session.execute(
             select(func.count()).select_from(Review).where(still_open)

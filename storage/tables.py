@@ -37,11 +37,11 @@ class Review(SQLModel, table=True):
     acknowledged_user: str | None = Field(default=None, max_length=100)
     attending_at: datetime | None = None
     attending_by: str | None = Field(default=None, max_length=200)
-    closed_at: datetime | None = None
+    closed_at: datetime | None = Field(default=None, index=True)  # digest: open at a moment
     closed_by: str | None = Field(default=None, max_length=200)
     outcome: str | None = Field(default=None, max_length=30)
     outcome_detail: str | None = Field(default=None, sa_column=Column(Text))
-    cancelled_at: datetime | None = None
+    cancelled_at: datetime | None = Field(default=None, index=True)
     cancelled_by: str | None = Field(default=None, max_length=200)
     cancel_reason: str | None = Field(default=None, sa_column=Column(Text))
     # The escalation ladder: the next level to fire, how often the last one has repeated,

@@ -70,6 +70,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_review_next_escalation_at'), ['next_escalation_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_review_raised_at'), ['raised_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_review_state'), ['state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_closed_at'), ['closed_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_cancelled_at'), ['cancelled_at'], unique=False)
 
     op.create_table('staff',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -196,6 +198,8 @@ def downgrade() -> None:
     op.drop_table('staff')
     with op.batch_alter_table('review', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_state'))
+        batch_op.drop_index(batch_op.f('ix_review_closed_at'))
+        batch_op.drop_index(batch_op.f('ix_review_cancelled_at'))
         batch_op.drop_index(batch_op.f('ix_review_raised_at'))
         batch_op.drop_index(batch_op.f('ix_review_next_escalation_at'))
         batch_op.drop_index(batch_op.f('ix_review_next_attend_reminder_at'))
