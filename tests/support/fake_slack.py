@@ -239,8 +239,8 @@ def parse_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
     body: dict[str, Any] = dict(parse_qsl(query))
     if raw and "json" in content_type:
         body.update(json.loads(raw))
-    elif raw and "form" in content_type:
-        body.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+    elif raw and "form" in content_type and raw.isascii():
+        body.update(parse_qsl(raw.decode("ascii"), keep_blank_values=True))
     elif raw:
         body["_raw"] = raw
     for name in JSON_FIELDS:

@@ -1,0 +1,134 @@
+"""SlackSender against the fake Slack Web API: what each outbox kind calls, and how Slack's
+failures become retries (429 with Retry-After, 5xx, network) or permanent failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from slack_sdk import WebClient
+
+from handlers.slack import SlackSender, lookup_slack_id
+from reviews.clock import FrozenClock
+from reviews.messages import Attachment, Message
+from reviews.outbox import DeliveryError, OutboundItem, drain
+from reviews.service import raise_review
+from storage.database import Database
+from tests.support.builders import NURSE, make_services, request
+from tests.support.fake_slack import FakeSlack
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sender(fake: FakeSlack) -> SlackSender:
+    return SlackSender(WebClient(token="xoxb-test", base_url=fake.url))
+
+
+def item(
+    kind: str,
+    address: str = "C0OUTREACH",
+    card_id: str | None = None,
+    message: Message | None = None,
+) -> OutboundItem:
+    return OutboundItem(
+        kind=kind,
+        address=address,
+        message=message or Message(text="hello"),
+        card_id=card_id,
+        review_id=1,
+    )
+
+
+def test_each_kind_goes_where_it_should(sender: SlackSender, fake: FakeSlack) -> None:
+    card_id = sender.deliver(item("card"))
+    assert card_id == f"C0OUTREACH:{fake.called('chat.postMessage')[0].answer['ts']}"
+    assert sender.deliver(item("card_update", card_id=card_id)) == card_id
+    [update] = fake.called("chat.update")
+    assert (update.body["channel"], update.body["ts"]) == tuple(card_id.split(":"))
+    sender.deliver(item("thread", card_id=card_id))
+    assert fake.called("chat.postMessage")[-1].body["thread_ts"] == card_id.split(":")[1]
+    reposted = sender.deliver(item("card_update", card_id=None))
+    assert reposted != card_id and len(fake.called("chat.update")) == 1
+    sender.deliver(item("direct", address="U01ALEX"))
+    assert fake.called("chat.postMessage")[-1].body["channel"] == "U01ALEX"
+
+
+def test_a_channel_post_uploads_its_chart(sender: SlackSender, fake: FakeSlack) -> None:
+    chart = Attachment.of("digest.png", "Requests by hour", b"\x89PNG fake chart")
+    sender.deliver(
+        item(
+            "channel",
+            address="C0DIGEST",
+            message=Message(text="Daily digest", attachments=(chart,)),
+        )
+    )
+    assert fake.called("chat.postMessage")[0].body["channel"] == "C0DIGEST"
+    [upload] = fake.called("upload")
+    assert upload.body["_raw"] == b"\x89PNG fake chart"
+    [complete] = fake.called("files.completeUploadExternal")
+    assert complete.body["channel_id"] == "C0DIGEST"
+    assert complete.body["files"][0]["title"] == "Requests by hour"
+
+
+@pytest.mark.parametrize(
+    ("failure", "retry_after", "permanent"),
+    [
+        ({"status": 429, "retry_after": 7}, 7.0, False),
+        ({"status": 503}, None, False),
+        ({"status": 200, "error": "channel_not_found"}, None, True),
+    ],
+)
+def test_slack_failures_map_to_retries_or_give_up(
+    sender: SlackSender, fake: FakeSlack, failure: dict, retry_after: float | None, permanent: bool
+) -> None:
+    fake.fail("chat.postMessage", **failure)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(item("card"))
+    assert raised.value.retry_after == retry_after and raised.value.permanent is permanent
+
+
+def test_network_failure_is_a_retry() -> None:
+    with FakeSlack() as gone:
+        url = gone.url
+    sender = SlackSender(WebClient(token="xoxb-test", base_url=url, timeout=2))
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(item("card"))
+    assert not raised.value.permanent
+
+
+def test_the_outbox_honours_retry_after_then_posts_the_card_once(
+    db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender
+) -> None:
+    services = make_services(db, clock)
+    raise_review(services=services, request=request(), by=NURSE)
+    fake.fail("chat.postMessage", times=1, status=429, retry_after=30)
+    drain(services, {"slack": sender})
+    assert [c.answer["ok"] for c in cards(fake)] == [False]
+    clock.advance(29)
+    drain(services, {"slack": sender})
+    assert len(cards(fake)) == 1, "nothing is sent again before Retry-After"
+    clock.advance(2)
+    drain(services, {"slack": sender})
+    assert [c.answer["ok"] for c in cards(fake)] == [False, True]
+    with db.unit_of_work() as uow:
+        assert uow.outbox.card(1, "slack", "C0OUTREACH") is not None
+
+
+def cards(fake: FakeSlack) -> list:
+    return [
+        c
+        for c in fake.called("chat.postMessage")
+        if c.body["channel"] == "C0OUTREACH" and c.body["text"].startswith("Rapid review")
+    ]
+
+
+def test_lookup_slack_id_by_email(fake: FakeSlack) -> None:
+    fake.add_user("U01SAM", "Sam Patel", "sam.patel@nhs.net")
+    lookup = lookup_slack_id(WebClient(token="xoxb-test", base_url=fake.url))
+    assert lookup("sam.patel@nhs.net") == "U01SAM"
+    assert lookup("nobody@nhs.net") is None
