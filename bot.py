@@ -259,21 +259,26 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
                            covering_user_id=user_id, by=by, until_text=args.until))
         return 0
     if args.command == "digest":
-        from reviews.digest import build_digest, post_digest
+        from reviews.digest import build_digest, destinations, latest_day, post_digest
+        from reviews.outbox import drain
 
-        day = parse_date(args.date) if args.date else None
-        message = build_digest(services, day=day)
-        print(message.text)
+        day = parse_date(args.date) if args.date else latest_day(services)
+        print(build_digest(services, day=day).text)
+        if args.post and not destinations(services):
+            raise BadInput("--post: no DIGEST_CHANNEL or TEAMS_DIGEST_CONVERSATION is set")
         if args.post:
-            posted = post_digest(services, day=day or services.clock.now().astimezone(
-                bot.settings.timezone).date())
+            posted = post_digest(services, day=day)
+            drain(services, bot.senders)  # send it now, as a running replica would
             print("Posted." if posted else "Already posted for that day; not posted again.")
         return 0
     if args.command == "export":
-        from reviews.export import write_export
+        from reviews.export import ExportError, write_export
 
-        path = write_export(services=services, month=args.month, out=args.out,
-                            with_identifiers=args.with_identifiers)
+        try:
+            path = write_export(services=services, month=args.month, out=args.out,
+                                with_identifiers=args.with_identifiers)
+        except ExportError as error:
+            raise BadInput(str(error)) from None
         print(f"Wrote {path}")
         return 0
     if args.command == "teams":
