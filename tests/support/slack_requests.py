@@ -177,6 +177,22 @@ def view_submission(
     )
 
 
+def event(event: dict[str, Any], *, secret: str = SIGNING_SECRET) -> SlackRequest:
+    """An Events API callback (JSON body) carrying `event`, e.g. app_home_opened."""
+    body = json.dumps(
+        {
+            "token": "legacy-unused",
+            "team_id": TEAM["id"],
+            "api_app_id": "A0RAPID",
+            "type": "event_callback",
+            "event_id": f"Ev{int(time.time() * 1000)}",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+    )
+    return SlackRequest(body, {"Content-Type": "application/json", **sign(body, secret)})
+
+
 def text_value(value: str) -> dict[str, Any]:
     return {"type": "plain_text_input", "value": value or None}
 

@@ -1,0 +1,130 @@
+"""`/rapidreview` sub-commands and App Home over HTTP, and the Slack app manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from reviews.clock import FrozenClock
+from reviews.service import raise_review
+from storage.database import Database
+from tests.support.builders import NURSE, make_services, on_rota, request
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import SlackBot, event, slack_bot, slash_command
+
+ROOT = Path(__file__).resolve().parents[1]
+ALEX = "U01ALEX"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
+    on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
+    services = make_services(db, clock, managers=frozenset({"mo.manager@nhs.net"}))
+    with slack_bot(services, fake) as bot:
+        yield bot
+
+
+def private_reply(bot: SlackBot, fake: FakeSlack, text: str, user_id: str = NURSE) -> str:
+    """What the bot answers `/rapidreview text`, privately, through the response_url."""
+    before = len(fake.called("response_url"))
+    response = bot.post(slash_command(text, user_id=user_id, response_url=fake.response_url()))
+    assert response.status_code == 200 and not response.content
+    [reply] = fake.wait_for("response_url", before + 1)[before:]
+    assert reply.body["response_type"] == "ephemeral"
+    return reply.body["text"]
+
+
+@pytest.mark.parametrize("text", ["help", "what is this", "HELP me"])
+def test_help_and_anything_unknown_get_the_help_privately(bot: SlackBot, text: str) -> None:
+    response = bot.post(slash_command(text))
+    # A plain-text answer to a slash command is shown only to the person who typed it.
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/")
+    assert "`/rapidreview open`" in response.text
+
+
+def test_open_lists_requests_not_yet_closed_oldest_first(
+    bot: SlackBot, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    assert private_reply(bot, fake, "open") == "No open requests."
+    for ward in ("Ward 7", "Ward 9", "Ward 3"):
+        raise_review(services=bot.services, request=request(ward=ward, nhs_number=""), by=NURSE)
+        clock.advance(60)
+    from reviews.service import cancel
+
+    cancel(services=bot.services, review_id=2, by=NURSE, reason="wrong patient")
+    lines = private_reply(bot, fake, "open").splitlines()
+    assert lines[0].startswith("*Open requests* (2)")
+    assert lines[1].startswith("• RR-0001") and "Ward 7" in lines[1]
+    assert lines[2].startswith("• RR-0003") and "Ward 3" in lines[2]
+    assert "07700" not in "\n".join(lines)
+
+
+def test_digest_is_for_managers_only(bot: SlackBot, fake: FakeSlack) -> None:
+    fake.add_user("U0MANAGER", "Mo Manager", "mo.manager@nhs.net")
+    assert "Only managers" in private_reply(bot, fake, "digest")
+    digest = private_reply(bot, fake, "digest", user_id="U0MANAGER")
+    assert "Only managers" not in digest and digest.strip()
+
+
+def test_rota_shows_who_holds_each_role(bot: SlackBot, fake: FakeSlack) -> None:
+    pytest.importorskip("rotas.view", reason="rotas.view (the rota issue) not merged yet")
+    assert "Alex Carter" in private_reply(bot, fake, "rota")
+
+
+def test_rota_cover_needs_an_at_mention(bot: SlackBot, fake: FakeSlack) -> None:
+    assert "@mention" in private_reply(bot, fake, "rota cover outreach Sam")
+
+
+def test_rota_cover_records_the_mentioned_person(bot: SlackBot, fake: FakeSlack) -> None:
+    pytest.importorskip("rotas.cover", reason="rotas.cover (the rota issue) not merged yet")
+    fake.add_user(ALEX, "Alex Carter", "alex.carter@nhs.net")
+    fake.add_user("U01SAM", "Sam Patel", "sam.patel@nhs.net")
+    reply = private_reply(
+        bot, fake, "rota cover outreach <@U01SAM|sam.patel> until 20:00", user_id=ALEX
+    )
+    assert "Sam Patel" in reply or "U01SAM" in reply
+
+
+def test_app_home_shows_the_rota_open_requests_and_mine(bot: SlackBot, fake: FakeSlack) -> None:
+    pytest.importorskip("rotas.view", reason="rotas.view (the rota issue) not merged yet")
+    raise_review(services=bot.services, request=request(), by=NURSE)
+    response = bot.post(
+        event({"type": "app_home_opened", "user": NURSE, "channel": "D0NURSE", "tab": "home"})
+    )
+    assert response.status_code == 200
+    [published] = fake.wait_for("views.publish")
+    assert published.body["user_id"] == NURSE
+    home = str(published.body["view"])
+    assert "Alex Carter" in home and "RR-0001" in home and "Your recent requests" in home
+    assert "9990000018" not in home and "07700 900123" not in home
+
+
+def test_the_manifest_asks_for_what_the_bot_uses() -> None:
+    manifest = (ROOT / "manifest.yml").read_text()
+    for needed in (
+        "command: /rapidreview",
+        "home_tab_enabled: true",
+        "is_enabled: true",
+        "socket_mode_enabled: true",
+        "app_home_opened",
+        "should_escape: true",
+    ):
+        assert needed in manifest
+    for scope in (
+        "chat:write",
+        "commands",
+        "users:read",
+        "users:read.email",
+        "files:write",
+        "im:write",
+    ):
+        assert f"      - {scope}\n" in manifest
