@@ -6,7 +6,7 @@ the caller said.
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import time
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -175,7 +175,3 @@ def _duration(seconds: float | None) -> str:
         return f"{minutes} min" + (f" {secs} s" if secs else "")
     hours, rest = divmod(whole, 3600)
     return f"{hours} h {rest // 60:02d} min"
-
-
-def local_stamp(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")

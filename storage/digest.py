@@ -83,15 +83,15 @@ class DigestStore:
 
     def timings(self, start: datetime, end: datetime) -> list[Timing]:
         """Per urgency: how many were acknowledged and attended, and how many missed target."""
-        ack, attended = _by(Review.acknowledged_at, end), _by(Review.attending_at, end)
-        closed, cancelled = _by(Review.closed_at, end), _by(Review.cancelled_at, end)
+        ack, attended = _by(col(Review.acknowledged_at), end), _by(col(Review.attending_at), end)
+        closed, cancelled = _by(col(Review.closed_at), end), _by(col(Review.cancelled_at), end)
         ack_target = self._policy_seconds("levels", 1, "after")
         attend_target = self._policy_seconds("attend_within")
-        waited = self._seconds(Review.raised_at, func.coalesce(ack, cancelled, _at(end)))
+        waited = self._seconds(col(Review.raised_at), func.coalesce(ack, cancelled, _at(end)))
         to_attend = self._seconds(ack, func.coalesce(attended, closed, cancelled, _at(end)))
         query = (
             select(
-                Review.urgency,
+                col(Review.urgency),
                 func.count(),
                 func.count(ack),
                 func.max(ack_target),
@@ -101,8 +101,8 @@ class DigestStore:
                 _count_if(and_(ack.is_not(None), to_attend > attend_target)),
             )
             .where(raised_in(start, end))
-            .group_by(Review.urgency)
-            .order_by(Review.urgency)
+            .group_by(col(Review.urgency))
+            .order_by(col(Review.urgency))
         )
         return [Timing(*row) for row in self.session.execute(query).all()]
 
@@ -111,12 +111,13 @@ class DigestStore:
     ) -> dict[str, Spread]:
         """Time to `acknowledge` or `attend`, from raising, per urgency (or all as "*")."""
         moment = _by(
-            Review.acknowledged_at if measure == "acknowledge" else Review.attending_at, end
+            col(Review.acknowledged_at) if measure == "acknowledge" else col(Review.attending_at),
+            end,
         )
-        group = Review.urgency if per_urgency else literal("*")
+        group = col(Review.urgency) if per_urgency else literal("*")
         return self._spreads(
             group,
-            self._seconds(Review.raised_at, moment),
+            self._seconds(col(Review.raised_at), moment),
             [raised_in(start, end), moment.is_not(None)],
         )
 
@@ -126,32 +127,34 @@ class DigestStore:
         """For the days between consecutive boundaries: requests by (day index, caller), and
         time to acknowledge per day index."""
         last = boundaries[-1]
-        day = case(*[(Review.raised_at < _at(b), i) for i, b in enumerate(boundaries[1:])])
+        day = case(*[(col(Review.raised_at) < _at(b), i) for i, b in enumerate(boundaries[1:])])
         window = raised_in(boundaries[0], last)
-        inner = select(day.label("day"), Review.caller.label("caller")).where(window).subquery()
+        inner = (
+            select(day.label("day"), col(Review.caller).label("caller")).where(window).subquery()
+        )
         counts = select(inner.c.day, inner.c.caller, func.count()).group_by(
             inner.c.day, inner.c.caller
         )
         by_caller = {(d, c): n for d, c, n in self.session.execute(counts).all()}
-        ack = _by(Review.acknowledged_at, last)
+        ack = _by(col(Review.acknowledged_at), last)
         spreads = self._spreads(
-            day, self._seconds(Review.raised_at, ack), [window, ack.is_not(None)]
+            day, self._seconds(col(Review.raised_at), ack), [window, ack.is_not(None)]
         )
         return by_caller, {int(k): v for k, v in spreads.items()}
 
     def outcomes(self, start: datetime, end: datetime) -> dict[tuple[str, str], int]:
         """What became of the requests raised in [start, end), as known at `end`:
         (outcome, transfer destination or "") -> count; outcome is also cancelled or open."""
-        closed, cancelled = _by(Review.closed_at, end), _by(Review.cancelled_at, end)
+        closed, cancelled = _by(col(Review.closed_at), end), _by(col(Review.cancelled_at), end)
         status = case(
-            (closed.is_not(None), Review.outcome),
+            (closed.is_not(None), col(Review.outcome)),
             (cancelled.is_not(None), "cancelled"),
             else_="open",
         )
         where_to = case(
             (
-                and_(closed.is_not(None), Review.outcome == "transfer"),
-                func.coalesce(Review.outcome_detail, ""),
+                and_(closed.is_not(None), col(Review.outcome) == "transfer"),
+                func.coalesce(col(Review.outcome_detail), ""),
             ),
             else_="",
         )
@@ -167,10 +170,10 @@ class DigestStore:
 
     def escalations(self, start: datetime, end: datetime) -> dict[int, int]:
         """Escalation level -> how many requests reached it in [start, end)."""
-        level = self._json(ReviewEvent.detail)["level"].as_integer()
+        level = self._json(col(ReviewEvent.detail))["level"].as_integer()
         inner = (
-            select(level.label("level"), ReviewEvent.review_id.label("review_id"))
-            .where(ReviewEvent.kind == "escalated", _happened_in(start, end))
+            select(level.label("level"), col(ReviewEvent.review_id).label("review_id"))
+            .where(col(ReviewEvent.kind) == "escalated", _happened_in(start, end))
             .subquery()
         )
         query = select(inner.c.level, func.count(func.distinct(inner.c.review_id))).group_by(
@@ -182,7 +185,7 @@ class DigestStore:
         query = (
             select(func.count())
             .select_from(ReviewEvent)
-            .where(ReviewEvent.kind == kind, _happened_in(start, end))
+            .where(col(ReviewEvent.kind) == kind, _happened_in(start, end))
         )
         return int(self.session.execute(query).scalar_one())
 
@@ -190,9 +193,9 @@ class DigestStore:
         """Requests still open at `end` (however old): how many, and the oldest `limit`."""
         # Each branch of the union has its own index; one OR would scan every review ever raised.
         candidates = union(
-            select(Review.id).where(col(Review.state).in_(OPEN)),
-            select(Review.id).where(col(Review.closed_at) >= _at(end)),
-            select(Review.id).where(col(Review.cancelled_at) >= _at(end)),
+            select(col(Review.id)).where(col(Review.state).in_(OPEN)),
+            select(col(Review.id)).where(col(Review.closed_at) >= _at(end)),
+            select(col(Review.id)).where(col(Review.cancelled_at) >= _at(end)),
         ).subquery()
         still_open = and_(
             col(Review.id).in_(select(candidates.c.id)), col(Review.raised_at) < _at(end)
@@ -206,7 +209,9 @@ class DigestStore:
             else_="raised",
         )
         query = (
-            select(Review.id, Review.ward, Review.urgency, state, Review.raised_at)
+            select(
+                col(Review.id), col(Review.ward), col(Review.urgency), state, col(Review.raised_at)
+            )
             .where(still_open)
             .order_by(col(Review.raised_at), col(Review.id))
             .limit(limit)
@@ -251,7 +256,7 @@ class DigestStore:
         return cast(column, JSON) if self.postgres else type_coerce(column, JSON)
 
     def _policy_seconds(self, *path: str | int) -> ColumnElement[float]:
-        return self._json(Review.policy)[path].as_float()
+        return self._json(col(Review.policy))[path].as_float()
 
 
 def _percentile(ranked: Any, percent: int) -> ColumnElement[float]:
@@ -311,8 +316,8 @@ class DigestRuns:
             .on_conflict_do_nothing(index_elements=["day", "destination"])
         )
         # RETURNING, not rowcount: an ORM session reports rowcount -1 for this on PostgreSQL.
-        return self.session.execute(statement.returning(DigestRun.id)).first() is not None
+        return self.session.execute(statement.returning(col(DigestRun.id))).first() is not None
 
     def claimed(self, day: date) -> set[str]:
-        query = select(DigestRun.destination).where(DigestRun.day == day)
+        query = select(col(DigestRun.destination)).where(col(DigestRun.day) == day)
         return set(self.session.execute(query).scalars().all())

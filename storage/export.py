@@ -19,25 +19,27 @@ class ExportStore(DigestStore):
     def month_rows(self, start: datetime, end: datetime, *, with_identifiers: bool) -> Any:
         """The requests raised in [start, end), oldest first, as rows for the export."""
         columns: list[Any] = [
-            Review.id,
-            Review.raised_at,
-            Review.ward,
-            Review.urgency,
+            col(Review.id),
+            col(Review.raised_at),
+            col(Review.ward),
+            col(Review.urgency),
             Review.news2,
-            Review.caller,
-            Review.concern_kind,
-            Review.state,
-            Review.acknowledged_at,
-            Review.attending_at,
-            Review.closed_at,
-            Review.cancelled_at,
-            Review.outcome,
-            Review.outcome_detail,
-            self._seconds(Review.raised_at, Review.acknowledged_at).label("to_acknowledge"),
-            self._seconds(Review.raised_at, Review.attending_at).label("to_attend"),
+            col(Review.caller),
+            col(Review.concern_kind),
+            col(Review.state),
+            col(Review.acknowledged_at),
+            col(Review.attending_at),
+            col(Review.closed_at),
+            col(Review.cancelled_at),
+            col(Review.outcome),
+            col(Review.outcome_detail),
+            self._seconds(col(Review.raised_at), col(Review.acknowledged_at)).label(
+                "to_acknowledge"
+            ),
+            self._seconds(col(Review.raised_at), col(Review.attending_at)).label("to_attend"),
         ]
         if with_identifiers:
-            columns += [Review.nhs_number, Review.callback_number]
+            columns += [col(Review.nhs_number), col(Review.callback_number)]
         query = (
             select(*columns)
             .where(raised_in(start, end))
@@ -47,13 +49,14 @@ class ExportStore(DigestStore):
 
     def month_summary(self, start: datetime, end: datetime) -> dict[tuple[str, str, str], int]:
         """(concern kind, outcome or state, transfer destination) -> count, for the return."""
-        status = func.coalesce(Review.outcome, Review.state)
+        status = func.coalesce(col(Review.outcome), col(Review.state))
         where_to = case(
-            (Review.outcome == "transfer", func.coalesce(Review.outcome_detail, "")), else_=""
+            (col(Review.outcome) == "transfer", func.coalesce(col(Review.outcome_detail), "")),
+            else_="",
         )
         inner = (
             select(
-                Review.concern_kind.label("kind"),
+                col(Review.concern_kind).label("kind"),
                 status.label("status"),
                 where_to.label("where_to"),
             )
@@ -70,11 +73,11 @@ class ExportStore(DigestStore):
         return {
             measure: self._spreads(
                 literal("*"),
-                self._seconds(Review.raised_at, moment),
+                self._seconds(col(Review.raised_at), moment),
                 [raised_in(start, end), col(moment).is_not(None)],
             ).get("*", Spread(0, None, None))
             for measure, moment in (
-                ("acknowledge", Review.acknowledged_at),
-                ("attend", Review.attending_at),
+                ("acknowledge", col(Review.acknowledged_at)),
+                ("attend", col(Review.attending_at)),
             )
         }
