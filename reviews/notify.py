@@ -39,10 +39,12 @@ def to_outreach(
     message: Message,
     at: datetime,
     review_id: int | None = None,
-) -> None:
-    """`kind` is card (post and remember it), card_update, thread or channel."""
+) -> bool:
+    """`kind` is card (post and remember it), card_update, thread or channel.
+    True if anything was queued (False: every route had this key already)."""
+    queued = False
     for route in routes:
-        uow.outbox.enqueue(
+        queued |= uow.outbox.enqueue(
             key=f"{key}:{route.platform}",
             platform=route.platform,
             kind=kind,
@@ -51,6 +53,7 @@ def to_outreach(
             at=at,
             review_id=review_id,
         )
+    return queued
 
 
 def to_digest_channel(
