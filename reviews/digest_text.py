@@ -65,9 +65,14 @@ def _requests(now: Figures, before: Figures) -> list[str]:
 
 def _timing(now: Figures, before: Figures) -> list[str]:
     lines = []
-    for measure, name, target_text in (
-        ("acknowledge", "Time to acknowledge", "target: before the first escalation, "),
-        ("attend", "Time to attend", "target: attending within "),
+    for measure, name, done_text, target_text in (
+        (
+            "acknowledge",
+            "Time to acknowledge",
+            "acknowledged",
+            "target: before the first escalation, ",
+        ),
+        ("attend", "Time to attend", "attended", "target: attending within "),
     ):
         lines.append(
             f"{name}, from raising: {_spread(now, measure, '*')} "
@@ -87,7 +92,7 @@ def _timing(now: Figures, before: Figures) -> list[str]:
                 done, target, missed = timing.attended, timing.attend_target, timing.attend_missed
                 target_line = f"{target_text}{_duration(target)} of acknowledging"
             lines.append(
-                f"  {timing.urgency}: {done} of {timing.raised}, "
+                f"  {timing.urgency}: {done} of {timing.raised} {done_text}, "
                 f"{_spread(now, measure, timing.urgency)}; {target_line}, missed by {missed}"
             )
     return lines

@@ -140,12 +140,12 @@ def test_what_a_manager_reads(services, clock):
     assert "Staff 1 (0.0), Patient 0 (0.0), Family, carer or advocate 5 (0.0)" in text
     assert "Time to acknowledge, from raising: median 3 min, 90th percentile 7 min 36 s" in text
     assert (
-        "urgent: 5 of 5, median 3 min, 90th percentile 7 min 36 s; target: before the first "
-        "escalation, 5 min, missed by 1" in text
+        "urgent: 5 of 5 acknowledged, median 3 min, 90th percentile 7 min 36 s; "
+        "target: before the first escalation, 5 min, missed by 1" in text
     )
     assert (
-        "urgent: 3 of 5, median 20 min, 90th percentile 1 h 00 min; target: attending within "
-        "1 h 00 min of acknowledging, missed by 2" in text
+        "urgent: 3 of 5 attended, median 20 min, 90th percentile 1 h 00 min; "
+        "target: attending within 1 h 00 min of acknowledging, missed by 2" in text
     )
     assert "Transfer to a higher level of care 1 (ICU 1)" in text
     assert "Cancelled 1, Still open 2" in text
