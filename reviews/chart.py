@@ -38,7 +38,8 @@ def render(
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     bars.set_ylabel("Requests raised")
     bars.set_title("Rapid review requests per day (24 hours to the digest)")
-    bars.legend(loc="upper left", fontsize="small")
+    bars.set_ylim(top=max(bottom, default=0) * 1.3 + 1)  # room for the legend above the bars
+    bars.legend(loc="upper left", ncols=3, fontsize="small")
     bars.yaxis.get_major_locator().set_params(integer=True)
 
     acknowledged = [
