@@ -9,9 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from slack_bolt import BoltRequest
+from slack_sdk import WebClient
 
+from handlers.slack import build_slack_app
 from handlers.slack.forms import REQUEST_FORM
 from reviews.clock import FrozenClock
+from settings import Settings
 from storage.database import Database
 from tests.support.builders import make_services
 from tests.support.fake_slack import FakeSlack
@@ -106,3 +110,18 @@ def test_a_request_older_than_five_minutes_is_refused(
     )
     assert bot.post(replayed).status_code == 401
     assert reviews_stored(db) == 0 and not fake.called("views.open")
+
+
+def test_socket_mode_needs_no_signature(db: Database, clock: FrozenClock, fake: FakeSlack) -> None:
+    # Socket Mode delivers requests over the app-token socket, which carries no signature.
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_app_token="xapp-test",
+        slack_api_url=fake.url,
+        outreach_channel="C0OUTREACH",
+    )
+    client = WebClient(token="xoxb-test", base_url=fake.url)
+    app = build_slack_app(make_services(db, clock), settings, client)
+    unsigned = view_submission(REQUEST_FORM, request_form(), user_id=NURSE)
+    response = app.dispatch(BoltRequest(body=unsigned.body, mode="socket_mode"))
+    assert response.status == 200 and "RR-0001 raised" in response.body

@@ -21,10 +21,14 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
     Over HTTP every request must carry a valid signature made with SLACK_SIGNING_SECRET, no
     older than five minutes (bolt answers 401 otherwise). Socket Mode has no signatures: the
     app-level token authenticates the socket instead, so verification is off there.
+    ValueError when HTTP mode has no signing secret; BoltError when auth.test refuses the token.
     """
+    if not settings.slack_socket_mode and not settings.slack_signing_secret:
+        raise ValueError("SLACK_SIGNING_SECRET: needed to verify Slack's requests over HTTP")
     app = App(
         client=client,
-        signing_secret=settings.slack_signing_secret or None,
+        # Given explicitly, even when empty, so bolt never falls back to os.environ.
+        signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not settings.slack_socket_mode,
         process_before_response=False,
     )
