@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from storage.database import UnitOfWork
 from storage.tables import Staff
@@ -28,3 +29,53 @@ def is_responder(uow: UnitOfWork, platform: str, user_id: str) -> bool:
     """A responder is anyone on the rota: in the staff directory with a shift or cover."""
     person = uow.rota.staff_by_platform_id(platform, user_id)
     return person is not None and person.id is not None and uow.rota.has_shifts(person.id)
+
+
+# How far ahead next_handover looks for a change before saying there is none.
+HANDOVER_HORIZON = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A stretch of time in which the same people hold a role (nobody, when `people` is empty)."""
+
+    start: datetime
+    end: datetime
+    people: list[Staff]
+
+    @property
+    def staff_ids(self) -> frozenset[int | None]:
+        return frozenset(person.id for person in self.people)
+
+
+def holdings(uow: UnitOfWork, role: str, start: datetime, end: datetime) -> list[Holding]:
+    """Who holds `role` over [start, end), as consecutive stretches; never raises for gaps.
+
+    Each stretch is resolved by who_holds at its first instant, so cover and shifts follow
+    exactly the one rule above.
+    """
+    shifts, covers = uow.rota.spans_between(role, start, end)
+    edges = {start, end}
+    for span in [*shifts, *covers]:
+        edges.update(moment for moment in (span.start, span.end) if start < moment < end)
+    instants = sorted(edges)
+    stretches: list[Holding] = []
+    for begin, finish in zip(instants, instants[1:], strict=False):
+        people = who_holds(uow, role, begin)
+        ids = frozenset(person.id for person in people)
+        if stretches and stretches[-1].staff_ids == ids:
+            stretches[-1] = Holding(stretches[-1].start, finish, stretches[-1].people)
+        else:
+            stretches.append(Holding(begin, finish, people))
+    return stretches
+
+
+def next_handover(
+    uow: UnitOfWork, role: str, after: datetime
+) -> tuple[datetime, list[Staff]] | None:
+    """The first instant after `after` at which the holders of `role` change, and the new
+    holders (an empty list: nobody from then). None when nothing changes within 14 days."""
+    stretches = holdings(uow, role, after, after + HANDOVER_HORIZON)
+    if len(stretches) < 2:
+        return None
+    return stretches[1].start, stretches[1].people

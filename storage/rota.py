@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
 from storage.tables import Cover, Shift, Staff
 
@@ -106,3 +106,18 @@ class RotaStore:
         if not conditions:
             return None
         return self.session.exec(select(Staff).where(or_(*conditions))).first()
+
+    def staff_by_name(self, name: str) -> Sequence[Staff]:
+        query = select(Staff).where(func.lower(Staff.name) == name.strip().lower())
+        return self.session.exec(query).all()
+
+    def latest_end_before(self, role: str, at: datetime) -> datetime | None:
+        """When the last live shift or cover of `role` ending at or before `at` ended."""
+        shifts = select(func.max(Shift.end)).where(
+            Shift.role == role, col(Shift.end) <= at, col(Shift.superseded_at).is_(None)
+        )
+        covers = select(func.max(Cover.end)).where(
+            Cover.role == role, col(Cover.end) <= at, col(Cover.cancelled_at).is_(None)
+        )
+        ends = [self.session.exec(shifts).one(), self.session.exec(covers).one()]
+        return max((end for end in ends if end is not None), default=None)

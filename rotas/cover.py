@@ -1,0 +1,163 @@
+"""Cover and swaps: someone else holds a role from now until a time, over the rota's shift.
+
+Allowed for rota admins (ROTA_ADMINS) and for the person giving the role up (a current holder).
+A new cover replaces any cover it overlaps for that stretch; a longer earlier cover resumes
+after it. Every cover is audited (review_event kind "cover", no review).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from reviews.context import Actor, Services
+from reviews.messages import local_time
+from reviews.service import NotAllowed, NotFound, ServiceError
+from rotas.lookup import who_holds
+from rotas.times import BadTime, next_wall_time, parse_rota_time
+from storage.database import UnitOfWork
+from storage.tables import Cover, Staff
+
+CLOCK_TIME = re.compile(r"(?P<hour>[01]?\d|2[0-3])[:.]?(?P<minute>[0-5]\d)")
+LONGEST_COVER = timedelta(days=7)
+
+
+def record_cover(
+    *,
+    services: Services,
+    role: str,
+    covering_platform: str,
+    covering_user_id: str,
+    by: Actor,
+    until_text: str | None,
+) -> str:
+    """Put the covering person on `role` from now until `until_text` (default: the end of the
+    current shift of that role); the confirmation to show.
+
+    Raises NotFound (no such role, covering person not in the directory), NotAllowed (not a
+    rota admin nor the current holder) or ServiceError (an unreadable or past time).
+    """
+    role = role.strip().lower()
+    now = services.clock.now()
+    with services.db.unit_of_work() as uow:
+        _check_role(uow, services, role)
+        covering = uow.rota.staff_by_platform_id(covering_platform, covering_user_id.strip())
+        if covering is None or covering.id is None:
+            raise NotFound(
+                "That person is not in the staff directory yet. A rota admin can add them by "
+                "importing a rota that names them (with their email)."
+            )
+        holders = who_holds(uow, role, now)
+        _check_allowed(uow, services, by, role, holders)
+        until = _until(uow, role, until_text, now, services.timezone)
+        _make_room(uow, role, now, until)
+        uow.session.add(
+            Cover(
+                role=role,
+                staff_id=covering.id,
+                start=now,
+                end=until,
+                recorded_by=by.label,
+                recorded_at=now,
+            )
+        )
+        uow.events.record(
+            review_id=None,
+            kind="cover",
+            at=now,
+            actor=by.label,
+            platform=by.platform,
+            role=role,
+            covering=covering.name,
+            staff_id=covering.id,
+            start=now,
+            end=until,
+            instead_of=[p.name for p in holders],
+        )
+    instead = ", ".join(p.name for p in holders if p.id != covering.id) or "nobody"
+    return (
+        f"{covering.name} now holds {role} until {local_time(until, services.timezone)} "
+        f"(instead of {instead})."
+    )
+
+
+def _check_role(uow: UnitOfWork, services: Services, role: str) -> None:
+    roles = sorted(set(services.policy.roles()) | set(uow.rota.roles()))
+    if role not in roles:
+        raise NotFound(f"There is no role called {role!r}. Roles: {', '.join(roles)}.")
+
+
+def _check_allowed(
+    uow: UnitOfWork, services: Services, by: Actor, role: str, holders: list[Staff]
+) -> None:
+    if by.is_in(services.rota_admins):
+        return
+    me = uow.rota.staff_by_platform_id(by.platform, by.user_id) or (
+        uow.rota.staff_by_email(by.email) if by.email else None
+    )
+    if me is not None and me.id in {p.id for p in holders}:
+        return
+    names = " or ".join(p.name for p in holders) or "nobody at the moment"
+    raise NotAllowed(
+        f"Only a rota admin, or the person holding {role} now ({names}), can record cover "
+        "for it. Ask a rota admin."
+    )
+
+
+def _until(uow: UnitOfWork, role: str, text: str | None, now: datetime, tz: ZoneInfo) -> datetime:
+    if text is None or not text.strip():
+        until = _end_of_current_shift(uow, role, now)
+        if until is None:
+            raise ServiceError(
+                f"Nobody's shift on {role} runs now, so say until when, e.g. until 20:00."
+            )
+        return until
+    until = _read_time(text.strip(), now, tz)
+    if until <= now:
+        raise ServiceError(f"{text.strip()} has already passed; give a time still to come.")
+    if until - now > LONGEST_COVER:
+        raise ServiceError("Cover is for at most 7 days; change the rota itself for longer.")
+    return until
+
+
+def _read_time(text: str, now: datetime, tz: ZoneInfo) -> datetime:
+    clock = CLOCK_TIME.fullmatch(text)
+    if clock:
+        return next_wall_time(int(clock["hour"]), int(clock["minute"]), after=now, tz=tz)
+    try:
+        return parse_rota_time(text, tz)[0]
+    except BadTime:
+        raise ServiceError(
+            f"I could not read {text!r} as a time; write e.g. until 20:00 or "
+            "until 2026-12-01T20:00."
+        ) from None
+
+
+def _end_of_current_shift(uow: UnitOfWork, role: str, now: datetime) -> datetime | None:
+    """The cover running now ends first; otherwise the shift running now (the earliest end
+    when two overlap)."""
+    spans = list(uow.rota.covers_at(role, now)) or list(uow.rota.shifts_at(role, now))
+    return min((span.end for span in spans), default=None)
+
+
+def _make_room(uow: UnitOfWork, role: str, start: datetime, end: datetime) -> None:
+    """Earlier cover overlapping [start, end) gives way: trimmed, cancelled, or resumed after."""
+    _, covers = uow.rota.spans_between(role, start, end)
+    for cover in covers:
+        if cover.end > end:
+            uow.session.add(
+                Cover(
+                    role=role,
+                    staff_id=cover.staff_id,
+                    start=end,
+                    end=cover.end,
+                    recorded_by=cover.recorded_by,
+                    recorded_at=cover.recorded_at,
+                )
+            )
+        if cover.start < start:
+            cover.end = start
+        else:
+            cover.cancelled_at = start
+    uow.session.flush()

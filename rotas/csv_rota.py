@@ -1,0 +1,60 @@
+"""The rota CSV of CONTRACT.md: a header row, then one shift a row, local wall-clock times."""
+
+from __future__ import annotations
+
+import csv
+import io
+from zoneinfo import ZoneInfo
+
+from rotas.rows import ReadResult, ShiftRow, check_span, reject_duplicates, role_name
+from rotas.times import BadTime, parse_rota_time
+
+HEADER = ["role", "name", "email", "slack_user_id", "teams_user_id", "start", "end"]
+
+
+def read_csv(text: str, tz: ZoneInfo) -> ReadResult:
+    """Every row as a ShiftRow or a rejection naming its line; a wrong header rejects line 1."""
+    result = ReadResult()
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))  # Excel saves a byte-order mark
+    header = next(reader, None)
+    if header is None:
+        result.reject(1, "the file is empty: expected the header " + ",".join(HEADER))
+        return result
+    if [cell.strip().lower() for cell in header] != HEADER:
+        result.reject(1, "wrong header: expected " + ",".join(HEADER) + ", got " + ",".join(header))
+        return result
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        _read_row(result, reader.line_num, cells, tz)
+    reject_duplicates(result)
+    return result
+
+
+def _read_row(result: ReadResult, line: int, cells: list[str], tz: ZoneInfo) -> None:
+    if len(cells) != len(HEADER):
+        result.reject(line, f"expected {len(HEADER)} columns, found {len(cells)}")
+        return
+    role_text, name, email, slack, teams, start_text, end_text = (c.strip() for c in cells)
+    try:
+        role = role_name(role_text)
+    except ValueError as error:
+        result.reject(line, str(error))
+        return
+    if not name:
+        result.reject(line, "no name given")
+        return
+    try:
+        start, start_note = parse_rota_time(start_text, tz)
+        end, end_note = parse_rota_time(end_text, tz)
+    except BadTime as error:
+        result.reject(line, f"bad times: {error}")
+        return
+    problem = check_span(start, end)
+    if problem:
+        result.reject(line, problem)
+        return
+    result.notes.extend(f"line {line}: {note}" for note in (start_note, end_note) if note)
+    result.rows.append(
+        ShiftRow(line, role, name, email.lower() or None, slack or None, teams or None, start, end)
+    )

@@ -1,0 +1,122 @@
+"""The rota as iCalendar (.ics) from a rostering tool or a shared calendar: one VEVENT a shift.
+
+The mapping (docs/rota.md):
+- role: the event's first CATEGORIES value; without one, SUMMARY's text before ":" (or " - ");
+- person: the ATTENDEE (mailto: gives the email, CN the name); without one, SUMMARY's text
+  after ":" (or " - "), or all of SUMMARY when CATEGORIES gave the role. A name alone must
+  match someone already in the staff directory;
+- times: DTSTART and DTEND (or DURATION). UTC (...Z) is taken as written; TZID or a floating
+  time is a wall-clock time read by the DST rule of rotas.times.
+Repeating events (RRULE) and all-day events are rejected: a rota names each shift.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from icalendar import Calendar
+
+from rotas.rows import ReadResult, ShiftRow, check_span, reject_duplicates, role_name
+from rotas.times import local_to_utc
+
+SEPARATOR = re.compile(r"\s*(?::|\s-\s)\s*")
+
+
+def read_ics(text: str, tz: ZoneInfo) -> ReadResult:
+    """Every VEVENT as a ShiftRow or a rejection naming the line where the event begins."""
+    result = ReadResult()
+    try:
+        calendar = Calendar.from_ical(text)
+    except ValueError as error:
+        result.reject(1, f"not an iCalendar file ({error})")
+        return result
+    begins = [n for n, raw in enumerate(text.splitlines(), 1) if raw.strip() == "BEGIN:VEVENT"]
+    for line, event in zip(begins, calendar.walk("VEVENT"), strict=False):
+        try:
+            row = _read_event(event, line, tz, result)
+        except ValueError as error:
+            result.reject(line, str(error))
+            continue
+        if row is not None:
+            result.rows.append(row)
+    reject_duplicates(result)
+    return result
+
+
+def _read_event(event: Any, line: int, tz: ZoneInfo, result: ReadResult) -> ShiftRow | None:
+    if str(event.get("STATUS", "")).upper() == "CANCELLED":
+        result.notes.append(f"line {line}: a cancelled event, skipped")
+        return None
+    if event.get("RRULE"):
+        raise ValueError("a repeating event (RRULE): export one event per shift")
+    role, name, email = _role_and_person(event)
+    start = _instant(event, "DTSTART", line, tz, result)
+    if event.get("DTEND") is not None:
+        end = _instant(event, "DTEND", line, tz, result)
+    elif event.get("DURATION") is not None:
+        end = start + event["DURATION"].dt
+    else:
+        raise ValueError("bad times: the event has no DTEND or DURATION")
+    problem = check_span(start, end)
+    if problem:
+        raise ValueError(problem)
+    return ShiftRow(line, role, name, email, None, None, start, end)
+
+
+def _role_and_person(event: Any) -> tuple[str, str, str | None]:
+    summary = str(event.get("SUMMARY", "")).strip()
+    parts = SEPARATOR.split(summary, maxsplit=1)
+    categories = _categories(event)
+    if categories:
+        role_text, summary_name = categories[0], parts[-1]
+    elif len(parts) == 2:
+        role_text, summary_name = parts
+    else:
+        raise ValueError(
+            f"unknown role format: no CATEGORIES, and SUMMARY {summary!r} is not "
+            "'ROLE: NAME' (e.g. 'outreach: Alex Carter')"
+        )
+    role = role_name(role_text)
+    attendees = event.get("ATTENDEE")
+    if isinstance(attendees, list):
+        if len(attendees) > 1:
+            raise ValueError("more than one ATTENDEE: give one event per person's shift")
+        attendees = attendees[0]
+    if attendees is not None:
+        address = str(attendees)
+        email = address.split(":", 1)[1] if address.lower().startswith("mailto:") else ""
+        name = str(attendees.params.get("CN", "")).strip() or summary_name.strip()
+        return role, name or email, email.strip().lower() or None
+    if not summary_name.strip():
+        raise ValueError("unknown person: no ATTENDEE and no name in SUMMARY")
+    return role, summary_name.strip(), None
+
+
+def _categories(event: Any) -> list[str]:
+    raw = event.get("CATEGORIES")
+    if raw is None:
+        return []
+    values = raw if isinstance(raw, list) else [raw]
+    return [str(c).strip() for value in values for c in getattr(value, "cats", [value]) if c]
+
+
+def _instant(event: Any, name: str, line: int, tz: ZoneInfo, result: ReadResult) -> datetime:
+    prop = event[name]
+    value = prop.dt
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(f"bad times: {name} is a date without a time (an all-day event)")
+    if value.tzinfo is not None and value.utcoffset() == timedelta(0) and "TZID" not in prop.params:
+        return value.astimezone(UTC)
+    zone = tz
+    if "TZID" in prop.params:
+        try:
+            zone = ZoneInfo(str(prop.params["TZID"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"bad times: unknown time zone {prop.params['TZID']!r}") from None
+    instant, note = local_to_utc(value.replace(tzinfo=None), zone)
+    if note:
+        result.notes.append(f"line {line}: {note}")
+    return instant

@@ -1,0 +1,162 @@
+"""Importing a rota file: all or nothing, idempotent, and a report a coordinator can act on.
+
+A file is the word on each role it names, over the period it covers for that role (its first
+start to its last end): live shifts of that role in that period, whichever file they came from,
+are replaced. Replaced shifts are marked superseded, never deleted, so the history of who held
+the bleep when survives. The same file twice finds every shift unchanged and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from reviews.context import Services
+from rotas.csv_rota import read_csv
+from rotas.directory import SlackLookup, UnknownPerson, resolve_person, slack_ids_by_email
+from rotas.ics_rota import read_ics
+from rotas.report import ImportReport, describe
+from rotas.rows import ReadResult, Rejection, ShiftRow
+from storage.database import UnitOfWork
+from storage.tables import Shift, Staff
+
+READERS = {".csv": read_csv, ".ics": read_ics}
+
+
+class _Rejected(Exception):
+    """Rows the directory refused; raised inside the transaction so nothing is written."""
+
+    def __init__(self, rejected: list[Rejection]):
+        self.rejected = rejected
+
+
+def import_rota(
+    *, services: Services, path: Path, lookup_slack_id: SlackLookup | None = None
+) -> ImportReport:
+    """Import shifts from a .csv or .ics file; the report says what changed or why nothing did.
+
+    Never raises for a bad file (the report is not ok). DatabaseUnavailable propagates; an
+    exception from `lookup_slack_id` (Slack unreachable) is reported and nothing is imported.
+    """
+    report = ImportReport(source=path.name)
+    read = _read(path, services)
+    report.notes.extend(read.notes)
+    if not read.rows:
+        report.rejected = read.rejected or [Rejection(1, "no shifts in the file")]
+        return report
+    try:
+        slack_ids = slack_ids_by_email(services.db, read.rows, lookup_slack_id)
+    except Exception as error:  # the outside world failed: say so, import nothing
+        report.rejected = [Rejection(0, f"could not ask Slack for user ids ({error})")]
+        return report
+    try:
+        with services.db.unit_of_work() as uow:
+            _apply(uow, services, read, slack_ids, report, path.name)
+    except _Rejected as rejected:
+        report.rejected = rejected.rejected
+        report.added, report.changed, report.removed, report.directory = [], [], [], []
+    return report
+
+
+def _read(path: Path, services: Services) -> ReadResult:
+    reader = READERS.get(path.suffix.lower())
+    result = ReadResult()
+    if reader is None:
+        result.reject(0, f"{path.name}: not a rota file; give a .csv or .ics file")
+        return result
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        result.reject(0, f"cannot read {path.name}: {error}")
+        return result
+    return reader(text, services.timezone)
+
+
+def _apply(
+    uow: UnitOfWork,
+    services: Services,
+    read: ReadResult,
+    slack_ids: dict[str, str | None],
+    report: ImportReport,
+    source: str,
+) -> None:
+    """Resolve every row's person (so one report names every bad row), then replace."""
+    people: dict[int, Staff] = {}
+    wanted: dict[str, dict[tuple[int, datetime, datetime], ShiftRow]] = defaultdict(dict)
+    rejected = list(read.rejected)
+    for row in read.rows:
+        try:
+            person = resolve_person(uow, row, slack_ids, report.directory)
+        except UnknownPerson as error:
+            rejected.append(Rejection(row.line, str(error)))
+            continue
+        assert person.id is not None
+        people[person.id] = person
+        wanted[row.role][(person.id, row.start, row.end)] = row
+    if rejected:
+        raise _Rejected(sorted(rejected, key=lambda r: r.line))
+    now = services.clock.now()
+    for role, shifts in sorted(wanted.items()):
+        _replace(uow, role, shifts, people, report, source=source, now=now, tz=services.timezone)
+    if report.changes:
+        uow.events.record(
+            review_id=None,
+            kind="rota_import",
+            at=now,
+            source=source,
+            added=len(report.added),
+            changed=len(report.changed),
+            removed=len(report.removed),
+        )
+
+
+def _replace(
+    uow: UnitOfWork,
+    role: str,
+    wanted: dict[tuple[int, datetime, datetime], ShiftRow],
+    people: dict[int, Staff],
+    report: ImportReport,
+    *,
+    source: str,
+    now: datetime,
+    tz: ZoneInfo,
+) -> None:
+    """Make the live shifts of `role` over the rows' period exactly the rows; report the diff.
+    A shift whose slot (start, end) now has someone else is reported as changed."""
+    start = min(row.start for row in wanted.values())
+    end = max(row.end for row in wanted.values())
+    live, _ = uow.rota.spans_between(role, start, end)
+    existing = {(s.staff_id, s.start, s.end): s for s in live}
+    gone = [shift for key, shift in existing.items() if key not in wanted]
+    new = [key for key in wanted if key not in existing]
+    report.unchanged += len(wanted) - len(new)
+    for shift in gone:
+        shift.superseded_at = now
+        if shift.staff_id not in people:
+            people[shift.staff_id] = uow.rota.staff(shift.staff_id) or Staff(name="someone")
+    for staff_id, begin, finish in new:
+        uow.session.add(
+            Shift(
+                role=role,
+                staff_id=staff_id,
+                start=begin,
+                end=finish,
+                source=source,
+                imported_at=now,
+            )
+        )
+        when = describe(role, begin, finish, tz)
+        before = next((s for s in gone if (s.start, s.end) == (begin, finish)), None)
+        if before is None:
+            report.added.append(f"{when}: {people[staff_id].name}")
+        else:
+            gone.remove(before)
+            report.changed.append(
+                f"{when}: {people[before.staff_id].name} -> {people[staff_id].name}"
+            )
+    for shift in gone:
+        when = describe(role, shift.start, shift.end, tz)
+        report.removed.append(f"{when}: {people[shift.staff_id].name}")
+    uow.session.flush()

@@ -1,0 +1,298 @@
+"""Importing rota files (CSV and iCalendar): all or nothing, idempotent, every bad row named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from rotas.importer import import_rota
+from rotas.lookup import who_holds
+from storage.tables import ReviewEvent, Shift, Staff
+from tests.support.builders import make_services
+
+ROTA = Path(__file__).parent / "fixtures" / "rota"
+HEADER = "role,name,email,slack_user_id,teams_user_id,start,end\n"
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def holder(services, role: str, at: datetime) -> list[str]:
+    with services.db.unit_of_work() as uow:
+        return [person.name for person in who_holds(uow, role, at)]
+
+
+def live_shifts(services) -> list[Shift]:
+    with services.db.unit_of_work() as uow:
+        query = select(Shift).where(col(Shift.superseded_at).is_(None))
+        return list(uow.session.exec(query).all())
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_month_of_shifts_loads_and_says_who_is_on(db, clock):
+    services = make_services(db, clock)
+    report = import_rota(services=services, path=ROTA / "december-2026.csv")
+    assert report.ok, report.lines()
+    assert (len(report.added), len(report.changed), len(report.removed)) == (248, 0, 0)
+    assert report.lines()[0] == (
+        "Imported december-2026.csv: 248 added, 0 changed, 0 removed, 0 unchanged."
+    )
+    assert holder(services, "outreach", utc(2026, 12, 1, 9)) == ["Alex Carter"]
+    assert holder(services, "outreach", utc(2026, 12, 1, 21)) == ["Priya Shah"]
+    assert holder(services, "site-manager", utc(2026, 12, 31, 23)) == ["Mark Davies"]
+    with db.unit_of_work() as uow:
+        assert len(uow.rota.all_staff()) == 12
+
+
+def test_the_same_file_twice_changes_nothing(db, clock):
+    services = make_services(db, clock)
+    import_rota(services=services, path=ROTA / "december-2026.csv")
+    before = [(s.id, s.role, s.start, s.end) for s in live_shifts(services)]
+    again = import_rota(services=services, path=ROTA / "december-2026.csv")
+    assert again.ok
+    assert again.lines()[:2] == [
+        "Imported december-2026.csv: 0 added, 0 changed, 0 removed, 248 unchanged.",
+        "Nothing changed: the rota already says this.",
+    ]
+    assert [(s.id, s.role, s.start, s.end) for s in live_shifts(services)] == before
+    with db.unit_of_work() as uow:
+        imports = uow.session.exec(select(ReviewEvent).where(ReviewEvent.kind == "rota_import"))
+        assert len(imports.all()) == 1
+
+
+def test_a_later_import_replaces_the_period_and_keeps_history(db, clock, tmp_path):
+    services = make_services(db, clock)
+    import_rota(services=services, path=ROTA / "autumn-2026.csv")
+    corrected = write(
+        tmp_path,
+        "autumn-2026-v2.csv",
+        HEADER
+        + (
+            "outreach,Alex Carter,alex.carter@nhs.net,U01ALEX,,2026-10-24T08:00,2026-10-24T20:00\n"
+            "outreach,Sam Patel,sam.patel@nhs.net,U01SAM,,2026-10-24T20:00,2026-10-25T08:00\n"
+        ),
+    )
+    report = import_rota(services=services, path=corrected)
+    assert report.ok
+    assert report.changed == [
+        "outreach 20:00 Sat 24 Oct - 08:00 Sun 25 Oct: Priya Shah -> Sam Patel"
+    ]
+    assert report.removed == []  # Tom's shift of the 25th lies outside the new file's period
+    assert holder(services, "outreach", utc(2026, 10, 25, 1)) == ["Sam Patel"]
+    assert holder(services, "outreach", utc(2026, 10, 25, 9)) == ["Tom Bennett"]
+    with db.unit_of_work() as uow:
+        history = uow.session.exec(select(Shift).where(col(Shift.superseded_at).is_not(None)))
+        kept = [(uow.rota.staff(s.staff_id).name, s.source) for s in history.all()]
+    assert kept == [("Priya Shah", "autumn-2026.csv")]
+
+
+def test_a_shift_left_out_of_a_later_import_is_removed(db, clock, tmp_path):
+    services = make_services(db, clock)
+    import_rota(services=services, path=ROTA / "autumn-2026.csv")
+    shorter = write(
+        tmp_path,
+        "autumn-short.csv",
+        HEADER
+        + (
+            "outreach,Alex Carter,alex.carter@nhs.net,U01ALEX,,2026-10-24T08:00,2026-10-24T20:00\n"
+            "outreach,Tom Bennett,tom.bennett@nhs.net,U01TOM,,2026-10-25T08:00,2026-10-25T20:00\n"
+        ),
+    )
+    report = import_rota(services=services, path=shorter)
+    assert report.removed == ["outreach 20:00 Sat 24 Oct - 08:00 Sun 25 Oct: Priya Shah"]
+    assert holder(services, "outreach", utc(2026, 10, 25, 1)) == []
+
+
+def test_a_wrong_header_rejects_the_file(db, clock):
+    services = make_services(db, clock)
+    report = import_rota(services=services, path=ROTA / "wrong-header.csv")
+    assert not report.ok
+    assert report.lines()[0] == "Nothing imported from wrong-header.csv: 1 problem."
+    assert report.lines()[1].startswith(
+        "line 1: wrong header: expected role,name,email,slack_user_id,teams_user_id,start,end"
+    )
+    assert live_shifts(services) == []
+
+
+def test_every_bad_row_is_named_and_nothing_is_imported(db, clock):
+    services = make_services(db, clock)
+    report = import_rota(services=services, path=ROTA / "bad-rows.csv")
+    assert not report.ok
+    assert [(r.line, r.reason.split(":")[0]) for r in report.rejected] == [
+        (3, "unknown role format 'Outreach Nurse'"),
+        (4, "end before start"),
+        (5, "duplicate row"),
+        (6, "unknown person"),
+        (7, "bad times"),
+    ]
+    assert "line 6: unknown person: Dr Nobody Known is not in the staff directory" in "\n".join(
+        report.lines()
+    )
+    assert live_shifts(services) == []
+    with db.unit_of_work() as uow:
+        assert uow.rota.all_staff() == []  # the good row's person was not kept either
+
+
+def test_an_ics_export_maps_categories_summary_and_attendees(db, clock, tmp_path):
+    services = make_services(db, clock)
+    first = import_rota(services=services, path=ROTA / "first-week-december-2026.ics")
+    assert not first.ok
+    assert [r.line for r in first.rejected] == [22]  # Sam Patel: a name the directory lacks
+    assert "unknown person: Sam Patel" in first.rejected[0].reason
+    sam = write(
+        tmp_path,
+        "sam.csv",
+        HEADER
+        + (
+            "outreach-backup,Sam Patel,sam.patel@nhs.net,U01SAM,,2026-11-30T08:00,2026-11-30T20:00\n"
+        ),
+    )
+    assert import_rota(services=services, path=sam).ok
+    report = import_rota(services=services, path=ROTA / "first-week-december-2026.ics")
+    assert report.ok, report.lines()
+    assert len(report.added) == 4
+    assert holder(services, "outreach", utc(2026, 12, 1, 9)) == ["Alex Carter"]
+    assert holder(services, "outreach", utc(2026, 12, 2, 7)) == ["Priya Shah"]
+    assert holder(services, "outreach-backup", utc(2026, 12, 1, 19)) == ["Sam Patel"]
+    assert holder(services, "icu-registrar", utc(2026, 12, 2, 7)) == ["Dr Fatima Malik"]
+    with db.unit_of_work() as uow:
+        assert uow.rota.staff_by_email("alex.carter@nhs.net").name == "Alex Carter"
+    assert import_rota(services=services, path=ROTA / "first-week-december-2026.ics").unchanged == 4
+
+
+def test_bad_ics_events_are_named_by_the_line_they_begin_on(db, clock):
+    services = make_services(db, clock)
+    report = import_rota(services=services, path=ROTA / "bad-events.ics")
+    assert [(r.line, r.reason.split(":")[0]) for r in report.rejected] == [
+        (12, "unknown role format"),
+        (19, "end before start"),
+        (27, "duplicate row"),
+        (35, "unknown person"),
+    ]
+    assert live_shifts(services) == []
+
+
+def test_a_file_that_is_not_a_rota_is_refused(db, clock, tmp_path):
+    services = make_services(db, clock)
+    report = import_rota(services=services, path=write(tmp_path, "rota.xlsx", "x"))
+    assert report.lines() == [
+        "Nothing imported from rota.xlsx: 1 problem.",
+        "rota.xlsx: not a rota file; give a .csv or .ics file",
+    ]
+    assert not import_rota(services=services, path=write(tmp_path, "cal.ics", "hello")).ok
+
+
+def test_slack_ids_missing_from_the_file_are_looked_up_by_email(db, clock):
+    services = make_services(db, clock)
+    asked: list[str] = []
+
+    def slack_knows(email: str) -> str | None:
+        asked.append(email)
+        return {"grace.okafor@nhs.net": "U01GRACE"}.get(email)
+
+    report = import_rota(
+        services=services, path=ROTA / "december-2026.csv", lookup_slack_id=slack_knows
+    )
+    assert report.ok
+    assert asked == ["grace.okafor@nhs.net"]  # everyone else came with a Slack id
+    assert "updated in the staff directory" not in "\n".join(report.lines())
+    with db.unit_of_work() as uow:
+        assert uow.rota.staff_by_platform_id("slack", "U01GRACE").name == "Grace Okafor"
+    asked.clear()
+    again = import_rota(
+        services=services, path=ROTA / "december-2026.csv", lookup_slack_id=slack_knows
+    )
+    assert again.changes == 0 and asked == []  # known now: Slack is not asked again
+
+
+def test_a_person_slack_does_not_know_is_reported_by_name(db, clock):
+    services = make_services(db, clock)
+    report = import_rota(
+        services=services, path=ROTA / "december-2026.csv", lookup_slack_id=lambda email: None
+    )
+    assert not report.ok
+    reasons = {r.reason for r in report.rejected}
+    assert reasons == {
+        "unknown person: Slack does not know Grace Okafor by grace.okafor@nhs.net; check the "
+        "email or give their slack_user_id"
+    }
+    with db.unit_of_work() as uow:
+        assert uow.rota.staff_by_email("grace.okafor@nhs.net") is None
+
+
+def test_slack_unreachable_imports_nothing(db, clock):
+    services = make_services(db, clock)
+
+    def slack_down(email: str) -> str | None:
+        raise ConnectionError("connection refused")
+
+    report = import_rota(
+        services=services, path=ROTA / "december-2026.csv", lookup_slack_id=slack_down
+    )
+    assert report.lines() == [
+        "Nothing imported from december-2026.csv: 1 problem.",
+        "could not ask Slack for user ids (connection refused)",
+    ]
+    assert live_shifts(services) == []
+
+
+def test_lookup_by_email_through_the_fake_slack_server(db, clock):
+    from slack_sdk import WebClient
+
+    from handlers.slack import lookup_slack_id
+    from tests.support.fake_slack import FakeSlack
+
+    services = make_services(db, clock)
+    with FakeSlack() as slack:
+        slack.add_user("U01GRACE", "Grace Okafor", "grace.okafor@nhs.net")
+        client = WebClient(token="xoxb-test", base_url=slack.url)
+        report = import_rota(
+            services=services,
+            path=ROTA / "december-2026.csv",
+            lookup_slack_id=lookup_slack_id(client),
+        )
+        asked = [call.body.get("email") for call in slack.called("users.lookupByEmail")]
+    assert report.ok, report.lines()
+    assert asked == ["grace.okafor@nhs.net"]
+    with db.unit_of_work() as uow:
+        assert uow.rota.staff_by_email("grace.okafor@nhs.net").slack_user_id == "U01GRACE"
+
+
+@pytest.mark.parametrize("name", ["autumn-2026.csv", "spring-2027.csv"])
+def test_night_shifts_spanning_a_clock_change_hold_to_the_minute(db, clock, name):
+    services = make_services(db, clock)
+    assert import_rota(services=services, path=ROTA / name).ok
+    night = [s for s in live_shifts(services) if s.start.astimezone(UTC).hour in (19, 20)][0]
+    hours = (night.end - night.start).total_seconds() / 3600
+    assert hours == (13 if name.startswith("autumn") else 11)
+    assert holder(services, "outreach", night.start) == ["Priya Shah"]
+    assert holder(services, "outreach", night.end) == ["Tom Bennett"]
+    with db.unit_of_work() as uow:
+        assert uow.rota.staff(night.staff_id).name == "Priya Shah"
+
+
+def test_a_non_existent_local_time_follows_the_rule_and_leaves_no_gap(db, clock):
+    services = make_services(db, clock)
+    report = import_rota(services=services, path=ROTA / "clock-change-hours.csv")
+    assert report.ok
+    notes = "\n".join(report.lines())
+    assert "line 2: 2027-03-28 01:30 does not exist in Europe/London" in notes
+    assert "read as 02:30 BST" in notes
+    assert "line 4: 2026-10-25 01:30 happens twice in Europe/London" in notes
+    # 01:30 in March is 01:30 UTC (02:30 BST); in October the first 01:30, 00:30 UTC.
+    assert holder(services, "icu-registrar", utc(2027, 3, 28, 1, 29)) == ["Dr Fatima Malik"]
+    assert holder(services, "icu-registrar", utc(2027, 3, 28, 1, 30)) == ["Dr James Wright"]
+    assert holder(services, "site-manager", utc(2026, 10, 25, 0, 29)) == ["Rachel Hughes"]
+    assert holder(services, "site-manager", utc(2026, 10, 25, 0, 30)) == ["Mark Davies"]
+    with db.unit_of_work() as uow:
+        staff = {p.name: p for p in uow.rota.all_staff()}
+    assert isinstance(staff["Mark Davies"], Staff)
