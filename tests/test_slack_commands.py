@@ -16,7 +16,7 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackBot, event, slack_bot, slash_command
 
 ROOT = Path(__file__).resolve().parents[1]
-ALEX = "U01ALEX"
+ALEX, NURSE_ID = "U01ALEX", NURSE.user_id
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]
         yield bot
 
 
-def private_reply(bot: SlackBot, fake: FakeSlack, text: str, user_id: str = NURSE) -> str:
+def private_reply(bot: SlackBot, fake: FakeSlack, text: str, user_id: str = NURSE_ID) -> str:
     """What the bot answers `/rapidreview text`, privately, through the response_url."""
     before = len(fake.called("response_url"))
     response = bot.post(slash_command(text, user_id=user_id, response_url=fake.response_url()))
@@ -84,25 +84,29 @@ def test_rota_cover_needs_an_at_mention(bot: SlackBot, fake: FakeSlack) -> None:
     assert "@mention" in private_reply(bot, fake, "rota cover outreach Sam")
 
 
-def test_rota_cover_records_the_mentioned_person(bot: SlackBot, fake: FakeSlack) -> None:
+def test_rota_cover_records_the_mentioned_person(
+    bot: SlackBot, fake: FakeSlack, db: Database, clock: FrozenClock
+) -> None:
     pytest.importorskip("rotas.cover", reason="rotas.cover (the rota issue) not merged yet")
+    on_rota(db, "outreach-backup", "Sam Patel", "U01SAM", start=clock.now() - timedelta(hours=1))
     fake.add_user(ALEX, "Alex Carter", "alex.carter@nhs.net")
-    fake.add_user("U01SAM", "Sam Patel", "sam.patel@nhs.net")
     reply = private_reply(
         bot, fake, "rota cover outreach <@U01SAM|sam.patel> until 20:00", user_id=ALEX
     )
-    assert "Sam Patel" in reply or "U01SAM" in reply
+    assert reply.startswith("Sam Patel now holds outreach until 20:00")
+    assert "instead of Alex Carter" in reply
+    assert "Sam Patel (cover)" in private_reply(bot, fake, "rota")
 
 
 def test_app_home_shows_the_rota_open_requests_and_mine(bot: SlackBot, fake: FakeSlack) -> None:
     pytest.importorskip("rotas.view", reason="rotas.view (the rota issue) not merged yet")
     raise_review(services=bot.services, request=request(), by=NURSE)
     response = bot.post(
-        event({"type": "app_home_opened", "user": NURSE, "channel": "D0NURSE", "tab": "home"})
+        event({"type": "app_home_opened", "user": NURSE_ID, "channel": "D0NURSE", "tab": "home"})
     )
     assert response.status_code == 200
     [published] = fake.wait_for("views.publish")
-    assert published.body["user_id"] == NURSE
+    assert published.body["user_id"] == NURSE_ID
     home = str(published.body["view"])
     assert "Alex Carter" in home and "RR-0001" in home and "Your recent requests" in home
     assert "9990000018" not in home and "07700 900123" not in home

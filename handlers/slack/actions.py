@@ -38,7 +38,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
         try:
             pressed = Action(action["action_id"].removeprefix(ACTION_PREFIX))
             review_id = int(action["value"])
-            note = _press(services, client, body, pressed, review_id, channel)
+            note = _press(services, client, body, pressed, review_id)
         except service.ServiceError as refused:
             note = str(refused)
         except DatabaseUnavailable as error:
@@ -59,7 +59,6 @@ def _press(
     body: dict[str, Any],
     pressed: Action,
     review_id: int,
-    channel: str | None,
 ) -> str | None:
     """Do what the button says; what to tell the presser privately, if anything."""
     by = actor(services, body["user"])
@@ -70,7 +69,7 @@ def _press(
         return None if result.changed else result.note
     reference = _still_open(services, review_id, by.user_id, pressed)
     form = outcome_view if pressed is Action.RECORD_OUTCOME else cancel_view
-    client.views_open(trigger_id=body["trigger_id"], view=form(review_id, reference, channel or ""))
+    client.views_open(trigger_id=body["trigger_id"], view=form(review_id, reference))
     return None
 
 

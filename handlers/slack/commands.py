@@ -50,10 +50,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
         word = text.split(" ", 1)[0].lower()
         if word == "":
             ack()
-            client.views_open(
-                trigger_id=command["trigger_id"],
-                view=request_view(str(command.get("channel_id") or "")),
-            )
+            client.views_open(trigger_id=command["trigger_id"], view=request_view())
             return
         if word not in ("open", "rota", "digest"):
             ack(text=HELP)

@@ -77,8 +77,8 @@ def _modal(
     return view
 
 
-def request_view(channel_id: str = "") -> dict[str, Any]:
-    """The request form of CONTRACT.md; `channel_id` is where it was asked for."""
+def request_view() -> dict[str, Any]:
+    """The request form of CONTRACT.md."""
     return _modal(
         REQUEST_FORM,
         "Rapid review",
@@ -115,7 +115,6 @@ def request_view(channel_id: str = "") -> dict[str, Any]:
             ),
         ],
         submit="Raise",
-        private_metadata=json.dumps({"channel": channel_id}),
     )
 
 
@@ -135,7 +134,7 @@ def field_value(values: dict[str, Any], block_id: str) -> str:
     return str(element.get("value") or "")
 
 
-def outcome_view(review_id: int, reference: str, where: str) -> dict[str, Any]:
+def outcome_view(review_id: int, reference: str) -> dict[str, Any]:
     return _modal(
         OUTCOME_FORM,
         "Record outcome",
@@ -158,11 +157,11 @@ def outcome_view(review_id: int, reference: str, where: str) -> dict[str, Any]:
             ),
         ],
         submit="Record",
-        private_metadata=json.dumps({"review": review_id, "channel": where}),
+        private_metadata=json.dumps({"review": review_id}),
     )
 
 
-def cancel_view(review_id: int, reference: str, where: str) -> dict[str, Any]:
+def cancel_view(review_id: int, reference: str) -> dict[str, Any]:
     return _modal(
         CANCEL_FORM,
         "Cancel request",
@@ -173,7 +172,7 @@ def cancel_view(review_id: int, reference: str, where: str) -> dict[str, Any]:
             _input("reason", "Why is it being cancelled?", _text(multiline=True, max_length=500)),
         ],
         submit="Cancel request",
-        private_metadata=json.dumps({"review": review_id, "channel": where}),
+        private_metadata=json.dumps({"review": review_id}),
     )
 
 
