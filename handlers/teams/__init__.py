@@ -1,0 +1,100 @@
+"""Microsoft Teams: the Bot Framework endpoint, Adaptive Cards and the Teams sender.
+
+No botbuilder (it is archived): inbound tokens are checked with PyJWT, outbound tokens come
+from msal, and the Bot Connector is called with `requests`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import requests
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from handlers.teams.activities import ActivityHandler
+from handlers.teams.auth import TokenVerifier, Unauthorized
+from handlers.teams.connector import Connector
+from handlers.teams.sender import TeamsSender
+from reviews.context import Services
+from settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_BODY = 256 * 1024
+
+
+@dataclass
+class TeamsAdapter:
+    routes: list[Route]
+    sender: TeamsSender
+    verifier: TokenVerifier
+    handler: ActivityHandler
+
+
+def build_teams(
+    services: Services, settings: Settings, *, http_client: requests.Session | None = None
+) -> TeamsAdapter:
+    """The Teams endpoint and sender. `http_client` carries every call to Microsoft (keys,
+    tokens, the connector); tests pass one that trusts their local issuer's certificate."""
+    http = http_client or default_session()
+    connector = Connector(
+        app_id=settings.teams_app_id,
+        app_password=settings.teams_app_password,
+        authority=settings.teams_authority,
+        http=http,
+    )
+    verifier = TokenVerifier(
+        app_id=settings.teams_app_id, metadata_url=settings.teams_openid_metadata_url, http=http
+    )
+    handler = ActivityHandler(services, connector)
+    sender = TeamsSender(
+        connector=connector,
+        services=services,
+        service_url=settings.teams_service_url,
+        tenant_id=settings.teams_tenant_id,
+    )
+
+    async def messages(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "too large"}, status_code=413)
+        try:
+            activity = json.loads(body)
+            if not isinstance(activity, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return JSONResponse({"error": "not a JSON activity"}, status_code=400)
+        authorization = request.headers.get("authorization")
+        try:
+            await run_in_threadpool(verifier.verify, authorization, activity)
+        except Unauthorized as refused:
+            log.warning("Teams request refused: %s", refused)
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        except (requests.RequestException, KeyError, ValueError) as error:
+            # We could not fetch Microsoft's keys: ask the Bot Framework to try again.
+            log.error("Teams signing keys unavailable: %s", type(error).__name__)
+            return JSONResponse({"error": "keys unavailable"}, status_code=503)
+        status, answer = await run_in_threadpool(handler.handle, activity)
+        if answer is None:
+            return Response(status_code=status)
+        return JSONResponse(answer, status_code=status)
+
+    routes = [Route("/api/messages", messages, methods=["POST"])]
+    return TeamsAdapter(routes=routes, sender=sender, verifier=verifier, handler=handler)
+
+
+def default_session() -> requests.Session:
+    """A requests session trusting the system's bundle, or SSL_CERT_FILE / REQUESTS_CA_BUNDLE."""
+    session = requests.Session()
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    if bundle:
+        session.verify = bundle
+    return session
+
+
+__all__ = ["TeamsAdapter", "build_teams"]

@@ -1,0 +1,207 @@
+"""Inbound activities: commands typed to the bot, the request form, and the card's buttons.
+
+Action.Execute arrives as an `adaptiveCard/action` invoke and is answered in the HTTP response
+(a refreshed card, or a message only the presser sees). The Action.Submit fallback arrives as a
+message carrying `value`; its answer is posted back to the person. Everyone else sees the card
+change through the outbox's card_update, exactly as in Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from handlers.teams import cards
+from handlers.teams.connector import Connector
+from handlers.teams.people import actor, remember
+from reviews import messages, service
+from reviews.context import Actor, Services
+from reviews.model import Action, FormErrors, Outcome, ReviewForm, format_reference, validate
+from reviews.outbox import DeliveryError
+from storage.database import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "**Rapid review** (Martha's Rule): ask the critical care outreach team to review a patient.\n\n"
+    "- `rapidreview` - raise a request (the form)\n"
+    "- `open` - requests not yet closed, oldest first\n"
+    "- `rota` - who holds each role now, and who is next\n"
+    "- `help` - this help\n\n"
+    "In a channel, mention the bot first. In an emergency call 2222."
+)
+MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+Answer = tuple[str, Any]  # ("card", Adaptive Card) or ("text", str)
+
+
+class ActivityHandler:
+    def __init__(self, services: Services, connector: Connector):
+        self.services = services
+        self.connector = connector
+
+    def handle(self, activity: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        """The HTTP status and body to answer an authenticated activity with."""
+        kind = activity.get("type")
+        try:
+            remember(self.services, activity)
+        except DatabaseUnavailable:
+            log.warning("Teams conversation reference not stored: database unavailable")
+        if kind == "invoke" and activity.get("name") == "adaptiveCard/action":
+            action = (activity.get("value") or {}).get("action") or {}
+            data = {**(action.get("data") or {}), "rr_verb": action.get("verb")}
+            return 200, invoke_response(self._act(activity, data))
+        if kind == "message":
+            if isinstance(activity.get("value"), dict):
+                self._reply(activity, self._act(activity, activity["value"]))
+            else:
+                self._reply(activity, self._command(activity))
+        return 200, None
+
+    def _command(self, activity: dict[str, Any]) -> Answer:
+        words = MENTION.sub(" ", str(activity.get("text") or "")).lower().split()
+        if words and words[0].lstrip("/") == "rapidreview":
+            words = words[1:]  # "rapidreview open" works like Slack's "/rapidreview open"
+        word = words[0] if words else ""
+        try:
+            if word == "":
+                return "card", cards.request_form()
+            if word == "open":
+                return "text", open_requests(self.services)
+            if word == "rota":
+                return "text", self._rota()
+        except DatabaseUnavailable:
+            return "text", f"The bot cannot reach its database just now. {self._fallback}"
+        return "text", HELP
+
+    def _rota(self) -> str:
+        try:
+            from rotas.view import rota_lines
+        except ImportError:  # the rota view ships separately; say so rather than fail
+            return "The rota view is not available in this version."
+        return "\n\n".join(rota_lines(services=self.services, at=self.services.clock.now()))
+
+    @property
+    def _fallback(self) -> str:
+        return self.services.fallback_contact
+
+    def _act(self, activity: dict[str, Any], data: dict[str, Any]) -> Answer:
+        """Do what a form or button asked for; the answer for the person who pressed it."""
+        verb = str(data.get("rr_verb") or "")
+        if verb == cards.RAISE:
+            return self._raise(activity, data)
+        try:
+            pressed = Action(verb)
+            review_id = int(data.get("review") or 0)
+            return self._press(actor(self.services, activity), pressed, review_id, data)
+        except service.ServiceError as refused:
+            return "text", str(refused)
+        except DatabaseUnavailable as error:
+            log.warning("Teams button not recorded: %s", error)
+            return (
+                "text",
+                f"Nothing was recorded: the bot cannot reach its database. {self._fallback}",
+            )
+        except ValueError:
+            return "text", "That button is no longer recognised; use the latest card."
+
+    def _press(self, by: Actor, pressed: Action, review_id: int, data: dict[str, Any]) -> Answer:
+        change: Callable[[], service.Result]
+        if pressed is Action.RECORD_OUTCOME:
+            chosen, destination = str(data.get("outcome") or ""), str(data.get("destination") or "")
+            if not chosen:
+                return "text", "Choose an outcome, then press Record."
+            outcome = Outcome(chosen)
+            detail = destination if outcome is Outcome.TRANSFER else str(data.get("note") or "")
+            change = lambda: service.record_outcome(  # noqa: E731
+                services=self.services, review_id=review_id, by=by, outcome=outcome, detail=detail
+            )
+        elif pressed is Action.CANCEL:
+            reason = str(data.get("reason") or "")
+            change = lambda: service.cancel(  # noqa: E731
+                services=self.services, review_id=review_id, by=by, reason=reason
+            )
+        else:
+            verb = service.acknowledge if pressed is Action.ACKNOWLEDGE else service.attend
+            change = lambda: verb(services=self.services, review_id=review_id, by=by)  # noqa: E731
+        result = change()
+        if not result.changed:
+            return "text", result.note
+        return "card", cards.render(messages.card(result.review, self.services.timezone))
+
+    def _raise(self, activity: dict[str, Any], data: dict[str, Any]) -> Answer:
+        typed = {name: str(data.get(name) or "") for name in ReviewForm.__dataclass_fields__}
+        form_id = str(data.get("rr_form") or "") or None
+        try:
+            request = validate(ReviewForm(**typed))
+        except FormErrors as problems:
+            return "card", cards.request_form(typed, problems.errors, form_id)
+        try:
+            result = service.raise_review(
+                services=self.services,
+                request=request,
+                by=actor(self.services, activity),
+                submission_key=f"teams:{form_id}" if form_id else None,
+            )
+        except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded
+            # Only the type: a database error's text can carry the form's values.
+            log.error("request from Teams NOT recorded: %s", type(error).__name__)
+            return "card", cards.said(
+                "NOTHING WAS RECORDED",
+                "The bot could not save this request, so the outreach team has NOT been alerted.",
+                f"**Contact them directly now:** {self._fallback}",
+                attention=True,
+            )
+        return "card", cards.said(
+            f"{result.reference} raised",
+            "The outreach team has been alerted and will acknowledge it; you will get a message "
+            "when they do.",
+            f"**If the patient worsens before they arrive:** {self._fallback}",
+        )
+
+    def _reply(self, activity: dict[str, Any], answer: Answer) -> None:
+        """Answer a message in its own conversation (a channel: in the thread it came from)."""
+        conversation = activity.get("conversation") or {}
+        reply: dict[str, Any] = {"type": "message", "replyToId": activity.get("id")}
+        kind, content = answer
+        if kind == "card":
+            reply["attachments"] = [cards.attachment(content)]
+        else:
+            reply.update(text=content, textFormat="markdown")
+        try:
+            self.connector.post_activity(
+                str(activity.get("serviceUrl")), str(conversation.get("id")), reply
+            )
+        except DeliveryError as error:
+            log.warning("Teams reply not delivered: %s", error)
+
+
+def invoke_response(answer: Answer) -> dict[str, Any]:
+    """The body answering an adaptiveCard/action invoke: a card replaces the card for the
+    presser at once; a message is shown to the presser only."""
+    kind, content = answer
+    if kind == "card":
+        return {"statusCode": 200, "type": cards.CARD_CONTENT_TYPE, "value": content}
+    return {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": content,
+    }
+
+
+def open_requests(services: Services) -> str:
+    """Requests not yet closed, oldest first, one line each (no identifiers)."""
+    with services.db.unit_of_work() as uow:
+        reviews = uow.reviews.open_reviews()
+    if not reviews:
+        return "No open requests."
+    lines = [f"**Open requests** ({len(reviews)}), oldest first:"]
+    for review in reviews:
+        where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
+        lines.append(
+            f"- {format_reference(review.id or 0)} · {review.urgency} · {where} · "
+            f"{review.state} · raised "
+            f"{messages.local_time(review.raised_at, services.timezone)}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""Checking that an inbound activity really comes from the Bot Framework (Microsoft Teams).
+
+Every request to POST /api/messages carries a Bearer JWT signed by one of the keys published at
+TEAMS_OPENID_METADATA_URL. A token is accepted only when its signature, issuer, audience (our
+app id), expiry (with five minutes of skew), the key's endorsement of the activity's channel
+and its service URL claim all check out. Keys are cached and fetched again daily, or when a
+token names a key id we have not seen (Microsoft rotates keys without notice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import requests
+
+log = logging.getLogger(__name__)
+
+ISSUER = "https://api.botframework.com"
+SKEW_SECONDS = 300
+KEYS_MAX_AGE = 24 * 3600.0
+# Refetch on an unknown key id at most this often: forged tokens must not drive our traffic.
+UNKNOWN_KEY_REFETCH_AFTER = 60.0
+TIMEOUT = 10.0
+
+
+class Unauthorized(Exception):
+    """The request is not from the Bot Framework for this bot; the message says why (for logs)."""
+
+
+class TokenVerifier:
+    """Verifies the Authorization header of inbound activities against Microsoft's keys."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        metadata_url: str,
+        http: requests.Session,
+        monotonic: Callable[[], float] = time.monotonic,
+        unknown_key_refetch_after: float = UNKNOWN_KEY_REFETCH_AFTER,
+    ):
+        self.app_id = app_id
+        self.metadata_url = metadata_url
+        self.http = http
+        self.monotonic = monotonic
+        self.unknown_key_refetch_after = unknown_key_refetch_after
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    def verify(self, authorization: str | None, activity: dict[str, Any]) -> dict[str, Any]:
+        """The token's claims; Unauthorized when anything about it is wrong.
+
+        Fetching the keys can also fail (requests.RequestException): the caller answers 503 so
+        the Bot Framework retries, rather than refusing a genuine request.
+        """
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("no bearer token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise Unauthorized(f"malformed token: {error}") from None
+        if header.get("alg") != "RS256":
+            raise Unauthorized(f"algorithm {header.get('alg')!r} is not accepted")
+        key = self._key(str(header.get("kid") or ""))
+        claims = self._decode(token, key)
+        channel = str(activity.get("channelId") or "")
+        if channel not in key.get("endorsements", []):
+            raise Unauthorized(f"the signing key does not endorse channel {channel!r}")
+        claimed = claims.get("serviceurl") or claims.get("serviceUrl")
+        if not claimed or not _same_url(str(claimed), str(activity.get("serviceUrl") or "")):
+            raise Unauthorized("the token's service URL does not match the activity's")
+        return claims
+
+    def _decode(self, token: str, key: dict[str, Any]) -> dict[str, Any]:
+        try:
+            public_key = jwt.PyJWK(key, algorithm="RS256").key
+            return jwt.decode(
+                token,
+                public_key,
+                algorithms=["RS256"],
+                audience=self.app_id,
+                issuer=ISSUER,
+                leeway=SKEW_SECONDS,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as error:
+            raise Unauthorized(f"{type(error).__name__}: {error}") from None
+
+    def _key(self, kid: str) -> dict[str, Any]:
+        with self._lock:
+            now = self.monotonic()
+            stale = self._fetched_at is None or now - self._fetched_at > KEYS_MAX_AGE
+            unknown = kid not in self._keys and (
+                self._fetched_at is None or now - self._fetched_at >= self.unknown_key_refetch_after
+            )
+            if stale or unknown:
+                self._keys = self._fetch_keys()
+                self._fetched_at = now
+            key = self._keys.get(kid)
+        if key is None:
+            raise Unauthorized(f"unknown signing key {kid!r}")
+        return key
+
+    def _fetch_keys(self) -> dict[str, dict[str, Any]]:
+        metadata = self._get_json(self.metadata_url)
+        jwks = self._get_json(str(metadata["jwks_uri"]))
+        keys = {str(k["kid"]): k for k in jwks.get("keys", []) if k.get("kid")}
+        log.info("Bot Framework signing keys fetched (%d keys)", len(keys))
+        return keys
+
+    def _get_json(self, url: str) -> dict[str, Any]:
+        response = self.http.get(url, timeout=TIMEOUT)
+        response.raise_for_status()
+        data = json.loads(response.text)
+        if not isinstance(data, dict):
+            raise requests.RequestException(f"{url} did not return a JSON object")
+        return data
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()

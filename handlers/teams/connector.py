@@ -1,0 +1,150 @@
+"""The Bot Connector REST API: an msal token, then post, update and create-conversation calls.
+
+Answers map onto the outbox's retry rules: 429 and 412 (Teams' own throttling and concurrent
+edits), 502, 503, 504 and network failures are worth retrying (Retry-After honoured); any other
+4xx is permanent, because sending the same thing again cannot help.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import msal
+import requests
+
+from reviews.outbox import DeliveryError
+
+log = logging.getLogger(__name__)
+
+SCOPE = "https://api.botframework.com/.default"
+TIMEOUT = 10.0
+RETRYABLE = {412, 429, 500, 502, 503, 504}
+PERMANENT_TOKEN_ERRORS = {
+    "invalid_client",
+    "unauthorized_client",
+    "invalid_scope",
+    "invalid_request",
+}
+MICROSOFT_AUTHORITY_HOSTS = (
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+)
+
+
+class Connector:
+    """Calls to one bot's Bot Connector. The msal app is made on first use, so the bot starts
+    (and answers /healthz) while Microsoft is unreachable."""
+
+    def __init__(self, *, app_id: str, app_password: str, authority: str, http: requests.Session):
+        self.app_id = app_id
+        self._password = app_password
+        self.authority = authority
+        self.http = http
+        self._msal: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+
+    def post_activity(
+        self, service_url: str, conversation_id: str, activity: dict[str, Any]
+    ) -> str:
+        """Post into a conversation (or a channel thread); the new activity's id."""
+        url = f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}/activities"
+        return str(self._call("POST", url, activity).get("id") or "")
+
+    def update_activity(
+        self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
+    ) -> None:
+        url = (
+            f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}"
+            f"/activities/{quote(activity_id, safe='')}"
+        )
+        self._call("PUT", url, {**activity, "id": activity_id})
+
+    def create_personal_conversation(self, service_url: str, member_id: str, tenant_id: str) -> str:
+        """Open (or find) the 1:1 chat between the bot and `member_id`; its conversation id.
+
+        `member_id` is the person's Teams id (29:...) or their Entra object id; Teams accepts
+        either once the app is installed for them, and refuses (403/404: permanent) otherwise.
+        """
+        body = {
+            "bot": {"id": f"28:{self.app_id}"},
+            "members": [{"id": member_id}],
+            "isGroup": False,
+            "tenantId": tenant_id,
+            "channelData": {"tenant": {"id": tenant_id}},
+        }
+        return str(self._call("POST", f"{_base(service_url)}v3/conversations", body)["id"])
+
+    def _call(self, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self._token()}"}
+        try:
+            response = self.http.request(method, url, json=body, headers=headers, timeout=TIMEOUT)
+        except requests.RequestException as error:
+            raise DeliveryError(f"network: {type(error).__name__}") from error
+        if response.status_code in RETRYABLE:
+            raise DeliveryError(
+                f"Bot Connector {response.status_code}", retry_after=_retry_after(response)
+            )
+        if response.status_code >= 400:
+            raise DeliveryError(
+                f"Bot Connector refused ({response.status_code}: {_error_code(response)})",
+                permanent=True,
+            )
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:
+            data = {}
+        return data if isinstance(data, dict) else {}
+
+    def _token(self) -> str:
+        try:
+            result = self._app().acquire_token_for_client(scopes=[SCOPE])
+        except msal.exceptions.MsalServiceError as error:  # 5xx from the token endpoint
+            raise DeliveryError(f"token endpoint: {error.error}") from None
+        except (requests.RequestException, ValueError) as error:
+            raise DeliveryError(f"token endpoint: {type(error).__name__}") from None
+        if "access_token" in result:
+            return str(result["access_token"])
+        code = str(result.get("error") or "unknown")
+        # The description can echo our request; the code alone says what to fix.
+        log.error("Teams token refused: %s (check TEAMS_APP_ID / TEAMS_APP_PASSWORD)", code)
+        raise DeliveryError(f"token refused: {code}", permanent=code in PERMANENT_TOKEN_ERRORS)
+
+    def _app(self) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            if self._msal is None:
+                microsoft = urlparse(self.authority).hostname in MICROSOFT_AUTHORITY_HOSTS
+                self._msal = msal.ConfidentialClientApplication(
+                    self.app_id,
+                    client_credential=self._password,
+                    authority=self.authority,
+                    http_client=self.http,
+                    # A sovereign cloud or a local issuer: used as given, no discovery call.
+                    instance_discovery=None if microsoft else False,
+                    validate_authority=microsoft,
+                )
+            return self._msal
+
+
+def _base(service_url: str) -> str:
+    return service_url if service_url.endswith("/") else service_url + "/"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _error_code(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error") or {}
+        return str(error.get("code") or response.reason)
+    except (ValueError, AttributeError):
+        return str(response.reason)

@@ -1,0 +1,77 @@
+"""Delivering outbox items to Teams through the Bot Connector.
+
+Message ids are Teams activity ids. A card goes to TEAMS_OUTREACH_CONVERSATION and is updated in
+place; a thread line goes to the conversation "<channel>;messageid=<card activity id>" (posting
+with only replyToId would start a new thread). A direct message goes to the person's 1:1 chat,
+created from their stored conversation reference or their Entra object id when needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from handlers.teams import cards
+from handlers.teams.connector import Connector
+from handlers.teams.people import reference_for, save_personal_conversation
+from reviews.context import Services
+from reviews.outbox import DeliveryError, OutboundItem
+
+log = logging.getLogger(__name__)
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+class TeamsSender:
+    """A reviews.outbox.Sender for platform "teams"."""
+
+    def __init__(
+        self, *, connector: Connector, services: Services, service_url: str, tenant_id: str
+    ):
+        self.connector = connector
+        self.services = services
+        self.service_url = service_url
+        self.tenant_id = tenant_id
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        """Send `item`; DeliveryError (retry_after / transient / permanent) when Teams says no."""
+        activity = _activity(item)
+        if item.kind == "card_update" and item.card_id:
+            self.connector.update_activity(self.service_url, item.address, item.card_id, activity)
+            return item.card_id
+        if item.kind == "thread" and item.card_id:
+            thread = f"{item.address};messageid={item.card_id}"
+            return self.connector.post_activity(self.service_url, thread, activity)
+        if item.kind == "direct":
+            return self._direct(item.address, activity)
+        # card, a card_update or thread whose card never went out, and channel posts.
+        return self.connector.post_activity(self.service_url, item.address, activity)
+
+    def _direct(self, user_id: str, activity: dict[str, Any]) -> str:
+        reference = reference_for(self.services, user_id)
+        service_url = str(reference.get("serviceUrl") or self.service_url)
+        conversation = reference.get("conversationId")
+        if not conversation:
+            member = reference.get("userId") or (user_id if GUID.match(user_id) else None)
+            tenant = reference.get("tenantId") or self.tenant_id
+            if not member or not tenant:
+                raise DeliveryError(
+                    "this person has never talked to the bot in Teams and their rota entry has "
+                    "no Entra object id, so no chat with them can be opened; ask them to open "
+                    "rapidreview in Teams once",
+                    permanent=True,
+                )
+            conversation = self.connector.create_personal_conversation(service_url, member, tenant)
+            save_personal_conversation(self.services, user_id, conversation, service_url)
+        return self.connector.post_activity(service_url, str(conversation), activity)
+
+
+def _activity(item: OutboundItem) -> dict[str, Any]:
+    """A message activity: the text (for notifications and search) and, when there is more than
+    text to show, the Adaptive Card."""
+    message = item.message
+    activity: dict[str, Any] = {"type": "message", "text": message.text, "textFormat": "plain"}
+    if message.review or message.actions or message.attachments:
+        activity["attachments"] = [cards.attachment(cards.render(message))]
+        activity["summary"] = message.text
+    return activity

@@ -1,0 +1,307 @@
+"""Microsoft, on loopback: a Bot Framework token issuer, an Entra token endpoint, a Bot Connector.
+
+One HTTPS server (a self-signed certificate for 127.0.0.1, made with `cryptography`; msal
+refuses plain http) serves:
+- the Bot Framework OpenID metadata and JWKS (real RSA keys with endorsements) that inbound
+  tokens are checked against, and `token()` to sign activities' JWTs as the Bot Framework does;
+- `{tenant}/v2.0/.well-known/openid-configuration` and `{tenant}/oauth2/v2.0/token`, the
+  client-credentials endpoint msal talks to;
+- `v3/conversations...`, the Bot Connector, which records every call and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import secrets
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import jwt
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+ISSUER = "https://api.botframework.com"
+APP_ID = "00000000-0000-4000-8000-00000000b07a"
+APP_PASSWORD = "test-app-password"
+TENANT = "11111111-2222-4333-8444-555555555555"
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # percent-decoded
+    body: dict[str, Any]
+    authorization: str
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private: rsa.RSAPrivateKey
+    endorsements: list[str] = field(default_factory=lambda: ["msteams"])
+
+    def jwk(self) -> dict[str, Any]:
+        data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        return {**data, "kid": self.kid, "use": "sig", "endorsements": self.endorsements}
+
+
+def new_key(kid: str | None = None, endorsements: list[str] | None = None) -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return SigningKey(kid or secrets.token_hex(8), private, endorsements or ["msteams"])
+
+
+class FakeMicrosoft:
+    """Start with `with FakeMicrosoft(tmp_path) as ms:`; `ms.url` is its https base URL."""
+
+    def __init__(self, directory: Path):
+        self.ca_file = directory / "fake-microsoft.pem"
+        self.keys = [new_key()]
+        self.calls: list[Call] = []
+        self.failures: list[tuple[int, float | None]] = []
+        self.metadata_fetches = 0
+        self.token_requests = 0
+        self.issued_tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*_self_signed(directory, self.ca_file))
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeMicrosoft:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # What the bot is configured with.
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}/botframework/openid"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.url}/{TENANT}"
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.url}/"
+
+    def session(self) -> requests.Session:
+        """The http_client the bot is given: it trusts this server's certificate."""
+        session = requests.Session()
+        # Else REQUESTS_CA_BUNDLE from the environment overrides `verify` on every request.
+        session.trust_env = False
+        session.verify = str(self.ca_file)
+        return session
+
+    # Inbound tokens, signed as the Bot Framework signs them.
+    def token(
+        self,
+        *,
+        service_url: str | None = None,
+        audience: str = APP_ID,
+        issuer: str = ISSUER,
+        expires_in: float = 3600,
+        not_before_in: float = 0,
+        key: SigningKey | None = None,
+        kid: str | None = None,
+        claim: str = "serviceurl",
+    ) -> str:
+        key = key or self.keys[0]
+        now = time.time()
+        claims = {
+            "iss": issuer,
+            "aud": audience,
+            "exp": int(now + expires_in),
+            "nbf": int(now + not_before_in),
+            claim: service_url or self.service_url,
+        }
+        headers = {"kid": kid or key.kid}
+        return jwt.encode(claims, key.private, algorithm="RS256", headers=headers)
+
+    # The connector.
+    def fail_next(self, status: int, *, retry_after: float | None = None, times: int = 1) -> None:
+        with self._lock:
+            self.failures += [(status, retry_after)] * times
+
+    def connector_calls(self, method: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if method is None or c.method == method]
+
+    def posts_to(self, conversation: str) -> list[Call]:
+        path = f"/v3/conversations/{conversation}/activities"
+        return [c for c in self.connector_calls("POST") if c.path == path]
+
+    def _connector(self, method: str, path: str, body: dict[str, Any], auth: str) -> tuple:
+        with self._lock:
+            if auth.removeprefix("Bearer ") not in self.issued_tokens:
+                return 401, {"error": {"code": "Unauthorized"}}, {}
+            self.calls.append(Call(method, path, body, auth))
+            if self.failures:
+                status, retry_after = self.failures.pop(0)
+                headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+                return status, {"error": {"code": "Throttled"}}, headers
+            count = len(self.calls)
+        if method == "POST" and path == "/v3/conversations":
+            return 201, {"id": f"a:personal-{body['members'][0]['id']}"}, {}
+        if method == "PUT":
+            return 200, {"id": path.rsplit("/", 1)[1]}, {}
+        return 201, {"id": f"activity-{count}"}, {}
+
+    def _token_endpoint(self, form: dict[str, list[str]]) -> tuple:
+        with self._lock:
+            self.token_requests += 1
+        if form.get("client_id") != [APP_ID] or form.get("client_secret") != [APP_PASSWORD]:
+            return 401, {"error": "invalid_client", "error_description": "bad credentials"}, {}
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self.issued_tokens.add(token)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600}, {}
+
+    def _get(self, path: str) -> tuple:
+        if path == "/botframework/openid":
+            with self._lock:
+                self.metadata_fetches += 1
+            document = {
+                "issuer": ISSUER,
+                "jwks_uri": f"{self.url}/botframework/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+            return 200, document, {}
+        if path == "/botframework/keys":
+            return 200, {"keys": [k.jwk() for k in self.keys]}, {}
+        if path == f"/{TENANT}/v2.0/.well-known/openid-configuration":
+            base = f"{self.url}/{TENANT}"
+            return (
+                200,
+                {
+                    "issuer": f"{base}/v2.0",
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                },
+                {},
+            )
+        return 404, {"error": "not found"}, {}
+
+
+def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: Any) -> None:  # keep test output quiet
+            pass
+
+        def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self._answer(*fake._get(self.path.split("?", 1)[0]))
+
+        def do_POST(self) -> None:  # noqa: N802
+            raw, path = self._body(), self.path.split("?", 1)[0]
+            if path.endswith("/oauth2/v2.0/token"):
+                form = parse_qs(raw.decode())
+                self._answer(*fake._token_endpoint(form))
+                return
+            self._connector("POST", path, raw)
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._connector("PUT", self.path.split("?", 1)[0], self._body())
+
+        def _connector(self, method: str, path: str, raw: bytes) -> None:
+            body = json.loads(raw or b"{}")
+            auth = self.headers.get("Authorization") or ""
+            self._answer(*fake._connector(method, unquote(path), body, auth))
+
+    return Handler
+
+
+def _self_signed(directory: Path, ca_file: Path) -> tuple[str, str]:
+    """A throwaway CA (written to `ca_file`) and a server certificate for 127.0.0.1 it signed."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake Microsoft test CA")])
+    ca = (
+        _builder(ca_name, ca_name, ca_key, now)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    server = (
+        _builder(name, ca_name, key, now)
+        .add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain_file, key_file = directory / "fake-microsoft.crt", directory / "fake-microsoft.key"
+    chain_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(chain_file), str(key_file)
+
+
+def _builder(
+    subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey, now: dt.datetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=not cert_sign,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

@@ -1,0 +1,226 @@
+"""A rapid review through Microsoft Teams, over real HTTP, on SQLite and PostgreSQL.
+
+The real adapter (JWT check, Adaptive Cards, services) runs behind the real Starlette/uvicorn
+server; Microsoft (token issuer, Entra token endpoint, Bot Connector) is FakeMicrosoft on a
+loopback port; every activity carries a JWT signed as the Bot Framework signs them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reviews.clock import FrozenClock
+from reviews.notify import Route
+from storage.database import Database
+from storage.tables import Shift, Staff
+from tests.support.builders import make_services
+from tests.support.fake_microsoft import TENANT, FakeMicrosoft
+from tests.support.teams_activities import (
+    DIGEST,
+    OUTREACH,
+    TeamsBot,
+    activity,
+    execute,
+    person,
+    teams_bot,
+)
+
+TEAMS_ROUTE = Route(platform="teams", outreach_channel=OUTREACH, digest_channel=DIGEST)
+NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
+ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")
+STRANGER = person("Pat Porter", "5e5e5e5e-0000-4000-8000-000000000003")
+FORM = {
+    "caller": "family",
+    "ward": "Ward 7",
+    "bed": "12",
+    "nhs_number": "9990000018",
+    "news2": "6",
+    "concern_kind": "deterioration",
+    "concern": "Mum is much more confused than this morning",
+    "callback_number": "07700 900123",
+}
+
+
+def on_teams_rota(db: Database, role: str, name: str, aad: str, start: datetime) -> None:
+    """Put a person on the rota by their Entra object id, as a Teams trust's rota CSV does."""
+    with db.unit_of_work() as uow:
+        staff = uow.rota.staff_by_platform_id("teams", aad) or uow.rota.add_staff(
+            Staff(name=name, teams_user_id=aad)
+        )
+        assert staff.id is not None
+        uow.session.add(
+            Shift(
+                role=role,
+                staff_id=staff.id,
+                start=start,
+                end=start + timedelta(hours=12),
+                source="test",
+                imported_at=start,
+            )
+        )
+
+
+@pytest.fixture
+def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
+    with FakeMicrosoft(tmp_path) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot(db: Database, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[TeamsBot]:
+    on_teams_rota(db, "outreach", ALEX.name, ALEX.aad_object_id, clock.now() - timedelta(hours=1))
+    with teams_bot(make_services(db, clock, routes=(TEAMS_ROUTE,)), ms) as bot:
+        yield bot
+
+
+def card_of(call_body: dict) -> dict:
+    return call_body["attachments"][0]["content"]
+
+
+def titles(card: dict) -> list[str]:
+    return [a["title"] for a in card.get("actions", [])]
+
+
+def press(bot: TeamsBot, who, verb: str, personal: bool = False, **data: str) -> dict:
+    response = bot.post(execute(bot.ms, who, verb, {"review": 1, **data}, personal=personal))
+    assert response.status_code == 200
+    return response.json()
+
+
+def state_of(bot: TeamsBot) -> str:
+    with bot.services.db.unit_of_work() as uow:
+        review = uow.reviews.get(1)
+    assert review is not None
+    return review.state
+
+
+def test_form_raise_acknowledge_attend_and_outcome(bot: TeamsBot, ms: FakeMicrosoft) -> None:
+    # The nurse types "rapidreview" in her personal chat with the bot: the form comes back.
+    assert bot.post(activity(ms, NURSE, text="rapidreview")).status_code == 200
+    [reply] = ms.posts_to(f"a:personal-{NURSE.teams_id}")
+    form = card_of(reply.body)
+    [raise_button] = form["actions"]
+    assert raise_button["type"] == "Action.Execute" and raise_button["verb"] == "raise"
+    assert raise_button["fallback"]["type"] == "Action.Submit"
+    form_id = raise_button["data"]["rr_form"]
+
+    # A bad submission comes back as the form, with what to fix beside the fields.
+    answer = press(
+        bot,
+        NURSE,
+        "raise",
+        personal=True,
+        rr_form=form_id,
+        **{**FORM, "ward": "", "nhs_number": "9990000019"},
+    )
+    shown = json.dumps(answer["value"])
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+    assert "Enter the ward." in shown and "not a valid NHS number" in shown
+    # A good one is raised once, however often Teams retries it.
+    for _ in range(2):
+        answer = press(bot, NURSE, "raise", personal=True, rr_form=form_id, **FORM)
+        assert "RR-0001 raised" in json.dumps(answer["value"])
+    with bot.services.db.unit_of_work() as uow:
+        assert uow.reviews.count_open() == 1
+
+    bot.drain()
+    [posted] = ms.posts_to(OUTREACH)
+    card = card_of(posted.body)
+    shown = json.dumps(card)
+    assert "Ward 7" in shown and "***0018" in shown
+    assert "9990000018" not in shown and "07700 900123" not in shown
+    assert titles(card) == ["Acknowledge", "Attending", "Record outcome", "Cancel"]
+    card_id = _activity_id(bot)
+    # Level 0 pinged Alex in a 1:1 chat the bot opened with his Entra object id.
+    assert any(
+        c.path == "/v3/conversations"
+        and c.body["members"] == [{"id": ALEX.aad_object_id}]
+        and c.body["tenantId"] == TENANT
+        for c in ms.connector_calls("POST")
+    )
+    assert ms.posts_to(f"a:personal-{ALEX.aad_object_id}")
+
+    # Someone not on the rota is told why, privately; nothing changes.
+    refused = press(bot, STRANGER, "acknowledge")
+    assert refused["type"] == "application/vnd.microsoft.activity.message"
+    assert "Only the outreach rota's staff" in refused["value"]
+    assert state_of(bot) == "raised"
+
+    # Alex acknowledges: his card refreshes at once; everyone's refreshes through the outbox.
+    answer = press(bot, ALEX, "acknowledge")
+    assert "Acknowledged by Alex Carter" in json.dumps(answer["value"])
+    assert titles(answer["value"]) == ["Attending", "Record outcome", "Cancel"]
+    again = press(bot, ALEX, "acknowledge")
+    assert "already acknowledged" in again["value"]
+    bot.drain()
+    [update] = ms.connector_calls("PUT")
+    assert update.path == f"/v3/conversations/{OUTREACH}/activities/{card_id}"
+    assert "Acknowledged by Alex Carter" in json.dumps(update.body)
+    [line] = ms.posts_to(f"{OUTREACH};messageid={card_id}")
+    assert "Acknowledged by Alex Carter" in line.body["text"]
+    told = ms.posts_to(f"a:personal-{NURSE.teams_id}")[-1]  # her stored personal chat
+    assert "Your request RR-0001" in told.body["text"]
+
+    assert "Alex Carter attending" in json.dumps(press(bot, ALEX, "attend")["value"])
+    no_place = press(bot, ALEX, "record_outcome", outcome="transfer")
+    assert "Say where the patient was transferred" in no_place["value"]
+    closed = press(bot, ALEX, "record_outcome", outcome="transfer", destination="ICU")
+    assert "Transfer to a higher level of care (ICU)" in json.dumps(closed["value"])
+    assert titles(closed["value"]) == []
+    bot.drain()
+    assert len(ms.connector_calls("PUT")) == 3
+    assert len(ms.posts_to(f"{OUTREACH};messageid={card_id}")) == 3
+    assert state_of(bot) == "closed"
+
+
+def _activity_id(bot: TeamsBot) -> str:
+    with bot.services.db.unit_of_work() as uow:
+        card = uow.outbox.card(1, "teams", OUTREACH)
+    assert card is not None
+    return card.message_id
+
+
+def test_channel_mention_help_and_open(bot: TeamsBot, ms: FakeMicrosoft) -> None:
+    text = "<at>rapidreview</at> open"
+    assert bot.post(activity(ms, NURSE, personal=False, text=text)).status_code == 200
+    [reply] = ms.posts_to(OUTREACH)
+    assert reply.body["text"] == "No open requests." and reply.body["replyToId"]
+    bot.post(activity(ms, NURSE, personal=False, text="<at>rapidreview</at> what?"))
+    assert "Rapid review" in ms.posts_to(OUTREACH)[-1].body["text"]
+
+
+def test_submit_fallback_acknowledges_and_answers(bot: TeamsBot, ms: FakeMicrosoft) -> None:
+    press(bot, NURSE, "raise", personal=True, rr_form="f1", **FORM)
+    value = {"rr_verb": "acknowledge", "review": 1}
+    assert bot.post(activity(ms, ALEX, personal=True, value=value)).status_code == 200
+    assert state_of(bot) == "acknowledged"
+    reply = ms.posts_to(f"a:personal-{ALEX.teams_id}")[-1]
+    assert "Acknowledged by Alex Carter" in json.dumps(reply.body)
+
+
+def test_conversation_reference_is_stored_once(bot: TeamsBot, ms: FakeMicrosoft) -> None:
+    bot.post(activity(ms, ALEX, text="help"))
+    bot.post(activity(ms, ALEX, personal=False, text="<at>rapidreview</at> help"))
+    with bot.services.db.unit_of_work() as uow:
+        staff = uow.rota.staff_by_platform_id("teams", ALEX.aad_object_id)
+    assert staff is not None
+    reference = json.loads(staff.teams_conversation or "{}")
+    assert reference["conversationId"] == f"a:personal-{ALEX.teams_id}"
+    assert reference["userId"] == ALEX.teams_id and reference["tenantId"] == TENANT
+
+
+def test_nothing_recorded_when_the_database_is_down(tmp_path: Path, clock: FrozenClock) -> None:
+    broken = Database("postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
+    with (
+        FakeMicrosoft(tmp_path) as ms,
+        teams_bot(make_services(broken, clock, routes=(TEAMS_ROUTE,)), ms) as bot,
+    ):
+        answer = press(bot, NURSE, "raise", personal=True, rr_form="f2", **FORM)
+    shown = json.dumps(answer["value"])
+    assert "NOTHING WAS RECORDED" in shown and "Bleep the outreach team directly" in shown
+    broken.dispose()
