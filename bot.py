@@ -253,10 +253,15 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
 
         platform, user_id = person_identity(args.person)
         by_platform, by_user = person_identity(args.by)
+        from reviews.service import ServiceError
+
         by = Actor(platform=by_platform, user_id=by_user, name=args.by,
                    email=args.by if "@" in args.by else "")
-        print(record_cover(services=services, role=args.role, covering_platform=platform,
-                           covering_user_id=user_id, by=by, until_text=args.until))
+        try:
+            print(record_cover(services=services, role=args.role, covering_platform=platform,
+                               covering_user_id=user_id, by=by, until_text=args.until))
+        except ServiceError as refused:
+            raise BadInput(str(refused)) from None
         return 0
     if args.command == "digest":
         from reviews.digest import build_digest, destinations, latest_day, post_digest
