@@ -125,3 +125,18 @@ def test_socket_mode_needs_no_signature(db: Database, clock: FrozenClock, fake: 
     unsigned = view_submission(REQUEST_FORM, request_form(), user_id=NURSE)
     response = app.dispatch(BoltRequest(body=unsigned.body, mode="socket_mode"))
     assert response.status == 200 and "RR-0001 raised" in response.body
+
+
+def test_the_slash_command_answers_well_within_slacks_three_seconds(
+    bot: SlackBot, fake: FakeSlack
+) -> None:
+    timings = []
+    for attempt in range(10):
+        command = slash_command(response_url=fake.response_url(), trigger_id=f"t{attempt}")
+        started = time.perf_counter()
+        assert bot.post(command).status_code == 200
+        timings.append((time.perf_counter() - started) * 1000)
+    fake.wait_for("views.open", 10)
+    timings.sort()
+    print(f"/rapidreview over HTTP: median {timings[5]:.0f} ms, slowest {timings[-1]:.0f} ms")
+    assert timings[-1] < 3000
