@@ -63,16 +63,22 @@ def build(
     if settings.slack_configured:
         routes.append(Route("slack", settings.outreach_channel, settings.digest_channel))
     if settings.teams_configured:
-        routes.append(Route("teams", settings.teams_outreach_conversation,
-                            settings.teams_digest_conversation))
+        routes.append(
+            Route("teams", settings.teams_outreach_conversation, settings.teams_digest_conversation)
+        )
     if not routes:
         from handlers.shell import SHELL_ROUTE
 
         routes.append(SHELL_ROUTE)
     services = Services(
-        db=db, clock=clock or SystemClock(), policy=policy, routes=tuple(routes),
-        timezone=settings.timezone, fallback_contact=settings.fallback_contact,
-        managers=settings.managers, rota_admins=settings.rota_admins,
+        db=db,
+        clock=clock or SystemClock(),
+        policy=policy,
+        routes=tuple(routes),
+        timezone=settings.timezone,
+        fallback_contact=settings.fallback_contact,
+        managers=settings.managers,
+        rota_admins=settings.rota_admins,
         digest_time=settings.digest_time,
     )
     bot = Bot(settings=settings, services=services, senders={})
@@ -137,8 +143,9 @@ def start_scheduler(bot: Bot) -> Any:
 
         return run
 
-    scheduler = BackgroundScheduler(timezone=bot.settings.timezone,
-                                    job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler = BackgroundScheduler(
+        timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
+    )
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 1.0),
         ("outbox", lambda: outbox.drain(services, senders), 0.5),
@@ -147,8 +154,13 @@ def start_scheduler(bot: Bot) -> Any:
         ("digest", lambda: digest.digest_job(services), 30.0),
     ]
     for name, job, seconds in ticks:
-        scheduler.add_job(guarded(name, job), "interval", seconds=seconds, id=name,
-                          next_run_time=datetime.now(bot.settings.timezone))
+        scheduler.add_job(
+            guarded(name, job),
+            "interval",
+            seconds=seconds,
+            id=name,
+            next_run_time=datetime.now(bot.settings.timezone),
+        )
     scheduler.start()
     bot.scheduler = scheduler
     return scheduler
@@ -185,11 +197,15 @@ def run_shell(bot: Bot, *, announce: bool = False) -> None:
 
     out = sys.stdout
     if announce:
-        out.write("No Slack or Teams is configured, so this is the local shell: the same bot at "
-                  "your keyboard.\nTo connect Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
-                  "(Socket Mode) or SLACK_SIGNING_SECRET in .env; see README.md.\n")
-    out.write(f"Database: {bot.settings.database_url}\n"
-              "For this trial you hold every role on the rota (unless someone else does).\n")
+        out.write(
+            "No Slack or Teams is configured, so this is the local shell: the same bot at "
+            "your keyboard.\nTo connect Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+            "(Socket Mode) or SLACK_SIGNING_SECRET in .env; see README.md.\n"
+        )
+    out.write(
+        f"Database: {bot.settings.database_url}\n"
+        "For this trial you hold every role on the rota (unless someone else does).\n"
+    )
     put_keyboard_user_on_rota(bot.services)
     Shell(bot.services, input, out, bot.shell_lock).loop()
 
@@ -199,7 +215,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("shell", help="the local terminal chat")
     rota = commands.add_parser("rota", help="import or show the rota").add_subparsers(
-        dest="rota_command", required=True)
+        dest="rota_command", required=True
+    )
     rota.add_parser("import", help="import shifts from CSV or .ics").add_argument("file", type=Path)
     rota.add_parser("show", help="who holds each role").add_argument("--at", default=None)
     cover = rota.add_parser("cover", help="put someone on a role for a period")
@@ -215,9 +232,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     export.add_argument("--out", type=Path, default=None)
     export.add_argument("--with-identifiers", action="store_true")
     commands.add_parser("db", help="database schema").add_subparsers(
-        dest="db_command", required=True).add_parser("upgrade")
-    teams = commands.add_parser("teams", help="Teams app package").add_subparsers(
-        dest="teams_command", required=True).add_parser("package")
+        dest="db_command", required=True
+    ).add_parser("upgrade")
+    teams = (
+        commands.add_parser("teams", help="Teams app package")
+        .add_subparsers(dest="teams_command", required=True)
+        .add_parser("package")
+    )
     teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
     return parser.parse_args(argv)
 
@@ -255,11 +276,23 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
         by_platform, by_user = person_identity(args.by)
         from reviews.service import ServiceError
 
-        by = Actor(platform=by_platform, user_id=by_user, name=args.by,
-                   email=args.by if "@" in args.by else "")
+        by = Actor(
+            platform=by_platform,
+            user_id=by_user,
+            name=args.by,
+            email=args.by if "@" in args.by else "",
+        )
         try:
-            print(record_cover(services=services, role=args.role, covering_platform=platform,
-                               covering_user_id=user_id, by=by, until_text=args.until))
+            print(
+                record_cover(
+                    services=services,
+                    role=args.role,
+                    covering_platform=platform,
+                    covering_user_id=user_id,
+                    by=by,
+                    until_text=args.until,
+                )
+            )
         except ServiceError as refused:
             raise BadInput(str(refused)) from None
         return 0
@@ -280,8 +313,12 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
         from reviews.export import ExportError, write_export
 
         try:
-            path = write_export(services=services, month=args.month, out=args.out,
-                                with_identifiers=args.with_identifiers)
+            path = write_export(
+                services=services,
+                month=args.month,
+                out=args.out,
+                with_identifiers=args.with_identifiers,
+            )
         except ExportError as error:
             raise BadInput(str(error)) from None
         print(f"Wrote {path}")
@@ -316,8 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         bot = build(settings)
         upgrade(bot.services.db.engine)
@@ -328,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command is None and (settings.slack_configured or settings.teams_configured):
                 run(bot)
             else:
+                # The terminal is the chat: only problems are logged into it.
+                logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
                 start_scheduler(bot)
                 run_shell(bot, announce=args.command is None)
                 bot.scheduler.shutdown(wait=False)
@@ -337,8 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
     except (OperationalError, DatabaseUnavailable) as error:
-        print(f"rapidreview: DATABASE_URL: cannot reach the database ({type(error).__name__})",
-              file=sys.stderr)
+        print(
+            f"rapidreview: DATABASE_URL: cannot reach the database ({type(error).__name__})",
+            file=sys.stderr,
+        )
         return 2
 
 

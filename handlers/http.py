@@ -46,8 +46,9 @@ class HttpServer:
     """uvicorn in the foreground or on a thread; `port` is the bound port once started."""
 
     def __init__(self, app: Starlette, host: str, port: int, log_level: str):
-        config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(),
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level=log_level.lower(), access_log=False, lifespan="off"
+        )
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None
 

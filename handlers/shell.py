@@ -67,12 +67,18 @@ def render(message: Message) -> str:
     lines = [message.text]
     view = message.review
     if view is not None:
-        lines.append(f"    {view.headline}  (NEWS2 {view.news2 if view.news2 is not None else '-'})")
+        lines.append(
+            f"    {view.headline}  (NEWS2 {view.news2 if view.news2 is not None else '-'})"
+        )
         lines.append(f"    {view.caller} · {view.concern_kind}: {view.concern}")
         lines.append(f"    {view.state_line}")
     if message.actions:
-        labels = {"acknowledge": "ack", "attend": "attend", "record_outcome": "outcome",
-                  "cancel": "cancel"}
+        labels = {
+            "acknowledge": "ack",
+            "attend": "attend",
+            "record_outcome": "outcome",
+            "cancel": "cancel",
+        }
         lines.append("    buttons: " + "  ".join(f"[{labels.get(a, a)}]" for a in message.actions))
     return "\n".join(lines)
 
@@ -87,14 +93,22 @@ def put_keyboard_user_on_rota(services: Services, hours: int = 12) -> None:
         assert me.id is not None
         for role in services.policy.roles():
             if not uow.rota.shifts_at(role, now) and not uow.rota.covers_at(role, now):
-                uow.session.add(Shift(role=role, staff_id=me.id, start=now,
-                                      end=now + timedelta(hours=hours), source="shell",
-                                      imported_at=now))
+                uow.session.add(
+                    Shift(
+                        role=role,
+                        staff_id=me.id,
+                        start=now,
+                        end=now + timedelta(hours=hours),
+                        source="shell",
+                        imported_at=now,
+                    )
+                )
 
 
 class Shell:
-    def __init__(self, services: Services, read: Callable[[str], str], out: TextIO,
-                 lock: threading.Lock):
+    def __init__(
+        self, services: Services, read: Callable[[str], str], out: TextIO, lock: threading.Lock
+    ):
         self.services, self.read, self.out, self.lock = services, read, out, lock
 
     def say(self, text: str) -> None:
@@ -135,8 +149,10 @@ class Shell:
         except service.ServiceError as error:
             self.say(str(error))
         except DatabaseUnavailable:
-            self.say(f"The database is not answering: nothing was recorded. "
-                     f"{self.services.fallback_contact}")
+            self.say(
+                f"The database is not answering: nothing was recorded. "
+                f"{self.services.fallback_contact}"
+            )
 
     def ask_choice(self, question: str, labels: dict[str, str]) -> str:
         options = list(labels)
@@ -148,18 +164,23 @@ class Shell:
 
     def raise_review(self) -> None:
         form = ReviewForm(
-            caller=self.ask_choice("Who is raising it?", {c.value: l for c, l in CALLER_LABELS.items()}),
+            caller=self.ask_choice(
+                "Who is raising it?", {c.value: l for c, l in CALLER_LABELS.items()}
+            ),
             ward=self.read("Ward: "),
             bed=self.read("Bed: "),
             nhs_number=self.read("NHS number (optional): "),
             news2=self.read("NEWS2 score 0-20 (optional): "),
-            concern_kind=self.ask_choice("Kind of concern?",
-                                         {k.value: l for k, l in CONCERN_LABELS.items()}),
+            concern_kind=self.ask_choice(
+                "Kind of concern?", {k.value: l for k, l in CONCERN_LABELS.items()}
+            ),
             concern=self.read("What worries you? "),
             callback_number="",
         )
         if form.caller in (Caller.PATIENT, Caller.FAMILY):
-            form = ReviewForm(**{**form.__dict__, "callback_number": self.read("Call-back number: ")})
+            form = ReviewForm(
+                **{**form.__dict__, "callback_number": self.read("Call-back number: ")}
+            )
         try:
             request = validate(form)
         except FormErrors as errors:
@@ -170,11 +191,15 @@ class Shell:
         try:
             result = service.raise_review(services=self.services, request=request, by=SHELL_USER)
         except DatabaseUnavailable:
-            self.say(f"NOT RECORDED: the bot could not save this request. "
-                     f"{self.services.fallback_contact}")
+            self.say(
+                f"NOT RECORDED: the bot could not save this request. "
+                f"{self.services.fallback_contact}"
+            )
             return
-        self.say(f"{result.reference} raised. If the patient worsens before the outreach team "
-                 f"arrives: {self.services.fallback_contact}")
+        self.say(
+            f"{result.reference} raised. If the patient worsens before the outreach team "
+            f"arrives: {self.services.fallback_contact}"
+        )
 
     def reference(self, args: list[str]) -> int:
         review_id = parse_reference(args[0]) if args else None
@@ -192,19 +217,27 @@ class Shell:
         try:
             outcome = Outcome(choice)
         except ValueError:
-            raise service.ServiceError("Choose an outcome by its number; nothing changed.") from None
+            raise service.ServiceError(
+                "Choose an outcome by its number; nothing changed."
+            ) from None
         detail = ""
         if outcome is Outcome.TRANSFER:
             detail = self.ask_choice("Transferred to?", {d: d for d in TRANSFER_DESTINATIONS})
-        result = service.record_outcome(services=self.services, review_id=review_id,
-                                        by=SHELL_USER, outcome=outcome, detail=detail)
+        result = service.record_outcome(
+            services=self.services,
+            review_id=review_id,
+            by=SHELL_USER,
+            outcome=outcome,
+            detail=detail,
+        )
         self.say(result.note)
 
     def cancel(self, args: list[str]) -> None:
         review_id = self.reference(args)
         reason = " ".join(args[1:]) or self.read("Why cancel? ")
-        result = service.cancel(services=self.services, review_id=review_id, by=SHELL_USER,
-                                reason=reason)
+        result = service.cancel(
+            services=self.services, review_id=review_id, by=SHELL_USER, reason=reason
+        )
         self.say(result.note)
 
     def show_open(self) -> None:
@@ -213,8 +246,10 @@ class Shell:
         if not reviews:
             self.say("No open requests.")
         for review in reviews:
-            self.say(f"  {format_reference(review.id or 0)}  {review.urgency:<9} {review.ward} "
-                     f"bed {review.bed}  {review.state}  {ConcernKind(review.concern_kind).label}")
+            self.say(
+                f"  {format_reference(review.id or 0)}  {review.urgency:<9} {review.ward} "
+                f"bed {review.bed}  {review.state}  {ConcernKind(review.concern_kind).label}"
+            )
 
     def show_rota(self) -> None:
         from rotas.view import rota_lines

@@ -13,8 +13,13 @@ def test_healthy_when_the_database_answers(db):
     with serve(make_http_app(db, [])) as url:
         response = requests.get(f"{url}/healthz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "open_requests": 0,
-                               "outbox_pending": 0, "outbox_failed": 0}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "open_requests": 0,
+        "outbox_pending": 0,
+        "outbox_failed": 0,
+    }
 
 
 def test_unavailable_when_the_database_does_not_answer(tmp_path):

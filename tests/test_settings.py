@@ -30,8 +30,12 @@ def test_modes():
     assert socket.slack_socket_mode and not socket.serves_http
     http = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", OUTREACH_CHANNEL="C1")
     assert not http.slack_socket_mode and http.serves_http
-    teams = settings(TEAMS_APP_ID="a", TEAMS_APP_PASSWORD="p", TEAMS_TENANT_ID="t",
-                     TEAMS_OUTREACH_CONVERSATION="19:x@thread.tacv2")
+    teams = settings(
+        TEAMS_APP_ID="a",
+        TEAMS_APP_PASSWORD="p",
+        TEAMS_TENANT_ID="t",
+        TEAMS_OUTREACH_CONVERSATION="19:x@thread.tacv2",
+    )
     assert teams.serves_http
     assert teams.teams_authority == "https://login.microsoftonline.com/t"
 
@@ -49,8 +53,16 @@ def test_modes():
         ({"PORT": "http"}, "PORT"),
         ({"ESCALATION_POLICY": "/nowhere/policy.toml"}, "ESCALATION_POLICY"),
         ({"TEAMS_APP_ID": "a"}, "TEAMS_APP_PASSWORD"),
-        ({"TEAMS_APP_ID": "a", "TEAMS_APP_PASSWORD": "p", "TEAMS_TENANT_ID": "t",
-          "TEAMS_OUTREACH_CONVERSATION": "19:x", "TEAMS_AUTHORITY": "http://x"}, "TEAMS_AUTHORITY"),
+        (
+            {
+                "TEAMS_APP_ID": "a",
+                "TEAMS_APP_PASSWORD": "p",
+                "TEAMS_TENANT_ID": "t",
+                "TEAMS_OUTREACH_CONVERSATION": "19:x",
+                "TEAMS_AUTHORITY": "http://x",
+            },
+            "TEAMS_AUTHORITY",
+        ),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],
 )
@@ -67,11 +79,20 @@ def test_start_up_stops_with_one_line_and_no_secret(tmp_path):
         "SLACK_SIGNING_SECRET": "signing-secret-value",
         "DATABASE_URL": f"sqlite:///{tmp_path}/rr.db",
     }
-    result = subprocess.run([sys.executable, "bot.py"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "bot.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["rapidreview: OUTREACH_CHANNEL: required with Slack (the channel ID, e.g. C0123)"]
+    assert lines == [
+        "rapidreview: OUTREACH_CHANNEL: required with Slack (the channel ID, e.g. C0123)"
+    ]
     assert "very-secret" not in result.stderr + result.stdout
     assert "signing-secret-value" not in result.stderr + result.stdout
 
