@@ -165,14 +165,14 @@ class Shell:
     def raise_review(self) -> None:
         form = ReviewForm(
             caller=self.ask_choice(
-                "Who is raising it?", {c.value: l for c, l in CALLER_LABELS.items()}
+                "Who is raising it?", {c.value: label for c, label in CALLER_LABELS.items()}
             ),
             ward=self.read("Ward: "),
             bed=self.read("Bed: "),
             nhs_number=self.read("NHS number (optional): "),
             news2=self.read("NEWS2 score 0-20 (optional): "),
             concern_kind=self.ask_choice(
-                "Kind of concern?", {k.value: l for k, l in CONCERN_LABELS.items()}
+                "Kind of concern?", {k.value: label for k, label in CONCERN_LABELS.items()}
             ),
             concern=self.read("What worries you? "),
             callback_number="",
@@ -213,7 +213,9 @@ class Shell:
 
     def record_outcome(self, args: list[str]) -> None:
         review_id = self.reference(args)
-        choice = self.ask_choice("Outcome?", {o.value: l for o, l in OUTCOME_LABELS.items()})
+        choice = self.ask_choice(
+            "Outcome?", {o.value: label for o, label in OUTCOME_LABELS.items()}
+        )
         try:
             outcome = Outcome(choice)
         except ValueError:
