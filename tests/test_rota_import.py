@@ -153,7 +153,8 @@ def test_an_ics_export_maps_categories_summary_and_attendees(db, clock, tmp_path
         "sam.csv",
         HEADER
         + (
-            "outreach-backup,Sam Patel,sam.patel@nhs.net,U01SAM,,2026-11-30T08:00,2026-11-30T20:00\n"
+            "outreach-backup,Sam Patel,sam.patel@nhs.net,U01SAM,,"
+            "2026-11-30T08:00,2026-11-30T20:00\n"
         ),
     )
     assert import_rota(services=services, path=sam).ok

@@ -1,0 +1,124 @@
+"""Cover and swaps: who may record them, until when, and that the override wins and is audited."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import select
+
+from reviews.context import Actor
+from reviews.service import NotAllowed, NotFound, ServiceError
+from rotas.cover import record_cover
+from rotas.lookup import who_holds
+from storage.tables import ReviewEvent
+from tests.support.builders import make_services, on_rota
+
+ADMIN = Actor(platform="slack", user_id="U0ADMIN", name="Rota Admin")
+ALEX = Actor(platform="slack", user_id="U01ALEX", name="Alex Carter")
+SAM = Actor(platform="slack", user_id="U01SAM", name="Sam Patel")
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.fixture
+def services(db, clock):
+    """09:00 on 1 Dec: Alex holds outreach 08:00-20:00; Sam holds outreach-backup."""
+    on_rota(
+        db, "outreach", "Alex Carter", "U01ALEX", utc(2026, 12, 1, 8), email="alex.carter@nhs.net"
+    )
+    on_rota(db, "outreach-backup", "Sam Patel", "U01SAM", utc(2026, 12, 1, 8))
+    return make_services(db, clock, rota_admins=frozenset({"u0admin", "lead@nhs.net"}))
+
+
+def cover(services, by: Actor, who: str = "U01SAM", until: str | None = None, role="outreach"):
+    return record_cover(
+        services=services,
+        role=role,
+        covering_platform="slack",
+        covering_user_id=who,
+        by=by,
+        until_text=until,
+    )
+
+
+def holders(services, at: datetime, role: str = "outreach") -> list[str]:
+    with services.db.unit_of_work() as uow:
+        return [p.name for p in who_holds(uow, role, at)]
+
+
+def test_the_holder_hands_the_bleep_over_until_the_end_of_the_shift(services):
+    said = cover(services, by=ALEX)
+    assert said == "Sam Patel now holds outreach until 20:00 Tue 01 Dec (instead of Alex Carter)."
+    assert holders(services, utc(2026, 12, 1, 19, 59)) == ["Sam Patel"]
+    assert holders(services, utc(2026, 12, 1, 20)) == []
+    with services.db.unit_of_work() as uow:
+        events = uow.session.exec(select(ReviewEvent).where(ReviewEvent.kind == "cover")).all()
+    assert [(e.review_id, e.actor, e.platform) for e in events] == [(None, "Alex Carter", "slack")]
+    detail = json.loads(events[0].detail)
+    assert detail["role"] == "outreach" and detail["covering"] == "Sam Patel"
+    assert detail["instead_of"] == ["Alex Carter"]
+
+
+def test_a_rota_admin_records_cover_until_a_time(services, clock):
+    said = cover(services, by=ADMIN, until="12:30")
+    assert said.startswith("Sam Patel now holds outreach until 12:30 Tue 01 Dec")
+    assert holders(services, utc(2026, 12, 1, 12, 29)) == ["Sam Patel"]
+    assert holders(services, utc(2026, 12, 1, 12, 30)) == ["Alex Carter"]
+    by_email = Actor(platform="teams", user_id="29:lead", name="Lead", email="Lead@nhs.net")
+    assert "until 08:00 Wed 02 Dec" in cover(services, by=by_email, until="2026-12-02T08:00")
+
+
+def test_anyone_else_is_refused_with_a_reason(services):
+    with pytest.raises(NotAllowed) as refused:
+        cover(services, by=SAM, who="U01SAM")
+    assert str(refused.value) == (
+        "Only a rota admin, or the person holding outreach now (Alex Carter), can record cover "
+        "for it. Ask a rota admin."
+    )
+    assert holders(services, utc(2026, 12, 1, 10)) == ["Alex Carter"]
+
+
+def test_cover_over_cover_replaces_it_and_the_earlier_cover_resumes(services, clock):
+    on_rota(services.db, "icu-registrar", "Dr Fatima Malik", "U01FATIMA", utc(2026, 12, 1, 0))
+    cover(services, by=ADMIN, until="18:00")
+    clock.advance(hours=1)
+    cover(services, by=SAM, who="U01FATIMA", until="12:00")  # Sam holds it now: allowed
+    assert holders(services, utc(2026, 12, 1, 11)) == ["Dr Fatima Malik"]
+    assert holders(services, utc(2026, 12, 1, 13)) == ["Sam Patel"]
+    assert holders(services, utc(2026, 12, 1, 19)) == ["Alex Carter"]
+
+
+@pytest.mark.parametrize(
+    ("until", "error", "sentence"),
+    [
+        ("08:00 yesterday", ServiceError, "I could not read '08:00 yesterday' as a time"),
+        ("2026-12-01T08:30", ServiceError, "2026-12-01T08:30 has already passed"),
+        ("2026-12-20T08:00", ServiceError, "Cover is for at most 7 days"),
+    ],
+)
+def test_a_bad_until_is_refused_with_a_sentence(services, until, error, sentence):
+    with pytest.raises(error) as refused:
+        cover(services, by=ADMIN, until=until)
+    assert str(refused.value).startswith(sentence)
+
+
+def test_unknown_roles_and_people_are_refused(services):
+    with pytest.raises(NotFound) as no_role:
+        cover(services, by=ADMIN, role="pharmacist")
+    assert str(no_role.value).startswith("There is no role called 'pharmacist'. Roles: ")
+    with pytest.raises(NotFound) as no_person:
+        cover(services, by=ADMIN, who="U0STRANGER")
+    assert "not in the staff directory" in str(no_person.value)
+
+
+def test_with_nobody_on_shift_the_admin_must_say_until_when(services):
+    with pytest.raises(ServiceError) as refused:
+        cover(services, by=ADMIN, role="site-manager")
+    assert str(refused.value) == (
+        "Nobody's shift on site-manager runs now, so say until when, e.g. until 20:00."
+    )
+    assert "instead of nobody" in cover(services, by=ADMIN, role="site-manager", until="17:00")
