@@ -12,6 +12,7 @@ refuses plain http) serves:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import json
 import secrets
@@ -56,6 +57,12 @@ class SigningKey:
         return {**data, "kid": self.kid, "use": "sig", "endorsements": self.endorsements}
 
 
+@functools.cache
+def _first_key() -> SigningKey:
+    # RSA key generation is the slow part of a test; one starting key per run is enough.
+    return new_key()
+
+
 def new_key(kid: str | None = None, endorsements: list[str] | None = None) -> SigningKey:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return SigningKey(kid or secrets.token_hex(8), private, endorsements or ["msteams"])
@@ -66,7 +73,7 @@ class FakeMicrosoft:
 
     def __init__(self, directory: Path):
         self.ca_file = directory / "fake-microsoft.pem"
-        self.keys = [new_key()]
+        self.keys = [_first_key()]
         self.calls: list[Call] = []
         self.failures: list[tuple[int, float | None]] = []
         self.metadata_fetches = 0
@@ -75,10 +82,16 @@ class FakeMicrosoft:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*_self_signed(directory, self.ca_file))
+        ca_pem, cert_pem, key_pem = _tls_material()
+        self.ca_file.write_bytes(ca_pem)
+        (directory / "fake-microsoft.crt").write_bytes(cert_pem)
+        (directory / "fake-microsoft.key").write_bytes(key_pem)
+        context.load_cert_chain(directory / "fake-microsoft.crt", directory / "fake-microsoft.key")
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> FakeMicrosoft:
         self._thread.start()
@@ -240,8 +253,9 @@ def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _self_signed(directory: Path, ca_file: Path) -> tuple[str, str]:
-    """A throwaway CA (written to `ca_file`) and a server certificate for 127.0.0.1 it signed."""
+@functools.cache
+def _tls_material() -> tuple[bytes, bytes, bytes]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed (PEM: CA, cert, key)."""
     now = dt.datetime.now(dt.UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake Microsoft test CA")])
@@ -266,17 +280,13 @@ def _self_signed(directory: Path, ca_file: Path) -> tuple[str, str]:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    chain_file, key_file = directory / "fake-microsoft.crt", directory / "fake-microsoft.key"
-    chain_file.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    return str(chain_file), str(key_file)
+    pem = serialization.Encoding.PEM
+    return ca.public_bytes(pem), server.public_bytes(pem), key_pem
 
 
 def _builder(

@@ -1,0 +1,152 @@
+"""Every inbound token failure is refused with 401 and changes nothing; good tokens pass.
+
+Tokens are real RS256 JWTs signed by FakeMicrosoft's keys, checked by the real endpoint over
+real HTTP against keys fetched from its OpenID metadata document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+from sqlmodel import select
+
+from handlers.teams.auth import TokenVerifier, Unauthorized
+from reviews.clock import FrozenClock
+from reviews.notify import Route
+from storage.database import Database
+from storage.tables import Staff
+from tests.support.builders import make_services
+from tests.support.fake_microsoft import APP_ID, FakeMicrosoft, new_key
+from tests.support.teams_activities import OUTREACH, TeamsBot, activity, person, teams_bot
+
+NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
+ROUTES = (Route(platform="teams", outreach_channel=OUTREACH),)
+
+
+@pytest.fixture
+def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
+    with FakeMicrosoft(tmp_path) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot(db: Database, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[TeamsBot]:
+    with teams_bot(make_services(db, clock, routes=ROUTES), ms) as bot:
+        yield bot
+
+
+def nothing_happened(bot: TeamsBot) -> bool:
+    with bot.services.db.unit_of_work() as uow:
+        people = uow.session.exec(select(Staff)).all()
+    return people == [] and bot.ms.connector_calls() == []
+
+
+FORGED_KEY = new_key()
+BAD_TOKENS: dict[str, Callable[[FakeMicrosoft], str | None]] = {
+    "missing": lambda ms: None,
+    "not a JWT": lambda ms: "not-a-jwt",
+    "forged signature": lambda ms: ms.token(key=FORGED_KEY, kid=ms.keys[0].kid),
+    "unknown key": lambda ms: ms.token(key=FORGED_KEY),
+    "wrong audience": lambda ms: ms.token(audience="someone-elses-bot"),
+    "wrong issuer": lambda ms: ms.token(issuer="https://sts.windows.net/evil/"),
+    "expired beyond the skew": lambda ms: ms.token(expires_in=-301 - 5),
+    "not valid yet beyond the skew": lambda ms: ms.token(not_before_in=301 + 5),
+    "another service URL": lambda ms: ms.token(service_url="https://evil.example/"),
+    "no service URL claim": lambda ms: ms.token(claim="unrelated"),
+    "HMAC, not RSA": lambda ms: jwt.encode(
+        {"iss": "https://api.botframework.com", "aud": APP_ID, "exp": 2**31},
+        "x" * 32,
+        algorithm="HS256",
+        headers={"kid": ms.keys[0].kid},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+def test_bad_tokens_are_refused_and_change_nothing(
+    bot: TeamsBot, ms: FakeMicrosoft, case: str
+) -> None:
+    token = BAD_TOKENS[case](ms)
+    response = bot.post(activity(ms, NURSE, text="rapidreview"), token=token, unsigned=True)
+    assert response.status_code == 401
+    assert nothing_happened(bot)
+
+
+def test_a_key_that_does_not_endorse_the_channel_is_refused(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    response = bot.post(activity(ms, NURSE, text="rapidreview", channelId="webchat"))
+    assert response.status_code == 401
+    assert nothing_happened(bot)
+
+
+@pytest.mark.parametrize("claim", ["serviceurl", "serviceUrl"])
+def test_either_spelling_of_the_service_url_claim_is_accepted(
+    bot: TeamsBot, ms: FakeMicrosoft, claim: str
+) -> None:
+    # Real Bot Framework tokens spell it "serviceurl"; some documentation says "serviceUrl".
+    response = bot.post(activity(ms, NURSE, text="help"), token=ms.token(claim=claim))
+    assert response.status_code == 200
+    assert len(ms.posts_to(f"a:personal-{NURSE.teams_id}")) == 1
+
+
+def test_clock_skew_within_five_minutes_is_tolerated(bot: TeamsBot, ms: FakeMicrosoft) -> None:
+    for token in (ms.token(expires_in=-240), ms.token(not_before_in=240)):
+        assert bot.post(activity(ms, NURSE, text="help"), token=token).status_code == 200
+
+
+def test_keys_unavailable_asks_the_bot_framework_to_retry(
+    db: Database, clock: FrozenClock, ms: FakeMicrosoft
+) -> None:
+    with teams_bot(make_services(db, clock, routes=ROUTES), ms) as bot:
+        bot.adapter.verifier.metadata_url = "https://127.0.0.1:9/nowhere"
+        response = bot.post(activity(ms, NURSE, text="rapidreview"))
+        assert response.status_code == 503
+        assert nothing_happened(bot)
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_keys_are_cached_refetched_daily_and_on_a_new_key_id(ms: FakeMicrosoft) -> None:
+    ticks = Ticks()
+    verifier = TokenVerifier(
+        app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session(), monotonic=ticks
+    )
+    seen = activity(ms, NURSE)
+    for _ in range(3):
+        verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 1
+
+    # Microsoft rotates its keys: a token with the new key id makes us fetch them again...
+    ms.keys = [new_key()]
+    with pytest.raises(Unauthorized):  # ...but not more often than once a minute
+        verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 1
+    ticks.now += 61
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 2
+
+    ticks.now += 24 * 3600 + 1
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 3
+
+
+def test_a_refused_request_does_not_reach_the_database(ms: FakeMicrosoft) -> None:
+    # No database at all: a forged request must be refused before anything is looked up.
+    verifier = TokenVerifier(app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session())
+    with pytest.raises(Unauthorized, match="audience|Audience"):
+        verifier.verify(f"Bearer {ms.token(audience='other')}", activity(ms, NURSE))
+    with pytest.raises(requests.RequestException):
+        TokenVerifier(app_id=APP_ID, metadata_url=f"{ms.url}/missing", http=ms.session()).verify(
+            f"Bearer {ms.token()}", activity(ms, NURSE)
+        )
