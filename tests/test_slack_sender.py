@@ -95,7 +95,8 @@ def test_slack_failures_map_to_retries_or_give_up(
 def test_network_failure_is_a_retry() -> None:
     with FakeSlack() as gone:
         url = gone.url
-    sender = SlackSender(WebClient(token="xoxb-test", base_url=url, timeout=2))
+    # No client-side retry: the outbox retries, and the test stays fast.
+    sender = SlackSender(WebClient(token="xoxb-test", base_url=url, timeout=2, retry_handlers=[]))
     with pytest.raises(DeliveryError) as raised:
         sender.deliver(item("card"))
     assert not raised.value.permanent
