@@ -1,4 +1,4 @@
-"""Who holds a role, and who is next: cover first, then shifts, else nobody; across clock changes."""
+"""Who holds a role, and who is next: cover, then shifts, else nobody; across clock changes."""
 
 from __future__ import annotations
 

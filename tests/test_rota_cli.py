@@ -1,0 +1,74 @@
+"""`python bot.py rota import|show|cover`, run as a rota coordinator would run them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.process import ROOT, bot_environment
+from tests.test_rota_import import ROTA
+
+pytestmark = pytest.mark.slow
+
+
+def bot(*args: str, tmp_path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), "rota", *args],
+        cwd=tmp_path,
+        env=bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", ROTA_ADMINS="lead@nhs.net"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_import_show_and_cover_from_the_command_line(tmp_path):
+    imported = bot("import", str(ROTA / "december-2026.csv"), tmp_path=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.splitlines()[0] == (
+        "Imported december-2026.csv: 248 added, 0 changed, 0 removed, 0 unchanged."
+    )
+    again = bot("import", str(ROTA / "december-2026.csv"), tmp_path=tmp_path)
+    assert "Nothing changed: the rota already says this." in again.stdout
+    shown = bot("show", "--at", "2026-12-01T09:00", tmp_path=tmp_path)
+    assert shown.returncode == 0
+    assert shown.stdout.splitlines() == [
+        "icu-registrar: Dr Fatima Malik until 20:00 Tue 01 Dec; then Dr James Wright",
+        "outreach: Alex Carter until 20:00 Tue 01 Dec; then Priya Shah",
+        "outreach-backup: Sam Patel until 20:00 Tue 01 Dec; then Hannah Lewis",
+        "site-manager: Rachel Hughes until 20:00 Tue 01 Dec; then Mark Davies",
+    ]
+    covered = bot(
+        "cover",
+        "outreach",
+        "sam.patel@nhs.net",
+        "--until",
+        "23:59",
+        "--by",
+        "lead@nhs.net",
+        tmp_path=tmp_path,
+    )
+    assert covered.returncode == 0, covered.stderr
+    assert covered.stdout.startswith("Sam Patel now holds outreach until 23:59")
+    now = bot("show", tmp_path=tmp_path)
+    assert any(
+        line.startswith("outreach: Sam Patel (cover) until 23:59")
+        for line in now.stdout.splitlines()
+    )
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    rejected = bot("import", str(ROTA / "bad-rows.csv"), tmp_path=tmp_path)
+    assert rejected.returncode == 2
+    assert rejected.stdout.splitlines()[0] == "Nothing imported from bad-rows.csv: 5 problems."
+    refused = bot(
+        "cover", "outreach", "sam.patel@nhs.net", "--by", "someone@nhs.net", tmp_path=tmp_path
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "rapidreview: That person is not in the staff directory yet. A rota admin can add them "
+        "by importing a rota that names them (with their email)."
+    )
