@@ -324,9 +324,13 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
         print(f"Wrote {path}")
         return 0
     if args.command == "teams":
-        from handlers.teams.package import build_package
+        from handlers.teams.package import PackageError, build_package
 
-        print(f"Wrote {build_package(bot.settings, args.out)}")
+        try:
+            path = build_package(bot.settings, args.out)
+        except PackageError as error:
+            raise BadInput(str(error)) from None
+        print(f"Wrote {path}")
         return 0
     raise BadInput(f"unknown command {args.command!r}; see python bot.py --help")
 
