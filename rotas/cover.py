@@ -137,8 +137,8 @@ def _read_time(text: str, now: datetime, tz: ZoneInfo) -> datetime:
 def _end_of_current_shift(uow: UnitOfWork, role: str, now: datetime) -> datetime | None:
     """The cover running now ends first; otherwise the shift running now (the earliest end
     when two overlap)."""
-    spans = list(uow.rota.covers_at(role, now)) or list(uow.rota.shifts_at(role, now))
-    return min((span.end for span in spans), default=None)
+    ends = [c.end for c in uow.rota.covers_at(role, now)]
+    return min(ends or [s.end for s in uow.rota.shifts_at(role, now)], default=None)
 
 
 def _make_room(uow: UnitOfWork, role: str, start: datetime, end: datetime) -> None:

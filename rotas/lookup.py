@@ -56,8 +56,10 @@ def holdings(uow: UnitOfWork, role: str, start: datetime, end: datetime) -> list
     """
     shifts, covers = uow.rota.spans_between(role, start, end)
     edges = {start, end}
-    for span in [*shifts, *covers]:
-        edges.update(moment for moment in (span.start, span.end) if start < moment < end)
+    moments = [m for s in shifts for m in (s.start, s.end)] + [
+        m for c in covers for m in (c.start, c.end)
+    ]
+    edges.update(moment for moment in moments if start < moment < end)
     instants = sorted(edges)
     stretches: list[Holding] = []
     for begin, finish in zip(instants, instants[1:], strict=False):
