@@ -218,6 +218,20 @@ def test_submit_fallback_acknowledges_and_answers(bot: TeamsBot, ms: FakeMicroso
     assert "Acknowledged by Alex Carter" in json.dumps(reply.body)
 
 
+def test_submit_fallback_refusal_in_a_channel_is_told_privately(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    press(bot, NURSE, "raise", personal=True, rr_form="f1", **FORM)
+    bot.drain()
+    in_channel = len(ms.posts_to(OUTREACH))
+    value = {"rr_verb": "acknowledge", "review": 1}
+    assert bot.post(activity(ms, STRANGER, personal=False, value=value)).status_code == 200
+    bot.drain()
+    assert state_of(bot) == "raised" and len(ms.posts_to(OUTREACH)) == in_channel
+    [told] = ms.posts_to(f"a:personal-{STRANGER.teams_id}")  # opened with the 29: id
+    assert "Only the outreach rota's staff" in told.body["text"]
+
+
 def test_conversation_reference_is_stored_once(bot: TeamsBot, ms: FakeMicrosoft) -> None:
     bot.post(activity(ms, ALEX, text="help"))
     bot.post(activity(ms, ALEX, personal=False, text="<at>rapidreview</at> help"))

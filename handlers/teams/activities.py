@@ -15,8 +15,8 @@ from typing import Any
 
 from handlers.teams import cards
 from handlers.teams.connector import Connector
-from handlers.teams.people import actor, remember
-from reviews import messages, service
+from handlers.teams.people import actor, remember, teams_user_id
+from reviews import messages, notify, service
 from reviews.context import Actor, Services
 from reviews.model import Action, FormErrors, Outcome, ReviewForm, format_reference, validate
 from reviews.outbox import DeliveryError
@@ -54,7 +54,7 @@ class ActivityHandler:
             return 200, invoke_response(self._act(activity, data))
         if kind == "message":
             if isinstance(activity.get("value"), dict):
-                self._reply(activity, self._act(activity, activity["value"]))
+                self._answer_submit(activity, self._act(activity, activity["value"]))
             else:
                 self._reply(activity, self._command(activity))
         return 200, None
@@ -159,6 +159,26 @@ class ActivityHandler:
             "when they do.",
             f"**If the patient worsens before they arrive:** {self._fallback}",
         )
+
+    def _answer_submit(self, activity: dict[str, Any], answer: Answer) -> None:
+        """The Action.Submit fallback has no private answer in a channel: a refusal or note goes
+        to the presser's 1:1 chat through the outbox instead of to everyone in the channel."""
+        conversation = activity.get("conversation") or {}
+        if conversation.get("conversationType") == "personal" or answer[0] == "card":
+            self._reply(activity, answer)
+            return
+        try:
+            with self.services.db.unit_of_work() as uow:
+                notify.to_user(
+                    uow,
+                    platform="teams",
+                    user_id=teams_user_id(activity),
+                    key=f"note:teams:{activity.get('id')}",
+                    message=messages.Message(text=str(answer[1])),
+                    at=self.services.clock.now(),
+                )
+        except DatabaseUnavailable:
+            self._reply(activity, answer)  # the database is down: say so where they are
 
     def _reply(self, activity: dict[str, Any], answer: Answer) -> None:
         """Answer a message in its own conversation (a channel: in the thread it came from)."""

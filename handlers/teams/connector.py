@@ -12,7 +12,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, urlparse
 
-import msal
+import msal  # type: ignore[import-untyped]
 import requests
 
 from reviews.outbox import DeliveryError
