@@ -66,7 +66,8 @@ def resolve_person(
                 name=row.name, email=row.email, slack_user_id=slack, teams_user_id=row.teams_user_id
             )
         )
-        changes.append(f"added to the staff directory: {row.name}")
+        found_by_email = " (Slack id found by email)" if slack and not row.slack_user_id else ""
+        changes.append(f"added to the staff directory: {row.name}{found_by_email}")
         return person
     person = next(iter(found.values()))
     wanted = {

@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from reviews.context import Services
+from reviews.messages import local_time
 from rotas.csv_rota import read_csv
 from rotas.directory import SlackLookup, UnknownPerson, resolve_person, slack_ids_by_email
 from rotas.ics_rota import read_ics
@@ -57,6 +58,7 @@ def import_rota(
     except _Rejected as rejected:
         report.rejected = rejected.rejected
         report.added, report.changed, report.removed, report.directory = [], [], [], []
+        report.periods = []
     return report
 
 
@@ -127,6 +129,9 @@ def _replace(
     A shift whose slot (start, end) now has someone else is reported as changed."""
     start = min(row.start for row in wanted.values())
     end = max(row.end for row in wanted.values())
+    report.periods.append(
+        f"{role}: {len(wanted)} shifts, {local_time(start, tz)} to {local_time(end, tz)}"
+    )
     live, _ = uow.rota.spans_between(role, start, end)
     existing = {(s.staff_id, s.start, s.end): s for s in live}
     gone = [shift for key, shift in existing.items() if key not in wanted]

@@ -25,6 +25,7 @@ class ImportReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     directory: list[str] = field(default_factory=list)  # staff added or updated
+    periods: list[str] = field(default_factory=list)  # per role: what span the file covers
     rejected: list[Rejection] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how the DST rule read a time, and the like
 
@@ -50,6 +51,7 @@ class ImportReport:
         ]
         if not self.changes:
             lines.append("Nothing changed: the rota already says this.")
+        lines += self.periods
         if len(self.added) <= LIST_AT_MOST:
             lines += [f"added: {line}" for line in self.added]
         lines += [f"changed: {line}" for line in self.changed]

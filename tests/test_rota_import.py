@@ -205,7 +205,9 @@ def test_slack_ids_missing_from_the_file_are_looked_up_by_email(db, clock):
     )
     assert report.ok
     assert asked == ["grace.okafor@nhs.net"]  # everyone else came with a Slack id
-    assert "updated in the staff directory" not in "\n".join(report.lines())
+    printed = "\n".join(report.lines())
+    assert "added to the staff directory: Grace Okafor (Slack id found by email)" in printed
+    assert "outreach: 62 shifts, 08:00 Tue 01 Dec to 08:00 Fri 01 Jan" in printed
     with db.unit_of_work() as uow:
         assert uow.rota.staff_by_platform_id("slack", "U01GRACE").name == "Grace Okafor"
     asked.clear()
