@@ -22,7 +22,7 @@ from reviews.model import (
 
 Card = dict[str, Any]
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
-VERSION = "1.4"
+VERSION = "1.5"  # Teams: Universal Actions need 1.5; older clients use the fallback
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 RAISE = "raise"  # the form's verb; the card buttons' verbs are reviews.model.Action values
 
