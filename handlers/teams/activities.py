@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from handlers.teams import cards
 from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
@@ -46,8 +48,9 @@ class ActivityHandler:
         kind = activity.get("type")
         try:
             remember(self.services, activity)
-        except DatabaseUnavailable:
-            log.warning("Teams conversation reference not stored: database unavailable")
+        except (DatabaseUnavailable, IntegrityError) as error:
+            # Not worth failing the request: the reference is stored on their next message.
+            log.warning("Teams conversation reference not stored: %s", type(error).__name__)
         if kind == "invoke" and activity.get("name") == "adaptiveCard/action":
             action = (activity.get("value") or {}).get("action") or {}
             data = {**(action.get("data") or {}), "rr_verb": action.get("verb")}
