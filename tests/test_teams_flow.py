@@ -192,11 +192,13 @@ def _activity_id(bot: TeamsBot) -> str:
     return card.message_id
 
 
-def test_channel_mention_help_and_open(bot: TeamsBot, ms: FakeMicrosoft) -> None:
+def test_channel_mention_open_rota_and_help(bot: TeamsBot, ms: FakeMicrosoft) -> None:
     text = "<at>rapidreview</at> open"
     assert bot.post(activity(ms, NURSE, personal=False, text=text)).status_code == 200
     [reply] = ms.posts_to(OUTREACH)
     assert reply.body["text"] == "No open requests." and reply.body["replyToId"]
+    bot.post(activity(ms, NURSE, personal=False, text="<at>rapidreview</at> rota"))
+    assert "Alex Carter" in ms.posts_to(OUTREACH)[-1].body["text"]
     bot.post(activity(ms, NURSE, personal=False, text="<at>rapidreview</at> what?"))
     assert "Rapid review" in ms.posts_to(OUTREACH)[-1].body["text"]
 

@@ -79,10 +79,8 @@ class ActivityHandler:
         return "text", HELP
 
     def _rota(self) -> str:
-        try:
-            from rotas.view import rota_lines
-        except ImportError:  # the rota view ships separately; say so rather than fail
-            return "The rota view is not available in this version."
+        from rotas.view import rota_lines
+
         return "\n\n".join(rota_lines(services=self.services, at=self.services.clock.now()))
 
     @property
