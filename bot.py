@@ -360,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Migrations at every start are routine; their chatter would bury a command's one line.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         bot = build(settings)
         upgrade(bot.services.db.engine)
