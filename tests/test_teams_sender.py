@@ -19,9 +19,11 @@ from handlers.teams import build_teams
 from reviews import service
 from reviews.clock import FrozenClock
 from reviews.context import Actor, Services
+from reviews.digest import post_digest
 from reviews.escalation import sweep
 from reviews.messages import Attachment, Message
 from reviews.outbox import DeliveryError, OutboundItem, drain
+from rotas.jobs import announce_handovers
 from storage.database import Database
 from storage.tables import Outbox, Staff
 from tests.support.builders import make_services, request
@@ -175,3 +177,37 @@ def test_drain_delivers_with_the_teams_sender(ms: FakeMicrosoft, services: Servi
     service.raise_review(services=services, request=request(), by=NURSE)
     assert drain(services, {"teams": adapter.sender}) >= 2
     assert all(r.state == "sent" for r in rows(services))
+
+
+def test_the_digest_and_its_chart_reach_the_teams_digest_channel(
+    ms: FakeMicrosoft, services: Services, clock: FrozenClock
+) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    clock.advance(hours=23)
+    assert post_digest(services, day=clock.now().date())
+    drain(
+        services,
+        {"teams": build_teams(services, teams_settings(ms), http_client=ms.session()).sender},
+    )
+    [digest] = ms.posts_to(DIGEST)
+    content = digest.body["attachments"][0]["content"]
+    assert digest.body["text"] and "9990000018" not in json.dumps(digest.body)
+    assert any(e["type"] == "Image" for e in content["body"])
+
+
+def test_a_handover_reaches_the_new_holder_in_teams(
+    db: Database, clock: FrozenClock, ms: FakeMicrosoft
+) -> None:
+    on_teams_rota(
+        db, "outreach", SAM.name, SAM.aad_object_id, clock.now() - timedelta(hours=12, minutes=5)
+    )
+    on_teams_rota(db, "outreach", ALEX.name, ALEX.aad_object_id, clock.now() - timedelta(minutes=5))
+    services = make_services(db, clock, routes=(TEAMS_ROUTE,))
+    assert announce_handovers(services) == 1
+    drain(
+        services,
+        {"teams": build_teams(services, teams_settings(ms), http_client=ms.session()).sender},
+    )
+    [dm] = ms.posts_to(f"a:personal-{ALEX.aad_object_id}")
+    assert "You now hold outreach" in dm.body["text"]
+    assert "Handover: Alex Carter now holds outreach" in ms.posts_to(OUTREACH)[0].body["text"]
