@@ -8,6 +8,7 @@ at-least-once at that one point, exactly-once everywhere else (the UNIQUE key st
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from storage.tables import Outbox
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
+BATCH_TIME = 20.0  # seconds a drainer may spend on one claimed batch; well inside LEASE
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = 300.0
 
@@ -50,49 +52,69 @@ class Sender(Protocol):
 
 
 def drain(services: Services, senders: Mapping[str, Sender], *, limit: int = 50) -> int:
-    """Send what is due, batch after batch, until nothing is; the number of rows handled."""
+    """Send what is due, batch after batch, until nothing is; the number of rows handled.
+
+    Within a batch each destination's messages go in order; after one fails, the rest of that
+    destination's wait for its retry. DatabaseUnavailable if the database cannot be reached.
+    """
     handled = 0
     while True:
         batch = _claim(services, list(senders), limit)
         if not batch:
             return handled
-        for row, item in batch:
-            _deliver(services, senders[row.platform], row, item)
-        handled += len(batch)
+        claimed_at = time.monotonic()
+        stalled: set[tuple[str, str]] = set()
+        unsent: list[int] = []
+        for row in batch:
+            destination = (row.platform, row.address)
+            # Stop well inside the lease, so no other drainer can take a row we still hold.
+            if destination in stalled or time.monotonic() - claimed_at > BATCH_TIME:
+                unsent.append(row.id or 0)
+            elif not _deliver(services, senders[row.platform], row):
+                stalled.add(destination)
+        if unsent:
+            with services.db.unit_of_work() as uow:
+                uow.outbox.release(unsent, now=services.clock.now())
+        handled += len(batch) - len(unsent)
 
 
-def _claim(
-    services: Services, platforms: list[str], limit: int
-) -> list[tuple[Outbox, OutboundItem]]:
-    now = services.clock.now()
+def _claim(services: Services, platforms: list[str], limit: int) -> list[Outbox]:
     with services.db.unit_of_work() as uow:
-        rows = uow.outbox.claim(now=now, lease=LEASE, limit=limit, platforms=platforms)
-        batch = []
-        for row in rows:
-            card = None
-            if row.kind in ("card_update", "thread") and row.review_id is not None:
-                card = uow.outbox.card(row.review_id, row.platform, row.address)
-            item = OutboundItem(
-                kind=row.kind,
-                address=row.address,
-                message=Message.from_json(row.payload),
-                card_id=card.message_id if card else None,
-                review_id=row.review_id,
+        return list(
+            uow.outbox.claim(
+                now=services.clock.now(), lease=LEASE, limit=limit, platforms=platforms
             )
-            batch.append((row, item))
-    return batch
+        )
 
 
-def _deliver(services: Services, sender: Sender, row: Outbox, item: OutboundItem) -> None:
+def _item(services: Services, row: Outbox) -> OutboundItem:
+    """The row as a sender sees it. A card's id is read now, not at claim time: the card may
+    have been posted earlier in this very batch."""
+    card = None
+    if row.kind in ("card_update", "thread") and row.review_id is not None:
+        with services.db.unit_of_work() as uow:
+            card = uow.outbox.card(row.review_id, row.platform, row.address)
+    return OutboundItem(
+        kind=row.kind,
+        address=row.address,
+        message=Message.from_json(row.payload),
+        card_id=card.message_id if card else None,
+        review_id=row.review_id,
+    )
+
+
+def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
+    """Send one row and record the result; False if it did not go."""
+    item = _item(services, row)
     try:
         message_id = sender.deliver(item)
     except DeliveryError as error:
         _record_failure(services, row, error)
-        return
+        return False
     except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
         log.exception("outbox %s: sender raised", row.id)
         _record_failure(services, row, DeliveryError(type(error).__name__))
-        return
+        return False
     with services.db.unit_of_work() as uow:
         stored = uow.outbox.get(row.id or 0)
         assert stored is not None
@@ -104,6 +126,7 @@ def _deliver(services: Services, sender: Sender, row: Outbox, item: OutboundItem
             and (row.kind == "card" or (row.kind == "card_update" and item.card_id is None))
         ):
             uow.outbox.save_card(item.review_id, row.platform, row.address, message_id)
+    return True
 
 
 def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_
+from sqlalchemy import exists, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -58,40 +58,74 @@ class OutboxStore:
     def claim(
         self, *, now: datetime, lease: timedelta, limit: int, platforms: Sequence[str]
     ) -> Sequence[Outbox]:
-        """Due messages, oldest first, at most one per destination at a time.
+        """Due messages, oldest first, each destination's in the order they were queued.
 
-        A message waits while an earlier one to the same destination is unsent, so each
-        recipient sees messages in the order they were queued. Claimed rows are leased: if this
-        process dies mid-send, another claims the row once the lease runs out.
+        A message is claimed only with every earlier unsent message to its destination (so it
+        waits behind one another drainer holds, or one waiting to retry). Claimed rows are
+        leased: if this process dies mid-send, another claims them once the lease runs out.
         """
         earlier = aliased(Outbox)
-        blocked = exists().where(
-            and_(
-                earlier.platform == Outbox.platform,
-                earlier.address == Outbox.address,
-                col(earlier.state).in_(UNSENT),
-                col(earlier.id) < Outbox.id,
-            )
+        # Held back by an earlier message to the same destination that is not due (another
+        # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
+        # queue behind one failing destination cannot crowd out everyone else's messages.
+        waiting = exists().where(
+            earlier.platform == Outbox.platform,
+            earlier.address == Outbox.address,
+            col(earlier.state).in_(UNSENT),
+            col(earlier.next_attempt_at) > now,
+            col(earlier.id) < Outbox.id,
         )
-        query = (
+        due = self.session.exec(
             select(Outbox)
             .where(
                 col(Outbox.state).in_(UNSENT),
                 col(Outbox.next_attempt_at) <= now,
                 col(Outbox.platform).in_(platforms),
-                ~blocked,
+                ~waiting,
             )
             .order_by(col(Outbox.id))
             .limit(limit)
             .with_for_update(skip_locked=True)
-        )
-        rows = self.session.exec(query).all()
+        ).all()
+        if not due:
+            return []
+        # Earlier unsent messages that are due but locked by another drainer still hold back
+        # theirs: take each destination's messages only up to the first one that is not ours.
+        queued = self.session.exec(
+            select(Outbox.id, Outbox.platform, Outbox.address)
+            .where(
+                col(Outbox.state).in_(UNSENT),
+                col(Outbox.address).in_({row.address for row in due}),
+                col(Outbox.id) <= due[-1].id,
+            )
+            .order_by(col(Outbox.id))
+        ).all()
+        mine = {row.id for row in due}
+        blocked: set[tuple[str, str]] = set()
+        claimable: set[int] = set()
+        for row_id, platform, address in queued:
+            if (platform, address) in blocked:
+                continue
+            if row_id in mine:
+                claimable.add(row_id)
+            else:
+                blocked.add((platform, address))
+        rows = [row for row in due if row.id in claimable]
         for row in rows:
             row.state = "sending"
             row.attempts += 1
             row.next_attempt_at = now + lease
         self.session.flush()
         return rows
+
+    def release(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
+        """Hand claimed rows back unsent and uncounted (an earlier one to their destination
+        failed, or this drainer ran out of lease time)."""
+        for outbox_id in outbox_ids:
+            row = self.session.get(Outbox, outbox_id)
+            if row is not None and row.state == "sending":
+                row.state, row.next_attempt_at = "pending", now
+                row.attempts = max(row.attempts - 1, 0)
 
     def drop_pending_escalations(self, review_id: int) -> int:
         """Once a review is acknowledged or closed, its unsent pings and reminders are moot.
