@@ -350,6 +350,23 @@ def parse_date(text: str) -> date:
         raise BadInput(f"--date: {text!r} is not a date like 2026-12-01") from None
 
 
+# Libraries whose DEBUG logs carry request bodies (a call-back number in a direct message, a
+# form's contents). Patient identifiers never go into logs, so these stay at INFO whatever
+# LOG_LEVEL says. (bolt's own logger is held at WARNING by handlers.slack.app.)
+WIRE_LOGGERS = {
+    "slack_sdk": logging.INFO,
+    "msal": logging.INFO,
+    "urllib3": logging.INFO,
+    "requests": logging.INFO,
+}
+
+
+def quiet_wire_loggers() -> None:
+    for name, floor in WIRE_LOGGERS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(floor, logger.getEffectiveLevel()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
@@ -362,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_wire_loggers()
     try:
         bot = build(settings)
         upgrade(bot.services.db.engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk import WebClient
@@ -13,6 +15,8 @@ from starlette.routing import Route
 from handlers.slack import actions, commands, home, submissions
 from reviews.context import Services
 from settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def build_slack_app(services: Services, settings: Settings, client: WebClient) -> App:
@@ -31,10 +35,19 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not settings.slack_socket_mode,
         process_before_response=False,
+        logger=quiet_bolt_logger(),
     )
     for group in (commands, submissions, actions, home):
         group.register(app, services, settings)
     return app
+
+
+def quiet_bolt_logger() -> logging.Logger:
+    """bolt's logger, held at WARNING: at INFO bolt quotes a refused request's whole body (the
+    form, with its NHS and call-back numbers). Its middleware copies this logger's level."""
+    bolt = logging.getLogger("slack_bolt")
+    bolt.setLevel(logging.WARNING)
+    return bolt
 
 
 def slack_routes(app: App) -> list[Route]:
@@ -43,6 +56,12 @@ def slack_routes(app: App) -> list[Route]:
     async def slack_events(request: Request) -> Response:
         body = await request.body()
         response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        if response.status == 401:
+            # Said here, without the body: bolt's own notice quotes the form's contents.
+            log.warning(
+                "refused a Slack request: bad or stale signature (from %s)",
+                request.client.host if request.client else "unknown",
+            )
         return to_starlette_response(response)
 
     return [Route("/slack/events", slack_events, methods=["POST"])]

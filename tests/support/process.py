@@ -35,13 +35,16 @@ class BotProcess:
             text=True,
             bufsize=1,
         )
-        self.output: list[str] = []
+        self.output: list[str] = []  # what wait_for has read so far
+        self.log: list[str] = []  # everything the process printed
         self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
+            self.log.append(line)
             self._lines.put(line)
 
     def type(self, text: str) -> None:
@@ -74,6 +77,7 @@ class BotProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         code = self.process.wait()
+        self._reader.join(timeout=5)  # the last lines, for whoever reads `log` next
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
