@@ -55,19 +55,13 @@ PING = re.compile(
 
 @dataclass
 class TimedSlack(FakeSlack):
-    """The fake Slack, also noting when each call arrived and what it was answered."""
+    """The fake Slack, also noting when each call arrived."""
 
     arrivals: list[tuple[float, Call]] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)
 
     def record(self, call: Call) -> None:
         self.arrivals.append((time.monotonic(), call))
         super().record(call)
-
-    def take_failure(self, method: str):  # type: ignore[no-untyped-def]
-        failure = super().take_failure(method)
-        self.answers.append(failure.status if failure else 200)
-        return failure
 
     def pings(self) -> list[tuple[float, tuple[str, str, int, int]]]:
         """(arrival, (recipient, review, level, repeat)) of every escalation message."""
@@ -142,7 +136,8 @@ def policy_file(tmp_path: Path) -> Path:
 def ward(database_url, policy_file):
     """Services on the bot's database, as a ward's Slack would reach them, with the rota."""
     db = Database(database_url)
-    start = datetime.now(UTC) - timedelta(hours=1)
+    # Shifts that began hours ago, so the bot has no handover to announce.
+    start = datetime.now(UTC) - timedelta(hours=3)
     for role, name, user in (
         ("outreach", "Alex Carter", ALEX),
         ("outreach-backup", "Sam Patel", SAM),
@@ -154,13 +149,15 @@ def ward(database_url, policy_file):
     db.dispose()
 
 
-def start_bot(fake: FakeSlack, database_url: str, policy_file: Path) -> Bot:
+def start_bot(
+    fake: FakeSlack, database_url: str, policy_file: Path, digest_channel: str = "C0DIGEST"
+) -> Bot:
     env = bot_environment(
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_SIGNING_SECRET="test",
         SLACK_API_URL=fake.url,
         OUTREACH_CHANNEL=CHANNEL,
-        DIGEST_CHANNEL="C0DIGEST",
+        DIGEST_CHANNEL=digest_channel,
         HOST="127.0.0.1",
         PORT="0",
         DATABASE_URL=database_url,
@@ -251,3 +248,37 @@ def test_three_replicas_send_each_message_exactly_once(fake, ward, database_url,
     fired = [sum("escalation level" in line for line in bot.output) for bot in bots]
     assert sum(fired) == len({key[1:] for _, key in fake.pings() if key[2:] != (0, 0)})
     assert sorted(fired)[-2] > 0, fired
+
+
+def test_slack_failing_then_recovering_delivers_once_after_retry_after(
+    fake, ward, database_url, policy_file
+):
+    fake.fail("chat.postMessage", times=1, status=500)  # the card, posted first
+    fake.fail("chat.postMessage", times=1, status=429, retry_after=3)  # level 0's ping
+    # No digest channel: the bot's own posts there (digest, cover warnings) would meet the
+    # failures meant for the request's messages.
+    bot = start_bot(fake, database_url, policy_file, digest_channel="")
+    try:
+        reference, _raised = raise_one(ward)
+        fake.wait_for_ping((ALEX, reference, 1, 0), timeout=10)
+        time.sleep(1)
+    finally:
+        bot.stop()
+    posts = [
+        (arrived, call.body["channel"], "ok" if call.answer.get("ok") else "failed")
+        for arrived, call in fake.arrivals
+        if call.method == "chat.postMessage"
+    ]
+    # The card was posted first, so it met the 500; level 0's ping met the 429.
+    card = [(t, answer) for t, channel, answer in posts if channel == CHANNEL][:2]
+    assert [answer for _, answer in card] == ["failed", "ok"]
+    # Backoff: a second, then the next drain (the upper bounds only catch a retry storm or a
+    # lost retry; other jobs on a loaded machine can delay a drain by a second or two).
+    assert 1 <= card[1][0] - card[0][0] < 5
+    alex = [(t, answer) for t, channel, answer in posts if channel == ALEX]
+    assert [answer for _, answer in alex] == ["failed", "ok", "ok"]  # level 0, then level 1
+    assert card[0][0] < alex[0][0]
+    assert 3 <= alex[1][0] - alex[0][0] < 7  # Retry-After: 3 seconds, honoured
+    counts = Counter(key for _, key in fake.pings())
+    assert counts[(ALEX, reference, 0, 0)] == 2  # the 429'd call and the one delivery
+    assert counts[(ALEX, reference, 1, 0)] == 1
