@@ -16,7 +16,7 @@ from reviews.model import State, format_reference
 from reviews.policy import Ladder, Level
 from rotas.lookup import who_holds
 from storage.database import UnitOfWork
-from storage.tables import Review
+from storage.tables import Review, Staff
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ def sweep(services: Services, *, batch: int = 100) -> int:
     while True:
         with services.db.unit_of_work() as uow:
             due = uow.reviews.claim_due_escalations(now, batch)
+            on_call = OnCall(uow, now)  # one rota lookup per role for the whole batch
             for review in due:
-                fire_due_levels(uow, services, review, now)
+                fire_due_levels(uow, services, review, now, on_call=on_call)
         moved += len(due)
         if len(due) < batch:
             break
@@ -48,9 +49,30 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             return moved
 
 
-def fire_due_levels(uow: UnitOfWork, services: Services, review: Review, now: datetime) -> None:
+class OnCall:
+    """who_holds(role, now), asked once per role: a batch of reviews shares one rota."""
+
+    def __init__(self, uow: UnitOfWork, now: datetime):
+        self.uow, self.now = uow, now
+        self.holders: dict[str, list[Staff]] = {}
+
+    def __call__(self, role: str) -> list[Staff]:
+        if role not in self.holders:
+            self.holders[role] = who_holds(self.uow, role, self.now)
+        return self.holders[role]
+
+
+def fire_due_levels(
+    uow: UnitOfWork,
+    services: Services,
+    review: Review,
+    now: datetime,
+    *,
+    on_call: OnCall | None = None,
+) -> None:
     """Fire, in order, each level of `review` that is due at `now`."""
     ladder = Ladder.from_json(review.policy)
+    on_call = on_call or OnCall(uow, now)
     while (
         review.state == State.RAISED
         and review.next_escalation_at is not None
@@ -59,7 +81,7 @@ def fire_due_levels(uow: UnitOfWork, services: Services, review: Review, now: da
         index, repeat = review.escalation_level, review.escalation_repeat
         due, level = review.next_escalation_at, ladder.levels[index]
         has_next = index + 1 < len(ladder.levels)
-        someone_told = _fire(uow, services, review, index, repeat, level, now, has_next)
+        someone_told = _fire(uow, services, on_call, review, index, repeat, level, now, has_next)
         if has_next:
             review.escalation_level = index + 1
             scheduled = review.raised_at + ladder.levels[index + 1].after
@@ -78,6 +100,7 @@ def fire_due_levels(uow: UnitOfWork, services: Services, review: Review, now: da
 def _fire(
     uow: UnitOfWork,
     services: Services,
+    on_call: OnCall,
     review: Review,
     index: int,
     repeat: int,
@@ -96,7 +119,7 @@ def _fire(
     gaps: list[str] = []
     seen: set[int | None] = set()
     for role in level.notify:
-        holders = who_holds(uow, role, now)
+        holders = on_call(role)
         if not holders:
             gaps.append(role)
         for person in holders:
