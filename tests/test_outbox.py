@@ -10,13 +10,20 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from reviews import notify
+from reviews import notify, service
 from reviews.messages import Message
 from reviews.notify import Route
 from reviews.outbox import LEASE, MAX_ATTEMPTS, DeliveryError, OutboundItem, backoff, drain
 from storage.database import Database
 from storage.tables import Outbox, ReviewEvent
-from tests.support.builders import RecordingSender, make_services
+from tests.support.builders import (
+    NURSE,
+    OUTREACH,
+    RecordingSender,
+    make_services,
+    on_rota,
+    request,
+)
 
 DIGEST = "C0DIGEST"
 
@@ -203,3 +210,26 @@ def test_route_without_a_digest_channel_reports_nothing(db, clock):
     queue(services, "U1", "ping")
     drain(services, {"slack": slack})
     assert slack.sent == []
+
+
+def test_a_long_queue_behind_one_failing_recipient_holds_up_nobody_else(services, clock):
+    slack = RecordingSender(failures=[DeliveryError("Slack 503")])
+    for number in range(60):  # more than one claim's worth, all behind the failing first
+        queue(services, "U1", f"{number:02d}")
+    queue(services, "U2", "other")
+    drain(services, {"slack": slack})
+    assert texts(slack, "U2") == ["other"] and texts(slack, "U1") == []
+    clock.advance(backoff(1))
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == [f"{number:02d}" for number in range(60)]
+
+
+def test_a_card_update_queued_with_its_card_updates_that_card(services):
+    on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", services.clock.now())
+    review = service.raise_review(services=services, request=request(), by=NURSE).review
+    service.acknowledge(services=services, review_id=review.id, by=OUTREACH)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})  # card, update and thread line all in one batch
+    card, update, thread = [item for item in slack.to("C0OUTREACH")]
+    assert (card.kind, update.kind, thread.kind) == ("card", "card_update", "thread")
+    assert update.card_id == thread.card_id == "msg-1"
