@@ -43,6 +43,7 @@ class Bot:
     senders: dict[str, Sender]
     slack_app: Any = None
     slack_client: Any = None
+    teams: Any = None  # handlers.teams.TeamsAdapter when Teams is configured
     http_app: Any = None
     scheduler: Any = None
     shell_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +96,7 @@ def build(
         from handlers.teams import build_teams
 
         teams = build_teams(services, settings, **(teams_options or {}))
+        bot.teams = teams
         bot.senders["teams"] = teams.sender
         http_routes += teams.routes
     if "shell" in (r.platform for r in routes):
@@ -260,7 +262,13 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
             from handlers.slack import lookup_slack_id
 
             lookup = lookup_slack_id(bot.slack_client)
-        report = import_rota(services=services, path=args.file, lookup_slack_id=lookup)
+        teams_lookup = bot.teams.lookup_teams_id() if bot.teams is not None else None
+        report = import_rota(
+            services=services,
+            path=args.file,
+            lookup_slack_id=lookup,
+            lookup_teams_id=teams_lookup,
+        )
         print("\n".join(report.lines()))
         return 0 if report.ok else 2
     if args.command == "rota" and args.rota_command == "show":

@@ -1,9 +1,9 @@
 """The staff directory as a rota import sees it: find each row's person, add or update them.
 
-A person is known by email, Slack user id or Teams user id. Slack ids a file leaves out are
-asked of Slack by email (users.lookupByEmail) before the import's transaction opens, so no
-database lock is held across a network call. A person nobody knows is reported by name and
-never guessed.
+A person is known by email, Slack user id or Teams user id. Slack and Teams ids a file leaves
+out are asked of each platform by email (Slack's users.lookupByEmail, the Teams outreach team's
+roster) before the import's transaction opens, so no database lock is held across a network
+call. A person nobody knows is reported by name and never guessed.
 """
 
 from __future__ import annotations
@@ -12,49 +12,55 @@ from collections.abc import Callable, Iterable
 
 from rotas.rows import ShiftRow
 from storage.database import Database, UnitOfWork
+from storage.rota import PLATFORM_ID_COLUMN
 from storage.tables import Staff
 
-SlackLookup = Callable[[str], "str | None"]
+SlackLookup = Callable[[str], "str | None"]  # email -> a platform's user id, None when unknown
 
 
 class UnknownPerson(ValueError):
     """A row's person cannot be found or told apart; the message says who and what to do."""
 
 
-def slack_ids_by_email(
-    db: Database, rows: Iterable[ShiftRow], lookup: SlackLookup | None
+def ids_by_email(
+    db: Database, rows: Iterable[ShiftRow], lookup: SlackLookup | None, platform: str = "slack"
 ) -> dict[str, str | None]:
-    """email -> Slack id (None: Slack does not know it) for rows without one whose person the
-    directory does not already know on Slack. Lookup failures (network, auth) propagate."""
+    """email -> `platform`'s id (None: it does not know it) for rows without one whose person
+    the directory does not already know there. Lookup failures (network, auth) propagate."""
     if lookup is None:
         return {}
-    wanted = sorted({row.email for row in rows if row.email and not row.slack_user_id})
+    column = PLATFORM_ID_COLUMN[platform]
+    wanted = sorted({row.email for row in rows if row.email and not getattr(row, column)})
     with db.unit_of_work() as uow:
-        known = {e for e in wanted if (p := uow.rota.staff_by_email(e)) and p.slack_user_id}
+        known = {e for e in wanted if (p := uow.rota.staff_by_email(e)) and getattr(p, column)}
     return {email: lookup(email) for email in wanted if email not in known}
 
 
 def resolve_person(
-    uow: UnitOfWork, row: ShiftRow, slack_ids: dict[str, str | None], changes: list[str]
+    uow: UnitOfWork,
+    row: ShiftRow,
+    slack_ids: dict[str, str | None],
+    changes: list[str],
+    teams_ids: dict[str, str | None] | None = None,
 ) -> Staff:
     """The directory's entry for the row's person, added or completed from the row.
 
     Raises UnknownPerson when only a name is given and the directory does not know it (or
-    knows two), when Slack does not know the email and no other id is given, or when the
-    row's ids belong to different people.
+    knows two), when no platform asked knows the email and no id is given or known, or when
+    the row's ids belong to different people.
     """
+    teams_ids = teams_ids or {}
     slack = row.slack_user_id or slack_ids.get(row.email or "")
-    if not (row.email or slack or row.teams_user_id):
+    teams = row.teams_user_id or teams_ids.get(row.email or "")
+    if not (row.email or slack or teams):
         return _by_name(uow, row.name)
-    if row.email in slack_ids and slack is None and not row.teams_user_id:
-        raise UnknownPerson(
-            f"unknown person: Slack does not know {row.name} by {row.email}; check the email "
-            "or give their slack_user_id"
-        )
+    asked = [name for name, ids in (("Slack", slack_ids), ("Teams", teams_ids)) if row.email in ids]
+    if asked and not (slack or teams) and not _reachable(uow, row.email or ""):
+        raise UnknownPerson(_not_known(row, asked))
     matches = (
         uow.rota.staff_by_email(row.email) if row.email else None,
         uow.rota.staff_by_platform_id("slack", slack) if slack else None,
-        uow.rota.staff_by_platform_id("teams", row.teams_user_id or ""),
+        uow.rota.staff_by_platform_id("teams", teams) if teams else None,
     )
     found = {person.id: person for person in matches if person is not None}
     if len(found) > 1:
@@ -62,20 +68,13 @@ def resolve_person(
         raise UnknownPerson(f"{row.name}'s email and user ids belong to different people ({names})")
     if not found:
         person = uow.rota.add_staff(
-            Staff(
-                name=row.name, email=row.email, slack_user_id=slack, teams_user_id=row.teams_user_id
-            )
+            Staff(name=row.name, email=row.email, slack_user_id=slack, teams_user_id=teams)
         )
-        found_by_email = " (Slack id found by email)" if slack and not row.slack_user_id else ""
+        found_by_email = _found_by_email(row, slack, teams)
         changes.append(f"added to the staff directory: {row.name}{found_by_email}")
         return person
     person = next(iter(found.values()))
-    wanted = {
-        "name": row.name,
-        "email": row.email,
-        "slack_user_id": slack,
-        "teams_user_id": row.teams_user_id,
-    }
+    wanted = {"name": row.name, "email": row.email, "slack_user_id": slack, "teams_user_id": teams}
     updated = [key for key, value in wanted.items() if value and getattr(person, key) != value]
     for key in updated:
         setattr(person, key, wanted[key])
@@ -83,6 +82,43 @@ def resolve_person(
         uow.session.flush()
         changes.append(f"updated in the staff directory: {row.name} ({', '.join(updated)})")
     return person
+
+
+def _reachable(uow: UnitOfWork, email: str) -> bool:
+    """The directory already reaches this email's person on some platform."""
+    person = uow.rota.staff_by_email(email) if email else None
+    return person is not None and bool(person.slack_user_id or person.teams_user_id)
+
+
+def _not_known(row: ShiftRow, asked: list[str]) -> str:
+    if asked == ["Slack"]:
+        return (
+            f"unknown person: Slack does not know {row.name} by {row.email}; check the email "
+            "or give their slack_user_id"
+        )
+    if asked == ["Teams"]:
+        return (
+            f"unknown person: {row.name} ({row.email}) is not in the outreach team in Teams; "
+            "check the email, add them to the team, or give their teams_user_id"
+        )
+    return (
+        f"unknown person: neither Slack nor Teams knows {row.name} by {row.email}; check the "
+        "email or give their slack_user_id or teams_user_id"
+    )
+
+
+def _found_by_email(row: ShiftRow, slack: str | None, teams: str | None) -> str:
+    found = [
+        name
+        for name, value, given in (
+            ("Slack", slack, row.slack_user_id),
+            ("Teams", teams, row.teams_user_id),
+        )
+        if value and not given
+    ]
+    if not found:
+        return ""
+    return f" ({' and '.join(found)} id{'s' * (len(found) > 1)} found by email)"
 
 
 def _by_name(uow: UnitOfWork, name: str) -> Staff:

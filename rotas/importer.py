@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from reviews.context import Services
 from reviews.messages import local_time
 from rotas.csv_rota import read_csv
-from rotas.directory import SlackLookup, UnknownPerson, resolve_person, slack_ids_by_email
+from rotas.directory import SlackLookup, UnknownPerson, ids_by_email, resolve_person
 from rotas.ics_rota import read_ics
 from rotas.report import ImportReport, describe
 from rotas.rows import ReadResult, Rejection, ShiftRow
@@ -34,12 +34,17 @@ class _Rejected(Exception):
 
 
 def import_rota(
-    *, services: Services, path: Path, lookup_slack_id: SlackLookup | None = None
+    *,
+    services: Services,
+    path: Path,
+    lookup_slack_id: SlackLookup | None = None,
+    lookup_teams_id: SlackLookup | None = None,
 ) -> ImportReport:
     """Import shifts from a .csv or .ics file; the report says what changed or why nothing did.
 
     Never raises for a bad file (the report is not ok). DatabaseUnavailable propagates; an
-    exception from `lookup_slack_id` (Slack unreachable) is reported and nothing is imported.
+    exception from `lookup_slack_id` or `lookup_teams_id` (email -> that platform's user id;
+    the platform unreachable) is reported and nothing is imported.
     """
     report = ImportReport(source=path.name)
     read = _read(path, services)
@@ -47,14 +52,17 @@ def import_rota(
     if not read.rows:
         report.rejected = read.rejected or [Rejection(1, "no shifts in the file")]
         return report
-    try:
-        slack_ids = slack_ids_by_email(services.db, read.rows, lookup_slack_id)
-    except Exception as error:  # the outside world failed: say so, import nothing
-        report.rejected = [Rejection(0, f"could not ask Slack for user ids ({error})")]
-        return report
+    ids: dict[str, dict[str, str | None]] = {}
+    for platform, lookup in (("slack", lookup_slack_id), ("teams", lookup_teams_id)):
+        try:
+            ids[platform] = ids_by_email(services.db, read.rows, lookup, platform)
+        except Exception as error:  # the outside world failed: say so, import nothing
+            name = platform.capitalize()
+            report.rejected = [Rejection(0, f"could not ask {name} for user ids ({error})")]
+            return report
     try:
         with services.db.unit_of_work() as uow:
-            _apply(uow, services, read, slack_ids, report, path.name)
+            _apply(uow, services, read, ids, report, path.name)
     except _Rejected as rejected:
         report.rejected = rejected.rejected
         report.added, report.changed, report.removed, report.directory = [], [], [], []
@@ -80,7 +88,7 @@ def _apply(
     uow: UnitOfWork,
     services: Services,
     read: ReadResult,
-    slack_ids: dict[str, str | None],
+    ids: dict[str, dict[str, str | None]],
     report: ImportReport,
     source: str,
 ) -> None:
@@ -90,7 +98,7 @@ def _apply(
     rejected = list(read.rejected)
     for row in read.rows:
         try:
-            person = resolve_person(uow, row, slack_ids, report.directory)
+            person = resolve_person(uow, row, ids["slack"], report.directory, ids["teams"])
         except UnknownPerson as error:
             rejected.append(Rejection(row.line, str(error)))
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from handlers.teams.activities import ActivityHandler
 from handlers.teams.auth import TokenVerifier, Unauthorized
 from handlers.teams.connector import Connector
+from handlers.teams.roster import lookup_teams_id
 from handlers.teams.sender import TeamsSender
 from reviews.context import Services
 from settings import Settings
@@ -34,6 +36,16 @@ class TeamsAdapter:
     sender: TeamsSender
     verifier: TokenVerifier
     handler: ActivityHandler
+    settings: Settings
+
+    def lookup_teams_id(self) -> Callable[[str], str | None]:
+        """For a rota import: email -> Teams id from the outreach team's roster, read once on
+        the first call (DeliveryError when the connector cannot give it)."""
+        return lookup_teams_id(
+            self.handler.connector,
+            service_url=self.settings.teams_service_url,
+            conversation_id=self.settings.teams_outreach_conversation,
+        )
 
 
 def build_teams(
@@ -85,7 +97,9 @@ def build_teams(
         return JSONResponse(answer, status_code=status)
 
     routes = [Route("/api/messages", messages, methods=["POST"])]
-    return TeamsAdapter(routes=routes, sender=sender, verifier=verifier, handler=handler)
+    return TeamsAdapter(
+        routes=routes, sender=sender, verifier=verifier, handler=handler, settings=settings
+    )
 
 
 def default_session() -> requests.Session:

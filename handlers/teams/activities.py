@@ -47,7 +47,7 @@ class ActivityHandler:
         """The HTTP status and body to answer an authenticated activity with."""
         kind = activity.get("type")
         try:
-            remember(self.services, activity)
+            remember(self.services, activity, self.connector)
         except (DatabaseUnavailable, IntegrityError) as error:
             # Not worth failing the request: the reference is stored on their next message.
             log.warning("Teams conversation reference not stored: %s", type(error).__name__)

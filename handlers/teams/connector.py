@@ -79,10 +79,41 @@ class Connector:
         }
         return str(self._call("POST", f"{_base(service_url)}v3/conversations", body)["id"])
 
-    def _call(self, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    def member(
+        self, service_url: str, conversation_id: str, member_id: str, *, timeout: float = TIMEOUT
+    ) -> dict[str, Any]:
+        """One member of a conversation: id, name, aadObjectId, email, userPrincipalName.
+        DeliveryError when Teams does not know them there (404: permanent) or cannot answer."""
+        url = (
+            f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}"
+            f"/members/{quote(member_id, safe='')}"
+        )
+        return self._call("GET", url, timeout=timeout)
+
+    def members_page(
+        self, service_url: str, conversation_id: str, continuation: str | None
+    ) -> dict[str, Any]:
+        """One page of a team's roster: {"members": [...], "continuationToken": ...}."""
+        url = f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}/pagedmembers"
+        params = {"pageSize": "500"}
+        if continuation:
+            params["continuationToken"] = continuation
+        return self._call("GET", url, params=params)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        timeout: float = TIMEOUT,
+    ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self._token()}"}
         try:
-            response = self.http.request(method, url, json=body, headers=headers, timeout=TIMEOUT)
+            response = self.http.request(
+                method, url, json=body, params=params, headers=headers, timeout=timeout
+            )
         except requests.RequestException as error:
             raise DeliveryError(f"network: {type(error).__name__}") from error
         if response.status_code in RETRYABLE:

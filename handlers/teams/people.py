@@ -6,7 +6,9 @@ in activities): it is what a trust's IT team can look up and what Teams accepts 
 
 The first time someone talks to the bot we store their conversation reference (service URL,
 Teams id, tenant, and their personal chat's id when it is one) on their staff record, so
-escalation pings can reach them in a direct chat later.
+escalation pings can reach them in a direct chat later. Someone the directory does not know by
+Teams id may still be on the rota by email (a Teams-only trust's rota lists NHSmail addresses):
+the Bot Connector is asked for their email, and a directory entry with it gets their Teams id.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import json
 import logging
 from typing import Any
 
+from handlers.teams.connector import Connector
+from handlers.teams.roster import member_addresses
 from reviews.context import Actor, Services
+from reviews.outbox import DeliveryError
 from storage.database import UnitOfWork
 from storage.tables import Staff
 
@@ -44,18 +49,37 @@ def actor(services: Services, activity: dict[str, Any]) -> Actor:
     return Actor(platform=PLATFORM, user_id=user_id, name=name)
 
 
-def remember(services: Services, activity: dict[str, Any]) -> None:
-    """Store (or refresh) the sender's conversation reference; a new person gets a staff record
-    holding only their name and Teams id, which gives no rights (responders need a shift)."""
+def remember(
+    services: Services, activity: dict[str, Any], connector: Connector | None = None
+) -> None:
+    """Store (or refresh) the sender's conversation reference.
+
+    Someone not known by Teams id is looked up by email through `connector` (outside any
+    transaction): a directory entry with their email gets their Teams id; otherwise they get a
+    new staff record, which gives no rights (responders need a shift). A connector failure only
+    loses the email match. Database errors propagate.
+    """
     user_id = teams_user_id(activity)
     if not user_id or not activity.get("serviceUrl"):
         return
+    if connector is not None and _store(services, activity, None):
+        return
+    _store(services, activity, _member_details(connector, activity) if connector else {})
+
+
+def _store(services: Services, activity: dict[str, Any], member: dict[str, Any] | None) -> bool:
+    """Store the reference on the sender's record; False (writing nothing) when they are not
+    known by Teams id and `member` is None (their details not yet asked for)."""
+    user_id = teams_user_id(activity)
     reference = json.dumps(_reference(activity), sort_keys=True)
     with services.db.unit_of_work() as uow:
         person = _find(uow, activity)
         if person is None:
-            name = str((activity.get("from") or {}).get("name") or "Teams user")
-            person = uow.rota.add_staff(Staff(name=name[:200], teams_user_id=user_id))
+            if member is None:
+                return False
+            person = _by_member_email(uow, member, user_id) or _new_person(
+                uow, activity, member, user_id
+            )
         old = json.loads(person.teams_conversation or "{}")
         new = json.loads(reference)
         # A channel message tells us no personal chat id: keep the one we already know.
@@ -65,6 +89,47 @@ def remember(services: Services, activity: dict[str, Any]) -> None:
         if merged != person.teams_conversation:
             person.teams_conversation = merged
             uow.session.add(person)
+    return True
+
+
+def _member_details(connector: Connector, activity: dict[str, Any]) -> dict[str, Any]:
+    """What the Bot Connector says about the sender ({} when it cannot say)."""
+    sender = activity.get("from") or {}
+    # A channel reply's conversation id carries ";messageid=..."; the roster is the channel's.
+    conversation = str((activity.get("conversation") or {}).get("id") or "").split(";")[0]
+    try:
+        return connector.member(
+            str(activity["serviceUrl"]), conversation, str(sender.get("id") or ""), timeout=3.0
+        )
+    except DeliveryError as error:
+        # Only the Teams id: the error never carries the person's email or name.
+        log.warning("Teams member details for %s not fetched: %s", teams_user_id(activity), error)
+        return {}
+
+
+def _by_member_email(uow: UnitOfWork, member: dict[str, Any], user_id: str) -> Staff | None:
+    """The directory entry holding the member's email, now given their Teams id."""
+    for address in member_addresses(member):
+        person = uow.rota.staff_by_email(address)
+        if person is None:
+            continue
+        if person.teams_user_id:
+            # Someone else's Teams id is on that entry already: never move it silently.
+            log.warning("Teams user %s: their email's entry has another Teams id", user_id)
+            return None
+        person.teams_user_id = user_id
+        uow.session.add(person)
+        return person
+    return None
+
+
+def _new_person(
+    uow: UnitOfWork, activity: dict[str, Any], member: dict[str, Any], user_id: str
+) -> Staff:
+    name = str((activity.get("from") or {}).get("name") or member.get("name") or "Teams user")
+    # Their email (when free) lets a later rota import or MANAGERS entry find them.
+    email = next((a for a in member_addresses(member)[:1] if not uow.rota.staff_by_email(a)), None)
+    return uow.rota.add_staff(Staff(name=name[:200], email=email, teams_user_id=user_id))
 
 
 def save_personal_conversation(
