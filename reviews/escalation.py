@@ -8,7 +8,9 @@ SKIP LOCKED; SQLite's write lock), its due levels fire into the outbox under key
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 from reviews import messages, notify
 from reviews.context import Services
@@ -34,19 +36,39 @@ def sweep(services: Services, *, batch: int = 100) -> int:
         with services.db.unit_of_work() as uow:
             due = uow.reviews.claim_due_escalations(now, batch)
             on_call = OnCall(uow, now)  # one rota lookup per role for the whole batch
-            for review in due:
-                fire_due_levels(uow, services, review, now, on_call=on_call)
-        moved += len(due)
-        if len(due) < batch:
+            fired = [
+                _isolated(
+                    uow,
+                    review,
+                    partial(fire_due_levels, uow, services, review, now, on_call=on_call),
+                )
+                for review in due
+            ]
+        moved += sum(fired)
+        if len(due) < batch or not all(fired):  # a broken review is retried next tick
             break
     while True:
         with services.db.unit_of_work() as uow:
             late = uow.reviews.claim_due_attend_reminders(now, batch)
-            for review in late:
-                remind_to_attend(uow, services, review, now)
-        moved += len(late)
-        if len(late) < batch:
+            reminded = [
+                _isolated(uow, review, partial(remind_to_attend, uow, services, review, now))
+                for review in late
+            ]
+        moved += sum(reminded)
+        if len(late) < batch or not all(reminded):
             return moved
+
+
+def _isolated(uow: UnitOfWork, review: Review, step: Callable[[], None]) -> bool:
+    """Run one review's step in a savepoint: a review that cannot be escalated (a bug, a
+    damaged snapshot) is logged and retried next tick, and never holds up everyone else's."""
+    try:
+        with uow.session.begin_nested():
+            step()
+    except Exception:
+        log.exception("%s: escalation step failed; will retry", format_reference(review.id or 0))
+        return False
+    return True
 
 
 class OnCall:

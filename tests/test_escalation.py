@@ -323,3 +323,16 @@ def test_two_sweeps_at_once_queue_each_ping_once(services, slack, clock, databas
         assert len(pings(slack, address)) == 20 * per_review
     for replica in replicas:
         replica.db.dispose()
+
+
+def test_a_review_that_cannot_be_escalated_holds_up_nobody_else(services, slack, clock, caplog):
+    broken = raise_standard(services, slack)
+    raise_standard(services, slack)
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(broken)
+        review.policy = review.policy.replace('"levels": [', '"levels": [7, ')  # damaged
+    tick(services, slack, clock, minutes=5)
+    assert [t.split(":")[1][:8] for t in pings(slack, SAM)] == [" RR-0002"]
+    assert "RR-0001: escalation step failed; will retry" in caplog.text
+    with services.db.unit_of_work() as uow:
+        assert uow.reviews.get(broken).escalation_level == 1  # untouched: still due
