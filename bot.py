@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from sqlalchemy.exc import OperationalError
 
@@ -113,7 +113,12 @@ def build(
 def make_slack_client(settings: Settings) -> Any:
     from slack_sdk import WebClient
 
-    options: dict[str, Any] = {"token": settings.slack_bot_token, "ssl": outbound_ssl_context()}
+    # A send must end well inside the outbox's lease, or another replica would send it again.
+    options: dict[str, Any] = {
+        "token": settings.slack_bot_token,
+        "ssl": outbound_ssl_context(),
+        "timeout": 10,
+    }
     if settings.slack_api_url:
         options["base_url"] = settings.slack_api_url
     return WebClient(**options)
@@ -212,12 +217,19 @@ def run_shell(bot: Bot, *, announce: bool = False) -> None:
     Shell(bot.services, input, out, bot.shell_lock).loop()
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line saying what is wrong, and exit status 2 (CONTRACT.md)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"rapidreview: {message} (see python bot.py --help)\n")
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python bot.py", description=__doc__)
+    parser = OneLineParser(prog="python bot.py", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("shell", help="the local terminal chat")
     rota = commands.add_parser("rota", help="import or show the rota").add_subparsers(
-        dest="rota_command", required=True
+        dest="rota_command", required=True, metavar="import|show|cover"
     )
     rota.add_parser("import", help="import shifts from CSV or .ics").add_argument("file", type=Path)
     rota.add_parser("show", help="who holds each role").add_argument("--at", default=None)
@@ -234,11 +246,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     export.add_argument("--out", type=Path, default=None)
     export.add_argument("--with-identifiers", action="store_true")
     commands.add_parser("db", help="database schema").add_subparsers(
-        dest="db_command", required=True
+        dest="db_command", required=True, metavar="upgrade"
     ).add_parser("upgrade")
     teams = (
         commands.add_parser("teams", help="Teams app package")
-        .add_subparsers(dest="teams_command", required=True)
+        .add_subparsers(dest="teams_command", required=True, metavar="package")
         .add_parser("package")
     )
     teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
@@ -344,11 +356,13 @@ def command(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def parse_local(text: str, settings: Settings) -> datetime:
+    """A local time as the rota reads one, by the same clock-change rule."""
+    from rotas.times import BadTime, parse_rota_time
+
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"--at: {text!r} is not a time like 2026-12-01T20:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=settings.timezone)
+        return parse_rota_time(text, settings.timezone)[0]
+    except BadTime as error:
+        raise BadInput(f"--at: {error}") from None
 
 
 def parse_date(text: str) -> date:

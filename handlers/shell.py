@@ -129,7 +129,10 @@ class Shell:
                 self.dispatch(line)
 
     def dispatch(self, line: str) -> None:
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError:  # an unbalanced quote, as in "patient's fine"
+            words = line.split()
         command, args = words[0].lower(), words[1:]
         actions: dict[str, Callable[[list[str]], None]] = {
             "raise": lambda _: self.raise_review(),

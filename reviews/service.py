@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
@@ -19,6 +20,7 @@ from reviews.escalation import fire_due_levels
 from reviews.model import (
     TRANSFER_DESTINATIONS,
     Action,
+    Caller,
     Outcome,
     State,
     ValidRequest,
@@ -82,7 +84,9 @@ def _raise(
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
         if submission_key and (existing := uow.reviews.by_submission_key(submission_key)):
-            return Result(existing, False, f"{format_reference(existing.id or 0)} was already raised.")
+            return Result(
+                existing, False, f"{format_reference(existing.id or 0)} was already raised."
+            )
         ladder = services.policy.ladder_for(request.news2)
         review = uow.reviews.add(
             Review(
@@ -105,11 +109,24 @@ def _raise(
                 next_escalation_at=now + ladder.levels[0].after,
             )
         )
-        uow.events.record(review_id=review.id, kind="raised", at=now, actor=by.label,
-                          platform=by.platform, caller=request.caller, urgency=ladder.urgency)
-        notify.to_outreach(uow, services.routes, key=f"card:{review.id}", kind="card",
-                           message=messages.card(review, services.timezone), at=now,
-                           review_id=review.id)
+        uow.events.record(
+            review_id=review.id,
+            kind="raised",
+            at=now,
+            actor=by.label,
+            platform=by.platform,
+            caller=request.caller,
+            urgency=ladder.urgency,
+        )
+        notify.to_outreach(
+            uow,
+            services.routes,
+            key=f"card:{review.id}",
+            kind="card",
+            message=messages.card(review, services.timezone),
+            at=now,
+            review_id=review.id,
+        )
         fire_due_levels(uow, services, review, now)
     log.info("%s raised (%s, %s)", format_reference(review.id or 0), ladder.urgency, by.platform)
     return Result(review, True, f"{format_reference(review.id or 0)} raised.")
@@ -118,16 +135,8 @@ def _raise(
 def acknowledge(*, services: Services, review_id: int, by: Actor) -> Result:
     def apply(uow: UnitOfWork, review: Review) -> None:
         now = services.clock.now()
-        ladder = Ladder.from_json(review.policy)
-        _mark_acknowledged(review, by, now)
-        review.next_attend_reminder_at = now + ladder.attend_within
-        if review.callback_number:
-            notify.to_user(uow, platform=by.platform, user_id=by.user_id,
-                           key=f"callback:{review.id}", at=now, review_id=review.id,
-                           message=messages.Message(
-                               text=f"{format_reference(review.id or 0)}: call back on "
-                               f"{review.callback_number} ({review.caller}).",
-                           ))
+        _take(uow, review, by, now)
+        review.next_attend_reminder_at = now + Ladder.from_json(review.policy).attend_within
 
     return _change(services, review_id, by, Action.ACKNOWLEDGE, State.ACKNOWLEDGED, apply)
 
@@ -135,7 +144,7 @@ def acknowledge(*, services: Services, review_id: int, by: Actor) -> Result:
 def attend(*, services: Services, review_id: int, by: Actor) -> Result:
     def apply(uow: UnitOfWork, review: Review) -> None:
         now = services.clock.now()
-        _mark_acknowledged(review, by, now)
+        _take(uow, review, by, now)
         review.attending_at, review.attending_by = now, by.label
         review.next_attend_reminder_at = None
 
@@ -148,17 +157,27 @@ def record_outcome(
     """Close a review. A transfer names where to (ICU, HDU, CCU or theatre)."""
     detail = detail.strip()
     if outcome is Outcome.TRANSFER and detail not in TRANSFER_DESTINATIONS:
-        raise ServiceError(f"Say where the patient was transferred: {', '.join(TRANSFER_DESTINATIONS)}.")
+        raise ServiceError(
+            f"Say where the patient was transferred: {', '.join(TRANSFER_DESTINATIONS)}."
+        )
 
     def apply(uow: UnitOfWork, review: Review) -> None:
         now = services.clock.now()
-        _mark_acknowledged(review, by, now)
+        _take(uow, review, by, now)
         review.closed_at, review.closed_by = now, by.label
         review.outcome, review.outcome_detail = outcome, detail or None
         review.next_attend_reminder_at = None
 
-    return _change(services, review_id, by, Action.RECORD_OUTCOME, State.CLOSED, apply,
-                   outcome=outcome.value, detail=detail)
+    return _change(
+        services,
+        review_id,
+        by,
+        Action.RECORD_OUTCOME,
+        State.CLOSED,
+        apply,
+        outcome=outcome.value,
+        detail=detail,
+    )
 
 
 def cancel(*, services: Services, review_id: int, by: Actor, reason: str) -> Result:
@@ -175,12 +194,28 @@ def cancel(*, services: Services, review_id: int, by: Actor, reason: str) -> Res
     return _change(services, review_id, by, Action.CANCEL, State.CANCELLED, apply, reason=reason)
 
 
-def _mark_acknowledged(review: Review, by: Actor, now: object) -> None:
-    if review.acknowledged_at is None:
-        review.acknowledged_at = now  # type: ignore[assignment]
-        review.acknowledged_by = by.label
-        review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
+def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
+    """The first of Acknowledge, Attending or Record outcome takes the request: the ladder
+    stops, and whoever took it is sent the call-back number privately (never on the card)."""
     review.next_escalation_at = None
+    if review.acknowledged_at is not None:
+        return
+    review.acknowledged_at, review.acknowledged_by = now, by.label
+    review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
+    if review.callback_number:
+        reference = format_reference(review.id or 0)
+        notify.to_user(
+            uow,
+            platform=by.platform,
+            user_id=by.user_id,
+            key=f"callback:{review.id}",
+            at=now,
+            review_id=review.id,
+            message=messages.Message(
+                text=f"{reference}: call back on {review.callback_number} "
+                f"({Caller(review.caller).label.lower()}).",
+            ),
+        )
 
 
 ALLOWED_FROM = {
@@ -208,8 +243,12 @@ def _change(
         _check_permission(uow, review, by, action)
         state = State(review.state)
         if state is target:
-            return Result(review, False, f"{reference} is already {target.value}: "
-                          f"{messages.state_line(review, services.timezone)}.")
+            return Result(
+                review,
+                False,
+                f"{reference} is already {target.value}: "
+                f"{messages.state_line(review, services.timezone)}.",
+            )
         if state not in ALLOWED_FROM[target]:
             raise WrongState(f"{reference} is {state.value}, so it cannot be {target.value} now.")
         apply(uow, review)
@@ -217,8 +256,14 @@ def _change(
         uow.session.add(review)
         now = services.clock.now()
         uow.outbox.drop_pending_escalations(review_id)
-        uow.events.record(review_id=review_id, kind=target.value, at=now, actor=by.label,
-                          platform=by.platform, **detail)
+        uow.events.record(
+            review_id=review_id,
+            kind=target.value,
+            at=now,
+            actor=by.label,
+            platform=by.platform,
+            **detail,
+        )
         _announce(uow, services, review)
     log.info("%s %s via %s", reference, target.value, by.platform)
     return Result(review, True, f"{reference} {target.value}.")
@@ -242,10 +287,30 @@ def _announce(uow: UnitOfWork, services: Services, review: Review) -> None:
     key = f"{review.id}:{review.state}"
     card = messages.card(review, services.timezone)
     at = services.clock.now()
-    notify.to_outreach(uow, services.routes, key=f"upd:{key}", kind="card_update", message=card,
-                       at=at, review_id=review.id)
-    notify.to_outreach(uow, services.routes, key=f"thread:{key}", kind="thread",
-                       message=messages.Message(text=line), at=at, review_id=review.id)
-    notify.to_user(uow, platform=review.raised_platform, user_id=review.raised_by,
-                   key=f"raiser:{key}", at=at, review_id=review.id,
-                   message=messages.Message(text=f"Your request {format_reference(review.id or 0)}: {line}."))
+    notify.to_outreach(
+        uow,
+        services.routes,
+        key=f"upd:{key}",
+        kind="card_update",
+        message=card,
+        at=at,
+        review_id=review.id,
+    )
+    notify.to_outreach(
+        uow,
+        services.routes,
+        key=f"thread:{key}",
+        kind="thread",
+        message=messages.Message(text=line),
+        at=at,
+        review_id=review.id,
+    )
+    notify.to_user(
+        uow,
+        platform=review.raised_platform,
+        user_id=review.raised_by,
+        key=f"raiser:{key}",
+        at=at,
+        review_id=review.id,
+        message=messages.Message(text=f"Your request {format_reference(review.id or 0)}: {line}."),
+    )

@@ -39,8 +39,18 @@ class RotaStore:
         return staff
 
     def has_shifts(self, staff_id: int) -> bool:
-        query = select(Shift.id).where(Shift.staff_id == staff_id).limit(1)
-        cover = select(Cover.id).where(Cover.staff_id == staff_id).limit(1)
+        """Whether the person is on the rota: a shift or cover that no later import replaced
+        and nobody cancelled (history alone does not keep someone a responder)."""
+        query = (
+            select(Shift.id)
+            .where(Shift.staff_id == staff_id, col(Shift.superseded_at).is_(None))
+            .limit(1)
+        )
+        cover = (
+            select(Cover.id)
+            .where(Cover.staff_id == staff_id, col(Cover.cancelled_at).is_(None))
+            .limit(1)
+        )
         return (
             self.session.exec(query).first() is not None
             or self.session.exec(cover).first() is not None
@@ -95,7 +105,9 @@ class RotaStore:
         covers = select(Cover.role).where(col(Cover.cancelled_at).is_(None)).distinct()
         return sorted(set(self.session.exec(shifts).all()) | set(self.session.exec(covers).all()))
 
-    def find_staff(self, *, email: str | None, slack: str | None, teams: str | None) -> Staff | None:
+    def find_staff(
+        self, *, email: str | None, slack: str | None, teams: str | None
+    ) -> Staff | None:
         conditions = []
         if email:
             conditions.append(Staff.email == email.lower())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reviews import service
+from reviews.context import Actor
 from reviews.model import Outcome
 from reviews.outbox import drain
 from tests.support.builders import (
@@ -57,8 +58,9 @@ def test_full_flow_updates_card_in_place_and_threads(services):
 
     service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
     service.attend(services=services, review_id=review_id, by=OUTREACH)
-    closed = service.record_outcome(services=services, review_id=review_id, by=OUTREACH,
-                                    outcome=Outcome.TRANSFER, detail="ICU")
+    closed = service.record_outcome(
+        services=services, review_id=review_id, by=OUTREACH, outcome=Outcome.TRANSFER, detail="ICU"
+    )
     drain(services, {"slack": slack})
 
     assert closed.review.state == "closed"
@@ -103,8 +105,53 @@ def test_raiser_may_cancel_with_a_reason(services):
 
 
 def test_same_submission_twice_is_one_review(services):
-    first = service.raise_review(services=services, request=request(), by=NURSE, submission_key="V1")
-    again = service.raise_review(services=services, request=request(), by=NURSE, submission_key="V1")
+    first = service.raise_review(
+        services=services, request=request(), by=NURSE, submission_key="V1"
+    )
+    again = service.raise_review(
+        services=services, request=request(), by=NURSE, submission_key="V1"
+    )
     assert again.review.id == first.review.id and not again.changed
     with services.db.unit_of_work() as uow:
         assert uow.reviews.count_open() == 1
+
+
+@pytest.mark.parametrize("first_press", ["attend", "record_outcome"])
+def test_call_back_number_reaches_whoever_takes_the_request_first(services, first_press):
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    if first_press == "attend":
+        service.attend(services=services, review_id=review_id, by=OUTREACH)
+    else:
+        service.record_outcome(
+            services=services, review_id=review_id, by=OUTREACH, outcome=Outcome.NOT_REACHED
+        )
+    service.record_outcome(
+        services=services, review_id=review_id, by=OUTREACH, outcome=Outcome.NO_CHANGE
+    )
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    callbacks = [i.message.text for i in slack.to("U01ALEX") if "call back" in i.message.text]
+    assert callbacks == ["RR-0001: call back on 07700 900123 (family, carer or advocate)."]
+    assert not any("07700" in str(i.message) for i in slack.to("C0OUTREACH"))
+
+
+def test_someone_a_corrected_rota_took_off_can_no_longer_acknowledge(db, clock, tmp_path):
+    from rotas.importer import import_rota
+
+    header = "role,name,email,slack_user_id,teams_user_id,start,end\n"
+    first, corrected = tmp_path / "december.csv", tmp_path / "december-v2.csv"
+    first.write_text(
+        header + "outreach,Jo Reyes,jo.reyes@nhs.net,U0JO,,2026-12-01T08:00,2026-12-01T20:00\n"
+    )
+    corrected.write_text(
+        header + "outreach,Sam Patel,sam.patel@nhs.net,U01SAM,,2026-12-01T08:00,2026-12-01T20:00\n"
+    )
+    services = make_services(db, clock)
+    assert import_rota(services=services, path=first).ok
+    assert import_rota(services=services, path=corrected).ok
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    jo = Actor(platform="slack", user_id="U0JO", name="Jo Reyes")
+    with pytest.raises(service.NotAllowed):
+        service.acknowledge(services=services, review_id=review_id, by=jo)
+    sam = Actor(platform="slack", user_id="U01SAM", name="Sam Patel")
+    assert service.acknowledge(services=services, review_id=review_id, by=sam).changed
