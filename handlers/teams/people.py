@@ -56,15 +56,18 @@ def remember(
 
     Someone not known by Teams id is looked up by email through `connector` (outside any
     transaction): a directory entry with their email gets their Teams id; otherwise they get a
-    new staff record, which gives no rights (responders need a shift). A connector failure only
-    loses the email match. Database errors propagate.
+    new staff record, which gives no rights (responders need a shift). When the connector cannot
+    answer just now nothing is stored, so their next message tries again (a record made without
+    the email match would split a rota person in two). Database errors propagate.
     """
     user_id = teams_user_id(activity)
     if not user_id or not activity.get("serviceUrl"):
         return
     if connector is not None and _store(services, activity, None):
         return
-    _store(services, activity, _member_details(connector, activity) if connector else {})
+    member = _member_details(connector, activity) if connector else {}
+    if member is not None:
+        _store(services, activity, member)
 
 
 def _store(services: Services, activity: dict[str, Any], member: dict[str, Any] | None) -> bool:
@@ -92,8 +95,9 @@ def _store(services: Services, activity: dict[str, Any], member: dict[str, Any] 
     return True
 
 
-def _member_details(connector: Connector, activity: dict[str, Any]) -> dict[str, Any]:
-    """What the Bot Connector says about the sender ({} when it cannot say)."""
+def _member_details(connector: Connector, activity: dict[str, Any]) -> dict[str, Any] | None:
+    """What the Bot Connector says about the sender: {} when it refuses to say (4xx), None when
+    it cannot answer just now (network, throttling, 5xx)."""
     sender = activity.get("from") or {}
     # A channel reply's conversation id carries ";messageid=..."; the roster is the channel's.
     conversation = str((activity.get("conversation") or {}).get("id") or "").split(";")[0]
@@ -104,7 +108,7 @@ def _member_details(connector: Connector, activity: dict[str, Any]) -> dict[str,
     except DeliveryError as error:
         # Only the Teams id: the error never carries the person's email or name.
         log.warning("Teams member details for %s not fetched: %s", teams_user_id(activity), error)
-        return {}
+        return {} if error.permanent else None
 
 
 def _by_member_email(uow: UnitOfWork, member: dict[str, Any], user_id: str) -> Staff | None:

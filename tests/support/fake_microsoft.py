@@ -6,7 +6,9 @@ refuses plain http) serves:
   tokens are checked against, and `token()` to sign activities' JWTs as the Bot Framework does;
 - `{tenant}/v2.0/.well-known/openid-configuration` and `{tenant}/oauth2/v2.0/token`, the
   client-credentials endpoint msal talks to;
-- `v3/conversations...`, the Bot Connector, which records every call and can be told to fail.
+- `v3/conversations...`, the Bot Connector, which records every call and can be told to fail;
+  it also answers who is who (`.../members/{id}` and the paged roster, `.../pagedmembers`) from
+  the people given to `add_member`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class FakeMicrosoft:
         self.metadata_fetches = 0
         self.token_requests = 0
         self.issued_tokens: set[str] = set()
+        self.members: list[dict[str, str]] = []
+        self.roster_page_size = 500  # the real connector's largest page
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -153,6 +157,18 @@ class FakeMicrosoft:
         with self._lock:
             self.failures += [(status, retry_after)] * times
 
+    def add_member(self, name: str, aad_object_id: str, email: str, upn: str | None = None) -> None:
+        """A person in the tenant (and the outreach team), as the connector describes them."""
+        self.members.append(
+            {
+                "id": f"29:{aad_object_id[:8]}",
+                "name": name,
+                "aadObjectId": aad_object_id,
+                "email": email,
+                "userPrincipalName": upn or email,
+            }
+        )
+
     def connector_calls(self, method: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if method is None or c.method == method]
@@ -161,7 +177,9 @@ class FakeMicrosoft:
         path = f"/v3/conversations/{conversation}/activities"
         return [c for c in self.connector_calls("POST") if c.path == path]
 
-    def _connector(self, method: str, path: str, body: dict[str, Any], auth: str) -> tuple:
+    def _connector(
+        self, method: str, path: str, body: dict[str, Any], auth: str, query: str = ""
+    ) -> tuple:
         with self._lock:
             if auth.removeprefix("Bearer ") not in self.issued_tokens:
                 return 401, {"error": {"code": "Unauthorized"}}, {}
@@ -171,11 +189,27 @@ class FakeMicrosoft:
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
                 return status, {"error": {"code": "Throttled"}}, headers
             count = len(self.calls)
+        if method == "GET":
+            return self._who(path, parse_qs(query))
         if method == "POST" and path == "/v3/conversations":
             return 201, {"id": f"a:personal-{body['members'][0]['id']}"}, {}
         if method == "PUT":
             return 200, {"id": path.rsplit("/", 1)[1]}, {}
         return 201, {"id": f"activity-{count}"}, {}
+
+    def _who(self, path: str, query: dict[str, list[str]]) -> tuple:
+        if path.endswith("/pagedmembers"):
+            start = int((query.get("continuationToken") or ["0"])[0])
+            size = min(int((query.get("pageSize") or ["500"])[0]), self.roster_page_size)
+            page: dict[str, Any] = {"members": self.members[start : start + size]}
+            if start + size < len(self.members):
+                page["continuationToken"] = str(start + size)
+            return 200, page, {}
+        wanted = path.rsplit("/members/", 1)[-1]
+        for member in self.members:
+            if wanted in (member["id"], member["aadObjectId"]):
+                return 200, member, {}
+        return 404, {"error": {"code": "MemberNotFoundInConversation"}}, {}
 
     def _token_endpoint(self, form: dict[str, list[str]]) -> tuple:
         with self._lock:
@@ -232,6 +266,9 @@ def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.startswith("/v3/conversations/"):
+                self._connector("GET", self.path, b"")
+                return
             self._answer(*fake._get(self.path.split("?", 1)[0]))
 
         def do_POST(self) -> None:  # noqa: N802
@@ -245,10 +282,11 @@ def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:
         def do_PUT(self) -> None:  # noqa: N802
             self._connector("PUT", self.path.split("?", 1)[0], self._body())
 
-        def _connector(self, method: str, path: str, raw: bytes) -> None:
+        def _connector(self, method: str, target: str, raw: bytes) -> None:
+            path, _, query = target.partition("?")
             body = json.loads(raw or b"{}")
             auth = self.headers.get("Authorization") or ""
-            self._answer(*fake._connector(method, unquote(path), body, auth))
+            self._answer(*fake._connector(method, unquote(path), body, auth, query))
 
     return Handler
 
