@@ -17,6 +17,7 @@ from typing import Protocol
 from reviews import notify
 from reviews.context import Services
 from reviews.messages import Message
+from reviews.model import format_reference
 from storage.tables import Outbox
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> No
                     at=now,
                     review_id=row.review_id,
                     message=Message(
-                        text=f"A {row.kind} message on {row.platform} could not be "
-                        f"delivered after {stored.attempts} attempts: {error}"
+                        text=f"A {row.kind} message on {row.platform}{_about(row)} could not "
+                        f"be delivered after {_attempts(stored.attempts)}: {error}"
                     ),
                 )
             return
@@ -172,6 +173,14 @@ def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> No
             error,
             delay,
         )
+
+
+def _about(row: Outbox) -> str:
+    return f" about {format_reference(row.review_id)}" if row.review_id is not None else ""
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def backoff(attempts: int) -> float:

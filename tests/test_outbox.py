@@ -128,13 +128,16 @@ def test_a_message_that_keeps_failing_is_marked_failed_and_reported(services, cl
 
 
 def test_a_permanent_refusal_fails_at_once_and_is_reported(services):
+    on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", services.clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
     slack = RecordingSender(failures=[DeliveryError("channel_not_found", permanent=True)])
-    queue(services, "U1", "ping")
     drain(services, {"slack": slack})
-    assert rows(services)["test:U1:ping"].state == "failed"
+    assert rows(services)["card:1:slack"].state == "failed"
     assert texts(slack, DIGEST) == [
-        "A direct message on slack could not be delivered after 1 attempts: channel_not_found"
+        "A card message on slack about RR-0001 could not be delivered after 1 attempt: "
+        "channel_not_found"
     ]
+    assert len(texts(slack, "U01ALEX")) == 1  # the rest still went
 
 
 def test_each_recipient_gets_messages_in_the_order_queued(services, clock):
