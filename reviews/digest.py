@@ -162,18 +162,30 @@ def post_digest(services: Services, *, day: date, late: bool = False) -> bool:
         for platform, channel in wanted:
             destination = f"{platform}:{channel}"
             if uow.digest.runs.claim(day=day, destination=destination, at=now, late=late):
-                uow.outbox.enqueue(
-                    key=f"digest:{day.isoformat()}:{destination}",
-                    platform=platform,
-                    kind="channel",
-                    address=channel,
-                    payload=message.to_json(),
-                    at=now,
-                )
+                # The figures and the chart go as two messages, each retried on its own: a chart
+                # the platform refuses never holds back, or repeats, the figures.
+                for part, payload in split_chart(message):
+                    uow.outbox.enqueue(
+                        key=f"digest{part}:{day.isoformat()}:{destination}",
+                        platform=platform,
+                        kind="channel",
+                        address=channel,
+                        payload=payload.to_json(),
+                        at=now,
+                    )
                 posted.append(destination)
     if posted:
         log.info("digest for %s queued to %s%s", day, ", ".join(posted), " (late)" if late else "")
     return bool(posted)
+
+
+def split_chart(message: Message) -> list[tuple[str, Message]]:
+    """("", the figures) and, when there is a chart, ("-chart", the chart with a caption)."""
+    parts = [("", Message(text=message.text, review=message.review))]
+    if message.attachments:
+        caption = message.attachments[0].title
+        parts.append(("-chart", Message(text=caption, attachments=message.attachments)))
+    return parts
 
 
 def digest_job(services: Services) -> bool:

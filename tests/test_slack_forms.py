@@ -88,6 +88,25 @@ def test_database_down_at_submit_says_nothing_was_recorded(
     assert reviews_stored(db) == 0
 
 
+def test_a_stalled_database_still_gets_an_answer_within_slacks_three_seconds(
+    bot: SlackBot, db: Database
+) -> None:
+    # Another transaction holds the review table: the request's commit has to wait.
+    with db.engine.connect() as blocker:
+        if db.is_sqlite:
+            blocker.exec_driver_sql("SELECT 1")  # our engine opened BEGIN IMMEDIATE
+        else:
+            blocker.exec_driver_sql("LOCK TABLE review IN ACCESS EXCLUSIVE MODE")
+        started = time.perf_counter()
+        answer = bot.post(view_submission(REQUEST_FORM, request_form(), user_id=NURSE)).json()
+        waited = time.perf_counter() - started
+        blocker.rollback()
+    said = json.dumps(answer)
+    assert waited < 3.0, f"answered after {waited:.2f} s"
+    assert "NOT CONFIRMED" in said and "Bleep the outreach team directly" in said
+    assert "raised" not in said
+
+
 def test_a_forged_signature_is_refused_and_changes_nothing(
     bot: SlackBot, fake: FakeSlack, db: Database
 ) -> None:

@@ -67,12 +67,13 @@ def test_a_channel_post_uploads_its_chart(sender: SlackSender, fake: FakeSlack) 
             message=Message(text="Daily digest", attachments=(chart,)),
         )
     )
-    assert fake.called("chat.postMessage")[0].body["channel"] == "C0DIGEST"
+    assert not fake.called("chat.postMessage"), "the caption goes with the upload, once"
     [upload] = fake.called("upload")
     assert upload.body["_raw"] == b"\x89PNG fake chart"
     [complete] = fake.called("files.completeUploadExternal")
     assert complete.body["channel_id"] == "C0DIGEST"
     assert complete.body["files"][0]["title"] == "Requests by hour"
+    assert complete.body["initial_comment"] == "Daily digest"
 
 
 @pytest.mark.parametrize(

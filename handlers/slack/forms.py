@@ -203,6 +203,21 @@ def raised_view(reference: str, fallback_contact: str) -> dict[str, Any]:
     )
 
 
+def not_confirmed_view(fallback_contact: str) -> dict[str, Any]:
+    """The database did not answer in time: the request may or may not be recorded."""
+    return _modal(
+        "rapidreview_said",
+        "NOT confirmed",
+        [
+            section(
+                "*NOT CONFIRMED.* The bot could not confirm in time that this request was "
+                "saved, so do not rely on the outreach team having been alerted."
+            ),
+            section(f"*Contact them directly now:* {escape(fallback_contact)}"),
+        ],
+    )
+
+
 def not_recorded_view(fallback_contact: str) -> dict[str, Any]:
     return _modal(
         "rapidreview_said",

@@ -51,16 +51,19 @@ class SlackSender:
             return f"{response['channel']}:{response['ts']}"
         # card, a card_update or thread whose card never went out, direct (a user id opens the
         # app's DM with that person) and channel posts.
-        response = self.client.chat_postMessage(channel=item.address, **_content(message))
-        message_id = f"{response['channel']}:{response['ts']}"
-        for attachment in message.attachments:
+        if message.attachments:
+            # One call posts the files with their caption, so a retry cannot repeat the text.
             self.client.files_upload_v2(
-                channel=response["channel"],
-                content=attachment.content,
-                filename=attachment.filename,
-                title=attachment.title,
+                channel=item.address,
+                initial_comment=message.text,
+                file_uploads=[
+                    {"content": a.content, "filename": a.filename, "title": a.title}
+                    for a in message.attachments
+                ],
             )
-        return message_id
+            return None
+        response = self.client.chat_postMessage(channel=item.address, **_content(message))
+        return f"{response['channel']}:{response['ts']}"
 
 
 def _content(message: Message) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The view id is the submission key: Slack's retry of one submission finds the fir
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -17,6 +18,7 @@ from handlers.slack.forms import (
     REQUEST_FORM,
     field_value,
     metadata,
+    not_confirmed_view,
     not_recorded_view,
     raised_view,
     read_request,
@@ -31,9 +33,12 @@ from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
+RAISE_DEADLINE = 2.0  # seconds to store a request before answering Slack, which waits 3
+
 
 def register(app: App, services: Services, settings: Settings) -> None:
     fallback = services.fallback_contact
+    raising = ThreadPoolExecutor(max_workers=4, thread_name_prefix="raise")
 
     @app.view(REQUEST_FORM)
     def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -42,13 +47,23 @@ def register(app: App, services: Services, settings: Settings) -> None:
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)
             return
-        try:
-            result = service.raise_review(
+
+        def raise_it() -> service.Result:
+            return service.raise_review(
                 services=services,
                 request=request,
                 by=actor(services, body["user"]),
                 submission_key=f"slack:{view['id']}",
             )
+
+        try:
+            result = raising.submit(raise_it).result(timeout=RAISE_DEADLINE)
+        except TimeoutError:
+            # Slack drops an answer after 3 s; a stalled database must not leave the nurse
+            # with Slack's generic error. If the commit lands later, the team still sees it.
+            log.error("request from Slack not confirmed within %.1f s", RAISE_DEADLINE)
+            ack(response_action="update", view=not_confirmed_view(fallback))
+            return
         except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded
             # Only the type: a database error's text can carry the form's values.
             log.error("request from Slack NOT recorded: %s", type(error).__name__)
