@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import base64
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -198,3 +199,18 @@ def test_trend_compares_with_the_seven_days_before(services, clock):
         (7, "patient"): 1,
         (12, "patient"): 1,
     }
+
+
+def test_a_busy_fortnights_chart_fits_in_a_teams_message():
+    from reviews.chart import render
+
+    days = [date(2026, 12, 1) + timedelta(days=d) for d in range(14)]
+    png = render(
+        days=days,
+        by_caller={
+            (i, c): (i * 7 + len(c)) % 9 for i in range(14) for c in ("staff", "patient", "family")
+        },
+        acknowledge={i: Spread(9, 200 + i * 30, 500 + i * 20) for i in range(14)},
+    )
+    assert png.startswith(b"\x89PNG")
+    assert len(base64.b64encode(png)) < 24_000  # Teams refuses bot messages over about 28 KB
