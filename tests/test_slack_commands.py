@@ -133,3 +133,13 @@ def test_the_manifest_asks_for_what_the_bot_uses() -> None:
         "im:write",
     ):
         assert f"      - {scope}\n" in manifest
+
+
+def test_a_form_slack_would_not_open_is_said_privately_with_the_fallback(
+    bot: SlackBot, fake: FakeSlack
+) -> None:
+    fake.fail("views.open", status=200, error="expired_trigger_id")
+    assert bot.post(slash_command(response_url=fake.response_url())).status_code == 200
+    [reply] = fake.wait_for("response_url")
+    assert "could not be opened" in reply.body["text"]
+    assert "Bleep the outreach team directly" in reply.body["text"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from handlers.slack.blocks import ACTION_PREFIX
 from handlers.slack.forms import cancel_view, outcome_view
@@ -49,6 +50,9 @@ def register(app: App, services: Services, settings: Settings) -> None:
             )
         except ValueError:
             note = "That button is no longer recognised; use the latest card."
+        except SlackApiError as error:  # the outcome or cancel form could not be opened
+            log.warning("form not opened: %s", error.response.get("error"))
+            note = "The form could not be opened; press the button again."
         if note:
             tell(client, user_id=user_id, channel_id=channel, text=note)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from handlers.slack.blocks import escape
 from handlers.slack.forms import request_view
@@ -50,7 +51,15 @@ def register(app: App, services: Services, settings: Settings) -> None:
         word = text.split(" ", 1)[0].lower()
         if word == "":
             ack()
-            client.views_open(trigger_id=command["trigger_id"], view=request_view())
+            try:
+                client.views_open(trigger_id=command["trigger_id"], view=request_view())
+            except SlackApiError as error:  # an expired trigger, Slack itself failing
+                log.warning("request form not opened: %s", error.response.get("error"))
+                respond(
+                    text="The request form could not be opened; try /rapidreview again. "
+                    f"If the patient is deteriorating: {services.fallback_contact}",
+                    response_type="ephemeral",
+                )
             return
         if word not in ("open", "rota", "digest"):
             ack(text=HELP)

@@ -29,7 +29,6 @@ from reviews import service
 from reviews.context import Services
 from reviews.model import FormErrors, Outcome, validate
 from settings import Settings
-from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +123,8 @@ def _change(ack: Ack, services: Services, what: str, change: Any, user: dict[str
     except service.ServiceError as refused:
         ack(response_action="update", view=said_view(f"{what} not recorded", str(refused)))
         return
-    except DatabaseUnavailable as error:
-        log.warning("%s from Slack not recorded: %s", what, error)
+    except Exception as error:  # noqa: BLE001 - the nurse must hear, whatever went wrong
+        log.warning("%s from Slack not recorded: %s", what, type(error).__name__)
         ack(
             response_action="update",
             view=said_view(
