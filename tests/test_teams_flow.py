@@ -255,3 +255,19 @@ def test_nothing_recorded_when_the_database_is_down(tmp_path: Path, clock: Froze
     shown = json.dumps(answer["value"])
     assert "NOTHING WAS RECORDED" in shown and "Bleep the outreach team directly" in shown
     broken.dispose()
+
+
+def test_a_form_with_mistakes_in_a_channel_never_shows_the_identifiers_again(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    # Execute in a channel, and the Submit fallback, which answers in the channel itself.
+    mistaken = {**FORM, "ward": ""}
+    answer = press(bot, NURSE, "raise", personal=False, rr_form="f9", **mistaken)
+    shown = json.dumps(answer["value"])
+    assert "Enter the ward." in shown
+    assert "9990000018" not in shown and "07700 900123" not in shown
+    value = {"rr_verb": "raise", "rr_form": "f10", **mistaken}
+    assert bot.post(activity(ms, NURSE, personal=False, value=value)).status_code == 200
+    posted = json.dumps([p.body for p in ms.posts_to(OUTREACH)])
+    assert "Enter the ward." in posted
+    assert "9990000018" not in posted and "07700 900123" not in posted

@@ -137,7 +137,12 @@ class ActivityHandler:
         try:
             request = validate(ReviewForm(**typed))
         except FormErrors as problems:
-            return "card", cards.request_form(typed, problems.errors, form_id)
+            shown = dict(typed)
+            if (activity.get("conversation") or {}).get("conversationType") != "personal":
+                # The form comes back where everyone in the channel can see it: never refill
+                # the patient's NHS number or the family's phone number there.
+                shown.update(nhs_number="", callback_number="")
+            return "card", cards.request_form(shown, problems.errors, form_id)
         try:
             result = service.raise_review(
                 services=self.services,
