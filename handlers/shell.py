@@ -22,11 +22,9 @@ from reviews.model import (
     OUTCOME_LABELS,
     TRANSFER_DESTINATIONS,
     Caller,
-    ConcernKind,
     FormErrors,
     Outcome,
     ReviewForm,
-    format_reference,
     parse_reference,
     validate,
 )
@@ -246,15 +244,7 @@ class Shell:
         self.say(result.note)
 
     def show_open(self) -> None:
-        with self.services.db.unit_of_work() as uow:
-            reviews = uow.reviews.open_reviews()
-        if not reviews:
-            self.say("No open requests.")
-        for review in reviews:
-            self.say(
-                f"  {format_reference(review.id or 0)}  {review.urgency:<9} {review.ward} "
-                f"bed {review.bed}  {review.state}  {ConcernKind(review.concern_kind).label}"
-            )
+        self.say(service.open_requests(services=self.services).text())
 
     def show_rota(self) -> None:
         from rotas.view import rota_lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,7 +99,9 @@ def state_line(review: Review, tz: ZoneInfo) -> str:
     if state is State.RAISED:
         return f"Waiting for acknowledgement since {local_time(review.raised_at, tz)}"
     if state is State.ACKNOWLEDGED and review.acknowledged_at:
-        return f"Acknowledged by {review.acknowledged_by} at {local_time(review.acknowledged_at, tz)}"
+        return (
+            f"Acknowledged by {review.acknowledged_by} at {local_time(review.acknowledged_at, tz)}"
+        )
     if state is State.ATTENDING and review.attending_at:
         return f"{review.attending_by} attending since {local_time(review.attending_at, tz)}"
     if state is State.CLOSED and review.closed_at and review.outcome:
@@ -150,3 +153,35 @@ def with_acknowledge(review: Review, tz: ZoneInfo, text: str) -> Message:
 def minutes(seconds: float) -> str:
     whole = int(seconds // 60)
     return "under a minute" if whole < 1 else f"{whole} min"
+
+
+OPEN_LISTED = 20  # a chat message lists the oldest this many and says how many more
+
+
+@dataclass(frozen=True)
+class OpenList:
+    """Requests not yet closed, oldest first: a line each (never an identifier) and the total."""
+
+    total: int
+    lines: tuple[str, ...]
+
+    @classmethod
+    def of(cls, total: int, oldest: Sequence[Review], tz: ZoneInfo) -> OpenList:
+        return cls(total, tuple(open_line(review, tz) for review in oldest))
+
+    def text(self, *, bold: str = "", escape: Callable[[str], str] = str) -> str:
+        """The list as a message; `bold` is the platform's marker (Slack *, Teams **)."""
+        if not self.total:
+            return "No open requests."
+        heading = f"{bold}Open requests{bold} ({self.total}), oldest first:"
+        more = self.total - len(self.lines)
+        tail = [f"…and {more} more."] if more > 0 else []
+        return "\n".join([heading, *(f"• {escape(line)}" for line in self.lines), *tail])
+
+
+def open_line(review: Review, tz: ZoneInfo) -> str:
+    where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
+    return (
+        f"{format_reference(review.id or 0)} · {review.urgency} · {where} · {review.state} · "
+        f"raised {local_time(review.raised_at, tz)}"
+    )

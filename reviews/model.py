@@ -196,7 +196,9 @@ def validate(form: ReviewForm) -> ValidRequest:
         errors["concern"] = "Keep it under 2,000 characters; the team will call for detail."
     nhs_number = re.sub(r"[\s-]", "", form.nhs_number)
     if nhs_number and not nhs_number_is_valid(nhs_number):
-        errors["nhs_number"] = "That is not a valid NHS number (10 digits). Leave it blank if unsure."
+        errors["nhs_number"] = (
+            "That is not a valid NHS number (10 digits). Leave it blank if unsure."
+        )
     news2 = _news2(form.news2.strip(), errors)
     callback = form.callback_number.strip()
     if caller in (Caller.PATIENT, Caller.FAMILY) and not callback:

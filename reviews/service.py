@@ -132,6 +132,14 @@ def _raise(
     return Result(review, True, f"{format_reference(review.id or 0)} raised.")
 
 
+def open_requests(*, services: Services, limit: int = messages.OPEN_LISTED) -> messages.OpenList:
+    """Requests not yet closed: how many, and the oldest `limit` of them as lines."""
+    with services.db.unit_of_work() as uow:
+        total = uow.reviews.count_open()
+        oldest = uow.reviews.open_reviews(limit=limit)
+    return messages.OpenList.of(total, oldest, services.timezone)
+
+
 def acknowledge(*, services: Services, review_id: int, by: Actor) -> Result:
     def apply(uow: UnitOfWork, review: Review) -> None:
         now = services.clock.now()

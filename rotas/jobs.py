@@ -7,17 +7,14 @@ replicas run the job and however often.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from reviews import notify
 from reviews.context import Services
-from reviews.messages import Message, local_time
-from reviews.model import format_reference
+from reviews.messages import OPEN_LISTED, Message, OpenList, local_time
 from rotas.lookup import Holding, holdings, next_handover
 from rotas.view import names
 from storage.database import UnitOfWork
-from storage.tables import Review
 
 # After downtime, a handover this recent is still announced; an older one is news to nobody.
 HANDOVER_LATE_BY = timedelta(hours=1)
@@ -30,13 +27,15 @@ def announce_handovers(services: Services) -> int:
     now = services.clock.now()
     announced = 0
     with services.db.unit_of_work() as uow:
-        open_reviews = uow.reviews.open_reviews()
+        open_list = OpenList.of(
+            uow.reviews.count_open(), uow.reviews.open_reviews(limit=OPEN_LISTED), services.timezone
+        )
         for role in services.policy.roles():
             stretches = holdings(uow, role, now - HANDOVER_LATE_BY, now + timedelta(seconds=1))
             if len(stretches) < 2 or not stretches[-1].people:
                 continue  # no change lately, or a gap (warned about ahead of time)
             announced += _announce(
-                uow, services, role, stretches[-2], stretches[-1], open_reviews, now
+                uow, services, role, stretches[-2], stretches[-1], open_list, now
             )
     return announced
 
@@ -47,7 +46,7 @@ def _announce(
     role: str,
     before: Holding,
     current: Holding,
-    open_reviews: Sequence[Review],
+    open_list: OpenList,
     now: datetime,
 ) -> int:
     arriving = [p for p in current.people if p.id not in before.staff_ids]
@@ -62,7 +61,7 @@ def _announce(
         uow, services.routes, key=f"{key}:note", kind="channel", message=note, at=now
     )
     for person in arriving:
-        text = f"You now hold {role}{since}{until}.\n" + _open_list(open_reviews, services)
+        text = f"You now hold {role}{since}{until}.\n" + open_list.text()
         notify.to_person(
             uow,
             services.routes,
@@ -72,20 +71,6 @@ def _announce(
             at=now,
         )
     return int(queued)
-
-
-def _open_list(open_reviews: Sequence[Review], services: Services) -> str:
-    if not open_reviews:
-        return "No requests are open."
-    lines = [f"Open requests ({len(open_reviews)}), oldest first:"]
-    for review in open_reviews:
-        where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
-        raised = local_time(review.raised_at, services.timezone)
-        lines.append(
-            f"• {format_reference(review.id or 0)} · {review.urgency} · {where} · "
-            f"{review.state} · raised {raised}"
-        )
-    return "\n".join(lines)
 
 
 def warn_cover_gaps(services: Services) -> int:

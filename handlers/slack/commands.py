@@ -13,8 +13,8 @@ from slack_sdk.errors import SlackApiError
 from handlers.slack.blocks import escape
 from handlers.slack.forms import request_view
 from handlers.slack.people import actor, is_in, with_email
+from reviews import service
 from reviews.context import Services
-from reviews.model import format_reference
 from reviews.service import ServiceError
 from settings import Settings
 from storage.database import DatabaseUnavailable
@@ -111,17 +111,4 @@ def _answer(
 
 def open_requests(services: Services) -> str:
     """Requests not yet closed, oldest first, one line each (no identifiers)."""
-    from reviews.messages import local_time
-
-    with services.db.unit_of_work() as uow:
-        reviews = uow.reviews.open_reviews()
-    if not reviews:
-        return "No open requests."
-    lines = [f"*Open requests* ({len(reviews)}), oldest first:"]
-    for review in reviews:
-        where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
-        lines.append(
-            f"• {format_reference(review.id or 0)} · {review.urgency} · {escape(where)} · "
-            f"{review.state} · raised {local_time(review.raised_at, services.timezone)}"
-        )
-    return "\n".join(lines)
+    return service.open_requests(services=services).text(bold="*", escape=escape)

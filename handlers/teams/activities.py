@@ -20,7 +20,7 @@ from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
 from reviews import messages, notify, service
 from reviews.context import Actor, Services
-from reviews.model import Action, FormErrors, Outcome, ReviewForm, format_reference, validate
+from reviews.model import Action, FormErrors, Outcome, ReviewForm, validate
 from reviews.outbox import DeliveryError
 from storage.database import DatabaseUnavailable
 
@@ -218,16 +218,4 @@ def invoke_response(answer: Answer) -> dict[str, Any]:
 
 def open_requests(services: Services) -> str:
     """Requests not yet closed, oldest first, one line each (no identifiers)."""
-    with services.db.unit_of_work() as uow:
-        reviews = uow.reviews.open_reviews()
-    if not reviews:
-        return "No open requests."
-    lines = [f"**Open requests** ({len(reviews)}), oldest first:"]
-    for review in reviews:
-        where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
-        lines.append(
-            f"- {format_reference(review.id or 0)} · {review.urgency} · {where} · "
-            f"{review.state} · raised "
-            f"{messages.local_time(review.raised_at, services.timezone)}"
-        )
-    return "\n".join(lines)
+    return service.open_requests(services=services).text(bold="**")
