@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import ssl
 import sys
 import threading
@@ -116,7 +115,7 @@ def make_slack_client(settings: Settings) -> Any:
     # A send must end well inside the outbox's lease, or another replica would send it again.
     options: dict[str, Any] = {
         "token": settings.slack_bot_token,
-        "ssl": outbound_ssl_context(),
+        "ssl": outbound_ssl_context(settings),
         "timeout": 10,
     }
     if settings.slack_api_url:
@@ -124,10 +123,9 @@ def make_slack_client(settings: Settings) -> Any:
     return WebClient(**options)
 
 
-def outbound_ssl_context() -> ssl.SSLContext:
+def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
     """The system's trust store, or the bundle named by SSL_CERT_FILE / REQUESTS_CA_BUNDLE."""
-    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
-    return ssl.create_default_context(cafile=bundle or None)
+    return ssl.create_default_context(cafile=settings.ca_bundle or None)
 
 
 def start_scheduler(bot: Bot) -> Any:

@@ -54,6 +54,7 @@ class Settings:
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
     log_level: str = "INFO"
+    ca_bundle: str = ""  # SSL_CERT_FILE or REQUESTS_CA_BUNDLE; empty: the system's store
 
     @property
     def slack_configured(self) -> bool:
@@ -114,6 +115,7 @@ def load_settings(
         host=get("HOST", "0.0.0.0"),  # noqa: S104
         port=_port(get("PORT", "3000")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
+        ca_bundle=_ca_bundle(values),
     )
     _check_combinations(settings)
     return settings
@@ -209,6 +211,17 @@ def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise SettingsError(f"PORT: must be a number from 0 to 65535, got {value!r}")
     return int(value)
+
+
+def _ca_bundle(values: Mapping[str, str]) -> str:
+    """The certificate bundle outbound HTTPS trusts: SSL_CERT_FILE, else REQUESTS_CA_BUNDLE."""
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = values.get(name, "").strip()
+        if value:
+            if not Path(value).is_file():
+                raise SettingsError(f"{name}: no certificate bundle at {value}")
+            return value
+    return ""
 
 
 def _log_level(value: str) -> str:

@@ -64,6 +64,8 @@ def test_modes():
             "TEAMS_AUTHORITY",
         ),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"SSL_CERT_FILE": "/nowhere/ca.pem"}, "SSL_CERT_FILE"),
+        ({"REQUESTS_CA_BUNDLE": "/nowhere/ca.pem"}, "REQUESTS_CA_BUNDLE"),
     ],
 )
 def test_each_bad_setting_is_named(env, names):
@@ -103,3 +105,11 @@ def test_env_file_beside_bot_is_read_and_environment_wins(tmp_path):
     s = load_settings({"PORT": "5000"}, env_file=env_file)
     assert s.digest_time.hour == 7 and s.digest_time.minute == 30
     assert s.port == 5000
+
+
+def test_one_certificate_bundle_serves_slack_and_teams(tmp_path):
+    bundle = tmp_path / "trust-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert settings(REQUESTS_CA_BUNDLE=str(bundle)).ca_bundle == str(bundle)
+    assert settings(SSL_CERT_FILE=str(bundle), REQUESTS_CA_BUNDLE="/x").ca_bundle == str(bundle)
+    assert settings().ca_bundle == ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,7 +52,7 @@ def build_teams(
 ) -> TeamsAdapter:
     """The Teams endpoint and sender. `http_client` carries every call to Microsoft (keys,
     tokens, the connector); tests pass one that trusts their local issuer's certificate."""
-    http = http_client or default_session()
+    http = http_client or default_session(settings.ca_bundle)
     connector = Connector(
         app_id=settings.teams_app_id,
         app_password=settings.teams_app_password,
@@ -102,12 +101,11 @@ def build_teams(
     )
 
 
-def default_session() -> requests.Session:
-    """A requests session trusting the system's bundle, or SSL_CERT_FILE / REQUESTS_CA_BUNDLE."""
+def default_session(ca_bundle: str) -> requests.Session:
+    """A requests session trusting the system's bundle, or `ca_bundle` (settings.ca_bundle)."""
     session = requests.Session()
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
-    if bundle:
-        session.verify = bundle
+    if ca_bundle:
+        session.verify = ca_bundle
     return session
 
 
