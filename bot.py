@@ -6,21 +6,20 @@ time; tests call build() with their own clock and clients.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import ssl
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from datetime import datetime
+from typing import Any, TextIO
 
 from sqlalchemy.exc import OperationalError
 
+from cli import BadInput, command, parse_args
 from reviews.clock import Clock, SystemClock
-from reviews.context import Actor, Services
+from reviews.context import Services
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
@@ -29,10 +28,6 @@ from storage.database import Database, DatabaseUnavailable
 from storage.migrate import upgrade
 
 log = logging.getLogger("rapidreview")
-
-
-class BadInput(Exception):
-    """A command-line mistake: one line saying what is wrong, exit status 2."""
 
 
 @dataclass
@@ -213,161 +208,6 @@ def run_shell(bot: Bot, *, announce: bool = False) -> None:
     )
     put_keyboard_user_on_rota(bot.services)
     Shell(bot.services, input, out, bot.shell_lock).loop()
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad input is one line saying what is wrong, and exit status 2 (CONTRACT.md)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"rapidreview: {message} (see python bot.py --help)\n")
-
-
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = OneLineParser(prog="python bot.py", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("shell", help="the local terminal chat")
-    rota = commands.add_parser("rota", help="import or show the rota").add_subparsers(
-        dest="rota_command", required=True, metavar="import|show|cover"
-    )
-    rota.add_parser("import", help="import shifts from CSV or .ics").add_argument("file", type=Path)
-    rota.add_parser("show", help="who holds each role").add_argument("--at", default=None)
-    cover = rota.add_parser("cover", help="put someone on a role for a period")
-    cover.add_argument("role")
-    cover.add_argument("person", help="the covering person's email (or Slack/Teams user id)")
-    cover.add_argument("--until", default=None, help="local time, e.g. 20:00 or 2026-12-01T20:00")
-    cover.add_argument("--by", required=True, help="your email or user id (a rota admin)")
-    digest = commands.add_parser("digest", help="print (or post) the daily digest")
-    digest.add_argument("--date", default=None)
-    digest.add_argument("--post", action="store_true")
-    export = commands.add_parser("export", help="the month's requests as CSV")
-    export.add_argument("--month", required=True)
-    export.add_argument("--out", type=Path, default=None)
-    export.add_argument("--with-identifiers", action="store_true")
-    commands.add_parser("db", help="database schema").add_subparsers(
-        dest="db_command", required=True, metavar="upgrade"
-    ).add_parser("upgrade")
-    teams = (
-        commands.add_parser("teams", help="Teams app package")
-        .add_subparsers(dest="teams_command", required=True, metavar="package")
-        .add_parser("package")
-    )
-    teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
-    return parser.parse_args(argv)
-
-
-def person_identity(person: str) -> tuple[str, str]:
-    """An email is a directory identity; otherwise a Slack id (U…/W…) or a Teams id."""
-    if "@" in person:
-        return "shell", person.lower()
-    return ("slack", person) if person[:1] in ("U", "W") else ("teams", person)
-
-
-def command(args: argparse.Namespace, bot: Bot) -> int:
-    services = bot.services
-    if args.command == "rota" and args.rota_command == "import":
-        from rotas.importer import import_rota
-
-        lookup = None
-        if bot.slack_client is not None:
-            from handlers.slack import lookup_slack_id
-
-            lookup = lookup_slack_id(bot.slack_client)
-        teams_lookup = bot.teams.lookup_teams_id() if bot.teams is not None else None
-        report = import_rota(
-            services=services,
-            path=args.file,
-            lookup_slack_id=lookup,
-            lookup_teams_id=teams_lookup,
-        )
-        print("\n".join(report.lines()))
-        return 0 if report.ok else 2
-    if args.command == "rota" and args.rota_command == "show":
-        from rotas.view import rota_lines
-
-        at = parse_local(args.at, bot.settings) if args.at else services.clock.now()
-        print("\n".join(rota_lines(services=services, at=at)))
-        return 0
-    if args.command == "rota" and args.rota_command == "cover":
-        from rotas.cover import record_cover
-
-        platform, user_id = person_identity(args.person)
-        by_platform, by_user = person_identity(args.by)
-        from reviews.service import ServiceError
-
-        by = Actor(
-            platform=by_platform,
-            user_id=by_user,
-            name=args.by,
-            email=args.by if "@" in args.by else "",
-        )
-        try:
-            print(
-                record_cover(
-                    services=services,
-                    role=args.role,
-                    covering_platform=platform,
-                    covering_user_id=user_id,
-                    by=by,
-                    until_text=args.until,
-                )
-            )
-        except ServiceError as refused:
-            raise BadInput(str(refused)) from None
-        return 0
-    if args.command == "digest":
-        from reviews.digest import build_digest, destinations, latest_day, post_digest
-        from reviews.outbox import drain
-
-        day = parse_date(args.date) if args.date else latest_day(services)
-        print(build_digest(services, day=day).text)
-        if args.post and not destinations(services):
-            raise BadInput("--post: no DIGEST_CHANNEL or TEAMS_DIGEST_CONVERSATION is set")
-        if args.post:
-            posted = post_digest(services, day=day)
-            drain(services, bot.senders)  # send it now, as a running replica would
-            print("Posted." if posted else "Already posted for that day; not posted again.")
-        return 0
-    if args.command == "export":
-        from reviews.export import ExportError, write_export
-
-        try:
-            path = write_export(
-                services=services,
-                month=args.month,
-                out=args.out,
-                with_identifiers=args.with_identifiers,
-            )
-        except ExportError as error:
-            raise BadInput(str(error)) from None
-        print(f"Wrote {path}")
-        return 0
-    if args.command == "teams":
-        from handlers.teams.package import PackageError, build_package
-
-        try:
-            path = build_package(bot.settings, args.out)
-        except PackageError as error:
-            raise BadInput(str(error)) from None
-        print(f"Wrote {path}")
-        return 0
-    raise BadInput(f"unknown command {args.command!r}; see python bot.py --help")
-
-
-def parse_local(text: str, settings: Settings) -> datetime:
-    """A local time as the rota reads one, by the same clock-change rule."""
-    from rotas.times import BadTime, parse_rota_time
-
-    try:
-        return parse_rota_time(text, settings.timezone)[0]
-    except BadTime as error:
-        raise BadInput(f"--at: {error}") from None
-
-
-def parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"--date: {text!r} is not a date like 2026-12-01") from None
 
 
 # Libraries whose DEBUG logs carry request bodies (a call-back number in a direct message, a

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import bot as rapidreview
+import cli
 from reviews import service
 from reviews.clock import FrozenClock
 from reviews.context import Actor
@@ -47,7 +48,7 @@ def bot(database_url: str, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[ra
 
 
 def rota_import(bot: rapidreview.Bot, path: Path, capsys: pytest.CaptureFixture[str]) -> tuple:
-    status = rapidreview.command(rapidreview.parse_args(["rota", "import", str(path)]), bot)
+    status = cli.command(cli.parse_args(["rota", "import", str(path)]), bot)
     return status, capsys.readouterr().out
 
 
