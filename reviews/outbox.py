@@ -117,10 +117,7 @@ def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
         _record_failure(services, row, DeliveryError(type(error).__name__))
         return False
     with services.db.unit_of_work() as uow:
-        stored = uow.outbox.get(row.id or 0)
-        assert stored is not None
-        stored.state, stored.sent_at, stored.message_id = "sent", services.clock.now(), message_id
-        stored.last_error = None
+        uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
         if (
             message_id
             and item.review_id is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import exists, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -50,7 +50,7 @@ class OutboxStore:
                 next_attempt_at=at,
             )
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(Outbox.id)
+            .returning(col(Outbox.id))
         )
         # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT insert.
         return self.session.execute(statement).first() is not None
@@ -69,11 +69,11 @@ class OutboxStore:
         # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
         # queue behind one failing destination cannot crowd out everyone else's messages.
         waiting = exists().where(
-            earlier.platform == Outbox.platform,
-            earlier.address == Outbox.address,
+            col(earlier.platform) == col(Outbox.platform),
+            col(earlier.address) == col(Outbox.address),
             col(earlier.state).in_(UNSENT),
             col(earlier.next_attempt_at) > now,
-            col(earlier.id) < Outbox.id,
+            col(earlier.id) < col(Outbox.id),
         )
         due = self.session.exec(
             select(Outbox)
@@ -102,7 +102,7 @@ class OutboxStore:
         ).all()
         mine = {row.id for row in due}
         blocked: set[tuple[str, str]] = set()
-        claimable: set[int] = set()
+        claimable: set[int | None] = set()
         for row_id, platform, address in queued:
             if (platform, address) in blocked:
                 continue
@@ -117,6 +117,14 @@ class OutboxStore:
             row.next_attempt_at = now + lease
         self.session.flush()
         return rows
+
+    def mark_sent(self, outbox_id: int, *, at: datetime, message_id: str | None) -> None:
+        """Record a delivery in one statement (the drain's hottest write)."""
+        self.session.execute(
+            update(Outbox)
+            .where(col(Outbox.id) == outbox_id)
+            .values(state="sent", sent_at=at, message_id=message_id, last_error=None)
+        )
 
     def release(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
         """Hand claimed rows back unsent and uncounted (an earlier one to their destination
