@@ -143,6 +143,7 @@ def start_scheduler(bot: Bot) -> Any:
 
         return run
 
+    guarded("outbox recovery", lambda: outbox.recover(services))()
     scheduler = BackgroundScheduler(
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )

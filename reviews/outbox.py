@@ -79,6 +79,19 @@ def drain(services: Services, senders: Mapping[str, Sender], *, limit: int = 50)
         handled += len(batch) - len(unsent)
 
 
+def recover(services: Services) -> int:
+    """At start-up: messages a killed predecessor had claimed but not sent go at once, instead
+    of after their lease. SQLite only, where one process is the only drainer; on PostgreSQL
+    another replica may be sending them right now, so their leases stand."""
+    if not services.db.is_sqlite:
+        return 0
+    with services.db.unit_of_work() as uow:
+        released = uow.outbox.release_all_sending(now=services.clock.now())
+    if released:
+        log.warning("outbox: %s message(s) claimed before a restart will be sent now", released)
+    return released
+
+
 def _claim(services: Services, platforms: list[str], limit: int) -> list[Outbox]:
     with services.db.unit_of_work() as uow:
         return list(

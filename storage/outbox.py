@@ -126,6 +126,12 @@ class OutboxStore:
             .values(state="sent", sent_at=at, message_id=message_id, last_error=None)
         )
 
+    def release_all_sending(self, *, now: datetime) -> int:
+        """Hand back every claimed row; only for when no other drainer can exist."""
+        rows = self.session.exec(select(Outbox).where(Outbox.state == "sending")).all()
+        self.release([row.id for row in rows if row.id is not None], now=now)
+        return len(rows)
+
     def release(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
         """Hand claimed rows back unsent and uncounted (an earlier one to their destination
         failed, or this drainer ran out of lease time)."""

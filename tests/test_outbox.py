@@ -13,7 +13,15 @@ from sqlmodel import select
 from reviews import notify, service
 from reviews.messages import Message
 from reviews.notify import Route
-from reviews.outbox import LEASE, MAX_ATTEMPTS, DeliveryError, OutboundItem, backoff, drain
+from reviews.outbox import (
+    LEASE,
+    MAX_ATTEMPTS,
+    DeliveryError,
+    OutboundItem,
+    backoff,
+    drain,
+    recover,
+)
 from storage.database import Database
 from storage.tables import Outbox, ReviewEvent
 from tests.support.builders import (
@@ -236,3 +244,21 @@ def test_a_card_update_queued_with_its_card_updates_that_card(services):
     card, update, thread = [item for item in slack.to("C0OUTREACH")]
     assert (card.kind, update.kind, thread.kind) == ("card", "card_update", "thread")
     assert update.card_id == thread.card_id == "msg-1"
+
+
+def test_on_restart_sqlite_sends_what_a_killed_drainer_held_at_once(services, clock):
+    @dataclass
+    class Killed:
+        def deliver(self, item: OutboundItem) -> str | None:
+            raise SystemExit  # killed while sending
+
+    queue(services, "U1", "ping")
+    with pytest.raises(SystemExit):
+        drain(services, {"slack": Killed()})
+    released = recover(services)  # what a restarted bot does first
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    if services.db.is_sqlite:  # the only process: nobody else can be sending it
+        assert released == 1 and texts(slack, "U1") == ["ping"]
+    else:  # another replica may be mid-send: the lease stands
+        assert released == 0 and slack.sent == []
