@@ -14,7 +14,7 @@ import pytest
 
 from reviews import escalation, service
 from reviews.model import Outcome
-from reviews.outbox import drain
+from reviews.outbox import DeliveryError, drain
 from reviews.policy import load_policy
 from storage.database import Database
 from tests.support.builders import (
@@ -336,3 +336,20 @@ def test_a_review_that_cannot_be_escalated_holds_up_nobody_else(services, slack,
     assert "RR-0001: escalation step failed; will retry" in caplog.text
     with services.db.unit_of_work() as uow:
         assert uow.reviews.get(broken).escalation_level == 1  # untouched: still due
+
+
+def test_a_ping_failing_as_the_request_is_acknowledged_is_not_retried(services, slack, clock):
+    review_id = raise_standard(services, slack)
+    clock.advance(minutes=5)
+    escalation.sweep(services)
+
+    class AcknowledgedMidSend(RecordingSender):
+        def deliver(self, item):
+            if item.address == SAM:  # Alex presses Acknowledge while Sam's ping is in flight
+                service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+                raise DeliveryError("Slack 503")
+            return super().deliver(item)
+
+    drain(services, {"slack": AcknowledgedMidSend()})
+    tick(services, slack, clock, minutes=1)
+    assert pings(slack, SAM) == []
