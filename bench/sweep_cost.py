@@ -34,8 +34,12 @@ from tests.support.databases import (  # noqa: E402
 )
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-ROLES = {"outreach": "U01ALEX", "outreach-backup": "U01SAM", "icu-registrar": "U01IRIS",
-         "site-manager": "U01MO"}
+ROLES = {
+    "outreach": "U01ALEX",
+    "outreach-backup": "U01SAM",
+    "icu-registrar": "U01IRIS",
+    "site-manager": "U01MO",
+}
 
 
 def populate(services: Services, open_requests: int, spread: timedelta) -> None:
@@ -47,12 +51,23 @@ def populate(services: Services, open_requests: int, spread: timedelta) -> None:
     with services.db.unit_of_work() as uow:
         for number in range(open_requests):
             due = START + step * number
-            uow.session.add(Review(
-                state="raised", caller="staff", concern_kind="clinical", ward=f"Ward {number % 30}",
-                bed=str(number % 20), concern="Bench", urgency=ladder.urgency,
-                policy=ladder.to_json(), raised_platform="slack", raised_by="U0NURSE",
-                raised_at=due - timedelta(minutes=5), escalation_level=1, next_escalation_at=due,
-            ))
+            uow.session.add(
+                Review(
+                    state="raised",
+                    caller="staff",
+                    concern_kind="clinical",
+                    ward=f"Ward {number % 30}",
+                    bed=str(number % 20),
+                    concern="Bench",
+                    urgency=ladder.urgency,
+                    policy=ladder.to_json(),
+                    raised_platform="slack",
+                    raised_by="U0NURSE",
+                    raised_at=due - timedelta(minutes=5),
+                    escalation_level=1,
+                    next_escalation_at=due,
+                )
+            )
 
 
 def time_ticks(services: Services, clock: FrozenClock, ticks: int) -> tuple[list[float], int]:
@@ -80,7 +95,9 @@ def burst(services: Services, clock: FrozenClock, size: int) -> float:
 def summary(timings: list[float]) -> str:
     ordered = sorted(timings)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return f"median {statistics.median(ordered):7.1f} ms  p99 {p99:7.1f} ms  max {ordered[-1]:7.1f} ms"
+    return (
+        f"median {statistics.median(ordered):7.1f} ms  p99 {p99:7.1f} ms  max {ordered[-1]:7.1f} ms"
+    )
 
 
 def run(name: str, url: str, open_requests: int, ticks: int) -> None:
