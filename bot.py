@@ -148,8 +148,8 @@ def start_scheduler(bot: Bot) -> Any:
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )
     ticks = [
-        ("sweep", lambda: escalation.sweep(services), 1.0),
-        ("outbox", lambda: outbox.drain(services, senders), 0.5),
+        ("sweep", lambda: escalation.sweep(services), 0.5),
+        ("outbox", lambda: outbox.drain(services, senders), 0.25),
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services), 30.0),

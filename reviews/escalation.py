@@ -1,6 +1,6 @@
 """The escalation ladder: sweep() claims due reviews and fires their levels.
 
-Every replica runs sweep() every second. A review is claimed under a row lock (PostgreSQL
+Every replica runs sweep() every half second. A review is claimed under a row lock (PostgreSQL
 SKIP LOCKED; SQLite's write lock), its due levels fire into the outbox under keys
 (review, level, repeat, recipient), and its next deadline is set, all in one transaction.
 """

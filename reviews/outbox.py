@@ -119,7 +119,14 @@ def _item(services: Services, row: Outbox) -> OutboundItem:
 
 def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
     """Send one row and record the result; False if it did not go."""
-    item = _item(services, row)
+    try:
+        item = _item(services, row)
+    except (ValueError, TypeError, KeyError) as error:
+        # A payload we cannot read never will be: fail it (and report it) rather than let it
+        # be claimed again forever, holding up every later message to that destination.
+        log.error("outbox %s: unreadable payload (%s)", row.id, type(error).__name__)
+        _record_failure(services, row, DeliveryError("unreadable payload", permanent=True))
+        return False
     try:
         message_id = sender.deliver(item)
     except DeliveryError as error:

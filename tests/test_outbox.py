@@ -262,3 +262,15 @@ def test_on_restart_sqlite_sends_what_a_killed_drainer_held_at_once(services, cl
         assert released == 1 and texts(slack, "U1") == ["ping"]
     else:  # another replica may be mid-send: the lease stands
         assert released == 0 and slack.sent == []
+
+
+def test_an_unreadable_message_fails_and_reported_and_holds_up_nothing(services):
+    queue(services, "U1", "broken")
+    queue(services, "U1", "after it")
+    with services.db.unit_of_work() as uow:
+        uow.outbox.get(rows(services)["test:U1:broken"].id).payload = '{"not": "a message"}'
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    assert rows(services)["test:U1:broken"].state == "failed"
+    assert texts(slack, "U1") == ["after it"]
+    assert any("could not be delivered" in text for text in texts(slack, DIGEST))

@@ -205,7 +205,9 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
     finally:
         bot.kill()
     time.sleep(4)  # levels 2 (4s) and 3 (6s) fall due while the bot is down
-    assert {key[2] for _, key in fake.pings()} == {0, 1}
+    # The kill landed mid-ladder: the last level had not fired. (On a loaded machine level 1
+    # can arrive late enough for level 2 to go before the kill; that changes nothing below.)
+    assert 3 not in {key[2] for _, key in fake.pings()}
 
     bot = start_bot(fake, database_url, policy_file)
     restarted = time.monotonic()
@@ -220,7 +222,8 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
         bot.stop()
     assert level_2 <= level_3 and level_3 - restarted < 3
     counts = assert_each_once(fake, reference)
-    assert all(arrived <= acknowledged + 0.5 for arrived, _ in fake.pings())
+    # Nothing after the acknowledgement but a send already in flight when it was committed.
+    assert all(arrived <= acknowledged + 1.0 for arrived, _ in fake.pings())
     assert sum(counts.values()) == len(counts)
 
 
