@@ -277,6 +277,20 @@ def _change(
     return Result(review, True, f"{reference} {target.value}.")
 
 
+def check_may(*, services: Services, review_id: int, by: Actor, action: Action) -> str:
+    """Before asking for more (an outcome, a reason): the reference, if `by` may still do
+    `action` to the review. NotFound, WrongState or NotAllowed otherwise."""
+    reference = format_reference(review_id)
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(review_id)
+        if review is None:
+            raise NotFound(f"There is no request {reference}.")
+        if not State(review.state).is_open:
+            raise WrongState(f"{reference} is already {review.state}.")
+        _check_permission(uow, review, by, action)
+    return reference
+
+
 def _check_permission(uow: UnitOfWork, review: Review, by: Actor, action: Action) -> None:
     if is_responder(uow, by.platform, by.user_id):
         return

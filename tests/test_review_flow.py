@@ -155,3 +155,22 @@ def test_someone_a_corrected_rota_took_off_can_no_longer_acknowledge(db, clock, 
         service.acknowledge(services=services, review_id=review_id, by=jo)
     sam = Actor(platform="slack", user_id="U01SAM", name="Sam Patel")
     assert service.acknowledge(services=services, review_id=review_id, by=sam).changed
+
+
+def test_asking_for_an_outcome_or_a_reason_is_checked_before_the_form_opens(services):
+    from reviews.model import Action
+
+    review_id = service.raise_review(services=services, request=request(), by=NURSE).review.id
+    with pytest.raises(service.NotAllowed):
+        service.check_may(
+            services=services, review_id=review_id, by=NURSE, action=Action.RECORD_OUTCOME
+        )
+    assert (
+        service.check_may(services=services, review_id=review_id, by=NURSE, action=Action.CANCEL)
+        == "RR-0001"
+    )
+    service.cancel(services=services, review_id=review_id, by=NURSE, reason="Raised twice")
+    with pytest.raises(service.WrongState, match="already cancelled"):
+        service.check_may(
+            services=services, review_id=review_id, by=OUTREACH, action=Action.RECORD_OUTCOME
+        )

@@ -20,8 +20,7 @@ from handlers.slack.forms import cancel_view, outcome_view
 from handlers.slack.people import actor, tell
 from reviews import service
 from reviews.context import Services
-from reviews.model import Action, State, format_reference
-from rotas.lookup import is_responder
+from reviews.model import Action
 from settings import Settings
 from storage.database import DatabaseUnavailable
 
@@ -71,26 +70,7 @@ def _press(
         result = change(services=services, review_id=review_id, by=by)
         # A change shows on the card; a repeat changes nothing, so say why nothing moved.
         return None if result.changed else result.note
-    reference = _still_open(services, review_id, by.user_id, pressed)
+    reference = service.check_may(services=services, review_id=review_id, by=by, action=pressed)
     form = outcome_view if pressed is Action.RECORD_OUTCOME else cancel_view
     client.views_open(trigger_id=body["trigger_id"], view=form(review_id, reference))
     return None
-
-
-def _still_open(services: Services, review_id: int, user_id: str, pressed: Action) -> str:
-    """The reference, when `user_id` may still do `pressed` to the review; else ServiceError."""
-    reference = format_reference(review_id)
-    with services.db.unit_of_work() as uow:
-        review = uow.reviews.get(review_id)
-        if review is None:
-            raise service.NotFound(f"There is no request {reference}.")
-        if not State(review.state).is_open:
-            raise service.WrongState(f"{reference} is already {review.state}.")
-        raiser = review.raised_platform == "slack" and review.raised_by == user_id
-        allowed = is_responder(uow, "slack", user_id) or (pressed is Action.CANCEL and raiser)
-    if not allowed:
-        raise service.NotAllowed(
-            f"Only the outreach rota's staff can {pressed.label.lower()} a request, and you are "
-            "not on the rota. If you should be, ask a rota admin to add you."
-        )
-    return reference
