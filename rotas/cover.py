@@ -41,6 +41,7 @@ def record_cover(
     role = role.strip().lower()
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
+        uow.rota.lock_role(role)  # two covers recorded at once must not both stay live
         _check_role(uow, services, role)
         covering = uow.rota.staff_by_platform_id(covering_platform, covering_user_id.strip())
         if covering is None or covering.id is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlmodel import Session, col, func, or_, select
 
 from storage.tables import Cover, Shift, Staff
@@ -16,6 +17,14 @@ PLATFORM_ID_COLUMN = {"slack": "slack_user_id", "teams": "teams_user_id", "shell
 class RotaStore:
     def __init__(self, session: Session):
         self.session = session
+
+    def lock_role(self, role: str) -> None:
+        """Hold `role`'s cover for this transaction. PostgreSQL: an advisory lock, since row
+        locks cannot stop a second insert; SQLite's BEGIN IMMEDIATE already serialises."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"cover:{role}"}
+            )
 
     def staff(self, staff_id: int) -> Staff | None:
         return self.session.get(Staff, staff_id)

@@ -122,3 +122,32 @@ def test_with_nobody_on_shift_the_admin_must_say_until_when(services):
         "Nobody's shift on site-manager runs now, so say until when, e.g. until 20:00."
     )
     assert "instead of nobody" in cover(services, by=ADMIN, role="site-manager", until="17:00")
+
+
+def test_two_covers_recorded_at_once_leave_one_holder(services, database_url, clock):
+    import dataclasses
+    import threading
+
+    from storage.database import Database
+
+    on_rota(services.db, "icu-registrar", "Dr Fatima Malik", "U01FATIMA", utc(2026, 12, 1, 0))
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def record(who: str) -> None:
+        own = dataclasses.replace(services, db=Database(database_url))  # as another replica
+        try:
+            start.wait(timeout=10)
+            cover(own, by=ADMIN, who=who, until="18:00")
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+        finally:
+            own.db.dispose()
+
+    threads = [threading.Thread(target=record, args=(who,)) for who in ("U01SAM", "U01FATIMA")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not failures and not any(t.is_alive() for t in threads)
+    assert len(holders(services, utc(2026, 12, 1, 12))) == 1
