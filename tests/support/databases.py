@@ -28,7 +28,9 @@ def postgres_unavailable() -> str | None:
         with psycopg.connect(PG_ADMIN, connect_timeout=3, autocommit=True):
             return None
     except psycopg.Error as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         return (
             f"PostgreSQL not reachable at {PG_ADMIN} ({first_line}); start it with "
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
