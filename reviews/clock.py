@@ -27,3 +27,9 @@ class FrozenClock:
     def advance(self, seconds: float = 0, **delta: float) -> datetime:
         self.at += timedelta(seconds=seconds, **delta)
         return self.at
+
+
+def next_slot(start: datetime, every: timedelta, now: datetime) -> datetime:
+    """The first of start + every, start + 2 * every ... that is after `now`."""
+    passed = max(int((now - start) / every), 0)
+    return start + every * (passed + 1)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from reviews import messages, notify
+from reviews.clock import next_slot
 from reviews.context import Services
 from reviews.model import State, format_reference
 from reviews.policy import Ladder, Level
+from reviews.reminders import remind_to_attend
 from rotas.lookup import who_holds
 from storage.database import UnitOfWork
 from storage.tables import Review, Staff
@@ -136,30 +138,16 @@ def _fire(
     message = messages.with_acknowledge(
         review, services.timezone, _level_text(review, index, repeat, now)
     )
-    told: list[str] = []
-    unreachable: dict[str, str] = {}  # key part -> what the digest channel is told
-    gaps: list[str] = []
-    seen: set[int | None] = set()
-    for role in level.notify:
-        holders = on_call(role)
-        if not holders:
-            gaps.append(role)
-        for person in holders:
-            if person.id in seen:
-                continue
-            seen.add(person.id)
-            if notify.to_person(
-                uow,
-                services.routes,
-                person,
-                key=f"{key}:{person.id}",
-                message=message,
-                at=now,
-                review_id=review.id,
-            ):
-                told.append(person.name)
-            else:
-                unreachable[f"staff{person.id}"] = f"{person.name} ({role}) cannot be messaged"
+    told, unreachable, gaps = notify.tell_holders(
+        uow,
+        services.routes,
+        level.notify,
+        on_call,
+        key=key,
+        message=message,
+        now=now,
+        review_id=review.id,
+    )
     if level.channel:
         notify.to_outreach(
             uow,
@@ -255,78 +243,3 @@ def report_gap(
         at=now,
         review_id=review.id,
     )
-
-
-def remind_to_attend(uow: UnitOfWork, services: Services, review: Review, now: datetime) -> None:
-    """Acknowledged but nobody attending in time: remind the acknowledger and the next level.
-
-    Once per attend_within interval (counted from the acknowledgement) until someone attends.
-    """
-    ladder = Ladder.from_json(review.policy)
-    count = review.attend_reminders
-    within = messages.minutes(ladder.attend_within.total_seconds())
-    text = (
-        f"Reminder: {format_reference(review.id or 0)} ({review.urgency}) was acknowledged by "
-        f"{review.acknowledged_by} but nobody has pressed Attending within {within}."
-    )
-    message = messages.Message(
-        text=text, review=messages.review_view(review, services.timezone), actions=("attend",)
-    )
-    key = f"attend:{review.id}:{count}"
-    platform, user = review.acknowledged_platform or "", review.acknowledged_user or ""
-    acknowledger = uow.rota.staff_by_platform_id(platform, user)
-    if acknowledger is not None:
-        notify.to_person(
-            uow,
-            services.routes,
-            acknowledger,
-            key=f"{key}:ack",
-            message=message,
-            at=now,
-            review_id=review.id,
-        )
-    elif platform and user:
-        notify.to_user(
-            uow,
-            platform=platform,
-            user_id=user,
-            key=f"{key}:ack",
-            message=message,
-            at=now,
-            review_id=review.id,
-        )
-    reminded = [review.acknowledged_by or user]
-    index = min(review.escalation_level, len(ladder.levels) - 1)
-    for role in ladder.levels[index].notify:
-        for person in who_holds(uow, role, now):
-            if acknowledger is not None and person.id == acknowledger.id:
-                continue
-            if notify.to_person(
-                uow,
-                services.routes,
-                person,
-                key=f"{key}:{person.id}",
-                message=message,
-                at=now,
-                review_id=review.id,
-            ):
-                reminded.append(person.name)
-    uow.events.record(
-        review_id=review.id,
-        kind="attend_reminder",
-        at=now,
-        count=count + 1,
-        level=index,
-        reminded=reminded,
-    )
-    review.attend_reminders = count + 1
-    review.next_attend_reminder_at = next_slot(
-        review.next_attend_reminder_at or now, ladder.attend_within, now
-    )
-    uow.session.add(review)
-
-
-def next_slot(start: datetime, every: timedelta, now: datetime) -> datetime:
-    """The first of start + every, start + 2 * every ... that is after `now`."""
-    passed = max(int((now - start) / every), 0)
-    return start + every * (passed + 1)

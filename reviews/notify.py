@@ -6,6 +6,7 @@ replica's sweep) is refused by the outbox's UNIQUE constraint and writes nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -128,3 +129,44 @@ def to_user(
         at=at,
         review_id=review_id,
     )
+
+
+def tell_holders(
+    uow: UnitOfWork,
+    routes: tuple[Route, ...],
+    roles: Sequence[str],
+    holders_of: Callable[[str], Sequence[Staff]],
+    *,
+    key: str,
+    message: Message,
+    now: datetime,
+    review_id: int | None,
+    skip: set[int | None] | None = None,
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """Direct-message everyone holding `roles`, each once, under `key`:person. Returns who was
+    told, who could not be messaged (key part -> sentence) and the roles nobody holds."""
+    told: list[str] = []
+    unreachable: dict[str, str] = {}
+    gaps: list[str] = []
+    seen = set(skip or ())
+    for role in roles:
+        holders = holders_of(role)
+        if not holders:
+            gaps.append(role)
+        for person in holders:
+            if person.id in seen:
+                continue
+            seen.add(person.id)
+            if to_person(
+                uow,
+                routes,
+                person,
+                key=f"{key}:{person.id}",
+                message=message,
+                at=now,
+                review_id=review_id,
+            ):
+                told.append(person.name)
+            else:
+                unreachable[f"staff{person.id}"] = f"{person.name} ({role}) cannot be messaged"
+    return told, unreachable, gaps
