@@ -119,7 +119,7 @@ def make_slack_client(settings: Settings) -> Any:
 
 
 def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
-    """The system's trust store, or the bundle named by SSL_CERT_FILE / REQUESTS_CA_BUNDLE."""
+    """The system's trust store, or settings.ca_bundle (REQUESTS_CA_BUNDLE / SSL_CERT_FILE)."""
     return ssl.create_default_context(cafile=settings.ca_bundle or None)
 
 
@@ -143,7 +143,6 @@ def start_scheduler(bot: Bot) -> Any:
 
         return run
 
-    guarded("outbox recovery", lambda: outbox.recover(services))()
     scheduler = BackgroundScheduler(
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )
@@ -169,7 +168,15 @@ def start_scheduler(bot: Bot) -> Any:
 
 def run(bot: Bot) -> None:
     """Run the bot in the mode its settings choose (CONTRACT.md "Run modes")."""
+    from reviews.outbox import recover
+
     settings = bot.settings
+    # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
+    # a killed predecessor had claimed: a running bot may be sending those rows right now.
+    try:
+        recover(bot.services)
+    except DatabaseUnavailable as error:
+        log.warning("outbox recovery skipped: database unavailable (%s)", error)
     start_scheduler(bot)
     server = None
     try:

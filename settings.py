@@ -54,7 +54,7 @@ class Settings:
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
     log_level: str = "INFO"
-    ca_bundle: str = ""  # SSL_CERT_FILE or REQUESTS_CA_BUNDLE; empty: the system's store
+    ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
 
     @property
     def slack_configured(self) -> bool:
@@ -214,14 +214,16 @@ def _port(value: str) -> int:
 
 
 def _ca_bundle(values: Mapping[str, str]) -> str:
-    """The certificate bundle outbound HTTPS trusts: SSL_CERT_FILE, else REQUESTS_CA_BUNDLE."""
+    """The certificate bundle outbound HTTPS trusts. REQUESTS_CA_BUNDLE wins when both are set,
+    as it does inside `requests` (Teams) whatever a session says; each one set must exist."""
+    chosen = ""
     for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
         value = values.get(name, "").strip()
         if value:
             if not Path(value).is_file():
                 raise SettingsError(f"{name}: no certificate bundle at {value}")
-            return value
-    return ""
+            chosen = value
+    return chosen
 
 
 def _log_level(value: str) -> str:

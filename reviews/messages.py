@@ -169,14 +169,17 @@ class OpenList:
     def of(cls, total: int, oldest: Sequence[Review], tz: ZoneInfo) -> OpenList:
         return cls(total, tuple(open_line(review, tz) for review in oldest))
 
-    def text(self, *, bold: str = "", escape: Callable[[str], str] = str) -> str:
-        """The list as a message; `bold` is the platform's marker (Slack *, Teams **)."""
+    def text(
+        self, *, bold: str = "", escape: Callable[[str], str] = str, newline: str = "\n"
+    ) -> str:
+        """The list as a message; `bold` is the platform's marker (Slack *, Teams **), and
+        `newline` its line break (Teams markdown needs a blank line)."""
         if not self.total:
             return "No open requests."
         heading = f"{bold}Open requests{bold} ({self.total}), oldest first:"
         more = self.total - len(self.lines)
         tail = [f"…and {more} more."] if more > 0 else []
-        return "\n".join([heading, *(f"• {escape(line)}" for line in self.lines), *tail])
+        return newline.join([heading, *(f"• {escape(line)}" for line in self.lines), *tail])
 
 
 def open_line(review: Review, tz: ZoneInfo) -> str:

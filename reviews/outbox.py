@@ -121,7 +121,7 @@ def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
     """Send one row and record the result; False if it did not go."""
     try:
         item = _item(services, row)
-    except (ValueError, TypeError, KeyError) as error:
+    except Exception as error:  # noqa: BLE001 - any payload we cannot read: JSON, shape, fields
         # A payload we cannot read never will be: fail it (and report it) rather than let it
         # be claimed again forever, holding up every later message to that destination.
         log.error("outbox %s: unreadable payload (%s)", row.id, type(error).__name__)

@@ -264,11 +264,12 @@ def test_on_restart_sqlite_sends_what_a_killed_drainer_held_at_once(services, cl
         assert released == 0 and slack.sent == []
 
 
-def test_an_unreadable_message_fails_and_reported_and_holds_up_nothing(services):
+@pytest.mark.parametrize("payload", ['{"not": "a message"}', "null", "[1]", "not json"])
+def test_an_unreadable_message_fails_and_reported_and_holds_up_nothing(services, payload):
     queue(services, "U1", "broken")
     queue(services, "U1", "after it")
     with services.db.unit_of_work() as uow:
-        uow.outbox.get(rows(services)["test:U1:broken"].id).payload = '{"not": "a message"}'
+        uow.outbox.get(rows(services)["test:U1:broken"].id).payload = payload
     slack = RecordingSender()
     drain(services, {"slack": slack})
     assert rows(services)["test:U1:broken"].state == "failed"

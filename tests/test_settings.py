@@ -110,6 +110,12 @@ def test_env_file_beside_bot_is_read_and_environment_wins(tmp_path):
 def test_one_certificate_bundle_serves_slack_and_teams(tmp_path):
     bundle = tmp_path / "trust-ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert settings(REQUESTS_CA_BUNDLE=str(bundle)).ca_bundle == str(bundle)
-    assert settings(SSL_CERT_FILE=str(bundle), REQUESTS_CA_BUNDLE="/x").ca_bundle == str(bundle)
+    other = tmp_path / "proxy-ca.pem"
+    other.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert settings(SSL_CERT_FILE=str(bundle)).ca_bundle == str(bundle)
+    # requests obeys REQUESTS_CA_BUNDLE over any session's own choice, so everything does.
+    both = settings(SSL_CERT_FILE=str(bundle), REQUESTS_CA_BUNDLE=str(other))
+    assert both.ca_bundle == str(other)
+    with pytest.raises(SettingsError, match="^REQUESTS_CA_BUNDLE: no certificate bundle"):
+        settings(SSL_CERT_FILE=str(bundle), REQUESTS_CA_BUNDLE="/nowhere/ca.pem")
     assert settings().ca_bundle == ""

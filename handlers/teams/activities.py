@@ -218,4 +218,4 @@ def invoke_response(answer: Answer) -> dict[str, Any]:
 
 def open_requests(services: Services) -> str:
     """Requests not yet closed, oldest first, one line each (no identifiers)."""
-    return service.open_requests(services=services).text(bold="**")
+    return service.open_requests(services=services).text(bold="**", newline="\n\n")
