@@ -41,6 +41,7 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             fired = [
                 _isolated(
                     uow,
+                    services,
                     review,
                     partial(fire_due_levels, uow, services, review, now, on_call=on_call),
                 )
@@ -53,7 +54,9 @@ def sweep(services: Services, *, batch: int = 100) -> int:
         with services.db.unit_of_work() as uow:
             late = uow.reviews.claim_due_attend_reminders(now, batch)
             reminded = [
-                _isolated(uow, review, partial(remind_to_attend, uow, services, review, now))
+                _isolated(
+                    uow, services, review, partial(remind_to_attend, uow, services, review, now)
+                )
                 for review in late
             ]
         moved += sum(reminded)
@@ -61,14 +64,30 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             return moved
 
 
-def _isolated(uow: UnitOfWork, review: Review, step: Callable[[], None]) -> bool:
+def _isolated(
+    uow: UnitOfWork, services: Services, review: Review, step: Callable[[], None]
+) -> bool:
     """Run one review's step in a savepoint: a review that cannot be escalated (a bug, a
-    damaged snapshot) is logged and retried next tick, and never holds up everyone else's."""
+    damaged snapshot) never holds up everyone else's. It is retried every tick, and the digest
+    channel is told once, so a person can chase that request by hand."""
     try:
         with uow.session.begin_nested():
             step()
-    except Exception:
-        log.exception("%s: escalation step failed; will retry", format_reference(review.id or 0))
+    except Exception as error:
+        reference = format_reference(review.id or 0)
+        # The type only: a database error's text can carry the request's own words.
+        log.error("%s: escalation step failed (%s); will retry", reference, type(error).__name__)
+        notify.to_digest_channel(
+            uow,
+            services.routes,
+            key=f"broken:{review.id}",
+            message=messages.Message(
+                text=f"{reference} could not be escalated ({type(error).__name__}); the bot "
+                "keeps trying. Make sure the outreach team knows about it."
+            ),
+            at=services.clock.now(),
+            review_id=review.id,
+        )
         return False
     return True
 

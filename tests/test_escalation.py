@@ -333,9 +333,13 @@ def test_a_review_that_cannot_be_escalated_holds_up_nobody_else(services, slack,
         review.policy = review.policy.replace('"levels": [', '"levels": [7, ')  # damaged
     tick(services, slack, clock, minutes=5)
     assert [t.split(":")[1][:8] for t in pings(slack, SAM)] == [" RR-0002"]
-    assert "RR-0001: escalation step failed; will retry" in caplog.text
+    assert "RR-0001: escalation step failed (TypeError); will retry" in caplog.text
+    assert "Traceback" not in caplog.text  # a database error's text can carry the request
     with services.db.unit_of_work() as uow:
         assert uow.reviews.get(broken).escalation_level == 1  # untouched: still due
+    tick(services, slack, clock, seconds=1)  # still broken on the next tick: told once only
+    told = [t for t in pings(slack, "C0DIGEST") if "could not be escalated" in t]
+    assert told == [told[0]] and told[0].startswith("RR-0001 could not be escalated")
 
 
 def test_a_ping_failing_as_the_request_is_acknowledged_is_not_retried(services, slack, clock):

@@ -7,7 +7,9 @@ The view id is the submission key: Slack's retry of one submission finds the fir
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -35,9 +37,31 @@ log = logging.getLogger(__name__)
 RAISE_DEADLINE = 2.0  # seconds to store a request before answering Slack, which waits 3
 
 
+def in_background(work: Callable[[], service.Result]) -> Future[service.Result]:
+    """`work` on a daemon thread: one stuck on a stalled database never blocks shutdown."""
+    future: Future[service.Result] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="raise", daemon=True).start()
+    return future
+
+
+def _log_late_outcome(raising: Future[service.Result]) -> None:
+    """What became of a request the nurse was told was NOT CONFIRMED (for the ops team)."""
+    error = raising.exception()
+    if error is None:
+        log.warning("%s was recorded after NOT CONFIRMED", raising.result().reference)
+    else:
+        log.error("request NOT CONFIRMED then NOT recorded: %s", type(error).__name__)
+
+
 def register(app: App, services: Services, settings: Settings) -> None:
     fallback = services.fallback_contact
-    raising = ThreadPoolExecutor(max_workers=4, thread_name_prefix="raise")
 
     @app.view(REQUEST_FORM)
     def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -55,12 +79,14 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 submission_key=f"slack:{view['id']}",
             )
 
+        raising = in_background(raise_it)
         try:
-            result = raising.submit(raise_it).result(timeout=RAISE_DEADLINE)
+            result = raising.result(timeout=RAISE_DEADLINE)
         except TimeoutError:
             # Slack drops an answer after 3 s; a stalled database must not leave the nurse
             # with Slack's generic error. If the commit lands later, the team still sees it.
             log.error("request from Slack not confirmed within %.1f s", RAISE_DEADLINE)
+            raising.add_done_callback(_log_late_outcome)
             ack(response_action="update", view=not_confirmed_view(fallback))
             return
         except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded

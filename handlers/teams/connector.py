@@ -157,6 +157,9 @@ class Connector:
                     # A sovereign cloud or a local issuer: used as given, no discovery call.
                     instance_discovery=None if microsoft else False,
                     validate_authority=microsoft,
+                    # Token and discovery calls: a slow Entra must not hold a Teams press (or a
+                    # send inside its outbox lease) past its deadline.
+                    timeout=5,
                 )
             return self._msal
 
