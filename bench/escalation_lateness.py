@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -34,8 +33,9 @@ from tests.support.databases import (  # noqa: E402
     postgres_database,
     sqlite_database,
 )
-from tests.support.fake_slack import Call, FakeSlack  # noqa: E402
+from tests.support.fake_slack import FakeSlack  # noqa: E402
 from tests.support.process import BotProcess, bot_environment  # noqa: E402
+from tests.support.timed_slack import TimedSlack  # noqa: E402
 
 POLICY = """\
 [[levels]]
@@ -58,21 +58,6 @@ attend_within = "1h"
 """
 AFTER = {0: 0.0, 1: 5.0, 2: 10.0, 3: 15.0}
 REPEAT_EVERY = 5.0
-PING = re.compile(
-    r"^(?:New rapid review (RR-\d+)|Escalation level (\d+)(?:, repeat (\d+))?: (RR-\d+))"
-)
-
-
-class StampedSlack(FakeSlack):
-    """The fake Slack, noting the wall-clock arrival of every call."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.stamped: list[tuple[float, Call]] = []
-
-    def record(self, call: Call) -> None:
-        self.stamped.append((time.time(), call))
-        super().record(call)
 
 
 def start_bot(fake: FakeSlack, url: str, policy: Path) -> BotProcess:
@@ -93,18 +78,10 @@ def start_bot(fake: FakeSlack, url: str, policy: Path) -> BotProcess:
     return bot
 
 
-def lateness(fake: StampedSlack, raised: dict[str, float]) -> dict[str, list[float]]:
+def lateness(fake: TimedSlack, raised: dict[str, float]) -> dict[str, list[float]]:
     """Seconds late per ping, split into level 0 (at raise) and the escalations after it."""
     late: dict[str, list[float]] = {"level 0 (at raise)": [], "levels 1-3 and repeats": []}
-    for arrived, call in fake.stamped:
-        match = (
-            PING.match(str(call.body.get("text", "")))
-            if call.method == ("chat.postMessage")
-            else None
-        )
-        if not match:
-            continue
-        reference, level, repeat = match[1] or match[4], int(match[2] or 0), int(match[3] or 0)
+    for arrived, (_recipient, reference, level, repeat) in fake.pings():
         due = raised[reference] + AFTER[level] + repeat * REPEAT_EVERY
         late["level 0 (at raise)" if level == 0 else "levels 1-3 and repeats"].append(arrived - due)
     return late
@@ -139,7 +116,7 @@ def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -
     ):
         on_rota(db, role, role.title(), user, start, hours=4)
     ward = make_services(db, SystemClock(), policy=load_policy(policy_path))  # type: ignore[arg-type]
-    with StampedSlack() as fake:
+    with TimedSlack() as fake:
         bots = [start_bot(fake, url, policy_path) for _ in range(replicas)]
         raised: dict[str, float] = {}
         began = time.monotonic()

@@ -8,11 +8,9 @@ identified by (recipient, review, level, repeat) and counted at the fake Slack.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,8 +21,9 @@ from reviews.clock import SystemClock
 from reviews.policy import load_policy
 from storage.database import Database
 from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
-from tests.support.fake_slack import Call, FakeSlack
+from tests.support.fake_slack import FakeSlack
 from tests.support.process import BotProcess, bot_environment
+from tests.support.timed_slack import TimedSlack
 
 pytestmark = pytest.mark.slow
 
@@ -48,44 +47,6 @@ news2_at_least = 0
 attend_within = "1h"
 """
 ALEX, SAM, IRIS, MO, CHANNEL = "U01ALEX", "U01SAM", "U01IRIS", "U01MO", "C0OUTREACH"
-PING = re.compile(
-    r"^(?:New rapid review (RR-\d+)|Escalation level (\d+)(?:, repeat (\d+))?: (RR-\d+))"
-)
-
-
-@dataclass
-class TimedSlack(FakeSlack):
-    """The fake Slack, also noting when each call arrived."""
-
-    arrivals: list[tuple[float, Call]] = field(default_factory=list)
-
-    def record(self, call: Call) -> None:
-        self.arrivals.append((time.monotonic(), call))
-        super().record(call)
-
-    def pings(self) -> list[tuple[float, tuple[str, str, int, int]]]:
-        """(arrival, (recipient, review, level, repeat)) of every escalation message."""
-        found = []
-        for arrived, call in list(self.arrivals):
-            match = (
-                PING.match(str(call.body.get("text", "")))
-                if call.method == ("chat.postMessage")
-                else None
-            )
-            if match:
-                reference = match[1] or match[4]
-                key = (call.body["channel"], reference, int(match[2] or 0), int(match[3] or 0))
-                found.append((arrived, key))
-        return found
-
-    def wait_for_ping(self, key: tuple[str, str, int, int], timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for arrived, seen in self.pings():
-                if seen == key:
-                    return arrived
-            time.sleep(0.05)
-        raise AssertionError(f"{key} never arrived; saw {[k for _, k in self.pings()]}")
 
 
 class Bot(BotProcess):
@@ -210,13 +171,13 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
     assert 3 not in {key[2] for _, key in fake.pings()}
 
     bot = start_bot(fake, database_url, policy_file)
-    restarted = time.monotonic()
+    restarted = time.time()
     try:
         level_2 = fake.wait_for_ping((IRIS, reference, 2, 0), timeout=5)
         level_3 = fake.wait_for_ping((MO, reference, 3, 0), timeout=5)
         fake.wait_for_ping((MO, reference, 3, 2), timeout=8)
         service.acknowledge(services=ward, review_id=int(reference[3:]), by=OUTREACH)
-        acknowledged = time.monotonic()
+        acknowledged = time.time()
         time.sleep(3)  # more than a repeat interval: nothing more may come
     finally:
         bot.stop()
