@@ -143,3 +143,8 @@ def test_a_form_slack_would_not_open_is_said_privately_with_the_fallback(
     [reply] = fake.wait_for("response_url")
     assert "could not be opened" in reply.body["text"]
     assert "Bleep the outreach team directly" in reply.body["text"]
+
+
+def test_rota_followed_by_anything_but_cover_gets_the_help(bot: SlackBot, fake: FakeSlack) -> None:
+    assert "/rapidreview rota cover" in private_reply(bot, fake, "rota tomorrow")
+    assert private_reply(bot, fake, "rota cover outreach").startswith("Name the role")

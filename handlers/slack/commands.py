@@ -94,6 +94,8 @@ def _answer(
         return "\n".join(
             escape(line) for line in rota_lines(services=services, at=services.clock.now())
         )
+    if text.lower().split()[:2] != ["rota", "cover"]:
+        return HELP  # anything else gets the help text (CONTRACT.md)
     match = COVER.fullmatch(text)
     if not match:
         return COVER_HELP
