@@ -21,7 +21,7 @@ from reviews.context import Actor
 from reviews.notify import Route
 from storage.database import Database
 from storage.tables import Shift, Staff
-from tests.support.builders import make_services, request
+from tests.support.builders import FILLED_FORM, make_services, request
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
     DIGEST,
@@ -37,16 +37,7 @@ TEAMS_ROUTE = Route(platform="teams", outreach_channel=OUTREACH, digest_channel=
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
 ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")
 STRANGER = person("Pat Porter", "5e5e5e5e-0000-4000-8000-000000000003")
-FORM = {
-    "caller": "family",
-    "ward": "Ward 7",
-    "bed": "12",
-    "nhs_number": "9990000018",
-    "news2": "6",
-    "concern_kind": "deterioration",
-    "concern": "Mum is much more confused than this morning",
-    "callback_number": "07700 900123",
-}
+FORM = FILLED_FORM
 
 
 def on_teams_rota(db: Database, role: str, name: str, aad: str, start: datetime) -> None:

@@ -205,28 +205,27 @@ def raised_view(reference: str, fallback_contact: str) -> dict[str, Any]:
 
 def not_confirmed_view(fallback_contact: str) -> dict[str, Any]:
     """The database did not answer in time: the request may or may not be recorded."""
-    return _modal(
-        "rapidreview_said",
+    return _alarm(
         "NOT confirmed",
-        [
-            section(
-                "*NOT CONFIRMED.* The bot could not confirm in time that this request was "
-                "saved, so do not rely on the outreach team having been alerted."
-            ),
-            section(f"*Contact them directly now:* {escape(fallback_contact)}"),
-        ],
+        "*NOT CONFIRMED.* The bot could not confirm in time that this request was saved, so do "
+        "not rely on the outreach team having been alerted.",
+        fallback_contact,
     )
 
 
 def not_recorded_view(fallback_contact: str) -> dict[str, Any]:
+    return _alarm(
+        "NOT recorded",
+        "*NOTHING WAS RECORDED.* The bot could not save this request, so the outreach team has "
+        "NOT been alerted.",
+        fallback_contact,
+    )
+
+
+def _alarm(title: str, headline: str, fallback_contact: str) -> dict[str, Any]:
+    """A request the team may not have: say so, and how to reach them directly."""
     return _modal(
         "rapidreview_said",
-        "NOT recorded",
-        [
-            section(
-                "*NOTHING WAS RECORDED.* The bot could not save this request, so the outreach "
-                "team has NOT been alerted."
-            ),
-            section(f"*Contact them directly now:* {escape(fallback_contact)}"),
-        ],
+        title,
+        [section(headline), section(f"*Contact them directly now:* {escape(fallback_contact)}")],
     )

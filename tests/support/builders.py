@@ -54,25 +54,33 @@ def on_rota(
         )
         assert person.id is not None
         uow.session.add(
-            Shift(role=role, staff_id=person.id, start=start, end=start + timedelta(hours=hours),
-                  source="test", imported_at=start)
+            Shift(
+                role=role,
+                staff_id=person.id,
+                start=start,
+                end=start + timedelta(hours=hours),
+                source="test",
+                imported_at=start,
+            )
         )
     return person
 
 
+# The request form as a ward nurse fills it in for a worried family (test NHS number range).
+FILLED_FORM = {
+    "caller": "family",
+    "ward": "Ward 7",
+    "bed": "12",
+    "nhs_number": "9990000018",
+    "news2": "6",
+    "concern_kind": "deterioration",
+    "concern": "Mum is much more confused than this morning",
+    "callback_number": "07700 900123",
+}
+
+
 def request(**changes: str) -> ValidRequest:
-    fields = {
-        "caller": "family",
-        "ward": "Ward 7",
-        "bed": "12",
-        "nhs_number": "9990000018",
-        "news2": "6",
-        "concern_kind": "deterioration",
-        "concern": "Mum is much more confused than this morning",
-        "callback_number": "07700 900123",
-    }
-    fields.update(changes)
-    return validate(ReviewForm(**fields))
+    return validate(ReviewForm(**{**FILLED_FORM, **changes}))
 
 
 NURSE = Actor(platform="slack", user_id="U0WARDNURSE", name="Ward Nurse")

@@ -87,6 +87,12 @@ def slash_command(
     )
 
 
+def _user(user_id: str, user_name: str) -> dict[str, str]:
+    """The `user` of an interaction payload, as Slack sends it."""
+    name = user_name or user_id
+    return {"id": user_id, "username": name, "name": name, "team_id": TEAM["id"]}
+
+
 def button_click(
     action_id: str,
     value: str,
@@ -104,12 +110,7 @@ def button_click(
         {
             "type": "block_actions",
             "team": TEAM,
-            "user": {
-                "id": user_id,
-                "username": user_name or user_id,
-                "name": user_name or user_id,
-                "team_id": TEAM["id"],
-            },
+            "user": _user(user_id, user_name),
             "api_app_id": "A0RAPID",
             "token": "legacy-unused",
             "container": {
@@ -152,12 +153,7 @@ def view_submission(
         {
             "type": "view_submission",
             "team": TEAM,
-            "user": {
-                "id": user_id,
-                "username": user_name or user_id,
-                "name": user_name or user_id,
-                "team_id": TEAM["id"],
-            },
+            "user": _user(user_id, user_name),
             "api_app_id": "A0RAPID",
             "token": "legacy-unused",
             "trigger_id": "trigger-3",
@@ -209,17 +205,9 @@ def radio(value: str | None) -> dict[str, Any]:
 
 def request_form(**changes: str) -> dict[str, dict[str, dict[str, Any]]]:
     """The request form's state.values, filled in as a ward nurse would; `changes` override."""
-    fields = {
-        "caller": "family",
-        "ward": "Ward 7",
-        "bed": "12",
-        "nhs_number": "9990000018",
-        "news2": "6",
-        "concern_kind": "deterioration",
-        "concern": "Mum is much more confused than this morning",
-        "callback_number": "07700 900123",
-    }
-    fields.update(changes)
+    from tests.support.builders import FILLED_FORM
+
+    fields = {**FILLED_FORM, **changes}
     choices = ("caller", "concern_kind")
     return {
         name: {"value": radio(value) if name in choices else text_value(value)}
