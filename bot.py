@@ -10,6 +10,8 @@ import logging
 import ssl
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,17 +107,18 @@ def build(
 
 
 def make_slack_client(settings: Settings) -> Any:
-    from slack_sdk import WebClient
+    from handlers.slack.client import PooledWebClient
 
     # A send must end well inside the outbox's lease, or another replica would send it again.
     options: dict[str, Any] = {
         "token": settings.slack_bot_token,
-        "ssl": outbound_ssl_context(settings),
+        "ssl": outbound_ssl_context(settings),  # file uploads still go through urllib
+        "ca_bundle": settings.ca_bundle,
         "timeout": 10,
     }
     if settings.slack_api_url:
         options["base_url"] = settings.slack_api_url
-    return WebClient(**options)
+    return PooledWebClient(**options)
 
 
 def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -143,9 +146,12 @@ def start_scheduler(bot: Bot) -> Any:
 
         return run
 
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
     scheduler = BackgroundScheduler(
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )
+    scheduler.add_listener(SkippedTicks(), EVENT_JOB_MAX_INSTANCES)
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", lambda: outbox.drain(services, senders), 0.25),
@@ -164,6 +170,36 @@ def start_scheduler(bot: Bot) -> Any:
     scheduler.start()
     bot.scheduler = scheduler
     return scheduler
+
+
+class SkippedTicks:
+    """A tick is skipped while the job's previous run is still going (a long outbox drain).
+    APScheduler says so at WARNING for every skip, several lines a second under load; this
+    counts them and says so once a minute a job instead (the per-skip line is filtered)."""
+
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self.skipped: Counter[str] = Counter()
+        self.said = time.monotonic()
+
+    def __call__(self, event: Any) -> None:
+        self.skipped[event.job_id] += 1
+        if time.monotonic() - self.said >= self.EVERY:
+            for job, count in sorted(self.skipped.items()):
+                log.warning("%s: %s tick(s) skipped: its previous run was still going", job, count)
+            self.skipped.clear()
+            self.said = time.monotonic()
+
+
+def quiet_scheduler_logs() -> None:
+    """APScheduler logs every job run at INFO (a dozen lines a second); its warnings stay, but
+    a skipped tick is told by SkippedTicks."""
+    scheduler_logs = logging.getLogger("apscheduler")
+    scheduler_logs.setLevel(max(logging.WARNING, scheduler_logs.getEffectiveLevel()))
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in str(record.msg)
+    )
 
 
 def run(bot: Bot) -> None:
@@ -248,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
+    quiet_scheduler_logs()
     try:
         bot = build(settings)
         upgrade(bot.services.db.engine)

@@ -22,7 +22,7 @@ def make_http_app(db: Database, routes: list[BaseRoute]) -> Starlette:
 
     def health() -> tuple[int, dict[str, object]]:
         try:
-            with db.unit_of_work() as uow:
+            with db.reading() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
         except DatabaseUnavailable:

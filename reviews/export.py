@@ -79,7 +79,7 @@ def write_export(
     if with_identifiers:
         # Create it owner-only before anything is written into it.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    with services.db.unit_of_work() as uow, path.open("w", newline="", encoding="utf-8") as file:
+    with services.db.reading() as uow, path.open("w", newline="", encoding="utf-8") as file:
         store = ExportStore(uow.session)
         writer = csv.writer(file)
         writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))

@@ -31,6 +31,7 @@ class Call:
     body: dict[str, Any]
     headers: dict[str, str]
     answer: dict[str, Any] = field(default_factory=dict)  # what the fake said back
+    connection: tuple[str, int] = ("", 0)  # the caller's address and port: one per connection
 
 
 @dataclass
@@ -254,6 +255,8 @@ def parse_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
 
 def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Slack: a client may reuse a connection
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._handle()
 
@@ -271,7 +274,7 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             method = parts[1] if parts[0] == "api" and len(parts) > 1 else parts[0]
             if method == "response":
                 method = "response_url"
-            call = Call(method, body, dict(self.headers.items()))
+            call = Call(method, body, dict(self.headers.items()), connection=self.client_address)
             failure = fake.take_failure(method)
             status, retry_after = 200, None
             if failure is not None and failure.error is None:
