@@ -22,6 +22,7 @@ from storage.events import EventLog
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
+from storage.web import WebStore
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -38,6 +39,7 @@ class UnitOfWork:
         self.outbox = OutboxStore(session)
         self.rota = RotaStore(session)
         self.digest = DigestStore(session)
+        self.web = WebStore(session)
 
     @property
     def dialect(self) -> str:
