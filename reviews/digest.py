@@ -16,8 +16,8 @@ from reviews import chart
 from reviews.context import Services
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
-from storage.database import UnitOfWork
 from storage.checkins import WardCheckins
+from storage.database import UnitOfWork
 from storage.digest import OpenRequest, Spread, Timing
 
 log = logging.getLogger(__name__)
