@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from storage.checkins import CheckinStore
 from storage.digest import DigestStore
 from storage.events import EventLog
 from storage.outbox import OutboxStore
@@ -39,6 +40,7 @@ class UnitOfWork:
         self.outbox = OutboxStore(session)
         self.rota = RotaStore(session)
         self.digest = DigestStore(session)
+        self.checkins = CheckinStore(session)
         self.web = WebStore(session)
 
     @property

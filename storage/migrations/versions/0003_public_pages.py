@@ -2,7 +2,7 @@
 per-address submission count and the shared anti-forgery key
 
 Revision ID: 0003_public_pages
-Revises: 0001
+Revises: 0004_checkins
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0003_public_pages"
-down_revision = "0001"
+down_revision = "0004_checkins"
 branch_labels = None
 depends_on = None
 
