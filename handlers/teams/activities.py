@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from handlers.teams import cards
+from handlers.teams import cards, checkin
 from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
 from reviews import messages, notify, service
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 HELP = (
     "**Rapid review** (Martha's Rule): ask the critical care outreach team to review a patient.\n\n"
     "- `rapidreview` - raise a request (the form)\n"
+    "- `checkin` - record a patient's daily check-in (how they feel today)\n"
     "- `open` - requests not yet closed, oldest first\n"
     "- `rota` - who holds each role now, and who is next\n"
     "- `help` - this help\n\n"
@@ -71,6 +72,8 @@ class ActivityHandler:
         try:
             if word == "":
                 return "card", cards.request_form(wards=self.services.wards.names())
+            if word == "checkin":
+                return "card", checkin.open_card(self.services, activity)
             if word == "open":
                 return "text", open_requests(self.services)
             if word == "rota":
@@ -93,6 +96,8 @@ class ActivityHandler:
         verb = str(data.get("rr_verb") or "")
         if verb == cards.RAISE:
             return self._raise(activity, data)
+        if verb == checkin.CHECKIN:
+            return "card", checkin.record(self.services, activity, data)
         try:
             pressed = Action(verb)
             review_id = int(data.get("review") or 0)
