@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from handlers.slack import actions, commands, home, submissions
+from handlers.slack import actions, checkin, commands, home, submissions
 from reviews.context import Services
 from settings import Settings
 
@@ -44,7 +44,7 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack"),
         logger=quiet_bolt_logger(),
     )
-    for group in (commands, submissions, actions, home):
+    for group in (commands, submissions, checkin, actions, home):
         group.register(app, services, settings)
     return app
 
