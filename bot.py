@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from sqlalchemy.exc import OperationalError
 
 from cli import BadInput, command, parse_args
-from reviews.clock import Clock, SystemClock
+from reviews.clock import Clock, DatabaseClock, SystemClock
 from reviews.context import Services
 from reviews.notify import Route
 from reviews.outbox import Sender
@@ -72,7 +72,8 @@ def build(
         routes.append(SHELL_ROUTE)
     services = Services(
         db=db,
-        clock=clock or SystemClock(),
+        # Replicas share PostgreSQL, so they share its clock; SQLite has one process.
+        clock=clock or (SystemClock() if db.is_sqlite else DatabaseClock(db)),
         policy=policy,
         routes=tuple(routes),
         timezone=settings.timezone,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, text
@@ -90,6 +91,17 @@ class Database:
         try:
             with Session(self._reader, expire_on_commit=False) as session:
                 yield UnitOfWork(session)
+        except SQLAlchemyError as error:
+            raise DatabaseUnavailable(type(error).__name__) from error
+
+    def server_time(self) -> datetime:
+        """The database server's clock (PostgreSQL's clock_timestamp()); this machine's for
+        SQLite, which has no server. DatabaseUnavailable if it cannot be read."""
+        if self.is_sqlite:
+            return datetime.now(UTC)
+        try:
+            with self.engine.connect() as connection:
+                return connection.execute(text("SELECT clock_timestamp()")).scalar_one()
         except SQLAlchemyError as error:
             raise DatabaseUnavailable(type(error).__name__) from error
 

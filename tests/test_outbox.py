@@ -244,7 +244,7 @@ def test_a_card_update_queued_with_its_card_updates_that_card(services):
     drain(services, {"slack": slack})  # card, update and thread line all in one batch
     card, update, thread = [item for item in slack.to("C0OUTREACH")]
     assert (card.kind, update.kind, thread.kind) == ("card", "card_update", "thread")
-    assert update.card_id == thread.card_id == f"msg-{slack.sent.index(card) + 1}"
+    assert update.card_id == thread.card_id == slack.id_of(card)
 
 
 def test_direct_messages_go_ahead_of_cards_and_card_updates(services):

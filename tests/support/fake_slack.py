@@ -122,7 +122,8 @@ class FakeSlack:
             self.calls.append(call)
             self._lock.notify_all()
 
-    def take_failure(self, method: str) -> Failure | None:
+    def take_failure(self, method: str, body: dict[str, Any] | None = None) -> Failure | None:
+        """The failure to answer this call with, if any (`body` for fakes that limit rates)."""
         with self._lock:
             queue = self.failures.get(method) or []
             if not queue:
@@ -275,7 +276,7 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if method == "response":
                 method = "response_url"
             call = Call(method, body, dict(self.headers.items()), connection=self.client_address)
-            failure = fake.take_failure(method)
+            failure = fake.take_failure(method, body)
             status, retry_after = 200, None
             if failure is not None and failure.error is None:
                 status, retry_after = failure.status, failure.retry_after
