@@ -41,11 +41,12 @@ def test_raise_acknowledge_attend_and_record_outcome_at_the_terminal(shell):
     shell.wait_for("Commands:")
     raise_family_request(shell)
     assert "bleep the outreach team directly" in shell.wait_for("RR-0001 raised.").lower()
+    # The person paged first (the urgent lane), then the card.
+    assert "[direct message] New rapid review RR-0001" in shell.wait_for("New rapid review")
     card = shell.wait_for("buttons:")
     assert "RR-0001 · URGENT · Ward 7 bed 12" in card
     assert "0018" not in card.replace("***0018", "")  # never the full NHS number
     assert "07700" not in card
-    assert "[direct message] New rapid review RR-0001" in shell.wait_for("New rapid review")
 
     shell.type("ack RR-0001")
     shell.wait_for("RR-0001 acknowledged.")
