@@ -23,6 +23,9 @@ GSM_BASIC = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 
+# What word processors and phones put in place of plain punctuation.
+LOOKALIKES = str.maketrans({"–": "-", "—": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "…": "..."})
+
 
 def destination(person: Staff, configured: tuple[str, ...]) -> tuple[str, str] | None:
     """(outbox platform, number) for one person, or None if they cannot be texted.
@@ -56,7 +59,7 @@ def text_for(review: Review, level: int, platforms: tuple[str, ...]) -> str:
 def gsm(text: str) -> str:
     """`text` in the GSM basic set: accents the set lacks are dropped, anything else is '?'."""
     plain = []
-    for char in text:
+    for char in text.translate(LOOKALIKES):
         if char in GSM_BASIC:
             plain.append(char)
             continue

@@ -43,6 +43,8 @@ class NotifySender:
 
 
 def _delivery_error(error: APIError) -> DeliveryError:
+    if error.response is None:  # the client's "503" for a request that never got an answer
+        return DeliveryError("Notify unreachable (network)")
     status = error.status_code
     kind = _error_type(error)
     if status == 429:
@@ -57,7 +59,7 @@ def _error_type(error: APIError) -> str:
         errors = error.response.json().get("errors") or []  # type: ignore[union-attr]
         return str(errors[0].get("error", "error"))[:60]
     except (AttributeError, ValueError, IndexError, TypeError):
-        return "no answer" if error.response is None else "error"
+        return "error"
 
 
 def _retry_after(response: Any) -> float | None:
