@@ -1,7 +1,7 @@
 """texts and pages: staff mobile and pager, and the outbox's follow-up deadline
 
 Revision ID: 0005_texts_and_pages
-Revises: 0001
+Revises: 0003_public_pages
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0005_texts_and_pages"
-down_revision = "0001"
+down_revision = "0003_public_pages"
 branch_labels = None
 depends_on = None
 
