@@ -14,8 +14,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TypeVar
 
-from reviews import service
-
 log = logging.getLogger(__name__)
 
 DEADLINE = 2.0  # seconds to store a change before answering; Slack waits 3
@@ -56,8 +54,8 @@ def _log_late_outcome(done: Future[T], what: str) -> None:
     """What became of a change the person was told was NOT CONFIRMED (for the ops team)."""
     error = done.exception()
     if error is None:
-        result = done.result()
-        reference = result.reference if isinstance(result, service.Result) else ""
+        # A review's reference; a check-in that raised none has None.
+        reference = getattr(done.result(), "reference", None) or ""
         log.warning("%s %s was recorded after NOT CONFIRMED", what, reference)
     else:
         log.error("%s NOT CONFIRMED then NOT recorded: %s", what, type(error).__name__)

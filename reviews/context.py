@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from reviews.clock import Clock
 from reviews.notify import Route
 from reviews.policy import Policy
+from reviews.wards import Wards
 from storage.database import Database
 
 
@@ -23,6 +24,7 @@ class Services:
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
+    wards: Wards = field(default_factory=Wards)
 
 
 @dataclass(frozen=True)
