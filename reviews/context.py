@@ -23,6 +23,8 @@ class Services:
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
+    checkin_time: time = time(10, 0)
+    retention_days: int = 90
 
 
 @dataclass(frozen=True)
