@@ -23,6 +23,7 @@ from reviews.context import Services
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
+from reviews.wards import WardsError, load_wards
 from settings import Settings, SettingsError, load_settings
 from storage.database import Database, DatabaseUnavailable
 from storage.migrate import upgrade
@@ -51,9 +52,11 @@ def build(
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError if the escalation policy is malformed."""
-    db = Database(settings.database_url)
+    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
+    wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
+    wards = load_wards(settings.wards_file)
+    db = Database(settings.database_url)
     routes: list[Route] = []
     if settings.slack_configured:
         routes.append(Route("slack", settings.outreach_channel, settings.digest_channel))
@@ -77,6 +80,7 @@ def build(
         digest_time=settings.digest_time,
         checkin_time=settings.checkin_time,
         retention_days=settings.retention_days,
+        wards=wards,
     )
     bot = Bot(settings=settings, services=services, senders={})
     http_routes: list[Any] = []
@@ -269,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bot.scheduler.shutdown(wait=False)
             return 0
         return command(args, bot)
-    except (PolicyError, BadInput) as error:
+    except (PolicyError, WardsError, BadInput) as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
     except (OperationalError, DatabaseUnavailable) as error:

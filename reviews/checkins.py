@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from reviews.checkin_model import WORSE_ADVICE, Answer, Respondent, ValidCheckin, who_answered
 from reviews.context import Actor, Services
 from reviews.messages import local_time
-from reviews.model import Caller, ConcernKind, ValidRequest, format_reference
+from reviews.model import Caller, ConcernKind, Source, ValidRequest, format_reference
 from reviews.service import add_review
 from storage.database import UnitOfWork
 from storage.tables import Checkin, Review
@@ -137,9 +137,10 @@ def review_request(checkin: ValidCheckin, callback_number: str | None) -> ValidR
         bed=checkin.bed,
         nhs_number=None,
         news2=None,
-        concern_kind=ConcernKind.CLINICAL,
+        concern_kind=ConcernKind.UNTRIAGED,
         concern=concern,
         callback_number=callback_number,
+        source=Source.CHECKIN,
     )
 
 

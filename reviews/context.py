@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from reviews.clock import Clock
 from reviews.notify import Route
 from reviews.policy import Policy
+from reviews.wards import Wards
 from storage.database import Database
 
 
@@ -25,6 +26,7 @@ class Services:
     digest_time: time = time(8, 0)
     checkin_time: time = time(10, 0)
     retention_days: int = 90
+    wards: Wards = field(default_factory=Wards)
 
 
 @dataclass(frozen=True)

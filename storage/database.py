@@ -23,6 +23,7 @@ from storage.events import EventLog
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
+from storage.web import WebStore
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -40,6 +41,7 @@ class UnitOfWork:
         self.rota = RotaStore(session)
         self.digest = DigestStore(session)
         self.checkins = CheckinStore(session)
+        self.web = WebStore(session)
 
     @property
     def dialect(self) -> str:

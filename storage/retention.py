@@ -49,8 +49,10 @@ class RetentionStore:
                 callback_number=None,
                 concern="",
                 cancel_reason=None,
+                patient_name=None,
+                caller_name=None,
+                relationship=None,
                 erased_at=at,
-                **erased_names(),
             )
         )
         # A transfer's destination (ICU, HDU, CCU, theatre) is a figure, not free text.
@@ -93,15 +95,6 @@ class RetentionStore:
             else:
                 detail = {k: v for k, v in detail.items() if k not in TYPED_DETAIL}
             event.detail = json.dumps(detail, sort_keys=True)
-
-
-def erased_names() -> dict[str, None]:
-    """The names a review may hold beyond its raiser's (a patient's, a caller's)."""
-    return {
-        name: None
-        for name in ("patient_name", "caller_name", "relationship")
-        if name in Review.model_fields
-    }
 
 
 def _checkin_due(cutoff: datetime) -> object:

@@ -55,7 +55,9 @@ def register(app: App, services: Services, settings: Settings) -> None:
         if word == "":
             ack()
             try:
-                client.views_open(trigger_id=command["trigger_id"], view=request_view())
+                client.views_open(
+                    trigger_id=command["trigger_id"], view=request_view(services.wards.names())
+                )
             except SlackApiError as error:  # an expired trigger, Slack itself failing
                 log.warning("request form not opened: %s", error.response.get("error"))
                 respond(

@@ -22,6 +22,7 @@ from reviews import messages, notify, service
 from reviews.context import Actor, Services
 from reviews.model import Action, FormErrors, Outcome, ReviewForm, validate
 from reviews.outbox import DeliveryError
+from reviews.wards import chosen_ward
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class ActivityHandler:
         word = words[0] if words else ""
         try:
             if word == "":
-                return "card", cards.request_form()
+                return "card", cards.request_form(wards=self.services.wards.names())
             if word == "checkin":
                 return "card", checkin.open_card(self.services, activity)
             if word == "open":
@@ -138,6 +139,7 @@ class ActivityHandler:
 
     def _raise(self, activity: dict[str, Any], data: dict[str, Any]) -> Answer:
         typed = {name: str(data.get(name) or "") for name in ReviewForm.__dataclass_fields__}
+        typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""))
         form_id = str(data.get("rr_form") or "") or None
         try:
             request = validate(ReviewForm(**typed))
@@ -147,7 +149,8 @@ class ActivityHandler:
                 # The form comes back where everyone in the channel can see it: never refill
                 # the patient's NHS number or the family's phone number there.
                 shown.update(nhs_number="", callback_number="")
-            return "card", cards.request_form(shown, problems.errors, form_id)
+            wards = self.services.wards.names()
+            return "card", cards.request_form(shown, problems.errors, form_id, wards)
         try:
             result = service.raise_review(
                 services=self.services,
