@@ -103,11 +103,35 @@ def build(
         from handlers.shell import ShellSender
 
         bot.senders["shell"] = ShellSender(shell_output or sys.stdout, bot.shell_lock)
-    if settings.serves_http:
-        from handlers.http import make_http_app
-
-        bot.http_app = make_http_app(db, http_routes)
+    bot.http_app = make_http(services, settings, http_routes)
     return bot
+
+
+def make_http(services: Services, settings: Settings, platform_routes: list[Any]) -> Any:
+    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz. Built
+    even where nothing listens yet, so the shell can serve it when PORT is set."""
+    from handlers.http import make_http_app
+    from handlers.limits import BODY_LIMITS
+    from handlers.web import body_limit, web_routes
+
+    public = body_limit(settings)
+    limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
+    return make_http_app(services.db, [*platform_routes, *web_routes(services, settings)], limits)
+
+
+def http_server(bot: Bot) -> Any:
+    """A server for bot.http_app on HOST:PORT (handlers.http.HttpServer): `.run()` in the
+    foreground, or `.start_in_thread()` beside a terminal chat; `.stop()` at the end."""
+    from handlers.http import HttpServer
+
+    settings = bot.settings
+    return HttpServer(
+        bot.http_app,
+        settings.host,
+        settings.port,
+        settings.log_level,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def make_slack_client(settings: Settings) -> Any:
@@ -189,9 +213,7 @@ def run(bot: Bot) -> None:
     server = None
     try:
         if settings.serves_http:
-            from handlers.http import HttpServer
-
-            server = HttpServer(bot.http_app, settings.host, settings.port, settings.log_level)
+            server = http_server(bot)
         if settings.slack_socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -76,6 +76,7 @@ class HttpServer:
         log_level: str,
         *,
         header_seconds: float = HEADER_SECONDS,
+        forwarded_allow_ips: str = "127.0.0.1",
     ):
         config = uvicorn.Config(
             app,
@@ -88,6 +89,8 @@ class HttpServer:
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             h11_max_incomplete_event_size=HEADER_BYTES,
+            # Whose X-Forwarded-For names the client (the address the public pages count).
+            forwarded_allow_ips=forwarded_allow_ips or [],
         )
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None

@@ -39,11 +39,13 @@ KEEP_ALIVE_SECONDS = 5
 @dataclass(frozen=True)
 class BodyLimit:
     """Requests to paths starting with `prefix` may carry at most `max_bytes` of body.
-    `refusal` is the (status, content type, body) sent instead; a plain JSON 413 by default."""
+    `refusal` is the (status, content type, body) sent instead; a plain JSON 413 by default;
+    `headers` go with it (the public pages' security headers)."""
 
     prefix: str
     max_bytes: int
     refusal: tuple[int, str, bytes] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # Slack's largest payloads (a modal with its state) stay well under 1 MB; a Teams activity with
@@ -110,7 +112,7 @@ class LimitBodies:
             "application/json",
             json.dumps({"error": f"request body over {limit.max_bytes} bytes"}).encode(),
         )
-        await _answer(send, status, content_type, body)
+        await _answer(send, status, content_type, body, limit.headers)
 
 
 async def _read(receive: Receive, max_bytes: int) -> bytes:
@@ -143,13 +145,20 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _answer(send: Send, status: int, content_type: str, body: bytes) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    content_type: str,
+    body: bytes,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> None:
     """Answer and close: "Connection: close" makes uvicorn drop the connection rather than read
     (and discard) the rest of a body we refused."""
     headers = [
         (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
+        *((name.lower().encode(), value.encode()) for name, value in extra),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
