@@ -27,6 +27,9 @@ class Services:
     checkin_time: time = time(10, 0)
     retention_days: int = 90
     wards: Wards = field(default_factory=Wards)
+    # Outbox platforms for texts and pages that are configured: "pager" (the trust's gateway)
+    # and/or "notify" (GOV.UK Notify). Empty: nothing is texted.
+    texting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
