@@ -54,6 +54,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     export.add_argument(
         "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
     )
+    retention = commands.add_parser(
+        "retention", help="count (or --apply: erase) identifiers past RETENTION_DAYS"
+    )
+    retention.add_argument("--apply", action="store_true", help="erase them, not only count")
     commands.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="upgrade"
     ).add_parser("upgrade")
@@ -169,6 +173,13 @@ def export(args: argparse.Namespace, bot: Bot) -> int:
     return 0
 
 
+def retention(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.retention import erase
+
+    print(erase(services=bot.services, apply=args.apply).line(bot.services))
+    return 0
+
+
 def teams_package(args: argparse.Namespace, bot: Bot) -> int:
     from handlers.teams.package import PackageError, build_package
 
@@ -203,6 +214,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "rota cover": rota_cover,
     "digest": digest,
     "export": export,
+    "retention": retention,
     "teams package": teams_package,
     "posters": posters,
 }
