@@ -7,6 +7,7 @@ from datetime import time
 from zoneinfo import ZoneInfo
 
 from reviews.clock import Clock
+from reviews.health import Health
 from reviews.notify import Route
 from reviews.policy import Policy
 from storage.database import Database
@@ -23,6 +24,7 @@ class Services:
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
+    health: Health = field(default_factory=Health)  # this process's liveness, for /healthz
 
 
 @dataclass(frozen=True)
