@@ -25,6 +25,7 @@ from reviews.health import Health
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
+from reviews.wards import WardsError, load_wards
 from settings import Settings, SettingsError, load_settings
 from storage.database import Database, DatabaseUnavailable
 from storage.migrate import upgrade
@@ -54,9 +55,11 @@ def build(
     shell_output: TextIO | None = None,
     health: Health | None = None,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError if the escalation policy is malformed."""
-    db = Database(settings.database_url)
+    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
+    wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
+    wards = load_wards(settings.wards_file)
+    db = Database(settings.database_url)
     routes: list[Route] = []
     if settings.slack_configured:
         routes.append(Route("slack", settings.outreach_channel, settings.digest_channel))
@@ -78,6 +81,7 @@ def build(
         managers=settings.managers,
         rota_admins=settings.rota_admins,
         digest_time=settings.digest_time,
+        wards=wards,
         health=health or Health(),
     )
     bot = Bot(settings=settings, services=services, senders={})
@@ -101,11 +105,36 @@ def build(
         from handlers.shell import ShellSender
 
         bot.senders["shell"] = ShellSender(shell_output or sys.stdout, bot.shell_lock)
-    if settings.serves_http:
-        from handlers.http import make_http_app
-
-        bot.http_app = make_http_app(db, http_routes, services.health)
+    bot.http_app = make_http(services, settings, http_routes)
     return bot
+
+
+def make_http(services: Services, settings: Settings, platform_routes: list[Any]) -> Any:
+    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz. Built
+    even where nothing listens yet, so the shell can serve it when PORT is set."""
+    from handlers.http import make_http_app
+    from handlers.limits import BODY_LIMITS
+    from handlers.web import body_limit, web_routes
+
+    public = body_limit(settings)
+    limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
+    routes = [*platform_routes, *web_routes(services, settings)]
+    return make_http_app(services.db, routes, limits, health=services.health)
+
+
+def http_server(bot: Bot) -> Any:
+    """A server for bot.http_app on HOST:PORT (handlers.http.HttpServer): `.run()` in the
+    foreground, or `.start_in_thread()` beside a terminal chat; `.stop()` at the end."""
+    from handlers.http import HttpServer
+
+    settings = bot.settings
+    return HttpServer(
+        bot.http_app,
+        settings.host,
+        settings.port,
+        settings.log_level,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def make_slack_client(settings: Settings) -> Any:
@@ -199,9 +228,7 @@ def run(bot: Bot) -> None:
     server = None
     try:
         if settings.serves_http:
-            from handlers.http import HttpServer
-
-            server = HttpServer(bot.http_app, settings.host, settings.port, settings.log_level)
+            server = http_server(bot)
         if settings.slack_socket_mode:
             if server is not None:
                 server.start_in_thread()
@@ -306,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bot.scheduler.shutdown(wait=False)
             return 0
         return command(args, bot)
-    except (PolicyError, BadInput) as error:
+    except (PolicyError, WardsError, BadInput) as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
     except (OperationalError, DatabaseUnavailable) as error:

@@ -51,6 +51,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     export.add_argument("--month", required=True)
     export.add_argument("--out", type=Path, default=None)
     export.add_argument("--with-identifiers", action="store_true")
+    export.add_argument(
+        "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
+    )
     commands.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="upgrade"
     ).add_parser("upgrade")
@@ -141,9 +144,16 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def export(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.checkin_export import write_checkin_export
     from reviews.export import ExportError, write_export
 
+    if args.checkins and args.with_identifiers:
+        raise BadInput("--checkins: the check-in export never carries identifiers")
     try:
+        if args.checkins:
+            path = write_checkin_export(services=bot.services, month=args.month, out=args.out)
+            print(f"Wrote {path}")
+            return 0
         path = write_export(
             services=bot.services,
             month=args.month,

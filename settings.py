@@ -57,6 +57,12 @@ class Settings:
     port: int = 3000
     log_level: str = "INFO"
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
+    wards_file: Path | None = None
+    public_url: str = ""  # no trailing slash
+    concern_phone: str = ""
+    # Proxies whose X-Forwarded-For names the visitor (the address the public pages' rate limit
+    # counts); uvicorn's own setting of the same name, "*" for any, "" for none.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def slack_configured(self) -> bool:
@@ -73,7 +79,8 @@ class Settings:
     @property
     def serves_http(self) -> bool:
         slack_http = self.slack_configured and not self.slack_socket_mode
-        return slack_http or self.teams_configured
+        # A trust with wards has family pages, and they need the listener (even in Socket Mode).
+        return slack_http or self.teams_configured or self.wards_file is not None
 
 
 def load_settings(
@@ -118,6 +125,10 @@ def load_settings(
         port=_port(get("PORT", "3000")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
         ca_bundle=_ca_bundle(values),
+        wards_file=_wards_file(get("WARDS_FILE")),
+        public_url=_public_url(get("PUBLIC_URL")),
+        concern_phone=_phone("CONCERN_PHONE", get("CONCERN_PHONE")),
+        forwarded_allow_ips=values.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip(),
     )
     _check_combinations(settings)
     return settings
@@ -216,6 +227,38 @@ def _policy_path(value: str) -> Path:
     if not path.is_file():
         raise SettingsError(f"ESCALATION_POLICY: no file at {path}")
     return path
+
+
+def _wards_file(value: str) -> Path | None:
+    if not value:
+        default = HERE / "wards.toml"
+        return default if default.is_file() else None
+    if not Path(value).is_file():
+        raise SettingsError(f"WARDS_FILE: no file at {value}")
+    return Path(value)
+
+
+def _public_url(value: str) -> str:
+    if not value:
+        return value
+    parsed = urlparse(value)
+    local = parsed.hostname in ("localhost", "127.0.0.1")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+        raise SettingsError(
+            f"PUBLIC_URL: must be the https address families use, e.g. "
+            f"https://concern.example.nhs.uk, got {value!r}"
+        )
+    if parsed.path not in ("", "/") or parsed.query:
+        raise SettingsError(
+            "PUBLIC_URL: give only the address, e.g. https://concern.example.nhs.uk"
+        )
+    return value.rstrip("/")
+
+
+def _phone(name: str, value: str) -> str:
+    if value and not re.fullmatch(r"\+?[0-9 ()-]{3,25}", value):
+        raise SettingsError(f"{name}: must be a phone number, e.g. 01234 567890, got {value!r}")
+    return value
 
 
 def _port(value: str) -> int:

@@ -10,6 +10,7 @@ from reviews.clock import Clock
 from reviews.health import Health
 from reviews.notify import Route
 from reviews.policy import Policy
+from reviews.wards import Wards
 from storage.database import Database
 
 
@@ -24,6 +25,7 @@ class Services:
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
+    wards: Wards = field(default_factory=Wards)
     health: Health = field(default_factory=Health)  # this process's liveness, for /healthz
 
 

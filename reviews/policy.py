@@ -88,17 +88,23 @@ class Band:
 class Policy:
     levels: tuple[Level, ...]
     bands: tuple[Band, ...]  # highest threshold first
+    # The band of a patient's or family's request with no NEWS2 score; None: as any unscored one.
+    unscored_patient_or_family: str | None = None
 
-    def ladder_for(self, news2: int | None) -> Ladder:
-        """The ladder for a NEWS2 score; no score is `standard` (or the lowest band)."""
-        band = self._band(news2)
+    def ladder_for(self, news2: int | None, *, patient_or_family: bool = False) -> Ladder:
+        """The ladder for a NEWS2 score; no score is `standard` (or the lowest band), except a
+        patient's or family's, which takes the band `unscored_patient_or_family` names."""
+        band = self._band(news2, patient_or_family)
         return Ladder(
             urgency=band.name, attend_within=band.attend_within, levels=band.levels or self.levels
         )
 
-    def _band(self, news2: int | None) -> Band:
+    def _band(self, news2: int | None, patient_or_family: bool) -> Band:
         if news2 is None:
-            named = [b for b in self.bands if b.name == "standard"]
+            wanted = "standard"
+            if patient_or_family and self.unscored_patient_or_family:
+                wanted = self.unscored_patient_or_family
+            named = [b for b in self.bands if b.name == wanted]
             return named[0] if named else self.bands[-1]
         for band in self.bands:
             if news2 >= band.news2_at_least:
@@ -130,11 +136,11 @@ def parse_policy(data: dict[str, Any], text: str = "", name: str = "policy") -> 
     def fail(problem: str, table: str = "", index: int | None = None, key: str = "") -> PolicyError:
         return PolicyError(f"{name}{source.line(table, index, key)}: {problem}")
 
-    unknown = sorted(set(data) - {"levels", "urgency"})
+    unknown = sorted(set(data) - {"levels", "urgency", "unscored_patient_or_family"})
     if unknown:
         raise fail(
-            f"unknown setting {unknown[0]!r}: a policy has only [[levels]] and "
-            "[urgency.NAME] tables",
+            f"unknown setting {unknown[0]!r}: a policy has [[levels]], [urgency.NAME] tables "
+            "and unscored_patient_or_family",
             key=unknown[0],
         )
     levels = _levels(data.get("levels"), "levels", fail)
@@ -158,7 +164,14 @@ def parse_policy(data: dict[str, Any], text: str = "", name: str = "policy") -> 
             f"urgency.{bands[-1].name}",
             key="news2_at_least",
         )
-    return Policy(levels=levels, bands=tuple(bands))
+    unscored = data.get("unscored_patient_or_family")
+    if unscored is not None and unscored not in {b.name for b in bands}:
+        raise fail(
+            f"unscored_patient_or_family = {unscored!r} names no [urgency.NAME] band; "
+            f"use one of {', '.join(b.name for b in bands)}",
+            key="unscored_patient_or_family",
+        )
+    return Policy(levels=levels, bands=tuple(bands), unscored_patient_or_family=unscored)
 
 
 def _band(band_name: str, band: Any, fail: Any) -> Band:

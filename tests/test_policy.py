@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from reviews import service
 from reviews.policy import Ladder, PolicyError, load_policy
-from tests.support.builders import SHIPPED_POLICY
+from tests.support.builders import NURSE, SHIPPED_POLICY, make_services, request
 
 GOOD = """\
 [[levels]]
@@ -149,3 +150,39 @@ def test_a_policy_without_levels_or_bands_says_what_it_needs(tmp_path):
 def test_an_unreadable_policy_file_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "missing.toml")
+
+
+def test_an_unscored_request_from_a_patient_or_family_takes_the_named_band(db, clock):
+    # "Mum is not making sense" from a relative, with no NEWS2: urgent, from any surface.
+    services = make_services(db, clock)
+    relative = service.raise_review(
+        services=services, request=request(caller="family", news2=""), by=NURSE
+    )
+    patient = service.raise_review(
+        services=services, request=request(caller="patient", news2=""), by=NURSE
+    )
+    staff = service.raise_review(
+        services=services, request=request(caller="staff", news2=""), by=NURSE
+    )
+    scored = service.raise_review(
+        services=services, request=request(caller="family", news2="2"), by=NURSE
+    )
+    assert [r.review.urgency for r in (relative, patient, staff, scored)] == [
+        "urgent",
+        "urgent",
+        "standard",
+        "standard",
+    ]
+
+
+def test_a_policy_without_the_family_key_ranks_them_as_any_unscored_request(tmp_path):
+    policy = load_policy(write(tmp_path, GOOD))
+    assert policy.ladder_for(None, patient_or_family=True).urgency == "standard"
+
+
+def test_the_family_key_must_name_a_band(tmp_path):
+    message = error_for(tmp_path, 'unscored_patient_or_family = "urgnet"\n' + GOOD)
+    assert message.endswith(
+        "line 1: unscored_patient_or_family = 'urgnet' names no [urgency.NAME] band; "
+        "use one of emergency, standard"
+    )
