@@ -71,6 +71,15 @@ def build(
         from handlers.shell import SHELL_ROUTE
 
         routes.append(SHELL_ROUTE)
+    from handlers.pager import text_senders
+
+    shell_lock = threading.Lock()
+    text_by: dict[str, Sender] = text_senders(settings, settings.ca_bundle)
+    if routes[0].platform == "shell" and "notify" not in text_by:
+        from handlers.pager.shell import ShellTextSender
+
+        # The trial has no Notify: its texts are printed where its chat is.
+        text_by["notify"] = ShellTextSender(shell_output or sys.stdout, shell_lock)
     services = Services(
         db=db,
         clock=clock or SystemClock(),
@@ -81,10 +90,11 @@ def build(
         managers=settings.managers,
         rota_admins=settings.rota_admins,
         digest_time=settings.digest_time,
+        texting=tuple(text_by),
         wards=wards,
         health=health or Health(),
     )
-    bot = Bot(settings=settings, services=services, senders={})
+    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_lock=shell_lock)
     http_routes: list[Any] = []
     if settings.slack_configured:
         from handlers.slack import SlackSender, build_slack_app, slack_routes
@@ -215,9 +225,11 @@ def start_scheduler(bot: Bot) -> Any:
 
 def run(bot: Bot) -> None:
     """Run the bot in the mode its settings choose (CONTRACT.md "Run modes")."""
+    from handlers.pager import announce
     from reviews.outbox import recover
 
     settings = bot.settings
+    announce(settings, bot.services.policy, log)
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -269,7 +281,8 @@ def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
 
 
 def run_shell(bot: Bot, *, announce: bool = False) -> None:
-    from handlers.shell import Shell, put_keyboard_user_on_rota
+    from handlers.pager.shell import give_keyboard_user_a_phone
+    from handlers.shell import SHELL_USER, Shell, put_keyboard_user_on_rota
 
     out = sys.stdout
     if announce:
@@ -283,6 +296,7 @@ def run_shell(bot: Bot, *, announce: bool = False) -> None:
         "For this trial you hold every role on the rota (unless someone else does).\n"
     )
     put_keyboard_user_on_rota(bot.services)
+    give_keyboard_user_a_phone(bot.services, SHELL_USER.user_id)
     Shell(bot.services, input, out, bot.shell_lock).loop()
 
 

@@ -23,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_FALLBACK = "Bleep the outreach team directly; in an emergency call 2222."
 DEFAULT_TEAMS_SERVICE_URL = "https://smba.trafficmanager.net/uk/"
 DEFAULT_TEAMS_OPENID = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+DEFAULT_NOTIFY_URL = "https://api.notifications.service.gov.uk"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -57,6 +59,11 @@ class Settings:
     port: int = 3000
     log_level: str = "INFO"
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
+    notify_api_key: str = ""
+    notify_sms_template_id: str = ""
+    notify_base_url: str = DEFAULT_NOTIFY_URL
+    pager_webhook_url: str = ""
+    pager_webhook_secret: str = ""
     wards_file: Path | None = None
     public_url: str = ""  # no trailing slash
     concern_phone: str = ""
@@ -75,6 +82,14 @@ class Settings:
     @property
     def teams_configured(self) -> bool:
         return bool(self.teams_app_id and self.teams_app_password)
+
+    @property
+    def notify_configured(self) -> bool:
+        return bool(self.notify_api_key)
+
+    @property
+    def pager_configured(self) -> bool:
+        return bool(self.pager_webhook_url)
 
     @property
     def serves_http(self) -> bool:
@@ -125,6 +140,13 @@ def load_settings(
         port=_port(get("PORT", "3000")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
         ca_bundle=_ca_bundle(values),
+        notify_api_key=_notify_key(get("NOTIFY_API_KEY")),
+        notify_sms_template_id=_uuid("NOTIFY_SMS_TEMPLATE_ID", get("NOTIFY_SMS_TEMPLATE_ID")),
+        notify_base_url=_url("NOTIFY_BASE_URL", get("NOTIFY_BASE_URL", DEFAULT_NOTIFY_URL)),
+        pager_webhook_url=_url("PAGER_WEBHOOK_URL", url)
+        if (url := get("PAGER_WEBHOOK_URL"))
+        else "",
+        pager_webhook_secret=get("PAGER_WEBHOOK_SECRET"),
         wards_file=_wards_file(get("WARDS_FILE")),
         public_url=_public_url(get("PUBLIC_URL")),
         concern_phone=_phone("CONCERN_PHONE", get("CONCERN_PHONE")),
@@ -149,6 +171,12 @@ def _check_combinations(s: Settings) -> None:
         raise SettingsError(f"{missing}: TEAMS_APP_ID and TEAMS_APP_PASSWORD go together")
     if s.teams_configured and not s.teams_authority:
         raise SettingsError("TEAMS_TENANT_ID: required with Teams (single-tenant bot)")
+    if bool(s.notify_api_key) != bool(s.notify_sms_template_id):
+        missing = "NOTIFY_SMS_TEMPLATE_ID" if s.notify_api_key else "NOTIFY_API_KEY"
+        raise SettingsError(f"{missing}: NOTIFY_API_KEY and NOTIFY_SMS_TEMPLATE_ID go together")
+    if bool(s.pager_webhook_url) != bool(s.pager_webhook_secret):
+        missing = "PAGER_WEBHOOK_SECRET" if s.pager_webhook_url else "PAGER_WEBHOOK_URL"
+        raise SettingsError(f"{missing}: PAGER_WEBHOOK_URL and PAGER_WEBHOOK_SECRET go together")
     if s.teams_configured and not s.teams_outreach_conversation:
         raise SettingsError(
             "TEAMS_OUTREACH_CONVERSATION: required with Teams (19:...@thread.tacv2)"
@@ -193,6 +221,21 @@ def _base_url(name: str, value: str) -> str:
     _url(name, value)
     if not value.endswith("/"):
         raise SettingsError(f"{name}: must end with '/', e.g. {value}/")
+    return value
+
+
+def _uuid(name: str, value: str) -> str:
+    if value and not UUID.fullmatch(value):
+        raise SettingsError(f"{name}: must be a UUID like 0b3d4a7e-1c2f-4e5a-9b8c-7d6e5f4a3b2c")
+    return value
+
+
+def _notify_key(value: str) -> str:
+    """GOV.UK Notify keys are KEYNAME-SERVICEID-SECRET, the last two UUIDs; never echoed."""
+    if value and not re.fullmatch(r".+-" + UUID.pattern + "-" + UUID.pattern, value):
+        raise SettingsError(
+            "NOTIFY_API_KEY: not a GOV.UK Notify API key (name, then two UUIDs; copy the whole key)"
+        )
     return value
 
 

@@ -26,6 +26,9 @@ class Services:
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
     wards: Wards = field(default_factory=Wards)
+    # Outbox platforms for texts and pages that are configured: "pager" (the trust's gateway)
+    # and/or "notify" (GOV.UK Notify). Empty: nothing is texted.
+    texting: tuple[str, ...] = ()
     health: Health = field(default_factory=Health)  # this process's liveness, for /healthz
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from reviews import escalation, notify
+from reviews import escalation, fallback, notify
 from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
@@ -290,13 +290,14 @@ def check_platforms(services: Services, senders: Mapping[str, Sender]) -> None:
 
 
 def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox) -> None:
-    """A message that will never go: what follows from that. An escalation's direct message:
-    when nobody at its level could be reached, the ladder moves on at once."""
+    """A message that will never go: what follows from that. A direct message's text or page
+    is due at once; and when nobody at an escalation level could be reached, the ladder moves
+    on at once."""
+    now = services.clock.now()
+    fallback.undelivered(uow, row, now)
     if row.kind == "direct" and row.review_id is not None and row.key.startswith("esc:"):
         _, _, level, repeat = row.key.split(":", 4)[:4]
-        escalation.nobody_reached(
-            uow, services, row.review_id, int(level), int(repeat), services.clock.now()
-        )
+        escalation.nobody_reached(uow, services, row.review_id, int(level), int(repeat), now)
 
 
 def _about(row: Outbox) -> str:

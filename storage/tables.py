@@ -110,6 +110,9 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     message_id: str | None = Field(default=None, max_length=200)
+    # An escalation direct message: when to look again at whether it needs a text or page
+    # (not sent in time, failed, or sent but not acknowledged). NULL once settled.
+    follow_up_at: datetime | None = Field(default=None, index=True)
 
 
 class Staff(SQLModel, table=True):
@@ -120,6 +123,8 @@ class Staff(SQLModel, table=True):
     teams_user_id: str | None = Field(default=None, max_length=200, unique=True)
     # JSON: the Bot Framework conversation reference for proactive direct messages.
     teams_conversation: str | None = Field(default=None, sa_column=Column(Text))
+    mobile: str | None = Field(default=None, max_length=20)  # +447700900123
+    pager: str | None = Field(default=None, max_length=50)  # the paging gateway's id
 
 
 class Shift(SQLModel, table=True):
