@@ -90,6 +90,8 @@ def build(
         managers=settings.managers,
         rota_admins=settings.rota_admins,
         digest_time=settings.digest_time,
+        checkin_time=settings.checkin_time,
+        retention_days=settings.retention_days,
         texting=tuple(text_by),
         wards=wards,
         health=health or Health(),
@@ -171,7 +173,7 @@ def start_scheduler(bot: Bot) -> Any:
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from reviews import digest, escalation, outbox
+    from reviews import checkin_prompt, digest, escalation, outbox, retention
     from rotas import jobs
 
     services, senders, health = bot.services, bot.senders, bot.services.health
@@ -209,6 +211,8 @@ def start_scheduler(bot: Bot) -> Any:
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services), 30.0),
+        ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
+        ("retention", lambda: retention.retention_job(services), 300.0),
     ]
     for name, job, seconds in ticks:
         scheduler.add_job(

@@ -53,6 +53,8 @@ class Settings:
     rota_admins: frozenset[str] = field(default_factory=frozenset)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
     digest_time: time = time(8, 0)
+    checkin_time: time = time(10, 0)
+    retention_days: int = 90
     escalation_policy: Path = HERE / "escalation.toml"
     fallback_contact: str = DEFAULT_FALLBACK
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
@@ -134,6 +136,8 @@ def load_settings(
         rota_admins=_people(get("ROTA_ADMINS")),
         timezone=_timezone(get("TIMEZONE", "Europe/London")),
         digest_time=_clock_time("DIGEST_TIME", get("DIGEST_TIME", "08:00")),
+        checkin_time=_clock_time("CHECKIN_TIME", get("CHECKIN_TIME", "10:00")),
+        retention_days=_retention_days(get("RETENTION_DAYS", "90")),
         escalation_policy=_policy_path(get("ESCALATION_POLICY")),
         fallback_contact=get("FALLBACK_CONTACT", DEFAULT_FALLBACK),
         host=get("HOST", "0.0.0.0"),  # noqa: S104
@@ -263,6 +267,14 @@ def _clock_time(name: str, value: str) -> time:
     if not match:
         raise SettingsError(f"{name}: must be HH:MM in 24-hour time, got {value!r}")
     return time(int(match[1]), int(match[2]))
+
+
+def _retention_days(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 36500:
+        raise SettingsError(
+            f"RETENTION_DAYS: must be a whole number of days, 1 or more, got {value!r}"
+        )
+    return int(value)
 
 
 def _policy_path(value: str) -> Path:

@@ -137,7 +137,7 @@ def review_request(checkin: ValidCheckin, callback_number: str | None) -> ValidR
         bed=checkin.bed,
         nhs_number=None,
         news2=None,
-        concern_kind=ConcernKind.CLINICAL,
+        concern_kind=ConcernKind.UNTRIAGED,
         concern=concern,
         callback_number=callback_number,
         source=Source.CHECKIN,

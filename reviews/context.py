@@ -25,6 +25,8 @@ class Services:
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
+    checkin_time: time = time(10, 0)
+    retention_days: int = 90
     wards: Wards = field(default_factory=Wards)
     # Outbox platforms for texts and pages that are configured: "pager" (the trust's gateway)
     # and/or "notify" (GOV.UK Notify). Empty: nothing is texted.

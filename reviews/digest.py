@@ -146,9 +146,12 @@ def collect(services: Services, day: date) -> Digest:
 def without_checkins(
     services: Services, now: list[WardCheckins], recent: list[WardCheckins]
 ) -> list[str]:
-    """Wards with no check-in in the window: every ward that had one in the 7 days before."""
+    """Wards with no check-in in the window: the wards file's, and any other ward that had one
+    in the 7 days before."""
     seen = {ward.ward for ward in now}
-    return sorted({ward.ward for ward in recent} - seen)
+    listed = [name for name in services.wards.names() if name not in seen]
+    others = sorted({ward.ward for ward in recent} - seen - set(listed))
+    return listed + others
 
 
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:
