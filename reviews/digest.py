@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from reviews import chart
-from reviews.context import Services
+from reviews.context import Actor, Services
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
+from reviews.permissions import check_manager
 from storage.database import UnitOfWork
 from storage.digest import OpenRequest, Spread, Timing
 
@@ -122,6 +123,12 @@ def collect(services: Services, day: date) -> Digest:
         open_total, open_oldest = uow.digest.open_at(window.end, OPEN_LISTED)
         by_caller, acknowledge = uow.digest.daily(boundaries)
     return Digest(day, figures, before, open_total, open_oldest, chart_days, by_caller, acknowledge)
+
+
+def digest_for(*, services: Services, by: Actor) -> str:
+    """The latest digest's text for a manager to read privately; NotAllowed for anyone else."""
+    check_manager(services, by, "the digest")
+    return build_digest(services).text
 
 
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:
