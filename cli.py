@@ -54,6 +54,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     export.add_argument("--month", required=True)
     export.add_argument("--out", type=Path, default=None)
     export.add_argument("--with-identifiers", action="store_true")
+    export.add_argument(
+        "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
+    )
+    retention = commands.add_parser(
+        "retention", help="count (or --apply: erase) identifiers past RETENTION_DAYS"
+    )
+    retention.add_argument("--apply", action="store_true", help="erase them, not only count")
     commands.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="upgrade"
     ).add_parser("upgrade")
@@ -155,9 +162,16 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def export(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.checkin_export import write_checkin_export
     from reviews.export import ExportError, write_export
 
+    if args.checkins and args.with_identifiers:
+        raise BadInput("--checkins: the check-in export never carries identifiers")
     try:
+        if args.checkins:
+            path = write_checkin_export(services=bot.services, month=args.month, out=args.out)
+            print(f"Wrote {path}")
+            return 0
         path = write_export(
             services=bot.services,
             month=args.month,
@@ -167,6 +181,13 @@ def export(args: argparse.Namespace, bot: Bot) -> int:
     except ExportError as error:
         raise BadInput(str(error)) from None
     print(f"Wrote {path}")
+    return 0
+
+
+def retention(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.retention import erase
+
+    print(erase(services=bot.services, apply=args.apply).line(bot.services))
     return 0
 
 
@@ -188,6 +209,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "rota remove": rota_remove,
     "digest": digest,
     "export": export,
+    "retention": retention,
     "teams package": teams_package,
 }
 

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from slack_bolt import Ack, App
 
@@ -37,9 +37,17 @@ log = logging.getLogger(__name__)
 RAISE_DEADLINE = 2.0  # seconds to store a request before answering Slack, which waits 3
 
 
-def in_background(work: Callable[[], service.Result]) -> Future[service.Result]:
+class Recorded(Protocol):
+    @property
+    def reference(self) -> str | None: ...
+
+
+R = TypeVar("R", bound=Recorded)
+
+
+def in_background(work: Callable[[], R]) -> Future[R]:
     """`work` on a daemon thread: one stuck on a stalled database never blocks shutdown."""
-    future: Future[service.Result] = Future()
+    future: Future[R] = Future()
 
     def run() -> None:
         try:
@@ -51,11 +59,13 @@ def in_background(work: Callable[[], service.Result]) -> Future[service.Result]:
     return future
 
 
-def _log_late_outcome(raising: Future[service.Result]) -> None:
-    """What became of a request the nurse was told was NOT CONFIRMED (for the ops team)."""
+def log_late_outcome(raising: Future[Any]) -> None:
+    """What became of a request (or check-in) the nurse was told was NOT CONFIRMED."""
     error = raising.exception()
     if error is None:
-        log.warning("%s was recorded after NOT CONFIRMED", raising.result().reference)
+        log.warning(
+            "%s was recorded after NOT CONFIRMED", raising.result().reference or "a check-in"
+        )
     else:
         log.error("request NOT CONFIRMED then NOT recorded: %s", type(error).__name__)
 
@@ -90,7 +100,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
             # Slack drops an answer after 3 s; a stalled database must not leave the nurse
             # with Slack's generic error. If the commit lands later, the team still sees it.
             log.error("request from Slack not confirmed within %.1f s", RAISE_DEADLINE)
-            raising.add_done_callback(_log_late_outcome)
+            raising.add_done_callback(log_late_outcome)
             ack(response_action="update", view=not_confirmed_view(fallback))
             return
         except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded

@@ -15,13 +15,14 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from handlers.teams import cards
+from handlers.teams import cards, checkin
 from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
 from reviews import messages, notify, service
 from reviews.context import Actor, Services
 from reviews.model import Action, FormErrors, Outcome, ReviewForm, validate
 from reviews.outbox import DeliveryError
+from reviews.wards import chosen_ward
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 HELP = (
     "**Rapid review** (Martha's Rule): ask the critical care outreach team to review a patient.\n\n"
     "- `rapidreview` - raise a request (the form)\n"
+    "- `checkin` - record a patient's daily check-in (how they feel today)\n"
     "- `open` - requests not yet closed, oldest first\n"
     "- `rota` - who holds each role now, and who is next\n"
     "- `help` - this help\n\n"
@@ -69,7 +71,9 @@ class ActivityHandler:
         word = words[0] if words else ""
         try:
             if word == "":
-                return "card", cards.request_form()
+                return "card", cards.request_form(wards=self.services.wards.names())
+            if word == "checkin":
+                return "card", checkin.open_card(self.services, activity)
             if word == "open":
                 return "text", open_requests(self.services)
             if word == "rota":
@@ -92,6 +96,8 @@ class ActivityHandler:
         verb = str(data.get("rr_verb") or "")
         if verb == cards.RAISE:
             return self._raise(activity, data)
+        if verb == checkin.CHECKIN:
+            return "card", checkin.record(self.services, activity, data)
         try:
             pressed = Action(verb)
             review_id = int(data.get("review") or 0)
@@ -133,6 +139,7 @@ class ActivityHandler:
 
     def _raise(self, activity: dict[str, Any], data: dict[str, Any]) -> Answer:
         typed = {name: str(data.get(name) or "") for name in ReviewForm.__dataclass_fields__}
+        typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""))
         form_id = str(data.get("rr_form") or "") or None
         try:
             request = validate(ReviewForm(**typed))
@@ -142,7 +149,8 @@ class ActivityHandler:
                 # The form comes back where everyone in the channel can see it: never refill
                 # the patient's NHS number or the family's phone number there.
                 shown.update(nhs_number="", callback_number="")
-            return "card", cards.request_form(shown, problems.errors, form_id)
+            wards = self.services.wards.names()
+            return "card", cards.request_form(shown, problems.errors, form_id, wards)
         try:
             result = service.raise_review(
                 services=self.services,

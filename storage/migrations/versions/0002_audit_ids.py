@@ -1,14 +1,14 @@
 """audit ids: the stable platform user id beside every name in the audit trail
 
 Revision ID: 0002_audit_ids
-Revises: 0001
+Revises: 0005_texts_and_pages
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_audit_ids"
-down_revision = "0001"
+down_revision = "0005_texts_and_pages"
 branch_labels = None
 depends_on = None
 
