@@ -11,7 +11,6 @@ import ssl
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from cli import BadInput, command, parse_args
 from reviews.clock import Clock, DatabaseClock, SystemClock
 from reviews.context import Services
+from reviews.health import Health
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
@@ -53,6 +53,7 @@ def build(
     slack_client: Any = None,
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
+    health: Health | None = None,
 ) -> Bot:
     """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
     wards file is malformed."""
@@ -70,6 +71,15 @@ def build(
         from handlers.shell import SHELL_ROUTE
 
         routes.append(SHELL_ROUTE)
+    from handlers.pager import text_senders
+
+    shell_lock = threading.Lock()
+    text_by: dict[str, Sender] = text_senders(settings, settings.ca_bundle)
+    if routes[0].platform == "shell" and "notify" not in text_by:
+        from handlers.pager.shell import ShellTextSender
+
+        # The trial has no Notify: its texts are printed where its chat is.
+        text_by["notify"] = ShellTextSender(shell_output or sys.stdout, shell_lock)
     services = Services(
         db=db,
         # Replicas share PostgreSQL, so they share its clock; SQLite has one process.
@@ -81,9 +91,13 @@ def build(
         managers=settings.managers,
         rota_admins=settings.rota_admins,
         digest_time=settings.digest_time,
+        checkin_time=settings.checkin_time,
+        retention_days=settings.retention_days,
+        texting=tuple(text_by),
         wards=wards,
+        health=health or Health(),
     )
-    bot = Bot(settings=settings, services=services, senders={})
+    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_lock=shell_lock)
     http_routes: list[Any] = []
     if settings.slack_configured:
         from handlers.slack import SlackSender, build_slack_app, slack_routes
@@ -117,7 +131,8 @@ def make_http(services: Services, settings: Settings, platform_routes: list[Any]
 
     public = body_limit(settings)
     limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
-    return make_http_app(services.db, [*platform_routes, *web_routes(services, settings)], limits)
+    routes = [*platform_routes, *web_routes(services, settings)]
+    return make_http_app(services.db, routes, limits, health=services.health)
 
 
 def http_server(bot: Bot) -> Any:
@@ -157,36 +172,49 @@ def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def start_scheduler(bot: Bot) -> Any:
     """The ticks: every replica runs them all; the database decides who does the work."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from reviews import digest, escalation, outbox
+    from reviews import checkin_prompt, digest, escalation, outbox, retention
     from rotas import jobs
 
-    services, senders = bot.services, bot.senders
+    services, senders, health = bot.services, bot.senders, bot.services.health
 
     def guarded(name: str, job: Any) -> Any:
         def run() -> None:
+            health.started(name)
             try:
                 job()
             except DatabaseUnavailable as error:
-                log.warning("%s: database unavailable (%s); will retry", name, error)
+                # Logged once, not twice a second, until the job completes again.
+                if health.failed(name):
+                    log.warning("%s: database unavailable (%s); will retry", name, error)
+                return
             except Exception:
-                log.exception("%s failed; will retry", name)
+                if health.failed(name):
+                    log.exception("%s failed; will retry", name)
+                return
+            health.completed(name)
 
         return run
-
-    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 
     scheduler = BackgroundScheduler(
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )
-    scheduler.add_listener(SkippedTicks(), EVENT_JOB_MAX_INSTANCES)
+    # max_instances=1 skips a tick while the last one still runs: a hung job shows as stale
+    # in /healthz, and is logged once, not once per skipped tick.
+    scheduler.add_listener(lambda event: health.job_skipped(event.job_id), EVENT_JOB_MAX_INSTANCES)
+    for watched in ("sweep", "outbox"):
+        health.watch(watched)
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", lambda: outbox.drain(services, senders), 0.25),
+        ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services), 30.0),
+        ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
+        ("retention", lambda: retention.retention_job(services), 300.0),
     ]
     for name, job, seconds in ticks:
         scheduler.add_job(
@@ -201,29 +229,10 @@ def start_scheduler(bot: Bot) -> Any:
     return scheduler
 
 
-class SkippedTicks:
-    """A tick is skipped while the job's previous run is still going (a long outbox drain).
-    APScheduler says so at WARNING for every skip, several lines a second under load; this
-    counts them and says so once a minute a job instead (the per-skip line is filtered)."""
-
-    EVERY = 60.0
-
-    def __init__(self) -> None:
-        self.skipped: Counter[str] = Counter()
-        self.said = time.monotonic()
-
-    def __call__(self, event: Any) -> None:
-        self.skipped[event.job_id] += 1
-        if time.monotonic() - self.said >= self.EVERY:
-            for job, count in sorted(self.skipped.items()):
-                log.warning("%s: %s tick(s) skipped: its previous run was still going", job, count)
-            self.skipped.clear()
-            self.said = time.monotonic()
-
-
 def quiet_scheduler_logs() -> None:
-    """APScheduler logs every job run at INFO (a dozen lines a second); its warnings stay, but
-    a skipped tick is told by SkippedTicks."""
+    """APScheduler logs every job run at INFO (a dozen lines a second) and warns of every
+    skipped tick; its other warnings stay. A job that keeps ticks waiting is told once by
+    reviews.health (and shows as stale in /healthz)."""
     scheduler_logs = logging.getLogger("apscheduler")
     scheduler_logs.setLevel(max(logging.WARNING, scheduler_logs.getEffectiveLevel()))
     logging.getLogger("apscheduler.scheduler").addFilter(
@@ -233,9 +242,11 @@ def quiet_scheduler_logs() -> None:
 
 def run(bot: Bot) -> None:
     """Run the bot in the mode its settings choose (CONTRACT.md "Run modes")."""
+    from handlers.pager import announce
     from reviews.outbox import recover
 
     settings = bot.settings
+    announce(settings, bot.services.policy, log)
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -248,12 +259,9 @@ def run(bot: Bot) -> None:
         if settings.serves_http:
             server = http_server(bot)
         if settings.slack_socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
             if server is not None:
                 server.start_in_thread()
-            log.info("Slack over Socket Mode")
-            SocketModeHandler(bot.slack_app, settings.slack_app_token).start()
+            socket_mode(bot)
         elif server is not None:
             log.info("serving HTTP on %s:%s", settings.host, settings.port)
             server.run()
@@ -263,8 +271,35 @@ def run(bot: Bot) -> None:
         bot.scheduler.shutdown(wait=False)
 
 
+def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
+    """Slack over Socket Mode until the process stops. Slack down, or a refused app token, at
+    start is said once and retried: it must not stop Teams or the escalation sweep."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackClientError
+
+    handler = SocketModeHandler(bot.slack_app, bot.settings.slack_app_token)
+    told = False
+    while True:
+        try:
+            handler.connect()
+            break
+        except (SlackClientError, OSError) as error:
+            if not told:
+                log.error(
+                    "Slack Socket Mode cannot connect (%s); everything else carries on; "
+                    "trying again every %.0f s",
+                    type(error).__name__,
+                    retry_every,
+                )
+                told = True
+            time.sleep(retry_every)
+    log.info("Slack over Socket Mode")
+    threading.Event().wait()
+
+
 def run_shell(bot: Bot, *, announce: bool = False) -> None:
-    from handlers.shell import Shell, put_keyboard_user_on_rota
+    from handlers.pager.shell import give_keyboard_user_a_phone
+    from handlers.shell import SHELL_USER, Shell, put_keyboard_user_on_rota
 
     out = sys.stdout
     if announce:
@@ -278,6 +313,7 @@ def run_shell(bot: Bot, *, announce: bool = False) -> None:
         "For this trial you hold every role on the rota (unless someone else does).\n"
     )
     put_keyboard_user_on_rota(bot.services)
+    give_keyboard_user_a_phone(bot.services, SHELL_USER.user_id)
     Shell(bot.services, input, out, bot.shell_lock).loop()
 
 

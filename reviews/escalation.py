@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
-from reviews import messages, notify
+from reviews import fallback, messages, notify
 from reviews.clock import next_slot
 from reviews.context import Services
 from reviews.model import State, format_reference
@@ -61,7 +61,9 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             ]
         moved += sum(reminded)
         if len(late) < batch or not all(reminded):
-            return moved
+            break
+    fallback.follow_up(services, batch=batch)
+    return moved
 
 
 def _isolated(
@@ -125,6 +127,7 @@ def fire_due_levels(
         due, level = review.next_escalation_at, ladder.levels[index]
         has_next = index + 1 < len(ladder.levels)
         someone_told = _fire(uow, services, on_call, review, index, repeat, level, now, has_next)
+        fallback.level_fired(uow, services, review, ladder, index, repeat, on_call, now)
         if has_next:
             review.escalation_level = index + 1
             scheduled = review.raised_at + ladder.levels[index + 1].after
@@ -261,4 +264,54 @@ def report_gap(
         ),
         at=now,
         review_id=review.id,
+    )
+
+
+def nobody_reached(
+    uow: UnitOfWork, services: Services, review_id: int, index: int, repeat: int, now: datetime
+) -> None:
+    """Every direct message of level `index` (repeat `repeat`) has failed for good: a level
+    that reached nobody is not waited for, as one with nobody on call is not. The next level
+    is called at once, with an audit event and a report to the digest channel."""
+    prefix = f"esc:{review_id}:{index}:{repeat}:"
+    directs = [
+        row
+        for row in uow.outbox.for_review(review_id)
+        if row.kind == "direct" and row.key.startswith(prefix)
+    ]
+    if not directs or any(row.state != "failed" for row in directs):
+        return  # someone was reached, or may still be
+    review = uow.reviews.get(review_id, for_update=True)
+    if review is None or review.state != State.RAISED:
+        return
+    waiting = (
+        review.escalation_level == index + 1
+        and review.escalation_repeat == 0
+        and review.next_escalation_at is not None
+        and review.next_escalation_at > now
+    )
+    if waiting:
+        review.next_escalation_at = now  # the sweep calls the next level on its next tick
+        uow.session.add(review)
+    reference = format_reference(review_id)
+    uow.events.record(
+        review_id=review_id,
+        kind="level_unreachable",
+        at=now,
+        level=index,
+        repeat=repeat,
+        moved_on=waiting,
+    )
+    log.warning("%s: nobody at escalation level %s could be reached", reference, index)
+    then = " The next level is being called now." if waiting else ""
+    notify.to_digest_channel(
+        uow,
+        services.routes,
+        key=f"unreached:{review_id}:{index}:{repeat}",
+        message=messages.Message(
+            text=f"Nobody at escalation level {index} of {reference} could be reached: every "
+            f"direct message failed.{then}"
+        ),
+        at=now,
+        review_id=review_id,
     )

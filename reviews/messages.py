@@ -75,6 +75,7 @@ class Message:
     review: ReviewView | None = None
     actions: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = field(default=())
+    level: int | None = None  # the escalation level a text or page is about
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -88,6 +89,7 @@ class Message:
             review=review,
             actions=tuple(data.get("actions", ())),
             attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+            level=data.get("level"),
         )
 
 

@@ -56,6 +56,14 @@ class CheckinStore:
         )
         return self.session.execute(query).scalars().all()
 
+    def count_since(self, ward: str, start: datetime, end: datetime) -> tuple[int, int]:
+        """A ward's check-ins recorded in [start, end), and how many beds they covered."""
+        query = select(func.count(), func.count(func.distinct(col(Checkin.bed)))).where(
+            col(Checkin.ward) == ward, _recorded_in(start, end)
+        )
+        checkins, beds = self.session.execute(query).one()
+        return int(checkins), int(beds)
+
     def per_ward(self, start: datetime, end: datetime) -> list[WardCheckins]:
         """Every ward with a check-in in [start, end): counts, "worse" answers, reviews."""
         query = (

@@ -47,10 +47,14 @@ class Review(SQLModel, table=True):
     attending_by: str | None = Field(default=None, max_length=200)
     closed_at: datetime | None = Field(default=None, index=True)  # digest: open at a moment
     closed_by: str | None = Field(default=None, max_length=200)
+    closed_platform: str | None = Field(default=None, max_length=20)
+    closed_user: str | None = Field(default=None, max_length=100)
     outcome: str | None = Field(default=None, max_length=30)
     outcome_detail: str | None = Field(default=None, sa_column=Column(Text))
     cancelled_at: datetime | None = Field(default=None, index=True)
     cancelled_by: str | None = Field(default=None, max_length=200)
+    cancelled_platform: str | None = Field(default=None, max_length=20)
+    cancelled_user: str | None = Field(default=None, max_length=100)
     cancel_reason: str | None = Field(default=None, sa_column=Column(Text))
     # The escalation ladder: the next level to fire, how often the last one has repeated,
     # and when the next one is due. NULL once acknowledged or finished.
@@ -73,7 +77,8 @@ class ReviewEvent(SQLModel, table=True):
     review_id: int | None = Field(default=None, foreign_key="review.id", index=True)
     at: datetime
     kind: str = Field(max_length=40)
-    actor: str = Field(default="system", max_length=200)
+    actor: str = Field(default="system", max_length=200)  # the name shown to people
+    actor_id: str | None = Field(default=None, max_length=200)  # stable platform user id
     platform: str = Field(default="system", max_length=20)
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
 
@@ -110,6 +115,9 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     message_id: str | None = Field(default=None, max_length=200)
+    # An escalation direct message: when to look again at whether it needs a text or page
+    # (not sent in time, failed, or sent but not acknowledged). NULL once settled.
+    follow_up_at: datetime | None = Field(default=None, index=True)
 
 
 class Staff(SQLModel, table=True):
@@ -120,6 +128,8 @@ class Staff(SQLModel, table=True):
     teams_user_id: str | None = Field(default=None, max_length=200, unique=True)
     # JSON: the Bot Framework conversation reference for proactive direct messages.
     teams_conversation: str | None = Field(default=None, sa_column=Column(Text))
+    mobile: str | None = Field(default=None, max_length=20)  # +447700900123
+    pager: str | None = Field(default=None, max_length=50)  # the paging gateway's id
 
 
 class Shift(SQLModel, table=True):

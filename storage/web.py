@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -27,6 +27,12 @@ class WebStore:
         return self.session.exec(select(AppSecret.value).where(AppSecret.name == name)).one()
 
     def count_submissions(self, address: str, since: datetime) -> int:
+        """How many from `address` since `since`. On PostgreSQL the count holds a lock on the
+        address until commit, so two replicas cannot both see 4 and both record a sixth.
+        (SQLite's transactions are already one at a time.)"""
+        if self.session.get_bind().dialect.name == "postgresql":
+            lock = int(address[:15], 16)  # 60 bits of the hash: fits a bigint
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
         query = select(func.count()).where(
             WebSubmission.address == address, col(WebSubmission.at) >= since
         )

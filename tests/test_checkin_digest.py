@@ -3,6 +3,7 @@ none, and the chart's line; worked out by hand on days the clocks change (SQLite
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from reviews.checkin_model import CheckinForm, validate_checkin
 from reviews.checkins import record_checkin
 from reviews.digest import build_digest, collect
+from reviews.wards import Ward, Wards
 from tests.support.builders import NURSE, make_services
 
 
@@ -54,6 +56,14 @@ def test_each_wards_checkins_in_a_digest_day_across_a_clock_change(
     assert "  Ward 7: 3 check-ins, 2 worse, 1 rapid review raised" in text
     assert "  Ward 9: 1 check-in, 0 worse, 0 rapid reviews raised" in text
     assert "  Wards with none: Ward 5" in text
+
+
+def test_wards_of_the_wards_file_without_checkins_are_named(db, clock):
+    wards = Wards((Ward(code="cedar", name="Cedar Ward"), Ward(code="ward-7", name="Ward 7")))
+    services = replace(make_services(db, clock), wards=wards)
+    check_in(services, clock, (2026, 12, 1, 12, 0), "Ward 7")
+    check_in(services, clock, (2026, 11, 28, 12, 0), "Ward 3")
+    assert collect(services, date(2026, 12, 2)).wards_without_checkins == ["Cedar Ward", "Ward 3"]
 
 
 def test_a_day_without_checkins_says_so(db, clock):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,15 @@ import requests
 from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import make_services
-from tests.support.public_pages import PHONE, PublicPages, public_pages
+from tests.support.public_pages import (
+    PHONE,
+    PublicPages,
+    form_token,
+    outbox,
+    public_pages,
+    send,
+    stored,
+)
 
 
 @pytest.fixture
@@ -72,3 +81,87 @@ def test_a_body_over_16_kb_is_refused_with_the_phone_line(site: PublicPages) -> 
     assert answer.status_code == 413
     assert_secure(answer)
     assert "NOT sent" in answer.text and PHONE in answer.text
+
+
+def test_a_relative_asks_and_the_outreach_team_is_told(site: PublicPages) -> None:
+    answer = send(site)
+    assert answer.status_code == 200
+    assert_secure(answer)
+    assert "RR-0001" in answer.text and "07700 900123" in answer.text
+    assert "emergency call bell" in answer.text and PHONE in answer.text
+    assert f"{site.url}/concern/status/" in answer.text
+    [review] = stored(site)
+    assert (review.source, review.caller, review.concern_kind) == ("web", "family", "untriaged")
+    assert review.urgency == "urgent"  # a worried relative, no NEWS2: the policy's band
+    assert review.ward == "Ward 7 (Acute Medicine)" and review.bed == "12"
+    assert (review.caller_name, review.patient_name, review.relationship) == (
+        "Jo Bloggs",
+        "Ann Bloggs",
+        "daughter",
+    )
+    assert review.spoken_to_ward is True and review.callback_number == "07700900123"
+    cards = [row for row in outbox(site) if row.kind == "card"]
+    assert len(cards) == 1
+    card = json.loads(cards[0].payload)
+    assert card["review"]["caller"] == "Family, carer or advocate, from the public page"
+    assert card["review"]["concern_kind"] == "Raised by patient or family (not yet triaged)"
+    for secret in ("Bloggs", "07700900123", "07700 900123"):
+        assert all(secret not in row.payload for row in outbox(site))
+
+
+def test_mistakes_come_back_on_their_fields_with_what_was_typed_kept(site: PublicPages) -> None:
+    answer = send(
+        site, your_name="", callback_number="0123", concern="<b>Dad</b> is very breathless"
+    )
+    assert answer.status_code == 400
+    assert_secure(answer)
+    assert "There is a problem" in answer.text
+    assert '<a href="#your_name">Enter your name</a>' in answer.text
+    assert '<a href="#callback_number">Enter a UK phone number, like 07700 900 982</a>' in (
+        answer.text
+    )
+    assert 'id="your_name-error"' in answer.text and 'aria-invalid="true"' in answer.text
+    # What was typed is kept, and shown as text, never as markup.
+    assert "&lt;b&gt;Dad&lt;/b&gt; is very breathless</textarea>" in answer.text
+    assert 'value="0123"' in answer.text and 'value="daughter"' in answer.text
+    assert 'value="family" checked' in answer.text
+    assert stored(site) == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "ward-7.1.AAAAAAAAAAAAAAAA." + "0" * 64, "not-a-token"],
+    ids=["missing", "forged", "malformed"],
+)
+def test_a_missing_or_forged_token_records_nothing(site: PublicPages, token: str) -> None:
+    answer = send(site, token=token)
+    assert answer.status_code == 403
+    assert_secure(answer)
+    assert "NOT sent" in answer.text and PHONE in answer.text
+    assert stored(site) == []
+
+
+def test_a_token_for_another_ward_records_nothing(site: PublicPages) -> None:
+    answer = send(site, "ward-7", token=form_token(site, "cedar"))
+    assert answer.status_code == 403 and stored(site) == []
+
+
+def test_an_expired_form_records_nothing_and_keeps_what_was_typed(
+    site: PublicPages, clock: FrozenClock
+) -> None:
+    token = form_token(site)
+    clock.advance(hours=2, minutes=1)
+    answer = send(site, token=token)
+    assert answer.status_code == 403
+    assert "open for over 2 hours, so it was not sent" in answer.text
+    assert "Mum is not making sense" in answer.text and PHONE in answer.text
+    assert stored(site) == []
+    fresh = answer.text.split('name="token" value="')[1].split('"')[0]
+    assert fresh != token and send(site, token=fresh).status_code == 200
+
+
+def test_an_unknown_ward_records_nothing(site: PublicPages) -> None:
+    answer = send(site, "ward-99", token="x")
+    assert answer.status_code == 404 and PHONE in answer.text
+    assert requests.get(site.url + "/concern/ward-99/review", timeout=10).status_code == 404
+    assert stored(site) == []

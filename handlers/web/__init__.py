@@ -3,17 +3,24 @@ themselves"): Starlette routes, Jinja2 templates, one stylesheet of our own. No 
 
 from __future__ import annotations
 
+import re
+
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from handlers.limits import BodyLimit
 from handlers.web.render import SECURITY_HEADERS, STYLESHEET, Pages, PublicSite
+from handlers.web.review import ReviewPages
 from reviews.context import Services
+from reviews.public import public_status
 from reviews.wards import Ward
 from settings import Settings
+from storage.database import DatabaseUnavailable
 
 MAX_BODY = 16 * 1024
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 def public_site(settings: Settings) -> PublicSite:
@@ -33,14 +40,57 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
             return unknown_ward(pages)
         return pages.render("ward.html", ward=ward)
 
+    async def review_page(request: Request) -> Response:
+        ward = find_ward(services, request)
+        if ward is None:
+            return unknown_ward(pages)
+        if request.method == "GET":
+            return await run_in_threadpool(reviews.form, ward)
+        base_url = settings.public_url or str(request.base_url).rstrip("/")
+        return await reviews.submit(request, ward, base_url)
+
+    async def status_page(request: Request) -> Response:
+        return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
+
     async def stylesheet(_request: Request) -> Response:
         return pages.css()
 
+    reviews = ReviewPages(services, pages)
     return [
         Route(STYLESHEET, stylesheet, methods=["GET"]),
         Route("/concern", choose_ward, methods=["GET"]),
+        Route("/concern/status/{token}", status_page, methods=["GET"]),
         Route("/concern/{ward}", ward_page, methods=["GET"]),
+        Route("/concern/{ward}/review", review_page, methods=["GET", "POST"]),
     ]
+
+
+def show_status(services: Services, pages: Pages, token: str) -> Response:
+    """The status page, or 404 (with the phone line) for a link that is wrong or has expired."""
+    try:
+        status = public_status(services=services, token=token) if TOKEN.match(token) else None
+    except DatabaseUnavailable:
+        lines = ["We cannot show this page just now. Please try again in a few minutes."]
+        return pages.render(
+            "problem.html",
+            status=503,
+            title="Sorry, there is a problem",
+            lines=lines,
+            not_sent=False,
+        )
+    if status is None:
+        lines = [
+            "This link is wrong, or it has stopped working. Links stop working 7 days after "
+            "the review is finished."
+        ]
+        return pages.render(
+            "problem.html",
+            status=404,
+            title="We cannot show this request",
+            lines=lines,
+            not_sent=False,
+        )
+    return pages.render("status.html", progress=status)
 
 
 def find_ward(services: Services, request: Request) -> Ward | None:
