@@ -142,10 +142,10 @@ def test_a_permanent_refusal_fails_at_once_and_is_reported(services):
     drain(services, {"slack": slack})  # Alex's ping goes first (the urgent lane) and is refused
     [ping] = [row for row in rows(services).values() if row.address == "U01ALEX"]
     assert ping.state == "failed"
-    assert texts(slack, DIGEST) == [
+    assert (
         "A direct message on slack about RR-0001 could not be delivered after 1 attempt: "
         "channel_not_found"
-    ]
+    ) in texts(slack, DIGEST)
     assert rows(services)["card:1:slack"].state == "sent"  # the rest still went
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from http.client import HTTPMessage
 from typing import Any
-from urllib.error import HTTPError
+from urllib.error import HTTPError, URLError
 from urllib.request import Request
 
 import requests
@@ -35,11 +35,17 @@ class PooledWebClient(WebClient):
         self.session.mount("http://", adapter)
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
-        """What slack_sdk's urllib version returns; an HTTPError for 4xx/5xx, as urllib raises,
-        so slack_sdk's own handling (429 Retry-After, SlackApiError) is unchanged."""
-        response = self.session.post(
-            url, data=req.data, headers=dict(req.header_items()), timeout=self.timeout
-        )
+        """What slack_sdk's urllib version returns; HTTPError for 4xx/5xx, URLError or
+        TimeoutError when the network fails, as urllib raises them, so slack_sdk's own handling
+        (429 Retry-After, SlackApiError, retry handlers) is unchanged."""
+        try:
+            response = self.session.post(
+                url, data=req.data, headers=dict(req.header_items()), timeout=self.timeout
+            )
+        except requests.Timeout as error:
+            raise TimeoutError(str(error)) from error
+        except requests.RequestException as error:
+            raise URLError(error) from error  # as urllib says it, for slack_sdk's retry handlers
         if response.status_code >= 400:
             headers = HTTPMessage()
             for name, value in response.headers.items():
