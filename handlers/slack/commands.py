@@ -78,7 +78,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
         try:
             reply = _answer(services, client, managers, text, user)
         except ServiceError as error:
-            reply = str(error)
+            reply = escape(str(error))  # it may repeat what was typed
         except DatabaseUnavailable:
             log.warning("/rapidreview %s: database unavailable", word)
             reply = f"The bot cannot reach its database just now. {services.fallback_contact}"
@@ -115,7 +115,7 @@ def _answer(
             return "Only managers can see the digest. Ask to be added to MANAGERS if you should."
         from reviews.digest import build_digest
 
-        return build_digest(services).text
+        return escape(build_digest(services).text)
     if text.lower() == "rota":
         from rotas.view import rota_lines
 
@@ -129,7 +129,7 @@ def _answer(
         return COVER_HELP
     from rotas.cover import record_cover
 
-    return record_cover(
+    covered = record_cover(
         services=services,
         role=match["role"],
         covering_platform="slack",
@@ -137,6 +137,7 @@ def _answer(
         by=with_email(client, actor(services, user)),
         until_text=match["until"],
     )
+    return escape(covered)
 
 
 def open_requests(services: Services) -> str:

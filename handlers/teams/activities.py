@@ -254,7 +254,7 @@ class ActivityHandler:
         if kind == "card":
             reply["attachments"] = [cards.attachment(content)]
         else:
-            reply.update(text=content, textFormat="markdown")
+            reply.update(text=cards.inert(content), textFormat="markdown")
         try:
             self.connector.post_activity(
                 str(activity.get("serviceUrl")), str(conversation.get("id")), reply
@@ -280,7 +280,7 @@ def invoke_response(answer: Answer) -> dict[str, Any]:
     return {
         "statusCode": 200,
         "type": "application/vnd.microsoft.activity.message",
-        "value": content,
+        "value": cards.inert(content),
     }
 
 
