@@ -13,14 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from handlers.slack.forms import CANCEL_FORM, REQUEST_FORM
+from handlers.slack.forms import REQUEST_FORM
 from reviews.clock import FrozenClock
 from reviews.notify import Route
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import request_form, slack_bot, text_value, view_submission
+from tests.support.slack_requests import (
+    cancel_submission,
+    request_form,
+    slack_bot,
+    view_submission,
+)
 from tests.support.teams_activities import DIGEST, OUTREACH, TeamsBot, execute, person, teams_bot
 
 SLACK_CONCERN = "Sats 88% <!channel> <!here> ask <@U01ALEX> or <https://evil.example|Acknowledge>"
@@ -36,12 +41,8 @@ def test_slack_notification_text_and_blocks_carry_no_mention_or_link(
     with FakeSlack() as fake, slack_bot(make_services(db, clock), fake) as bot:
         form = request_form(concern=SLACK_CONCERN)
         assert bot.post(view_submission(REQUEST_FORM, form, user_id=NURSE)).status_code == 200
-        cancel = view_submission(
-            CANCEL_FORM,
-            {"reason": {"value": text_value("Wrong bed <!channel> <https://evil.example|here>")}},
-            user_id=NURSE,
-            view_id="V0CANCEL",
-            private_metadata=json.dumps({"review": 1}),
+        cancel = cancel_submission(
+            "Wrong bed <!channel> <https://evil.example|here>", user_id=NURSE
         )
         assert bot.post(cancel).status_code == 200
         bot.drain()
