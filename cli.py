@@ -67,6 +67,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         .add_parser("package")
     )
     teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
+    posters = commands.add_parser("posters", help="printable A4 posters for the wards (PDF)")
+    posters.add_argument("--ward", default=None, help="only this ward's code, e.g. ward-7")
+    posters.add_argument("--out", type=Path, required=True, help="the folder to write them to")
     return parser.parse_args(argv)
 
 
@@ -188,6 +191,23 @@ def teams_package(args: argparse.Namespace, bot: Bot) -> int:
     return 0
 
 
+def posters(args: argparse.Namespace, bot: Bot) -> int:
+    from handlers.web.posters import PosterError, write_posters
+
+    try:
+        paths = write_posters(
+            wards=tuple(bot.services.wards),
+            public_url=bot.settings.public_url,
+            phone=bot.settings.concern_phone,
+            out=args.out,
+            only=args.ward,
+        )
+    except PosterError as error:
+        raise BadInput(str(error)) from None
+    print("\n".join(f"Wrote {path}" for path in paths))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "rota import": rota_import,
     "rota show": rota_show,
@@ -196,6 +216,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "export": export,
     "retention": retention,
     "teams package": teams_package,
+    "posters": posters,
 }
 
 

@@ -89,3 +89,14 @@ def _phone(value: str, errors: dict[str, str]) -> str:
     elif not UK_PHONE.match(digits):
         errors["callback_number"] = f"Enter a UK phone number, like {PHONE_EXAMPLE}"
     return digits
+
+
+def readable_phone(digits: str) -> str:
+    """A stored number as people write it: 07700 900123, 01632 960001, +44 7700 900123."""
+    if digits.startswith("+44"):
+        return f"+44 {readable_phone('0' + digits[3:])[1:]}"
+    groups = {"01": (5,), "07": (5,), "02": (3, 7), "03": (4, 7), "08": (4, 7)}
+    if len(digits) != 11 or digits[:2] not in groups:
+        return digits
+    cuts = (0, *groups[digits[:2]], 11)
+    return " ".join(digits[a:b] for a, b in zip(cuts, cuts[1:], strict=False))

@@ -87,7 +87,7 @@ def test_a_relative_asks_and_the_outreach_team_is_told(site: PublicPages) -> Non
     answer = send(site)
     assert answer.status_code == 200
     assert_secure(answer)
-    assert "RR-0001" in answer.text and "07700900123" in answer.text
+    assert "RR-0001" in answer.text and "07700 900123" in answer.text
     assert "emergency call bell" in answer.text and PHONE in answer.text
     assert f"{site.url}/concern/status/" in answer.text
     [review] = stored(site)

@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from handlers.deadline import NotConfirmed, within_deadline
 from handlers.slack.blocks import Block, escape, section
 from handlers.slack.forms import (
     _input,
@@ -26,7 +27,6 @@ from handlers.slack.forms import (
     said_view,
 )
 from handlers.slack.people import actor
-from handlers.slack.submissions import RAISE_DEADLINE, in_background, log_late_outcome
 from reviews.checkin_model import (
     ANSWER_LABELS,
     NOT_ASKED_LABELS,
@@ -135,12 +135,9 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 submission_key=f"slack:{view['id']}:{count}",
             )
 
-        recording = in_background(record)
         try:
-            result = recording.result(timeout=RAISE_DEADLINE)
-        except TimeoutError:
-            log.error("check-in from Slack not confirmed within %.1f s", RAISE_DEADLINE)
-            recording.add_done_callback(log_late_outcome)
+            result = within_deadline(record, "check-in from Slack")
+        except NotConfirmed:
             ack(response_action="update", view=not_saved("NOT confirmed", fallback))
             return
         except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was saved

@@ -233,6 +233,18 @@ def raised_view(reference: str, fallback_contact: str) -> dict[str, Any]:
     )
 
 
+def already_raised_view(reference: str, fallback_contact: str) -> dict[str, Any]:
+    """The same submission arrived again: nothing new was stored, the first one stands."""
+    return _modal(
+        "rapidreview_said",
+        "Already raised",
+        [
+            section(f"*This request was already raised as {reference}.* Nothing new was added."),
+            section(f"*If the patient worsens before they arrive:* {escape(fallback_contact)}"),
+        ],
+    )
+
+
 def not_confirmed_view(fallback_contact: str) -> dict[str, Any]:
     """The database did not answer in time: the request may or may not be recorded."""
     return _alarm(

@@ -234,3 +234,10 @@ def said(title: str, *lines: str, attention: bool = False) -> Card:
     """A card that only says something: what happened, or why not."""
     heading = text(title, weight="Bolder", color="Attention" if attention else "Default")
     return adaptive_card([heading, *(text(line) for line in lines)])
+
+
+def alarm(title: str, headline: str, fallback_contact: str) -> Card:
+    """The team may not have what the person asked for: say so, and how to reach them."""
+    return said(
+        title, headline, f"**Contact them directly now:** {fallback_contact}", attention=True
+    )

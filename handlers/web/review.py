@@ -16,7 +16,7 @@ from handlers.web.render import Pages
 from reviews import public
 from reviews.context import Services
 from reviews.model import FormErrors
-from reviews.public_form import PublicForm, validate_public
+from reviews.public_form import PublicForm, readable_phone, validate_public
 from reviews.wards import Ward
 from storage.database import DatabaseUnavailable
 
@@ -96,7 +96,7 @@ class ReviewPages:
             "answer.html",
             ward=ward,
             reference=result.reference,
-            callback=review.callback_number,
+            callback=readable_phone(review.callback_number or ""),
             status_link=f"{base_url}/concern/status/{review.status_token}",
         )
 
