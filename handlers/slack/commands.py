@@ -94,7 +94,9 @@ def open_checkin(
     except DatabaseUnavailable:
         ward = ""  # the form still opens; its submission will say if nothing can be saved
     try:
-        client.views_open(trigger_id=command["trigger_id"], view=checkin_view(ward))
+        client.views_open(
+            trigger_id=command["trigger_id"], view=checkin_view(services.wards.names(), ward)
+        )
     except SlackApiError as error:
         log.warning("check-in form not opened: %s", error.response.get("error"))
         respond(
