@@ -145,3 +145,14 @@ def test_slack_says_already_raised_and_not_confirmed_from_the_cancel_form(
             assert time.perf_counter() - started < 3.0
         assert "NOT CONFIRMED" in answer and FALLBACK in answer
         eventually(lambda: stored(db) == [])
+
+
+def test_teams_outcome_and_cancel_forms_are_checked_like_slacks(
+    teams: TeamsBot, db: Database
+) -> None:
+    send(teams, WENDY, "raise", personal=True, rr_form="f1", **FILLED_FORM)
+    empty = send(teams, WENDY, "cancel", review=1, reason="  ")
+    assert "Say why it is being cancelled." in said(empty)
+    long_note = send(teams, ALEX, "record_outcome", review=1, outcome="no_change", note="x" * 600)
+    assert "under 500 characters" in said(long_note)
+    assert len(stored(db)) == 1  # still open: nothing was recorded
