@@ -188,3 +188,18 @@ def test_nothing_typed_on_the_page_is_logged(
     for value in typed:
         if len(value) > 3:
             assert value not in logged
+
+
+def test_two_replicas_agree_on_forms_and_on_the_hourly_count(
+    db: Database, clock: FrozenClock, database_url: str
+) -> None:
+    one = {"X-Forwarded-For": "203.0.113.9"}
+    other_replica = make_services(Database(database_url), clock)
+    with public_pages(make_services(db, clock)) as a, public_pages(other_replica) as b:
+        assert send(b, token=form_token(a), headers=one).status_code == 200
+        for site in (a, b, a, b):
+            assert send(site, headers=one).status_code == 200
+        assert send(b, headers=one).status_code == 429
+        assert send(a, headers=one).status_code == 429
+    assert len(stored(a)) == 5
+    other_replica.db.dispose()
