@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from datetime import time
 from zoneinfo import ZoneInfo
@@ -45,6 +46,18 @@ class Actor:
     def label(self) -> str:
         return self.name or self.user_id
 
+    @property
+    def audited(self) -> dict[str, str]:
+        """Who, for the audit trail: the name people know, the stable id, the platform."""
+        return {"actor": self.label, "actor_id": self.user_id, "platform": self.platform}
+
     def is_in(self, group: frozenset[str]) -> bool:
         """Whether MANAGERS / ROTA_ADMINS names this person by id or email."""
         return self.user_id.lower() in group or (bool(self.email) and self.email.lower() in group)
+
+
+def operator(name: str = "") -> Actor:
+    """The trust's operator at the server's command line: platform "cli", the OS user's login as
+    the stable id, and `name` (what they said with --by) as given, unchecked."""
+    login = getpass.getuser()
+    return Actor(platform="cli", user_id=login, name=name or login)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from reviews import chart
-from reviews.context import Services
+from reviews.context import Actor, Services
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
+from reviews.permissions import check_manager
 from storage.checkins import WardCheckins
 from storage.database import UnitOfWork
 from storage.digest import OpenRequest, Spread, Timing
@@ -152,6 +153,12 @@ def without_checkins(
     listed = [name for name in services.wards.names() if name not in seen]
     others = sorted({ward.ward for ward in recent} - seen - set(listed))
     return listed + others
+
+
+def digest_for(*, services: Services, by: Actor) -> str:
+    """The latest digest's text for a manager to read privately; NotAllowed for anyone else."""
+    check_manager(services, by, "the digest")
+    return build_digest(services).text
 
 
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:

@@ -21,6 +21,19 @@ def bot_environment(**settings: str) -> dict[str, str]:
     return env
 
 
+def run_bot(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`python bot.py ARGS` run to its end in `cwd`, as an operator runs a command."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), *args],
+        cwd=cwd,
+        env=bot_environment(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class BotProcess:
     """`python bot.py ARGS` with its output collected line by line."""
 
