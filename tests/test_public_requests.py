@@ -17,7 +17,9 @@ import requests
 
 from reviews import service
 from reviews.clock import FrozenClock
+from reviews.errors import NotAllowed
 from reviews.model import Outcome
+from reviews.public import public_actor
 from storage.database import Database
 from tests.support.builders import OUTREACH, make_services, on_rota
 from tests.support.public_pages import (
@@ -203,3 +205,17 @@ def test_two_replicas_agree_on_forms_and_on_the_hourly_count(
         assert send(a, headers=one).status_code == 429
     assert len(stored(a)) == 5
     other_replica.db.dispose()
+
+
+def test_the_public_page_may_raise_but_never_take_or_finish_a_request(site: PublicPages) -> None:
+    send(site)
+    [review] = stored(site)
+    raiser = public_actor(review.submission_key or "")
+    stranger = public_actor("web:someone-else")
+    for by in (raiser, stranger):
+        for act in (service.acknowledge, service.attend):
+            with pytest.raises(NotAllowed):
+                act(services=site.services, review_id=1, by=by)
+    with pytest.raises(NotAllowed):
+        service.cancel(services=site.services, review_id=1, by=stranger, reason="not mine")
+    assert stored(site)[0].state == "raised"
