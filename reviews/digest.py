@@ -56,6 +56,8 @@ class Figures:
     escalations: dict[int, int]  # level -> requests that reached it
     cover_gaps: int
     delivery_failures: int
+    texts_sent: int = 0  # texts and pages to on-call staff, sent in the window
+    texts_failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
     acknowledge.update(store.spreads("acknowledge", start, end, per_urgency=False))
     attend = store.spreads("attend", start, end)
     attend.update(store.spreads("attend", start, end, per_urgency=False))
+    texts_sent, texts_failed = store.texts(start, end)
     return Figures(
         window=window,
         raised=sum(by_caller.values()),
@@ -111,6 +114,8 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
         escalations=store.escalations(start, end),
         cover_gaps=store.event_count("cover_gap", start, end),
         delivery_failures=store.event_count("delivery_failed", start, end),
+        texts_sent=texts_sent,
+        texts_failed=texts_failed,
     )
 
 
