@@ -24,6 +24,7 @@ from reviews.context import Services
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
+from reviews.wards import WardsError, load_wards
 from settings import Settings, SettingsError, load_settings
 from storage.database import Database, DatabaseUnavailable
 from storage.migrate import upgrade
@@ -52,9 +53,11 @@ def build(
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError if the escalation policy is malformed."""
-    db = Database(settings.database_url)
+    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
+    wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
+    wards = load_wards(settings.wards_file)
+    db = Database(settings.database_url)
     routes: list[Route] = []
     if settings.slack_configured:
         routes.append(Route("slack", settings.outreach_channel, settings.digest_channel))
@@ -62,10 +65,21 @@ def build(
         routes.append(
             Route("teams", settings.teams_outreach_conversation, settings.teams_digest_conversation)
         )
+    terminal = None
     if not routes:
-        from handlers.shell import SHELL_ROUTE
+        from handlers.shell import SHELL_ROUTE, Terminal
 
         routes.append(SHELL_ROUTE)
+        interactive = shell_output is None and sys.stdin.isatty() and sys.stdout.isatty()
+        terminal = Terminal(shell_output or sys.stdout, threading.Lock(), interactive=interactive)
+    from handlers.pager import text_senders
+
+    text_by: dict[str, Sender] = text_senders(settings, settings.ca_bundle)
+    if terminal is not None and "notify" not in text_by:
+        from handlers.pager.shell import ShellTextSender
+
+        # The trial has no Notify: its texts are printed where its chat is.
+        text_by["notify"] = ShellTextSender(terminal)
     services = Services(
         db=db,
         clock=clock or SystemClock(),
@@ -76,8 +90,12 @@ def build(
         managers=settings.managers,
         rota_admins=settings.rota_admins,
         digest_time=settings.digest_time,
+        checkin_time=settings.checkin_time,
+        retention_days=settings.retention_days,
+        texting=tuple(text_by),
+        wards=wards,
     )
-    bot = Bot(settings=settings, services=services, senders={})
+    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_terminal=terminal)
     http_routes: list[Any] = []
     if settings.slack_configured:
         from handlers.slack import SlackSender, build_slack_app, slack_routes
@@ -94,19 +112,39 @@ def build(
         bot.teams = teams
         bot.senders["teams"] = teams.sender
         http_routes += teams.routes
-    if "shell" in (r.platform for r in routes):
-        from handlers.shell import ShellSender, Terminal
+    if terminal is not None:
+        from handlers.shell import ShellSender
 
-        interactive = shell_output is None and sys.stdin.isatty() and sys.stdout.isatty()
-        bot.shell_terminal = Terminal(
-            shell_output or sys.stdout, threading.Lock(), interactive=interactive
-        )
-        bot.senders["shell"] = ShellSender(bot.shell_terminal)
-    if settings.serves_http:
-        from handlers.http import make_http_app
-
-        bot.http_app = make_http_app(db, http_routes)
+        bot.senders["shell"] = ShellSender(terminal)
+    bot.http_app = make_http(services, settings, http_routes)
     return bot
+
+
+def make_http(services: Services, settings: Settings, platform_routes: list[Any]) -> Any:
+    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz. Built
+    even where nothing listens yet, so the shell can serve it when PORT is set."""
+    from handlers.http import make_http_app
+    from handlers.limits import BODY_LIMITS
+    from handlers.web import body_limit, web_routes
+
+    public = body_limit(settings)
+    limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
+    return make_http_app(services.db, [*platform_routes, *web_routes(services, settings)], limits)
+
+
+def http_server(bot: Bot) -> Any:
+    """A server for bot.http_app on HOST:PORT (handlers.http.HttpServer): `.run()` in the
+    foreground, or `.start_in_thread()` beside a terminal chat; `.stop()` at the end."""
+    from handlers.http import HttpServer
+
+    settings = bot.settings
+    return HttpServer(
+        bot.http_app,
+        settings.host,
+        settings.port,
+        settings.log_level,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def make_slack_client(settings: Settings) -> Any:
@@ -134,7 +172,7 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     needs no catching up)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from reviews import digest, escalation, outbox
+    from reviews import checkin_prompt, digest, escalation, outbox, retention
     from rotas import jobs
 
     services, senders = bot.services, bot.senders
@@ -159,6 +197,8 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
+        ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
+        ("retention", lambda: retention.retention_job(services), 300.0),
     ]
     for name, job, seconds in ticks:
         scheduler.add_job(
@@ -175,9 +215,11 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
 
 def run(bot: Bot) -> None:
     """Run the bot in the mode its settings choose (CONTRACT.md "Run modes")."""
+    from handlers.pager import announce
     from reviews.outbox import recover
 
     settings = bot.settings
+    announce(settings, bot.services.policy, log)
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -188,9 +230,7 @@ def run(bot: Bot) -> None:
     server = None
     try:
         if settings.serves_http:
-            from handlers.http import HttpServer
-
-            server = HttpServer(bot.http_app, settings.host, settings.port, settings.log_level)
+            server = http_server(bot)
         if settings.slack_socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -210,6 +250,7 @@ def run(bot: Bot) -> None:
 def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> None:
     """The local shell until the person quits; the scheduler runs behind it. `moved` says why
     the shell is not on the configured database, if it is not."""
+    from handlers.pager.shell import give_keyboard_user_a_phone
     from handlers.shell import SHELL_USER, Shell, take_free_roles, where
 
     terminal = bot.shell_terminal
@@ -221,6 +262,7 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
         )
     terminal.say(moved or f"Database: {where(bot.settings)}")
     terminal.say(take_free_roles(bot.services))
+    give_keyboard_user_a_phone(bot.services, SHELL_USER.user_id)
     # Background work speaks above the prompt, not into the middle of what is being typed.
     shell_log = TerminalLog(terminal)
     logging.getLogger().handlers[:] = [shell_log]
@@ -304,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(bot)
             return 0
         return command(args, bot)
-    except (PolicyError, BadInput) as error:
+    except (PolicyError, WardsError, BadInput) as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
     except (OperationalError, DatabaseUnavailable) as error:

@@ -51,6 +51,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     export.add_argument("--month", required=True)
     export.add_argument("--out", type=Path, default=None)
     export.add_argument("--with-identifiers", action="store_true")
+    export.add_argument(
+        "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
+    )
+    retention = commands.add_parser(
+        "retention", help="count (or --apply: erase) identifiers past RETENTION_DAYS"
+    )
+    retention.add_argument("--apply", action="store_true", help="erase them, not only count")
     commands.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True, metavar="upgrade"
     ).add_parser("upgrade")
@@ -60,6 +67,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         .add_parser("package")
     )
     teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
+    posters = commands.add_parser("posters", help="printable A4 posters for the wards (PDF)")
+    posters.add_argument("--ward", default=None, help="only this ward's code, e.g. ward-7")
+    posters.add_argument("--out", type=Path, required=True, help="the folder to write them to")
     return parser.parse_args(argv)
 
 
@@ -141,9 +151,16 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def export(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.checkin_export import write_checkin_export
     from reviews.export import ExportError, write_export
 
+    if args.checkins and args.with_identifiers:
+        raise BadInput("--checkins: the check-in export never carries identifiers")
     try:
+        if args.checkins:
+            path = write_checkin_export(services=bot.services, month=args.month, out=args.out)
+            print(f"Wrote {path}")
+            return 0
         path = write_export(
             services=bot.services,
             month=args.month,
@@ -153,6 +170,13 @@ def export(args: argparse.Namespace, bot: Bot) -> int:
     except ExportError as error:
         raise BadInput(str(error)) from None
     print(f"Wrote {path}")
+    return 0
+
+
+def retention(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.retention import erase
+
+    print(erase(services=bot.services, apply=args.apply).line(bot.services))
     return 0
 
 
@@ -167,13 +191,32 @@ def teams_package(args: argparse.Namespace, bot: Bot) -> int:
     return 0
 
 
+def posters(args: argparse.Namespace, bot: Bot) -> int:
+    from handlers.web.posters import PosterError, write_posters
+
+    try:
+        paths = write_posters(
+            wards=tuple(bot.services.wards),
+            public_url=bot.settings.public_url,
+            phone=bot.settings.concern_phone,
+            out=args.out,
+            only=args.ward,
+        )
+    except PosterError as error:
+        raise BadInput(str(error)) from None
+    print("\n".join(f"Wrote {path}" for path in paths))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "rota import": rota_import,
     "rota show": rota_show,
     "rota cover": rota_cover,
     "digest": digest,
     "export": export,
+    "retention": retention,
     "teams package": teams_package,
+    "posters": posters,
 }
 
 

@@ -21,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_FALLBACK = "Bleep the outreach team directly; in an emergency call 2222."
 DEFAULT_TEAMS_SERVICE_URL = "https://smba.trafficmanager.net/uk/"
 DEFAULT_TEAMS_OPENID = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+DEFAULT_NOTIFY_URL = "https://api.notifications.service.gov.uk"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -49,12 +51,25 @@ class Settings:
     rota_admins: frozenset[str] = field(default_factory=frozenset)
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/London"))
     digest_time: time = time(8, 0)
+    checkin_time: time = time(10, 0)
+    retention_days: int = 90
     escalation_policy: Path = HERE / "escalation.toml"
     fallback_contact: str = DEFAULT_FALLBACK
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
     log_level: str = "INFO"
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
+    notify_api_key: str = ""
+    notify_sms_template_id: str = ""
+    notify_base_url: str = DEFAULT_NOTIFY_URL
+    pager_webhook_url: str = ""
+    pager_webhook_secret: str = ""
+    wards_file: Path | None = None
+    public_url: str = ""  # no trailing slash
+    concern_phone: str = ""
+    # Proxies whose X-Forwarded-For names the visitor (the address the public pages' rate limit
+    # counts); uvicorn's own setting of the same name, "*" for any, "" for none.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def slack_configured(self) -> bool:
@@ -69,9 +84,18 @@ class Settings:
         return bool(self.teams_app_id and self.teams_app_password)
 
     @property
+    def notify_configured(self) -> bool:
+        return bool(self.notify_api_key)
+
+    @property
+    def pager_configured(self) -> bool:
+        return bool(self.pager_webhook_url)
+
+    @property
     def serves_http(self) -> bool:
         slack_http = self.slack_configured and not self.slack_socket_mode
-        return slack_http or self.teams_configured
+        # A trust with wards has family pages, and they need the listener (even in Socket Mode).
+        return slack_http or self.teams_configured or self.wards_file is not None
 
 
 def load_settings(
@@ -110,12 +134,25 @@ def load_settings(
         rota_admins=_people(get("ROTA_ADMINS")),
         timezone=_timezone(get("TIMEZONE", "Europe/London")),
         digest_time=_clock_time("DIGEST_TIME", get("DIGEST_TIME", "08:00")),
+        checkin_time=_clock_time("CHECKIN_TIME", get("CHECKIN_TIME", "10:00")),
+        retention_days=_retention_days(get("RETENTION_DAYS", "90")),
         escalation_policy=_policy_path(get("ESCALATION_POLICY")),
         fallback_contact=get("FALLBACK_CONTACT", DEFAULT_FALLBACK),
         host=get("HOST", "0.0.0.0"),  # noqa: S104
         port=_port(get("PORT", "3000")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
         ca_bundle=_ca_bundle(values),
+        notify_api_key=_notify_key(get("NOTIFY_API_KEY")),
+        notify_sms_template_id=_uuid("NOTIFY_SMS_TEMPLATE_ID", get("NOTIFY_SMS_TEMPLATE_ID")),
+        notify_base_url=_url("NOTIFY_BASE_URL", get("NOTIFY_BASE_URL", DEFAULT_NOTIFY_URL)),
+        pager_webhook_url=_url("PAGER_WEBHOOK_URL", url)
+        if (url := get("PAGER_WEBHOOK_URL"))
+        else "",
+        pager_webhook_secret=get("PAGER_WEBHOOK_SECRET"),
+        wards_file=_wards_file(get("WARDS_FILE")),
+        public_url=_public_url(get("PUBLIC_URL")),
+        concern_phone=_phone("CONCERN_PHONE", get("CONCERN_PHONE")),
+        forwarded_allow_ips=values.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip(),
     )
     _check_combinations(settings)
     return settings
@@ -136,6 +173,12 @@ def _check_combinations(s: Settings) -> None:
         raise SettingsError(f"{missing}: TEAMS_APP_ID and TEAMS_APP_PASSWORD go together")
     if s.teams_configured and not s.teams_authority:
         raise SettingsError("TEAMS_TENANT_ID: required with Teams (single-tenant bot)")
+    if bool(s.notify_api_key) != bool(s.notify_sms_template_id):
+        missing = "NOTIFY_SMS_TEMPLATE_ID" if s.notify_api_key else "NOTIFY_API_KEY"
+        raise SettingsError(f"{missing}: NOTIFY_API_KEY and NOTIFY_SMS_TEMPLATE_ID go together")
+    if bool(s.pager_webhook_url) != bool(s.pager_webhook_secret):
+        missing = "PAGER_WEBHOOK_SECRET" if s.pager_webhook_url else "PAGER_WEBHOOK_URL"
+        raise SettingsError(f"{missing}: PAGER_WEBHOOK_URL and PAGER_WEBHOOK_SECRET go together")
     if s.teams_configured and not s.teams_outreach_conversation:
         raise SettingsError(
             "TEAMS_OUTREACH_CONVERSATION: required with Teams (19:...@thread.tacv2)"
@@ -188,6 +231,21 @@ def _base_url(name: str, value: str) -> str:
     return value
 
 
+def _uuid(name: str, value: str) -> str:
+    if value and not UUID.fullmatch(value):
+        raise SettingsError(f"{name}: must be a UUID like 0b3d4a7e-1c2f-4e5a-9b8c-7d6e5f4a3b2c")
+    return value
+
+
+def _notify_key(value: str) -> str:
+    """GOV.UK Notify keys are KEYNAME-SERVICEID-SECRET, the last two UUIDs; never echoed."""
+    if value and not re.fullmatch(r".+-" + UUID.pattern + "-" + UUID.pattern, value):
+        raise SettingsError(
+            "NOTIFY_API_KEY: not a GOV.UK Notify API key (name, then two UUIDs; copy the whole key)"
+        )
+    return value
+
+
 def _authority(value: str, tenant: str) -> str:
     if value:
         if urlparse(value).scheme != "https":
@@ -214,11 +272,51 @@ def _clock_time(name: str, value: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
+def _retention_days(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 36500:
+        raise SettingsError(
+            f"RETENTION_DAYS: must be a whole number of days, 1 or more, got {value!r}"
+        )
+    return int(value)
+
+
 def _policy_path(value: str) -> Path:
     path = Path(value) if value else HERE / "escalation.toml"
     if not path.is_file():
         raise SettingsError(f"ESCALATION_POLICY: no file at {path}")
     return path
+
+
+def _wards_file(value: str) -> Path | None:
+    if not value:
+        default = HERE / "wards.toml"
+        return default if default.is_file() else None
+    if not Path(value).is_file():
+        raise SettingsError(f"WARDS_FILE: no file at {value}")
+    return Path(value)
+
+
+def _public_url(value: str) -> str:
+    if not value:
+        return value
+    parsed = urlparse(value)
+    local = parsed.hostname in ("localhost", "127.0.0.1")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
+        raise SettingsError(
+            f"PUBLIC_URL: must be the https address families use, e.g. "
+            f"https://concern.example.nhs.uk, got {value!r}"
+        )
+    if parsed.path not in ("", "/") or parsed.query:
+        raise SettingsError(
+            "PUBLIC_URL: give only the address, e.g. https://concern.example.nhs.uk"
+        )
+    return value.rstrip("/")
+
+
+def _phone(name: str, value: str) -> str:
+    if value and not re.fullmatch(r"\+?[0-9 ()-]{3,25}", value):
+        raise SettingsError(f"{name}: must be a phone number, e.g. 01234 567890, got {value!r}")
+    return value
 
 
 def _port(value: str) -> int:

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from handlers.limits import (
+    BODY_LIMITS,
+    HEADER_BYTES,
+    HEADER_SECONDS,
+    KEEP_ALIVE_SECONDS,
+    MAX_CONNECTIONS,
+    BodyLimit,
+    LimitBodies,
+    header_deadline,
+)
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 
-def make_http_app(db: Database, routes: list[BaseRoute]) -> Starlette:
-    """A Starlette app with the platforms' routes and a health check."""
+def make_http_app(
+    db: Database, routes: list[BaseRoute], body_limits: Sequence[BodyLimit] = BODY_LIMITS
+) -> Starlette:
+    """A Starlette app with the platforms' routes and a health check; every request's body is
+    read within its path's limit (handlers/limits.py) before any route sees it."""
 
     def health() -> tuple[int, dict[str, object]]:
         try:
@@ -39,15 +54,43 @@ def make_http_app(db: Database, routes: list[BaseRoute]) -> Starlette:
         status, body = await run_in_threadpool(health)
         return JSONResponse(body, status_code=status)
 
-    return Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *routes])
+    return Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), *routes],
+        middleware=[Middleware(LimitBodies, limits=body_limits)],
+    )
 
 
 class HttpServer:
-    """uvicorn in the foreground or on a thread; `port` is the bound port once started."""
+    """uvicorn in the foreground or on a thread; `port` is the bound port once started.
 
-    def __init__(self, app: Starlette, host: str, port: int, log_level: str):
+    Slow or greedy clients are cut off (handlers/limits.py): headers must arrive within
+    `header_seconds`, an idle keep-alive connection closes after KEEP_ALIVE_SECONDS, headers
+    over HEADER_BYTES are refused, and beyond MAX_CONNECTIONS uvicorn answers 503.
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        host: str,
+        port: int,
+        log_level: str,
+        *,
+        header_seconds: float = HEADER_SECONDS,
+        forwarded_allow_ips: str = "127.0.0.1",
+    ):
         config = uvicorn.Config(
-            app, host=host, port=port, log_level=log_level.lower(), access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            access_log=False,
+            lifespan="off",
+            http=header_deadline(header_seconds),
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            h11_max_incomplete_event_size=HEADER_BYTES,
+            # Whose X-Forwarded-For names the client (the address the public pages count).
+            forwarded_allow_ips=forwarded_allow_ips or [],
         )
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None

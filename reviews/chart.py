@@ -25,9 +25,11 @@ def render(
     days: Sequence[date],
     by_caller: Mapping[tuple[int, str], int],
     acknowledge: Mapping[int, Spread],
+    checkins: Mapping[int, int] | None = None,
 ) -> bytes:
-    """A PNG: stacked bars of requests per digest day by caller, and the median and 90th
-    percentile minutes to acknowledge per day (days with none are left out of the line)."""
+    """A PNG: stacked bars of requests per digest day by caller (with the day's check-ins as a
+    line), and the median and 90th percentile minutes to acknowledge per day (days with none
+    are left out of the line)."""
     figure = Figure(figsize=(8, 6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     bars, times = figure.subplots(2, 1, sharex=True)
@@ -40,7 +42,17 @@ def render(
     bars.set_ylabel("Requests raised")
     bars.set_title("Rapid review requests per day (24 hours to the digest)")
     bars.set_ylim(top=max(bottom, default=0) * 1.3 + 1)  # room for the legend above the bars
-    bars.legend(loc="upper left", ncols=3, fontsize="small")
+    handles, labels = bars.get_legend_handles_labels()
+    if checkins is not None:
+        # Check-ins run to tens a ward a day, requests to a few: their own scale on the right.
+        daily = bars.twinx()
+        daily.plot(positions, [checkins.get(i, 0) for i in positions], "-^", color="#768692")
+        daily.set_ylabel("Daily check-ins")
+        daily.set_ylim(bottom=0, top=max(checkins.values(), default=0) * 1.3 + 1)
+        daily.yaxis.get_major_locator().set_params(integer=True)
+        handles += daily.get_lines()
+        labels.append("Check-ins")
+    bars.legend(handles, labels, loc="upper left", ncols=4, fontsize="small")
     bars.yaxis.get_major_locator().set_params(integer=True)
 
     acknowledged = [

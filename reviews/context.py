@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from reviews.clock import Clock
 from reviews.notify import Route
 from reviews.policy import Policy
+from reviews.wards import Wards
 from storage.database import Database
 
 
@@ -23,6 +24,12 @@ class Services:
     managers: frozenset[str] = frozenset()
     rota_admins: frozenset[str] = frozenset()
     digest_time: time = time(8, 0)
+    checkin_time: time = time(10, 0)
+    retention_days: int = 90
+    wards: Wards = field(default_factory=Wards)
+    # Outbox platforms for texts and pages that are configured: "pager" (the trust's gateway)
+    # and/or "notify" (GOV.UK Notify). Empty: nothing is texted.
+    texting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,14 @@ wards and urgencies only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from reviews import chart
 from reviews.context import Services
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
+from storage.checkins import WardCheckins
 from storage.database import UnitOfWork
 from storage.digest import OpenRequest, Spread, Timing
 
@@ -66,6 +67,9 @@ class Digest:
     chart_days: list[date]
     chart_by_caller: dict[tuple[int, str], int]
     chart_acknowledge: dict[int, Spread]
+    checkins: list[WardCheckins] = field(default_factory=list)  # per ward, in the window
+    wards_without_checkins: list[str] = field(default_factory=list)
+    chart_checkins: dict[int, int] = field(default_factory=dict)
 
 
 def window_for(services: Services, day: date, days: int = 1) -> Window:
@@ -121,7 +125,33 @@ def collect(services: Services, day: date) -> Digest:
         figures, before = gather(uow, window), gather(uow, trend)
         open_total, open_oldest = uow.digest.open_at(window.end, OPEN_LISTED)
         by_caller, acknowledge = uow.digest.daily(boundaries)
-    return Digest(day, figures, before, open_total, open_oldest, chart_days, by_caller, acknowledge)
+        checkins = uow.checkins.per_ward(window.start, window.end)
+        recent = uow.checkins.per_ward(trend.start, trend.end)
+        chart_checkins = uow.checkins.daily(boundaries)
+    return Digest(
+        day,
+        figures,
+        before,
+        open_total,
+        open_oldest,
+        chart_days,
+        by_caller,
+        acknowledge,
+        checkins=checkins,
+        wards_without_checkins=without_checkins(services, checkins, recent),
+        chart_checkins=chart_checkins,
+    )
+
+
+def without_checkins(
+    services: Services, now: list[WardCheckins], recent: list[WardCheckins]
+) -> list[str]:
+    """Wards with no check-in in the window: the wards file's, and any other ward that had one
+    in the 7 days before."""
+    seen = {ward.ward for ward in now}
+    listed = [name for name in services.wards.names() if name not in seen]
+    others = sorted({ward.ward for ward in recent} - seen - set(listed))
+    return listed + others
 
 
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:
@@ -132,6 +162,7 @@ def build_digest(services: Services, *, day: date | None = None, late: bool = Fa
         days=digest.chart_days,
         by_caller=digest.chart_by_caller,
         acknowledge=digest.chart_acknowledge,
+        checkins=digest.chart_checkins,
     )
     name = f"rapidreview-digest-{digest.day.isoformat()}.png"
     title = f"Requests and time to acknowledge, {CHART_DAYS} days to {digest.day:%d %b %Y}"

@@ -41,6 +41,8 @@ def render(digest: Digest, tz: ZoneInfo, digest_time: time, *, late: bool = Fals
         "",
         *_struggles(now, before),
         "",
+        *_checkins(digest),
+        "",
         *_still_open(digest, tz),
     ]
     return "\n".join(lines)
@@ -130,6 +132,19 @@ def _struggles(now: Figures, before: Figures) -> list[str]:
         f"  Messages that failed delivery: {now.delivery_failures} "
         f"({_per_day(before.delivery_failures)})",
     ]
+
+
+def _checkins(digest: Digest) -> list[str]:
+    """Martha's Rule component 3: each ward's daily check-ins and what they led to."""
+    total = sum(ward.checkins for ward in digest.checkins)
+    lines = [f"Daily check-ins (patients' and families' own view): {total}"]
+    lines += [
+        f"  {ward.ward}: {ward.checkins} check-in{'s' * (ward.checkins != 1)}, "
+        f"{ward.worse} worse, {ward.reviews} rapid review{'s' * (ward.reviews != 1)} raised"
+        for ward in digest.checkins
+    ]
+    lines.append("  Wards with none: " + (", ".join(digest.wards_without_checkins) or "none"))
+    return lines
 
 
 def _still_open(digest: Digest, tz: ZoneInfo) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
-from reviews import messages, notify
+from reviews import fallback, messages, notify
 from reviews.clock import next_slot
 from reviews.context import Services
 from reviews.model import State, format_reference
@@ -61,7 +61,9 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             ]
         moved += sum(reminded)
         if len(late) < batch or not all(reminded):
-            return moved
+            break
+    fallback.follow_up(services, batch=batch)
+    return moved
 
 
 def _isolated(
@@ -125,6 +127,7 @@ def fire_due_levels(
         due, level = review.next_escalation_at, ladder.levels[index]
         has_next = index + 1 < len(ladder.levels)
         someone_told = _fire(uow, services, on_call, review, index, repeat, level, now, has_next)
+        fallback.level_fired(uow, services, review, ladder, index, repeat, on_call, now)
         if has_next:
             review.escalation_level = index + 1
             scheduled = review.raised_at + ladder.levels[index + 1].after

@@ -20,6 +20,7 @@ from reviews.model import (
     Caller,
     ConcernKind,
     Outcome,
+    Source,
     State,
     actions_for,
     format_reference,
@@ -74,6 +75,7 @@ class Message:
     review: ReviewView | None = None
     actions: tuple[str, ...] = ()
     attachments: tuple[Attachment, ...] = field(default=())
+    level: int | None = None  # the escalation level a text or page is about
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -87,6 +89,7 @@ class Message:
             review=review,
             actions=tuple(data.get("actions", ())),
             attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+            level=data.get("level"),
         )
 
 
@@ -118,6 +121,26 @@ def state_line(review: Review, tz: ZoneInfo) -> str:
     return state.value
 
 
+def caller_label(review: Review) -> str:
+    """Who raised it, and that it came from the public page when it did (never their name)."""
+    label = Caller(review.caller).label
+    return f"{label}, from the public page" if review.source == Source.WEB else label
+
+
+def callback_line(review: Review) -> str:
+    """For whoever takes a request, privately: the call-back number and, from the public page,
+    the names the caller gave."""
+    who = Caller(review.caller).label.lower()
+    if review.caller_name:
+        who = f"{review.caller_name}, {review.relationship or who}"
+    line = f"{format_reference(review.id or 0)}: call back on {review.callback_number} ({who})."
+    if review.patient_name:
+        line += f" Patient: {review.patient_name}."
+    if review.spoken_to_ward is not None:
+        line += " They have" + ("" if review.spoken_to_ward else " not") + " spoken to the ward."
+    return line
+
+
 def review_view(review: Review, tz: ZoneInfo) -> ReviewView:
     assert review.id is not None
     return ReviewView(
@@ -129,7 +152,7 @@ def review_view(review: Review, tz: ZoneInfo) -> ReviewView:
         bed=review.bed,
         urgency=review.urgency,
         news2=review.news2,
-        caller=Caller(review.caller).label,
+        caller=caller_label(review),
         concern_kind=ConcernKind(review.concern_kind).label,
         concern=review.concern,
         nhs_last4=mask_nhs_number(review.nhs_number),

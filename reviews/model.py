@@ -49,17 +49,32 @@ class ConcernKind(StrEnum):
     DETERIORATION = "deterioration"
     CLINICAL = "clinical"
     COMMUNICATION = "communication"
+    # A patient or family asked on the public page; the outreach team triages it on the call.
+    UNTRIAGED = "untriaged"
 
     @property
     def label(self) -> str:
-        return CONCERN_LABELS[self]
+        return CONCERN_LABELS.get(self, "Raised by patient or family (not yet triaged)")
 
 
+# The kinds a member of staff chooses on the request form.
 CONCERN_LABELS = {
     ConcernKind.DETERIORATION: "Acute deterioration",
     ConcernKind.CLINICAL: "Other clinical concern",
     ConcernKind.COMMUNICATION: "Communication or care coordination",
 }
+
+
+class Source(StrEnum):
+    """Where a request came from."""
+
+    FORM = "form"  # a chat request form (Slack, Teams, the shell)
+    WEB = "web"  # the public page, by a patient or family
+    CHECKIN = "checkin"  # a daily check-in that asked for a rapid review
+
+
+# The Actor platform of a patient or family on the public pages: nobody to message back there.
+WEB_PLATFORM = "web"
 
 
 class Outcome(StrEnum):
@@ -166,6 +181,16 @@ class ValidRequest:
     concern_kind: ConcernKind
     concern: str
     callback_number: str | None
+    source: Source = Source.FORM
+    # Only from the public page; they go privately to whoever takes the request, never a card.
+    caller_name: str | None = None
+    patient_name: str | None = None
+    relationship: str | None = None
+    spoken_to_ward: bool | None = None
+
+    @property
+    def patient_or_family(self) -> bool:
+        return self.caller in (Caller.PATIENT, Caller.FAMILY)
 
 
 class FormErrors(ValueError):
@@ -183,6 +208,8 @@ def validate(form: ReviewForm) -> ValidRequest:
     concern_kind = _choice(
         ConcernKind, form.concern_kind, "concern_kind", "Choose the kind of concern.", errors
     )
+    if concern_kind is ConcernKind.UNTRIAGED:  # the public page's own kind, not a staff choice
+        errors["concern_kind"], concern_kind = "Choose the kind of concern.", None
     ward, bed, concern = form.ward.strip(), form.bed.strip(), form.concern.strip()
     if not ward:
         errors["ward"] = "Enter the ward."

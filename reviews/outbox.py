@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from reviews import notify
+from reviews import fallback, notify
 from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
@@ -157,6 +157,7 @@ def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> No
             return  # the review was acknowledged or closed meanwhile: no retry wanted
         if error.permanent or stored.attempts >= MAX_ATTEMPTS:
             stored.state = "failed"
+            fallback.undelivered(uow, stored, now)
             log.error("outbox %s (%s to %s) failed: %s", row.id, row.kind, row.platform, error)
             uow.events.record(
                 review_id=row.review_id,

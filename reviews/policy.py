@@ -27,6 +27,7 @@ class Level:
     notify: tuple[str, ...]
     channel: bool = False
     repeat_every: timedelta | None = None
+    sms: bool = False  # text or page the role holders too, beside the direct message
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Ladder:
     urgency: str
     attend_within: timedelta
     levels: tuple[Level, ...]
+    # [fallback] after: a direct message unacknowledged this long after it went is followed by
+    # a text or page. None: no such fallback (an undelivered message is still texted).
+    fallback_after: timedelta | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -50,9 +54,13 @@ class Ladder:
                         "repeat_every": level.repeat_every.total_seconds()
                         if level.repeat_every
                         else None,
+                        "sms": level.sms,
                     }
                     for level in self.levels
                 ],
+                "fallback_after": self.fallback_after.total_seconds()
+                if self.fallback_after
+                else None,
             }
         )
 
@@ -70,9 +78,14 @@ class Ladder:
                     repeat_every=timedelta(seconds=level["repeat_every"])
                     if level["repeat_every"]
                     else None,
+                    # Snapshots taken before texts existed have neither key.
+                    sms=level.get("sms", False),
                 )
                 for level in data["levels"]
             ),
+            fallback_after=timedelta(seconds=data["fallback_after"])
+            if data.get("fallback_after")
+            else None,
         )
 
 
@@ -88,17 +101,27 @@ class Band:
 class Policy:
     levels: tuple[Level, ...]
     bands: tuple[Band, ...]  # highest threshold first
+    fallback_after: timedelta | None = None
+    # The band of a patient's or family's request with no NEWS2 score; None: as any unscored one.
+    unscored_patient_or_family: str | None = None
 
-    def ladder_for(self, news2: int | None) -> Ladder:
-        """The ladder for a NEWS2 score; no score is `standard` (or the lowest band)."""
-        band = self._band(news2)
+    def ladder_for(self, news2: int | None, *, patient_or_family: bool = False) -> Ladder:
+        """The ladder for a NEWS2 score; no score is `standard` (or the lowest band), except a
+        patient's or family's, which takes the band `unscored_patient_or_family` names."""
+        band = self._band(news2, patient_or_family)
         return Ladder(
-            urgency=band.name, attend_within=band.attend_within, levels=band.levels or self.levels
+            urgency=band.name,
+            attend_within=band.attend_within,
+            levels=band.levels or self.levels,
+            fallback_after=self.fallback_after,
         )
 
-    def _band(self, news2: int | None) -> Band:
+    def _band(self, news2: int | None, patient_or_family: bool) -> Band:
         if news2 is None:
-            named = [b for b in self.bands if b.name == "standard"]
+            wanted = "standard"
+            if patient_or_family and self.unscored_patient_or_family:
+                wanted = self.unscored_patient_or_family
+            named = [b for b in self.bands if b.name == wanted]
             return named[0] if named else self.bands[-1]
         for band in self.bands:
             if news2 >= band.news2_at_least:
@@ -108,6 +131,13 @@ class Policy:
     def roles(self) -> list[str]:
         ladders = [self.levels] + [b.levels for b in self.bands if b.levels]
         return sorted({role for levels in ladders for level in levels for role in level.notify})
+
+    def asks_for_texts(self) -> bool:
+        """Whether any level says sms = true or a [fallback] is set."""
+        ladders = [self.levels] + [b.levels for b in self.bands if b.levels]
+        return self.fallback_after is not None or any(
+            level.sms for levels in ladders for level in levels
+        )
 
 
 def load_policy(path: Path) -> Policy:
@@ -130,14 +160,15 @@ def parse_policy(data: dict[str, Any], text: str = "", name: str = "policy") -> 
     def fail(problem: str, table: str = "", index: int | None = None, key: str = "") -> PolicyError:
         return PolicyError(f"{name}{source.line(table, index, key)}: {problem}")
 
-    unknown = sorted(set(data) - {"levels", "urgency"})
+    unknown = sorted(set(data) - {"levels", "urgency", "unscored_patient_or_family", "fallback"})
     if unknown:
         raise fail(
-            f"unknown setting {unknown[0]!r}: a policy has only [[levels]] and "
-            "[urgency.NAME] tables",
+            f"unknown setting {unknown[0]!r}: a policy has [[levels]], [urgency.NAME] and "
+            "[fallback] tables and unscored_patient_or_family",
             key=unknown[0],
         )
     levels = _levels(data.get("levels"), "levels", fail)
+    fallback_after = _fallback(data.get("fallback"), fail)
     bands_data = data.get("urgency")
     if not isinstance(bands_data, dict) or not bands_data:
         raise fail("needs at least one [urgency.NAME] band with news2_at_least and attend_within")
@@ -158,7 +189,35 @@ def parse_policy(data: dict[str, Any], text: str = "", name: str = "policy") -> 
             f"urgency.{bands[-1].name}",
             key="news2_at_least",
         )
-    return Policy(levels=levels, bands=tuple(bands))
+    unscored = data.get("unscored_patient_or_family")
+    if unscored is not None and unscored not in {b.name for b in bands}:
+        raise fail(
+            f"unscored_patient_or_family = {unscored!r} names no [urgency.NAME] band; "
+            f"use one of {', '.join(b.name for b in bands)}",
+            key="unscored_patient_or_family",
+        )
+    return Policy(
+        levels=levels,
+        bands=tuple(bands),
+        unscored_patient_or_family=unscored,
+        fallback_after=fallback_after,
+    )
+
+
+def _fallback(raw: Any, fail: Any) -> timedelta | None:
+    """[fallback] after = "2m", or None when the file has no [fallback] table."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise fail('fallback must be a table: [fallback] with after = "2m"', key="fallback")
+    unknown = sorted(set(raw) - {"after"})
+    if unknown:
+        raise fail(
+            f"fallback: unknown setting {unknown[0]!r} ([fallback] has only after)",
+            "fallback",
+            key=unknown[0],
+        )
+    return _duration(raw.get("after"), "fallback.after", fail, ("fallback", None, "after"))
 
 
 def _band(band_name: str, band: Any, fail: Any) -> Band:
@@ -198,11 +257,11 @@ def _levels(raw: Any, table: str, fail: Any) -> tuple[Level, ...]:
     levels: list[Level] = []
     for index, entry in enumerate(raw):
         here = f"[[{table}]] number {index + 1}"
-        unknown = sorted(set(entry) - {"after", "notify", "channel", "repeat_every"})
+        unknown = sorted(set(entry) - {"after", "notify", "channel", "repeat_every", "sms"})
         if unknown:
             raise fail(
                 f"{here}: unknown setting {unknown[0]!r} (a level has after, notify, "
-                "channel and repeat_every)",
+                "channel, sms and repeat_every)",
                 table,
                 index,
                 unknown[0],
@@ -222,6 +281,9 @@ def _levels(raw: Any, table: str, fail: Any) -> tuple[Level, ...]:
         channel = entry.get("channel", False)
         if not isinstance(channel, bool):
             raise fail(f"{here}: channel must be true or false", table, index, "channel")
+        sms = entry.get("sms", False)
+        if not isinstance(sms, bool):
+            raise fail(f"{here}: sms must be true or false", table, index, "sms")
         after = _duration(
             entry.get("after"), f"{here}: after", fail, (table, index, "after"), zero=True
         )
@@ -252,6 +314,7 @@ def _levels(raw: Any, table: str, fail: Any) -> tuple[Level, ...]:
                 notify=tuple(r.strip() for r in notify),
                 channel=channel,
                 repeat_every=repeat_every,
+                sms=sms,
             )
         )
     return tuple(levels)

@@ -8,6 +8,7 @@ FALLBACK_CONTACT.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,10 @@ from reviews.context import Actor, Services
 from reviews.escalation import fire_due_levels
 from reviews.model import (
     TRANSFER_DESTINATIONS,
+    WEB_PLATFORM,
     Action,
-    Caller,
     Outcome,
+    Source,
     State,
     ValidRequest,
     format_reference,
@@ -87,49 +89,72 @@ def _raise(
             return Result(
                 existing, False, f"{format_reference(existing.id or 0)} was already raised."
             )
-        ladder = services.policy.ladder_for(request.news2)
-        review = uow.reviews.add(
-            Review(
-                submission_key=submission_key,
-                state=State.RAISED,
-                caller=request.caller,
-                concern_kind=request.concern_kind,
-                ward=request.ward,
-                bed=request.bed,
-                nhs_number=request.nhs_number,
-                news2=request.news2,
-                concern=request.concern,
-                callback_number=request.callback_number,
-                urgency=ladder.urgency,
-                policy=ladder.to_json(),
-                raised_platform=by.platform,
-                raised_by=by.user_id,
-                raised_by_name=by.label,
-                raised_at=now,
-                next_escalation_at=now + ladder.levels[0].after,
-            )
-        )
-        uow.events.record(
-            review_id=review.id,
-            kind="raised",
-            at=now,
-            actor=by.label,
-            platform=by.platform,
-            caller=request.caller,
-            urgency=ladder.urgency,
-        )
-        notify.to_outreach(
-            uow,
-            services.routes,
-            key=f"card:{review.id}",
-            kind="card",
-            message=messages.card(review, services.timezone),
-            at=now,
-            review_id=review.id,
-        )
-        fire_due_levels(uow, services, review, now)
-    log.info("%s raised (%s, %s)", format_reference(review.id or 0), ladder.urgency, by.platform)
+        review = add_review(uow, services, request, by, now=now, submission_key=submission_key)
+    log.info("%s raised (%s, %s)", format_reference(review.id or 0), review.urgency, by.platform)
     return Result(review, True, f"{format_reference(review.id or 0)} raised.")
+
+
+def add_review(
+    uow: UnitOfWork,
+    services: Services,
+    request: ValidRequest,
+    by: Actor,
+    *,
+    now: datetime,
+    submission_key: str | None = None,
+) -> Review:
+    """Write a new review, its audit event, its card and its first level inside the caller's
+    transaction (a check-in asking for a review raises it in the check-in's own)."""
+    ladder = services.policy.ladder_for(request.news2, patient_or_family=request.patient_or_family)
+    review = uow.reviews.add(
+        Review(
+            submission_key=submission_key,
+            state=State.RAISED,
+            caller=request.caller,
+            concern_kind=request.concern_kind,
+            ward=request.ward,
+            bed=request.bed,
+            nhs_number=request.nhs_number,
+            news2=request.news2,
+            concern=request.concern,
+            callback_number=request.callback_number,
+            source=request.source,
+            caller_name=request.caller_name,
+            patient_name=request.patient_name,
+            relationship=request.relationship,
+            spoken_to_ward=request.spoken_to_ward,
+            # The private status link for whoever raised it outside the chat platforms.
+            status_token=None if request.source is Source.FORM else secrets.token_urlsafe(24),
+            urgency=ladder.urgency,
+            policy=ladder.to_json(),
+            raised_platform=by.platform,
+            raised_by=by.user_id,
+            raised_by_name=by.label,
+            raised_at=now,
+            next_escalation_at=now + ladder.levels[0].after,
+        )
+    )
+    uow.events.record(
+        review_id=review.id,
+        kind="raised",
+        at=now,
+        actor=by.label,
+        platform=by.platform,
+        caller=request.caller,
+        source=request.source,
+        urgency=ladder.urgency,
+    )
+    notify.to_outreach(
+        uow,
+        services.routes,
+        key=f"card:{review.id}",
+        kind="card",
+        message=messages.card(review, services.timezone),
+        at=now,
+        review_id=review.id,
+    )
+    fire_due_levels(uow, services, review, now)
+    return review
 
 
 def open_requests(*, services: Services, limit: int = messages.OPEN_LISTED) -> messages.OpenList:
@@ -211,7 +236,6 @@ def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
     review.acknowledged_at, review.acknowledged_by = now, by.label
     review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
     if review.callback_number:
-        reference = format_reference(review.id or 0)
         notify.to_user(
             uow,
             platform=by.platform,
@@ -219,10 +243,7 @@ def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
             key=f"callback:{review.id}",
             at=now,
             review_id=review.id,
-            message=messages.Message(
-                text=f"{reference}: call back on {review.callback_number} "
-                f"({Caller(review.caller).label.lower()}).",
-            ),
+            message=messages.Message(text=messages.callback_line(review)),
         )
 
 
@@ -327,6 +348,8 @@ def _announce(uow: UnitOfWork, services: Services, review: Review) -> None:
         at=at,
         review_id=review.id,
     )
+    if review.raised_platform == WEB_PLATFORM:
+        return  # no chat to tell them in: the status page shows the change
     notify.to_user(
         uow,
         platform=review.raised_platform,

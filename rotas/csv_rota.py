@@ -6,10 +6,13 @@ import csv
 import io
 from zoneinfo import ZoneInfo
 
+from rotas.contact import pager_id, uk_mobile
 from rotas.rows import ReadResult, ShiftRow, check_span, reject_duplicates, role_name
 from rotas.times import BadTime, parse_rota_time
 
 HEADER = ["role", "name", "email", "slack_user_id", "teams_user_id", "start", "end"]
+# After those, either or both of these, in any order (CONTRACT.md "Text messages and pages").
+OPTIONAL = ("mobile", "pager")
 
 
 def read_csv(text: str, tz: ZoneInfo) -> ReadResult:
@@ -20,22 +23,37 @@ def read_csv(text: str, tz: ZoneInfo) -> ReadResult:
     if header is None:
         result.reject(1, "the file is empty: expected the header " + ",".join(HEADER))
         return result
-    if [cell.strip().lower() for cell in header] != HEADER:
-        result.reject(1, "wrong header: expected " + ",".join(HEADER) + ", got " + ",".join(header))
+    names = [cell.strip().lower() for cell in header]
+    extra = names[len(HEADER) :]
+    if names[: len(HEADER)] != HEADER or len(set(extra)) != len(extra) or set(extra) - {*OPTIONAL}:
+        result.reject(
+            1,
+            "wrong header: expected " + ",".join(HEADER) + " (then optionally mobile,pager)"
+            ", got " + ",".join(header),
+        )
         return result
     for cells in reader:
         if not any(cell.strip() for cell in cells):
             continue
-        _read_row(result, reader.line_num, cells, tz)
+        _read_row(result, reader.line_num, cells, tz, extra)
     reject_duplicates(result)
     return result
 
 
-def _read_row(result: ReadResult, line: int, cells: list[str], tz: ZoneInfo) -> None:
-    if len(cells) != len(HEADER):
-        result.reject(line, f"expected {len(HEADER)} columns, found {len(cells)}")
+def _read_row(
+    result: ReadResult, line: int, cells: list[str], tz: ZoneInfo, extra: list[str]
+) -> None:
+    if len(cells) != len(HEADER) + len(extra):
+        result.reject(line, f"expected {len(HEADER) + len(extra)} columns, found {len(cells)}")
         return
-    role_text, name, email, slack, teams, start_text, end_text = (c.strip() for c in cells)
+    role_text, name, email, slack, teams, start_text, end_text = (
+        c.strip() for c in cells[: len(HEADER)]
+    )
+    try:
+        contact = _contact(dict(zip(extra, cells[len(HEADER) :], strict=True)))
+    except ValueError as error:
+        result.reject(line, str(error))
+        return
     try:
         role = role_name(role_text)
     except ValueError as error:
@@ -56,5 +74,24 @@ def _read_row(result: ReadResult, line: int, cells: list[str], tz: ZoneInfo) -> 
         return
     result.notes.extend(f"line {line}: {note}" for note in (start_note, end_note) if note)
     result.rows.append(
-        ShiftRow(line, role, name, email.lower() or None, slack or None, teams or None, start, end)
+        ShiftRow(
+            line,
+            role,
+            name,
+            email.lower() or None,
+            slack or None,
+            teams or None,
+            start,
+            end,
+            **contact,
+        )
     )
+
+
+def _contact(cells: dict[str, str]) -> dict[str, str | None]:
+    """The row's mobile (normalised) and pager, each None when the cell is empty."""
+    mobile, pager = cells.get("mobile", "").strip(), cells.get("pager", "").strip()
+    return {
+        "mobile": uk_mobile(mobile) if mobile else None,
+        "pager": pager_id(pager) if pager else None,
+    }

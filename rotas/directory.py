@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from rotas.contact import masked
 from rotas.rows import ShiftRow
 from storage.database import Database, UnitOfWork
 from storage.rota import PLATFORM_ID_COLUMN
@@ -53,7 +54,7 @@ def resolve_person(
     slack = row.slack_user_id or slack_ids.get(row.email or "")
     teams = row.teams_user_id or teams_ids.get(row.email or "")
     if not (row.email or slack or teams):
-        return _by_name(uow, row.name)
+        return _complete(uow, _by_name(uow, row.name), row, {}, changes)
     asked = [name for name, ids in (("Slack", slack_ids), ("Teams", teams_ids)) if row.email in ids]
     if asked and not (slack or teams) and not _reachable(uow, row.email or ""):
         raise UnknownPerson(_not_known(row, asked))
@@ -68,20 +69,53 @@ def resolve_person(
         raise UnknownPerson(f"{row.name}'s email and user ids belong to different people ({names})")
     if not found:
         person = uow.rota.add_staff(
-            Staff(name=row.name, email=row.email, slack_user_id=slack, teams_user_id=teams)
+            Staff(
+                name=row.name,
+                email=row.email,
+                slack_user_id=slack,
+                teams_user_id=teams,
+                mobile=row.mobile,
+                pager=row.pager,
+            )
         )
         found_by_email = _found_by_email(row, slack, teams)
-        changes.append(f"added to the staff directory: {row.name}{found_by_email}")
+        contact = "".join(f", {part}" for part in _contact_parts(person, ("mobile", "pager")))
+        changes.append(f"added to the staff directory: {row.name}{found_by_email}{contact}")
         return person
-    person = next(iter(found.values()))
     wanted = {"name": row.name, "email": row.email, "slack_user_id": slack, "teams_user_id": teams}
+    return _complete(uow, next(iter(found.values())), row, wanted, changes)
+
+
+def _complete(
+    uow: UnitOfWork,
+    person: Staff,
+    row: ShiftRow,
+    wanted: dict[str, str | None],
+    changes: list[str],
+) -> Staff:
+    """Bring the person's entry up to what the row says; a value the row leaves out stays."""
+    wanted = wanted | {"mobile": row.mobile, "pager": row.pager}
     updated = [key for key, value in wanted.items() if value and getattr(person, key) != value]
     for key in updated:
         setattr(person, key, wanted[key])
     if updated:
         uow.session.flush()
-        changes.append(f"updated in the staff directory: {row.name} ({', '.join(updated)})")
+        what = ", ".join(_contact_parts(person, updated))
+        changes.append(f"updated in the staff directory: {row.name} ({what})")
     return person
+
+
+def _contact_parts(person: Staff, keys: Iterable[str]) -> list[str]:
+    """Field names, with mobile and pager shown masked: the report is read over shoulders."""
+    parts = []
+    for key in keys:
+        value = getattr(person, key)
+        if key in ("mobile", "pager"):
+            if value:
+                parts.append(f"{key} {masked(value)}")
+        else:
+            parts.append(key)
+    return parts
 
 
 def _reachable(uow: UnitOfWork, email: str) -> bool:

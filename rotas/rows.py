@@ -24,6 +24,8 @@ class ShiftRow:
     teams_user_id: str | None
     start: datetime  # UTC
     end: datetime  # UTC
+    mobile: str | None = None  # +447XXXXXXXXX
+    pager: str | None = None
 
     @property
     def identity(self) -> tuple[str, str, str, str]:

@@ -17,11 +17,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from storage.checkins import CheckinStore
 from storage.digest import DigestStore
 from storage.events import EventLog
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
+from storage.web import WebStore
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -38,6 +40,8 @@ class UnitOfWork:
         self.outbox = OutboxStore(session)
         self.rota = RotaStore(session)
         self.digest = DigestStore(session)
+        self.checkins = CheckinStore(session)
+        self.web = WebStore(session)
 
     @property
     def dialect(self) -> str:

@@ -173,6 +173,30 @@ class OutboxStore:
             row.state = "dropped"
         return len(rows)
 
+    def watch_direct(self, *, key_prefix: str, at: datetime) -> None:
+        """Give the direct messages queued under `key_prefix` a follow-up moment."""
+        self.session.execute(
+            update(Outbox)
+            .where(
+                col(Outbox.key).startswith(key_prefix, autoescape=True),
+                Outbox.kind == "direct",
+                col(Outbox.follow_up_at).is_(None),
+            )
+            .values(follow_up_at=at)
+        )
+
+    def claim_follow_ups(self, now: datetime, limit: int) -> Sequence[Outbox]:
+        """Messages whose follow-up moment has come, locked (PostgreSQL: skipping rows another
+        replica holds) for this transaction."""
+        query = (
+            select(Outbox)
+            .where(col(Outbox.follow_up_at) <= now)
+            .order_by(col(Outbox.follow_up_at), col(Outbox.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return self.session.exec(query).all()
+
     def get(self, outbox_id: int) -> Outbox | None:
         return self.session.get(Outbox, outbox_id)
 

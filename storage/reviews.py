@@ -28,6 +28,12 @@ class ReviewStore:
             query = query.with_for_update()
         return self.session.exec(query).first()
 
+    def lock_if_free(self, review_id: int) -> Review | None:
+        """The review, locked for this transaction; None if another transaction holds it
+        (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers)."""
+        query = select(Review).where(Review.id == review_id).with_for_update(skip_locked=True)
+        return self.session.exec(query).first()
+
     def by_submission_key(self, key: str) -> Review | None:
         return self.session.exec(select(Review).where(Review.submission_key == key)).first()
 

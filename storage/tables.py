@@ -25,6 +25,14 @@ class Review(SQLModel, table=True):
     news2: int | None = None
     concern: str = Field(sa_column=Column(Text, nullable=False))
     callback_number: str | None = Field(default=None, max_length=20)
+    source: str = Field(default="form", max_length=20)  # form, web, checkin
+    # From the public page only; shown privately to whoever takes it, never on a card.
+    caller_name: str | None = Field(default=None, max_length=200)
+    patient_name: str | None = Field(default=None, max_length=200)
+    relationship: str | None = Field(default=None, max_length=100)
+    spoken_to_ward: bool | None = None
+    # The unguessable part of the public status link; NULL for staff requests.
+    status_token: str | None = Field(default=None, unique=True, max_length=64)
     urgency: str = Field(max_length=40)
     policy: str = Field(sa_column=Column(Text, nullable=False))  # JSON snapshot of the ladder
     raised_platform: str = Field(max_length=20)
@@ -51,6 +59,8 @@ class Review(SQLModel, table=True):
     next_escalation_at: datetime | None = Field(default=None, index=True)
     attend_reminders: int = 0
     next_attend_reminder_at: datetime | None = Field(default=None, index=True)
+    # When retention erased its identifiers and free text (RETENTION_DAYS after it closed).
+    erased_at: datetime | None = None
 
 
 class ReviewEvent(SQLModel, table=True):
@@ -100,6 +110,9 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     message_id: str | None = Field(default=None, max_length=200)
+    # An escalation direct message: when to look again at whether it needs a text or page
+    # (not sent in time, failed, or sent but not acknowledged). NULL once settled.
+    follow_up_at: datetime | None = Field(default=None, index=True)
 
 
 class Staff(SQLModel, table=True):
@@ -110,6 +123,8 @@ class Staff(SQLModel, table=True):
     teams_user_id: str | None = Field(default=None, max_length=200, unique=True)
     # JSON: the Bot Framework conversation reference for proactive direct messages.
     teams_conversation: str | None = Field(default=None, sa_column=Column(Text))
+    mobile: str | None = Field(default=None, max_length=20)  # +447700900123
+    pager: str | None = Field(default=None, max_length=50)  # the paging gateway's id
 
 
 class Shift(SQLModel, table=True):
@@ -151,3 +166,48 @@ class DigestRun(SQLModel, table=True):
     destination: str = Field(max_length=200)
     claimed_at: datetime
     late: bool = False
+
+
+class Checkin(SQLModel, table=True):
+    """A daily check-in: how a patient (or their family) says they are, in their own words."""
+
+    __table_args__ = (Index("ix_checkin_ward_at", "ward", "recorded_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # A client-supplied key (a form's id and count) so a retried submission finds its check-in.
+    submission_key: str | None = Field(default=None, unique=True, max_length=200)
+    ward: str = Field(max_length=60)
+    bed: str = Field(default="", max_length=20)
+    respondent: str = Field(max_length=20)  # patient, family, not_asked
+    not_asked_reason: str | None = Field(default=None, max_length=30)
+    answer: str | None = Field(default=None, max_length=10)  # better, same, worse
+    worries: str | None = Field(default=None, sa_column=Column(Text))
+    wants_review: bool = False
+    review_id: int | None = Field(default=None, foreign_key="review.id")
+    source: str = Field(max_length=20)  # slack, teams, shell, web
+    recorded_by: str = Field(max_length=100)  # platform user id ("" on the public page)
+    recorded_by_name: str = Field(default="", max_length=200)
+    recorded_at: datetime = Field(index=True)
+    erased_at: datetime | None = None
+
+
+class WebSubmission(SQLModel, table=True):
+    """A request recorded from the public pages, by a keyed hash of the sender's address: the
+    hourly limit per address is counted here so every replica agrees."""
+
+    __tablename__ = "web_submission"
+    __table_args__ = (Index("ix_web_submission_address_at", "address", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(max_length=64)  # HMAC-SHA256 hex of the IP address, never the address
+    at: datetime
+
+
+class AppSecret(SQLModel, table=True):
+    """Keys made once at random and shared by every replica through the database (the public
+    pages' anti-forgery signature)."""
+
+    __tablename__ = "app_secret"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=200)

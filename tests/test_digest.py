@@ -211,6 +211,7 @@ def test_a_busy_fortnights_chart_fits_in_a_teams_message():
             (i, c): (i * 7 + len(c)) % 9 for i in range(14) for c in ("staff", "patient", "family")
         },
         acknowledge={i: Spread(9, 200 + i * 30, 500 + i * 20) for i in range(14)},
+        checkins={i: 60 + (i * 13) % 40 for i in range(14)},
     )
     assert png.startswith(b"\x89PNG")
     assert len(base64.b64encode(png)) < 24_000  # Teams refuses bot messages over about 28 KB

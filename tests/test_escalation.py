@@ -66,7 +66,9 @@ def events(services, review_id, kind):
 
 
 def raise_standard(services, slack):
-    review = service.raise_review(services=services, request=request(news2=""), by=NURSE).review
+    review = service.raise_review(
+        services=services, request=request(caller="staff", news2=""), by=NURSE
+    ).review
     drain(services, {"slack": slack})
     return review.id
 

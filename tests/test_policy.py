@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from reviews import service
 from reviews.policy import Ladder, PolicyError, load_policy
-from tests.support.builders import SHIPPED_POLICY
+from tests.support.builders import NURSE, SHIPPED_POLICY, make_services, request
 
 GOOD = """\
 [[levels]]
@@ -149,3 +150,84 @@ def test_a_policy_without_levels_or_bands_says_what_it_needs(tmp_path):
 def test_an_unreadable_policy_file_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "missing.toml")
+
+
+def test_an_unscored_request_from_a_patient_or_family_takes_the_named_band(db, clock):
+    # "Mum is not making sense" from a relative, with no NEWS2: urgent, from any surface.
+    services = make_services(db, clock)
+    relative = service.raise_review(
+        services=services, request=request(caller="family", news2=""), by=NURSE
+    )
+    patient = service.raise_review(
+        services=services, request=request(caller="patient", news2=""), by=NURSE
+    )
+    staff = service.raise_review(
+        services=services, request=request(caller="staff", news2=""), by=NURSE
+    )
+    scored = service.raise_review(
+        services=services, request=request(caller="family", news2="2"), by=NURSE
+    )
+    assert [r.review.urgency for r in (relative, patient, staff, scored)] == [
+        "urgent",
+        "urgent",
+        "standard",
+        "standard",
+    ]
+
+
+def test_a_policy_without_the_family_key_ranks_them_as_any_unscored_request(tmp_path):
+    policy = load_policy(write(tmp_path, GOOD))
+    assert policy.ladder_for(None, patient_or_family=True).urgency == "standard"
+
+
+def test_the_family_key_must_name_a_band(tmp_path):
+    message = error_for(tmp_path, 'unscored_patient_or_family = "urgnet"\n' + GOOD)
+    assert message.endswith(
+        "line 1: unscored_patient_or_family = 'urgnet' names no [urgency.NAME] band; "
+        "use one of emergency, standard"
+    )
+
+
+def test_texts_are_asked_for_by_sms_on_a_level_and_by_fallback(tmp_path):
+    asked = (
+        GOOD.replace("channel = true", "channel = true\nsms = true") + '[fallback]\nafter = "2m"\n'
+    )
+    policy = load_policy(write(tmp_path, asked))
+    ladder = policy.ladder_for(3)
+    assert [level.sms for level in ladder.levels] == [False, True, False]
+    assert ladder.fallback_after == timedelta(minutes=2)
+    assert Ladder.from_json(ladder.to_json()) == ladder
+    assert policy.asks_for_texts()
+    assert not load_policy(write(tmp_path, GOOD)).asks_for_texts()
+
+
+def test_a_snapshot_from_before_texts_reads_as_asking_for_none():
+    old = (
+        '{"urgency": "standard", "attend_within": 3600.0, "levels": [{"after": 0.0, '
+        '"notify": ["outreach"], "channel": false, "repeat_every": null}]}'
+    )
+    ladder = Ladder.from_json(old)
+    assert ladder.fallback_after is None and not ladder.levels[0].sms
+
+
+@pytest.mark.parametrize(
+    ("addition", "line", "problem"),
+    [
+        ('[fallback]\nafter = "2 minutes"\n', 28, "fallback.after = '2 minutes' is not a duration"),
+        ('[fallback]\nafter = "0s"\n', 28, "fallback.after must be longer than 0s"),
+        ("[fallback]\n", 27, 'fallback.after is missing: give a duration like "5m"'),
+        ('[fallback]\nafter = "2m"\nevery = "1m"\n', 29, "fallback: unknown setting 'every'"),
+        ('fallback = "2m"\n', 1, "fallback must be a table"),
+    ],
+    ids=["bad-duration", "zero", "missing-after", "unknown-key", "not-a-table"],
+)
+def test_a_bad_fallback_names_its_line_and_problem(tmp_path, addition, line, problem):
+    text = addition + GOOD if addition.startswith("fallback =") else GOOD + addition
+    message = error_for(tmp_path, text)
+    assert f"escalation.toml line {line}: " in message, message
+    assert problem in message
+
+
+def test_sms_must_be_true_or_false(tmp_path):
+    message = error_for(tmp_path, GOOD.replace("channel = true", 'sms = "yes"', 1))
+    assert "escalation.toml line 7: [[levels]] number 2: sms must be true or false" in message

@@ -131,7 +131,9 @@ def start_bot(
 
 
 def raise_one(ward) -> tuple[str, datetime]:
-    review = service.raise_review(services=ward, request=request(news2=""), by=NURSE).review
+    review = service.raise_review(
+        services=ward, request=request(caller="staff", news2=""), by=NURSE
+    ).review
     return f"RR-{review.id:04d}", review.raised_at
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from settings import SettingsError, load_settings
+from tests.support.fake_texts import NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +67,20 @@ def test_modes():
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"SSL_CERT_FILE": "/nowhere/ca.pem"}, "SSL_CERT_FILE"),
         ({"REQUESTS_CA_BUNDLE": "/nowhere/ca.pem"}, "REQUESTS_CA_BUNDLE"),
+        (
+            {"NOTIFY_API_KEY": "not-a-key", "NOTIFY_SMS_TEMPLATE_ID": NOTIFY_TEMPLATE_ID},
+            "NOTIFY_API_KEY",
+        ),
+        ({"NOTIFY_API_KEY": NOTIFY_API_KEY}, "NOTIFY_SMS_TEMPLATE_ID"),
+        (
+            {"NOTIFY_API_KEY": NOTIFY_API_KEY, "NOTIFY_SMS_TEMPLATE_ID": "sms"},
+            "NOTIFY_SMS_TEMPLATE_ID",
+        ),
+        ({"NOTIFY_SMS_TEMPLATE_ID": NOTIFY_TEMPLATE_ID}, "NOTIFY_API_KEY"),
+        ({"NOTIFY_BASE_URL": "api.notify"}, "NOTIFY_BASE_URL"),
+        ({"PAGER_WEBHOOK_URL": "https://pager.example.nhs.uk/page"}, "PAGER_WEBHOOK_SECRET"),
+        ({"PAGER_WEBHOOK_URL": "pager:9000", "PAGER_WEBHOOK_SECRET": "s"}, "PAGER_WEBHOOK_URL"),
+        ({"PAGER_WEBHOOK_SECRET": "s"}, "PAGER_WEBHOOK_URL"),
     ],
 )
 def test_each_bad_setting_is_named(env, names):
@@ -119,3 +134,19 @@ def test_one_certificate_bundle_serves_slack_and_teams(tmp_path):
     with pytest.raises(SettingsError, match="^REQUESTS_CA_BUNDLE: no certificate bundle"):
         settings(SSL_CERT_FILE=str(bundle), REQUESTS_CA_BUNDLE="/nowhere/ca.pem")
     assert settings().ca_bundle == ""
+
+
+def test_texts_and_pages_are_configured_and_a_bad_key_is_never_echoed():
+    both = settings(
+        NOTIFY_API_KEY=NOTIFY_API_KEY,
+        NOTIFY_SMS_TEMPLATE_ID=NOTIFY_TEMPLATE_ID,
+        PAGER_WEBHOOK_URL="https://pager.example.nhs.uk/page",
+        PAGER_WEBHOOK_SECRET="s",
+    )
+    assert both.notify_configured and both.pager_configured
+    assert both.notify_base_url == "https://api.notifications.service.gov.uk"
+    assert not settings().notify_configured and not settings().pager_configured
+    almost = NOTIFY_API_KEY[:-1]  # a key cut short when pasted
+    with pytest.raises(SettingsError) as raised:
+        settings(NOTIFY_API_KEY=almost, NOTIFY_SMS_TEMPLATE_ID=NOTIFY_TEMPLATE_ID)
+    assert almost[-36:] not in str(raised.value) and almost[:20] not in str(raised.value)

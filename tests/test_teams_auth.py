@@ -150,3 +150,40 @@ def test_a_refused_request_does_not_reach_the_database(ms: FakeMicrosoft) -> Non
         TokenVerifier(app_id=APP_ID, metadata_url=f"{ms.url}/missing", http=ms.session()).verify(
             f"Bearer {ms.token()}", activity(ms, NURSE)
         )
+
+
+WEBCHAT = "https://webchat.botframework.com/"
+
+
+def test_a_validly_signed_web_chat_activity_cannot_act_as_a_rota_member(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    # Microsoft's real keys endorse Web Chat too, where the client names `from` itself.
+    ms.keys = [new_key(endorsements=["msteams", "webchat"])]
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    stored = reference_of(bot, NURSE.aad_object_id)
+    calls = len(ms.connector_calls())
+    posing = activity(ms, NURSE, text="rapidreview", channelId="webchat", serviceUrl=WEBCHAT)
+    response = bot.post(posing, token=ms.token(service_url=WEBCHAT))
+    assert response.status_code == 403
+    assert reference_of(bot, NURSE.aad_object_id) == stored
+    assert len(ms.connector_calls()) == calls
+
+
+@pytest.mark.parametrize("where", ["channelData", "conversation"])
+def test_an_activity_from_another_tenant_is_refused(
+    bot: TeamsBot, ms: FakeMicrosoft, where: str
+) -> None:
+    elsewhere = activity(ms, NURSE, text="rapidreview")
+    if where == "channelData":
+        elsewhere["channelData"] = {"tenant": {"id": "99999999-0000-4000-8000-000000000000"}}
+    else:
+        elsewhere["conversation"]["tenantId"] = "99999999-0000-4000-8000-000000000000"
+    assert bot.post(elsewhere).status_code == 403
+    assert nothing_happened(bot)
+
+
+def reference_of(bot: TeamsBot, aad_object_id: str) -> str | None:
+    with bot.services.db.unit_of_work() as uow:
+        person = uow.rota.staff_by_platform_id("teams", aad_object_id)
+        return person.teams_conversation if person else None

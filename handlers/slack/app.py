@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from handlers.slack import actions, commands, home, submissions
+from handlers.slack import actions, checkin, commands, home, submissions
 from reviews.context import Services
 from settings import Settings
 
@@ -37,7 +37,7 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         process_before_response=False,
         logger=quiet_bolt_logger(),
     )
-    for group in (commands, submissions, actions, home):
+    for group in (commands, submissions, checkin, actions, home):
         group.register(app, services, settings)
     return app
 

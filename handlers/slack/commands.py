@@ -11,10 +11,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from handlers.slack.blocks import escape
+from handlers.slack.checkin import checkin_view
 from handlers.slack.forms import request_view
 from handlers.slack.people import actor, is_in, with_email
 from reviews import service
-from reviews.context import Services
+from reviews.checkins import last_ward
+from reviews.context import Actor, Services
 from reviews.service import ServiceError
 from settings import Settings
 from storage.database import DatabaseUnavailable
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 HELP = """*Rapid review* (Martha's Rule): ask the critical care outreach team to review a patient.
 • `/rapidreview` - raise a request (opens the form)
+• `/rapidreview checkin` - record a patient's daily check-in (how they feel today)
 • `/rapidreview open` - requests not yet closed, oldest first
 • `/rapidreview rota` - who holds each role now, and who is next
 • `/rapidreview rota cover ROLE @person [until TIME]` - record a swap or cover
@@ -52,7 +55,9 @@ def register(app: App, services: Services, settings: Settings) -> None:
         if word == "":
             ack()
             try:
-                client.views_open(trigger_id=command["trigger_id"], view=request_view())
+                client.views_open(
+                    trigger_id=command["trigger_id"], view=request_view(services.wards.names())
+                )
             except SlackApiError as error:  # an expired trigger, Slack itself failing
                 log.warning("request form not opened: %s", error.response.get("error"))
                 respond(
@@ -60,6 +65,10 @@ def register(app: App, services: Services, settings: Settings) -> None:
                     f"If the patient is deteriorating: {services.fallback_contact}",
                     response_type="ephemeral",
                 )
+            return
+        if word == "checkin":
+            ack()
+            open_checkin(services, client, command, respond)
             return
         if word not in ("open", "rota", "digest"):
             ack(text=HELP)
@@ -74,6 +83,25 @@ def register(app: App, services: Services, settings: Settings) -> None:
             log.warning("/rapidreview %s: database unavailable", word)
             reply = f"The bot cannot reach its database just now. {services.fallback_contact}"
         respond(text=reply, response_type="ephemeral")
+
+
+def open_checkin(
+    services: Services, client: WebClient, command: dict[str, Any], respond: Respond
+) -> None:
+    """The check-in form, on the ward this person used last (if the database says in time)."""
+    by = Actor(platform="slack", user_id=str(command.get("user_id")), name="")
+    try:
+        ward = last_ward(services=services, by=by) or ""
+    except DatabaseUnavailable:
+        ward = ""  # the form still opens; its submission will say if nothing can be saved
+    try:
+        client.views_open(trigger_id=command["trigger_id"], view=checkin_view(ward))
+    except SlackApiError as error:
+        log.warning("check-in form not opened: %s", error.response.get("error"))
+        respond(
+            text="The check-in form could not be opened; try /rapidreview checkin again.",
+            response_type="ephemeral",
+        )
 
 
 def _answer(

@@ -7,6 +7,7 @@ back to Slack as `response_action: errors` on the right fields.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from handlers.slack.blocks import Block, escape, plain, section
@@ -17,6 +18,7 @@ from reviews.model import (
     TRANSFER_DESTINATIONS,
     ReviewForm,
 )
+from reviews.wards import chosen_ward
 
 REQUEST_FORM = "rapidreview_request"
 OUTCOME_FORM = "rapidreview_outcome"
@@ -77,8 +79,29 @@ def _modal(
     return view
 
 
-def request_view() -> dict[str, Any]:
-    """The request form of CONTRACT.md."""
+def _ward_inputs(wards: Sequence[str]) -> list[Block]:
+    """A free-text ward, or with a wards file its wards and a box for one not listed."""
+    if not wards:
+        return [_input("ward", "Ward", _text("e.g. Ward 7", max_length=60))]
+    choose = {
+        "type": "static_select",
+        "placeholder": plain("Choose the ward"),
+        "options": [_option(name, name) for name in wards[:100]],  # Slack's limit
+    }
+    return [
+        _input("ward", "Ward", choose, optional=True),
+        _input(
+            "ward_other",
+            "Ward not listed",
+            _text("e.g. Discharge lounge", max_length=60),
+            optional=True,
+            hint="Only if the ward is not in the list.",
+        ),
+    ]
+
+
+def request_view(wards: Sequence[str] = ()) -> dict[str, Any]:
+    """The request form of CONTRACT.md; `wards` are the wards file's names."""
     return _modal(
         REQUEST_FORM,
         "Rapid review",
@@ -88,7 +111,7 @@ def request_view() -> dict[str, Any]:
                 "*If the patient is peri-arrest, call 2222 now.*"
             ),
             _input("caller", "Who is raising it?", _radios(CALLER_LABELS)),
-            _input("ward", "Ward", _text("e.g. Ward 7", max_length=60)),
+            *_ward_inputs(wards),
             _input("bed", "Bed", _text("e.g. 12", max_length=20), optional=True),
             _input(
                 "nhs_number",
@@ -120,9 +143,9 @@ def request_view() -> dict[str, Any]:
 
 def read_request(values: dict[str, Any]) -> ReviewForm:
     """What was typed into the request form, as a ReviewForm (not yet validated)."""
-    return ReviewForm(
-        **{name: field_value(values, name) for name in ReviewForm.__dataclass_fields__}
-    )
+    typed = {name: field_value(values, name) for name in ReviewForm.__dataclass_fields__}
+    typed["ward"] = chosen_ward(typed["ward"], field_value(values, "ward_other"))
+    return ReviewForm(**typed)
 
 
 def field_value(values: dict[str, Any], block_id: str) -> str:
@@ -198,6 +221,18 @@ def raised_view(reference: str, fallback_contact: str) -> dict[str, Any]:
                 f"*{reference} raised.* The outreach team has been alerted and will "
                 "acknowledge it here; you will get a message when they do."
             ),
+            section(f"*If the patient worsens before they arrive:* {escape(fallback_contact)}"),
+        ],
+    )
+
+
+def already_raised_view(reference: str, fallback_contact: str) -> dict[str, Any]:
+    """The same submission arrived again: nothing new was stored, the first one stands."""
+    return _modal(
+        "rapidreview_said",
+        "Already raised",
+        [
+            section(f"*This request was already raised as {reference}.* Nothing new was added."),
             section(f"*If the patient worsens before they arrive:* {escape(fallback_contact)}"),
         ],
     )

@@ -7,17 +7,16 @@ The view id is the submission key: Slack's retry of one submission finds the fir
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from slack_bolt import Ack, App
 
+from handlers.deadline import NotConfirmed, within_deadline
 from handlers.slack.forms import (
     CANCEL_FORM,
     OUTCOME_FORM,
     REQUEST_FORM,
+    already_raised_view,
     field_value,
     metadata,
     not_confirmed_view,
@@ -33,31 +32,6 @@ from reviews.model import FormErrors, Outcome, validate
 from settings import Settings
 
 log = logging.getLogger(__name__)
-
-RAISE_DEADLINE = 2.0  # seconds to store a request before answering Slack, which waits 3
-
-
-def in_background(work: Callable[[], service.Result]) -> Future[service.Result]:
-    """`work` on a daemon thread: one stuck on a stalled database never blocks shutdown."""
-    future: Future[service.Result] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="raise", daemon=True).start()
-    return future
-
-
-def _log_late_outcome(raising: Future[service.Result]) -> None:
-    """What became of a request the nurse was told was NOT CONFIRMED (for the ops team)."""
-    error = raising.exception()
-    if error is None:
-        log.warning("%s was recorded after NOT CONFIRMED", raising.result().reference)
-    else:
-        log.error("request NOT CONFIRMED then NOT recorded: %s", type(error).__name__)
 
 
 def register(app: App, services: Services, settings: Settings) -> None:
@@ -79,20 +53,19 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 submission_key=f"slack:{view['id']}",
             )
 
-        raising = in_background(raise_it)
         try:
-            result = raising.result(timeout=RAISE_DEADLINE)
-        except TimeoutError:
-            # Slack drops an answer after 3 s; a stalled database must not leave the nurse
-            # with Slack's generic error. If the commit lands later, the team still sees it.
-            log.error("request from Slack not confirmed within %.1f s", RAISE_DEADLINE)
-            raising.add_done_callback(_log_late_outcome)
+            result = within_deadline(raise_it, "request from Slack")
+        except NotConfirmed:
+            # If the commit lands later, the team still sees it.
             ack(response_action="update", view=not_confirmed_view(fallback))
             return
         except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded
             # Only the type: a database error's text can carry the form's values.
             log.error("request from Slack NOT recorded: %s", type(error).__name__)
             ack(response_action="update", view=not_recorded_view(fallback))
+            return
+        if not result.changed:  # Slack sent this very submission again
+            ack(response_action="update", view=already_raised_view(result.reference, fallback))
             return
         ack(response_action="update", view=raised_view(result.reference, fallback))
 
@@ -145,7 +118,17 @@ def register(app: App, services: Services, settings: Settings) -> None:
 def _change(ack: Ack, services: Services, what: str, change: Any, user: dict[str, Any]) -> None:
     """Run `change(by)` and answer the modal with what happened, or plainly why not."""
     try:
-        result = change(actor(services, user))
+        result = within_deadline(lambda: change(actor(services, user)), f"{what} from Slack")
+    except NotConfirmed:
+        ack(
+            response_action="update",
+            view=said_view(
+                f"{what} NOT confirmed",
+                "NOT CONFIRMED: the bot could not confirm in time that this was saved; look at "
+                "the request card before relying on it. " + services.fallback_contact,
+            ),
+        )
+        return
     except service.ServiceError as refused:
         ack(response_action="update", view=said_view(f"{what} not recorded", str(refused)))
         return

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.teams.activities import ActivityHandler
-from handlers.teams.auth import TokenVerifier, Unauthorized
+from handlers.teams.auth import Forbidden, TokenVerifier, Unauthorized, check_origin
 from handlers.teams.connector import Connector
 from handlers.teams.roster import lookup_teams_id
 from handlers.teams.sender import TeamsSender
@@ -26,7 +26,6 @@ from reviews.context import Services
 from settings import Settings
 
 log = logging.getLogger(__name__)
-MAX_BODY = 256 * 1024
 
 
 @dataclass
@@ -71,11 +70,9 @@ def build_teams(
     )
 
     async def messages(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "too large"}, status_code=413)
         try:
-            activity = json.loads(body)
+            # handlers/limits.py has already refused a body over 256 KB.
+            activity = json.loads(await request.body())
             if not isinstance(activity, dict):
                 raise ValueError("not an object")
         except ValueError:
@@ -83,9 +80,13 @@ def build_teams(
         authorization = request.headers.get("authorization")
         try:
             await run_in_threadpool(verifier.verify, authorization, activity)
+            check_origin(activity, settings.teams_tenant_id)
         except Unauthorized as refused:
             log.warning("Teams request refused: %s", refused)
             return JSONResponse({"error": "unauthorized"}, status_code=401)
+        except Forbidden as refused:
+            log.warning("Teams request refused: %s", refused)
+            return JSONResponse({"error": "forbidden"}, status_code=403)
         except (requests.RequestException, KeyError, ValueError) as error:
             # We could not fetch Microsoft's keys: ask the Bot Framework to try again.
             log.error("Teams signing keys unavailable: %s", type(error).__name__)

@@ -8,6 +8,8 @@ change through the outbox's card_update, exactly as in Slack.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -15,13 +17,15 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from handlers.teams import cards
+from handlers.deadline import NotConfirmed, within_deadline
+from handlers.teams import cards, checkin
 from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
 from reviews import messages, notify, service
 from reviews.context import Actor, Services
 from reviews.model import Action, FormErrors, Outcome, ReviewForm, validate
 from reviews.outbox import DeliveryError
+from reviews.wards import chosen_ward
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,12 +33,14 @@ log = logging.getLogger(__name__)
 HELP = (
     "**Rapid review** (Martha's Rule): ask the critical care outreach team to review a patient.\n\n"
     "- `rapidreview` - raise a request (the form)\n"
+    "- `checkin` - record a patient's daily check-in (how they feel today)\n"
     "- `open` - requests not yet closed, oldest first\n"
     "- `rota` - who holds each role now, and who is next\n"
     "- `help` - this help\n\n"
     "In a channel, mention the bot first. In an emergency call 2222."
 )
 MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
+REMEMBER_DEADLINE = 0.5  # seconds; the change then gets handlers.deadline.DEADLINE
 Answer = tuple[str, Any]  # ("card", Adaptive Card) or ("text", str)
 
 
@@ -47,20 +53,40 @@ class ActivityHandler:
         """The HTTP status and body to answer an authenticated activity with."""
         kind = activity.get("type")
         try:
-            remember(self.services, activity, self.connector)
-        except (DatabaseUnavailable, IntegrityError) as error:
+            # Briefly: a stalled database must leave the form its own deadline to answer in.
+            within_deadline(
+                lambda: remember(self.services, activity, self.connector),
+                "Teams conversation reference",
+                seconds=REMEMBER_DEADLINE,
+            )
+        except (DatabaseUnavailable, IntegrityError, NotConfirmed) as error:
             # Not worth failing the request: the reference is stored on their next message.
             log.warning("Teams conversation reference not stored: %s", type(error).__name__)
         if kind == "invoke" and activity.get("name") == "adaptiveCard/action":
             action = (activity.get("value") or {}).get("action") or {}
             data = {**(action.get("data") or {}), "rr_verb": action.get("verb")}
-            return 200, invoke_response(self._act(activity, data))
+            return 200, invoke_response(self._safely(lambda: self._act(activity, data)))
         if kind == "message":
             if isinstance(activity.get("value"), dict):
-                self._answer_submit(activity, self._act(activity, activity["value"]))
+                value = activity["value"]
+                self._answer_submit(activity, self._safely(lambda: self._act(activity, value)))
             else:
-                self._reply(activity, self._command(activity))
+                self._reply(activity, self._safely(lambda: self._command(activity)))
         return 200, None
+
+    def _safely(self, work: Callable[[], Answer]) -> Answer:
+        """`work()`'s answer; whatever goes wrong, the person still hears how to reach the team
+        (Teams would otherwise show a bare error, or nothing)."""
+        try:
+            return work()
+        except Exception as error:  # noqa: BLE001 - the person must hear, whatever went wrong
+            # Only the type: an error's text can carry what was typed.
+            log.error("Teams activity failed: %s", type(error).__name__)
+            return "card", cards.alarm(
+                "NOT CONFIRMED",
+                "Something went wrong, so do not rely on this having been recorded.",
+                self._fallback,
+            )
 
     def _command(self, activity: dict[str, Any]) -> Answer:
         words = MENTION.sub(" ", str(activity.get("text") or "")).lower().split()
@@ -69,7 +95,9 @@ class ActivityHandler:
         word = words[0] if words else ""
         try:
             if word == "":
-                return "card", cards.request_form()
+                return "card", cards.request_form(wards=self.services.wards.names())
+            if word == "checkin":
+                return "card", checkin.open_card(self.services, activity)
             if word == "open":
                 return "text", open_requests(self.services)
             if word == "rota":
@@ -92,10 +120,12 @@ class ActivityHandler:
         verb = str(data.get("rr_verb") or "")
         if verb == cards.RAISE:
             return self._raise(activity, data)
+        if verb == checkin.CHECKIN:
+            return "card", checkin.record(self.services, activity, data)
         try:
             pressed = Action(verb)
             review_id = int(data.get("review") or 0)
-            return self._press(actor(self.services, activity), pressed, review_id, data)
+            return self._press(activity, pressed, review_id, data)
         except service.ServiceError as refused:
             return "text", str(refused)
         except DatabaseUnavailable as error:
@@ -107,32 +137,44 @@ class ActivityHandler:
         except ValueError:
             return "text", "That button is no longer recognised; use the latest card."
 
-    def _press(self, by: Actor, pressed: Action, review_id: int, data: dict[str, Any]) -> Answer:
-        change: Callable[[], service.Result]
+    def _press(
+        self, activity: dict[str, Any], pressed: Action, review_id: int, data: dict[str, Any]
+    ) -> Answer:
+        """Make the change within the deadline (handlers/deadline.py); the presser's answer."""
+        change: Callable[[Actor], service.Result]
         if pressed is Action.RECORD_OUTCOME:
             chosen, destination = str(data.get("outcome") or ""), str(data.get("destination") or "")
             if not chosen:
                 return "text", "Choose an outcome, then press Record."
             outcome = Outcome(chosen)
             detail = destination if outcome is Outcome.TRANSFER else str(data.get("note") or "")
-            change = lambda: service.record_outcome(  # noqa: E731
+            change = lambda by: service.record_outcome(  # noqa: E731
                 services=self.services, review_id=review_id, by=by, outcome=outcome, detail=detail
             )
         elif pressed is Action.CANCEL:
             reason = str(data.get("reason") or "")
-            change = lambda: service.cancel(  # noqa: E731
+            change = lambda by: service.cancel(  # noqa: E731
                 services=self.services, review_id=review_id, by=by, reason=reason
             )
         else:
             verb = service.acknowledge if pressed is Action.ACKNOWLEDGE else service.attend
-            change = lambda: verb(services=self.services, review_id=review_id, by=by)  # noqa: E731
-        result = change()
+            change = lambda by: verb(services=self.services, review_id=review_id, by=by)  # noqa: E731
+        try:
+            result = within_deadline(
+                lambda: change(actor(self.services, activity)), f"{pressed.value} from Teams"
+            )
+        except NotConfirmed:
+            return "text", (
+                "NOT CONFIRMED: the bot could not confirm in time that this was saved; look at "
+                f"the request card before relying on it. {self._fallback}"
+            )
         if not result.changed:
             return "text", result.note
         return "card", cards.render(messages.card(result.review, self.services.timezone))
 
     def _raise(self, activity: dict[str, Any], data: dict[str, Any]) -> Answer:
         typed = {name: str(data.get(name) or "") for name in ReviewForm.__dataclass_fields__}
+        typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""))
         form_id = str(data.get("rr_form") or "") or None
         try:
             request = validate(ReviewForm(**typed))
@@ -142,22 +184,40 @@ class ActivityHandler:
                 # The form comes back where everyone in the channel can see it: never refill
                 # the patient's NHS number or the family's phone number there.
                 shown.update(nhs_number="", callback_number="")
-            return "card", cards.request_form(shown, problems.errors, form_id)
+            wards = self.services.wards.names()
+            return "card", cards.request_form(shown, problems.errors, form_id, wards)
+        key = submission_key(form_id, teams_user_id(activity), typed) if form_id else None
         try:
-            result = service.raise_review(
-                services=self.services,
-                request=request,
-                by=actor(self.services, activity),
-                submission_key=f"teams:{form_id}" if form_id else None,
+            result = within_deadline(
+                lambda: service.raise_review(
+                    services=self.services,
+                    request=request,
+                    by=actor(self.services, activity),
+                    submission_key=key,
+                ),
+                "request from Teams",
+            )
+        except NotConfirmed:
+            # If the commit lands later, the team still sees it.
+            return "card", cards.alarm(
+                "NOT CONFIRMED",
+                "The bot could not confirm in time that this request was saved, so do not rely "
+                "on the outreach team having been alerted.",
+                self._fallback,
             )
         except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded
             # Only the type: a database error's text can carry the form's values.
             log.error("request from Teams NOT recorded: %s", type(error).__name__)
-            return "card", cards.said(
+            return "card", cards.alarm(
                 "NOTHING WAS RECORDED",
                 "The bot could not save this request, so the outreach team has NOT been alerted.",
-                f"**Contact them directly now:** {self._fallback}",
-                attention=True,
+                self._fallback,
+            )
+        if not result.changed:  # Teams sent this person's same submission again
+            return "card", cards.said(
+                f"Already raised as {result.reference}",
+                "This form was already sent; nothing new was added.",
+                f"**If the patient worsens before they arrive:** {self._fallback}",
             )
         return "card", cards.said(
             f"{result.reference} raised",
@@ -201,6 +261,14 @@ class ActivityHandler:
             )
         except DeliveryError as error:
             log.warning("Teams reply not delivered: %s", error)
+
+
+def submission_key(form_id: str, user_id: str, typed: dict[str, str]) -> str:
+    """One person's one submission of one form: Teams retrying it finds the first review, while
+    a colleague using the same channel card, or the same person sending other details, raises
+    a new one."""
+    submission = json.dumps([form_id, user_id, typed], sort_keys=True)
+    return "teams:" + hashlib.sha256(submission.encode()).hexdigest()
 
 
 def invoke_response(answer: Answer) -> dict[str, Any]:

@@ -33,6 +33,24 @@ class Unauthorized(Exception):
     """The request is not from the Bot Framework for this bot; the message says why (for logs)."""
 
 
+class Forbidden(Exception):
+    """A genuine Bot Framework request from somewhere this bot does not serve (another channel
+    such as Web Chat, whose sender ids the client chooses, or another tenant)."""
+
+
+def check_origin(activity: dict[str, Any], tenant_id: str) -> None:
+    """Forbidden unless the activity comes from Microsoft Teams in the trust's own tenant."""
+    channel = activity.get("channelId")
+    if channel != "msteams":
+        raise Forbidden(f"channel {str(channel)[:40]!r} is not msteams")
+    tenants = {
+        ((activity.get("channelData") or {}).get("tenant") or {}).get("id"),
+        (activity.get("conversation") or {}).get("tenantId"),
+    } - {None}
+    if tenants != {tenant_id}:
+        raise Forbidden("the activity is not from the configured tenant")
+
+
 class TokenVerifier:
     """Verifies the Authorization header of inbound activities against Microsoft's keys."""
 

@@ -9,6 +9,7 @@ so a FormErrors dict maps straight back onto the card.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from reviews.messages import Message, ReviewView
@@ -158,11 +159,14 @@ def request_form(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     form_id: str | None = None,
+    wards: Sequence[str] = (),
 ) -> Card:
     """The request form of CONTRACT.md. `form_id` makes a resubmission of the same form find
-    the review it raised; a new form gets a new one."""
+    the review it raised; a new form gets a new one. `wards`: the wards file's names."""
     values, errors = values or {}, errors or {}
     form_id = form_id or uuid.uuid4().hex
+    if values.get("ward") and values["ward"] not in wards:
+        values = {**values, "ward_other": values["ward"]}  # it was typed: refill the box
 
     def field(element: dict[str, Any]) -> list[dict[str, Any]]:
         name = element["id"]
@@ -186,7 +190,22 @@ def request_form(
         *field(
             _choices("caller", "Who is raising it?", CALLER_LABELS, value=values.get("caller", ""))
         ),
-        *line("ward", "Ward", "e.g. Ward 7", maxLength=60),
+        *(
+            [
+                *field(
+                    _choices(
+                        "ward",
+                        "Ward",
+                        {name: name for name in wards},
+                        compact=True,
+                        value=values.get("ward", "") if values.get("ward") in wards else "",
+                    )
+                ),
+                *line("ward_other", "Ward not listed (only if it is not above)", maxLength=60),
+            ]
+            if wards
+            else line("ward", "Ward", "e.g. Ward 7", maxLength=60)
+        ),
         *line("bed", "Bed", "e.g. 12", maxLength=20),
         *line("nhs_number", "NHS number (optional)", "10 digits", maxLength=12),
         *line("news2", "NEWS2 score (optional)", "0-20", maxLength=2),
@@ -215,3 +234,10 @@ def said(title: str, *lines: str, attention: bool = False) -> Card:
     """A card that only says something: what happened, or why not."""
     heading = text(title, weight="Bolder", color="Attention" if attention else "Default")
     return adaptive_card([heading, *(text(line) for line in lines)])
+
+
+def alarm(title: str, headline: str, fallback_contact: str) -> Card:
+    """The team may not have what the person asked for: say so, and how to reach them."""
+    return said(
+        title, headline, f"**Contact them directly now:** {fallback_contact}", attention=True
+    )

@@ -7,6 +7,7 @@ each one. Where no server answers, PostgreSQL tests are skipped with the reason.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,3 +81,25 @@ def sqlite_database(directory: str) -> Iterator[str]:
     upgrade(database.engine)
     database.dispose()
     yield url
+
+
+@contextmanager
+def stalled(db: Database) -> Iterator[None]:
+    """Another connection holds the write lock (SQLite) or the review table (PostgreSQL): what
+    the bot writes there waits until the block ends, as behind a stuck transaction."""
+    if db.is_sqlite:
+        blocker = sqlite3.connect(str(db.engine.url.database), isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            blocker.rollback()
+            blocker.close()
+        return
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as blocker:
+        blocker.execute("LOCK TABLE review IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            blocker.rollback()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -12,9 +13,9 @@ from handlers.http import HttpServer
 
 
 @contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """The app on 127.0.0.1 at a free port; yields its base URL."""
-    server = HttpServer(app, "127.0.0.1", 0, "warning")
+def serve(app: Starlette, **options: Any) -> Iterator[str]:
+    """The app on 127.0.0.1 at a free port (HttpServer `options`); yields its base URL."""
+    server = HttpServer(app, "127.0.0.1", 0, "warning", **options)
     server.start_in_thread()
     deadline = time.monotonic() + 10
     while not server.server.started:

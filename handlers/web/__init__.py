@@ -1,0 +1,126 @@
+"""The public pages for patients and families (CONTRACT.md "Patients and families ask
+themselves"): Starlette routes, Jinja2 templates, one stylesheet of our own. No JavaScript."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from handlers.limits import BodyLimit
+from handlers.web.render import SECURITY_HEADERS, STYLESHEET, Pages, PublicSite
+from handlers.web.review import ReviewPages
+from reviews.context import Services
+from reviews.public import public_status
+from reviews.wards import Ward
+from settings import Settings
+from storage.database import DatabaseUnavailable
+
+MAX_BODY = 16 * 1024
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+def public_site(settings: Settings) -> PublicSite:
+    return PublicSite(phone=settings.concern_phone, public_url=settings.public_url)
+
+
+def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
+    """GET /concern and each ward's pages. Other helpers' pages (the daily view) mount beside."""
+    pages = Pages(public_site(settings))
+
+    async def choose_ward(_request: Request) -> Response:
+        return pages.render("choose_ward.html", wards=list(services.wards))
+
+    async def ward_page(request: Request) -> Response:
+        ward = find_ward(services, request)
+        if ward is None:
+            return unknown_ward(pages)
+        return pages.render("ward.html", ward=ward)
+
+    async def review_page(request: Request) -> Response:
+        ward = find_ward(services, request)
+        if ward is None:
+            return unknown_ward(pages)
+        if request.method == "GET":
+            return await run_in_threadpool(reviews.form, ward)
+        base_url = settings.public_url or str(request.base_url).rstrip("/")
+        return await reviews.submit(request, ward, base_url)
+
+    async def status_page(request: Request) -> Response:
+        return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
+
+    async def stylesheet(_request: Request) -> Response:
+        return pages.css()
+
+    reviews = ReviewPages(services, pages)
+    return [
+        Route(STYLESHEET, stylesheet, methods=["GET"]),
+        Route("/concern", choose_ward, methods=["GET"]),
+        Route("/concern/status/{token}", status_page, methods=["GET"]),
+        Route("/concern/{ward}", ward_page, methods=["GET"]),
+        Route("/concern/{ward}/review", review_page, methods=["GET", "POST"]),
+    ]
+
+
+def show_status(services: Services, pages: Pages, token: str) -> Response:
+    """The status page, or 404 (with the phone line) for a link that is wrong or has expired."""
+    try:
+        status = public_status(services=services, token=token) if TOKEN.match(token) else None
+    except DatabaseUnavailable:
+        lines = ["We cannot show this page just now. Please try again in a few minutes."]
+        return pages.render(
+            "problem.html",
+            status=503,
+            title="Sorry, there is a problem",
+            lines=lines,
+            not_sent=False,
+        )
+    if status is None:
+        lines = [
+            "This link is wrong, or it has stopped working. Links stop working 7 days after "
+            "the review is finished."
+        ]
+        return pages.render(
+            "problem.html",
+            status=404,
+            title="We cannot show this request",
+            lines=lines,
+            not_sent=False,
+        )
+    return pages.render("status.html", progress=status)
+
+
+def find_ward(services: Services, request: Request) -> Ward | None:
+    """The ward named in the path; None when the wards file has no such ward."""
+    return services.wards.by_code(str(request.path_params.get("ward", "")))
+
+
+def unknown_ward(pages: Pages) -> Response:
+    return pages.render(
+        "problem.html",
+        status=404,
+        title="We cannot find that ward",
+        lines=["Check the web address on the poster, or choose the ward from the list."],
+        not_sent=False,
+    )
+
+
+def body_limit(settings: Settings) -> BodyLimit:
+    """/concern's 16 KB limit, refused with a page that gives the phone line."""
+    pages = Pages(public_site(settings))
+    refusal = pages.render(
+        "problem.html",
+        status=413,
+        title="That was too long to send",
+        lines=["Please go back and make what you wrote shorter, then try again."],
+        not_sent=True,
+    )
+    return BodyLimit(
+        "/concern",
+        MAX_BODY,
+        (413, "text/html; charset=utf-8", bytes(refusal.body)),
+        tuple(SECURITY_HEADERS.items()),
+    )

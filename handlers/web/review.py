@@ -1,0 +1,141 @@
+"""GET and POST /concern/WARD/review: the request form, its submission and the answer page.
+
+Nothing typed here is ever logged: log lines carry the reference, or an error's type only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from handlers.web.forgery import Expired, Forged, FormTokens
+from handlers.web.render import Pages
+from reviews import public
+from reviews.context import Services
+from reviews.model import FormErrors
+from reviews.public_form import PublicForm, readable_phone, validate_public
+from reviews.wards import Ward
+from storage.database import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+FIELDS = tuple(PublicForm.__dataclass_fields__)
+
+
+class ReviewPages:
+    """The request form's pages for one bot: its services, templates and signing key."""
+
+    def __init__(self, services: Services, pages: Pages):
+        self.services, self.pages = services, pages
+        self._tokens: FormTokens | None = None
+
+    def tokens(self) -> FormTokens:
+        """The signer; its key comes from the database once. DatabaseUnavailable if it cannot."""
+        if self._tokens is None:
+            self._tokens = FormTokens(public.site_key(self.services))
+        return self._tokens
+
+    def form(self, ward: Ward) -> Response:
+        try:
+            token = self.tokens().issue(ward.code, self.services.clock.now())
+        except DatabaseUnavailable:
+            return self.not_working(ward)
+        return self._form(ward, token, {}, {})
+
+    async def submit(self, request: Request, ward: Ward, base_url: str) -> Response:
+        try:
+            posted = await request.form()
+        except Exception as error:  # noqa: BLE001 - a malformed body, whatever the parser says
+            log.warning("public form unreadable (%s)", type(error).__name__)
+            return self.refused(ward, 400, "We could not read that form")
+        typed = {name: str(posted.get(name) or "") for name in FIELDS}
+        token = str(posted.get("token") or "")
+        address = request.client.host if request.client else "unknown"
+        return await run_in_threadpool(self._receive, ward, typed, token, address, base_url)
+
+    def _receive(
+        self, ward: Ward, typed: dict[str, str], token: str, address: str, base_url: str
+    ) -> Response:
+        now = self.services.clock.now()
+        try:
+            tokens = self.tokens()
+            key = tokens.check(token, ward.code, now)
+        except DatabaseUnavailable:
+            return self.not_sent(ward)
+        except Expired:
+            expired = {
+                "send": "This form was open for over 2 hours, so it was not sent. "
+                "Check your answers and press Send again."
+            }
+            return self._form(ward, tokens.issue(ward.code, now), typed, expired, status=403)
+        except Forged:
+            return self.refused(ward, 403, "This form could not be sent")
+        try:
+            request = validate_public(PublicForm(**typed), ward.name)
+        except FormErrors as problems:
+            return self._form(ward, token, typed, problems.errors, status=400)
+        try:
+            result = public.raise_from_public_page(
+                services=self.services,
+                request=request,
+                submission_key=key,
+                sender=public.address_key(tokens.key, address),
+            )
+        except public.TooMany:
+            return self.refused(ward, 429, "Too many requests from this connection")
+        except DatabaseUnavailable:
+            return self.not_sent(ward)
+        except Exception as error:  # noqa: BLE001 - never a success page for something not stored
+            log.error("public request on %s failed: %s", ward.code, type(error).__name__)
+            return self.not_sent(ward, status=500)
+        review = result.review
+        return self.pages.render(
+            "answer.html",
+            ward=ward,
+            reference=result.reference,
+            callback=readable_phone(review.callback_number or ""),
+            status_link=f"{base_url}/concern/status/{review.status_token}",
+        )
+
+    def _form(
+        self,
+        ward: Ward,
+        token: str,
+        values: dict[str, str],
+        errors: dict[str, str],
+        status: int = 200,
+    ) -> Response:
+        return self.pages.render(
+            "review.html", status=status, ward=ward, token=token, values=values, errors=errors
+        )
+
+    def refused(self, ward: Ward | None, status: int, title: str) -> Response:
+        lines = ["Nothing was sent. If you are worried about someone now, please call us."]
+        return self.pages.render(
+            "problem.html", status=status, ward=ward, title=title, lines=lines, not_sent=True
+        )
+
+    def not_sent(self, ward: Ward, status: int = 503) -> Response:
+        lines = ["Something went wrong on our side, so the outreach team has NOT been told."]
+        return self.pages.render(
+            "problem.html",
+            status=status,
+            ward=ward,
+            title="Your request was NOT sent: call us now",
+            lines=lines,
+            not_sent=True,
+        )
+
+    def not_working(self, ward: Ward) -> Response:
+        lines = ["This form is not working just now."]
+        return self.pages.render(
+            "problem.html",
+            status=503,
+            ward=ward,
+            title="Call us instead",
+            lines=lines,
+            not_sent=False,
+        )

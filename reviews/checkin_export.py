@@ -1,0 +1,46 @@
+"""`export --month YYYY-MM --checkins`: the month's daily check-ins as CSV, with no identifiers
+(ward, local day, who answered, their answer, whether a rapid review was raised)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+from reviews.checkin_model import Answer, who_answered
+from reviews.context import Services
+from reviews.export import month_of
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["ward", "day", "who_answered", "answer", "review_raised"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_checkin_export(*, services: Services, month: str, out: Path | None) -> Path:
+    """Write the month's check-ins and return where. ExportError for a bad month; OSError if
+    the file cannot be written; DatabaseUnavailable if the database cannot be read."""
+    period = month_of(month, services)
+    path = out or Path(f"rapidreview-checkins-{period.label}.csv")
+    with services.db.unit_of_work() as uow, path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS)
+        count = 0
+        for row in uow.checkins.month_rows(period.start, period.end):
+            writer.writerow(
+                [
+                    safe_cell(row.ward),
+                    f"{row.recorded_at.astimezone(services.timezone):%Y-%m-%d}",
+                    who_answered(row.respondent, row.not_asked_reason),
+                    Answer(row.answer).label if row.answer else "",
+                    "Yes" if row.review_id else "No",
+                ]
+            )
+            count += 1
+    log.info("check-in export for %s written: %s check-ins", period.label, count)
+    return path
+
+
+def safe_cell(text: str) -> str:
+    """A typed value a spreadsheet would run as a formula, made plain text."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text

@@ -1,0 +1,180 @@
+"""Daily check-ins, the core's second aggregate: recording one, and reading a ward's day.
+
+A check-in whose patient or family would like a rapid review now raises it in the check-in's
+own transaction, so either both are stored or neither is. DatabaseUnavailable means nothing was
+recorded: the caller must say so and give FALLBACK_CONTACT.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from reviews.checkin_model import WORSE_ADVICE, Answer, Respondent, ValidCheckin, who_answered
+from reviews.context import Actor, Services
+from reviews.messages import local_time
+from reviews.model import Caller, ConcernKind, Source, ValidRequest, format_reference
+from reviews.service import add_review
+from storage.database import UnitOfWork
+from storage.tables import Checkin, Review
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    checkin: Checkin
+    review: Review | None  # the rapid review it raised, if they asked for one
+    changed: bool  # False when this submission was already recorded (a retry)
+    note: str  # what to tell the person who recorded it
+
+    @property
+    def reference(self) -> str | None:
+        return format_reference(self.review.id or 0) if self.review else None
+
+
+def record_checkin(
+    *,
+    services: Services,
+    checkin: ValidCheckin,
+    by: Actor,
+    source: str,
+    submission_key: str | None = None,
+    callback_number: str | None = None,
+) -> CheckinResult:
+    """Record a check-in (and the review it asks for); a repeated submission_key returns the
+    first. `source` is the surface: slack, teams, shell or web."""
+    try:
+        return _record(services, checkin, by, source, submission_key, callback_number)
+    except IntegrityError:
+        # Two copies of one submission raced; the other one won and holds the check-in.
+        if submission_key is None:
+            raise
+        with services.db.unit_of_work() as uow:
+            existing = _existing(uow, submission_key)
+        if existing is None:
+            raise
+        return existing
+
+
+def _record(
+    services: Services,
+    checkin: ValidCheckin,
+    by: Actor,
+    source: str,
+    submission_key: str | None,
+    callback_number: str | None,
+) -> CheckinResult:
+    now = services.clock.now()
+    with services.db.unit_of_work() as uow:
+        if submission_key and (existing := _existing(uow, submission_key)):
+            return existing
+        review = None
+        if checkin.wants_review:
+            review = add_review(
+                uow, services, review_request(checkin, callback_number), by, now=now
+            )
+        row = uow.checkins.add(
+            Checkin(
+                submission_key=submission_key,
+                ward=checkin.ward,
+                bed=checkin.bed,
+                respondent=checkin.respondent,
+                not_asked_reason=checkin.not_asked_reason,
+                answer=checkin.answer,
+                worries=checkin.worries,
+                wants_review=checkin.wants_review,
+                review_id=review.id if review else None,
+                source=source,
+                recorded_by=by.user_id,
+                recorded_by_name=by.label,
+                recorded_at=now,
+            )
+        )
+        uow.events.record(
+            review_id=row.review_id,
+            kind="checkin",
+            at=now,
+            actor=by.label,
+            platform=by.platform,
+            checkin=row.id,
+            ward=row.ward,
+            respondent=row.respondent,
+            answer=row.answer or "",
+        )
+    log.info("check-in %s recorded via %s%s", row.id, source, _raised_log(review))
+    return CheckinResult(row, review, True, confirmation(row, review))
+
+
+def _raised_log(review: Review | None) -> str:
+    return f", raised {format_reference(review.id or 0)}" if review else ""
+
+
+def _existing(uow: UnitOfWork, submission_key: str) -> CheckinResult | None:
+    row = uow.checkins.by_submission_key(submission_key)
+    if row is None:
+        return None
+    review = uow.reviews.get(row.review_id) if row.review_id else None
+    return CheckinResult(row, review, False, confirmation(row, review))
+
+
+def review_request(checkin: ValidCheckin, callback_number: str | None) -> ValidRequest:
+    """The rapid review a check-in asks for: raised by the patient or family who answered."""
+    caller = Caller.PATIENT if checkin.respondent is Respondent.PATIENT else Caller.FAMILY
+    answer = checkin.answer.label.lower() if checkin.answer else "not said"
+    concern = (
+        f"Daily check-in: {checkin.respondent.label.lower()} would like a rapid review now "
+        f"(compared with yesterday: {answer})."
+    )
+    if checkin.worries:
+        concern += f" They said: {checkin.worries}"
+    return ValidRequest(
+        caller=caller,
+        ward=checkin.ward,
+        bed=checkin.bed,
+        nhs_number=None,
+        news2=None,
+        concern_kind=ConcernKind.UNTRIAGED,
+        concern=concern,
+        callback_number=callback_number,
+        source=Source.CHECKIN,
+    )
+
+
+def confirmation(checkin: Checkin, review: Review | None) -> str:
+    """What the person recording it is told: the review's reference, or what to do now."""
+    where = f"{checkin.ward} bed {checkin.bed}" if checkin.bed else checkin.ward
+    said = Answer(checkin.answer).label.lower() if checkin.answer else "not asked"
+    note = f"Check-in recorded for {where}: {said}."
+    if review is not None:
+        return (
+            f"{note} {format_reference(review.id or 0)} raised: the critical care outreach team "
+            "has been alerted and will come to the bed."
+        )
+    if checkin.answer == Answer.WORSE:
+        return f"{note} {WORSE_ADVICE}"
+    return note
+
+
+def last_ward(*, services: Services, by: Actor) -> str | None:
+    """The ward `by` last recorded a check-in on (None if never): their form starts there."""
+    with services.db.unit_of_work() as uow:
+        return uow.checkins.last_ward(by.platform, by.user_id)
+
+
+def ward_day(*, services: Services, ward: str, day: date) -> list[str]:
+    """A ward's check-ins on one local day, a line each in bed order (no free text)."""
+    start = datetime.combine(day, time(0), tzinfo=services.timezone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=services.timezone)
+    with services.db.unit_of_work() as uow:
+        rows = uow.checkins.for_ward(ward, start, end.astimezone(UTC))
+    return [
+        f"bed {row.bed or '?'} · {local_time(row.recorded_at, services.timezone)} · "
+        f"{who_answered(row.respondent, row.not_asked_reason)} · "
+        f"{Answer(row.answer).label.lower() if row.answer else 'no answer'}"
+        + (f" · {format_reference(row.review_id)}" if row.review_id else "")
+        for row in rows
+    ]

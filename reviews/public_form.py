@@ -1,0 +1,102 @@
+"""The public page's request form (CONTRACT.md "the public pages"): what a patient or family
+types, and its rules. Messages are in plain words and say how to fix each field."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest
+
+# A UK number once spaces, dashes and brackets are gone: 0 and 9 or 10 digits, or +44 and 9-10.
+UK_PHONE = re.compile(r"^(?:0[0-9]{9,10}|\+44[0-9]{9,10})$")
+PHONE_EXAMPLE = "07700 900 982"
+
+
+@dataclass(frozen=True)
+class PublicForm:
+    """What was typed into the public request form, by its HTML field names."""
+
+    caller: str = ""
+    your_name: str = ""
+    relationship: str = ""
+    patient_name: str = ""
+    bed: str = ""
+    concern: str = ""
+    spoken_to_ward: str = ""
+    callback_number: str = ""
+
+
+def clean(text: str) -> str:
+    """Typed text without control or bidirectional-override characters, spaces trimmed."""
+    kept = (c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf"))
+    return "".join(kept).strip()
+
+
+def validate_public(form: PublicForm, ward_name: str) -> ValidRequest:
+    """Check a public form for `ward_name`; FormErrors keyed by HTML field name otherwise."""
+    errors: dict[str, str] = {}
+    caller = {"patient": Caller.PATIENT, "family": Caller.FAMILY}.get(form.caller)
+    if caller is None:
+        errors["caller"] = "Select if you are the patient, or family, a carer or a friend"
+    your_name = _text(form.your_name, 100, "your_name", "Enter your name", errors)
+    patient_name = _text(
+        form.patient_name or (form.your_name if caller is Caller.PATIENT else ""),
+        100,
+        "patient_name",
+        "Enter the patient's name",
+        errors,
+    )
+    relationship = _text(form.relationship, 60, "relationship", "", errors)
+    bed = _text(form.bed, 20, "bed", "", errors)
+    concern = _text(form.concern, 2000, "concern", "Tell us what is worrying you", errors)
+    spoken = {"yes": True, "no": False, "": None}.get(form.spoken_to_ward, None)
+    callback = _phone(form.callback_number, errors)
+    if errors or caller is None:
+        raise FormErrors(errors)
+    return ValidRequest(
+        caller=caller,
+        ward=ward_name,
+        bed=bed,
+        nhs_number=None,
+        news2=None,
+        concern_kind=ConcernKind.UNTRIAGED,
+        concern=concern,
+        callback_number=callback,
+        source=Source.WEB,
+        caller_name=your_name,
+        patient_name=patient_name,
+        relationship=relationship or None,
+        spoken_to_ward=spoken,
+    )
+
+
+def _text(value: str, limit: int, field: str, missing: str, errors: dict[str, str]) -> str:
+    text = clean(value)
+    if not text and missing:
+        errors[field] = missing
+    elif len(text) > limit:
+        errors[field] = f"Use {limit:,} characters or fewer (you used {len(text):,})"
+    return text
+
+
+def _phone(value: str, errors: dict[str, str]) -> str:
+    typed = clean(value)
+    digits = re.sub(r"[ ()-]", "", typed)
+    if not typed:
+        errors["callback_number"] = f"Enter a phone number we can call you on, like {PHONE_EXAMPLE}"
+    elif not UK_PHONE.match(digits):
+        errors["callback_number"] = f"Enter a UK phone number, like {PHONE_EXAMPLE}"
+    return digits
+
+
+def readable_phone(digits: str) -> str:
+    """A stored number as people write it: 07700 900123, 01632 960001, +44 7700 900123."""
+    if digits.startswith("+44"):
+        return f"+44 {readable_phone('0' + digits[3:])[1:]}"
+    groups = {"01": (5,), "07": (5,), "02": (3, 7), "03": (4, 7), "08": (4, 7)}
+    if len(digits) != 11 or digits[:2] not in groups:
+        return digits
+    cuts = (0, *groups[digits[:2]], 11)
+    return " ".join(digits[a:b] for a, b in zip(cuts, cuts[1:], strict=False))

@@ -1,0 +1,179 @@
+"""A fake GOV.UK Notify API and a fake paging gateway on ephemeral loopback ports.
+
+Both record every call (path, raw body, headers, when it arrived) and can be told to answer
+the next N calls with an error status (and a Retry-After). The fake Notify checks the bearer
+token as Notify does (HS256 with the key's secret, `iss` the service id), so a wrong key is
+refused with 403 like the real one.
+
+    with FakeNotify() as notify, FakePager() as pager:
+        pager.fail(times=1, status=503)
+        ...
+        pager.wait_for(1)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+
+# A Notify key of the right shape: KEYNAME-SERVICEID-SECRET. Made up; not a real service.
+NOTIFY_SERVICE_ID = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+NOTIFY_SECRET = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+NOTIFY_API_KEY = f"rapidreview_test-{NOTIFY_SERVICE_ID}-{NOTIFY_SECRET}"
+NOTIFY_TEMPLATE_ID = "9c8b7a69-5847-4a36-9251-40f3e2d1c0b9"
+PAGER_SECRET = "test-gateway-secret"
+
+
+@dataclass
+class Call:
+    path: str
+    raw: bytes
+    headers: dict[str, str]
+    arrived: float  # time.time(), to compare with due times in the database
+    status: int  # what the fake answered
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.raw)
+
+
+@dataclass
+class _Failure:
+    times: int
+    status: int
+    retry_after: int | None
+
+
+@dataclass
+class FakeService:
+    """The server both fakes share; subclasses say what a good answer and a bad token are."""
+
+    name = "fake"
+    calls: list[Call] = field(default_factory=list)
+    failures: list[_Failure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Condition()
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeService:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def fail(self, *, times: int = 1, status: int = 500, retry_after: int | None = None) -> None:
+        """The next `times` calls get `status` (after those already queued)."""
+        self.failures.append(_Failure(times, status, retry_after))
+
+    def delivered(self) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.status < 300]
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[Call]:
+        """The first `count` delivered calls; AssertionError if they do not come in time."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len([c for c in self.calls if c.status < 300]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{self.name}: {len(self.delivered())} of {count} came")
+                self._lock.wait(left)
+        return self.delivered()[:count]
+
+    def answer(self, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, dict, dict]:
+        """(status, JSON answer, extra headers) for one call."""
+        refused = self.refuse(path, raw, headers)
+        if refused:
+            return refused, {"errors": [{"error": "AuthError", "message": "bad token"}]}, {}
+        with self._lock:
+            if self.failures:
+                failure = self.failures[0]
+                failure.times -= 1
+                if failure.times <= 0:
+                    self.failures.pop(0)
+                extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+                kind = "RateLimitError" if failure.status == 429 else "Error"
+                return failure.status, {"errors": [{"error": kind, "message": "no"}]}, extra
+        return 201, {"id": f"{self.name}-{next(self._ids)}"}, {}
+
+    def refuse(self, path: str, raw: bytes, headers: dict[str, str]) -> int:
+        return 0
+
+    def record(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+            self._lock.notify_all()
+
+
+@dataclass
+class FakeNotify(FakeService):
+    """GOV.UK Notify's POST /v2/notifications/sms; NOTIFY_BASE_URL = fake.url."""
+
+    name = "notify"
+
+    def refuse(self, path: str, raw: bytes, headers: dict[str, str]) -> int:
+        if path != "/v2/notifications/sms":
+            return 404
+        token = headers.get("authorization", "").removeprefix("Bearer ")
+        try:
+            claims = jwt.decode(token, NOTIFY_SECRET, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            return 403
+        return 0 if claims.get("iss") == NOTIFY_SERVICE_ID else 403
+
+    def texts(self) -> list[tuple[str, str]]:
+        """(phone number, message) of every text Notify accepted."""
+        return [
+            (c.body["phone_number"], c.body["personalisation"]["message"]) for c in self.delivered()
+        ]
+
+
+@dataclass
+class FakePager(FakeService):
+    """The trust's paging gateway: PAGER_WEBHOOK_URL = fake.url + "/page"."""
+
+    name = "pager"
+
+    def pages(self) -> list[dict[str, Any]]:
+        return [c.body for c in self.delivered()]
+
+
+def _handler_for(fake: FakeService) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, answer, extra = fake.answer(self.path, raw, headers)
+            if status < 300 and isinstance(fake, FakeNotify):
+                answer |= {"reference": json.loads(raw).get("reference"), "id": str(uuid.uuid4())}
+            payload = json.dumps(answer).encode()
+            # Recorded before answering, so a caller that has its answer finds the call here.
+            fake.record(Call(self.path, raw, headers, time.time(), status))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *_args: Any) -> None:
+            pass  # quiet: pytest shows failures, not every call
+
+    return Handler

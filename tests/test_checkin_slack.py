@@ -1,0 +1,145 @@
+"""`/rapidreview checkin` through the real bolt app over real HTTP, on SQLite and PostgreSQL:
+the modal opens on the last ward used, each submission comes back ready for the next bed, a
+wish for a review raises one that reaches the outreach team, "worse" tells the nurse what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from handlers.slack.checkin import CHECKIN_FORM
+from reviews.clock import FrozenClock
+from storage.database import Database
+from storage.tables import Checkin
+from tests.support.builders import make_services, on_rota
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import (
+    SlackBot,
+    radio,
+    slack_bot,
+    slash_command,
+    text_value,
+    view_submission,
+)
+
+NURSE, ALEX = "U0WARDNURSE", "U01ALEX"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
+    on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
+    with slack_bot(make_services(db, clock), fake) as bot:
+        yield bot
+
+
+def checkin_form(wants_review: bool = False, **fields: str) -> dict[str, Any]:
+    """The check-in modal's state.values, as a ward nurse fills it in."""
+    typed = {"ward": "Ward 7", "bed": "12", "worries": "", **fields}
+    values: dict[str, Any] = {
+        name: {"value": text_value(typed[name])} for name in ("ward", "bed", "worries")
+    }
+    values["respondent"] = {"value": radio(fields.get("respondent", "patient"))}
+    values["answer"] = {"value": radio(fields.get("answer", "same"))}
+    reason = fields.get("not_asked_reason")
+    values["not_asked_reason"] = {
+        "value": {"type": "static_select", "selected_option": {"value": reason} if reason else None}
+    }
+    chosen = [{"value": "yes"}] if wants_review else []
+    values["wants_review"] = {"value": {"type": "checkboxes", "selected_options": chosen}}
+    return values
+
+
+def submit(bot: SlackBot, values: dict[str, Any], view_id: str = "V0CHECK", count: int = 0):
+    request = view_submission(
+        CHECKIN_FORM,
+        values,
+        user_id=NURSE,
+        view_id=view_id,
+        private_metadata=json.dumps({"count": count}),
+    )
+    response = bot.post(request)
+    assert response.status_code == 200
+    return response.json(), request
+
+
+def checkins(bot: SlackBot) -> int:
+    with bot.services.db.unit_of_work() as uow:
+        return uow.session.exec(select(func.count()).select_from(Checkin)).one()
+
+
+def ward_of(view: dict[str, Any]) -> str:
+    block = next(b for b in view["blocks"] if b.get("block_id") == "ward")
+    return block["element"].get("initial_value", "")
+
+
+def test_a_nurse_records_bed_after_bed_on_the_ward_they_used_last(
+    bot: SlackBot, fake: FakeSlack
+) -> None:
+    started = time.perf_counter()
+    assert bot.post(slash_command("checkin", trigger_id="trig-c1")).status_code == 200
+    [opened] = fake.wait_for("views.open")
+    open_ms = (time.perf_counter() - started) * 1000
+    assert opened.body["trigger_id"] == "trig-c1"
+    assert opened.body["view"]["callback_id"] == CHECKIN_FORM and ward_of(opened.body["view"]) == ""
+
+    started = time.perf_counter()
+    answer, _ = submit(bot, checkin_form())
+    submit_ms = (time.perf_counter() - started) * 1000
+    print(f"check-in modal: opened in {open_ms:.0f} ms, submitted in {submit_ms:.0f} ms")
+    assert answer["response_action"] == "update"
+    next_form = answer["view"]
+    assert next_form["callback_id"] == CHECKIN_FORM and ward_of(next_form) == "Ward 7"
+    assert "Check-in recorded for Ward 7 bed 12: the same." in json.dumps(next_form)
+
+    # The same modal, next bed: a new submission, not a retry of the first.
+    answer, _ = submit(bot, checkin_form(bed="14", answer="better"), count=1)
+    assert "Ward 7 bed 14: better" in json.dumps(answer["view"]) and checkins(bot) == 2
+
+    bot.post(slash_command("checkin", trigger_id="trig-c2"))
+    assert ward_of(fake.wait_for("views.open", 2)[1].body["view"]) == "Ward 7"
+
+
+def test_worse_tells_the_nurse_to_offer_a_review_and_repeat_observations(
+    bot: SlackBot, fake: FakeSlack
+) -> None:
+    answer, _ = submit(bot, checkin_form(answer="worse"))
+    said = json.dumps(answer["view"])
+    assert "offer them a rapid review" in said and "repeat their observations now" in said
+    bot.drain()
+    assert not [c for c in fake.called("chat.postMessage") if c.body["channel"] == "C0OUTREACH"]
+
+
+def test_a_wish_for_review_raises_one_that_reaches_the_outreach_team(
+    bot: SlackBot, fake: FakeSlack
+) -> None:
+    answer, request = submit(
+        bot, checkin_form(respondent="family", answer="worse", wants_review=True)
+    )
+    assert "RR-0001 raised" in json.dumps(answer["view"])
+    again = bot.post(request.retried()).json()  # Slack retrying the same submission
+    assert "RR-0001" in json.dumps(again) and checkins(bot) == 1
+    bot.drain()
+    card = next(c for c in fake.called("chat.postMessage") if c.body["channel"] == "C0OUTREACH")
+    assert "Family, carer or advocate" in json.dumps(card.body)
+    assert any(c.body["channel"] == ALEX for c in fake.called("chat.postMessage"))
+
+
+def test_mistakes_come_back_on_their_fields(bot: SlackBot) -> None:
+    answer, _ = submit(bot, checkin_form(bed="", respondent="not_asked", answer=""))
+    assert answer["response_action"] == "errors"
+    assert set(answer["errors"]) == {"bed", "not_asked_reason"}
+    assert checkins(bot) == 0

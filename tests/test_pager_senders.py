@@ -1,0 +1,148 @@
+"""The two text senders against a fake GOV.UK Notify and a fake paging gateway over real HTTP:
+what goes on the wire, how a gateway checks it, and how each answer maps onto the outbox's
+retry rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+
+import pytest
+
+from handlers.pager.gateway import GatewaySender, verify_signature
+from handlers.pager.notify import NotifySender
+from reviews.messages import Message
+from reviews.outbox import DeliveryError, OutboundItem
+from tests.support.fake_texts import (
+    NOTIFY_API_KEY,
+    NOTIFY_SERVICE_ID,
+    NOTIFY_TEMPLATE_ID,
+    PAGER_SECRET,
+    FakeNotify,
+    FakePager,
+)
+
+TEXT = "RR-0042 URGENT rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 1). Acknowledge"
+
+
+def page(to: str = "BLEEP-2345") -> OutboundItem:
+    return OutboundItem("text", to, Message(text=TEXT, level=1), None, 42)
+
+
+@pytest.fixture
+def pager():
+    with FakePager() as fake:
+        yield fake
+
+
+@pytest.fixture
+def notify():
+    with FakeNotify() as fake:
+        yield fake
+
+
+def test_a_page_is_signed_json_the_gateway_can_verify(pager):
+    message_id = GatewaySender(pager.url + "/page", PAGER_SECRET).deliver(page())
+    call = pager.calls[0]
+    assert message_id == "pager-1"
+    assert call.path == "/page" and call.headers["content-type"] == "application/json"
+    assert call.body == {"to": "BLEEP-2345", "text": TEXT, "reference": "RR-0042", "level": 1}
+    signature = call.headers["x-rapidreview-signature"]
+    # What a gateway written in any language does: HMAC-SHA256 of the raw body, hex.
+    expected = hmac.new(PAGER_SECRET.encode(), call.raw, hashlib.sha256).hexdigest()
+    assert signature == f"sha256={expected}"
+    assert verify_signature(call.raw, signature, PAGER_SECRET)
+
+
+def test_a_forged_or_altered_page_fails_verification(pager):
+    GatewaySender(pager.url + "/page", PAGER_SECRET).deliver(page())
+    call = pager.calls[0]
+    signature = call.headers["x-rapidreview-signature"]
+    altered = json.dumps(call.body | {"to": "BLEEP-9999"}).encode()
+    assert not verify_signature(altered, signature, PAGER_SECRET)
+    assert not verify_signature(call.raw, signature, "another-secret")
+    assert not verify_signature(call.raw, "", PAGER_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "permanent", "reason"),
+    [
+        (429, 30, False, "paging gateway 429"),
+        (503, None, False, "paging gateway 503"),
+        (408, None, False, "paging gateway 408"),
+        (400, None, True, "paging gateway refused the page (400)"),
+        (401, None, True, "paging gateway refused the page (401)"),
+    ],
+)
+def test_gateway_answers_map_onto_retries(pager, status, retry_after, permanent, reason):
+    pager.fail(status=status, retry_after=retry_after)
+    with pytest.raises(DeliveryError) as raised:
+        GatewaySender(pager.url + "/page", PAGER_SECRET).deliver(page())
+    assert str(raised.value) == reason
+    assert raised.value.permanent is permanent
+    assert raised.value.retry_after == retry_after
+
+
+def test_an_unreachable_gateway_is_retried(pager):
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}/page"
+    with pytest.raises(DeliveryError) as raised:
+        GatewaySender(url, PAGER_SECRET).deliver(page())
+    assert not raised.value.permanent
+    assert str(raised.value) == "paging gateway unreachable: ConnectionError"
+
+
+def test_a_text_goes_through_notify_with_the_template_and_reference(notify):
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    message_id = sender.deliver(page("+447700900456"))
+    call = notify.calls[0]
+    assert call.status == 201 and message_id
+    assert call.body == {
+        "phone_number": "+447700900456",
+        "template_id": NOTIFY_TEMPLATE_ID,
+        "personalisation": {"message": TEXT},
+        "reference": "RR-0042",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "permanent", "reason"),
+    [
+        (429, 60, False, "Notify 429 (RateLimitError)"),
+        (500, None, False, "Notify 500 (Error)"),
+        (400, None, True, "Notify refused the text: 400 (Error)"),
+    ],
+)
+def test_notify_answers_map_onto_retries(notify, status, retry_after, permanent, reason):
+    notify.fail(status=status, retry_after=retry_after)
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(page("+447700900456"))
+    assert (str(raised.value), raised.value.permanent) == (reason, permanent)
+    assert raised.value.retry_after == retry_after
+
+
+def test_a_wrong_notify_key_is_permanent_and_never_echoed(notify):
+    wrong = NOTIFY_API_KEY[:-36] + "00000000-0000-4000-8000-000000000000"
+    sender = NotifySender(wrong, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(page("+447700900456"))
+    assert (str(raised.value), raised.value.permanent) == (
+        "Notify refused the text: 403 (AuthError)",
+        True,
+    )
+    assert NOTIFY_SERVICE_ID not in str(raised.value)
+
+
+def test_notify_unreachable_is_retried():
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}"
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=url)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(page("+447700900456"))
+    assert not raised.value.permanent
+    assert str(raised.value) == "Notify unreachable (network)"

@@ -1,0 +1,190 @@
+"""A request from the public page: once per form, a few an hour per address, never lost
+silently, its status link, and the names going only to whoever takes it. Real HTTP, SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from reviews import service
+from reviews.clock import FrozenClock
+from reviews.model import Outcome
+from storage.database import Database
+from tests.support.builders import OUTREACH, make_services, on_rota
+from tests.support.public_pages import (
+    FAMILY_FORM,
+    PHONE,
+    PublicPages,
+    form_token,
+    outbox,
+    public_pages,
+    send,
+    status_link,
+    stored,
+)
+from tests.test_slack_forms import dead_database
+
+
+@pytest.fixture
+def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
+    on_rota(db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now() - timedelta(hours=1))
+    with public_pages(make_services(db, clock)) as site:
+        yield site
+
+
+def at_once(*posts) -> list[requests.Response]:
+    answers: list[requests.Response] = [None] * len(posts)  # type: ignore[list-item]
+    gate = threading.Barrier(len(posts))
+
+    def post(index: int) -> None:
+        gate.wait()
+        answers[index] = posts[index]()
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(posts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return answers
+
+
+def test_a_double_tapped_send_raises_one_request(site: PublicPages) -> None:
+    token = form_token(site)
+    answers = at_once(*[lambda: send(site, token=token)] * 3)
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert all("RR-0001" in a.text for a in answers)
+    assert len(stored(site)) == 1
+    assert send(site, token=token).status_code == 200 and len(stored(site)) == 1  # a reload
+
+
+def test_two_relatives_at_once_raise_two(site: PublicPages) -> None:
+    first, second = form_token(site), form_token(site)
+    answers = at_once(lambda: send(site, token=first), lambda: send(site, token=second))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert len(stored(site)) == 2
+
+
+def test_more_than_five_an_hour_from_one_address_records_nothing(
+    site: PublicPages, clock: FrozenClock
+) -> None:
+    one = {"X-Forwarded-For": "203.0.113.7"}  # the address the trusted proxy saw
+    for _ in range(5):
+        assert send(site, headers=one).status_code == 200
+    sixth = send(site, headers=one)
+    assert sixth.status_code == 429
+    assert "NOT sent" in sixth.text and PHONE in sixth.text
+    assert len(stored(site)) == 5
+    assert send(site, headers={"X-Forwarded-For": "203.0.113.8"}).status_code == 200
+    clock.advance(hours=1, seconds=1)
+    assert send(site, headers=one).status_code == 200
+    assert len(stored(site)) == 7
+
+
+def test_an_untrusted_client_cannot_dodge_the_limit_with_a_forwarded_header(
+    db: Database, clock: FrozenClock
+) -> None:
+    with public_pages(make_services(db, clock), forwarded_allow_ips="") as site:
+        for number in range(5):
+            assert send(site, headers={"X-Forwarded-For": f"198.51.100.{number}"}).ok
+        refused = send(site, headers={"X-Forwarded-For": "198.51.100.99"})
+        assert refused.status_code == 429
+
+
+def test_database_down_says_not_sent_and_to_call_now(
+    db: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    with public_pages(make_services(db, clock)) as site:
+        token = form_token(site)  # the form loaded while the database answered
+        site.services.db.engine.dispose()
+        dead = dataclasses.replace(site.services, db=dead_database(db, tmp_path))
+    with public_pages(dead) as down:
+        form = requests.get(down.url + "/concern/ward-7/review", timeout=10)
+        for answer in (send(down, token=token), form):
+            assert answer.status_code == 503
+            assert PHONE in answer.text
+        assert "Your request was NOT sent: call us now" in send(down, token=token).text
+
+
+def test_the_status_page_follows_the_request_with_times_only(
+    site: PublicPages, clock: FrozenClock
+) -> None:
+    link = status_link(send(site))
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 200 and page.headers["Referrer-Policy"] == "no-referrer"
+    assert "We received your request" in page.text and "09:00" in page.text
+    assert page.text.count("Not yet") == 3
+    clock.advance(minutes=4)
+    service.acknowledge(services=site.services, review_id=1, by=OUTREACH)
+    clock.advance(minutes=10)
+    service.attend(services=site.services, review_id=1, by=OUTREACH)
+    clock.advance(minutes=30)
+    service.record_outcome(
+        services=site.services, review_id=1, by=OUTREACH, outcome=Outcome.CHANGE_IN_CARE
+    )
+    page = requests.get(link, timeout=10).text
+    for line, time in [
+        ("The outreach team has seen it", "09:04"),
+        ("A nurse is on the way or with the patient", "09:14"),
+        ("The review is finished", "09:44"),
+    ]:
+        assert line in page and time in page
+    for never in ("Alex Carter", "Change in care", "Mum is not making sense", "Bloggs", "07700"):
+        assert never not in page
+    clock.advance(days=7)
+    assert requests.get(link, timeout=10).status_code == 200
+    clock.advance(minutes=1)
+    gone = requests.get(link, timeout=10)
+    assert gone.status_code == 404 and "stopped working" in gone.text and PHONE in gone.text
+
+
+def test_a_cancelled_request_shows_closed_without_a_reason(site: PublicPages) -> None:
+    link = status_link(send(site))
+    service.cancel(services=site.services, review_id=1, by=OUTREACH, reason="Raised twice")
+    page = requests.get(link, timeout=10).text
+    assert "Closed without a review" in page and "Raised twice" not in page
+    assert "Not yet" not in page
+
+
+def test_a_made_up_status_link_is_404(site: PublicPages) -> None:
+    for token in ("A" * 32, "..%2F", "x"):
+        assert requests.get(f"{site.url}/concern/status/{token}", timeout=10).status_code == 404
+
+
+def test_names_and_number_go_privately_to_whoever_takes_it_first(site: PublicPages) -> None:
+    send(site)
+    service.acknowledge(services=site.services, review_id=1, by=OUTREACH)
+    direct = [r for r in outbox(site) if r.kind == "direct" and "call back" in r.payload]
+    assert [(r.address, r.platform) for r in direct] == [(OUTREACH.user_id, "slack")]
+    text = json.loads(direct[0].payload)["text"]
+    assert text == (
+        "RR-0001: call back on 07700900123 (Jo Bloggs, daughter). Patient: Ann Bloggs. "
+        "They have spoken to the ward."
+    )
+    others = [r.payload for r in outbox(site) if r.id != direct[0].id]
+    assert not any("Bloggs" in p or "07700900123" in p for p in others)
+    # Nobody is sent anything on "web": there is no chat to tell the relative in.
+    assert all(r.platform == "slack" for r in outbox(site))
+
+
+def test_nothing_typed_on_the_page_is_logged(
+    site: PublicPages, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    send(site)
+    send(site, your_name="", concern="Dad keeps falling asleep mid sentence")
+    send(site, token="forged", concern="Dad keeps falling asleep mid sentence")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RR-0001 raised from the public page" in logged
+    typed = [*FAMILY_FORM.values(), "07700900123", "Dad keeps falling asleep"]
+    for value in typed:
+        if len(value) > 3:
+            assert value not in logged

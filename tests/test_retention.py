@@ -1,0 +1,136 @@
+"""Retention (RETENTION_DAYS): identifiers and free text of requests and check-ins closed long
+enough ago are erased, the audit says so, and every digest and export figure stays the same."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+
+from sqlmodel import SQLModel, select
+
+from reviews.checkin_export import write_checkin_export
+from reviews.checkin_model import CheckinForm, validate_checkin
+from reviews.checkins import record_checkin
+from reviews.digest import build_digest, collect
+from reviews.export import write_export
+from reviews.retention import erase, retention_job
+from storage.database import Database
+from storage.migrate import upgrade
+from storage.tables import Checkin, ReviewEvent
+from tests.support.builders import NURSE, make_services, on_rota
+from tests.support.process import ROOT, bot_environment
+from tests.test_digest import a_known_day
+
+IDENTIFIERS = ("9990000018", "07700 900123", "much more confused", "Raised twice", "gasping")
+
+
+def a_known_month(db, clock):
+    """The digest test's known day (requests closed, cancelled and open), plus check-ins."""
+    on_rota(db, "outreach", "Alex Carter", "U01ALEX", clock.now(), hours=48)
+    services = make_services(db, clock)
+    a_known_day(services, clock)
+    clock.at = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
+    for answer, wants in (("worse", "yes"), ("worse", ""), ("same", "")):
+        form = CheckinForm(ward="Ward 7", bed="3", respondent="family", answer=answer,
+                           worries="She is gasping at night", wants_review=wants)  # fmt: skip
+        record_checkin(services=services, checkin=validate_checkin(form), by=NURSE, source="slack")
+    return services
+
+
+def figures(services, tmp_path, name: str) -> tuple:
+    requests = write_export(
+        services=services, month="2026-12", out=tmp_path / f"{name}.csv", with_identifiers=False
+    )
+    checkins = write_checkin_export(
+        services=services, month="2026-12", out=tmp_path / f"{name}-checkins.csv"
+    )
+    day = date(2026, 12, 2)
+    return (
+        build_digest(services, day=day).text,
+        collect(services, day),
+        requests.read_text(),
+        checkins.read_text(),
+    )
+
+
+def database_text(db: Database) -> str:
+    """Every value of every table, as text, to look for what must be gone."""
+    with db.engine.connect() as connection:
+        tables = [
+            SQLModel.metadata.tables[t] for t in ("review", "review_event", "outbox", "checkin")
+        ]
+        return "\n".join(str(row) for t in tables for row in connection.execute(t.select()))
+
+
+def test_every_figure_is_the_same_after_erasure(db, clock, tmp_path):
+    services = a_known_month(db, clock)
+    clock.at = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)  # 99 days on: past the 90
+    before = figures(services, tmp_path, "before")
+    assert all(found in database_text(db) for found in IDENTIFIERS)
+
+    counted = erase(services=services, apply=False)
+    assert (counted.reviews, counted.checkins, counted.applied) == (4, 3, False)
+    assert all(found in database_text(db) for found in IDENTIFIERS), "counting erased nothing"
+    erased = erase(services=services, apply=True)
+    assert (erased.reviews, erased.checkins) == (4, 3)
+
+    assert figures(services, tmp_path, "after") == before
+    # Requests still open keep theirs (the one a check-in raised quotes its worry); nothing of
+    # a closed or cancelled one, nor of an old check-in, is left anywhere.
+    with db.unit_of_work() as uow:
+        closed = [uow.reviews.get(i) for i in (1, 2, 3, 5)]
+        still_open = [uow.reviews.get(i) for i in (4, 6, 7)]
+        old_checkins = uow.session.exec(select(Checkin)).all()
+        audit = uow.session.exec(
+            select(ReviewEvent).where(ReviewEvent.kind == "retention_erased")
+        ).all()
+    assert all(r.nhs_number is None and r.callback_number is None for r in closed)
+    assert all(r.concern == "" and r.erased_at is not None for r in closed)
+    assert all(r.erased_at is None and r.nhs_number for r in still_open[:2])
+    assert "gasping" in still_open[2].concern
+    assert all(c.worries is None and c.erased_at is not None for c in old_checkins)
+    assert "Raised twice" not in database_text(db)
+    assert closed[0].outcome_detail == "ICU"  # a destination is a figure, not free text
+    assert len(audit) == 1 and '"reviews": 4' in audit[0].detail
+    assert erase(services=services, apply=True).reviews == 0  # nothing twice
+
+
+def test_the_daily_job_erases_once_a_day_across_replicas(db, clock):
+    services = a_known_month(db, clock)
+    clock.at = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+    other = make_services(Database(db.url), clock)
+    assert [retention_job(services), retention_job(other)] == [True, False]
+    assert erase(services=services, apply=False).reviews == 0
+    other.db.dispose()
+
+
+def test_nothing_young_enough_is_touched(db, clock):
+    services = a_known_month(db, clock)
+    clock.at = datetime(2027, 2, 20, 12, 0, tzinfo=UTC)  # 81 days on
+    assert erase(services=services, apply=True).reviews == 0
+    assert all(found in database_text(db) for found in IDENTIFIERS)
+
+
+def test_the_command_counts_then_applies(tmp_path, clock):
+    url = f"sqlite:///{tmp_path}/rr.db"
+    db = Database(url)
+    upgrade(db.engine)
+    a_known_month(db, clock)
+    db.dispose()
+
+    def run(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "bot.py", "retention", *args],
+            cwd=ROOT,
+            env=bot_environment(DATABASE_URL=url, RETENTION_DAYS="1"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert "run with --apply to erase them" in run()
+    assert run("--apply").startswith("Erased the patient identifiers and free text of 4 requests")
+    assert run().startswith("0 requests")

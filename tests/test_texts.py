@@ -1,0 +1,257 @@
+"""Texts and pages to on-call staff, with a clock moved by hand, on SQLite and PostgreSQL.
+
+The real senders (GOV.UK Notify's client, the signed gateway POST) talk to a fake Notify and a
+fake paging gateway on loopback ports; Slack is the recording sender. Alex holds outreach with
+a pager, Sam outreach-backup with only a mobile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from datetime import timedelta
+
+import pytest
+
+from handlers.pager.gateway import GatewaySender
+from handlers.pager.notify import NotifySender
+from reviews import escalation, service
+from reviews.outbox import DeliveryError, drain
+from reviews.policy import parse_policy
+from tests.support.builders import (
+    FILLED_FORM,
+    NURSE,
+    OUTREACH,
+    RecordingSender,
+    make_services,
+    on_rota,
+    request,
+)
+from tests.support.fake_texts import (
+    NOTIFY_API_KEY,
+    NOTIFY_TEMPLATE_ID,
+    PAGER_SECRET,
+    FakeNotify,
+    FakePager,
+)
+
+ALEX, SAM, DIGEST = "U01ALEX", "U01SAM", "C0DIGEST"
+ALEX_PAGER, SAM_MOBILE = "BLEEP-2345", "+447700900456"
+POLICY = """
+[[levels]]
+after = "0s"
+notify = ["outreach"]
+[[levels]]
+after = "5m"
+notify = ["outreach", "outreach-backup"]
+{sms}
+[fallback]
+after = "2m"
+[urgency.standard]
+news2_at_least = 0
+attend_within = "1h"
+"""
+
+
+@pytest.fixture
+def notify():
+    with FakeNotify() as fake:
+        yield fake
+
+
+@pytest.fixture
+def pager():
+    with FakePager() as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack():
+    return SlackFailingAlex()
+
+
+def ward(db, clock, sms: bool = False):
+    start = clock.now() - timedelta(hours=1)
+    alex = on_rota(db, "outreach", "Alex Carter", ALEX, start, hours=24)
+    sam = on_rota(db, "outreach-backup", "Sam Patel", SAM, start, hours=24)
+    with db.unit_of_work() as uow:
+        uow.rota.staff(alex.id).pager = ALEX_PAGER
+        uow.rota.staff(sam.id).mobile = SAM_MOBILE
+    policy = parse_policy(tomllib.loads(POLICY.format(sms="sms = true" if sms else "")))
+    services = make_services(db, clock, policy=policy)
+    return dataclasses.replace(services, texting=("pager", "notify"))
+
+
+@pytest.fixture
+def services(db, clock):
+    return ward(db, clock)
+
+
+@pytest.fixture
+def senders(slack, notify, pager):
+    return {
+        "slack": slack,
+        "pager": GatewaySender(pager.url + "/page", PAGER_SECRET),
+        "notify": NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url),
+    }
+
+
+@dataclasses.dataclass
+class SlackFailingAlex(RecordingSender):
+    """Slack, answering direct messages to Alex with the errors given, in turn."""
+
+    alex_errors: list[DeliveryError] = dataclasses.field(default_factory=list)
+
+    def deliver(self, item):
+        if item.address == ALEX and self.alex_errors:
+            raise self.alex_errors.pop(0)
+        return super().deliver(item)
+
+
+def tick(services, senders, clock, **advance):
+    clock.advance(**advance)
+    escalation.sweep(services)
+    drain(services, senders)
+
+
+def raise_one(services, senders):
+    review = service.raise_review(services=services, request=request(news2=""), by=NURSE).review
+    drain(services, senders)
+    return review.id
+
+
+def test_an_unacknowledged_direct_message_is_followed_by_a_page_after_the_fallback_delay(
+    services, senders, clock, pager, notify
+):
+    raise_one(services, senders)
+    tick(services, senders, clock, minutes=1, seconds=59)
+    assert pager.pages() == []
+    tick(services, senders, clock, seconds=1)
+    assert [(p["to"], p["reference"], p["level"]) for p in pager.pages()] == [
+        (ALEX_PAGER, "RR-0001", 0)
+    ]
+    tick(services, senders, clock, seconds=30)
+    assert len(pager.pages()) == 1 and notify.texts() == []
+
+
+def test_the_text_says_where_and_how_urgent_and_never_who(services, senders, clock, pager):
+    raise_one(services, senders)
+    tick(services, senders, clock, minutes=2)
+    text = pager.pages()[0]["text"]
+    assert text == (
+        "RR-0001 STANDARD rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 0). "
+        "Acknowledge in Slack now."
+    )
+    for identifier in ("9990000018", "900123", "Mum", FILLED_FORM["concern"], "Alex", "Nurse"):
+        assert identifier not in text
+
+
+def test_a_long_ward_name_is_shortened_to_keep_one_sms(db, clock, senders, pager):
+    services = ward(db, clock)
+    long_ward = "Florence Nightingale Acute Medical Unit – East Wing, Level 4"  # 60, an en dash
+    form = request(news2="", ward=long_ward, bed="Side room 14 bay C")
+    service.raise_review(services=services, request=form, by=NURSE)
+    drain(services, senders)
+    tick(services, senders, clock, minutes=2)
+    text = pager.pages()[0]["text"]
+    assert len(text) <= 160 and text.isascii()
+    assert re.fullmatch(
+        r"RR-0001 STANDARD rapid review, Florence Nightingale Acute Medical Unit - [^–]+\. "
+        r"bed Side room 14 bay C: NOT YET ACKNOWLEDGED \(level 0\)\. Acknowledge in Slack now\.",
+        text,
+    )
+
+
+def test_a_level_with_sms_pages_and_texts_its_holders_with_the_direct_message(
+    db, clock, senders, pager, notify, slack
+):
+    services = ward(db, clock, sms=True)
+    raise_one(services, senders)
+    tick(services, senders, clock, minutes=2)  # level 0's fallback page
+    tick(services, senders, clock, minutes=3)
+    assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
+    assert [number for number, _ in notify.texts()] == [SAM_MOBILE]
+    assert "(level 1)" in notify.texts()[0][1]
+    assert notify.calls[0].body["template_id"] == NOTIFY_TEMPLATE_ID
+    # The fallback for level 1's messages finds its texts already sent: nothing doubles.
+    tick(services, senders, clock, minutes=3)
+    assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
+    assert len(notify.texts()) == 1
+
+
+def test_nothing_is_texted_after_an_acknowledge(services, senders, clock, pager, notify):
+    review_id = raise_one(services, senders)
+    clock.advance(minutes=1)
+    service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+    for _ in range(4):
+        tick(services, senders, clock, minutes=2)
+    assert pager.calls == [] and notify.calls == []
+
+
+def test_a_page_queued_but_not_yet_sent_is_dropped_by_the_acknowledgement(
+    services, senders, clock, pager
+):
+    review_id = raise_one(services, senders)
+    pager.fail(times=1, status=503)
+    tick(services, senders, clock, minutes=2)  # the page is queued, meets a 503, waits to retry
+    service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+    tick(services, senders, clock, minutes=1)
+    assert [call.status for call in pager.calls] == [503]
+
+
+def test_a_direct_message_that_failed_for_good_goes_as_a_page_at_once(
+    services, senders, clock, pager, slack
+):
+    slack.alex_errors = [DeliveryError("Slack refused: user_not_found", permanent=True)]
+    raise_one(services, senders)
+    tick(services, senders, clock, seconds=0.5)
+    assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0)]
+    tick(services, senders, clock, minutes=3)
+    assert len(pager.pages()) == 1
+
+
+def test_a_direct_message_not_sent_within_60_seconds_goes_as_a_page(
+    services, senders, clock, pager, slack
+):
+    slack.alex_errors = [DeliveryError("rate limited", retry_after=300)] * 3
+    raise_one(services, senders)
+    tick(services, senders, clock, seconds=59)
+    assert pager.pages() == []
+    tick(services, senders, clock, seconds=1)
+    assert [p["to"] for p in pager.pages()] == [ALEX_PAGER]
+
+
+def test_a_failing_page_is_retried_after_retry_after_then_sent_once(
+    services, senders, clock, pager
+):
+    raise_one(services, senders)
+    pager.fail(times=1, status=429, retry_after=30)
+    tick(services, senders, clock, minutes=2)
+    tick(services, senders, clock, seconds=29)
+    assert [call.status for call in pager.calls] == [429]
+    tick(services, senders, clock, seconds=1)
+    assert [call.status for call in pager.calls] == [429, 201]
+
+
+def test_a_page_the_gateway_refuses_is_reported_to_the_digest_channel(
+    services, senders, clock, pager, slack
+):
+    raise_one(services, senders)
+    pager.fail(times=1, status=400)
+    tick(services, senders, clock, minutes=2)
+    tick(services, senders, clock, minutes=1)
+    assert [call.status for call in pager.calls] == [400]
+    reports = [item.message.text for item in slack.to(DIGEST)]
+    assert reports == [
+        "A text message on pager about RR-0001 could not be delivered after 1 attempt: "
+        "paging gateway refused the page (400)"
+    ]
+    assert ALEX_PAGER not in reports[0]
+
+
+def test_with_nothing_configured_nothing_is_texted(db, clock, slack, pager):
+    services = dataclasses.replace(ward(db, clock), texting=())
+    raise_one(services, {"slack": slack})
+    tick(services, {"slack": slack}, clock, minutes=10)
+    assert pager.calls == []

@@ -1,0 +1,162 @@
+"""The wards file: read and checked once at start; the staff request forms offer its wards."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from handlers.slack.forms import REQUEST_FORM
+from reviews.clock import FrozenClock
+from reviews.wards import WardsError, load_wards
+from settings import SettingsError, load_settings
+from storage.database import Database
+from tests.support.builders import FILLED_FORM, make_services
+from tests.support.fake_microsoft import FakeMicrosoft
+from tests.support.fake_slack import FakeSlack
+from tests.support.process import ROOT, bot_environment
+from tests.support.slack_requests import (
+    choice,
+    request_form,
+    slack_bot,
+    slash_command,
+    text_value,
+    view_submission,
+)
+from tests.support.teams_activities import activity, execute, person, teams_bot
+from tests.test_teams_flow import TEAMS_ROUTE, on_teams_rota
+
+EXAMPLE = ROOT / "wards.example.toml"
+NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wards.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_shipped_example_is_a_good_wards_file() -> None:
+    wards = load_wards(EXAMPLE)
+    assert [w.code for w in wards] == ["ward-7", "ward-12", "cedar"]
+    ward_7 = wards.by_code("WARD-7")
+    assert ward_7 is not None and ward_7.name == "Ward 7 (Acute Medicine)" and ward_7.beds == 28
+
+
+GOOD = '[[wards]]\ncode = "ward-7"\nname = "Ward 7"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('[[wards]]\ncode = "ward 7"\nname = "Ward 7"\n', "ward 1: code must be letters"),
+        ('[[wards]]\ncode = "ward-7"\n', "ward 'ward-7': name must be given"),
+        (GOOD + "beds = -1\n", "ward 'ward-7': beds must be a whole number"),
+        (GOOD + 'phone = "call us"\n', "ward 'ward-7': phone must be a phone number"),
+        (GOOD + 'bleep = "1234"\n', "ward 'ward-7': unknown setting 'bleep'"),
+        (GOOD + GOOD, "ward 'ward-7': 'ward-7' is used by ward 'ward-7' too"),
+        ("wards = 3\n", "needs at least one [[wards]] table"),
+        ("[[wards]\n", "TOML syntax"),
+    ],
+)
+def test_a_bad_wards_file_is_one_line_naming_file_ward_and_problem(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(WardsError) as caught:
+        load_wards(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and says in message
+    assert "\n" not in message
+
+
+def test_wards_file_setting(tmp_path: Path) -> None:
+    assert load_settings({}, env_file=None).wards_file is None  # none beside bot.py in the repo
+    assert load_settings({"WARDS_FILE": str(EXAMPLE)}, env_file=None).wards_file == EXAMPLE
+    with pytest.raises(SettingsError, match="WARDS_FILE: no file at"):
+        load_settings({"WARDS_FILE": str(tmp_path / "missing.toml")}, env_file=None)
+
+
+def test_the_bot_refuses_to_start_with_a_bad_wards_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + 'beds = "many"\n')
+    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", WARDS_FILE=str(path))
+    result = subprocess.run(
+        [sys.executable, "bot.py", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"rapidreview: {path}: ward 'ward-7': beds must be a whole number from 0 to 1000"
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+def test_the_slack_form_offers_the_wards_and_takes_one_not_listed(
+    db: Database, clock: FrozenClock, fake: FakeSlack
+) -> None:
+    services = dataclasses.replace(make_services(db, clock), wards=load_wards(EXAMPLE))
+    with slack_bot(services, fake) as bot:
+        assert bot.post(slash_command()).status_code == 200
+        [opened] = fake.wait_for("views.open")
+        blocks = {b.get("block_id"): b for b in opened.body["view"]["blocks"]}
+        offered = [o["value"] for o in blocks["ward"]["element"]["options"]]
+        assert offered == [
+            "Ward 7 (Acute Medicine)",
+            "Ward 12 (Elderly Care)",
+            "Cedar Ward (Surgery)",
+        ]
+        assert "ward_other" in blocks
+
+        listed = {**request_form(), "ward": {"value": choice("Ward 12 (Elderly Care)")}}
+        bot.post(view_submission(REQUEST_FORM, listed, user_id="U0NURSE", view_id="V1"))
+        typed = {
+            **request_form(),
+            "ward": {"value": choice(None)},
+            "ward_other": {"value": text_value("Discharge lounge")},
+        }
+        bot.post(view_submission(REQUEST_FORM, typed, user_id="U0NURSE", view_id="V2"))
+        neither = {**request_form(), "ward": {"value": choice(None)}}
+        answer = bot.post(view_submission(REQUEST_FORM, neither, user_id="U0NURSE", view_id="V3"))
+        assert answer.json()["errors"] == {"ward": "Enter the ward."}
+    with db.unit_of_work() as uow:
+        assert [uow.reviews.get(i).ward for i in (1, 2)] == [
+            "Ward 12 (Elderly Care)",
+            "Discharge lounge",
+        ]
+
+
+def test_the_teams_form_offers_the_wards_and_takes_one_not_listed(
+    db: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    services = dataclasses.replace(
+        make_services(db, clock, routes=(TEAMS_ROUTE,)), wards=load_wards(EXAMPLE)
+    )
+    on_teams_rota(db, "outreach", "Alex Carter", "a1e0", clock.now() - timedelta(hours=1))
+    with FakeMicrosoft(tmp_path) as ms, teams_bot(services, ms) as bot:
+        bot.post(activity(ms, NURSE, text="rapidreview"))
+        [reply] = ms.posts_to(f"a:personal-{NURSE.teams_id}")
+        body = reply.body["attachments"][0]["content"]["body"]
+        ward = next(e for e in body if e.get("id") == "ward")
+        assert [c["value"] for c in ward["choices"]][:2] == [
+            "Ward 7 (Acute Medicine)",
+            "Ward 12 (Elderly Care)",
+        ]
+        typed = {**FILLED_FORM, "ward": "", "ward_other": "Discharge lounge", "rr_form": "f1"}
+        answer = bot.post(execute(ms, NURSE, "raise", typed, personal=True))
+        assert answer.status_code == 200
+    with db.unit_of_work() as uow:
+        assert uow.reviews.get(1).ward == "Discharge lounge"
