@@ -11,6 +11,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from cli import BadInput, command, parse_args
 from reviews.clock import Clock, SystemClock
 from reviews.context import Services
+from reviews.health import Health
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
@@ -52,6 +54,7 @@ def build(
     slack_client: Any = None,
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
+    health: Health | None = None,
 ) -> Bot:
     """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
     wards file is malformed."""
@@ -94,6 +97,7 @@ def build(
         retention_days=settings.retention_days,
         texting=tuple(text_by),
         wards=wards,
+        health=health or Health(),
     )
     bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_terminal=terminal)
     http_routes: list[Any] = []
@@ -129,7 +133,8 @@ def make_http(services: Services, settings: Settings, platform_routes: list[Any]
 
     public = body_limit(settings)
     limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
-    return make_http_app(services.db, [*platform_routes, *web_routes(services, settings)], limits)
+    routes = [*platform_routes, *web_routes(services, settings)]
+    return make_http_app(services.db, routes, limits, health=services.health)
 
 
 def http_server(bot: Bot) -> Any:
@@ -170,30 +175,44 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     """The ticks: every replica runs them all; the database decides who does the work.
     Without `late_digest` a digest goes only at its time (the shell: a new trial database
     needs no catching up)."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from reviews import checkin_prompt, digest, escalation, outbox, retention
     from rotas import jobs
 
-    services, senders = bot.services, bot.senders
+    services, senders, health = bot.services, bot.senders, bot.services.health
 
     def guarded(name: str, job: Any) -> Any:
         def run() -> None:
+            health.started(name)
             try:
                 job()
             except DatabaseUnavailable as error:
-                log.warning("%s: database unavailable (%s); will retry", name, error)
+                # Logged once, not twice a second, until the job completes again.
+                if health.failed(name):
+                    log.warning("%s: database unavailable (%s); will retry", name, error)
+                return
             except Exception:
-                log.exception("%s failed; will retry", name)
+                if health.failed(name):
+                    log.exception("%s failed; will retry", name)
+                return
+            health.completed(name)
 
         return run
 
     scheduler = BackgroundScheduler(
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )
+    # max_instances=1 skips a tick while the last one still runs: a hung job shows as stale
+    # in /healthz, and is logged once, not once per skipped tick.
+    scheduler.add_listener(lambda event: health.job_skipped(event.job_id), EVENT_JOB_MAX_INSTANCES)
+    for watched in ("sweep", "outbox"):
+        health.watch(watched)
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", lambda: outbox.drain(services, senders), 0.25),
+        ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
@@ -232,12 +251,9 @@ def run(bot: Bot) -> None:
         if settings.serves_http:
             server = http_server(bot)
         if settings.slack_socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
             if server is not None:
                 server.start_in_thread()
-            log.info("Slack over Socket Mode")
-            SocketModeHandler(bot.slack_app, settings.slack_app_token).start()
+            socket_mode(bot)
         elif server is not None:
             log.info("serving HTTP on %s:%s", settings.host, settings.port)
             server.run()
@@ -245,6 +261,32 @@ def run(bot: Bot) -> None:
         if server is not None:
             server.stop()
         bot.scheduler.shutdown(wait=False)
+
+
+def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
+    """Slack over Socket Mode until the process stops. Slack down, or a refused app token, at
+    start is said once and retried: it must not stop Teams or the escalation sweep."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackClientError
+
+    handler = SocketModeHandler(bot.slack_app, bot.settings.slack_app_token)
+    told = False
+    while True:
+        try:
+            handler.connect()
+            break
+        except (SlackClientError, OSError) as error:
+            if not told:
+                log.error(
+                    "Slack Socket Mode cannot connect (%s); everything else carries on; "
+                    "trying again every %.0f s",
+                    type(error).__name__,
+                    retry_every,
+                )
+                told = True
+            time.sleep(retry_every)
+    log.info("Slack over Socket Mode")
+    threading.Event().wait()
 
 
 def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> None:

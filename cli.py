@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from reviews.context import Actor
+from reviews.context import operator
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("shell", help="the local terminal chat")
     rota = commands.add_parser("rota", help="import or show the rota").add_subparsers(
-        dest="rota_command", required=True, metavar="import|show|cover"
+        dest="rota_command", required=True, metavar="import|show|cover|remove"
     )
     rota.add_parser("import", help="import shifts from CSV or .ics").add_argument("file", type=Path)
     rota.add_parser("show", help="who holds each role").add_argument("--at", default=None)
@@ -43,7 +43,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     cover.add_argument("role")
     cover.add_argument("person", help="the covering person's email (or Slack/Teams user id)")
     cover.add_argument("--until", default=None, help="local time, e.g. 20:00 or 2026-12-01T20:00")
-    cover.add_argument("--by", required=True, help="your email or user id (a rota admin)")
+    cover.add_argument("--by", required=True, help="your name or email, for the audit trail")
+    remove = rota.add_parser("remove", help="take someone off the rota from now")
+    remove.add_argument("person", help="their email (or Slack/Teams user id)")
+    remove.add_argument("--by", required=True, help="your name or email, for the audit trail")
     digest = commands.add_parser("digest", help="print (or post) the daily digest")
     digest.add_argument("--date", default=None)
     digest.add_argument("--post", action="store_true")
@@ -111,22 +114,33 @@ def rota_show(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def rota_cover(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.cover import record_cover
     from reviews.service import ServiceError
-    from rotas.cover import record_cover
 
     platform, user_id = person_identity(args.person)
-    by_platform, by_user = person_identity(args.by)
-    by = Actor(
-        platform=by_platform, user_id=by_user, name=args.by, email=args.by if "@" in args.by else ""
-    )
     try:
         said = record_cover(
             services=bot.services,
             role=args.role,
             covering_platform=platform,
             covering_user_id=user_id,
-            by=by,
+            by=operator(args.by),
             until_text=args.until,
+        )
+    except ServiceError as refused:
+        raise BadInput(str(refused)) from None
+    print(said)
+    return 0
+
+
+def rota_remove(args: argparse.Namespace, bot: Bot) -> int:
+    from reviews.removal import remove_from_rota
+    from reviews.service import ServiceError
+
+    platform, user_id = person_identity(args.person)
+    try:
+        said = remove_from_rota(
+            services=bot.services, platform=platform, user_id=user_id, by=operator(args.by)
         )
     except ServiceError as refused:
         raise BadInput(str(refused)) from None
@@ -212,6 +226,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "rota import": rota_import,
     "rota show": rota_show,
     "rota cover": rota_cover,
+    "rota remove": rota_remove,
     "digest": digest,
     "export": export,
     "retention": retention,

@@ -16,6 +16,8 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_FALLBACK = "Bleep the outreach team directly; in an emergency call 2222."
@@ -191,7 +193,16 @@ def _database_url(value: str) -> str:
             "DATABASE_URL: must be sqlite:///FILE or postgresql+psycopg://user@host/db"
         )
     if value.startswith("postgresql://"):
-        return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+    try:
+        make_url(value).get_dialect().import_dbapi()
+    except (ArgumentError, ImportError, ValueError) as error:
+        # The error's own text can quote the URL, password and all: say what, not where.
+        raise SettingsError(
+            f"DATABASE_URL: not a URL the bot can use ({type(error).__name__}: a driver that "
+            "is not installed, or a malformed host or port); use sqlite:///FILE or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
     return value
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from datetime import time
 from zoneinfo import ZoneInfo
 
 from reviews.clock import Clock
+from reviews.health import Health
 from reviews.notify import Route
 from reviews.policy import Policy
 from reviews.wards import Wards
@@ -30,6 +32,7 @@ class Services:
     # Outbox platforms for texts and pages that are configured: "pager" (the trust's gateway)
     # and/or "notify" (GOV.UK Notify). Empty: nothing is texted.
     texting: tuple[str, ...] = ()
+    health: Health = field(default_factory=Health)  # this process's liveness, for /healthz
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,18 @@ class Actor:
     def label(self) -> str:
         return self.name or self.user_id
 
+    @property
+    def audited(self) -> dict[str, str]:
+        """Who, for the audit trail: the name people know, the stable id, the platform."""
+        return {"actor": self.label, "actor_id": self.user_id, "platform": self.platform}
+
     def is_in(self, group: frozenset[str]) -> bool:
         """Whether MANAGERS / ROTA_ADMINS names this person by id or email."""
         return self.user_id.lower() in group or (bool(self.email) and self.email.lower() in group)
+
+
+def operator(name: str = "") -> Actor:
+    """The trust's operator at the server's command line: platform "cli", the OS user's login as
+    the stable id, and `name` (what they said with --by) as given, unchecked."""
+    login = getpass.getuser()
+    return Actor(platform="cli", user_id=login, name=name or login)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from reviews import chart
-from reviews.context import Services
+from reviews.context import Actor, Services
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
+from reviews.permissions import check_manager
 from storage.checkins import WardCheckins
 from storage.database import UnitOfWork
 from storage.digest import OpenRequest, Spread, Timing
@@ -55,6 +56,8 @@ class Figures:
     escalations: dict[int, int]  # level -> requests that reached it
     cover_gaps: int
     delivery_failures: int
+    texts_sent: int = 0  # texts and pages to on-call staff, sent in the window
+    texts_failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
     acknowledge.update(store.spreads("acknowledge", start, end, per_urgency=False))
     attend = store.spreads("attend", start, end)
     attend.update(store.spreads("attend", start, end, per_urgency=False))
+    texts_sent, texts_failed = store.texts(start, end)
     return Figures(
         window=window,
         raised=sum(by_caller.values()),
@@ -110,6 +114,8 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
         escalations=store.escalations(start, end),
         cover_gaps=store.event_count("cover_gap", start, end),
         delivery_failures=store.event_count("delivery_failed", start, end),
+        texts_sent=texts_sent,
+        texts_failed=texts_failed,
     )
 
 
@@ -152,6 +158,12 @@ def without_checkins(
     listed = [name for name in services.wards.names() if name not in seen]
     others = sorted({ward.ward for ward in recent} - seen - set(listed))
     return listed + others
+
+
+def digest_for(*, services: Services, by: Actor) -> str:
+    """The latest digest's text for a manager to read privately; NotAllowed for anyone else."""
+    check_manager(services, by, "the digest")
+    return build_digest(services).text
 
 
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:

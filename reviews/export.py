@@ -2,7 +2,8 @@
 raised in the month (local time), then a summary a trust can paste into its monthly return.
 
 No NHS number or call-back number leaves unless `with_identifiers`, and then the file's name
-says WITH-IDENTIFIERS and only its owner may read it.
+says WITH-IDENTIFIERS, only its owner may read it, and the audit trail records who wrote it.
+No cell starts with a character a spreadsheet reads as a formula.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from reviews.context import Services
+from reviews.context import Actor, Services, operator
 from reviews.model import Caller, ConcernKind, Outcome, format_reference
+from reviews.permissions import check_manager
 from storage.export import ExportStore
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ COLUMNS = [
 ]  # fmt: skip
 IDENTIFIER_COLUMNS = ["nhs_number", "callback_number"]
 CHANGED_CARE = (Outcome.CHANGE_IN_CARE.value, Outcome.TRANSFER.value)
+# What Excel, LibreOffice and Sheets take as the start of a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportError(ValueError):
@@ -70,25 +74,41 @@ def export_path(month: Month, out: Path | None, with_identifiers: bool) -> Path:
 
 
 def write_export(
-    *, services: Services, month: str, out: Path | None, with_identifiers: bool
+    *,
+    services: Services,
+    month: str,
+    out: Path | None,
+    with_identifiers: bool,
+    by: Actor | None = None,
 ) -> Path:
-    """Write the month's CSV and return where. ExportError for a bad month; OSError if the file
-    cannot be written; DatabaseUnavailable if the database cannot be read."""
+    """Write the month's CSV and return where. `by` defaults to the operator at the command
+    line. ExportError for a bad month or a symlink where the file goes; NotAllowed for someone
+    who is not a manager; OSError if the file cannot be written; DatabaseUnavailable if the
+    database cannot be read."""
+    by = by or operator()
+    check_manager(services, by, "exports")
     period = month_of(month, services)
     path = export_path(period, out, with_identifiers)
-    if with_identifiers:
-        # Create it owner-only before anything is written into it.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-    with services.db.unit_of_work() as uow, path.open("w", newline="", encoding="utf-8") as file:
+    with services.db.unit_of_work() as uow, _open(path, with_identifiers) as file:
         store = ExportStore(uow.session)
         writer = csv.writer(file)
         writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
         count = 0
         for row in store.month_rows(period.start, period.end, with_identifiers=with_identifiers):
-            writer.writerow(request_row(row, services, with_identifiers))
+            writer.writerow(safe_cells(request_row(row, services, with_identifiers)))
             count += 1
         writer.writerow([])
-        writer.writerows(summary_rows(store, period))
+        writer.writerows(safe_cells(row) for row in summary_rows(store, period))
+        if with_identifiers:
+            uow.events.record(
+                review_id=None,
+                kind="export_with_identifiers",
+                at=services.clock.now(),
+                **by.audited,
+                month=period.label,
+                requests=count,
+                path=str(path.resolve()),
+            )
     log.info(
         "export for %s written: %s requests%s",
         period.label,
@@ -96,6 +116,27 @@ def write_export(
         " WITH IDENTIFIERS" if with_identifiers else "",
     )
     return path
+
+
+def _open(path: Path, with_identifiers: bool) -> TextIO:
+    """The file to write, emptied. With identifiers: owner-only (0600) even when it already
+    existed with a looser mode, and never through a symlink, which could point anywhere."""
+    if not with_identifiers:
+        return path.open("w", newline="", encoding="utf-8")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        if path.is_symlink():
+            raise ExportError(f"{path} is a symbolic link; give the real file's name") from None
+        raise error
+    os.fchmod(descriptor, 0o600)
+    os.ftruncate(descriptor, 0)
+    return os.fdopen(descriptor, "w", newline="", encoding="utf-8")
+
+
+def safe_cells(row: list[str]) -> list[str]:
+    """`row` with a leading apostrophe on any cell a spreadsheet would run as a formula."""
+    return [f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell for cell in row]
 
 
 def request_row(row: Any, services: Services, with_identifiers: bool) -> list[str]:

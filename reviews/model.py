@@ -8,6 +8,7 @@ outreach nurse who walks onto the ward has, in effect, acknowledged the call.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -143,7 +144,7 @@ def parse_reference(text: str) -> int | None:
 
 def nhs_number_is_valid(digits: str) -> bool:
     """Ten digits whose Modulus 11 check digit is right (NHS Data Dictionary)."""
-    if not re.fullmatch(r"\d{10}", digits):
+    if not re.fullmatch(r"[0-9]{10}", digits):
         return False
     total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
@@ -201,6 +202,29 @@ class FormErrors(ValueError):
         self.errors = errors
 
 
+# Longest accepted value of each free-text field; the forms carry the same limits.
+LIMITS = {"ward": 60, "bed": 20, "concern": 2000, "reason": 500, "note": 500}
+# "²".isdigit() is True and "\\d" matches full-width digits: only ASCII digits are digits here.
+PHONE = re.compile(r"\+?[0-9 ()-]{3,20}")
+NEWS2 = re.compile(r"[0-9]{1,2}")
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """`value` without control, format (bidi overrides, zero-width) or unpaired surrogate
+    characters, which hide or reorder what the team reads; tabs become spaces, and line
+    breaks spaces unless `multiline`. Surrounding white space is dropped."""
+    kept: list[str] = []
+    for char in value.replace("\r\n", "\n"):
+        kind = unicodedata.category(char)
+        if char in "\n\r" or kind in ("Zl", "Zp"):
+            kept.append("\n" if multiline else " ")
+        elif char == "\t":
+            kept.append(" ")
+        elif kind[0] != "C":
+            kept.append(char)
+    return "".join(kept).strip()
+
+
 def validate(form: ReviewForm) -> ValidRequest:
     """Check a submitted form; raise FormErrors naming each bad field."""
     errors: dict[str, str] = {}
@@ -210,18 +234,16 @@ def validate(form: ReviewForm) -> ValidRequest:
     )
     if concern_kind is ConcernKind.UNTRIAGED:  # the public page's own kind, not a staff choice
         errors["concern_kind"], concern_kind = "Choose the kind of concern.", None
-    ward, bed, concern = form.ward.strip(), form.bed.strip(), form.concern.strip()
+    ward, bed = clean_text(form.ward), clean_text(form.bed)
+    concern = clean_text(form.concern, multiline=True)
     if not ward:
         errors["ward"] = "Enter the ward."
-    elif len(ward) > 60:
-        errors["ward"] = "Keep the ward name under 60 characters."
-    if len(bed) > 20:
-        errors["bed"] = "Keep the bed under 20 characters."
+    _bound("ward", ward, "Keep the ward name under 60 characters.", errors)
+    _bound("bed", bed, "Keep the bed under 20 characters.", errors)
     if not concern:
         errors["concern"] = "Say what worries you."
-    elif len(concern) > 2000:
-        errors["concern"] = "Keep it under 2,000 characters; the team will call for detail."
-    nhs_number = re.sub(r"[\s-]", "", form.nhs_number)
+    _bound("concern", concern, "Keep it under 2,000 characters; the team will call.", errors)
+    nhs_number = re.sub(r"[ -]", "", clean_text(form.nhs_number))
     if nhs_number and not nhs_number_is_valid(nhs_number):
         errors["nhs_number"] = (
             "That is not a valid NHS number: its check digit is wrong, so a digit may be "
@@ -229,11 +251,11 @@ def validate(form: ReviewForm) -> ValidRequest:
             if re.fullmatch(r"[0-9]{10}", nhs_number)
             else "That is not a valid NHS number (10 digits). Leave it blank if unsure."
         )
-    news2 = _news2(form.news2.strip(), errors)
-    callback = form.callback_number.strip()
+    news2 = _news2(clean_text(form.news2), errors)
+    callback = clean_text(form.callback_number)
     if caller in (Caller.PATIENT, Caller.FAMILY) and not callback:
         errors["callback_number"] = "Give a number the outreach team can call back."
-    elif callback and not re.fullmatch(r"\+?[\d ()-]{3,20}", callback):
+    elif callback and not PHONE.fullmatch(callback):
         errors["callback_number"] = "Enter a phone number or extension (digits, spaces, +)."
     if errors or caller is None or concern_kind is None:
         raise FormErrors(errors)
@@ -247,6 +269,39 @@ def validate(form: ReviewForm) -> ValidRequest:
         concern=concern,
         callback_number=callback or None,
     )
+
+
+def validate_reason(reason: str) -> str:
+    """A cancellation's reason, cleaned; FormErrors on "reason" if empty or too long."""
+    errors: dict[str, str] = {}
+    reason = clean_text(reason, multiline=True)
+    if not reason:
+        errors["reason"] = "Say why it is being cancelled."
+    _bound("reason", reason, "Keep the reason under 500 characters.", errors)
+    if errors:
+        raise FormErrors(errors)
+    return reason
+
+
+def validate_outcome(chosen: str, destination: str, note: str) -> tuple[Outcome, str]:
+    """An outcome and its detail: the destination of a transfer, else the optional note.
+    FormErrors on "outcome", "destination" or "note"."""
+    errors: dict[str, str] = {}
+    outcome = _choice(Outcome, chosen, "outcome", "Choose an outcome.", errors)
+    destination, note = clean_text(destination), clean_text(note, multiline=True)
+    if outcome is Outcome.TRANSFER and destination not in TRANSFER_DESTINATIONS:
+        errors["destination"] = (
+            f"Say where the patient was transferred: {', '.join(TRANSFER_DESTINATIONS)}."
+        )
+    _bound("note", note, "Keep the note under 500 characters.", errors)
+    if errors or outcome is None:
+        raise FormErrors(errors)
+    return outcome, destination if outcome is Outcome.TRANSFER else note
+
+
+def _bound(field: str, value: str, message: str, errors: dict[str, str]) -> None:
+    if len(value) > LIMITS[field]:
+        errors.setdefault(field, message)
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -265,7 +320,7 @@ def _choice(
 def _news2(value: str, errors: dict[str, str]) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or not 0 <= int(value) <= 20:
+    if not NEWS2.fullmatch(value) or not 0 <= int(value) <= 20:
         errors["news2"] = "NEWS2 is a whole number from 0 to 20. Leave it blank if not scored."
         return None
     return int(value)

@@ -17,6 +17,7 @@ from reviews.context import Actor, Services
 from reviews.messages import local_time
 from reviews.model import WEB_PLATFORM, ValidRequest, format_reference
 from reviews.service import Result, ServiceError, add_review
+from storage.database import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,20 @@ def _raise(services: Services, request: ValidRequest, key: str, sender: str) -> 
             return Result(
                 existing, False, f"{format_reference(existing.id or 0)} was already raised."
             )
-        hour_ago = now - timedelta(hours=1)
-        if uow.web.count_submissions(sender, hour_ago) >= PER_HOUR:
-            raise TooMany(f"More than {PER_HOUR} requests in an hour from one address.")
+        count_submission(uow, sender, now)
         review = add_review(uow, services, request, PUBLIC_ACTOR, now=now, submission_key=key)
-        uow.web.record_submission(sender, now, forget_before=hour_ago)
     reference = format_reference(review.id or 0)
     log.info("%s raised from the public page (%s)", reference, review.urgency)
     return Result(review, True, f"{reference} raised.")
+
+
+def count_submission(uow: UnitOfWork, sender: str, now: datetime) -> None:
+    """Count one public submission from `sender` (a request or a daily view); TooMany when it
+    has had PER_HOUR in the last hour, and then nothing is counted."""
+    hour_ago = now - timedelta(hours=1)
+    if uow.web.count_submissions(sender, hour_ago) >= PER_HOUR:
+        raise TooMany(f"More than {PER_HOUR} submissions in an hour from one address.")
+    uow.web.record_submission(sender, now, forget_before=hour_ago)
 
 
 @dataclass(frozen=True)

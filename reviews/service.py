@@ -17,39 +17,30 @@ from sqlalchemy.exc import IntegrityError
 
 from reviews import messages, notify
 from reviews.context import Actor, Services
+from reviews.errors import BadInput as BadInput
+from reviews.errors import NotAllowed as NotAllowed
+from reviews.errors import NotFound as NotFound
+from reviews.errors import ServiceError as ServiceError
+from reviews.errors import WrongState as WrongState
 from reviews.escalation import fire_due_levels
 from reviews.model import (
-    TRANSFER_DESTINATIONS,
     WEB_PLATFORM,
     Action,
+    FormErrors,
     Outcome,
     Source,
     State,
     ValidRequest,
     format_reference,
+    validate_outcome,
+    validate_reason,
 )
+from reviews.permissions import check_review_action
 from reviews.policy import Ladder
-from rotas.lookup import is_responder
 from storage.database import UnitOfWork
 from storage.tables import Review
 
 log = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    """Something a person asked for that cannot be done; the message says why."""
-
-
-class NotFound(ServiceError):
-    pass
-
-
-class NotAllowed(ServiceError):
-    pass
-
-
-class WrongState(ServiceError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -138,8 +129,7 @@ def add_review(
         review_id=review.id,
         kind="raised",
         at=now,
-        actor=by.label,
-        platform=by.platform,
+        **by.audited,
         caller=request.caller,
         source=request.source,
         urgency=ladder.urgency,
@@ -187,17 +177,20 @@ def attend(*, services: Services, review_id: int, by: Actor) -> Result:
 def record_outcome(
     *, services: Services, review_id: int, by: Actor, outcome: Outcome, detail: str = ""
 ) -> Result:
-    """Close a review. A transfer names where to (ICU, HDU, CCU or theatre)."""
-    detail = detail.strip()
-    if outcome is Outcome.TRANSFER and detail not in TRANSFER_DESTINATIONS:
-        raise ServiceError(
-            f"Say where the patient was transferred: {', '.join(TRANSFER_DESTINATIONS)}."
+    """Close a review. A transfer's detail names where to (ICU, HDU, CCU or theatre); any
+    other outcome's is an optional note. BadInput when either is not acceptable."""
+    try:
+        outcome, detail = validate_outcome(
+            outcome.value, *((detail, "") if outcome is Outcome.TRANSFER else ("", detail))
         )
+    except FormErrors as problems:
+        raise BadInput(problems) from None
 
     def apply(uow: UnitOfWork, review: Review) -> None:
         now = services.clock.now()
         _take(uow, review, by, now)
         review.closed_at, review.closed_by = now, by.label
+        review.closed_platform, review.closed_user = by.platform, by.user_id
         review.outcome, review.outcome_detail = outcome, detail or None
         review.next_attend_reminder_at = None
 
@@ -215,13 +208,15 @@ def record_outcome(
 
 def cancel(*, services: Services, review_id: int, by: Actor, reason: str) -> Result:
     """Withdraw a review raised in error or no longer needed; the raiser or a responder."""
-    reason = reason.strip()
-    if not reason:
-        raise ServiceError("Say why the request is being cancelled.")
+    try:
+        reason = validate_reason(reason)
+    except FormErrors as problems:
+        raise BadInput(problems) from None
 
     def apply(uow: UnitOfWork, review: Review) -> None:
         now = services.clock.now()
         review.cancelled_at, review.cancelled_by, review.cancel_reason = now, by.label, reason
+        review.cancelled_platform, review.cancelled_user = by.platform, by.user_id
         review.next_escalation_at = review.next_attend_reminder_at = None
 
     return _change(services, review_id, by, Action.CANCEL, State.CANCELLED, apply, reason=reason)
@@ -269,7 +264,7 @@ def _change(
         review = uow.reviews.get(review_id, for_update=True)
         if review is None:
             raise NotFound(f"There is no request {reference}.")
-        _check_permission(uow, review, by, action)
+        check_review_action(uow, review, by, action, services.clock.now())
         state = State(review.state)
         if state is target:
             return Result(
@@ -289,8 +284,7 @@ def _change(
             review_id=review_id,
             kind=target.value,
             at=now,
-            actor=by.label,
-            platform=by.platform,
+            **by.audited,
             **detail,
         )
         _announce(uow, services, review)
@@ -308,20 +302,8 @@ def check_may(*, services: Services, review_id: int, by: Actor, action: Action) 
             raise NotFound(f"There is no request {reference}.")
         if not State(review.state).is_open:
             raise WrongState(f"{reference} is already {review.state}.")
-        _check_permission(uow, review, by, action)
+        check_review_action(uow, review, by, action, services.clock.now())
     return reference
-
-
-def _check_permission(uow: UnitOfWork, review: Review, by: Actor, action: Action) -> None:
-    if is_responder(uow, by.platform, by.user_id):
-        return
-    raiser = review.raised_platform == by.platform and review.raised_by == by.user_id
-    if action is Action.CANCEL and raiser:
-        return
-    raise NotAllowed(
-        f"Only the outreach rota's staff can {action.label.lower()} a request, and you are not "
-        "on the rota. If you should be, ask a rota admin to add you."
-    )
 
 
 def _announce(uow: UnitOfWork, services: Services, review: Review) -> None:

@@ -25,10 +25,18 @@ def who_holds(uow: UnitOfWork, role: str, at: datetime) -> list[Staff]:
     return people
 
 
-def is_responder(uow: UnitOfWork, platform: str, user_id: str) -> bool:
-    """A responder is anyone on the rota: in the staff directory with a shift or cover."""
+# A responder is on shift or cover now, or within this of it: the outgoing nurse finishing a
+# request over handover and the incoming one arriving early may both act; someone whose
+# shifts were last month or are next week may not.
+HANDOVER_MARGIN = timedelta(hours=2)
+
+
+def is_responder(uow: UnitOfWork, platform: str, user_id: str, at: datetime) -> bool:
+    """Whether the person has a shift or cover within HANDOVER_MARGIN of `at`."""
     person = uow.rota.staff_by_platform_id(platform, user_id)
-    return person is not None and person.id is not None and uow.rota.has_shifts(person.id)
+    if person is None or person.id is None:
+        return False
+    return uow.rota.on_duty_between(person.id, at - HANDOVER_MARGIN, at + HANDOVER_MARGIN)
 
 
 # How far ahead next_handover looks for a change before saying there is none.

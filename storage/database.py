@@ -25,6 +25,21 @@ from storage.reviews import ReviewStore
 from storage.rota import RotaStore
 from storage.web import WebStore
 
+# No statement, lock wait or dead connection may hang the sweep or a nurse's request for long:
+# each fails instead, is retried, and shows in /healthz. The longest honest query (the monthly
+# export over a million requests) takes a few seconds; TCP keepalives and tcp_user_timeout
+# notice a server that vanished without closing the connection (a cut network).
+POSTGRES_CONNECT: dict[str, Any] = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+    "options": "-c statement_timeout=30000 -c lock_timeout=5000 "
+    "-c idle_in_transaction_session_timeout=60000",
+}
+
 
 class DatabaseUnavailable(RuntimeError):
     """The database could not be reached or the transaction could not be committed."""
@@ -86,8 +101,7 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_immediate_transactions(engine)
         return engine
-    connect_args = {"connect_timeout": 3}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+    return create_engine(url, pool_pre_ping=True, connect_args=POSTGRES_CONNECT, **options)
 
 
 def _sqlite_immediate_transactions(engine: Engine) -> None:

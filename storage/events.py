@@ -23,6 +23,7 @@ class EventLog:
         kind: str,
         at: datetime,
         actor: str = "system",
+        actor_id: str | None = None,
         platform: str = "system",
         **detail: Any,
     ) -> ReviewEvent:
@@ -31,6 +32,7 @@ class EventLog:
             kind=kind,
             at=at,
             actor=actor,
+            actor_id=actor_id,
             platform=platform,
             detail=json.dumps(detail, default=str, sort_keys=True),
         )

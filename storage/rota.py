@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
 from storage.tables import Cover, Shift, Staff
 
@@ -47,23 +47,57 @@ class RotaStore:
         self.session.flush()
         return staff
 
-    def has_shifts(self, staff_id: int) -> bool:
-        """Whether the person is on the rota: a shift or cover that no later import replaced
-        and nobody cancelled (history alone does not keep someone a responder)."""
-        query = (
+    def on_duty_between(self, staff_id: int, start: datetime, end: datetime) -> bool:
+        """Whether the person has a live shift or cover overlapping [start, end): one that no
+        later import replaced and nobody cancelled (history alone makes nobody a responder)."""
+        shift = (
             select(Shift.id)
-            .where(Shift.staff_id == staff_id, col(Shift.superseded_at).is_(None))
+            .where(
+                Shift.staff_id == staff_id,
+                col(Shift.start) < end,
+                col(Shift.end) > start,
+                col(Shift.superseded_at).is_(None),
+            )
             .limit(1)
         )
         cover = (
             select(Cover.id)
-            .where(Cover.staff_id == staff_id, col(Cover.cancelled_at).is_(None))
+            .where(
+                Cover.staff_id == staff_id,
+                col(Cover.start) < end,
+                col(Cover.end) > start,
+                col(Cover.cancelled_at).is_(None),
+            )
             .limit(1)
         )
         return (
-            self.session.exec(query).first() is not None
+            self.session.exec(shift).first() is not None
             or self.session.exec(cover).first() is not None
         )
+
+    def withdraw_duties(self, staff_id: int, now: datetime) -> tuple[int, int]:
+        """Withdraw the person's live shifts and cover that run past `now` (superseded or
+        cancelled as of now, kept as history); how many of each."""
+        shifts = self.session.exec(
+            select(Shift).where(
+                Shift.staff_id == staff_id,
+                col(Shift.end) > now,
+                col(Shift.superseded_at).is_(None),
+            )
+        ).all()
+        covers = self.session.exec(
+            select(Cover).where(
+                Cover.staff_id == staff_id,
+                col(Cover.end) > now,
+                col(Cover.cancelled_at).is_(None),
+            )
+        ).all()
+        for shift in shifts:
+            shift.superseded_at = now
+        for cover in covers:
+            cover.cancelled_at = now
+        self.session.flush()
+        return len(shifts), len(covers)
 
     def covers_at(self, role: str, at: datetime) -> Sequence[Cover]:
         query = (
@@ -113,20 +147,6 @@ class RotaStore:
         shifts = select(Shift.role).where(col(Shift.superseded_at).is_(None)).distinct()
         covers = select(Cover.role).where(col(Cover.cancelled_at).is_(None)).distinct()
         return sorted(set(self.session.exec(shifts).all()) | set(self.session.exec(covers).all()))
-
-    def find_staff(
-        self, *, email: str | None, slack: str | None, teams: str | None
-    ) -> Staff | None:
-        conditions = []
-        if email:
-            conditions.append(Staff.email == email.lower())
-        if slack:
-            conditions.append(Staff.slack_user_id == slack)
-        if teams:
-            conditions.append(Staff.teams_user_id == teams)
-        if not conditions:
-            return None
-        return self.session.exec(select(Staff).where(or_(*conditions))).first()
 
     def staff_by_name(self, name: str) -> Sequence[Staff]:
         query = select(Staff).where(func.lower(Staff.name) == name.strip().lower())

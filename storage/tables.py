@@ -47,10 +47,14 @@ class Review(SQLModel, table=True):
     attending_by: str | None = Field(default=None, max_length=200)
     closed_at: datetime | None = Field(default=None, index=True)  # digest: open at a moment
     closed_by: str | None = Field(default=None, max_length=200)
+    closed_platform: str | None = Field(default=None, max_length=20)
+    closed_user: str | None = Field(default=None, max_length=100)
     outcome: str | None = Field(default=None, max_length=30)
     outcome_detail: str | None = Field(default=None, sa_column=Column(Text))
     cancelled_at: datetime | None = Field(default=None, index=True)
     cancelled_by: str | None = Field(default=None, max_length=200)
+    cancelled_platform: str | None = Field(default=None, max_length=20)
+    cancelled_user: str | None = Field(default=None, max_length=100)
     cancel_reason: str | None = Field(default=None, sa_column=Column(Text))
     # The escalation ladder: the next level to fire, how often the last one has repeated,
     # and when the next one is due. NULL once acknowledged or finished.
@@ -73,7 +77,8 @@ class ReviewEvent(SQLModel, table=True):
     review_id: int | None = Field(default=None, foreign_key="review.id", index=True)
     at: datetime
     kind: str = Field(max_length=40)
-    actor: str = Field(default="system", max_length=200)
+    actor: str = Field(default="system", max_length=200)  # the name shown to people
+    actor_id: str | None = Field(default=None, max_length=200)  # stable platform user id
     platform: str = Field(default="system", max_length=20)
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
 

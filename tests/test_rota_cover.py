@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from reviews.context import Actor
+from reviews.cover import record_cover
 from reviews.service import NotAllowed, NotFound, ServiceError
-from rotas.cover import record_cover
 from rotas.lookup import who_holds
 from storage.tables import ReviewEvent
 from tests.support.builders import make_services, on_rota

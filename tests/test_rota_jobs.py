@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from reviews import outbox, service
-from rotas.cover import record_cover
+from reviews.cover import record_cover
 from rotas.jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import (

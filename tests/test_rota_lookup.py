@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from reviews.context import Actor
-from rotas.cover import record_cover
+from reviews.cover import record_cover
 from rotas.importer import import_rota
 from rotas.lookup import holdings, next_handover, who_holds
 from rotas.view import rota_lines

@@ -156,6 +156,7 @@ def test_outcome_and_cancel_on_a_closed_request_refuse_before_asking(shell):
     raise_family_request(shell)
     shell.type("outcome 1")
     shell.type("1")
+    shell.type("")  # no note
     shell.expect("RR-0001 closed.")
     shell.type("outcome 1")
     refused = shell.expect("is already closed.")

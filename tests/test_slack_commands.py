@@ -77,7 +77,6 @@ def test_digest_is_for_managers_only(bot: SlackBot, fake: FakeSlack) -> None:
 
 
 def test_rota_shows_who_holds_each_role(bot: SlackBot, fake: FakeSlack) -> None:
-    pytest.importorskip("rotas.view", reason="rotas.view (the rota issue) not merged yet")
     assert "Alex Carter" in private_reply(bot, fake, "rota")
 
 
@@ -88,7 +87,6 @@ def test_rota_cover_needs_an_at_mention(bot: SlackBot, fake: FakeSlack) -> None:
 def test_rota_cover_records_the_mentioned_person(
     bot: SlackBot, fake: FakeSlack, db: Database, clock: FrozenClock
 ) -> None:
-    pytest.importorskip("rotas.cover", reason="rotas.cover (the rota issue) not merged yet")
     on_rota(db, "outreach-backup", "Sam Patel", "U01SAM", start=clock.now() - timedelta(hours=1))
     fake.add_user(ALEX, "Alex Carter", "alex.carter@nhs.net")
     reply = private_reply(
@@ -100,7 +98,6 @@ def test_rota_cover_records_the_mentioned_person(
 
 
 def test_app_home_shows_the_rota_open_requests_and_mine(bot: SlackBot, fake: FakeSlack) -> None:
-    pytest.importorskip("rotas.view", reason="rotas.view (the rota issue) not merged yet")
     raise_review(services=bot.services, request=request(), by=NURSE)
     response = bot.post(
         event({"type": "app_home_opened", "user": NURSE_ID, "channel": "D0NURSE", "tab": "home"})

@@ -153,7 +153,9 @@ def test_network_failures_and_bad_credentials(ms: FakeMicrosoft, services: Servi
     sender = build_teams(services, wrong, http_client=ms.session()).sender
     with pytest.raises(DeliveryError) as refused:
         sender.deliver(item)
-    assert refused.value.permanent and "invalid_client" in str(refused.value)
+    # An expired secret is the bot's problem, not the message's: held, not failed.
+    assert refused.value.credentials and not refused.value.permanent
+    assert "invalid_client" in str(refused.value)
 
 
 def test_tokens_are_cached_and_the_chart_goes_inline(ms: FakeMicrosoft, services: Services) -> None:

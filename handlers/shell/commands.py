@@ -16,6 +16,7 @@ from handlers.shell.terminal import Terminal
 from handlers.shell.trial import SHELL_USER
 from reviews import service
 from reviews.context import Services
+from reviews.cover import record_cover
 from reviews.model import (
     CALLER_LABELS,
     CONCERN_LABELS,
@@ -28,8 +29,9 @@ from reviews.model import (
     ReviewForm,
     parse_reference,
     validate,
+    validate_outcome,
+    validate_reason,
 )
-from rotas.cover import record_cover
 from storage.database import DatabaseUnavailable
 
 HELP = """Commands:
@@ -88,8 +90,27 @@ REVIEW_FORM = (
 )
 
 
-def _outcome_check(answers: Answers) -> str | None:
-    return None if answers["outcome"] in set(Outcome) else "Choose an outcome."
+def outcome_check(field: str) -> Callable[[Answers], str | None]:
+    def check(answers: Answers) -> str | None:
+        try:
+            validate_outcome(*(answers.get(f, "") for f in ("outcome", "destination", "note")))
+        except FormErrors as errors:
+            return errors.errors.get(field)
+        return None
+
+    return check
+
+
+def reason_check(answers: Answers) -> str | None:
+    try:
+        validate_reason(answers["reason"])
+    except FormErrors as errors:
+        return errors.errors.get("reason")
+    return None
+
+
+def _transfer(answers: Answers) -> bool:
+    return answers["outcome"] == Outcome.TRANSFER
 
 
 OUTCOME_FORM = (
@@ -97,19 +118,23 @@ OUTCOME_FORM = (
         "outcome",
         "Outcome?",
         {o.value: label for o, label in OUTCOME_LABELS.items()},
-        _outcome_check,
+        outcome_check("outcome"),
     ),
     Question(
-        "detail",
+        "destination",
         "Transferred to?",
         {d: d for d in TRANSFER_DESTINATIONS},
-        check=lambda a: None if a["detail"] in TRANSFER_DESTINATIONS else "Choose where to.",
-        when=lambda a: a["outcome"] == Outcome.TRANSFER,
+        outcome_check("destination"),
+        when=_transfer,
+    ),
+    Question(
+        "note",
+        "Note (optional):",
+        check=outcome_check("note"),
+        when=lambda answers: not _transfer(answers),
     ),
 )
-REASON_FORM = (
-    Question("reason", "Why cancel?", check=lambda a: None if a["reason"] else "Say why."),
-)
+REASON_FORM = (Question("reason", "Why cancel?", check=reason_check),)
 # The chat platforms' words for cover, as a gap warning may have told the person to type.
 COVER_ALIASES = re.compile(r"^(/rapidreview\s+)?(rota\s+)?cover\b", re.IGNORECASE)
 
@@ -203,12 +228,15 @@ class Shell:
             services=self.services, review_id=review_id, by=SHELL_USER, action=Action.RECORD_OUTCOME
         )
         answers = fill(self.terminal, OUTCOME_FORM)
+        outcome, detail = validate_outcome(
+            answers["outcome"], answers.get("destination", ""), answers.get("note", "")
+        )
         result = service.record_outcome(
             services=self.services,
             review_id=review_id,
             by=SHELL_USER,
-            outcome=Outcome(answers["outcome"]),
-            detail=answers.get("detail", ""),
+            outcome=outcome,
+            detail=detail,
         )
         self.say(result.note)
 

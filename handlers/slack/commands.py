@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from handlers.slack.blocks import escape
 from handlers.slack.checkin import checkin_view
 from handlers.slack.forms import request_view
-from handlers.slack.people import actor, is_in, with_email
+from handlers.slack.people import actor, with_email
 from reviews import service
 from reviews.checkins import last_ward
 from reviews.context import Actor, Services
@@ -45,8 +45,7 @@ COVER_HELP = (
 
 
 def register(app: App, services: Services, settings: Settings) -> None:
-    """The slash command; `settings.managers` may see the digest."""
-    managers = services.managers or settings.managers
+    """The slash command; the core decides who may see the digest (MANAGERS)."""
 
     @app.command("/rapidreview")
     def rapidreview(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
@@ -76,7 +75,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
         ack()
         user = {"id": command.get("user_id"), "name": command.get("user_name")}
         try:
-            reply = _answer(services, client, managers, text, user)
+            reply = _answer(services, client, text, user)
         except ServiceError as error:
             reply = str(error)
         except DatabaseUnavailable:
@@ -95,7 +94,9 @@ def open_checkin(
     except DatabaseUnavailable:
         ward = ""  # the form still opens; its submission will say if nothing can be saved
     try:
-        client.views_open(trigger_id=command["trigger_id"], view=checkin_view(ward))
+        client.views_open(
+            trigger_id=command["trigger_id"], view=checkin_view(services.wards.names(), ward)
+        )
     except SlackApiError as error:
         log.warning("check-in form not opened: %s", error.response.get("error"))
         respond(
@@ -104,18 +105,14 @@ def open_checkin(
         )
 
 
-def _answer(
-    services: Services, client: WebClient, managers: frozenset[str], text: str, user: dict[str, Any]
-) -> str:
+def _answer(services: Services, client: WebClient, text: str, user: dict[str, Any]) -> str:
     word = text.split(" ", 1)[0].lower()
     if word == "open":
         return open_requests(services)
     if word == "digest":
-        if not is_in(client, actor(services, user), managers):
-            return "Only managers can see the digest. Ask to be added to MANAGERS if you should."
-        from reviews.digest import build_digest
+        from reviews.digest import digest_for
 
-        return build_digest(services).text
+        return digest_for(services=services, by=with_email(client, actor(services, user)))
     if text.lower() == "rota":
         from rotas.view import rota_lines
 
@@ -127,7 +124,7 @@ def _answer(
     match = COVER.fullmatch(text)
     if not match:
         return COVER_HELP
-    from rotas.cover import record_cover
+    from reviews.cover import record_cover
 
     return record_cover(
         services=services,

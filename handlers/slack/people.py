@@ -46,11 +46,6 @@ def with_email(client: WebClient, person: Actor) -> Actor:
     )
 
 
-def is_in(client: WebClient, person: Actor, group: frozenset[str]) -> bool:
-    """Whether `group` (ids or emails, lower case) names `person`."""
-    return person.is_in(group) or with_email(client, person).is_in(group)
-
-
 def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) -> None:
     """Say `text` to one person only: an ephemeral message in a channel, else a DM.
 

@@ -7,6 +7,7 @@ The view id is the submission key: Slack's retry of one submission finds the fir
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -27,8 +28,8 @@ from handlers.slack.forms import (
 )
 from handlers.slack.people import actor
 from reviews import service
-from reviews.context import Services
-from reviews.model import FormErrors, Outcome, validate
+from reviews.context import Actor, Services
+from reviews.model import FormErrors, validate, validate_outcome, validate_reason
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ def register(app: App, services: Services, settings: Settings) -> None:
             request = validate(read_request(view["state"]["values"]))
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)
+            return
+        except Exception as error:  # noqa: BLE001 - a form we cannot read must still be answered
+            log.error("request form from Slack unreadable: %s", type(error).__name__)
+            ack(response_action="update", view=not_recorded_view(fallback))
             return
 
         def raise_it() -> service.Result:
@@ -71,51 +76,59 @@ def register(app: App, services: Services, settings: Settings) -> None:
 
     @app.view(OUTCOME_FORM)
     def submit_outcome(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view["state"]["values"]
-        chosen, destination = field_value(values, "outcome"), field_value(values, "destination")
-        if not chosen:
-            ack(response_action="errors", errors={"outcome": "Choose an outcome."})
-            return
-        outcome = Outcome(chosen)
-        if outcome is Outcome.TRANSFER and not destination:
-            ack(
-                response_action="errors",
-                errors={"destination": "Say where the patient was transferred."},
+        def record(values: dict[str, Any]) -> Callable[[Actor], service.Result]:
+            outcome, detail = validate_outcome(
+                *(field_value(values, name) for name in ("outcome", "destination", "note"))
             )
-            return
-        detail = destination if outcome is Outcome.TRANSFER else field_value(values, "note")
-        _change(
-            ack,
-            services,
-            "Outcome",
-            lambda by: service.record_outcome(
-                services=services,
-                review_id=int(metadata(view)["review"]),
-                by=by,
-                outcome=outcome,
-                detail=detail,
-            ),
-            body["user"],
-        )
+            return lambda by: service.record_outcome(
+                services=services, review_id=_review_id(view), by=by, outcome=outcome, detail=detail
+            )
+
+        _submit(ack, services, "Outcome", record, body, view)
 
     @app.view(CANCEL_FORM)
     def submit_cancel(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        reason = field_value(view["state"]["values"], "reason").strip()
-        if not reason:
-            ack(response_action="errors", errors={"reason": "Say why it is being cancelled."})
-            return
-        _change(
-            ack,
-            services,
-            "Cancel",
-            lambda by: service.cancel(
-                services=services, review_id=int(metadata(view)["review"]), by=by, reason=reason
-            ),
-            body["user"],
-        )
+        def cancel(values: dict[str, Any]) -> Callable[[Actor], service.Result]:
+            reason = validate_reason(field_value(values, "reason"))
+            return lambda by: service.cancel(
+                services=services, review_id=_review_id(view), by=by, reason=reason
+            )
+
+        _submit(ack, services, "Cancel", cancel, body, view)
 
 
-def _change(ack: Ack, services: Services, what: str, change: Any, user: dict[str, Any]) -> None:
+def _review_id(view: dict[str, Any]) -> int:
+    return int(metadata(view)["review"])
+
+
+def _submit(
+    ack: Ack,
+    services: Services,
+    what: str,
+    read: Callable[[dict[str, Any]], Callable[[Actor], service.Result]],
+    body: dict[str, Any],
+    view: dict[str, Any],
+) -> None:
+    """Read the form (its mistakes go back on its fields), then make the change."""
+    try:
+        change = read(view["state"]["values"])
+    except FormErrors as problems:
+        ack(response_action="errors", errors=problems.errors)
+        return
+    except Exception as error:  # noqa: BLE001 - a form we cannot read must still be answered
+        log.warning("%s form from Slack unreadable: %s", what, type(error).__name__)
+        ack(response_action="update", view=_nothing_recorded(what, services))
+        return
+    _change(ack, services, what, change, body["user"])
+
+
+def _change(
+    ack: Ack,
+    services: Services,
+    what: str,
+    change: Callable[[Actor], service.Result],
+    user: dict[str, Any],
+) -> None:
     """Run `change(by)` and answer the modal with what happened, or plainly why not."""
     try:
         result = within_deadline(lambda: change(actor(services, user)), f"{what} from Slack")
@@ -134,13 +147,13 @@ def _change(ack: Ack, services: Services, what: str, change: Any, user: dict[str
         return
     except Exception as error:  # noqa: BLE001 - the nurse must hear, whatever went wrong
         log.warning("%s from Slack not recorded: %s", what, type(error).__name__)
-        ack(
-            response_action="update",
-            view=said_view(
-                f"{what} NOT recorded",
-                "Nothing was recorded: the bot cannot reach its database. "
-                + services.fallback_contact,
-            ),
-        )
+        ack(response_action="update", view=_nothing_recorded(what, services))
         return
     ack(response_action="update", view=said_view(f"{what} recorded", result.note))
+
+
+def _nothing_recorded(what: str, services: Services) -> dict[str, Any]:
+    return said_view(
+        f"{what} NOT recorded",
+        "Nothing was recorded. " + services.fallback_contact,
+    )

@@ -47,6 +47,10 @@ class TeamsSender:
         # card, a card_update or thread whose card never went out, and channel posts.
         return self.connector.post_activity(self.service_url, item.address, activity)
 
+    def check(self) -> None:
+        """A token from Entra: DeliveryError (credentials, or transient) when it is refused."""
+        self.connector.check_token()
+
     def _direct(self, user_id: str, activity: dict[str, Any]) -> str:
         reference = reference_for(self.services, user_id)
         service_url = str(reference.get("serviceUrl") or self.service_url)

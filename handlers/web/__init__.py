@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from handlers.limits import BodyLimit
 from handlers.web.render import SECURITY_HEADERS, STYLESHEET, Pages, PublicSite
 from handlers.web.review import ReviewPages
+from handlers.web.today import TodayPages
 from reviews.context import Services
 from reviews.public import public_status
 from reviews.wards import Ward
@@ -49,6 +50,15 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
         base_url = settings.public_url or str(request.base_url).rstrip("/")
         return await reviews.submit(request, ward, base_url)
 
+    async def today_page(request: Request) -> Response:
+        ward = find_ward(services, request)
+        if ward is None:
+            return unknown_ward(pages)
+        if request.method == "GET":
+            return await run_in_threadpool(today.form, ward)
+        base_url = settings.public_url or str(request.base_url).rstrip("/")
+        return await today.submit(request, ward, base_url)
+
     async def status_page(request: Request) -> Response:
         return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
 
@@ -56,12 +66,14 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
         return pages.css()
 
     reviews = ReviewPages(services, pages)
+    today = TodayPages(reviews)
     return [
         Route(STYLESHEET, stylesheet, methods=["GET"]),
         Route("/concern", choose_ward, methods=["GET"]),
         Route("/concern/status/{token}", status_page, methods=["GET"]),
         Route("/concern/{ward}", ward_page, methods=["GET"]),
         Route("/concern/{ward}/review", review_page, methods=["GET", "POST"]),
+        Route("/concern/{ward}/today", today_page, methods=["GET", "POST"]),
     ]
 
 

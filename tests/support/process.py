@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -13,12 +14,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def bot_environment(**settings: str) -> dict[str, str]:
     """A clean environment: nothing of the developer's .env or shell leaks into the bot."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TEAMS_"))}
     env.update(settings)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def run_bot(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`python bot.py ARGS` run to its end in `cwd`, as an operator runs a command."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), *args],
+        cwd=cwd,
+        env=bot_environment(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 class BotProcess:

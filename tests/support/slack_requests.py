@@ -259,5 +259,5 @@ def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
     )
     client = WebClient(token=config.slack_bot_token, base_url=fake.url)
     app = build_slack_app(services, config, client)
-    with serve(make_http_app(services.db, slack_routes(app))) as base:
+    with serve(make_http_app(services.db, slack_routes(app), health=services.health)) as base:
         yield SlackBot(services, client, f"{base}/slack/events")

