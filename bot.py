@@ -125,15 +125,16 @@ def build(
 
 
 def make_http(services: Services, settings: Settings, platform_routes: list[Any]) -> Any:
-    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz. Built
-    even where nothing listens yet, so the shell can serve it when PORT is set."""
+    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz and
+    /metrics. Built even where nothing listens yet, so the shell can serve it when PORT is set."""
     from handlers.http import make_http_app
     from handlers.limits import BODY_LIMITS
+    from handlers.metrics import metrics_route
     from handlers.web import body_limit, web_routes
 
     public = body_limit(settings)
     limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
-    routes = [*platform_routes, *web_routes(services, settings)]
+    routes = [*platform_routes, *web_routes(services, settings), metrics_route(services)]
     return make_http_app(services.db, routes, limits, health=services.health)
 
 
@@ -360,9 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from handlers.logs import configure
+
+    configure(settings.log_level, settings.log_format)
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()

@@ -60,6 +60,7 @@ class Settings:
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object a line
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
     notify_api_key: str = ""
     notify_sms_template_id: str = ""
@@ -143,6 +144,7 @@ def load_settings(
         host=get("HOST", "0.0.0.0"),  # noqa: S104
         port=_port(get("PORT", "3000")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
+        log_format=_log_format(get("LOG_FORMAT", "text")),
         ca_bundle=_ca_bundle(values),
         notify_api_key=_notify_key(get("NOTIFY_API_KEY")),
         notify_sms_template_id=_uuid("NOTIFY_SMS_TEMPLATE_ID", get("NOTIFY_SMS_TEMPLATE_ID")),
@@ -353,3 +355,9 @@ def _log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
     return value.upper()
+
+
+def _log_format(value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT: must be text or json, got {value!r}")
+    return value.lower()
