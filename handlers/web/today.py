@@ -71,7 +71,7 @@ class TodayPages:
             result = record_checkin(
                 services=self.services,
                 checkin=checkin,
-                by=public.PUBLIC_ACTOR,
+                by=public.public_actor(key),
                 source="web",
                 submission_key=key,
                 wish=wish,
