@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from handlers.slack import actions, checkin, commands, home, submissions
+from handlers.slack import actions, checkin, commands, direct, home, submissions
 from reviews.context import Services
 from settings import Settings
 
@@ -41,7 +41,7 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         token_verification_enabled=False,
         logger=quiet_bolt_logger(),
     )
-    for group in (commands, submissions, checkin, actions, home):
+    for group in (commands, submissions, checkin, actions, home, direct):
         group.register(app, services, settings)
     return app
 

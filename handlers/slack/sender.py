@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from handlers.slack.blocks import render
+from handlers.slack.blocks import escape, render
 from reviews.messages import Message
 from reviews.outbox import DeliveryError, OutboundItem
 
@@ -62,7 +62,7 @@ class SlackSender:
             # One call posts the files with their caption, so a retry cannot repeat the text.
             self.client.files_upload_v2(
                 channel=item.address,
-                initial_comment=message.text,
+                initial_comment=escape(message.text),
                 request_file_info=False,  # one call fewer, so the send ends inside its lease
                 file_uploads=[
                     {"content": a.content, "filename": a.filename, "title": a.title}
@@ -85,7 +85,8 @@ def _answered(call: Callable[[], T]) -> T:
 
 
 def _content(message: Message) -> dict[str, Any]:
-    return {"text": message.text, "blocks": render(message), "unfurl_links": False}
+    # The top-level text is what phones show in notifications: as inert as the blocks.
+    return {"text": escape(message.text), "blocks": render(message), "unfurl_links": False}
 
 
 def split_message_id(message_id: str, default_channel: str) -> tuple[str, str]:

@@ -74,8 +74,9 @@ def _activity(item: OutboundItem) -> dict[str, Any]:
     """A message activity: the text (for notifications and search) and, when there is more than
     text to show, the Adaptive Card."""
     message = item.message
-    activity: dict[str, Any] = {"type": "message", "text": message.text, "textFormat": "plain"}
+    said = cards.inert(message.text)
+    activity: dict[str, Any] = {"type": "message", "text": said, "textFormat": "plain"}
     if message.review or message.actions or message.attachments:
         activity["attachments"] = [cards.attachment(cards.render(message))]
-        activity["summary"] = message.text
+        activity["summary"] = said
     return activity
