@@ -100,6 +100,8 @@ class HttpServer:
             log_level=log_level.lower(),
             access_log=False,
             lifespan="off",
+            # uvicorn's own lines go through the root handler, as text or JSON (LOG_FORMAT).
+            log_config=None,
             http=header_deadline(header_seconds),
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,

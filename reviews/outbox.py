@@ -185,7 +185,14 @@ def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> No
             return
         if error.permanent or stored.attempts >= MAX_ATTEMPTS:
             stored.state = "failed"
-            log.error("outbox %s (%s to %s) failed: %s", row.id, row.kind, row.platform, error)
+            log.error(
+                "outbox %s (%s to %s%s) failed: %s",
+                row.id,
+                row.kind,
+                row.platform,
+                _about(row),
+                error,
+            )
             uow.events.record(
                 review_id=row.review_id,
                 kind="delivery_failed",
@@ -213,8 +220,9 @@ def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> No
         stored.state = "pending"
         stored.next_attempt_at = now + timedelta(seconds=delay)
         log.warning(
-            "outbox %s: attempt %s failed (%s); retry in %.0fs",
+            "outbox %s%s: attempt %s failed (%s); retry in %.0fs",
             row.id,
+            _about(row),
             stored.attempts,
             error,
             delay,

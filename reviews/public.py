@@ -23,11 +23,15 @@ log = logging.getLogger(__name__)
 
 PER_HOUR = 5  # requests recorded from one address in any hour
 STATUS_LASTS = timedelta(days=7)  # after the request closes
-PUBLIC_ACTOR = Actor(platform=WEB_PLATFORM, user_id="public-page", name="Public page")
 
 
 class TooMany(ServiceError):
     """More requests from one address this hour than PER_HOUR; nothing was recorded."""
+
+
+def public_actor(submission_key: str) -> Actor:
+    """Whoever sent one form: known only by that form's key, so no one else is its raiser."""
+    return Actor(platform=WEB_PLATFORM, user_id=submission_key, name="Public page")
 
 
 def site_key(services: Services) -> bytes:
@@ -66,7 +70,7 @@ def _raise(services: Services, request: ValidRequest, key: str, sender: str) -> 
                 existing, False, f"{format_reference(existing.id or 0)} was already raised."
             )
         count_submission(uow, sender, now)
-        review = add_review(uow, services, request, PUBLIC_ACTOR, now=now, submission_key=key)
+        review = add_review(uow, services, request, public_actor(key), now=now, submission_key=key)
     reference = format_reference(review.id or 0)
     log.info("%s raised from the public page (%s)", reference, review.urgency)
     return Result(review, True, f"{reference} raised.")

@@ -20,6 +20,7 @@ from sqlmodel import Session, create_engine
 from storage.checkins import CheckinStore
 from storage.digest import DigestStore
 from storage.events import EventLog
+from storage.metrics import MetricsStore
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
@@ -57,6 +58,7 @@ class UnitOfWork:
         self.digest = DigestStore(session)
         self.checkins = CheckinStore(session)
         self.web = WebStore(session)
+        self.metrics = MetricsStore(session)
 
     @property
     def dialect(self) -> str:

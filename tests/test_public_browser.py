@@ -103,6 +103,7 @@ def test_a_relative_asks_follows_the_status_link_and_sees_it_seen(
     page.get_by_role("button", name="Send my request").click()
     summary = page.get_by_role("alert")
     assert "There is a problem" in summary.inner_text()
+    assert page.evaluate("document.activeElement.className") == "error-summary"  # no script
     assert "Enter your name" in summary.inner_text()
     assert page.get_by_label("What is worrying you?").input_value() == "Mum is not making sense"
     assert page.get_by_label("I am family, a carer or a friend of the patient").is_checked()

@@ -35,7 +35,7 @@ class TodayPages(ReviewPages):
             result = record_checkin(
                 services=self.services,
                 checkin=checkin,
-                by=public.PUBLIC_ACTOR,
+                by=public.public_actor(key),
                 source="web",
                 submission_key=key,
                 wish=wish,
