@@ -20,9 +20,13 @@ import requests
 from sqlmodel import select
 
 from handlers.slack.forms import REQUEST_FORM
+from reviews import service
+from reviews.clock import SystemClock
 from storage.database import Database
+from storage.migrate import upgrade
 from storage.tables import Outbox, Review
-from tests.support.builders import on_rota
+from tests.support.builders import NURSE as ME
+from tests.support.builders import make_services, on_rota, request
 from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.fake_slack import FakeSlack
 from tests.support.process import BotProcess, bot_environment, free_port
@@ -94,6 +98,13 @@ def put_on_rota(database_url: str) -> None:
     on_rota(db, "outreach", "Alex Carter", ALEX, start)
     on_rota(db, "outreach-backup", "Sam Patel", SAM, start)
     db.dispose()
+
+
+def put_on_rota_and_migrate(database_url: str) -> None:
+    db = Database(database_url)
+    upgrade(db.engine)
+    db.dispose()
+    put_on_rota(database_url)
 
 
 def submit(base: str, view_id: str) -> requests.Response:
@@ -205,3 +216,36 @@ def test_slack_failing_then_slow(database_url: str, tmp_path: Path) -> None:
         finally:
             bot.stop()
     assert not [line for line in bot.log if "Traceback" in line]
+
+
+def test_a_read_only_sqlite_file(fake: FakeSlack, tmp_path: Path) -> None:
+    path = tmp_path / "rapidreview.db"
+    writable = f"sqlite:///{path}"
+    put_on_rota_and_migrate(writable)
+    confirmed = Database(writable)
+    service.raise_review(services=make_services(confirmed, SystemClock()), request=request(), by=ME)
+    confirmed.dispose()
+    # Root ignores file modes, so the file is opened read-only the way SQLite itself allows.
+    bot, base = start_bot(fake, f"sqlite:///file:{path}?mode=ro&uri=true", tmp_path)
+    try:
+        started = time.monotonic()
+        said = json.dumps(submit(base, "V0READONLY").json())
+        assert time.monotonic() - started < 3
+        assert "NOTHING WAS RECORDED" in said and FALLBACK in said
+        down = eventually(lambda: health_body(base, 503), "503")
+        assert down["database"] == "refuses writes" and down["open_requests"] == 1
+        assert down["problems"][0] == (
+            "the database refuses writes (attempt to write a readonly database): requests "
+            "cannot be recorded"
+        )
+        time.sleep(3)
+        assert bot.process.poll() is None, "no crash, no restart loop"
+    finally:
+        bot.stop()
+    # Said once per job, not twice a second.
+    assert len([line for line in bot.log if "database unavailable" in line]) <= 6
+    assert not [line for line in bot.log if "Traceback" in line]
+    db = Database(writable)
+    with db.unit_of_work() as uow:
+        assert [r.id for r in uow.session.exec(select(Review)).all()] == [1], "RR-0001 stands"
+    db.dispose()
