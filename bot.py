@@ -7,12 +7,13 @@ time; tests call build() with their own clock and clients.
 from __future__ import annotations
 
 import logging
+import signal
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -43,7 +44,7 @@ class Bot:
     teams: Any = None  # handlers.teams.TeamsAdapter when Teams is configured
     http_app: Any = None
     scheduler: Any = None
-    shell_lock: threading.Lock = field(default_factory=threading.Lock)
+    shell_terminal: Any = None  # handlers.shell.Terminal when the shell is the platform
 
 
 def build(
@@ -67,19 +68,21 @@ def build(
         routes.append(
             Route("teams", settings.teams_outreach_conversation, settings.teams_digest_conversation)
         )
+    terminal = None
     if not routes:
-        from handlers.shell import SHELL_ROUTE
+        from handlers.shell import SHELL_ROUTE, Terminal
 
         routes.append(SHELL_ROUTE)
+        interactive = shell_output is None and sys.stdin.isatty() and sys.stdout.isatty()
+        terminal = Terminal(shell_output or sys.stdout, threading.Lock(), interactive=interactive)
     from handlers.pager import text_senders
 
-    shell_lock = threading.Lock()
     text_by: dict[str, Sender] = text_senders(settings, settings.ca_bundle)
-    if routes[0].platform == "shell" and "notify" not in text_by:
+    if terminal is not None and "notify" not in text_by:
         from handlers.pager.shell import ShellTextSender
 
         # The trial has no Notify: its texts are printed where its chat is.
-        text_by["notify"] = ShellTextSender(shell_output or sys.stdout, shell_lock)
+        text_by["notify"] = ShellTextSender(terminal)
     services = Services(
         db=db,
         clock=clock or SystemClock(),
@@ -96,7 +99,7 @@ def build(
         wards=wards,
         health=health or Health(),
     )
-    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_lock=shell_lock)
+    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_terminal=terminal)
     http_routes: list[Any] = []
     if settings.slack_configured:
         from handlers.slack import SlackSender, build_slack_app, slack_routes
@@ -113,10 +116,10 @@ def build(
         bot.teams = teams
         bot.senders["teams"] = teams.sender
         http_routes += teams.routes
-    if "shell" in (r.platform for r in routes):
+    if terminal is not None:
         from handlers.shell import ShellSender
 
-        bot.senders["shell"] = ShellSender(shell_output or sys.stdout, bot.shell_lock)
+        bot.senders["shell"] = ShellSender(terminal)
     bot.http_app = make_http(services, settings, http_routes)
     return bot
 
@@ -169,8 +172,10 @@ def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.ca_bundle or None)
 
 
-def start_scheduler(bot: Bot) -> Any:
-    """The ticks: every replica runs them all; the database decides who does the work."""
+def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
+    """The ticks: every replica runs them all; the database decides who does the work.
+    Without `late_digest` a digest goes only at its time (the shell: a new trial database
+    needs no catching up)."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -211,7 +216,7 @@ def start_scheduler(bot: Bot) -> Any:
         ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
-        ("digest", lambda: digest.digest_job(services), 30.0),
+        ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
         ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
         ("retention", lambda: retention.retention_job(services), 300.0),
     ]
@@ -285,24 +290,51 @@ def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
     threading.Event().wait()
 
 
-def run_shell(bot: Bot, *, announce: bool = False) -> None:
+def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> None:
+    """The local shell until the person quits; the scheduler runs behind it. `moved` says why
+    the shell is not on the configured database, if it is not."""
     from handlers.pager.shell import give_keyboard_user_a_phone
-    from handlers.shell import SHELL_USER, Shell, put_keyboard_user_on_rota
+    from handlers.shell import SHELL_USER, Shell, take_free_roles, where
 
-    out = sys.stdout
+    terminal = bot.shell_terminal
     if announce:
-        out.write(
-            "No Slack or Teams is configured, so this is the local shell: the same bot at "
-            "your keyboard.\nTo connect Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
-            "(Socket Mode) or SLACK_SIGNING_SECRET in .env; see README.md.\n"
+        terminal.say(
+            "No Slack or Teams is configured, so this is the local shell: the same bot at your "
+            "keyboard.\nTo connect Slack (SLACK_BOT_TOKEN) or Teams (TEAMS_APP_ID), see "
+            "README.md."
         )
-    out.write(
-        f"Database: {bot.settings.database_url}\n"
-        "For this trial you hold every role on the rota (unless someone else does).\n"
-    )
-    put_keyboard_user_on_rota(bot.services)
+    terminal.say(moved or f"Database: {where(bot.settings)}")
+    terminal.say(take_free_roles(bot.services))
     give_keyboard_user_a_phone(bot.services, SHELL_USER.user_id)
-    Shell(bot.services, input, out, bot.shell_lock).loop()
+    # Background work speaks above the prompt, not into the middle of what is being typed.
+    shell_log = TerminalLog(terminal)
+    logging.getLogger().handlers[:] = [shell_log]
+    # A skipped tick is routine while the person types; the next one does the work.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # Ctrl-C must reach the main thread, which waits in readline: a signal taken by a
+    # scheduler thread would leave readline waiting for another key. Threads inherit the
+    # mask of the thread that starts them, so they start with SIGINT blocked.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        start_scheduler(bot, late_digest=False)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # At the keyboard, the person is the trial's rota admin too: cover any role.
+    services = replace(bot.services, rota_admins=bot.services.rota_admins | {SHELL_USER.user_id})
+    try:
+        Shell(services, terminal).loop()
+    finally:
+        bot.scheduler.shutdown(wait=False)
+
+
+class TerminalLog(logging.Handler):
+    def __init__(self, terminal: Any):
+        super().__init__()
+        self.terminal = terminal
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.terminal.background(self.format(record))
 
 
 # Libraries whose DEBUG logs carry request bodies (a call-back number in a direct message, a
@@ -335,21 +367,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
+    configured = settings.slack_configured or settings.teams_configured
+    shell = args.command == "shell" or (args.command is None and not configured)
+    moved = None
+    if shell:
+        from handlers.shell import trial_settings
+
+        settings, moved = trial_settings(settings)
     try:
         bot = build(settings)
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")
             return 0
-        if args.command is None or args.command == "shell":
-            if args.command is None and (settings.slack_configured or settings.teams_configured):
-                run(bot)
-            else:
-                # The terminal is the chat: only problems are logged into it.
-                logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-                start_scheduler(bot)
-                run_shell(bot, announce=args.command is None)
-                bot.scheduler.shutdown(wait=False)
+        if shell:
+            # The terminal is the chat: only problems are logged into it.
+            logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+            run_shell(bot, announce=args.command is None, moved=moved)
+            return 0
+        if args.command is None:
+            run(bot)
             return 0
         return command(args, bot)
     except (PolicyError, WardsError, BadInput) as error:

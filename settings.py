@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -208,6 +208,20 @@ def _database_url(value: str) -> str:
     return value
 
 
+def mask_url(url: str) -> str:
+    """`url` fit to print: any password, in the address or as a password= parameter, is ***."""
+    url = re.sub(r"(?i)(password=)[^&;\s]*", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL we can take apart: keep nothing after a user@ part
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    if password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def _prefixed(name: str, value: str, prefix: str) -> str:
     if value and not value.startswith(prefix):
         raise SettingsError(f"{name}: must start with {prefix} (check you copied the right token)")
@@ -217,7 +231,7 @@ def _prefixed(name: str, value: str, prefix: str) -> str:
 def _url(name: str, value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(f"{name}: must be an http(s) URL, got {value!r}")
+        raise SettingsError(f"{name}: must be an http(s) URL, got {mask_url(value)!r}")
     return value
 
 

@@ -231,9 +231,9 @@ def split_chart(message: Message) -> list[tuple[str, Message]]:
     return parts
 
 
-def digest_job(services: Services) -> bool:
+def digest_job(services: Services, *, send_late: bool = True) -> bool:
     """Post the latest due digest if no replica has. After downtime only the latest missed day
-    is sent (marked late): older days live on in its 7-day trend."""
+    is sent (marked late): older days live on in its 7-day trend; or, without `send_late`, none."""
     now = services.clock.now()
     day = latest_day(services, now)
     wanted = {f"{p}:{c}" for p, c in destinations(services)}
@@ -242,5 +242,7 @@ def digest_job(services: Services) -> bool:
     with services.db.unit_of_work() as uow:
         if wanted <= uow.digest.runs.claimed(day):
             return False
-    late = now - window_for(services, day).end > LATE_AFTER
-    return post_digest(services, day=day, late=late)
+    is_late = now - window_for(services, day).end > LATE_AFTER
+    if is_late and not send_late:
+        return False
+    return post_digest(services, day=day, late=is_late)

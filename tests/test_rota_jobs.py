@@ -73,7 +73,8 @@ def test_the_new_holder_is_told_what_is_open_and_the_channel_who_holds_it(db, cl
     )
     dm = sender.sent[1].message.text
     assert dm.startswith("You now hold outreach from Alex Carter until 08:00 Wed 02 Dec.\n")
-    assert f"{raised.reference} · urgent · Ward 7 bed 12 · raised · raised 09:00" in dm
+    line = f"{raised.reference} · urgent · Ward 7 bed 12 · not yet acknowledged · raised 09:00"
+    assert line in dm
     assert "9990000018" not in dm and "07700" not in dm
 
 

@@ -4,6 +4,7 @@ themselves"): Starlette routes, Jinja2 templates, one stylesheet of our own. No 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,23 +42,19 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
             return unknown_ward(pages)
         return pages.render("ward.html", ward=ward)
 
-    async def review_page(request: Request) -> Response:
-        ward = find_ward(services, request)
-        if ward is None:
-            return unknown_ward(pages)
-        if request.method == "GET":
-            return await run_in_threadpool(reviews.form, ward)
-        base_url = settings.public_url or str(request.base_url).rstrip("/")
-        return await reviews.submit(request, ward, base_url)
+    def form_page(forms: ReviewPages) -> Callable[[Request], Awaitable[Response]]:
+        """A ward's form: GET shows it, POST sends it."""
 
-    async def today_page(request: Request) -> Response:
-        ward = find_ward(services, request)
-        if ward is None:
-            return unknown_ward(pages)
-        if request.method == "GET":
-            return await run_in_threadpool(today.form, ward)
-        base_url = settings.public_url or str(request.base_url).rstrip("/")
-        return await today.submit(request, ward, base_url)
+        async def page(request: Request) -> Response:
+            ward = find_ward(services, request)
+            if ward is None:
+                return unknown_ward(pages)
+            if request.method == "GET":
+                return await run_in_threadpool(forms.form, ward)
+            base_url = settings.public_url or str(request.base_url).rstrip("/")
+            return await forms.submit(request, ward, base_url)
+
+        return page
 
     async def status_page(request: Request) -> Response:
         return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
@@ -65,15 +62,19 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
     async def stylesheet(_request: Request) -> Response:
         return pages.css()
 
-    reviews = ReviewPages(services, pages)
-    today = TodayPages(reviews)
     return [
         Route(STYLESHEET, stylesheet, methods=["GET"]),
         Route("/concern", choose_ward, methods=["GET"]),
         Route("/concern/status/{token}", status_page, methods=["GET"]),
         Route("/concern/{ward}", ward_page, methods=["GET"]),
-        Route("/concern/{ward}/review", review_page, methods=["GET", "POST"]),
-        Route("/concern/{ward}/today", today_page, methods=["GET", "POST"]),
+        Route(
+            "/concern/{ward}/review",
+            form_page(ReviewPages(services, pages)),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/concern/{ward}/today", form_page(TodayPages(services, pages)), methods=["GET", "POST"]
+        ),
     ]
 
 
