@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, false, update
+from sqlalchemy import event, false, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
@@ -127,6 +127,8 @@ class Database:
         """Why the database would refuse a write (a read-only SQLite file or mount, a read-only
         PostgreSQL standby after a failover), or None. A write that changes nothing: reads
         alone would say all is well while no request can be recorded."""
+        if self._writers is not None and self._writers.busy():
+            return None  # a write is under way in this process: not worth waiting behind
         try:
             with self.unit_of_work() as uow:
                 uow.session.execute(update(Review).where(false()).values(state=Review.state))
@@ -147,6 +149,12 @@ class _WriterQueue:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+
+    def busy(self) -> bool:
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            return False
+        return True
 
     @contextmanager
     def turn(self) -> Iterator[None]:
