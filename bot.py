@@ -7,11 +7,13 @@ time; tests call build() with their own clock and clients.
 from __future__ import annotations
 
 import logging
+import signal
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -20,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from cli import BadInput, command, parse_args
 from reviews.clock import Clock, SystemClock
 from reviews.context import Services
+from reviews.health import Health
 from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
@@ -41,7 +44,7 @@ class Bot:
     teams: Any = None  # handlers.teams.TeamsAdapter when Teams is configured
     http_app: Any = None
     scheduler: Any = None
-    shell_lock: threading.Lock = field(default_factory=threading.Lock)
+    shell_terminal: Any = None  # handlers.shell.Terminal when the shell is the platform
 
 
 def build(
@@ -51,9 +54,12 @@ def build(
     slack_client: Any = None,
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
+    health: Health | None = None,
+    listening: bool = True,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
-    wards file is malformed."""
+    """Wire the bot for `settings`; without `listening` (a command-line command), only what
+    sends and looks people up: no bolt App and no HTTP app. PolicyError or WardsError if the
+    escalation policy or the wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
     wards = load_wards(settings.wards_file)
     db = Database(settings.database_url)
@@ -64,19 +70,21 @@ def build(
         routes.append(
             Route("teams", settings.teams_outreach_conversation, settings.teams_digest_conversation)
         )
+    terminal = None
     if not routes:
-        from handlers.shell import SHELL_ROUTE
+        from handlers.shell import SHELL_ROUTE, Terminal
 
         routes.append(SHELL_ROUTE)
+        interactive = shell_output is None and sys.stdin.isatty() and sys.stdout.isatty()
+        terminal = Terminal(shell_output or sys.stdout, threading.Lock(), interactive=interactive)
     from handlers.pager import text_senders
 
-    shell_lock = threading.Lock()
     text_by: dict[str, Sender] = text_senders(settings, settings.ca_bundle)
-    if routes[0].platform == "shell" and "notify" not in text_by:
+    if terminal is not None and "notify" not in text_by:
         from handlers.pager.shell import ShellTextSender
 
         # The trial has no Notify: its texts are printed where its chat is.
-        text_by["notify"] = ShellTextSender(shell_output or sys.stdout, shell_lock)
+        text_by["notify"] = ShellTextSender(terminal)
     services = Services(
         db=db,
         clock=clock or SystemClock(),
@@ -91,17 +99,19 @@ def build(
         retention_days=settings.retention_days,
         texting=tuple(text_by),
         wards=wards,
+        health=health or Health(),
     )
-    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_lock=shell_lock)
+    bot = Bot(settings=settings, services=services, senders=dict(text_by), shell_terminal=terminal)
     http_routes: list[Any] = []
     if settings.slack_configured:
         from handlers.slack import SlackSender, build_slack_app, slack_routes
 
         bot.slack_client = slack_client or make_slack_client(settings)
-        bot.slack_app = build_slack_app(services, settings, bot.slack_client)
         bot.senders["slack"] = SlackSender(bot.slack_client)
-        if not settings.slack_socket_mode:
-            http_routes += slack_routes(bot.slack_app)
+        if listening:
+            bot.slack_app = build_slack_app(services, settings, bot.slack_client)
+            if not settings.slack_socket_mode:
+                http_routes += slack_routes(bot.slack_app)
     if settings.teams_configured:
         from handlers.teams import build_teams
 
@@ -109,24 +119,27 @@ def build(
         bot.teams = teams
         bot.senders["teams"] = teams.sender
         http_routes += teams.routes
-    if "shell" in (r.platform for r in routes):
+    if terminal is not None:
         from handlers.shell import ShellSender
 
-        bot.senders["shell"] = ShellSender(shell_output or sys.stdout, bot.shell_lock)
-    bot.http_app = make_http(services, settings, http_routes)
+        bot.senders["shell"] = ShellSender(terminal)
+    if listening:
+        bot.http_app = make_http(services, settings, http_routes)
     return bot
 
 
 def make_http(services: Services, settings: Settings, platform_routes: list[Any]) -> Any:
-    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz. Built
-    even where nothing listens yet, so the shell can serve it when PORT is set."""
+    """The HTTP app of every mode: the platforms' routes, the public pages, /healthz and
+    /metrics. Built even where nothing listens yet, so the shell can serve it when PORT is set."""
     from handlers.http import make_http_app
     from handlers.limits import BODY_LIMITS
+    from handlers.metrics import metrics_route
     from handlers.web import body_limit, web_routes
 
     public = body_limit(settings)
     limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
-    return make_http_app(services.db, [*platform_routes, *web_routes(services, settings)], limits)
+    routes = [*platform_routes, *web_routes(services, settings), metrics_route(services)]
+    return make_http_app(services.db, routes, limits, health=services.health)
 
 
 def http_server(bot: Bot) -> Any:
@@ -163,35 +176,51 @@ def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.ca_bundle or None)
 
 
-def start_scheduler(bot: Bot) -> Any:
-    """The ticks: every replica runs them all; the database decides who does the work."""
+def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
+    """The ticks: every replica runs them all; the database decides who does the work.
+    Without `late_digest` a digest goes only at its time (the shell: a new trial database
+    needs no catching up)."""
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from reviews import checkin_prompt, digest, escalation, outbox, retention
     from rotas import jobs
 
-    services, senders = bot.services, bot.senders
+    services, senders, health = bot.services, bot.senders, bot.services.health
 
     def guarded(name: str, job: Any) -> Any:
         def run() -> None:
+            health.started(name)
             try:
                 job()
             except DatabaseUnavailable as error:
-                log.warning("%s: database unavailable (%s); will retry", name, error)
+                # Logged once, not twice a second, until the job completes again.
+                if health.failed(name):
+                    log.warning("%s: database unavailable (%s); will retry", name, error)
+                return
             except Exception:
-                log.exception("%s failed; will retry", name)
+                if health.failed(name):
+                    log.exception("%s failed; will retry", name)
+                return
+            health.completed(name)
 
         return run
 
     scheduler = BackgroundScheduler(
         timezone=bot.settings.timezone, job_defaults={"coalesce": True, "max_instances": 1}
     )
+    # max_instances=1 skips a tick while the last one still runs: a hung job shows as stale
+    # in /healthz, and is logged once, not once per skipped tick.
+    scheduler.add_listener(lambda event: health.job_skipped(event.job_id), EVENT_JOB_MAX_INSTANCES)
+    for watched in ("sweep", "outbox"):
+        health.watch(watched)
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", lambda: outbox.drain(services, senders), 0.25),
+        ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
-        ("digest", lambda: digest.digest_job(services), 30.0),
+        ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
         ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
         ("retention", lambda: retention.retention_job(services), 300.0),
     ]
@@ -227,12 +256,9 @@ def run(bot: Bot) -> None:
         if settings.serves_http:
             server = http_server(bot)
         if settings.slack_socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
             if server is not None:
                 server.start_in_thread()
-            log.info("Slack over Socket Mode")
-            SocketModeHandler(bot.slack_app, settings.slack_app_token).start()
+            socket_mode(bot)
         elif server is not None:
             log.info("serving HTTP on %s:%s", settings.host, settings.port)
             server.run()
@@ -242,24 +268,77 @@ def run(bot: Bot) -> None:
         bot.scheduler.shutdown(wait=False)
 
 
-def run_shell(bot: Bot, *, announce: bool = False) -> None:
-    from handlers.pager.shell import give_keyboard_user_a_phone
-    from handlers.shell import SHELL_USER, Shell, put_keyboard_user_on_rota
+def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
+    """Slack over Socket Mode until the process stops. Slack down, or a refused app token, at
+    start is said once and retried: it must not stop Teams or the escalation sweep."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.errors import SlackClientError
 
-    out = sys.stdout
+    handler = SocketModeHandler(bot.slack_app, bot.settings.slack_app_token)
+    told = False
+    while True:
+        try:
+            handler.connect()
+            break
+        except (SlackClientError, OSError) as error:
+            if not told:
+                log.error(
+                    "Slack Socket Mode cannot connect (%s); everything else carries on; "
+                    "trying again every %.0f s",
+                    type(error).__name__,
+                    retry_every,
+                )
+                told = True
+            time.sleep(retry_every)
+    log.info("Slack over Socket Mode")
+    threading.Event().wait()
+
+
+def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> None:
+    """The local shell until the person quits; the scheduler runs behind it. `moved` says why
+    the shell is not on the configured database, if it is not."""
+    from handlers.pager.shell import give_keyboard_user_a_phone
+    from handlers.shell import SHELL_USER, Shell, take_free_roles, where
+
+    terminal = bot.shell_terminal
     if announce:
-        out.write(
-            "No Slack or Teams is configured, so this is the local shell: the same bot at "
-            "your keyboard.\nTo connect Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
-            "(Socket Mode) or SLACK_SIGNING_SECRET in .env; see README.md.\n"
+        terminal.say(
+            "No Slack or Teams is configured, so this is the local shell: the same bot at your "
+            "keyboard.\nTo connect Slack (SLACK_BOT_TOKEN) or Teams (TEAMS_APP_ID), see "
+            "README.md."
         )
-    out.write(
-        f"Database: {bot.settings.database_url}\n"
-        "For this trial you hold every role on the rota (unless someone else does).\n"
-    )
-    put_keyboard_user_on_rota(bot.services)
+    terminal.say(moved or f"Database: {where(bot.settings)}")
+    terminal.say(take_free_roles(bot.services))
     give_keyboard_user_a_phone(bot.services, SHELL_USER.user_id)
-    Shell(bot.services, input, out, bot.shell_lock).loop()
+    # Background work speaks above the prompt, not into the middle of what is being typed.
+    shell_log = TerminalLog(terminal)
+    logging.getLogger().handlers[:] = [shell_log]
+    # A skipped tick is routine while the person types; the next one does the work.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    # Ctrl-C must reach the main thread, which waits in readline: a signal taken by a
+    # scheduler thread would leave readline waiting for another key. Threads inherit the
+    # mask of the thread that starts them, so they start with SIGINT blocked.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        start_scheduler(bot, late_digest=False)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # At the keyboard, the person is the trial's rota admin too: cover any role.
+    services = replace(bot.services, rota_admins=bot.services.rota_admins | {SHELL_USER.user_id})
+    try:
+        Shell(services, terminal).loop()
+    finally:
+        bot.scheduler.shutdown(wait=False)
+
+
+class TerminalLog(logging.Handler):
+    def __init__(self, terminal: Any):
+        super().__init__()
+        self.terminal = terminal
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.terminal.background(self.format(record))
 
 
 # Libraries whose DEBUG logs carry request bodies (a call-back number in a direct message, a
@@ -286,27 +365,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from handlers.logs import configure
+
+    configure(settings.log_level, settings.log_format)
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
+    configured = settings.slack_configured or settings.teams_configured
+    shell = args.command == "shell" or (args.command is None and not configured)
+    moved = None
+    if shell:
+        from handlers.shell import trial_settings
+
+        settings, moved = trial_settings(settings)
     try:
-        bot = build(settings)
+        bot = build(settings, listening=shell or args.command is None)
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")
             return 0
-        if args.command is None or args.command == "shell":
-            if args.command is None and (settings.slack_configured or settings.teams_configured):
-                run(bot)
-            else:
-                # The terminal is the chat: only problems are logged into it.
-                logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
-                start_scheduler(bot)
-                run_shell(bot, announce=args.command is None)
-                bot.scheduler.shutdown(wait=False)
+        if shell:
+            # The terminal is the chat: only problems are logged into it.
+            logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+            run_shell(bot, announce=args.command is None, moved=moved)
+            return 0
+        if args.command is None:
+            run(bot)
             return 0
         return command(args, bot)
     except (PolicyError, WardsError, BadInput) as error:

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_FALLBACK = "Bleep the outreach team directly; in an emergency call 2222."
@@ -58,6 +60,7 @@ class Settings:
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object a line
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
     notify_api_key: str = ""
     notify_sms_template_id: str = ""
@@ -141,6 +144,7 @@ def load_settings(
         host=get("HOST", "0.0.0.0"),  # noqa: S104
         port=_port(get("PORT", "3000")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
+        log_format=_log_format(get("LOG_FORMAT", "text")),
         ca_bundle=_ca_bundle(values),
         notify_api_key=_notify_key(get("NOTIFY_API_KEY")),
         notify_sms_template_id=_uuid("NOTIFY_SMS_TEMPLATE_ID", get("NOTIFY_SMS_TEMPLATE_ID")),
@@ -191,8 +195,31 @@ def _database_url(value: str) -> str:
             "DATABASE_URL: must be sqlite:///FILE or postgresql+psycopg://user@host/db"
         )
     if value.startswith("postgresql://"):
-        return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+    try:
+        make_url(value).get_dialect().import_dbapi()
+    except (ArgumentError, ImportError, ValueError) as error:
+        # The error's own text can quote the URL, password and all: say what, not where.
+        raise SettingsError(
+            f"DATABASE_URL: not a URL the bot can use ({type(error).__name__}: a driver that "
+            "is not installed, or a malformed host or port); use sqlite:///FILE or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
     return value
+
+
+def mask_url(url: str) -> str:
+    """`url` fit to print: any password, in the address or as a password= parameter, is ***."""
+    url = re.sub(r"(?i)(password=)[^&;\s]*", r"\1***", url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL we can take apart: keep nothing after a user@ part
+        return re.sub(r"//[^/@]*@", "//***@", url)
+    if password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def _prefixed(name: str, value: str, prefix: str) -> str:
@@ -204,7 +231,7 @@ def _prefixed(name: str, value: str, prefix: str) -> str:
 def _url(name: str, value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(f"{name}: must be an http(s) URL, got {value!r}")
+        raise SettingsError(f"{name}: must be an http(s) URL, got {mask_url(value)!r}")
     return value
 
 
@@ -328,3 +355,9 @@ def _log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
     return value.upper()
+
+
+def _log_format(value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise SettingsError(f"LOG_FORMAT: must be text or json, got {value!r}")
+    return value.lower()

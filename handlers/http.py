@@ -1,4 +1,4 @@
-"""The HTTP server: Slack's and Teams' endpoints plus GET /healthz, served by uvicorn."""
+"""The HTTP server: Slack's and Teams' endpoints plus GET /healthz and /metrics, by uvicorn."""
 
 from __future__ import annotations
 
@@ -24,34 +24,49 @@ from handlers.limits import (
     LimitBodies,
     header_deadline,
 )
+from reviews.health import Health
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 
 def make_http_app(
-    db: Database, routes: list[BaseRoute], body_limits: Sequence[BodyLimit] = BODY_LIMITS
+    db: Database,
+    routes: list[BaseRoute],
+    body_limits: Sequence[BodyLimit] = BODY_LIMITS,
+    *,
+    health: Health | None = None,
 ) -> Starlette:
     """A Starlette app with the platforms' routes and a health check; every request's body is
-    read within its path's limit (handlers/limits.py) before any route sees it."""
+    read within its path's limit (handlers/limits.py) before any route sees it.
 
-    def health() -> tuple[int, dict[str, object]]:
+    /healthz answers 503 when the database does not answer or `health` names a problem (a
+    stale sweep or drain, refused credentials); `problems` lists every reason, `warnings` what
+    is wrong but mends itself (a platform unreachable: messages wait).
+    """
+    health = health or Health()
+
+    def check() -> tuple[int, dict[str, object]]:
+        problems, warnings = health.problems(), health.warnings()
         try:
             with db.unit_of_work() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
         except DatabaseUnavailable:
-            return 503, {"status": "unavailable", "database": "unreachable"}
-        return 200, {
-            "status": "ok",
+            body = {"status": "unavailable", "database": "unreachable"}
+            return 503, {**body, "problems": ["the database does not answer", *problems]}
+        return 503 if problems else 200, {
+            "status": "unavailable" if problems else "ok",
             "database": "ok",
+            "problems": problems,
+            "warnings": warnings,
             "open_requests": open_requests,
             "outbox_pending": outbox.get("pending", 0) + outbox.get("sending", 0),
             "outbox_failed": outbox.get("failed", 0),
         }
 
     async def healthz(_request: Request) -> JSONResponse:
-        status, body = await run_in_threadpool(health)
+        status, body = await run_in_threadpool(check)
         return JSONResponse(body, status_code=status)
 
     return Starlette(
@@ -85,6 +100,8 @@ class HttpServer:
             log_level=log_level.lower(),
             access_log=False,
             lifespan="off",
+            # uvicorn's own lines go through the root handler, as text or JSON (LOG_FORMAT).
+            log_config=None,
             http=header_deadline(header_seconds),
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,

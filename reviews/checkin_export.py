@@ -9,12 +9,11 @@ from pathlib import Path
 
 from reviews.checkin_model import Answer, who_answered
 from reviews.context import Services
-from reviews.export import month_of
+from reviews.export import month_of, safe_cells
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["ward", "day", "who_answered", "answer", "review_raised"]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_checkin_export(*, services: Services, month: str, out: Path | None) -> Path:
@@ -28,19 +27,16 @@ def write_checkin_export(*, services: Services, month: str, out: Path | None) ->
         count = 0
         for row in uow.checkins.month_rows(period.start, period.end):
             writer.writerow(
-                [
-                    safe_cell(row.ward),
-                    f"{row.recorded_at.astimezone(services.timezone):%Y-%m-%d}",
-                    who_answered(row.respondent, row.not_asked_reason),
-                    Answer(row.answer).label if row.answer else "",
-                    "Yes" if row.review_id else "No",
-                ]
+                safe_cells(
+                    [
+                        row.ward,
+                        f"{row.recorded_at.astimezone(services.timezone):%Y-%m-%d}",
+                        who_answered(row.respondent, row.not_asked_reason),
+                        Answer(row.answer).label if row.answer else "",
+                        "Yes" if row.review_id else "No",
+                    ]
+                )
             )
             count += 1
     log.info("check-in export for %s written: %s check-ins", period.label, count)
     return path
-
-
-def safe_cell(text: str) -> str:
-    """A typed value a spreadsheet would run as a formula, made plain text."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from reviews.model import FormErrors
+from reviews.model import FormErrors, clean_text
 
 
 class Respondent(StrEnum):
@@ -99,7 +99,8 @@ YES = ("yes", "true", "on", "1", "y")
 def validate_checkin(form: CheckinForm, *, bed_required: bool = True) -> ValidCheckin:
     """Check a check-in form; FormErrors naming each bad field (CheckinForm's names)."""
     errors: dict[str, str] = {}
-    ward, bed, worries = form.ward.strip(), form.bed.strip(), form.worries.strip()
+    ward, bed = clean_text(form.ward), clean_text(form.bed)
+    worries = clean_text(form.worries, multiline=True)
     if not ward:
         errors["ward"] = "Choose the ward."
     elif len(ward) > 60:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
+from reviews import public
 from reviews.checkin_model import WORSE_ADVICE, Answer, Respondent, ValidCheckin, who_answered
 from reviews.context import Actor, Services
 from reviews.messages import local_time
@@ -43,12 +44,15 @@ def record_checkin(
     by: Actor,
     source: str,
     submission_key: str | None = None,
-    callback_number: str | None = None,
+    wish: ValidRequest | None = None,
+    sender: str | None = None,
 ) -> CheckinResult:
-    """Record a check-in (and the review it asks for); a repeated submission_key returns the
-    first. `source` is the surface: slack, teams, shell or web."""
+    """Record a check-in (and the review it asks for: `wish`, or one made from the check-in);
+    a repeated submission_key returns the first. `source` is the surface: slack, teams, shell
+    or web. A public page's `sender` (public.address_key) counts toward public.PER_HOUR;
+    TooMany past it."""
     try:
-        return _record(services, checkin, by, source, submission_key, callback_number)
+        return _record(services, checkin, by, source, submission_key, wish, sender)
     except IntegrityError:
         # Two copies of one submission raced; the other one won and holds the check-in.
         if submission_key is None:
@@ -66,17 +70,19 @@ def _record(
     by: Actor,
     source: str,
     submission_key: str | None,
-    callback_number: str | None,
+    wish: ValidRequest | None,
+    sender: str | None,
 ) -> CheckinResult:
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
         if submission_key and (existing := _existing(uow, submission_key)):
             return existing
+        if sender is not None:
+            public.count_submission(uow, sender, now)
         review = None
         if checkin.wants_review:
-            review = add_review(
-                uow, services, review_request(checkin, callback_number), by, now=now
-            )
+            wish = wish or review_request(checkin, None)
+            review = add_review(uow, services, wish, by, now=now)
         row = uow.checkins.add(
             Checkin(
                 submission_key=submission_key,

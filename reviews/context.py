@@ -8,6 +8,7 @@ from datetime import time
 from zoneinfo import ZoneInfo
 
 from reviews.clock import Clock
+from reviews.health import Health
 from reviews.notify import Route
 from reviews.policy import Policy
 from reviews.wards import Wards
@@ -31,6 +32,7 @@ class Services:
     # Outbox platforms for texts and pages that are configured: "pager" (the trust's gateway)
     # and/or "notify" (GOV.UK Notify). Empty: nothing is texted.
     texting: tuple[str, ...] = ()
+    health: Health = field(default_factory=Health)  # this process's liveness, for /healthz
 
 
 @dataclass(frozen=True)

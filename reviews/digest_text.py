@@ -7,13 +7,10 @@ the caller said.
 from __future__ import annotations
 
 from datetime import time
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from reviews.digest_figures import Digest, Figures
 from reviews.model import Caller, ConcernKind, Outcome, format_reference
-
-if TYPE_CHECKING:
-    from reviews.digest import Digest, Figures
 
 TREND_DAYS = 7
 URGENCY_ORDER = {"emergency": 0, "urgent": 1, "standard": 2}
@@ -131,6 +128,9 @@ def _struggles(now: Figures, before: Figures) -> list[str]:
         f"({_per_day(before.cover_gaps)})",
         f"  Messages that failed delivery: {now.delivery_failures} "
         f"({_per_day(before.delivery_failures)})",
+        f"  Texts and pages to on-call staff: {now.texts_sent} sent "
+        f"({_per_day(before.texts_sent)}), {now.texts_failed} failed "
+        f"({_per_day(before.texts_failed)})",
     ]
 
 

@@ -265,3 +265,53 @@ def report_gap(
         at=now,
         review_id=review.id,
     )
+
+
+def nobody_reached(
+    uow: UnitOfWork, services: Services, review_id: int, index: int, repeat: int, now: datetime
+) -> None:
+    """Every direct message of level `index` (repeat `repeat`) has failed for good: a level
+    that reached nobody is not waited for, as one with nobody on call is not. The next level
+    is called at once, with an audit event and a report to the digest channel."""
+    prefix = f"esc:{review_id}:{index}:{repeat}:"
+    directs = [
+        row
+        for row in uow.outbox.for_review(review_id)
+        if row.kind == "direct" and row.key.startswith(prefix)
+    ]
+    if not directs or any(row.state != "failed" for row in directs):
+        return  # someone was reached, or may still be
+    review = uow.reviews.get(review_id, for_update=True)
+    if review is None or review.state != State.RAISED:
+        return
+    waiting = (
+        review.escalation_level == index + 1
+        and review.escalation_repeat == 0
+        and review.next_escalation_at is not None
+        and review.next_escalation_at > now
+    )
+    if waiting:
+        review.next_escalation_at = now  # the sweep calls the next level on its next tick
+        uow.session.add(review)
+    reference = format_reference(review_id)
+    uow.events.record(
+        review_id=review_id,
+        kind="level_unreachable",
+        at=now,
+        level=index,
+        repeat=repeat,
+        moved_on=waiting,
+    )
+    log.warning("%s: nobody at escalation level %s could be reached", reference, index)
+    then = " The next level is being called now." if waiting else ""
+    notify.to_digest_channel(
+        uow,
+        services.routes,
+        key=f"unreached:{review_id}:{index}:{repeat}",
+        message=messages.Message(
+            text=f"Nobody at escalation level {index} of {reference} could be reached: every "
+            f"direct message failed.{then}"
+        ),
+        at=now,
+        review_id=review_id,
+    )

@@ -207,7 +207,8 @@ class OpenList:
 
 def open_line(review: Review, tz: ZoneInfo) -> str:
     where = f"{review.ward} bed {review.bed}" if review.bed else review.ward
+    state = "not yet acknowledged" if review.state == State.RAISED else review.state
     return (
-        f"{format_reference(review.id or 0)} · {review.urgency} · {where} · {review.state} · "
+        f"{format_reference(review.id or 0)} · {review.urgency} · {where} · {state} · "
         f"raised {local_time(review.raised_at, tz)}"
     )

@@ -246,7 +246,10 @@ def validate(form: ReviewForm) -> ValidRequest:
     nhs_number = re.sub(r"[ -]", "", clean_text(form.nhs_number))
     if nhs_number and not nhs_number_is_valid(nhs_number):
         errors["nhs_number"] = (
-            "That is not a valid NHS number (10 digits). Leave it blank if unsure."
+            "That is not a valid NHS number: its check digit is wrong, so a digit may be "
+            "mistyped. Leave it blank if unsure."
+            if re.fullmatch(r"[0-9]{10}", nhs_number)
+            else "That is not a valid NHS number (10 digits). Leave it blank if unsure."
         )
     news2 = _news2(clean_text(form.news2), errors)
     callback = clean_text(form.callback_number)

@@ -17,16 +17,21 @@ from reviews.context import Actor, Services
 from reviews.messages import local_time
 from reviews.model import WEB_PLATFORM, ValidRequest, format_reference
 from reviews.service import Result, ServiceError, add_review
+from storage.database import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 PER_HOUR = 5  # requests recorded from one address in any hour
 STATUS_LASTS = timedelta(days=7)  # after the request closes
-PUBLIC_ACTOR = Actor(platform=WEB_PLATFORM, user_id="public-page", name="Public page")
 
 
 class TooMany(ServiceError):
     """More requests from one address this hour than PER_HOUR; nothing was recorded."""
+
+
+def public_actor(submission_key: str) -> Actor:
+    """Whoever sent one form: known only by that form's key, so no one else is its raiser."""
+    return Actor(platform=WEB_PLATFORM, user_id=submission_key, name="Public page")
 
 
 def site_key(services: Services) -> bytes:
@@ -64,14 +69,20 @@ def _raise(services: Services, request: ValidRequest, key: str, sender: str) -> 
             return Result(
                 existing, False, f"{format_reference(existing.id or 0)} was already raised."
             )
-        hour_ago = now - timedelta(hours=1)
-        if uow.web.count_submissions(sender, hour_ago) >= PER_HOUR:
-            raise TooMany(f"More than {PER_HOUR} requests in an hour from one address.")
-        review = add_review(uow, services, request, PUBLIC_ACTOR, now=now, submission_key=key)
-        uow.web.record_submission(sender, now, forget_before=hour_ago)
+        count_submission(uow, sender, now)
+        review = add_review(uow, services, request, public_actor(key), now=now, submission_key=key)
     reference = format_reference(review.id or 0)
     log.info("%s raised from the public page (%s)", reference, review.urgency)
     return Result(review, True, f"{reference} raised.")
+
+
+def count_submission(uow: UnitOfWork, sender: str, now: datetime) -> None:
+    """Count one public submission from `sender` (a request or a daily view); TooMany when it
+    has had PER_HOUR in the last hour, and then nothing is counted."""
+    hour_ago = now - timedelta(hours=1)
+    if uow.web.count_submissions(sender, hour_ago) >= PER_HOUR:
+        raise TooMany(f"More than {PER_HOUR} submissions in an hour from one address.")
+    uow.web.record_submission(sender, now, forget_before=hour_ago)
 
 
 @dataclass(frozen=True)

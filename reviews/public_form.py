@@ -4,10 +4,9 @@ types, and its rules. Messages are in plain words and say how to fix each field.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
-from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest
+from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest, clean_text
 
 # A UK number once spaces, dashes and brackets are gone: 0 and 9 or 10 digits, or +44 and 9-10.
 UK_PHONE = re.compile(r"^(?:0[0-9]{9,10}|\+44[0-9]{9,10})$")
@@ -26,12 +25,6 @@ class PublicForm:
     concern: str = ""
     spoken_to_ward: str = ""
     callback_number: str = ""
-
-
-def clean(text: str) -> str:
-    """Typed text without control or bidirectional-override characters, spaces trimmed."""
-    kept = (c for c in text if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf"))
-    return "".join(kept).strip()
 
 
 def validate_public(form: PublicForm, ward_name: str) -> ValidRequest:
@@ -73,7 +66,7 @@ def validate_public(form: PublicForm, ward_name: str) -> ValidRequest:
 
 
 def _text(value: str, limit: int, field: str, missing: str, errors: dict[str, str]) -> str:
-    text = clean(value)
+    text = clean_text(value, multiline=field == "concern")
     if not text and missing:
         errors[field] = missing
     elif len(text) > limit:
@@ -82,7 +75,7 @@ def _text(value: str, limit: int, field: str, missing: str, errors: dict[str, st
 
 
 def _phone(value: str, errors: dict[str, str]) -> str:
-    typed = clean(value)
+    typed = clean_text(value)
     digits = re.sub(r"[ ()-]", "", typed)
     if not typed:
         errors["callback_number"] = f"Enter a phone number we can call you on, like {PHONE_EXAMPLE}"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
@@ -20,10 +20,26 @@ from sqlmodel import Session, create_engine
 from storage.checkins import CheckinStore
 from storage.digest import DigestStore
 from storage.events import EventLog
+from storage.metrics import MetricsStore
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
 from storage.web import WebStore
+
+# No statement, lock wait or dead connection may hang the sweep or a nurse's request for long:
+# each fails instead, is retried, and shows in /healthz. The longest honest query (the monthly
+# export over a million requests) takes a few seconds; TCP keepalives and tcp_user_timeout
+# notice a server that vanished without closing the connection (a cut network).
+POSTGRES_CONNECT: dict[str, Any] = {
+    "connect_timeout": 3,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+    "options": "-c statement_timeout=30000 -c lock_timeout=5000 "
+    "-c idle_in_transaction_session_timeout=60000",
+}
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -42,6 +58,7 @@ class UnitOfWork:
         self.digest = DigestStore(session)
         self.checkins = CheckinStore(session)
         self.web = WebStore(session)
+        self.metrics = MetricsStore(session)
 
     @property
     def dialect(self) -> str:
@@ -69,14 +86,6 @@ class Database:
         except SQLAlchemyError as error:
             raise DatabaseUnavailable(type(error).__name__) from error
 
-    def ping(self) -> bool:
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-        except SQLAlchemyError:
-            return False
-
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -86,8 +95,7 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_immediate_transactions(engine)
         return engine
-    connect_args = {"connect_timeout": 3}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **options)
+    return create_engine(url, pool_pre_ping=True, connect_args=POSTGRES_CONNECT, **options)
 
 
 def _sqlite_immediate_transactions(engine: Engine) -> None:

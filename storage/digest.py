@@ -33,7 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from storage.tables import DigestRun, Review, ReviewEvent
+from storage.tables import DigestRun, Outbox, Review, ReviewEvent
 
 OPEN = ("raised", "acknowledged", "attending")
 
@@ -188,6 +188,31 @@ class DigestStore:
             .where(col(ReviewEvent.kind) == kind, _happened_in(start, end))
         )
         return int(self.session.execute(query).scalar_one())
+
+    def texts(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """Texts and pages to on-call staff in [start, end): (sent, failed for good)."""
+        sent = (
+            select(func.count())
+            .select_from(Outbox)
+            .where(
+                col(Outbox.kind) == "text",
+                col(Outbox.state) == "sent",
+                col(Outbox.sent_at) >= _at(start),
+                col(Outbox.sent_at) < _at(end),
+            )
+        )
+        kind = self._json(col(ReviewEvent.detail))["message_kind"].as_string()
+        failed = (
+            select(func.count())
+            .select_from(ReviewEvent)
+            .where(
+                col(ReviewEvent.kind) == "delivery_failed", kind == "text", _happened_in(start, end)
+            )
+        )
+        return (
+            int(self.session.execute(sent).scalar_one()),
+            int(self.session.execute(failed).scalar_one()),
+        )
 
     def open_at(self, end: datetime, limit: int) -> tuple[int, list[OpenRequest]]:
         """Requests still open at `end` (however old): how many, and the oldest `limit`."""

@@ -126,6 +126,21 @@ class OutboxStore:
             .values(state="sent", sent_at=at, message_id=message_id, last_error=None)
         )
 
+    def settle(self, *, platform: str, key_prefixes: Sequence[str], at: datetime) -> int:
+        """Mark `platform`'s unsent rows whose key starts with a prefix as sent, unsent: for
+        messages someone has been told in other words (the shell's one line about its trial
+        shifts). How many."""
+        rows = self.session.exec(
+            select(Outbox).where(
+                Outbox.platform == platform,
+                Outbox.state == "pending",
+                or_(*(col(Outbox.key).startswith(prefix) for prefix in key_prefixes)),
+            )
+        ).all()
+        for row in rows:
+            row.state, row.sent_at, row.message_id = "sent", at, "summarised"
+        return len(rows)
+
     def release_all_sending(self, *, now: datetime) -> int:
         """Hand back every claimed row; only for when no other drainer can exist."""
         rows = self.session.exec(select(Outbox).where(Outbox.state == "sending")).all()

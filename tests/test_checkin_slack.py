@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -16,10 +17,11 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.slack.checkin import CHECKIN_FORM
-from reviews.clock import FrozenClock
+from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import (
     SlackBot,
@@ -143,3 +145,32 @@ def test_mistakes_come_back_on_their_fields(bot: SlackBot) -> None:
     assert answer["response_action"] == "errors"
     assert set(answer["errors"]) == {"bed", "not_asked_reason"}
     assert checkins(bot) == 0
+
+
+def test_with_a_wards_file_the_form_offers_its_wards_and_starts_on_the_last(
+    db: Database, clock: FrozenClock, fake: FakeSlack
+) -> None:
+    wards = Wards((Ward(code="ward-7", name="Ward 7"), Ward(code="cedar", name="Cedar Ward")))
+    with slack_bot(replace(make_services(db, clock), wards=wards), fake) as bot:
+        bot.post(slash_command("checkin"))
+        view = fake.wait_for("views.open")[0].body["view"]
+        ward = next(b for b in view["blocks"] if b.get("block_id") == "ward")["element"]
+        assert [o["value"] for o in ward["options"]] == ["Ward 7", "Cedar Ward"]
+        assert "initial_option" not in ward
+        values = checkin_form(ward="")
+        values["ward"] = {
+            "value": {"type": "static_select", "selected_option": {"value": "Cedar Ward"}}
+        }
+        answer, _ = submit(bot, values)
+        assert "Check-in recorded for Cedar Ward bed 12" in json.dumps(answer["view"])
+        bot.post(slash_command("checkin"))
+        view = fake.wait_for("views.open", 2)[1].body["view"]
+        ward = next(b for b in view["blocks"] if b.get("block_id") == "ward")["element"]
+        assert ward["initial_option"]["value"] == "Cedar Ward"
+        # A ward not in the file may still be typed, and is pre-filled next time.
+        values = {**checkin_form(ward=""), "ward_other": {"value": text_value("Discharge lounge")}}
+        submit(bot, values, count=1)
+        bot.post(slash_command("checkin"))
+        view = fake.wait_for("views.open", 3)[2].body["view"]
+        other = next(b for b in view["blocks"] if b.get("block_id") == "ward_other")["element"]
+        assert other["initial_value"] == "Discharge lounge"

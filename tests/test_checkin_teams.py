@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from reviews.clock import FrozenClock
+from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.teams_activities import OUTREACH, TeamsBot, activity, execute, teams_bot
 from tests.test_teams_flow import ALEX, NURSE, TEAMS_ROUTE, card_of, on_teams_rota
@@ -90,3 +92,22 @@ def test_mistakes_land_beside_their_inputs(bot: TeamsBot) -> None:
     shown = json.dumps(answer)
     assert "Choose who answered" in shown and "Enter the bed" in shown
     assert checkins(bot) == 0
+
+
+def test_with_a_wards_file_the_card_offers_its_wards_and_starts_on_the_last(
+    db: Database, clock: FrozenClock, ms: FakeMicrosoft
+) -> None:
+    wards = Wards((Ward(code="ward-7", name="Ward 7"), Ward(code="cedar", name="Cedar Ward")))
+    services = replace(make_services(db, clock, routes=(TEAMS_ROUTE,)), wards=wards)
+    with teams_bot(services, ms) as bot:
+        card = open_form(bot)
+        ward = next(e for e in card["body"] if e.get("id") == "ward")
+        assert [c["value"] for c in ward["choices"]] == ["Ward 7", "Cedar Ward"]
+        assert "value" not in ward
+        record(bot, form_id(card), ward="Cedar Ward")
+        card = open_form(bot)
+        assert ward_in(card) == "Cedar Ward"
+        answer = record(bot, form_id(card), ward="", ward_other="Discharge lounge", bed="3")
+        assert "Discharge lounge bed 3" in json.dumps(answer)
+        other = next(e for e in open_form(bot)["body"] if e.get("id") == "ward_other")
+        assert other["value"] == "Discharge lounge"

@@ -17,15 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from handlers.slack.forms import CANCEL_FORM, REQUEST_FORM
-from reviews.clock import FrozenClock
+from handlers.slack.forms import REQUEST_FORM
 from reviews.notify import Route
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services
+from tests.support.clock import FrozenClock
 from tests.support.databases import stalled
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import request_form, slack_bot, text_value, view_submission
+from tests.support.slack_requests import (
+    cancel_submission,
+    request_form,
+    slack_bot,
+    view_submission,
+)
 from tests.support.teams_activities import DIGEST, OUTREACH, TeamsBot, activity, execute, person
 from tests.support.teams_activities import teams_bot as serve_teams
 from tests.test_teams_flow import on_teams_rota
@@ -133,16 +138,21 @@ def test_slack_says_already_raised_and_not_confirmed_from_the_cancel_form(
         assert "RR-0001 raised" in json.dumps(bot.post(submission).json())
         again = json.dumps(bot.post(submission).json())  # the same view, sent again
         assert "already raised as RR-0001" in again and "RR-0001 raised" not in again
-        cancel = view_submission(
-            CANCEL_FORM,
-            {"reason": {"value": text_value("Raised for the wrong bed")}},
-            user_id=nurse,
-            view_id="V0CANCEL",
-            private_metadata=json.dumps({"review": 1}),
-        )
+        cancel = cancel_submission("Raised for the wrong bed", user_id=nurse)
         with stalled(db):
             started = time.perf_counter()
             answer = json.dumps(bot.post(cancel).json())
             assert time.perf_counter() - started < 3.0
         assert "NOT CONFIRMED" in answer and FALLBACK in answer
         eventually(lambda: stored(db) == [])
+
+
+def test_teams_outcome_and_cancel_forms_are_checked_like_slacks(
+    teams: TeamsBot, db: Database
+) -> None:
+    send(teams, WENDY, "raise", personal=True, rr_form="f1", **FILLED_FORM)
+    empty = send(teams, WENDY, "cancel", review=1, reason="  ")
+    assert "Say why it is being cancelled." in said(empty)
+    long_note = send(teams, ALEX, "record_outcome", review=1, outcome="no_change", note="x" * 600)
+    assert "under 500 characters" in said(long_note)
+    assert len(stored(db)) == 1  # still open: nothing was recorded

@@ -16,11 +16,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from handlers.http import make_http_app
-from reviews.clock import FrozenClock
+from handlers.limits import LimitBodies
 from storage.database import Database
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
 from tests.support.http import serve
@@ -166,3 +172,35 @@ def test_headers_trickled_byte_by_byte_are_cut_off(db: Database) -> None:
             assert answer.status == 200 and answer.read()
             time.sleep(0.7)  # twice that is longer than the header deadline
         kept_alive.close()
+
+
+def test_a_body_trickled_too_slowly_gets_408_and_reaches_no_route() -> None:
+    reached: list[str] = []
+
+    async def endpoint(_request: Request) -> Response:
+        reached.append("route")
+        return Response("ok")
+
+    app = Starlette(
+        routes=[Route("/slack/events", endpoint, methods=["POST"])],
+        middleware=[Middleware(LimitBodies, seconds=1.0)],
+    )
+    with serve(app) as url:
+        port = int(urlparse(url).port or 0)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(post_head("/slack/events", 1000))
+            answer = b""
+            for _ in range(100):
+                try:
+                    connection.sendall(b"x")
+                    answer = connection.recv(4096, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if answer:
+                    break
+                time.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:60]
+        assert time.monotonic() - started < 3 and reached == []

@@ -16,10 +16,12 @@ import pytest
 import requests
 
 from reviews import service
-from reviews.clock import FrozenClock
+from reviews.errors import NotAllowed
 from reviews.model import Outcome
+from reviews.public import public_actor
 from storage.database import Database
 from tests.support.builders import OUTREACH, make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import (
     FAMILY_FORM,
     PHONE,
@@ -188,3 +190,32 @@ def test_nothing_typed_on_the_page_is_logged(
     for value in typed:
         if len(value) > 3:
             assert value not in logged
+
+
+def test_two_replicas_agree_on_forms_and_on_the_hourly_count(
+    db: Database, clock: FrozenClock, database_url: str
+) -> None:
+    one = {"X-Forwarded-For": "203.0.113.9"}
+    other_replica = make_services(Database(database_url), clock)
+    with public_pages(make_services(db, clock)) as a, public_pages(other_replica) as b:
+        assert send(b, token=form_token(a), headers=one).status_code == 200
+        for site in (a, b, a, b):
+            assert send(site, headers=one).status_code == 200
+        assert send(b, headers=one).status_code == 429
+        assert send(a, headers=one).status_code == 429
+    assert len(stored(a)) == 5
+    other_replica.db.dispose()
+
+
+def test_the_public_page_may_raise_but_never_take_or_finish_a_request(site: PublicPages) -> None:
+    send(site)
+    [review] = stored(site)
+    raiser = public_actor(review.submission_key or "")
+    stranger = public_actor("web:someone-else")
+    for by in (raiser, stranger):
+        for act in (service.acknowledge, service.attend):
+            with pytest.raises(NotAllowed):
+                act(services=site.services, review_id=1, by=by)
+    with pytest.raises(NotAllowed):
+        service.cancel(services=site.services, review_id=1, by=stranger, reason="not mine")
+    assert stored(site)[0].state == "raised"

@@ -73,7 +73,8 @@ def test_the_new_holder_is_told_what_is_open_and_the_channel_who_holds_it(db, cl
     )
     dm = sender.sent[1].message.text
     assert dm.startswith("You now hold outreach from Alex Carter until 08:00 Wed 02 Dec.\n")
-    assert f"{raised.reference} · urgent · Ward 7 bed 12 · raised · raised 09:00" in dm
+    line = f"{raised.reference} · urgent · Ward 7 bed 12 · not yet acknowledged · raised 09:00"
+    assert line in dm
     assert "9990000018" not in dm and "07700" not in dm
 
 
@@ -174,7 +175,7 @@ def test_two_replicas_at_once_send_each_notice_once(database_url, clock):
 PROCESS = """
 import sys
 from datetime import datetime
-from reviews.clock import FrozenClock
+from tests.support.clock import FrozenClock
 from rotas.jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import make_services

@@ -1,77 +1,229 @@
-"""The local shell, as a new user meets it: `python bot.py` with nothing configured."""
+"""The local shell, as a new user meets it: `python bot.py` with nothing configured, typed at a
+real (pseudo-)terminal, so readline, Ctrl-C and Ctrl-D behave as they do for a person."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 
+from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.process import BotProcess, bot_environment
+from tests.support.terminal import CTRL_C, CTRL_D, UP, PtyBot
 
 pytestmark = pytest.mark.slow
+
+FAMILY_REQUEST = (
+    "3",
+    "Ward 7",
+    "12",
+    "999 000 0018",
+    "6",
+    "1",
+    "Dad is more breathless than this morning",
+    "07700 900123",
+)
 
 
 @pytest.fixture
 def shell(tmp_path):
-    bot = BotProcess(env=bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db"), stdin=True)
+    bot = PtyBot(env=bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db"))
+    bot.expect("> ")
     yield bot
     bot.stop()
 
 
-def raise_family_request(shell):
+def raise_family_request(shell: PtyBot) -> str:
     shell.type("raise")
-    for answer in (
-        "3",
-        "Ward 7",
-        "12",
-        "999 000 0018",
-        "6",
-        "1",
-        "Dad is more breathless than this morning",
-        "07700 900123",
-    ):
+    for answer in FAMILY_REQUEST:
         shell.type(answer)
+    return shell.expect("in an emergency call 2222.")
 
 
-def test_says_it_is_the_shell_and_how_to_connect_slack(shell):
-    greeting = shell.wait_for("Commands:")
-    assert "No Slack or Teams is configured" in greeting
-    assert "SLACK_BOT_TOKEN" in greeting
+def test_first_start_is_one_screen_ending_at_a_quiet_prompt(tmp_path):
+    # Today's digest fell due three hours ago: a running bot would send it late; a brand-new
+    # trial has nothing to catch up on.
+    due = (datetime.now(ZoneInfo("Europe/London")) - timedelta(hours=3)).strftime("%H:%M")
+    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", DIGEST_TIME=due)
+    bot = PtyBot(env=env)
+    try:
+        first = bot.expect("> ")
+        assert "No Slack or Teams is configured" in first and "SLACK_BOT_TOKEN" in first
+        assert f"Database: {tmp_path}/rr.db" in first
+        assert "12-hour shift until" in first  # the trial's shifts, said once
+        assert len(first.strip().splitlines()) <= 20
+        later = bot.rest(timeout=4)  # the scheduler's first ticks have run by now
+        for noise in ("Sent late", "digest", "Rota gap", "Handover", "WARNING", "Traceback"):
+            assert noise not in first + later
+        assert later.strip() == ""
+    finally:
+        bot.stop()
 
 
-def test_raise_acknowledge_attend_and_record_outcome_at_the_terminal(shell):
-    shell.wait_for("Commands:")
-    raise_family_request(shell)
-    assert "bleep the outreach team directly" in shell.wait_for("RR-0001 raised.").lower()
-    card = shell.wait_for("buttons:")
+def test_raise_acknowledge_attend_and_close_at_the_terminal(shell):
+    assert "bleep the outreach team directly" in raise_family_request(shell).lower()
+    card = shell.expect("buttons:")
     assert "RR-0001 · URGENT · Ward 7 bed 12" in card
-    assert "0018" not in card.replace("***0018", "")  # never the full NHS number
-    assert "07700" not in card
-    assert "[direct message] New rapid review RR-0001" in shell.wait_for("New rapid review")
+    assert "NHS ***0018" in card  # masked, as the Slack and Teams cards show it
+    assert "9990000018" not in card.replace(" ", "") and "07700" not in card
+    shell.expect("[direct message] New rapid review RR-0001")
+    shell.type("open")
+    assert "not yet acknowledged · raised" in shell.expect("raised ")
 
     shell.type("ack RR-0001")
-    shell.wait_for("RR-0001 acknowledged.")
-    assert "07700 900123" in shell.wait_for("call back on")  # privately, to the acknowledger
+    shell.expect("RR-0001 acknowledged.")
+    shell.expect("[direct message] RR-0001: call back on 07700 900123")  # privately
     shell.type("attend 1")
-    shell.wait_for("RR-0001 attending.")
+    shell.expect("RR-0001 attending.")
     shell.type("outcome RR-0001")
     shell.type("3")
     shell.type("1")
-    shell.wait_for("RR-0001 closed.")
-    assert "Transfer to a higher level of care (ICU)" in shell.wait_for("Closed by You")
+    shell.expect("RR-0001 closed.")
+    shell.expect("Closed by Shell user")
+    shell.expect("Transfer to a higher level of care (ICU)")
     shell.type("open")
-    shell.wait_for("No open requests.")
+    shell.expect("No open requests.")
     shell.type("quit")
-    assert shell.process.wait(timeout=10) == 0
+    assert shell.wait() == 0
 
 
-def test_form_errors_say_what_to_fix_and_raise_nothing(shell):
-    shell.wait_for("Commands:")
+def test_each_answer_is_checked_as_typed_and_asked_again_in_the_same_words(shell):
+    def answer(typed: str, refusal: str, question: str) -> None:
+        shell.type(typed)
+        shell.expect(refusal)
+        shell.expect(question)  # the same question again, in the same words
+
     shell.type("raise")
-    for answer in ("2", "", "", "1234567890", "25", "1", "Worried", ""):
-        shell.type(answer)
-    errors = shell.wait_for("Nothing was raised")
-    assert "ward: Enter the ward." in errors
-    assert "not a valid NHS number" in errors
-    assert "NEWS2 is a whole number from 0 to 20" in errors
-    assert "call back" in errors
+    shell.expect("Who is raising it?")
+    answer("7", "Choose who is raising this request. Type a number from 1 to 3.", "Who is")
+    shell.type("2")
+    shell.expect("Ward:")
+    answer("", "Enter the ward.", "Ward:")
+    shell.type("Ward 4")
+    shell.type("")
+    shell.expect("NHS number (optional):")
+    answer("9990000019", "check digit is wrong", "NHS number (optional):")
+    shell.type("")
+    shell.expect("NEWS2 score 0-20 (optional):")
+    answer("25", "NEWS2 is a whole number from 0 to 20", "NEWS2 score 0-20 (optional):")
+    shell.type("")
+    shell.type("2")
+    shell.type("Feels worse")
+    shell.expect("Call-back number:")
+    answer("not a number", "Enter a phone number", "Call-back number:")
+    shell.type("07700 900456")
+    shell.expect("RR-0001 raised.")
     shell.type("open")
-    shell.wait_for("No open requests.")
+    shell.expect("Ward 4")  # nothing typed before a mistake was lost
+
+
+def test_interrupts_cancel_a_form_and_end_the_shell_without_a_traceback(shell):
+    shell.type("raise")
+    shell.type("1")
+    shell.expect("Ward:")
+    shell.press(CTRL_C)
+    shell.expect("Cancelled: nothing was raised.")
+    shell.type("raise")
+    shell.expect("Who is raising it?")
+    shell.press(CTRL_D)
+    shell.expect("Cancelled: nothing was raised.")
+    shell.type("open")
+    shell.expect("No open requests.")
+    shell.expect("> ")
+    shell.press(CTRL_C)  # at the prompt: the end
+    assert shell.wait() == 0
+    assert "Traceback" not in shell.screen
+
+
+def test_the_up_arrow_recalls_commands_but_never_a_forms_answers(shell):
+    raise_family_request(shell)
+    shell.expect("> ")
+    shell.type("open")
+    shell.expect("Open requests (1)")
+    shell.expect("> ")
+    shell.press(UP + b"\r")
+    shell.expect("Open requests (1)")  # the same command again
+    shell.expect("> ")
+    shell.press(UP + UP + b"\r")  # before open: raise, not the call-back number typed in it
+    shell.expect("Who is raising it?")
+    shell.press(CTRL_C)
+    shell.expect("Cancelled")
+    assert "Traceback" not in shell.screen
+
+
+def test_outcome_and_cancel_on_a_closed_request_refuse_before_asking(shell):
+    raise_family_request(shell)
+    shell.type("outcome 1")
+    shell.type("1")
+    shell.type("")  # no note
+    shell.expect("RR-0001 closed.")
+    shell.type("outcome 1")
+    refused = shell.expect("is already closed.")
+    shell.type("cancel 1")
+    refused += shell.expect("is already closed.")
+    shell.type("open")
+    refused += shell.expect("No open requests.")
+    assert "Outcome?" not in refused and "Why cancel?" not in refused
+
+
+def test_unknown_commands_and_cover_as_the_gap_warning_says_it(shell):
+    shell.type("frobnicate")
+    shell.expect("Unknown command 'frobnicate'. Type help to see the commands.")
+    shell.type("rota cover outreach @person until 09:00")
+    shell.expect("Shell user now holds outreach until 09:00")
+    shell.type("cover site-manager until 09:30")
+    shell.expect("Shell user now holds site-manager until 09:30")
+    shell.type("cover nosuchrole until 09:30")
+    shell.expect("There is no role called 'nosuchrole'")
+
+
+def test_works_when_typed_into_a_pipe_too(tmp_path):
+    bot = BotProcess(env=bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db"), stdin=True)
+    try:
+        bot.wait_for("Commands:")
+        bot.type("raise")
+        for answer in FAMILY_REQUEST:
+            bot.type(answer)
+        bot.wait_for("RR-0001 raised.")
+    finally:
+        bot.stop()
+
+
+def test_a_configured_trusts_bot_is_left_alone(tmp_path):
+    """With Slack configured, the shell neither writes to the trust's database nor sends to
+    Slack, and never prints the database password."""
+    trust_db = tmp_path / "trust.db"
+    env = bot_environment(
+        DATABASE_URL=f"sqlite:///{trust_db}",
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="test-secret",
+        OUTREACH_CHANNEL="C0123",
+        SLACK_API_URL="http://127.0.0.1:9/",  # nothing listens: a send would fail loudly
+    )
+    bot = PtyBot("shell", env=env, cwd=tmp_path)
+    try:
+        first = bot.expect("> ")
+        assert "leaves that bot's database alone" in first
+        assert f"{tmp_path}/rapidreview-shell.db" in first
+        raise_family_request(bot)
+        bot.expect("[#outreach] Rapid review RR-0001")  # printed here, not sent to Slack
+    finally:
+        bot.stop()
+    assert not trust_db.exists()
+    assert (tmp_path / "rapidreview-shell.db").exists()
+
+
+@pytest.mark.postgres
+def test_the_database_password_is_never_shown():
+    if postgres_unavailable():
+        pytest.skip(postgres_unavailable())
+    with postgres_database() as url:
+        with_password = url.replace("postgres@", "postgres:Sekrit-pw@")  # trust auth ignores it
+        bot = PtyBot(env=bot_environment(DATABASE_URL=with_password))
+        try:
+            first = bot.expect("> ")
+            assert "postgres:***@127.0.0.1" in first
+            assert "Sekrit-pw" not in first
+        finally:
+            bot.stop()

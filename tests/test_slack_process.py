@@ -8,7 +8,6 @@ are signed and POSTed as Slack posts them, and everything the bot says arrives a
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import requests
 
 from handlers.slack.forms import OUTCOME_FORM, REQUEST_FORM
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import ROOT, BotProcess, bot_environment
+from tests.support.process import ROOT, BotProcess, bot_environment, free_port
 from tests.support.slack_requests import (
     SIGNING_SECRET,
     SlackRequest,
@@ -37,12 +36,6 @@ from tests.support.slack_requests import (
 pytestmark = pytest.mark.slow
 LONDON = ZoneInfo("Europe/London")
 NURSE, ALEX = "U0WARDNURSE", "U01ALEX"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

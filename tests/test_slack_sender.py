@@ -9,12 +9,12 @@ import pytest
 from slack_sdk import WebClient
 
 from handlers.slack import SlackSender, lookup_slack_id
-from reviews.clock import FrozenClock
 from reviews.messages import Attachment, Message
 from reviews.outbox import DeliveryError, OutboundItem, drain
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 
 
@@ -77,20 +77,29 @@ def test_a_channel_post_uploads_its_chart(sender: SlackSender, fake: FakeSlack) 
 
 
 @pytest.mark.parametrize(
-    ("failure", "retry_after", "permanent"),
+    ("failure", "retry_after", "permanent", "credentials"),
     [
-        ({"status": 429, "retry_after": 7}, 7.0, False),
-        ({"status": 503}, None, False),
-        ({"status": 200, "error": "channel_not_found"}, None, True),
+        ({"status": 429, "retry_after": 7}, 7.0, False, False),
+        ({"status": 503}, None, False, False),
+        ({"status": 200, "error": "channel_not_found"}, None, True, False),
+        ({"status": 200, "error": "token_revoked"}, None, False, True),
+        ({"status": 200, "error": "invalid_auth"}, None, False, True),
+        ({"status": 200, "error": "account_inactive"}, None, False, True),
     ],
 )
 def test_slack_failures_map_to_retries_or_give_up(
-    sender: SlackSender, fake: FakeSlack, failure: dict, retry_after: float | None, permanent: bool
+    sender: SlackSender,
+    fake: FakeSlack,
+    failure: dict,
+    retry_after: float | None,
+    permanent: bool,
+    credentials: bool,
 ) -> None:
     fake.fail("chat.postMessage", **failure)
     with pytest.raises(DeliveryError) as raised:
         sender.deliver(item("card"))
     assert raised.value.retry_after == retry_after and raised.value.permanent is permanent
+    assert raised.value.credentials is credentials
 
 
 def test_network_failure_is_a_retry() -> None:

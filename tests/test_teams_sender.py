@@ -17,7 +17,6 @@ from sqlmodel import col, select
 
 from handlers.teams import build_teams
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.context import Actor, Services
 from reviews.digest import post_digest
 from reviews.escalation import sweep
@@ -27,6 +26,7 @@ from rotas.jobs import announce_handovers
 from storage.database import Database
 from storage.tables import Outbox, Staff
 from tests.support.builders import make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
     DIGEST,
@@ -153,7 +153,9 @@ def test_network_failures_and_bad_credentials(ms: FakeMicrosoft, services: Servi
     sender = build_teams(services, wrong, http_client=ms.session()).sender
     with pytest.raises(DeliveryError) as refused:
         sender.deliver(item)
-    assert refused.value.permanent and "invalid_client" in str(refused.value)
+    # An expired secret is the bot's problem, not the message's: held, not failed.
+    assert refused.value.credentials and not refused.value.permanent
+    assert "invalid_client" in str(refused.value)
 
 
 def test_tokens_are_cached_and_the_chart_goes_inline(ms: FakeMicrosoft, services: Services) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from typing import TextIO
-
+from handlers.shell.terminal import Terminal
 from reviews.context import Services
 from reviews.outbox import OutboundItem
 from reviews.texts import NOTIFY
@@ -15,15 +13,13 @@ TRIAL_MOBILE = "+447700900000"
 
 
 class ShellTextSender:
-    """Prints each text as the bleep holder's phone would show it."""
+    """Prints each text as the bleep holder's phone would show it, above the prompt."""
 
-    def __init__(self, out: TextIO, lock: threading.Lock):
-        self.out, self.lock = out, lock
+    def __init__(self, terminal: Terminal):
+        self.terminal = terminal
 
     def deliver(self, item: OutboundItem) -> str | None:
-        with self.lock:
-            self.out.write(f"\n  [text message to {item.address}] {item.message.text}\n")
-            self.out.flush()
+        self.terminal.background(f"  [text message to {item.address}] {item.message.text}")
         return f"shell-text-{item.review_id}"
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from handlers.slack import actions, checkin, commands, home, submissions
+from handlers.slack import actions, checkin, commands, direct, home, submissions
 from reviews.context import Services
 from settings import Settings
 
@@ -20,12 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def build_slack_app(services: Services, settings: Settings, client: WebClient) -> App:
-    """A bolt App answering through `client`; it checks `client`'s token with auth.test.
+    """A bolt App answering through `client`. Its token is not checked here: bolt's auth.test
+    at construction would stop the whole bot (Teams and escalation too) when Slack is down or
+    the token revoked. bolt asks on the first request instead, and the scheduler's platform
+    check (reviews.outbox.check_platforms) reports a refused token or an unreachable Slack.
 
     Over HTTP every request must carry a valid signature made with SLACK_SIGNING_SECRET, no
     older than five minutes (bolt answers 401 otherwise). Socket Mode has no signatures: the
     app-level token authenticates the socket instead, so verification is off there.
-    ValueError when HTTP mode has no signing secret; BoltError when auth.test refuses the token.
+    ValueError when HTTP mode has no signing secret.
     """
     if not settings.slack_socket_mode and not settings.slack_signing_secret:
         raise ValueError("SLACK_SIGNING_SECRET: needed to verify Slack's requests over HTTP")
@@ -35,9 +38,10 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not settings.slack_socket_mode,
         process_before_response=False,
+        token_verification_enabled=False,
         logger=quiet_bolt_logger(),
     )
-    for group in (commands, submissions, checkin, actions, home):
+    for group in (commands, submissions, checkin, actions, home, direct):
         group.register(app, services, settings)
     return app
 

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt import Ack, App
 
 from handlers.deadline import NotConfirmed, within_deadline
 from handlers.slack.blocks import Block, escape, section
-from handlers.slack.forms import _input, _modal, _radios, _text, field_value, metadata, said_view
+from handlers.slack.forms import (
+    _input,
+    _modal,
+    _radios,
+    _text,
+    _ward_inputs,
+    field_value,
+    metadata,
+    said_view,
+)
 from handlers.slack.people import actor
 from reviews.checkin_model import (
     ANSWER_LABELS,
@@ -28,6 +38,7 @@ from reviews.checkin_model import (
 from reviews.checkins import CheckinResult, record_checkin
 from reviews.context import Services
 from reviews.model import FormErrors
+from reviews.wards import chosen_ward
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,11 +47,14 @@ CHECKIN_FORM = "rapidreview_checkin"
 WANTS_REVIEW = "yes"
 
 
-def checkin_view(ward: str = "", *, done: str = "", count: int = 0) -> dict[str, Any]:
-    """The check-in form, on `ward`; `done` says what the last submission recorded."""
+def checkin_view(
+    wards: Sequence[str] = (), ward: str = "", *, done: str = "", count: int = 0
+) -> dict[str, Any]:
+    """The check-in form, on `ward` (`wards`: the wards file's names); `done` says what the
+    last submission recorded."""
     blocks: list[Block] = [section(escape(done))] if done else []
     blocks += [
-        _input("ward", "Ward", {**_text("e.g. Ward 7", max_length=60), "initial_value": ward}),
+        *_ward_inputs(wards, ward),
         _input("bed", "Bed", _text("e.g. 12", max_length=20)),
         _input("respondent", "Who answered?", _radios(RESPONDENT_LABELS)),
         _input(
@@ -96,6 +110,7 @@ def read_checkin(values: dict[str, Any]) -> CheckinForm:
         for name in CheckinForm.__dataclass_fields__
         if name != "wants_review"
     }
+    fields["ward"] = chosen_ward(fields["ward"], field_value(values, "ward_other"))
     return CheckinForm(**fields, wants_review=WANTS_REVIEW if wants else "")
 
 
@@ -131,7 +146,9 @@ def register(app: App, services: Services, settings: Settings) -> None:
             return
         ack(
             response_action="update",
-            view=checkin_view(checkin.ward, done=said(result), count=count + 1),
+            view=checkin_view(
+                services.wards.names(), checkin.ward, done=said(result), count=count + 1
+            ),
         )
 
 

@@ -77,7 +77,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
         try:
             reply = _answer(services, client, text, user)
         except ServiceError as error:
-            reply = str(error)
+            reply = escape(str(error))  # it may repeat what was typed
         except DatabaseUnavailable:
             log.warning("/rapidreview %s: database unavailable", word)
             reply = f"The bot cannot reach its database just now. {services.fallback_contact}"
@@ -94,7 +94,9 @@ def open_checkin(
     except DatabaseUnavailable:
         ward = ""  # the form still opens; its submission will say if nothing can be saved
     try:
-        client.views_open(trigger_id=command["trigger_id"], view=checkin_view(ward))
+        client.views_open(
+            trigger_id=command["trigger_id"], view=checkin_view(services.wards.names(), ward)
+        )
     except SlackApiError as error:
         log.warning("check-in form not opened: %s", error.response.get("error"))
         respond(
@@ -110,7 +112,7 @@ def _answer(services: Services, client: WebClient, text: str, user: dict[str, An
     if word == "digest":
         from reviews.digest import digest_for
 
-        return digest_for(services=services, by=with_email(client, actor(services, user)))
+        return escape(digest_for(services=services, by=with_email(client, actor(services, user))))
     if text.lower() == "rota":
         from rotas.view import rota_lines
 
@@ -124,7 +126,7 @@ def _answer(services: Services, client: WebClient, text: str, user: dict[str, An
         return COVER_HELP
     from reviews.cover import record_cover
 
-    return record_cover(
+    covered = record_cover(
         services=services,
         role=match["role"],
         covering_platform="slack",
@@ -132,6 +134,7 @@ def _answer(services: Services, client: WebClient, text: str, user: dict[str, An
         by=with_email(client, actor(services, user)),
         until_text=match["until"],
     )
+    return escape(covered)
 
 
 def open_requests(services: Services) -> str:

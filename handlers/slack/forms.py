@@ -79,21 +79,28 @@ def _modal(
     return view
 
 
-def _ward_inputs(wards: Sequence[str]) -> list[Block]:
-    """A free-text ward, or with a wards file its wards and a box for one not listed."""
+def _ward_inputs(wards: Sequence[str], chosen: str = "") -> list[Block]:
+    """A free-text ward, or with a wards file its wards and a box for one not listed;
+    `chosen` starts chosen (or typed, when it is not a listed ward)."""
     if not wards:
-        return [_input("ward", "Ward", _text("e.g. Ward 7", max_length=60))]
-    choose = {
+        typed = {"initial_value": chosen} if chosen else {}
+        return [_input("ward", "Ward", {**_text("e.g. Ward 7", max_length=60), **typed})]
+    choose: dict[str, Any] = {
         "type": "static_select",
         "placeholder": plain("Choose the ward"),
         "options": [_option(name, name) for name in wards[:100]],  # Slack's limit
     }
+    other = _text("e.g. Discharge lounge", max_length=60)
+    if chosen in wards[:100]:
+        choose["initial_option"] = _option(chosen, chosen)
+    elif chosen:
+        other["initial_value"] = chosen
     return [
         _input("ward", "Ward", choose, optional=True),
         _input(
             "ward_other",
             "Ward not listed",
-            _text("e.g. Discharge lounge", max_length=60),
+            other,
             optional=True,
             hint="Only if the ward is not in the list.",
         ),

@@ -8,6 +8,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from handlers.slack.blocks import escape
 from reviews.context import Actor, Services
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) 
     """
     if channel_id and not channel_id.startswith("D"):
         try:
-            client.chat_postEphemeral(channel=channel_id, user=user_id, text=text)
+            client.chat_postEphemeral(channel=channel_id, user=user_id, text=escape(text))
             return
         except SlackApiError as error:
             log.info(
@@ -62,6 +63,6 @@ def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) 
                 error.response.get("error"),
             )
     try:
-        client.chat_postMessage(channel=user_id, text=text)
+        client.chat_postMessage(channel=user_id, text=escape(text))
     except (SlackClientError, OSError) as error:
         log.warning("could not tell %s privately: %s", user_id, type(error).__name__)

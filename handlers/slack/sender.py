@@ -1,24 +1,32 @@
 """Delivering outbox items to Slack, and finding people's Slack ids by email.
 
 Slack's answers map onto the outbox's retry rules: 429 -> retry after Slack's Retry-After;
-5xx and network failures -> retry with backoff; any other API error (channel_not_found,
-not_in_channel, invalid_auth ...) -> permanent, because sending it again cannot help.
+5xx and network failures -> retry with backoff; a refused token (invalid_auth, token_revoked
+...) -> held until the token works again, since every message fails alike until IT fixes it;
+any other API error (channel_not_found, not_in_channel ...) -> permanent, because sending it
+again cannot help.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from handlers.slack.blocks import render
+from handlers.slack.blocks import escape, render
 from reviews.messages import Message
 from reviews.outbox import DeliveryError, OutboundItem
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Slack's answers that mean the bot's token itself is refused, not this one message.
+CREDENTIAL_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
 
 
 class SlackSender:
@@ -28,14 +36,13 @@ class SlackSender:
         self.client = client
 
     def deliver(self, item: OutboundItem) -> str | None:
-        """Send `item`; DeliveryError (retry_after / transient / permanent) when Slack says no."""
-        try:
-            return self._send(item)
-        except SlackApiError as error:
-            raise _delivery_error(error) from error
-        except (SlackClientError, OSError) as error:
-            # URLError, timeouts, refused connections: the network, not the message.
-            raise DeliveryError(f"network: {type(error).__name__}") from error
+        """Send `item`; DeliveryError (retry_after / transient / permanent / credentials)
+        when Slack says no."""
+        return _answered(lambda: self._send(item))
+
+    def check(self) -> None:
+        """auth.test: DeliveryError (credentials, or transient) when Slack will not take us."""
+        _answered(self.client.auth_test)
 
     def _send(self, item: OutboundItem) -> str | None:
         message = item.message
@@ -55,7 +62,7 @@ class SlackSender:
             # One call posts the files with their caption, so a retry cannot repeat the text.
             self.client.files_upload_v2(
                 channel=item.address,
-                initial_comment=message.text,
+                initial_comment=escape(message.text),
                 request_file_info=False,  # one call fewer, so the send ends inside its lease
                 file_uploads=[
                     {"content": a.content, "filename": a.filename, "title": a.title}
@@ -67,8 +74,19 @@ class SlackSender:
         return f"{response['channel']}:{response['ts']}"
 
 
+def _answered(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except SlackApiError as error:
+        raise _delivery_error(error) from error
+    except (SlackClientError, OSError) as error:
+        # URLError, timeouts, refused connections: the network, not the message.
+        raise DeliveryError(f"network: {type(error).__name__}") from error
+
+
 def _content(message: Message) -> dict[str, Any]:
-    return {"text": message.text, "blocks": render(message), "unfurl_links": False}
+    # The top-level text is what phones show in notifications: as inert as the blocks.
+    return {"text": escape(message.text), "blocks": render(message), "unfurl_links": False}
 
 
 def split_message_id(message_id: str, default_channel: str) -> tuple[str, str]:
@@ -90,6 +108,8 @@ def _delivery_error(error: SlackApiError) -> DeliveryError:
         )
     if status >= 500:
         return DeliveryError(f"Slack {status} ({reason})")
+    if reason in CREDENTIAL_ERRORS or status == 401:
+        return DeliveryError(f"Slack refused the token: {reason}", credentials=True)
     return DeliveryError(f"Slack refused: {reason}", permanent=True)
 
 

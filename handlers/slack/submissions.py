@@ -7,6 +7,7 @@ The view id is the submission key: Slack's retry of one submission finds the fir
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App

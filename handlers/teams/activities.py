@@ -23,7 +23,14 @@ from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
 from reviews import messages, notify, service
 from reviews.context import Actor, Services
-from reviews.model import Action, FormErrors, Outcome, ReviewForm, validate
+from reviews.model import (
+    Action,
+    FormErrors,
+    ReviewForm,
+    validate,
+    validate_outcome,
+    validate_reason,
+)
 from reviews.outbox import DeliveryError
 from reviews.wards import chosen_ward
 from storage.database import DatabaseUnavailable
@@ -143,16 +150,20 @@ class ActivityHandler:
         """Make the change within the deadline (handlers/deadline.py); the presser's answer."""
         change: Callable[[Actor], service.Result]
         if pressed is Action.RECORD_OUTCOME:
-            chosen, destination = str(data.get("outcome") or ""), str(data.get("destination") or "")
-            if not chosen:
-                return "text", "Choose an outcome, then press Record."
-            outcome = Outcome(chosen)
-            detail = destination if outcome is Outcome.TRANSFER else str(data.get("note") or "")
+            try:
+                outcome, detail = validate_outcome(
+                    *(str(data.get(name) or "") for name in ("outcome", "destination", "note"))
+                )
+            except FormErrors as problems:
+                return "text", " ".join(problems.errors.values())
             change = lambda by: service.record_outcome(  # noqa: E731
                 services=self.services, review_id=review_id, by=by, outcome=outcome, detail=detail
             )
         elif pressed is Action.CANCEL:
-            reason = str(data.get("reason") or "")
+            try:
+                reason = validate_reason(str(data.get("reason") or ""))
+            except FormErrors as problems:
+                return "text", " ".join(problems.errors.values())
             change = lambda by: service.cancel(  # noqa: E731
                 services=self.services, review_id=review_id, by=by, reason=reason
             )
@@ -254,7 +265,7 @@ class ActivityHandler:
         if kind == "card":
             reply["attachments"] = [cards.attachment(content)]
         else:
-            reply.update(text=content, textFormat="markdown")
+            reply.update(text=cards.inert(content), textFormat="markdown")
         try:
             self.connector.post_activity(
                 str(activity.get("serviceUrl")), str(conversation.get("id")), reply
@@ -280,7 +291,7 @@ def invoke_response(answer: Answer) -> dict[str, Any]:
     return {
         "statusCode": 200,
         "type": "application/vnd.microsoft.activity.message",
-        "value": content,
+        "value": cards.inert(content),
     }
 
 

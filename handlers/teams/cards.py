@@ -35,8 +35,17 @@ def adaptive_card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | No
     return card
 
 
+def inert(value: str) -> str:
+    """`value` unable to link, mention or format as HTML however Teams renders it (plain,
+    markdown, HTML, a TextBlock): an invisible zero-width space after every "]" breaks
+    markdown links ([Acknowledge](https://…)) and after every "<" breaks tags (<at>, <a …>)
+    and <https://…> autolinks. Backslash escapes are not used: Teams' clients differ on them."""
+    return value.replace("]", "]\u200b").replace("<", "<\u200b")
+
+
 def text(value: str, **style: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": value, "wrap": True, **style}
+    """A TextBlock; what it says is made inert, since people's words reach it."""
+    return {"type": "TextBlock", "text": inert(value), "wrap": True, **style}
 
 
 def execute(title: str, verb: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -90,7 +99,7 @@ def _review_facts(review: ReviewView) -> list[dict[str, Any]]:
     if review.nhs_last4:
         facts.append(("NHS number", review.nhs_last4))
     return [
-        {"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in facts]},
+        {"type": "FactSet", "facts": [{"title": t, "value": inert(v)} for t, v in facts]},
         text(review.concern),
         text(review.state_line, isSubtle=True),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from handlers.teams.cards import Card, _choices, adaptive_card, execute, said, text
@@ -24,6 +25,7 @@ from reviews.checkin_model import (
 from reviews.checkins import last_ward, record_checkin
 from reviews.context import Services
 from reviews.model import FormErrors
+from reviews.wards import chosen_ward
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +33,17 @@ CHECKIN = "checkin"  # the card's verb
 
 
 def checkin_card(
-    values: dict[str, str] | None = None, errors: dict[str, str] | None = None, *, done: str = ""
+    wards: Sequence[str],
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    *,
+    done: str = "",
 ) -> Card:
-    """The check-in form; `values` refill it (the ward for the next bed), `done` heads it."""
+    """The check-in form (`wards`: the wards file's names); `values` refill it (the ward for
+    the next bed), `done` heads it."""
     values, errors = values or {}, errors or {}
+    if wards and values.get("ward") and values["ward"] not in wards:
+        values = {**values, "ward": "", "ward_other": values["ward"]}  # typed: refill the box
 
     def field(element: dict[str, Any]) -> list[dict[str, Any]]:
         name = element["id"]
@@ -53,7 +62,14 @@ def checkin_card(
     if errors:
         body.append(text("Please fix the fields marked below.", color="Attention"))
     body += [
-        *line("ward", "Ward", placeholder="e.g. Ward 7", maxLength=60),
+        *(
+            [
+                *field(_choices("ward", "Ward", {name: name for name in wards}, compact=True)),
+                *line("ward_other", "Ward not listed (only if it is not above)", maxLength=60),
+            ]
+            if wards
+            else line("ward", "Ward", placeholder="e.g. Ward 7", maxLength=60)
+        ),
         *line("bed", "Bed", placeholder="e.g. 12", maxLength=20),
         *field(_choices("respondent", "Who answered?", RESPONDENT_LABELS)),
         *field(_choices("not_asked_reason", "If not asked, why?", NOT_ASKED_LABELS, compact=True)),
@@ -77,16 +93,18 @@ def checkin_card(
 def open_card(services: Services, activity: dict[str, Any]) -> Card:
     """A new check-in form on the ward this person used last."""
     by = actor(services, activity)
-    return checkin_card({"ward": last_ward(services=services, by=by) or ""})
+    return checkin_card(services.wards.names(), {"ward": last_ward(services=services, by=by) or ""})
 
 
 def record(services: Services, activity: dict[str, Any], data: dict[str, Any]) -> Card:
     """Record a submitted check-in card; the card to answer with (the next one, or why not)."""
     typed = {name: str(data.get(name) or "") for name in CheckinForm.__dataclass_fields__}
+    typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""))
+    wards = services.wards.names()
     try:
         checkin = validate_checkin(CheckinForm(**typed))
     except FormErrors as problems:
-        return checkin_card(typed, problems.errors)
+        return checkin_card(wards, typed, problems.errors)
     try:
         by = actor(services, activity)
         result = record_checkin(
@@ -104,4 +122,4 @@ def record(services: Services, activity: dict[str, Any], data: dict[str, Any]) -
             f"worried, contact the outreach team directly now: {services.fallback_contact}",
             attention=True,
         )
-    return checkin_card({"ward": checkin.ward}, done=f"{result.note} Next patient:")
+    return checkin_card(wards, {"ward": checkin.ward}, done=f"{result.note} Next patient:")

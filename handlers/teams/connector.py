@@ -22,12 +22,10 @@ log = logging.getLogger(__name__)
 SCOPE = "https://api.botframework.com/.default"
 TIMEOUT = 10.0
 RETRYABLE = {412, 429, 500, 502, 503, 504}
-PERMANENT_TOKEN_ERRORS = {
-    "invalid_client",
-    "unauthorized_client",
-    "invalid_scope",
-    "invalid_request",
-}
+# Entra refusing the bot's own id or secret (an expired TEAMS_APP_PASSWORD): every message
+# fails alike until IT fixes it, so messages are held, not failed.
+CREDENTIAL_TOKEN_ERRORS = {"invalid_client", "unauthorized_client"}
+PERMANENT_TOKEN_ERRORS = {"invalid_scope", "invalid_request"}
 MICROSOFT_AUTHORITY_HOSTS = (
     "login.microsoftonline.com",
     "login.microsoftonline.us",
@@ -120,6 +118,9 @@ class Connector:
             raise DeliveryError(
                 f"Bot Connector {response.status_code}", retry_after=_retry_after(response)
             )
+        if response.status_code == 401:
+            # The connector refused our token: the bot's registration, not this message.
+            raise DeliveryError("Bot Connector refused the bot's token (401)", credentials=True)
         if response.status_code >= 400:
             raise DeliveryError(
                 f"Bot Connector refused ({response.status_code}: {_error_code(response)})",
@@ -131,6 +132,10 @@ class Connector:
             data = {}
         return data if isinstance(data, dict) else {}
 
+    def check_token(self) -> None:
+        """Whether Entra gives the bot a token (msal caches it); DeliveryError if not."""
+        self._token()
+
     def _token(self) -> str:
         try:
             result = self._app().acquire_token_for_client(scopes=[SCOPE])
@@ -140,9 +145,14 @@ class Connector:
             raise DeliveryError(f"token endpoint: {type(error).__name__}") from None
         if "access_token" in result:
             return str(result["access_token"])
+        # The description can echo our request; the code alone says what to fix. Not logged
+        # here: the outbox logs a refused credential once per outage, not once per message.
         code = str(result.get("error") or "unknown")
-        # The description can echo our request; the code alone says what to fix.
-        log.error("Teams token refused: %s (check TEAMS_APP_ID / TEAMS_APP_PASSWORD)", code)
+        if code in CREDENTIAL_TOKEN_ERRORS:
+            raise DeliveryError(
+                f"token refused: {code} (check TEAMS_APP_ID / TEAMS_APP_PASSWORD)",
+                credentials=True,
+            )
         raise DeliveryError(f"token refused: {code}", permanent=code in PERMANENT_TOKEN_ERRORS)
 
     def _app(self) -> msal.ConfidentialClientApplication:

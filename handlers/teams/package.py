@@ -1,4 +1,5 @@
-"""The Teams app package: manifest.json (from teams/manifest.json) and the two icons, zipped.
+"""The Teams app package: manifest.json and the two icons (from app_package/ beside this
+file), zipped.
 
 A trust uploads the zip in Teams (Apps > Manage your apps > Upload an app) or through the
 Teams admin centre. The template's {{TEAMS_APP_ID}} becomes the Azure bot's app id.
@@ -14,7 +15,7 @@ from typing import Any
 
 from settings import Settings
 
-SOURCES = Path(__file__).resolve().parents[2] / "teams"
+SOURCES = Path(__file__).resolve().parent / "app_package"
 ICONS = ("color.png", "outline.png")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 

@@ -47,6 +47,10 @@ class TeamsSender:
         # card, a card_update or thread whose card never went out, and channel posts.
         return self.connector.post_activity(self.service_url, item.address, activity)
 
+    def check(self) -> None:
+        """A token from Entra: DeliveryError (credentials, or transient) when it is refused."""
+        self.connector.check_token()
+
     def _direct(self, user_id: str, activity: dict[str, Any]) -> str:
         reference = reference_for(self.services, user_id)
         service_url = str(reference.get("serviceUrl") or self.service_url)
@@ -70,8 +74,9 @@ def _activity(item: OutboundItem) -> dict[str, Any]:
     """A message activity: the text (for notifications and search) and, when there is more than
     text to show, the Adaptive Card."""
     message = item.message
-    activity: dict[str, Any] = {"type": "message", "text": message.text, "textFormat": "plain"}
+    said = cards.inert(message.text)
+    activity: dict[str, Any] = {"type": "message", "text": said, "textFormat": "plain"}
     if message.review or message.actions or message.attachments:
         activity["attachments"] = [cards.attachment(cards.render(message))]
-        activity["summary"] = message.text
+        activity["summary"] = said
     return activity

@@ -4,6 +4,7 @@ themselves"): Starlette routes, Jinja2 templates, one stylesheet of our own. No 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from handlers.limits import BodyLimit
 from handlers.web.render import SECURITY_HEADERS, STYLESHEET, Pages, PublicSite
 from handlers.web.review import ReviewPages
+from handlers.web.today import TodayPages
 from reviews.context import Services
 from reviews.public import public_status
 from reviews.wards import Ward
@@ -40,14 +42,19 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
             return unknown_ward(pages)
         return pages.render("ward.html", ward=ward)
 
-    async def review_page(request: Request) -> Response:
-        ward = find_ward(services, request)
-        if ward is None:
-            return unknown_ward(pages)
-        if request.method == "GET":
-            return await run_in_threadpool(reviews.form, ward)
-        base_url = settings.public_url or str(request.base_url).rstrip("/")
-        return await reviews.submit(request, ward, base_url)
+    def form_page(form: ReviewPages | TodayPages) -> Callable[[Request], Awaitable[Response]]:
+        """GET: the ward's form; POST: its submission."""
+
+        async def endpoint(request: Request) -> Response:
+            ward = find_ward(services, request)
+            if ward is None:
+                return unknown_ward(pages)
+            if request.method == "GET":
+                return await run_in_threadpool(form.form, ward)
+            base_url = settings.public_url or str(request.base_url).rstrip("/")
+            return await form.submit(request, ward, base_url)
+
+        return endpoint
 
     async def status_page(request: Request) -> Response:
         return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
@@ -56,12 +63,14 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
         return pages.css()
 
     reviews = ReviewPages(services, pages)
+    today = TodayPages(reviews)
     return [
         Route(STYLESHEET, stylesheet, methods=["GET"]),
         Route("/concern", choose_ward, methods=["GET"]),
         Route("/concern/status/{token}", status_page, methods=["GET"]),
         Route("/concern/{ward}", ward_page, methods=["GET"]),
-        Route("/concern/{ward}/review", review_page, methods=["GET", "POST"]),
+        Route("/concern/{ward}/review", form_page(reviews), methods=["GET", "POST"]),
+        Route("/concern/{ward}/today", form_page(today), methods=["GET", "POST"]),
     ]
 
 

@@ -215,6 +215,19 @@ def request_form(**changes: str) -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
+def cancel_submission(reason: str, *, user_id: str, review: int = 1) -> SlackRequest:
+    """The cancel form sent for `review` with `reason`."""
+    from handlers.slack.forms import CANCEL_FORM
+
+    return view_submission(
+        CANCEL_FORM,
+        {"reason": {"value": text_value(reason)}},
+        user_id=user_id,
+        view_id="V0CANCEL",
+        private_metadata=json.dumps({"review": review}),
+    )
+
+
 @dataclass
 class SlackBot:
     """The real bolt App behind the real HTTP server, talking to a FakeSlack; for tests."""
@@ -259,5 +272,5 @@ def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
     )
     client = WebClient(token=config.slack_bot_token, base_url=fake.url)
     app = build_slack_app(services, config, client)
-    with serve(make_http_app(services.db, slack_routes(app))) as base:
+    with serve(make_http_app(services.db, slack_routes(app), health=services.health)) as base:
         yield SlackBot(services, client, f"{base}/slack/events")

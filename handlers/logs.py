@@ -1,0 +1,44 @@
+"""Log lines as text (the default) or, with LOG_FORMAT=json, one JSON object a line.
+
+The standard library's own Formatter rather than structlog: a few lines do it, every library's
+logger (uvicorn, APScheduler, slack_sdk) already goes through the root handler, and nothing
+new has to be installed, pinned and kept up to date on a trust's server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REFERENCE = re.compile(r"\bRR-\d{4,}\b")
+
+
+class JsonFormatter(logging.Formatter):
+    """time, level, logger, message; `reference` when the line is about one request (given as
+    `extra={"reference": ...}`, or the first RR-number in the message); `exception` if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        found = REFERENCE.search(message)
+        reference = getattr(record, "reference", None) or (found.group() if found else None)
+        if reference:
+            line["reference"] = reference
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(level: str, log_format: str) -> None:
+    """The root logger at `level`, writing `log_format` ("text" or "json") to stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -1,0 +1,127 @@
+"""GET /metrics: Prometheus text.
+
+Figures about requests and messages are counted in the database at scrape time (a custom
+collector), so every replica serves the same numbers; only this process's own sweep timings
+live in memory. A scrape while the database is down still answers, with
+rapidreview_database_up 0 and the process's figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from reviews.context import Services
+from storage.database import DatabaseUnavailable
+
+# A sweep takes milliseconds; seconds mean a lock or a slow database.
+SWEEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class DatabaseFigures(Collector):
+    """The figures that must agree across replicas, read from the database per scrape."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("rapidreview_database_up", "1 when the database answered")
+        try:
+            with self.services.db.unit_of_work() as uow:
+                figures = uow.metrics.figures()
+        except DatabaseUnavailable:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        raised = CounterMetricFamily(
+            "rapidreview_requests_raised",
+            "Rapid reviews raised, by who raised them and where",
+            labels=["caller", "source"],
+        )
+        for (caller, source), count in sorted(figures.raised.items()):
+            raised.add_metric([caller, source], count)
+        yield raised
+        yield GaugeMetricFamily(
+            "rapidreview_open_requests",
+            "Requests raised and not yet closed or cancelled",
+            value=figures.open_requests,
+        )
+        buckets = [(str(bound), n) for bound, n in figures.acknowledged]
+        yield HistogramMetricFamily(
+            "rapidreview_time_to_acknowledge_seconds",
+            "From raised to acknowledged, over every acknowledged request",
+            buckets=[*buckets, ("+Inf", figures.acknowledged_count)],
+            sum_value=figures.acknowledged_seconds,
+        )
+        escalations = CounterMetricFamily(
+            "rapidreview_escalations",
+            "Requests that reached each escalation level",
+            labels=["level"],
+        )
+        for level, count in sorted(figures.escalations.items()):
+            escalations.add_metric([str(level)], count)
+        yield escalations
+        outbox = figures.outbox
+        yield GaugeMetricFamily(
+            "rapidreview_outbox_pending",
+            "Messages waiting to go (or being sent)",
+            value=outbox.get("pending", 0) + outbox.get("sending", 0),
+        )
+        yield CounterMetricFamily(
+            "rapidreview_outbox_failed",
+            "Messages that could not be delivered",
+            value=outbox.get("failed", 0),
+        )
+
+
+class ProcessFigures(Collector):
+    """This process's own: when its sweep last completed."""
+
+    def __init__(self, services: Services):
+        self.health = services.health
+
+    def collect(self) -> Iterator[Metric]:
+        last = self.health.last_completed("sweep")
+        if last is not None:
+            yield GaugeMetricFamily(
+                "rapidreview_last_sweep_timestamp_seconds",
+                "Unix time this process last completed an escalation sweep",
+                value=last,
+            )
+
+
+def metrics_route(services: Services) -> Route:
+    """GET /metrics for `services`, with its own registry (never the global one)."""
+    registry = CollectorRegistry()
+    registry.register(DatabaseFigures(services))
+    registry.register(ProcessFigures(services))
+    sweeps = Histogram(
+        "rapidreview_sweep_duration_seconds",
+        "How long each escalation sweep took in this process",
+        buckets=SWEEP_BUCKETS,
+        registry=registry,
+    )
+    services.health.on_completed.append(
+        lambda job, seconds: sweeps.observe(seconds) if job == "sweep" else None
+    )
+
+    async def metrics(_request: Request) -> Response:
+        body = await run_in_threadpool(generate_latest, registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return Route("/metrics", metrics, methods=["GET"])

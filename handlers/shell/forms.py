@@ -1,0 +1,73 @@
+"""Forms at the keyboard: a list of questions, each answer checked as it is typed.
+
+A form is declared as a tuple of Question; `fill` asks them in order. An answer the check
+refuses is explained in one line and the same question asked again, in the same words; nothing
+typed before it is lost. Ctrl-C or Ctrl-D anywhere in a form cancels the whole form. The checks
+are the core's own rules (reviews.model), so the shell never disagrees with Slack or Teams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from handlers.shell.terminal import Terminal
+
+Answers = dict[str, str]
+# The answers so far, this one included -> what is wrong with this one, or None.
+Check = Callable[[Answers], str | None]
+
+
+class Cancelled(Exception):
+    """The person pressed Ctrl-C or Ctrl-D in the middle of a form."""
+
+
+@dataclass(frozen=True)
+class Question:
+    field: str
+    text: str  # as the person reads it: "Who is raising it?"
+    choices: Mapping[str, str] | None = None  # value -> label, offered as [1] label ...
+    check: Check | None = None
+    when: Callable[[Answers], bool] | None = None  # asked only when this says so
+
+    def prompt(self) -> str:
+        if not self.choices:
+            return f"{self.text} "
+        menu = "  ".join(f"[{n}] {label}" for n, label in enumerate(self.choices.values(), 1))
+        return f"{self.text} {menu}: "
+
+    def value(self, typed: str) -> str:
+        """A choice's value from its number or its label; other answers as typed."""
+        typed = typed.strip()
+        if not self.choices:
+            return typed
+        values = list(self.choices)
+        if typed.isascii() and typed.isdigit() and 1 <= int(typed) <= len(values):
+            return values[int(typed) - 1]
+        by_label = {label.lower(): value for value, label in self.choices.items()}
+        return by_label.get(typed.lower(), typed)
+
+    def refusal(self, problem: str) -> str:
+        if self.choices and len(self.choices) > 1:
+            return f"{problem} Type a number from 1 to {len(self.choices)}."
+        return problem
+
+
+def fill(terminal: Terminal, questions: tuple[Question, ...]) -> Answers:
+    """Ask every question that applies; the checked answers. Cancelled on Ctrl-C or Ctrl-D."""
+    answers: Answers = {}
+    for question in questions:
+        if question.when is not None and not question.when(answers):
+            continue
+        while True:
+            try:
+                typed = terminal.ask(question.prompt())
+            except (EOFError, KeyboardInterrupt):
+                terminal.say("")  # the prompt line was left open
+                raise Cancelled from None
+            answers[question.field] = question.value(typed)
+            problem = question.check(answers) if question.check else None
+            if problem is None:
+                break
+            terminal.say("  " + question.refusal(problem))
+    return answers

@@ -1,0 +1,155 @@
+"""What this process knows about its own liveness: for /healthz, /metrics and the log.
+
+A bot can be up and answering HTTP while escalation is dead: a sweep hung on a lock, an outbox
+drain stuck, a revoked token that refuses every message. Each of those is a reason here, so
+/healthz answers 503 naming it. Job times are the process's own (monotonic), not the clock
+services use, so a frozen test clock cannot hide a hung job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = 10.0  # seconds without a completed sweep or drain before /healthz says 503
+
+
+@dataclass
+class _Job:
+    since: float  # when it last completed (or began to be watched)
+    running_since: float | None = None
+    completed_at_wall: float | None = None
+    duration: float | None = None
+    reported: bool = False  # its staleness is logged once per episode
+    failing: bool = False  # its failures likewise
+
+
+@dataclass
+class _Outage:
+    kind: str  # "credentials" (503) or "unreachable" (a warning)
+    reason: str
+    retry_at: datetime | None = None
+
+
+class Health:
+    """Thread-safe: the scheduler's jobs write, the HTTP server and the outbox read."""
+
+    def __init__(
+        self, *, stale_after: float = STALE_AFTER, monotonic: Callable[[], float] = time.monotonic
+    ):
+        self.stale_after = stale_after
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._watched: set[str] = set()  # jobs that must complete every `stale_after`
+        self._outages: dict[str, _Outage] = {}
+        self.on_completed: list[Callable[[str, float], None]] = []  # (job, seconds): metrics
+
+    def watch(self, job: str) -> None:
+        """From now on, `job` must complete every `stale_after` seconds."""
+        with self._lock:
+            self._watched.add(job)
+            self._jobs.setdefault(job, _Job(since=self._monotonic()))
+
+    def started(self, job: str) -> None:
+        now = self._monotonic()
+        with self._lock:
+            self._jobs.setdefault(job, _Job(since=now)).running_since = now
+
+    def completed(self, job: str) -> None:
+        now = self._monotonic()
+        with self._lock:
+            state = self._jobs.setdefault(job, _Job(since=now))
+            duration = now - state.running_since if state.running_since is not None else 0.0
+            if state.reported or state.failing:
+                log.warning("%s completed again after %.0f s", job, now - state.since)
+            self._jobs[job] = _Job(since=now, completed_at_wall=time.time(), duration=duration)
+        for listener in self.on_completed:
+            listener(job, duration)
+
+    def failed(self, job: str) -> bool:
+        """`job` raised; True the first time since it last completed (log it then only)."""
+        with self._lock:
+            state = self._jobs.setdefault(job, _Job(since=self._monotonic()))
+            first, state.failing, state.running_since = not state.failing, True, None
+        return first
+
+    def job_skipped(self, job: str) -> None:
+        """The scheduler skipped a run because the last one is still going: log once if it
+        has gone on past `stale_after` (a hung job), never per skipped tick."""
+        with self._lock:
+            state = self._jobs.get(job)
+            if state is None or state.running_since is None or state.reported:
+                return
+            running = self._monotonic() - state.running_since
+            if running <= self.stale_after:
+                return
+            state.reported = True
+        log.error("%s has been running for %.0f s; later runs wait for it", job, running)
+
+    def last_completed(self, job: str) -> float | None:
+        """Unix time of the job's last completion in this process, if any."""
+        with self._lock:
+            state = self._jobs.get(job)
+            return state.completed_at_wall if state else None
+
+    def credentials_refused(self, platform: str, reason: str, *, retry_at: datetime) -> bool:
+        """Record that `platform` refuses our credentials; True when this begins an outage."""
+        with self._lock:
+            began = self._outages.get(platform, _Outage("", "")).kind != "credentials"
+            self._outages[platform] = _Outage("credentials", reason, retry_at)
+        return began
+
+    def unreachable(self, platform: str, reason: str) -> bool:
+        """Record that `platform` cannot be reached; True when this begins an outage."""
+        with self._lock:
+            current = self._outages.get(platform)
+            if current is not None and current.kind == "credentials":
+                return False  # refused credentials is the worse news: keep saying that
+            self._outages[platform] = _Outage("unreachable", reason)
+            return current is None
+
+    def platform_ok(self, platform: str) -> _Outage | None:
+        """Record that `platform` took a call; the outage this ends, if one."""
+        with self._lock:
+            return self._outages.pop(platform, None)
+
+    def may_send(self, platform: str, now: datetime) -> bool:
+        """False while `platform` refuses our credentials and its next try is not yet due."""
+        with self._lock:
+            outage = self._outages.get(platform)
+        return outage is None or outage.retry_at is None or outage.retry_at <= now
+
+    def problems(self) -> list[str]:
+        """Every reason this process is not doing its work (each one makes /healthz 503)."""
+        with self._lock:
+            reasons = [
+                f"{name} has not completed for {self._age(state):.0f} s"
+                + (" (still running)" if state.running_since is not None else "")
+                for name, state in sorted(self._jobs.items())
+                if name in self._watched and self._age(state) > self.stale_after
+            ]
+            reasons += [
+                f"{platform} refuses the bot's credentials ({outage.reason})"
+                for platform, outage in sorted(self._outages.items())
+                if outage.kind == "credentials"
+            ]
+        return reasons
+
+    def warnings(self) -> list[str]:
+        """What is wrong outside the bot and will mend itself (a platform unreachable)."""
+        with self._lock:
+            return [
+                f"{platform} cannot be reached ({outage.reason}); messages wait and are retried"
+                for platform, outage in sorted(self._outages.items())
+                if outage.kind == "unreachable"
+            ]
+
+    def _age(self, state: _Job) -> float:
+        return self._monotonic() - state.since

@@ -1,0 +1,102 @@
+"""GET /metrics: Prometheus text; figures about requests come from the database, so every
+replica serves the same ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from handlers.http import make_http_app
+from handlers.metrics import metrics_route
+from reviews import escalation, service
+from reviews.outbox import DeliveryError, drain
+from storage.database import Database
+from tests.support.builders import (
+    NURSE,
+    OUTREACH,
+    RecordingSender,
+    make_services,
+    on_rota,
+    request,
+)
+from tests.support.http import serve
+
+
+def scrape(services) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of GET /metrics: (name, sorted labels) -> value."""
+    with serve(make_http_app(services.db, [metrics_route(services)])) as url:
+        answer = requests.get(f"{url}/metrics", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def test_the_figures_come_from_the_database(db, clock):
+    on_rota(db, "outreach", "Alex Carter", OUTREACH.user_id, clock.now() - timedelta(hours=1))
+    services = make_services(db, clock)
+    first = service.raise_review(services=services, request=request(), by=NURSE).review
+    service.raise_review(services=services, request=request(caller="staff"), by=NURSE)
+    clock.advance(90)
+    service.acknowledge(services=services, review_id=first.id, by=OUTREACH)
+    clock.advance(minutes=6)
+    escalation.sweep(services)  # the second request climbs to level 1
+    refusing = RecordingSender(failures=[DeliveryError("channel_not_found", permanent=True)])
+    drain(services, {"slack": refusing})
+
+    figures = scrape(services)
+    assert figures[("rapidreview_database_up", ())] == 1
+    assert (
+        figures[("rapidreview_requests_raised_total", (("caller", "family"), ("source", "slack")))]
+        == 1
+    )
+    assert (
+        figures[("rapidreview_requests_raised_total", (("caller", "staff"), ("source", "slack")))]
+        == 1
+    )
+    assert figures[("rapidreview_open_requests", ())] == 2
+    hist = "rapidreview_time_to_acknowledge_seconds"
+    assert figures[(f"{hist}_bucket", (("le", "60.0"),))] == 0
+    assert figures[(f"{hist}_bucket", (("le", "120.0"),))] == 1
+    assert figures[(f"{hist}_bucket", (("le", "+Inf"),))] == 1
+    assert figures[(f"{hist}_count", ())] == 1
+    assert round(figures[(f"{hist}_sum", ())]) == 90
+    assert figures[("rapidreview_escalations_total", (("level", "0"),))] == 2
+    assert figures[("rapidreview_escalations_total", (("level", "1"),))] == 1
+    assert figures[("rapidreview_outbox_failed_total", ())] == 1
+    assert figures[("rapidreview_outbox_pending", ())] == 0
+
+    # A second replica on the same database says the same.
+    replica = Database(db.url)
+    try:
+        again = scrape(make_services(replica, clock))
+    finally:
+        replica.dispose()
+    def from_database(samples):  # the sweep's figures are each process's own
+        return {key: value for key, value in samples.items() if "sweep" not in key[0]}
+
+    assert from_database(again) == from_database(figures)
+
+
+def test_sweep_timings_are_the_process_own(db, clock):
+    services = make_services(db, clock)
+    route = metrics_route(services)
+    services.health.started("sweep")
+    services.health.completed("sweep")
+    with serve(make_http_app(services.db, [route])) as url:
+        text = requests.get(f"{url}/metrics", timeout=10).text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["rapidreview_sweep_duration_seconds_count"] == 1
+    assert samples["rapidreview_last_sweep_timestamp_seconds"] > 1_700_000_000
+
+
+def test_a_scrape_while_the_database_is_down_still_answers(clock):
+    unreachable = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    figures = scrape(make_services(unreachable, clock))
+    assert figures[("rapidreview_database_up", ())] == 0
+    assert ("rapidreview_open_requests", ()) not in figures

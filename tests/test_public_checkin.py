@@ -1,0 +1,126 @@
+"""The family's daily view, GET and POST /concern/WARD/today, over real HTTP on SQLite and
+PostgreSQL: recorded as a check-in, "worse" offers an urgent review, a wish for one raises it
+with the family's contact details, and the public pages' abuse rules hold."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+from sqlmodel import select
+
+from storage.database import Database
+from storage.tables import Checkin
+from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
+from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
+
+VIEW = {"caller": "family", "answer": "same", "bed": "12", "worries": "", "wants_review": "no"}
+CONTACT = {
+    "your_name": "Jo Bloggs",
+    "relationship": "daughter",
+    "patient_name": "Ann Bloggs",
+    "callback_number": "07700 900123",
+}
+
+
+@pytest.fixture
+def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
+    with public_pages(make_services(db, clock)) as site:
+        yield site
+
+
+def token(site: PublicPages, ward: str = "ward-7") -> str:
+    page = requests.get(f"{site.url}/concern/{ward}/today", timeout=10)
+    assert page.status_code == 200
+    match = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert match
+    return match[1]
+
+
+def send(site: PublicPages, *, form_token: str | None = None, **changes: str):
+    fields = {**VIEW, **changes, "token": form_token or token(site)}
+    return requests.post(f"{site.url}/concern/ward-7/today", data=fields, timeout=10)
+
+
+def checkins(site: PublicPages) -> list[Checkin]:
+    with site.services.db.unit_of_work() as uow:
+        return list(uow.session.exec(select(Checkin).order_by(Checkin.id)))
+
+
+def test_the_daily_view_asks_the_question_and_works_without_script(site: PublicPages) -> None:
+    page = requests.get(f"{site.url}/concern/ward-7/today", timeout=10)
+    assert "Compared with yesterday, how are they feeling today?" in page.text
+    assert "<script" not in page.text and PHONE in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_a_relatives_view_is_recorded_as_the_wards_checkin(site: PublicPages) -> None:
+    answer = send(site, worries="She ate a little breakfast")
+    assert answer.status_code == 200 and "We have saved how they are today" in answer.text
+    [checkin] = checkins(site)
+    assert (checkin.ward, checkin.bed, checkin.respondent, checkin.answer, checkin.source) == (
+        "Ward 7 (Acute Medicine)", "12", "family", "same", "web",
+    )  # fmt: skip
+    assert checkin.review_id is None and stored(site) == []
+
+
+def test_worse_offers_an_urgent_review(site: PublicPages) -> None:
+    answer = send(site, answer="worse")
+    assert "You said they are worse than yesterday" in answer.text
+    assert 'href="/concern/ward-7/review"' in answer.text
+    assert stored(site) == []
+
+
+def test_a_wish_for_review_raises_one_with_the_callers_details_once(site: PublicPages) -> None:
+    form_token = token(site)
+    for _ in range(2):  # a double tap on Send
+        answer = send(site, form_token=form_token, answer="worse", wants_review="yes", **CONTACT)
+        assert answer.status_code == 200 and "RR-0001" in answer.text
+    assert "07700900123" in answer.text and "/concern/status/" in answer.text
+    [review] = stored(site)
+    assert (review.source, review.caller, review.concern_kind) == ("checkin", "family", "untriaged")
+    assert (review.caller_name, review.patient_name) == ("Jo Bloggs", "Ann Bloggs")
+    assert review.callback_number == "07700900123"
+    assert len(checkins(site)) == 1 and checkins(site)[0].review_id == review.id
+    assert all("Bloggs" not in row.payload for row in outbox(site))
+
+
+def test_mistakes_come_back_beside_their_fields_and_nothing_is_recorded(
+    site: PublicPages,
+) -> None:
+    answer = send(site, caller="", answer="", wants_review="yes", worries="Kept as typed")
+    assert answer.status_code == 400
+    for message in (
+        "Select if you are the patient, or family",
+        "Select better, about the same, or worse",
+        "Enter your name",
+        "Enter a phone number we can call you on",
+    ):
+        assert message in answer.text
+    assert "Kept as typed" in answer.text
+    assert checkins(site) == [] and stored(site) == []
+
+
+@pytest.mark.parametrize("form_token", ["", "ward-7.1.AAAAAAAAAAAAAAAA." + "0" * 64])
+def test_a_missing_or_forged_token_records_nothing(site: PublicPages, form_token: str) -> None:
+    answer = requests.post(
+        f"{site.url}/concern/ward-7/today", data={**VIEW, "token": form_token}, timeout=10
+    )
+    assert answer.status_code == 403 and PHONE in answer.text
+    assert checkins(site) == []
+
+
+def test_more_than_five_an_hour_from_one_address_is_refused(site: PublicPages) -> None:
+    for _ in range(5):
+        assert send(site).status_code == 200
+    refused = send(site)
+    assert refused.status_code == 429 and PHONE in refused.text
+    assert len(checkins(site)) == 5
+
+
+def test_an_unknown_ward_is_404(site: PublicPages) -> None:
+    page = requests.get(f"{site.url}/concern/no-such-ward/today", timeout=10)
+    assert page.status_code == 404 and PHONE in page.text

@@ -1,0 +1,129 @@
+"""Finding 12: `python bot.py` starts whatever Slack says, and a bad DATABASE_URL is one line.
+
+Real processes: Slack down or a revoked token at start must not stop the HTTP server, Teams or
+the escalation sweep; it is said once, shown in /healthz, and retried.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.support.fake_slack import FakeSlack
+from tests.support.process import ROOT, BotProcess, bot_environment, free_port
+from tests.support.slack_requests import SIGNING_SECRET
+
+pytestmark = pytest.mark.slow
+
+
+def dead_url() -> str:
+    with FakeSlack() as gone:
+        return gone.url
+
+
+def slack_env(api_url: str, database_url: str, **more: str) -> dict[str, str]:
+    return bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=api_url,
+        OUTREACH_CHANNEL="C0OUTREACH",
+        HOST="127.0.0.1",
+        PORT=str(free_port()),
+        DATABASE_URL=database_url,
+        **more,
+    )
+
+
+@pytest.fixture
+def started() -> Iterator[list[BotProcess]]:
+    processes: list[BotProcess] = []
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+def healthz(env: dict[str, str], until: str, timeout: float = 20) -> requests.Response:
+    """/healthz once its body mentions `until`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = requests.get(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=10)
+            if until in answer.text:
+                return answer
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/healthz never mentioned {until!r}")
+        time.sleep(0.1)
+
+
+def test_slack_unreachable_at_start_is_one_line_and_the_bot_serves_on(
+    database_url: str, started: list[BotProcess]
+) -> None:
+    env = slack_env(dead_url(), database_url)
+    bot = BotProcess(env=env)
+    started.append(bot)
+    answer = healthz(env, "cannot be reached")
+    assert answer.status_code == 200
+    assert answer.json()["warnings"] == [
+        "slack cannot be reached (network: URLError); messages wait and are retried"
+    ]
+    assert bot.process.poll() is None
+    bot.stop()
+    said = [line for line in bot.log if "cannot be reached" in line]
+    assert len(said) == 1 and "everything else carries on" in said[0]
+    assert not [line for line in bot.log if "Traceback" in line]
+
+
+def test_a_revoked_token_at_start_keeps_the_bot_up_and_healthz_503(
+    database_url: str, started: list[BotProcess]
+) -> None:
+    with FakeSlack() as fake:
+        fake.fail("auth.test", times=1000, error="token_revoked")
+        env = slack_env(fake.url, database_url)
+        bot = BotProcess(env=env)
+        started.append(bot)
+        answer = healthz(env, "refuses")
+        assert answer.status_code == 503
+        assert answer.json()["problems"] == [
+            "slack refuses the bot's credentials (Slack refused the token: token_revoked)"
+        ]
+        bot.stop()
+    assert not [line for line in bot.log if "Traceback" in line]
+
+
+def test_socket_mode_with_slack_down_keeps_running_and_says_so_once(
+    database_url: str, started: list[BotProcess]
+) -> None:
+    env = slack_env(dead_url(), database_url, SLACK_APP_TOKEN="xapp-test")
+    bot = BotProcess(env=env)
+    started.append(bot)
+    bot.wait_for("Socket Mode cannot connect")
+    time.sleep(1)
+    assert bot.process.poll() is None, "the scheduler and everything else carry on"
+    bot.stop()
+    assert not [line for line in bot.log if "Traceback" in line]
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite+nope://", "postgresql+psycopg2://rr:secret@db/rr", "postgresql://rr@db:x/rr"]
+)
+def test_a_bad_database_url_is_one_line_and_exit_2(url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "bot.py"],
+        cwd=ROOT,
+        env=bot_environment(DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("rapidreview: DATABASE_URL: not a URL the bot can use")
+    assert "secret" not in line

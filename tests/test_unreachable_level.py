@@ -1,0 +1,90 @@
+"""Finding 17: a direct message the platform refuses for good does not count as "told". When
+nobody at a level could be reached, the next level is called at once, audited and reported."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from reviews import escalation, service
+from reviews.outbox import DeliveryError, OutboundItem, drain
+from tests.support.builders import NURSE, make_services, on_rota, request
+
+ALEX, SAM, IRIS = "U01ALEX", "U01SAM", "U01IRIS"
+DIGEST = "C0DIGEST"
+
+
+@dataclass
+class RefusingSender:
+    """Slack as it answers a direct message to a deactivated account: refused for good."""
+
+    refused: set[str]
+    sent: list[OutboundItem] = field(default_factory=list)
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if item.address in self.refused:
+            raise DeliveryError("Slack refused: user_disabled", permanent=True)
+        self.sent.append(item)
+        return f"msg-{len(self.sent)}"
+
+    def pings(self, address: str) -> list[str]:
+        return [i.message.text for i in self.sent if i.address == address]
+
+
+@pytest.fixture
+def services(db, clock):
+    start = clock.now() - timedelta(hours=1)
+    on_rota(db, "outreach", "Alex Carter", ALEX, start, hours=24)
+    on_rota(db, "outreach-backup", "Sam Patel", SAM, start, hours=24)
+    on_rota(db, "icu-registrar", "Iris Khan", IRIS, start, hours=24)
+    return make_services(db, clock)
+
+
+def raise_and_deliver(services, slack) -> int:
+    review = service.raise_review(services=services, request=request(news2=""), by=NURSE).review
+    escalation.sweep(services)
+    drain(services, {"slack": slack})
+    return review.id
+
+
+def events(services, review_id, kind):
+    with services.db.unit_of_work() as uow:
+        return [json.loads(e.detail) for e in uow.events.for_review(review_id) if e.kind == kind]
+
+
+def test_a_level_nobody_could_be_reached_at_moves_on_at_once(services, clock):
+    slack = RefusingSender(refused={ALEX})
+    review_id = raise_and_deliver(services, slack)
+
+    # Level 0 told nobody: Alex's account refuses messages. Level 1 (due at 5m) is called now,
+    # without the clock moving, and the managers are told why.
+    escalation.sweep(services)
+    drain(services, {"slack": slack})
+    assert slack.pings(SAM) and "Escalation level 1" in slack.pings(SAM)[0]
+    assert events(services, review_id, "level_unreachable") == [
+        {"level": 0, "repeat": 0, "moved_on": True}
+    ]
+    [report] = [t for t in slack.pings(DIGEST) if "could be reached" in t]
+    assert report == (
+        "Nobody at escalation level 0 of RR-0001 could be reached: every direct message "
+        "failed. The next level is being called now."
+    )
+    # Sam was reached at level 1: level 2 keeps its time.
+    escalation.sweep(services)
+    drain(services, {"slack": slack})
+    assert slack.pings(IRIS) == []
+
+
+def test_a_level_where_someone_was_reached_keeps_its_time(services, clock):
+    slack = RefusingSender(refused={SAM})
+    raise_and_deliver(services, slack)
+    clock.advance(minutes=5)
+    escalation.sweep(services)
+    drain(services, {"slack": slack})  # Alex reached at level 1, Sam refused
+    escalation.sweep(services)
+    drain(services, {"slack": slack})
+    assert slack.pings(IRIS) == [], "level 2 waits for its 10 minutes"
+    assert not [t for t in slack.pings(DIGEST) if "could be reached" in t]
