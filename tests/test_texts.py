@@ -39,6 +39,7 @@ from tests.support.fake_texts import (
     FakeNotify,
     FakePager,
 )
+from tests.test_metrics import scrape
 
 ALEX, SAM, DIGEST = "U01ALEX", "U01SAM", "C0DIGEST"
 ALEX_PAGER, SAM_MOBILE = "BLEEP-2345", "+447700900456"
@@ -287,3 +288,15 @@ def test_a_dead_slack_token_still_reaches_the_bleep_holders_pager(services, cloc
         assert [(p["to"], p["reference"], p["level"]) for p in pager.pages()] == [
             (ALEX_PAGER, "RR-0001", 0)
         ]
+
+
+def test_metrics_count_texts_and_pages_sent_and_failed(services, senders, clock, pager, notify):
+    raise_one(services, senders)
+    tick(services, senders, clock, minutes=2)  # RR-0001: Alex paged
+    raise_one(services, senders)
+    pager.fail(times=1, status=400)
+    tick(services, senders, clock, minutes=2)  # RR-0002: the page is refused
+    figures = scrape(services)
+    assert figures[("rapidreview_texts_sent_total", (("via", "pager"),))] == 1
+    assert figures[("rapidreview_texts_failed_total", (("via", "pager"),))] == 1
+    assert figures[("rapidreview_texts_sent_total", (("via", "notify"),))] == 0
