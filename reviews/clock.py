@@ -1,4 +1,4 @@
-"""Time, passed in: the system clock in production, a clock a test moves by hand."""
+"""Time, passed in: the system clock in production; tests pass their own (tests/support)."""
 
 from __future__ import annotations
 
@@ -58,20 +58,6 @@ class DatabaseClock:
             else:
                 self.offset = server - (before + (after - before) / 2)
             self.synced = time.monotonic()
-
-
-class FrozenClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, at: datetime):
-        self.at = at.astimezone(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float = 0, **delta: float) -> datetime:
-        self.at += timedelta(seconds=seconds, **delta)
-        return self.at
 
 
 def next_slot(start: datetime, every: timedelta, now: datetime) -> datetime:

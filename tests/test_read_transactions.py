@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from handlers.slack.forms import REQUEST_FORM
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackBot, request_form, slack_bot, view_submission
 
