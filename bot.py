@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from sqlalchemy.exc import OperationalError
 
 from cli import BadInput, command, parse_args
-from reviews.clock import Clock, SystemClock
+from reviews.clock import Clock, DatabaseClock, SystemClock
 from reviews.context import Services
 from reviews.health import Health
 from reviews.notify import Route
@@ -55,9 +55,11 @@ def build(
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
     health: Health | None = None,
+    listening: bool = True,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
-    wards file is malformed."""
+    """Wire the bot for `settings`; without `listening` (a command-line command), only what
+    sends and looks people up: no bolt App and no HTTP app. PolicyError or WardsError if the
+    escalation policy or the wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
     wards = load_wards(settings.wards_file)
     db = Database(settings.database_url)
@@ -85,7 +87,8 @@ def build(
         text_by["notify"] = ShellTextSender(terminal)
     services = Services(
         db=db,
-        clock=clock or SystemClock(),
+        # Replicas share PostgreSQL, so they share its clock; SQLite has one process.
+        clock=clock or (SystemClock() if db.is_sqlite else DatabaseClock(db)),
         policy=policy,
         routes=tuple(routes),
         timezone=settings.timezone,
@@ -105,10 +108,11 @@ def build(
         from handlers.slack import SlackSender, build_slack_app, slack_routes
 
         bot.slack_client = slack_client or make_slack_client(settings)
-        bot.slack_app = build_slack_app(services, settings, bot.slack_client)
         bot.senders["slack"] = SlackSender(bot.slack_client)
-        if not settings.slack_socket_mode:
-            http_routes += slack_routes(bot.slack_app)
+        if listening:
+            bot.slack_app = build_slack_app(services, settings, bot.slack_client)
+            if not settings.slack_socket_mode:
+                http_routes += slack_routes(bot.slack_app)
     if settings.teams_configured:
         from handlers.teams import build_teams
 
@@ -120,7 +124,8 @@ def build(
         from handlers.shell import ShellSender
 
         bot.senders["shell"] = ShellSender(terminal)
-    bot.http_app = make_http(services, settings, http_routes)
+    if listening:
+        bot.http_app = make_http(services, settings, http_routes)
     return bot
 
 
@@ -154,17 +159,18 @@ def http_server(bot: Bot) -> Any:
 
 
 def make_slack_client(settings: Settings) -> Any:
-    from slack_sdk import WebClient
+    from handlers.slack.client import PooledWebClient
 
     # A send must end well inside the outbox's lease, or another replica would send it again.
     options: dict[str, Any] = {
         "token": settings.slack_bot_token,
-        "ssl": outbound_ssl_context(settings),
+        "ssl": outbound_ssl_context(settings),  # file uploads still go through urllib
+        "ca_bundle": settings.ca_bundle,
         "timeout": 10,
     }
     if settings.slack_api_url:
         options["base_url"] = settings.slack_api_url
-    return WebClient(**options)
+    return PooledWebClient(**options)
 
 
 def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -231,6 +237,17 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     scheduler.start()
     bot.scheduler = scheduler
     return scheduler
+
+
+def quiet_scheduler_logs() -> None:
+    """APScheduler logs every job run at INFO (a dozen lines a second) and warns of every
+    skipped tick; its other warnings stay. A job that keeps ticks waiting is told once by
+    reviews.health (and shows as stale in /healthz)."""
+    scheduler_logs = logging.getLogger("apscheduler")
+    scheduler_logs.setLevel(max(logging.WARNING, scheduler_logs.getEffectiveLevel()))
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in str(record.msg)
+    )
 
 
 def run(bot: Bot) -> None:
@@ -367,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
+    quiet_scheduler_logs()
     configured = settings.slack_configured or settings.teams_configured
     shell = args.command == "shell" or (args.command is None and not configured)
     moved = None
@@ -375,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings, moved = trial_settings(settings)
     try:
-        bot = build(settings)
+        bot = build(settings, listening=shell or args.command is None)
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")

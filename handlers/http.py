@@ -49,15 +49,19 @@ def make_http_app(
     def check() -> tuple[int, dict[str, object]]:
         problems, warnings = health.problems(), health.warnings()
         try:
-            with db.unit_of_work() as uow:
+            with db.reading() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
         except DatabaseUnavailable:
             body = {"status": "unavailable", "database": "unreachable"}
             return 503, {**body, "problems": ["the database does not answer", *problems]}
+        refused = db.refuses_writes()
+        if refused:
+            cannot = f"the database refuses writes ({refused}): requests cannot be recorded"
+            problems = [cannot, *problems]
         return 503 if problems else 200, {
             "status": "unavailable" if problems else "ok",
-            "database": "ok",
+            "database": "refuses writes" if refused else "ok",
             "problems": problems,
             "warnings": warnings,
             "open_requests": open_requests,
