@@ -73,6 +73,7 @@ class Digest:
     checkins: list[WardCheckins] = field(default_factory=list)  # per ward, in the window
     wards_without_checkins: list[str] = field(default_factory=list)
     chart_checkins: dict[int, int] = field(default_factory=dict)
+    complete: bool = True  # False: the day is not over; figures as they stand now
 
 
 def window_for(services: Services, day: date, days: int = 1) -> Window:
@@ -120,8 +121,13 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
 
 
 def collect(services: Services, day: date) -> Digest:
-    """Every figure for `day`'s digest, read in one transaction."""
+    """Every figure for `day`'s digest, read in one transaction. A day not over yet is
+    counted as it stands now: a request raised a minute ago has missed no target yet."""
     window = window_for(services, day)
+    now = services.clock.now()
+    complete = window.end <= now
+    if not complete:
+        window = Window(window.start, max(window.start, now))
     trend = Window(window_for(services, day - timedelta(days=1), TREND_DAYS).start, window.start)
     chart_days = [day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
     boundaries = [window_for(services, chart_days[0]).start] + [
@@ -146,6 +152,7 @@ def collect(services: Services, day: date) -> Digest:
         checkins=checkins,
         wards_without_checkins=without_checkins(services, checkins, recent),
         chart_checkins=chart_checkins,
+        complete=complete,
     )
 
 
