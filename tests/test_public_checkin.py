@@ -79,7 +79,7 @@ def test_a_wish_for_review_raises_one_with_the_callers_details_once(site: Public
     for _ in range(2):  # a double tap on Send
         answer = send(site, form_token=form_token, answer="worse", wants_review="yes", **CONTACT)
         assert answer.status_code == 200 and "RR-0001" in answer.text
-    assert "07700900123" in answer.text and "/concern/status/" in answer.text
+    assert "07700 900123" in answer.text and "/concern/status/" in answer.text
     [review] = stored(site)
     assert (review.source, review.caller, review.concern_kind) == ("checkin", "family", "untriaged")
     assert (review.caller_name, review.patient_name) == ("Jo Bloggs", "Ann Bloggs")

@@ -165,3 +165,10 @@ def test_an_unknown_ward_records_nothing(site: PublicPages) -> None:
     assert answer.status_code == 404 and PHONE in answer.text
     assert requests.get(site.url + "/concern/ward-99/review", timeout=10).status_code == 404
     assert stored(site) == []
+
+
+def test_the_status_link_uses_the_public_address(db: Database, clock: FrozenClock) -> None:
+    public = "https://concern.example.nhs.uk"
+    with public_pages(make_services(db, clock), public_url=public) as site:
+        answer = send(site)
+    assert f'href="{public}/concern/status/' in answer.text

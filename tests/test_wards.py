@@ -82,6 +82,13 @@ def test_wards_file_setting(tmp_path: Path) -> None:
         load_settings({"WARDS_FILE": str(tmp_path / "missing.toml")}, env_file=None)
 
 
+def test_a_wards_file_turns_the_listener_on_even_in_socket_mode() -> None:
+    socket = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "OUTREACH_CHANNEL": "C1"}
+    assert not load_settings(socket, env_file=None).serves_http
+    with_wards = load_settings({**socket, "WARDS_FILE": str(EXAMPLE)}, env_file=None)
+    assert with_wards.slack_socket_mode and with_wards.serves_http
+
+
 def test_the_bot_refuses_to_start_with_a_bad_wards_file(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD + 'beds = "many"\n')
     env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", WARDS_FILE=str(path))
