@@ -54,7 +54,7 @@ class TodayPages:
         now = self.services.clock.now()
         try:
             tokens = self.reviews.tokens()
-            key = tokens.check(token, ward.code, now)
+            key = tokens.submission(tokens.check(token, ward.code, now), typed)
         except DatabaseUnavailable:
             return self.reviews.not_sent(ward)
         except Expired:
