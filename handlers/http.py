@@ -58,9 +58,13 @@ def make_http_app(
         except DatabaseUnavailable:
             body = {"status": "unavailable", "database": "unreachable"}
             return 503, {**body, "problems": ["the database does not answer", *problems]}
+        refused = db.refuses_writes()
+        if refused:
+            cannot = f"the database refuses writes ({refused}): requests cannot be recorded"
+            problems = [cannot, *problems]
         return 503 if problems else 200, {
             "status": "unavailable" if problems else "ok",
-            "database": "ok",
+            "database": "refuses writes" if refused else "ok",
             "problems": problems,
             "warnings": warnings,
             "open_requests": open_requests,

@@ -87,6 +87,21 @@ class DatabaseFigures(Collector):
             "Messages that could not be delivered",
             value=outbox.get("failed", 0),
         )
+        yield from _texts(figures.texts)
+
+
+def _texts(texts: dict[tuple[str, str], int]) -> Iterator[Metric]:
+    """Texts and pages to on-call staff, by what carried them (notify: GOV.UK Notify, pager:
+    the trust's gateway): sent, and failed after their retries."""
+    for state, what in (("sent", "sent"), ("failed", "that could not be delivered")):
+        family = CounterMetricFamily(
+            f"rapidreview_texts_{state}",
+            f"Texts and pages to on-call staff {what}",
+            labels=["via"],
+        )
+        for via in ("notify", "pager"):
+            family.add_metric([via], texts.get((via, state), 0))
+        yield family
 
 
 class ProcessFigures(Collector):

@@ -97,7 +97,7 @@ def level_fired(
         return
     assert review.id is not None
     watch_direct_messages(uow, services, f"esc:{review.id}:{index}:{repeat}", ladder, now)
-    people = {p.id: p for role in ladder.levels[index].notify for p in holders(role)}.values()
+    people = list({p.id: p for role in ladder.levels[index].notify for p in holders(role)}.values())
     if not ladder.levels[index].sms:
         people = [p for p in people if not any(person_address(r, p) for r in services.routes)]
     text_holders(uow, services, review, people, index, repeat, now)
@@ -134,16 +134,18 @@ def follow_up(services: Services, *, batch: int = 100) -> int:
     while True:
         with services.db.unit_of_work() as uow:
             due = uow.outbox.claim_follow_ups(now, batch)
-            for row in due:
-                queued += _follow_up(uow, services, row, now)
-        if len(due) < batch:
+            outcomes = [_follow_up(uow, services, row, now) for row in due]
+        queued += outcomes.count(True)
+        # A row whose review was busy stays due: looping on would only claim it again.
+        if len(due) < batch or None in outcomes:
             return queued
 
 
-def _follow_up(uow: UnitOfWork, services: Services, row: Outbox, now: datetime) -> bool:
+def _follow_up(uow: UnitOfWork, services: Services, row: Outbox, now: datetime) -> bool | None:
+    """True if a text was queued, False if none is owed now; None if the review is busy."""
     review = uow.reviews.lock_if_free(row.review_id or 0)
     if review is None:
-        return False  # another replica or an acknowledgement holds it: look again next tick
+        return None  # another replica or an acknowledgement holds it: look again next tick
     if review.state != State.RAISED or row.state == "dropped":
         row.follow_up_at = None
         return False

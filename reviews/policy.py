@@ -13,6 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from reviews.policy_lines import SourceLines, syntax_error
+
 DURATION = re.compile(r"^(\d+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
@@ -149,13 +151,13 @@ def load_policy(path: Path) -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise PolicyError(f"{path}{_syntax_error(str(error))}") from None
+        raise PolicyError(f"{path}{syntax_error(str(error))}") from None
     return parse_policy(data, text, str(path))
 
 
 def parse_policy(data: dict[str, Any], text: str = "", name: str = "policy") -> Policy:
     """Check parsed TOML against the policy format; `text` lets errors name their line."""
-    source = _Source(text)
+    source = SourceLines(text)
 
     def fail(problem: str, table: str = "", index: int | None = None, key: str = "") -> PolicyError:
         return PolicyError(f"{name}{source.line(table, index, key)}: {problem}")
@@ -332,40 +334,3 @@ def _duration(
     if seconds == 0 and not zero:
         raise fail(f"{what} must be longer than 0s", *where)
     return timedelta(seconds=seconds)
-
-
-def _syntax_error(message: str) -> str:
-    """tomllib says "... (at line 3, column 5)"; lead with the line as every other error does."""
-    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-    if match:
-        return f" line {match[1]}: TOML syntax: {message[: match.start()]} (column {match[2]})"
-    return f": TOML syntax: {message}"
-
-
-class _Source:
-    """Where each table and key sits in the file, so an error can name its line."""
-
-    HEADER = re.compile(r"^\[\[?\s*([^\]]+?)\s*\]\]?$")
-    KEY = re.compile(r"^([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
-
-    def __init__(self, text: str):
-        # (table name, header line, {key: line}); "" is the top of the file.
-        self.tables: list[tuple[str, int, dict[str, int]]] = [("", 0, {})]
-        for number, line in enumerate(text.splitlines(), start=1):
-            code = line.split("#", 1)[0].strip()
-            if header := self.HEADER.match(code):
-                self.tables.append((header[1].replace('"', ""), number, {}))
-            elif key := self.KEY.match(code):
-                self.tables[-1][2].setdefault(key[1].strip('"'), number)
-
-    def line(self, table: str, index: int | None, key: str) -> str:
-        found = [t for t in self.tables if t[0] == table]
-        chosen = (
-            found[index]
-            if index is not None and index < len(found)
-            else (found[0] if found else None)
-        )
-        if chosen is None:
-            return ""
-        number = chosen[2].get(key, chosen[1]) if key else chosen[1]
-        return f" line {number}" if number else ""

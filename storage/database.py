@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, false, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
@@ -24,6 +24,7 @@ from storage.metrics import MetricsStore
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
+from storage.tables import Review
 from storage.web import WebStore
 
 # No statement, lock wait or dead connection may hang the sweep or a nurse's request for long:
@@ -86,13 +87,19 @@ class Database:
         except SQLAlchemyError as error:
             raise DatabaseUnavailable(type(error).__name__) from error
 
-    def ping(self) -> bool:
+    def refuses_writes(self) -> str | None:
+        """Why the database would refuse a write (a read-only SQLite file or mount, a read-only
+        PostgreSQL standby after a failover), or None. A write that changes nothing: reads
+        alone would say all is well while no request can be recorded."""
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-        except SQLAlchemyError:
-            return False
+            with self.unit_of_work() as uow:
+                uow.session.execute(update(Review).where(false()).values(state=Review.state))
+        except DatabaseUnavailable as error:
+            cause = error.__cause__
+            original = getattr(cause, "orig", None) or cause or error
+            # This statement carries no request's words, so the driver's own reason is safe.
+            return str(original).strip().splitlines()[0][:200]
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()

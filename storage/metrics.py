@@ -30,6 +30,7 @@ class Figures:
     acknowledged_seconds: float
     escalations: dict[int, int]  # level -> requests that reached it
     outbox: dict[str, int]  # state -> messages
+    texts: dict[tuple[str, str], int]  # (notify | pager, sent | failed) -> texts and pages
 
 
 class MetricsStore:
@@ -52,7 +53,16 @@ class MetricsStore:
                     select(Outbox.state, func.count()).group_by(col(Outbox.state))
                 ).all()
             },
+            texts=self._texts(),
         )
+
+    def _texts(self) -> dict[tuple[str, str], int]:
+        query = (
+            select(col(Outbox.platform), col(Outbox.state), func.count())
+            .where(col(Outbox.kind) == "text", col(Outbox.state).in_(("sent", "failed")))
+            .group_by(col(Outbox.platform), col(Outbox.state))
+        )
+        return {(via, state): n for via, state, n in self.session.execute(query).all()}
 
     def _raised(self) -> dict[tuple[str, str], int]:
         # A chat form's source is the platform it came through (slack, teams, shell).

@@ -179,7 +179,7 @@ class OutboxStore:
             update(Outbox)
             .where(
                 col(Outbox.key).startswith(key_prefix, autoescape=True),
-                Outbox.kind == "direct",
+                col(Outbox.kind) == "direct",
                 col(Outbox.follow_up_at).is_(None),
             )
             .values(follow_up_at=at)

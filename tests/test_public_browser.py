@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import OUTREACH, make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.databases import sqlite_database
 from tests.support.fake_slack import FakeSlack
 from tests.support.public_pages import PHONE, PublicPages, public_pages
@@ -148,3 +148,22 @@ def state(site: PublicPages) -> str:
     with site.services.db.unit_of_work() as uow:
         review = uow.reviews.get(1)
     return review.state if review else ""
+
+
+def test_a_relative_tells_us_how_they_are_today(browser_page: Any, site: PublicPages) -> None:
+    page, audit = browser_page, Audit(browser_page)
+    page.goto(f"{site.url}/concern/ward-7")
+    page.get_by_role("link", name="Tell us how they are today").click()
+    audit.check("09-daily-view")
+    page.get_by_role("button", name="Send").click()
+    summary = page.get_by_role("alert")
+    assert "Select better, about the same, or worse" in summary.inner_text()
+    audit.check("10-daily-view-errors")
+    page.get_by_label("I am family, a carer or a friend of the patient").check()
+    page.get_by_label("Worse").check()
+    page.get_by_label("No", exact=True).check()
+    page.get_by_role("button", name="Send").click()
+    assert "You said they are worse than yesterday" in page.content()
+    audit.check("11-daily-view-worse")
+    page.get_by_role("link", name="Ask for an urgent review now").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Ask for an urgent review"

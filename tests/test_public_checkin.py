@@ -11,10 +11,10 @@ import pytest
 import requests
 from sqlmodel import select
 
-from reviews.clock import FrozenClock
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
 
 VIEW = {"caller": "family", "answer": "same", "bed": "12", "worries": "", "wants_review": "no"}
@@ -79,7 +79,7 @@ def test_a_wish_for_review_raises_one_with_the_callers_details_once(site: Public
     for _ in range(2):  # a double tap on Send
         answer = send(site, form_token=form_token, answer="worse", wants_review="yes", **CONTACT)
         assert answer.status_code == 200 and "RR-0001" in answer.text
-    assert "07700900123" in answer.text and "/concern/status/" in answer.text
+    assert "07700 900123" in answer.text and "/concern/status/" in answer.text
     [review] = stored(site)
     assert (review.source, review.caller, review.concern_kind) == ("checkin", "family", "untriaged")
     assert (review.caller_name, review.patient_name) == ("Jo Bloggs", "Ann Bloggs")

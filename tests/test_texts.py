@@ -13,9 +13,11 @@ import tomllib
 from datetime import date, timedelta
 
 import pytest
+from slack_sdk import WebClient
 
 from handlers.pager.gateway import GatewaySender
 from handlers.pager.notify import NotifySender
+from handlers.slack import SlackSender
 from reviews import escalation, service
 from reviews.digest import build_digest
 from reviews.outbox import DeliveryError, drain
@@ -29,6 +31,7 @@ from tests.support.builders import (
     on_rota,
     request,
 )
+from tests.support.fake_slack import FakeSlack
 from tests.support.fake_texts import (
     NOTIFY_API_KEY,
     NOTIFY_TEMPLATE_ID,
@@ -36,6 +39,7 @@ from tests.support.fake_texts import (
     FakeNotify,
     FakePager,
 )
+from tests.test_metrics import scrape
 
 ALEX, SAM, DIGEST = "U01ALEX", "U01SAM", "C0DIGEST"
 ALEX_PAGER, SAM_MOBILE = "BLEEP-2345", "+447700900456"
@@ -268,3 +272,31 @@ def test_the_digest_counts_texts_and_pages_sent_and_failed(services, senders, cl
     tick(services, senders, clock, minutes=2)  # RR-0002's page is refused
     text = build_digest(services, day=date(2026, 12, 2)).text
     assert "  Texts and pages to on-call staff: 1 sent (0.0), 1 failed (0.0)" in text
+
+
+def test_a_dead_slack_token_still_reaches_the_bleep_holders_pager(services, clock, pager, notify):
+    with FakeSlack() as fake:
+        fake.fail("chat.postMessage", times=100, status=200, error="token_revoked")
+        senders = {
+            "slack": SlackSender(WebClient(token="xoxb-revoked", base_url=fake.url)),
+            "pager": GatewaySender(pager.url + "/page", PAGER_SECRET),
+        }
+        raise_one(services, senders)
+        tick(services, senders, clock, seconds=59)
+        assert pager.pages() == []
+        tick(services, senders, clock, seconds=1)
+        assert [(p["to"], p["reference"], p["level"]) for p in pager.pages()] == [
+            (ALEX_PAGER, "RR-0001", 0)
+        ]
+
+
+def test_metrics_count_texts_and_pages_sent_and_failed(services, senders, clock, pager, notify):
+    raise_one(services, senders)
+    tick(services, senders, clock, minutes=2)  # RR-0001: Alex paged
+    raise_one(services, senders)
+    pager.fail(times=1, status=400)
+    tick(services, senders, clock, minutes=2)  # RR-0002: the page is refused
+    figures = scrape(services)
+    assert figures[("rapidreview_texts_sent_total", (("via", "pager"),))] == 1
+    assert figures[("rapidreview_texts_failed_total", (("via", "pager"),))] == 1
+    assert figures[("rapidreview_texts_sent_total", (("via", "notify"),))] == 0

@@ -189,3 +189,32 @@ def test_killed_mid_ladder_and_restarted_texts_each_person_once(outside, ward, d
     arrived = texts(notify, pager)
     assert set(arrived) == expected(reference)
     assert {key: n for key, n in arrived.items() if n > 1} == {}
+
+
+def test_start_up_warns_once_when_the_policy_asks_for_texts_that_nothing_can_send(
+    outside, ward, database_url
+):
+    slack, _notify, _pager = outside
+    _services, policy_file = ward
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="test",
+        SLACK_API_URL=slack.url,
+        OUTREACH_CHANNEL="C0OUTREACH",
+        HOST="127.0.0.1",
+        PORT="0",
+        DATABASE_URL=database_url,
+        ESCALATION_POLICY=str(policy_file),
+    )
+    bot = Bot(env=env)
+    try:
+        bot.wait_for("Uvicorn running", timeout=30)
+        time.sleep(1)
+    finally:
+        bot.stop()
+    said = [line for line in bot.log if "texts and pages:" in line or "texted" in line]
+    assert [line.split(": ", 1)[1].strip() for line in said] == [
+        "texts and pages: GOV.UK Notify not configured, paging gateway not configured",
+        "the escalation policy asks for texts or pages (sms = true or [fallback]), but neither "
+        "NOTIFY_API_KEY nor PAGER_WEBHOOK_URL is set: nothing will be texted",
+    ]

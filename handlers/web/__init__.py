@@ -44,19 +44,19 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
             return unknown_ward(pages)
         return pages.render("ward.html", ward=ward)
 
-    def form_page(form: ReviewPages | TodayPages) -> Callable[[Request], Awaitable[Response]]:
-        """GET: the ward's form; POST: its submission."""
+    def form_page(forms: ReviewPages) -> Callable[[Request], Awaitable[Response]]:
+        """A ward's form: GET shows it, POST sends it."""
 
-        async def endpoint(request: Request) -> Response:
+        async def page(request: Request) -> Response:
             ward = find_ward(services, request)
             if ward is None:
                 return unknown_ward(pages)
             if request.method == "GET":
-                return await run_in_threadpool(form.form, ward)
+                return await run_in_threadpool(forms.form, ward)
             base_url = settings.public_url or str(request.base_url).rstrip("/")
-            return await form.submit(request, ward, base_url)
+            return await forms.submit(request, ward, base_url)
 
-        return endpoint
+        return page
 
     async def status_page(request: Request) -> Response:
         return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
@@ -64,15 +64,19 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
     async def stylesheet(_request: Request) -> Response:
         return pages.css()
 
-    reviews = ReviewPages(services, pages)
-    today = TodayPages(reviews)
     return [
         Route(STYLESHEET, stylesheet, methods=["GET"]),
         Route("/concern", choose_ward, methods=["GET"]),
         Route("/concern/status/{token}", status_page, methods=["GET"]),
         Route("/concern/{ward}", ward_page, methods=["GET"]),
-        Route("/concern/{ward}/review", form_page(reviews), methods=["GET", "POST"]),
-        Route("/concern/{ward}/today", form_page(today), methods=["GET", "POST"]),
+        Route(
+            "/concern/{ward}/review",
+            form_page(ReviewPages(services, pages)),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/concern/{ward}/today", form_page(TodayPages(services, pages)), methods=["GET", "POST"]
+        ),
     ]
 
 

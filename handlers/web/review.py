@@ -26,7 +26,11 @@ FIELDS = tuple(PublicForm.__dataclass_fields__)
 
 
 class ReviewPages:
-    """The request form's pages for one bot: its services, templates and signing key."""
+    """The request form's pages for one bot: its services, templates and signing key. The
+    daily view's pages (handlers/web/today.py) are these with another form and `_accept`."""
+
+    template = "review.html"
+    fields = FIELDS
 
     def __init__(self, services: Services, pages: Pages):
         self.services, self.pages = services, pages
@@ -51,7 +55,7 @@ class ReviewPages:
         except Exception as error:  # noqa: BLE001 - a malformed body, whatever the parser says
             log.warning("public form unreadable (%s)", type(error).__name__)
             return self.refused(ward, 400, "We could not read that form")
-        typed = {name: str(posted.get(name) or "") for name in FIELDS}
+        typed = {name: str(posted.get(name) or "") for name in self.fields}
         token = str(posted.get("token") or "")
         address = request.client.host if request.client else "unknown"
         return await run_in_threadpool(self._receive, ward, typed, token, address, base_url)
@@ -73,6 +77,13 @@ class ReviewPages:
             return self._form(ward, tokens.issue(ward.code, now), typed, expired, status=403)
         except Forged:
             return self.refused(ward, 403, "This form could not be sent")
+        sender = public.address_key(tokens.key, address)
+        return self._accept(ward, typed, token, key, sender, base_url)
+
+    def _accept(
+        self, ward: Ward, typed: dict[str, str], token: str, key: str, sender: str, base_url: str
+    ) -> Response:
+        """Record a form whose token was good: its answer page, or why not."""
         try:
             request = validate_public(PublicForm(**typed), ward.name)
         except FormErrors as problems:
@@ -82,7 +93,7 @@ class ReviewPages:
                 services=self.services,
                 request=request,
                 submission_key=key,
-                sender=public.address_key(tokens.key, address),
+                sender=sender,
             )
         except public.TooMany:
             return self.refused(ward, 429, "Too many requests from this connection")
@@ -109,7 +120,7 @@ class ReviewPages:
         status: int = 200,
     ) -> Response:
         return self.pages.render(
-            "review.html", status=status, ward=ward, token=token, values=values, errors=errors
+            self.template, status=status, ward=ward, token=token, values=values, errors=errors
         )
 
     def refused(self, ward: Ward | None, status: int, title: str) -> Response:
