@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from sqlalchemy.exc import OperationalError
 
 from cli import BadInput, command, parse_args
-from reviews.clock import Clock, SystemClock
+from reviews.clock import Clock, DatabaseClock, SystemClock
 from reviews.context import Services
 from reviews.health import Health
 from reviews.notify import Route
@@ -87,7 +87,8 @@ def build(
         text_by["notify"] = ShellTextSender(terminal)
     services = Services(
         db=db,
-        clock=clock or SystemClock(),
+        # Replicas share PostgreSQL, so they share its clock; SQLite has one process.
+        clock=clock or (SystemClock() if db.is_sqlite else DatabaseClock(db)),
         policy=policy,
         routes=tuple(routes),
         timezone=settings.timezone,
@@ -160,17 +161,18 @@ def http_server(bot: Bot) -> Any:
 
 
 def make_slack_client(settings: Settings) -> Any:
-    from slack_sdk import WebClient
+    from handlers.slack.client import PooledWebClient
 
     # A send must end well inside the outbox's lease, or another replica would send it again.
     options: dict[str, Any] = {
         "token": settings.slack_bot_token,
-        "ssl": outbound_ssl_context(settings),
+        "ssl": outbound_ssl_context(settings),  # file uploads still go through urllib
+        "ca_bundle": settings.ca_bundle,
         "timeout": 10,
     }
     if settings.slack_api_url:
         options["base_url"] = settings.slack_api_url
-    return WebClient(**options)
+    return PooledWebClient(**options)
 
 
 def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -237,6 +239,17 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     scheduler.start()
     bot.scheduler = scheduler
     return scheduler
+
+
+def quiet_scheduler_logs() -> None:
+    """APScheduler logs every job run at INFO (a dozen lines a second) and warns of every
+    skipped tick; its other warnings stay. A job that keeps ticks waiting is told once by
+    reviews.health (and shows as stale in /healthz)."""
+    scheduler_logs = logging.getLogger("apscheduler")
+    scheduler_logs.setLevel(max(logging.WARNING, scheduler_logs.getEffectiveLevel()))
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in str(record.msg)
+    )
 
 
 def run(bot: Bot) -> None:
@@ -373,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
+    quiet_scheduler_logs()
     configured = settings.slack_configured or settings.teams_configured
     shell = args.command == "shell" or (args.command is None and not configured)
     moved = None

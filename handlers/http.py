@@ -52,7 +52,7 @@ def make_http_app(
     def check() -> tuple[int, dict[str, object]]:
         problems, warnings = health.problems(), health.warnings()
         try:
-            with db.unit_of_work() as uow:
+            with db.reading() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
         except DatabaseUnavailable:

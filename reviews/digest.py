@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 
-from reviews import chart
 from reviews.context import Actor, Services
 from reviews.digest_figures import Digest, Figures, Window
 from reviews.digest_text import render
@@ -81,7 +80,7 @@ def collect(services: Services, day: date) -> Digest:
     boundaries = [window_for(services, chart_days[0]).start] + [
         window_for(services, d).end for d in chart_days
     ]
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         figures, before = gather(uow, window), gather(uow, trend)
         open_total, open_oldest = uow.digest.open_at(window.end, OPEN_LISTED)
         by_caller, acknowledge = uow.digest.daily(boundaries)
@@ -123,6 +122,9 @@ def digest_for(*, services: Services, by: Actor) -> str:
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:
     """The digest for the 24 hours ending at DIGEST_TIME on `day` (default: the latest that has
     passed), with its chart attached. DatabaseUnavailable if the figures cannot be read."""
+    # Imported here: matplotlib and PIL are about 40 MB that only the daily digest needs.
+    from reviews import chart
+
     digest = collect(services, day or latest_day(services))
     png = chart.render(
         days=digest.chart_days,
