@@ -135,12 +135,14 @@ def make_http(services: Services, settings: Settings, platform_routes: list[Any]
     from handlers.http import make_http_app
     from handlers.limits import BODY_LIMITS
     from handlers.metrics import metrics_route
-    from handlers.web import body_limit, web_routes
+    from handlers.web import body_limit, error_pages, web_routes
 
     public = body_limit(settings)
     limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
     routes = [*platform_routes, *web_routes(services, settings), metrics_route(services)]
-    return make_http_app(services.db, routes, limits, health=services.health)
+    return make_http_app(
+        services.db, routes, limits, health=services.health, error_pages=error_pages(settings)
+    )
 
 
 def http_server(bot: Bot) -> Any:
