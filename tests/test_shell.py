@@ -58,7 +58,15 @@ def test_first_start_is_one_screen_ending_at_a_quiet_prompt(tmp_path):
         assert "12-hour shift until" in first  # the trial's shifts, said once
         assert len(first.strip().splitlines()) <= 20
         later = bot.rest(timeout=4)  # the scheduler's first ticks have run by now
-        noises = ("Sent late", "digest", "Daily check-in", "Rota gap", "Handover", "WARNING", "Traceback")
+        noises = (
+            "Sent late",
+            "digest",
+            "Daily check-in",
+            "Rota gap",
+            "Handover",
+            "WARNING",
+            "Traceback",
+        )
         for noise in noises:
             assert noise not in first + later
         assert later.strip() == ""
