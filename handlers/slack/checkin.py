@@ -124,6 +124,10 @@ def register(app: App, services: Services, settings: Settings) -> None:
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)
             return
+        except Exception as error:  # noqa: BLE001 - a form we cannot read must still be answered
+            log.error("check-in form from Slack unreadable: %s", type(error).__name__)
+            ack(response_action="update", view=not_saved("NOT recorded", fallback))
+            return
         count = int(metadata(view).get("count") or 0)
 
         def record() -> CheckinResult:
@@ -132,7 +136,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 checkin=checkin,
                 by=actor(services, body["user"]),
                 source="slack",
-                submission_key=f"slack:{view['id']}:{count}",
+                submission_key=f"slack:{view['id']}:{count}:{checkin.fingerprint()}",
             )
 
         try:
