@@ -73,8 +73,13 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
 
 
 def collect(services: Services, day: date) -> Digest:
-    """Every figure for `day`'s digest, read in one transaction."""
+    """Every figure for `day`'s digest, read in one transaction. A day not over yet is
+    counted as it stands now: a request raised a minute ago has missed no target yet."""
     window = window_for(services, day)
+    now = services.clock.now()
+    complete = window.end <= now
+    if not complete:
+        window = Window(window.start, max(window.start, now))
     trend = Window(window_for(services, day - timedelta(days=1), TREND_DAYS).start, window.start)
     chart_days = [day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
     boundaries = [window_for(services, chart_days[0]).start] + [
@@ -99,6 +104,7 @@ def collect(services: Services, day: date) -> Digest:
         checkins=checkins,
         wards_without_checkins=without_checkins(services, checkins, recent),
         chart_checkins=chart_checkins,
+        complete=complete,
     )
 
 

@@ -53,6 +53,12 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         assert "Ward 7 (Acute Medicine) bed 14: the same. RR-0001 raised" in said
         shell.expect("RR-0001 · URGENT · Ward 7 (Acute Medicine) bed 14")  # the card
 
+        shell.type("checkins")
+        shell.expect("Check-ins on Ward 7 (Acute Medicine) today: 2")
+        today = shell.expect("Family, carer or advocate · the same · RR-0001")
+        assert "bed 12 · " in today and "· Patient · worse" in today
+        assert "not herself" not in today  # their words stay off the list
+
         shell.type("checkin")
         shell.expect("Ward")
         shell.press(CTRL_C)

@@ -121,6 +121,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
     def submit_checkin(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
             checkin = validate_checkin(read_checkin(view["state"]["values"]))
+            count = int(metadata(view).get("count") or 0)
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)
             return
@@ -128,7 +129,6 @@ def register(app: App, services: Services, settings: Settings) -> None:
             log.error("check-in form from Slack unreadable: %s", type(error).__name__)
             ack(response_action="update", view=not_saved("NOT recorded", fallback))
             return
-        count = int(metadata(view).get("count") or 0)
 
         def record() -> CheckinResult:
             return record_checkin(
