@@ -55,9 +55,11 @@ def build(
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
     health: Health | None = None,
+    listening: bool = True,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
-    wards file is malformed."""
+    """Wire the bot for `settings`; without `listening` (a command-line command), only what
+    sends and looks people up: no bolt App and no HTTP app. PolicyError or WardsError if the
+    escalation policy or the wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
     wards = load_wards(settings.wards_file)
     db = Database(settings.database_url)
@@ -105,10 +107,11 @@ def build(
         from handlers.slack import SlackSender, build_slack_app, slack_routes
 
         bot.slack_client = slack_client or make_slack_client(settings)
-        bot.slack_app = build_slack_app(services, settings, bot.slack_client)
         bot.senders["slack"] = SlackSender(bot.slack_client)
-        if not settings.slack_socket_mode:
-            http_routes += slack_routes(bot.slack_app)
+        if listening:
+            bot.slack_app = build_slack_app(services, settings, bot.slack_client)
+            if not settings.slack_socket_mode:
+                http_routes += slack_routes(bot.slack_app)
     if settings.teams_configured:
         from handlers.teams import build_teams
 
@@ -120,7 +123,8 @@ def build(
         from handlers.shell import ShellSender
 
         bot.senders["shell"] = ShellSender(terminal)
-    bot.http_app = make_http(services, settings, http_routes)
+    if listening:
+        bot.http_app = make_http(services, settings, http_routes)
     return bot
 
 
@@ -375,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings, moved = trial_settings(settings)
     try:
-        bot = build(settings)
+        bot = build(settings, listening=shell or args.command is None)
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")

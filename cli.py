@@ -10,13 +10,21 @@ import argparse
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import Any, NoReturn, Protocol
 
-from reviews.context import operator
+from reviews.context import Services, operator
+from reviews.outbox import Sender
 from settings import Settings
 
-if TYPE_CHECKING:
-    from bot import Bot
+
+class Bot(Protocol):
+    """What the commands use of bot.Bot (declared here, so cli.py never imports bot.py)."""
+
+    settings: Settings
+    services: Services
+    senders: dict[str, Sender]
+    slack_client: Any
+    teams: Any
 
 
 class BadInput(Exception):

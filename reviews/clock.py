@@ -1,4 +1,4 @@
-"""Time, passed in: the system clock in production, a clock a test moves by hand."""
+"""Time, passed in: the system clock in production; tests pass their own (tests/support)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class FrozenClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, at: datetime):
-        self.at = at.astimezone(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, seconds: float = 0, **delta: float) -> datetime:
-        self.at += timedelta(seconds=seconds, **delta)
-        return self.at
 
 
 def next_slot(start: datetime, every: timedelta, now: datetime) -> datetime:

@@ -9,17 +9,16 @@ wards and urgencies only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from reviews import chart
 from reviews.context import Actor, Services
+from reviews.digest_figures import Digest, Figures, Window
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
 from reviews.permissions import check_manager
 from storage.checkins import WardCheckins
 from storage.database import UnitOfWork
-from storage.digest import OpenRequest, Spread, Timing
 
 log = logging.getLogger(__name__)
 
@@ -28,51 +27,6 @@ CHART_DAYS = 14
 OPEN_LISTED = 15
 # A digest posted more than this after DIGEST_TIME says it is late (the job ticks every 30 s).
 LATE_AFTER = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime  # UTC
-    end: datetime  # UTC
-
-    @property
-    def hours(self) -> float:
-        return (self.end - self.start).total_seconds() / 3600
-
-
-@dataclass(frozen=True)
-class Figures:
-    """Everything counted over one window, for the requests raised in it."""
-
-    window: Window
-    raised: int
-    by_caller: dict[str, int]
-    by_concern: dict[str, int]
-    by_ward: dict[str, int]
-    timings: list[Timing]
-    acknowledge: dict[str, Spread]  # per urgency, and "*" for all
-    attend: dict[str, Spread]
-    outcomes: dict[tuple[str, str], int]  # (outcome | cancelled | open, transfer destination)
-    escalations: dict[int, int]  # level -> requests that reached it
-    cover_gaps: int
-    delivery_failures: int
-    texts_sent: int = 0  # texts and pages to on-call staff, sent in the window
-    texts_failed: int = 0
-
-
-@dataclass(frozen=True)
-class Digest:
-    day: date
-    figures: Figures
-    before: Figures  # the 7 days before, for the trend
-    open_total: int
-    open_oldest: list[OpenRequest]
-    chart_days: list[date]
-    chart_by_caller: dict[tuple[int, str], int]
-    chart_acknowledge: dict[int, Spread]
-    checkins: list[WardCheckins] = field(default_factory=list)  # per ward, in the window
-    wards_without_checkins: list[str] = field(default_factory=list)
-    chart_checkins: dict[int, int] = field(default_factory=dict)
 
 
 def window_for(services: Services, day: date, days: int = 1) -> Window:

@@ -7,13 +7,10 @@ the caller said.
 from __future__ import annotations
 
 from datetime import time
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from reviews.digest_figures import Digest, Figures
 from reviews.model import Caller, ConcernKind, Outcome, format_reference
-
-if TYPE_CHECKING:
-    from reviews.digest import Digest, Figures
 
 TREND_DAYS = 7
 URGENCY_ORDER = {"emergency": 0, "urgent": 1, "standard": 2}

@@ -17,11 +17,11 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.slack.checkin import CHECKIN_FORM
-from reviews.clock import FrozenClock
 from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import (
     SlackBot,

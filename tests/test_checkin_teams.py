@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from reviews.clock import FrozenClock
 from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.teams_activities import OUTREACH, TeamsBot, activity, execute, teams_bot
 from tests.test_teams_flow import ALEX, NURSE, TEAMS_ROUTE, card_of, on_teams_rota

@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from handlers.slack import SlackSender
-from reviews.clock import FrozenClock
 from reviews.notify import Route
 from reviews.outbox import CREDENTIALS_RETRY, check_platforms, drain
 from reviews.service import raise_review
@@ -24,6 +23,7 @@ from tests.support.builders import (
     on_rota,
     request,
 )
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackBot, slack_bot
 

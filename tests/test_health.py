@@ -10,12 +10,12 @@ import requests
 
 from bot import build, start_scheduler
 from handlers.http import make_http_app
-from reviews.clock import FrozenClock
 from reviews.health import Health
 from reviews.service import raise_review
 from settings import Settings
 from storage.database import Database
 from tests.support.builders import NURSE, on_rota, request
+from tests.support.clock import FrozenClock
 from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.fake_slack import FakeSlack
 from tests.support.http import serve

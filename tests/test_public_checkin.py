@@ -11,10 +11,10 @@ import pytest
 import requests
 from sqlmodel import select
 
-from reviews.clock import FrozenClock
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
 
 VIEW = {"caller": "family", "answer": "same", "bed": "12", "worries": "", "wants_review": "no"}

@@ -175,7 +175,7 @@ def test_two_replicas_at_once_send_each_notice_once(database_url, clock):
 PROCESS = """
 import sys
 from datetime import datetime
-from reviews.clock import FrozenClock
+from tests.support.clock import FrozenClock
 from rotas.jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import make_services

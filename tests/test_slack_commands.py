@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reviews.clock import FrozenClock
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackBot, event, slack_bot, slash_command
 

@@ -9,12 +9,12 @@ import pytest
 from slack_sdk import WebClient
 
 from handlers.slack import SlackSender, lookup_slack_id
-from reviews.clock import FrozenClock
 from reviews.messages import Attachment, Message
 from reviews.outbox import DeliveryError, OutboundItem, drain
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 
 

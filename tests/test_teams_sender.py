@@ -17,7 +17,6 @@ from sqlmodel import col, select
 
 from handlers.teams import build_teams
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.context import Actor, Services
 from reviews.digest import post_digest
 from reviews.escalation import sweep
@@ -27,6 +26,7 @@ from rotas.jobs import announce_handovers
 from storage.database import Database
 from storage.tables import Outbox, Staff
 from tests.support.builders import make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
     DIGEST,
