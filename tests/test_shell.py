@@ -63,11 +63,12 @@ def test_first_start_is_one_screen_ending_at_a_quiet_prompt(tmp_path):
 
 def test_raise_acknowledge_attend_and_close_at_the_terminal(shell):
     assert "bleep the outreach team directly" in raise_family_request(shell).lower()
+    # The person paged first (the urgent lane), then the card.
+    shell.expect("[direct message] New rapid review RR-0001")
     card = shell.expect("buttons:")
     assert "RR-0001 · URGENT · Ward 7 bed 12" in card
     assert "NHS ***0018" in card  # masked, as the Slack and Teams cards show it
     assert "9990000018" not in card.replace(" ", "") and "07700" not in card
-    shell.expect("[direct message] New rapid review RR-0001")
     shell.type("open")
     assert "not yet acknowledged · raised" in shell.expect("raised ")
 

@@ -44,7 +44,7 @@ def home_blocks(services: Services, user_id: str) -> list[Block]:
 
     now = services.clock.now()
     rota = rota_lines(services=services, at=now)
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         mine = uow.reviews.raised_by("slack", user_id, limit=5)
     mine_lines = [
         f"• {format_reference(r.id or 0)} · {escape(r.ward)} · {r.state} · raised "
