@@ -42,7 +42,7 @@ def bench(name: str, url: str, count: int) -> None:
     registry.register(DatabaseFigures(services))
 
     def figures() -> None:
-        with db.unit_of_work() as uow:
+        with db.reading() as uow:
             uow.metrics.figures()
 
     timed("database figures", figures)
