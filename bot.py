@@ -182,8 +182,8 @@ def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     """The ticks: every replica runs them all; the database decides who does the work.
-    Without `late_digest` a digest goes only at its time (the shell: a new trial database
-    needs no catching up)."""
+    Without `late_digest` a digest or check-in prompt goes only at its time (the shell: a new
+    trial database needs no catching up)."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -225,7 +225,11 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
-        ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
+        (
+            "checkin-prompt",
+            lambda: checkin_prompt.prompt_job(services, send_late=late_digest),
+            30.0,
+        ),
         ("retention", lambda: retention.retention_job(services), 300.0),
     ]
     for name, job, seconds in ticks:
@@ -338,10 +342,30 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # At the keyboard, the person is the trial's rota admin too: cover any role.
     services = replace(bot.services, rota_admins=bot.services.rota_admins | {SHELL_USER.user_id})
+    server = serve_public_pages(bot) if bot.settings.port_given else None
     try:
         Shell(services, terminal).loop()
     finally:
+        if server is not None:
+            server.stop()
         bot.scheduler.shutdown(wait=False)
+
+
+def serve_public_pages(bot: Bot) -> Any:
+    """The public pages beside the shell, so a family's request can be tried in a browser;
+    None (and a line saying why) if the port is taken."""
+    server = http_server(bot)
+    server.start_in_thread()
+    deadline = time.monotonic() + 10
+    while not server.server.started and server.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = bot.settings.port
+    if not server.server.started:
+        bot.shell_terminal.say(f"The public pages could not be served on port {port} (in use?).")
+        server.stop()
+        return None
+    bot.shell_terminal.say(f"A family's request form: http://localhost:{port}/concern")
+    return server
 
 
 class TerminalLog(logging.Handler):

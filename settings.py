@@ -59,6 +59,7 @@ class Settings:
     fallback_contact: str = DEFAULT_FALLBACK
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
+    port_given: bool = False  # PORT was set: the local shell serves the public pages too
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object a line
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
@@ -147,6 +148,7 @@ def load_settings(
         fallback_contact=get("FALLBACK_CONTACT", DEFAULT_FALLBACK),
         host=get("HOST", "0.0.0.0"),  # noqa: S104
         port=_port(get("PORT", "3000")),
+        port_given=bool(get("PORT")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
         log_format=_log_format(get("LOG_FORMAT", "text")),
         ca_bundle=_ca_bundle(values),
