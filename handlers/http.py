@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -36,20 +37,22 @@ def make_http_app(
     body_limits: Sequence[BodyLimit] = BODY_LIMITS,
     *,
     health: Health | None = None,
+    error_pages: Mapping[Any, Any] | None = None,
 ) -> Starlette:
     """A Starlette app with the platforms' routes and a health check; every request's body is
     read within its path's limit (handlers/limits.py) before any route sees it.
 
     /healthz answers 503 when the database does not answer or `health` names a problem (a
     stale sweep or drain, refused credentials); `problems` lists every reason, `warnings` what
-    is wrong but mends itself (a platform unreachable: messages wait).
+    is wrong but mends itself (a platform unreachable: messages wait). `error_pages` are
+    Starlette exception handlers (the public pages' own 404 and 405).
     """
     health = health or Health()
 
     def check() -> tuple[int, dict[str, object]]:
         problems, warnings = health.problems(), health.warnings()
         try:
-            with db.unit_of_work() as uow:
+            with db.reading() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
         except DatabaseUnavailable:
@@ -76,6 +79,7 @@ def make_http_app(
     return Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), *routes],
         middleware=[Middleware(LimitBodies, limits=body_limits)],
+        exception_handlers=dict(error_pages or {}),
     )
 
 

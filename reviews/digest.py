@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 
-from reviews import chart
+from reviews import chart_apart
 from reviews.context import Actor, Services
 from reviews.digest_figures import Digest, Figures, Window
 from reviews.digest_text import render
@@ -74,14 +74,19 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
 
 
 def collect(services: Services, day: date) -> Digest:
-    """Every figure for `day`'s digest, read in one transaction."""
+    """Every figure for `day`'s digest, read in one transaction. A day not over yet is
+    counted as it stands now: a request raised a minute ago has missed no target yet."""
     window = window_for(services, day)
+    now = services.clock.now()
+    complete = window.end <= now
+    if not complete:
+        window = Window(window.start, max(window.start, now))
     trend = Window(window_for(services, day - timedelta(days=1), TREND_DAYS).start, window.start)
     chart_days = [day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
     boundaries = [window_for(services, chart_days[0]).start] + [
         window_for(services, d).end for d in chart_days
     ]
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         figures, before = gather(uow, window), gather(uow, trend)
         open_total, open_oldest = uow.digest.open_at(window.end, OPEN_LISTED)
         by_caller, acknowledge = uow.digest.daily(boundaries)
@@ -100,6 +105,7 @@ def collect(services: Services, day: date) -> Digest:
         checkins=checkins,
         wards_without_checkins=without_checkins(services, checkins, recent),
         chart_checkins=chart_checkins,
+        complete=complete,
     )
 
 
@@ -124,16 +130,21 @@ def build_digest(services: Services, *, day: date | None = None, late: bool = Fa
     """The digest for the 24 hours ending at DIGEST_TIME on `day` (default: the latest that has
     passed), with its chart attached. DatabaseUnavailable if the figures cannot be read."""
     digest = collect(services, day or latest_day(services))
-    png = chart.render(
-        days=digest.chart_days,
-        by_caller=digest.chart_by_caller,
-        acknowledge=digest.chart_acknowledge,
-        checkins=digest.chart_checkins,
-    )
+    text = render(digest, services.timezone, services.digest_time, late=late)
+    try:
+        png = chart_apart.render(
+            days=digest.chart_days,
+            by_caller=digest.chart_by_caller,
+            acknowledge=digest.chart_acknowledge,
+            checkins=digest.chart_checkins,
+        )
+    except chart_apart.ChartError as error:
+        log.error("digest chart not drawn (%s): the figures go without it", error)
+        return Message(text=text)
     name = f"rapidreview-digest-{digest.day.isoformat()}.png"
     title = f"Requests and time to acknowledge, {CHART_DAYS} days to {digest.day:%d %b %Y}"
     return Message(
-        text=render(digest, services.timezone, services.digest_time, late=late),
+        text=text,
         attachments=(Attachment.of(name, title, png),),
     )
 

@@ -52,3 +52,4 @@ class Digest:
     checkins: list[WardCheckins] = field(default_factory=list)  # per ward, in the window
     wards_without_checkins: list[str] = field(default_factory=list)
     chart_checkins: dict[int, int] = field(default_factory=dict)
+    complete: bool = True  # False: the day is not over; figures as they stand now

@@ -103,7 +103,7 @@ def test_escalation_dm_reaches_the_teams_user_who_can_acknowledge_from_it(
 def test_throttling_and_gateway_errors_are_retried(
     bot: TeamsBot, ms: FakeMicrosoft, clock: FrozenClock, services: Services, status: int
 ) -> None:
-    ms.fail_next(status, retry_after=7 if status == 429 else None)
+    ms.fail_next(status, retry_after=7 if status == 429 else None, to=OUTREACH)
     service.raise_review(services=services, request=request(), by=NURSE)
     bot.drain()
     [card] = [r for r in rows(services) if r.kind == "card"]
@@ -121,7 +121,7 @@ def test_throttling_and_gateway_errors_are_retried(
 def test_a_refused_post_fails_loudly_in_the_digest_conversation(
     bot: TeamsBot, ms: FakeMicrosoft, services: Services
 ) -> None:
-    ms.fail_next(403)
+    ms.fail_next(403, to=OUTREACH)
     service.raise_review(services=services, request=request(), by=NURSE)
     bot.drain()
     [card] = [r for r in rows(services) if r.kind == "card"]

@@ -102,3 +102,7 @@ class RecordingSender:
 
     def to(self, address: str) -> list[OutboundItem]:
         return [item for item in self.sent if item.address == address]
+
+    def id_of(self, item: OutboundItem) -> str:
+        """The message id `deliver` returned for `item`."""
+        return f"msg-{self.sent.index(item) + 1}"
