@@ -1,10 +1,10 @@
-"""What one GET /metrics costs over 1,000,000 stored reviews, on SQLite and on PostgreSQL: the
-database figures are counted per scrape, and /metrics answers anyone who reaches the listener.
+"""How long one GET /metrics scrape's database figures take over many stored reviews.
 
     .venv/bin/python bench/metrics_scrape.py [--reviews N] [--only sqlite|postgres]
 
-Fills a scratch database as bench/digest_million.py does, then times the figures one scrape
-reads (storage.metrics.MetricsStore.figures). Not a test.
+Fills a scratch SQLite file and a scratch PostgreSQL database with the digest benchmark's
+generated reviews and audit events (bench/digest_million.py), then times the collector's
+queries (MetricsStore.figures) and a whole scrape (the text Prometheus reads). Not a test.
 """
 
 from __future__ import annotations
@@ -13,37 +13,40 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import psycopg
-from sqlalchemy import create_engine
+from prometheus_client import CollectorRegistry, generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digest_million import PG_ADMIN, fill, timed  # noqa: E402
-
+from bench.digest_million import PG_ADMIN, fill, timed  # noqa: E402
+from handlers.metrics import DatabaseFigures  # noqa: E402
+from reviews.clock import FrozenClock  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
+from tests.support.builders import make_services  # noqa: E402
 
 
 def bench(name: str, url: str, count: int) -> None:
     db = Database(url)
     upgrade(db.engine)
-    # Filling a million rows takes longer than the bot's own statement timeout allows.
-    filler = SimpleNamespace(engine=create_engine(url))
-    fill(filler, count, datetime(2026, 12, 2, 8, 0, tzinfo=UTC))  # type: ignore[arg-type]
-    filler.engine.dispose()
-    print(f"{name}: {count:,} reviews")
+    end = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    started = time.perf_counter()
+    fill(db, count, end)
+    print(f"{name}: {count:,} reviews generated in {time.perf_counter() - started:.1f} s")
+    services = make_services(db, FrozenClock(end))
+    registry = CollectorRegistry()
+    registry.register(DatabaseFigures(services))
 
-    def scrape() -> None:
-        with db.unit_of_work() as uow:
+    def figures() -> None:
+        with db.reading() as uow:
             uow.metrics.figures()
 
-    seconds = timed("one scrape's database figures", scrape)
-    print(f"  so one client asking /metrics back to back holds a core {seconds:.2f} s a scrape")
+    timed("database figures", figures)
+    timed("whole scrape (text)", lambda: generate_latest(registry))
     db.dispose()
 
 
