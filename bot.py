@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from sqlalchemy.exc import OperationalError
 
-from cli import BadInput, command, parse_args
-from reviews.clock import Clock, SystemClock
+from cli import BadInput, command, parse_args, settings_command
+from reviews.clock import Clock, DatabaseClock, SystemClock
 from reviews.context import Services
 from reviews.health import Health
 from reviews.notify import Route
@@ -55,9 +55,11 @@ def build(
     teams_options: dict[str, Any] | None = None,
     shell_output: TextIO | None = None,
     health: Health | None = None,
+    listening: bool = True,
 ) -> Bot:
-    """Wire the bot for `settings`. PolicyError or WardsError if the escalation policy or the
-    wards file is malformed."""
+    """Wire the bot for `settings`; without `listening` (a command-line command), only what
+    sends and looks people up: no bolt App and no HTTP app. PolicyError or WardsError if the
+    escalation policy or the wards file is malformed."""
     policy = load_policy(settings.escalation_policy)
     wards = load_wards(settings.wards_file)
     db = Database(settings.database_url)
@@ -85,7 +87,8 @@ def build(
         text_by["notify"] = ShellTextSender(terminal)
     services = Services(
         db=db,
-        clock=clock or SystemClock(),
+        # Replicas share PostgreSQL, so they share its clock; SQLite has one process.
+        clock=clock or (SystemClock() if db.is_sqlite else DatabaseClock(db)),
         policy=policy,
         routes=tuple(routes),
         timezone=settings.timezone,
@@ -105,10 +108,11 @@ def build(
         from handlers.slack import SlackSender, build_slack_app, slack_routes
 
         bot.slack_client = slack_client or make_slack_client(settings)
-        bot.slack_app = build_slack_app(services, settings, bot.slack_client)
         bot.senders["slack"] = SlackSender(bot.slack_client)
-        if not settings.slack_socket_mode:
-            http_routes += slack_routes(bot.slack_app)
+        if listening:
+            bot.slack_app = build_slack_app(services, settings, bot.slack_client)
+            if not settings.slack_socket_mode:
+                http_routes += slack_routes(bot.slack_app)
     if settings.teams_configured:
         from handlers.teams import build_teams
 
@@ -120,7 +124,8 @@ def build(
         from handlers.shell import ShellSender
 
         bot.senders["shell"] = ShellSender(terminal)
-    bot.http_app = make_http(services, settings, http_routes)
+    if listening:
+        bot.http_app = make_http(services, settings, http_routes)
     return bot
 
 
@@ -130,12 +135,14 @@ def make_http(services: Services, settings: Settings, platform_routes: list[Any]
     from handlers.http import make_http_app
     from handlers.limits import BODY_LIMITS
     from handlers.metrics import metrics_route
-    from handlers.web import body_limit, web_routes
+    from handlers.web import body_limit, error_pages, web_routes
 
     public = body_limit(settings)
     limits = [limit for limit in BODY_LIMITS if limit.prefix != public.prefix] + [public]
     routes = [*platform_routes, *web_routes(services, settings), metrics_route(services)]
-    return make_http_app(services.db, routes, limits, health=services.health)
+    return make_http_app(
+        services.db, routes, limits, health=services.health, error_pages=error_pages(settings)
+    )
 
 
 def http_server(bot: Bot) -> Any:
@@ -154,17 +161,18 @@ def http_server(bot: Bot) -> Any:
 
 
 def make_slack_client(settings: Settings) -> Any:
-    from slack_sdk import WebClient
+    from handlers.slack.client import PooledWebClient
 
     # A send must end well inside the outbox's lease, or another replica would send it again.
     options: dict[str, Any] = {
         "token": settings.slack_bot_token,
-        "ssl": outbound_ssl_context(settings),
+        "ssl": outbound_ssl_context(settings),  # file uploads still go through urllib
+        "ca_bundle": settings.ca_bundle,
         "timeout": 10,
     }
     if settings.slack_api_url:
         options["base_url"] = settings.slack_api_url
-    return WebClient(**options)
+    return PooledWebClient(**options)
 
 
 def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -174,8 +182,8 @@ def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     """The ticks: every replica runs them all; the database decides who does the work.
-    Without `late_digest` a digest goes only at its time (the shell: a new trial database
-    needs no catching up)."""
+    Without `late_digest` a digest or check-in prompt goes only at its time (the shell: a new
+    trial database needs no catching up)."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -217,7 +225,11 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
         ("handovers", lambda: jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
-        ("checkin-prompt", lambda: checkin_prompt.prompt_job(services), 30.0),
+        (
+            "checkin-prompt",
+            lambda: checkin_prompt.prompt_job(services, send_late=late_digest),
+            30.0,
+        ),
         ("retention", lambda: retention.retention_job(services), 300.0),
     ]
     for name, job, seconds in ticks:
@@ -231,6 +243,17 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     scheduler.start()
     bot.scheduler = scheduler
     return scheduler
+
+
+def quiet_scheduler_logs() -> None:
+    """APScheduler logs every job run at INFO (a dozen lines a second) and warns of every
+    skipped tick; its other warnings stay. A job that keeps ticks waiting is told once by
+    reviews.health (and shows as stale in /healthz)."""
+    scheduler_logs = logging.getLogger("apscheduler")
+    scheduler_logs.setLevel(max(logging.WARNING, scheduler_logs.getEffectiveLevel()))
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda record: "maximum number of running instances" not in str(record.msg)
+    )
 
 
 def run(bot: Bot) -> None:
@@ -309,8 +332,6 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
     # Background work speaks above the prompt, not into the middle of what is being typed.
     shell_log = TerminalLog(terminal)
     logging.getLogger().handlers[:] = [shell_log]
-    # A skipped tick is routine while the person types; the next one does the work.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     # Ctrl-C must reach the main thread, which waits in readline: a signal taken by a
     # scheduler thread would leave readline waiting for another key. Threads inherit the
     # mask of the thread that starts them, so they start with SIGINT blocked.
@@ -321,10 +342,30 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # At the keyboard, the person is the trial's rota admin too: cover any role.
     services = replace(bot.services, rota_admins=bot.services.rota_admins | {SHELL_USER.user_id})
+    server = serve_public_pages(bot) if bot.settings.port_given else None
     try:
         Shell(services, terminal).loop()
     finally:
+        if server is not None:
+            server.stop()
         bot.scheduler.shutdown(wait=False)
+
+
+def serve_public_pages(bot: Bot) -> Any:
+    """The public pages beside the shell, so a family's request can be tried in a browser;
+    None (and a line saying why) if the port is taken."""
+    server = http_server(bot)
+    server.start_in_thread()
+    deadline = time.monotonic() + 10
+    while not server.server.started and server.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    port = bot.settings.port
+    if not server.server.started:
+        bot.shell_terminal.say(f"The public pages could not be served on port {port} (in use?).")
+        server.stop()
+        return None
+    bot.shell_terminal.say(f"A family's request form: http://localhost:{port}/concern")
+    return server
 
 
 class TerminalLog(logging.Handler):
@@ -356,8 +397,10 @@ def quiet_wire_loggers() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # The Teams package needs TEAMS_APP_ID only: the rest of Teams may not be set up yet.
+    package_only = args.command == "teams"
     try:
-        settings = load_settings()
+        settings = load_settings(complete=not package_only)
     except SettingsError as error:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
@@ -367,6 +410,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
+    quiet_scheduler_logs()
+    if args.command not in (None, "shell"):
+        # A command's output is its answer; the log adds only problems.
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+    if package_only:
+        try:
+            return settings_command(args, settings)
+        except BadInput as error:
+            print(f"rapidreview: {error}", file=sys.stderr)
+            return 2
     configured = settings.slack_configured or settings.teams_configured
     shell = args.command == "shell" or (args.command is None and not configured)
     moved = None
@@ -375,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings, moved = trial_settings(settings)
     try:
-        bot = build(settings)
+        bot = build(settings, listening=shell or args.command is None)
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")
@@ -393,11 +446,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rapidreview: {error}", file=sys.stderr)
         return 2
     except (OperationalError, DatabaseUnavailable) as error:
-        print(
-            f"rapidreview: DATABASE_URL: cannot reach the database ({type(error).__name__})",
-            file=sys.stderr,
-        )
+        print(f"rapidreview: {unreachable(error, settings.database_url)}", file=sys.stderr)
         return 2
+
+
+def unreachable(error: Exception, url: str) -> str:
+    """One line: which database did not answer and why, never its password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        where = parsed.database or "memory"
+    else:
+        where = f"{parsed.host}:{parsed.port or 5432}/{parsed.database}"
+    cause = getattr(error, "orig", None) or error.__cause__ or error
+    cause = getattr(cause, "orig", None) or cause  # DatabaseUnavailable wraps SQLAlchemy's
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    return f"DATABASE_URL: cannot reach the database at {where} ({reason})"
 
 
 if __name__ == "__main__":

@@ -1,22 +1,31 @@
-"""The command line's commands (CONTRACT.md "Command line"), run against a built Bot.
+"""The command line: each command a small function run against a built Bot.
 
-Each command is a small function; bad input raises BadInput, which bot.main prints as one line
-with exit status 2.
+Bad input raises BadInput, which bot.main prints as one line with exit status 2. The texts
+given to argparse are what `--help` shows: they are written for the trust's operators.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import Any, NoReturn, Protocol
 
-from reviews.context import operator
+from reviews.context import Services, operator
+from reviews.outbox import Sender
 from settings import Settings
 
-if TYPE_CHECKING:
-    from bot import Bot
+
+class Bot(Protocol):
+    """What the commands use of bot.Bot (declared here, so cli.py never imports bot.py)."""
+
+    settings: Settings
+    services: Services
+    senders: dict[str, Sender]
+    slack_client: Any
+    teams: Any
 
 
 class BadInput(Exception):
@@ -24,56 +33,113 @@ class BadInput(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Bad input is one line saying what is wrong, and exit status 2 (CONTRACT.md)."""
+    """Bad input is one line saying what is wrong, and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"rapidreview: {message} (see python bot.py --help)\n")
 
 
+DESCRIPTION = """rapidreview: Martha's Rule rapid reviews in Slack and Microsoft Teams.
+
+With no command it runs the bot: in Slack and/or Teams when they are configured, otherwise
+the local shell, where you can try it at the keyboard. Settings come from the environment or
+from the .env file beside bot.py (see README.md)."""
+EPILOG = "Exit status: 0 done; 2 something to fix (one line says what)."
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = OneLineParser(prog="python bot.py", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("shell", help="the local terminal chat")
-    rota = commands.add_parser("rota", help="import or show the rota").add_subparsers(
+    return make_parser().parse_args(argv)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python bot.py",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(group: Any, name: str, summary: str, **options: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(
+            name, help=summary, description=summary[:1].upper() + summary[1:] + ".", **options
+        )
+        return parser
+
+    add(commands, "shell", "try the bot at the keyboard: raise and answer requests yourself")
+    rota = add(commands, "rota", "import, show or change the on-call rota").add_subparsers(
         dest="rota_command", required=True, metavar="import|show|cover|remove"
     )
-    rota.add_parser("import", help="import shifts from CSV or .ics").add_argument("file", type=Path)
-    rota.add_parser("show", help="who holds each role").add_argument("--at", default=None)
-    cover = rota.add_parser("cover", help="put someone on a role for a period")
-    cover.add_argument("role")
+    add(rota, "import", "import shifts from a CSV or .ics file (see docs/rota.md)").add_argument(
+        "file", type=Path, help="the rota file: .csv, or .ics from a rostering system"
+    )
+    add(rota, "show", "who holds each role, and who is next").add_argument(
+        "--at", default=None, help="another moment, local time, e.g. 2026-12-01T20:00"
+    )
+    cover = add(rota, "cover", "put someone on a role from now until a time (a swap or cover)")
+    cover.add_argument("role", help="the role as the escalation policy names it, e.g. outreach")
     cover.add_argument("person", help="the covering person's email (or Slack/Teams user id)")
-    cover.add_argument("--until", default=None, help="local time, e.g. 20:00 or 2026-12-01T20:00")
+    cover.add_argument(
+        "--until", default=None, help="local time, e.g. 20:00 or 2026-12-01T20:00 "
+        "(default: the end of the current shift)"
+    )
     cover.add_argument("--by", required=True, help="your name or email, for the audit trail")
-    remove = rota.add_parser("remove", help="take someone off the rota from now")
+    remove = add(rota, "remove", "take someone off the rota from now")
     remove.add_argument("person", help="their email (or Slack/Teams user id)")
     remove.add_argument("--by", required=True, help="your name or email, for the audit trail")
-    digest = commands.add_parser("digest", help="print (or post) the daily digest")
-    digest.add_argument("--date", default=None)
-    digest.add_argument("--post", action="store_true")
-    export = commands.add_parser("export", help="the month's requests as CSV")
-    export.add_argument("--month", required=True)
-    export.add_argument("--out", type=Path, default=None)
-    export.add_argument("--with-identifiers", action="store_true")
+    digest = add(commands, "digest", "print (or post) the managers' daily digest")
+    window = digest.add_mutually_exclusive_group()
+    window.add_argument(
+        "--date", default=None, help="the day whose digest to show, e.g. 2026-12-01 "
+        "(default: the last complete day, to DIGEST_TIME today or yesterday)"
+    )
+    window.add_argument(
+        "--so-far", action="store_true", help="the requests since the last DIGEST_TIME, as "
+        "they stand now"
+    )
+    digest.add_argument(
+        "--post", action="store_true", help="also post it to the digest channel(s), unless "
+        "that day's was posted already"
+    )
+    export = add(commands, "export", "write a month's requests to a CSV file")
+    export.add_argument("--month", required=True, help="the month, e.g. 2026-12")
+    export.add_argument(
+        "--out", type=Path, default=None, help="the file to write (default: "
+        "rapidreview-YYYY-MM.csv in the current folder)"
+    )
+    export.add_argument(
+        "--with-identifiers", action="store_true", help="include NHS numbers, call-back "
+        "numbers and free text (written readable by you only, and audited)"
+    )
     export.add_argument(
         "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
     )
-    retention = commands.add_parser(
-        "retention", help="count (or --apply: erase) identifiers past RETENTION_DAYS"
+    retention = add(
+        commands, "retention", "count (or --apply: erase) identifiers older than RETENTION_DAYS"
     )
     retention.add_argument("--apply", action="store_true", help="erase them, not only count")
-    commands.add_parser("db", help="database schema").add_subparsers(
-        dest="db_command", required=True, metavar="upgrade"
-    ).add_parser("upgrade")
-    teams = (
-        commands.add_parser("teams", help="Teams app package")
-        .add_subparsers(dest="teams_command", required=True, metavar="package")
-        .add_parser("package")
+    add(
+        add(commands, "db", "the database's tables").add_subparsers(
+            dest="db_command", required=True, metavar="upgrade"
+        ),
+        "upgrade",
+        "bring the tables up to date (the bot also does this at every start)",
     )
-    teams.add_argument("--out", type=Path, default=Path("rapidreview-teams.zip"))
-    posters = commands.add_parser("posters", help="printable A4 posters for the wards (PDF)")
+    teams = add(
+        add(commands, "teams", "the Teams app package").add_subparsers(
+            dest="teams_command", required=True, metavar="package"
+        ),
+        "package",
+        "build the zip to upload to Teams (needs TEAMS_APP_ID only; see docs/teams.md)",
+    )
+    teams.add_argument(
+        "--out", type=Path, default=Path("rapidreview-teams.zip"), help="the zip to write "
+        "(default: rapidreview-teams.zip)"
+    )
+    posters = add(commands, "posters", "printable A4 posters for the wards (PDF)")
     posters.add_argument("--ward", default=None, help="only this ward's code, e.g. ward-7")
     posters.add_argument("--out", type=Path, required=True, help="the folder to write them to")
-    return parser.parse_args(argv)
+    return parser
 
 
 def command(args: argparse.Namespace, bot: Bot) -> int:
@@ -101,7 +167,8 @@ def rota_import(args: argparse.Namespace, bot: Bot) -> int:
         lookup_slack_id=lookup_slack_id,
         lookup_teams_id=bot.teams.lookup_teams_id() if bot.teams is not None else None,
     )
-    print("\n".join(report.lines()))
+    # A rejected file's problems are errors: stderr, as for every other mistake.
+    print("\n".join(report.lines()), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 2
 
 
@@ -153,8 +220,15 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
     from reviews.outbox import drain
 
     services = bot.services
-    day = parse_date(args.date) if args.date else latest_day(services)
+    last_complete = latest_day(services)
+    day = parse_date(args.date) if args.date else last_complete
+    if args.so_far:
+        day = last_complete + timedelta(days=1)
+        if args.post:
+            raise BadInput("--post: only a complete day's digest is posted; drop --so-far")
     print(build_digest(services, day=day).text)
+    if not (args.date or args.so_far):
+        print("\n(That is the last complete day. For the requests since: digest --so-far)")
     if args.post and not destinations(services):
         raise BadInput("--post: no DIGEST_CHANNEL or TEAMS_DIGEST_CONVERSATION is set")
     if args.post:
@@ -194,11 +268,16 @@ def retention(args: argparse.Namespace, bot: Bot) -> int:
     return 0
 
 
-def teams_package(args: argparse.Namespace, bot: Bot) -> int:
+def settings_command(args: argparse.Namespace, settings: Settings) -> int:
+    """A command that needs only the settings: no database, no platform (teams package)."""
+    return teams_package(args, settings)
+
+
+def teams_package(args: argparse.Namespace, settings: Settings) -> int:
     from handlers.teams.package import PackageError, build_package
 
     try:
-        path = build_package(bot.settings, args.out)
+        path = build_package(settings, args.out)
     except PackageError as error:
         raise BadInput(str(error)) from None
     print(f"Wrote {path}")
@@ -230,7 +309,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
     "digest": digest,
     "export": export,
     "retention": retention,
-    "teams package": teams_package,
     "posters": posters,
 }
 

@@ -59,6 +59,7 @@ class Settings:
     fallback_contact: str = DEFAULT_FALLBACK
     host: str = "0.0.0.0"  # noqa: S104 - a server for the ward network, as CONTRACT.md says
     port: int = 3000
+    port_given: bool = False  # PORT was set: the local shell serves the public pages too
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object a line
     ca_bundle: str = ""  # REQUESTS_CA_BUNDLE, else SSL_CERT_FILE; empty: the system's store
@@ -102,9 +103,13 @@ class Settings:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: Path | None = HERE / ".env"
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = HERE / ".env",
+    *,
+    complete: bool = True,
 ) -> Settings:
-    """Read settings from `environ` (default os.environ) over the values in `env_file`."""
+    """Read settings from `environ` (default os.environ) over the values in `env_file`.
+    Without `complete`, settings that go together are not checked for their partners."""
     values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
@@ -143,6 +148,7 @@ def load_settings(
         fallback_contact=get("FALLBACK_CONTACT", DEFAULT_FALLBACK),
         host=get("HOST", "0.0.0.0"),  # noqa: S104
         port=_port(get("PORT", "3000")),
+        port_given=bool(get("PORT")),
         log_level=_log_level(get("LOG_LEVEL", "INFO")),
         log_format=_log_format(get("LOG_FORMAT", "text")),
         ca_bundle=_ca_bundle(values),
@@ -158,35 +164,66 @@ def load_settings(
         concern_phone=_phone("CONCERN_PHONE", get("CONCERN_PHONE")),
         forwarded_allow_ips=values.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip(),
     )
-    _check_combinations(settings)
+    if complete:
+        _check_combinations(settings)
     return settings
 
 
 def _check_combinations(s: Settings) -> None:
-    if s.slack_bot_token and not (s.slack_app_token or s.slack_signing_secret):
-        raise SettingsError(
-            "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN unless SLACK_APP_TOKEN "
-            "(Socket Mode) is set"
+    """Every setting that is missing for what is configured, said at once."""
+    problems = [
+        problem
+        for needed, problem in (
+            (
+                bool(s.slack_bot_token and not (s.slack_app_token or s.slack_signing_secret)),
+                "SLACK_SIGNING_SECRET: required with SLACK_BOT_TOKEN unless SLACK_APP_TOKEN "
+                "(Socket Mode) is set",
+            ),
+            (
+                bool((s.slack_app_token or s.slack_signing_secret) and not s.slack_bot_token),
+                "SLACK_BOT_TOKEN: required when Slack is configured (xoxb-...)",
+            ),
+            (
+                bool(s.slack_bot_token and not s.outreach_channel),
+                "OUTREACH_CHANNEL: required with Slack (the channel ID, e.g. C0123)",
+            ),
+            (
+                bool(s.teams_app_id and not s.teams_app_password),
+                "TEAMS_APP_PASSWORD: TEAMS_APP_ID and TEAMS_APP_PASSWORD go together",
+            ),
+            (
+                bool(s.teams_app_password and not s.teams_app_id),
+                "TEAMS_APP_ID: TEAMS_APP_ID and TEAMS_APP_PASSWORD go together",
+            ),
+            (
+                bool(s.teams_app_id and not s.teams_authority),
+                "TEAMS_TENANT_ID: required with Teams (single-tenant bot)",
+            ),
+            (
+                bool(s.teams_app_id and not s.teams_outreach_conversation),
+                "TEAMS_OUTREACH_CONVERSATION: required with Teams (19:...@thread.tacv2)",
+            ),
+            (
+                bool(s.notify_api_key and not s.notify_sms_template_id),
+                "NOTIFY_SMS_TEMPLATE_ID: NOTIFY_API_KEY and NOTIFY_SMS_TEMPLATE_ID go together",
+            ),
+            (
+                bool(s.notify_sms_template_id and not s.notify_api_key),
+                "NOTIFY_API_KEY: NOTIFY_API_KEY and NOTIFY_SMS_TEMPLATE_ID go together",
+            ),
+            (
+                bool(s.pager_webhook_url and not s.pager_webhook_secret),
+                "PAGER_WEBHOOK_SECRET: PAGER_WEBHOOK_URL and PAGER_WEBHOOK_SECRET go together",
+            ),
+            (
+                bool(s.pager_webhook_secret and not s.pager_webhook_url),
+                "PAGER_WEBHOOK_URL: PAGER_WEBHOOK_URL and PAGER_WEBHOOK_SECRET go together",
+            ),
         )
-    if (s.slack_app_token or s.slack_signing_secret) and not s.slack_bot_token:
-        raise SettingsError("SLACK_BOT_TOKEN: required when Slack is configured (xoxb-...)")
-    if s.slack_bot_token and not s.outreach_channel:
-        raise SettingsError("OUTREACH_CHANNEL: required with Slack (the channel ID, e.g. C0123)")
-    if bool(s.teams_app_id) != bool(s.teams_app_password):
-        missing = "TEAMS_APP_PASSWORD" if s.teams_app_id else "TEAMS_APP_ID"
-        raise SettingsError(f"{missing}: TEAMS_APP_ID and TEAMS_APP_PASSWORD go together")
-    if s.teams_configured and not s.teams_authority:
-        raise SettingsError("TEAMS_TENANT_ID: required with Teams (single-tenant bot)")
-    if bool(s.notify_api_key) != bool(s.notify_sms_template_id):
-        missing = "NOTIFY_SMS_TEMPLATE_ID" if s.notify_api_key else "NOTIFY_API_KEY"
-        raise SettingsError(f"{missing}: NOTIFY_API_KEY and NOTIFY_SMS_TEMPLATE_ID go together")
-    if bool(s.pager_webhook_url) != bool(s.pager_webhook_secret):
-        missing = "PAGER_WEBHOOK_SECRET" if s.pager_webhook_url else "PAGER_WEBHOOK_URL"
-        raise SettingsError(f"{missing}: PAGER_WEBHOOK_URL and PAGER_WEBHOOK_SECRET go together")
-    if s.teams_configured and not s.teams_outreach_conversation:
-        raise SettingsError(
-            "TEAMS_OUTREACH_CONVERSATION: required with Teams (19:...@thread.tacv2)"
-        )
+        if needed
+    ]
+    if problems:
+        raise SettingsError("; ".join(problems))
 
 
 def _database_url(value: str) -> str:

@@ -24,13 +24,13 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reviews.clock import FrozenClock  # noqa: E402
 from reviews.digest import build_digest, collect, window_for  # noqa: E402
 from reviews.export import write_export  # noqa: E402
 from reviews.policy import load_policy  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from tests.support.builders import SHIPPED_POLICY, SLACK_ROUTE, make_services  # noqa: E402
+from tests.support.clock import FrozenClock  # noqa: E402
 
 PG_ADMIN = os.environ.get("RAPIDREVIEW_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DAY = date(2026, 12, 2)

@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reviews import escalation  # noqa: E402
-from reviews.clock import FrozenClock  # noqa: E402
 from reviews.context import Services  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.tables import Review  # noqa: E402
 from tests.support.builders import make_services, on_rota  # noqa: E402
+from tests.support.clock import FrozenClock  # noqa: E402
 from tests.support.databases import (  # noqa: E402
     drop_template,
     postgres_database,

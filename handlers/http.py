@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -36,28 +37,34 @@ def make_http_app(
     body_limits: Sequence[BodyLimit] = BODY_LIMITS,
     *,
     health: Health | None = None,
+    error_pages: Mapping[Any, Any] | None = None,
 ) -> Starlette:
     """A Starlette app with the platforms' routes and a health check; every request's body is
     read within its path's limit (handlers/limits.py) before any route sees it.
 
     /healthz answers 503 when the database does not answer or `health` names a problem (a
     stale sweep or drain, refused credentials); `problems` lists every reason, `warnings` what
-    is wrong but mends itself (a platform unreachable: messages wait).
+    is wrong but mends itself (a platform unreachable: messages wait). `error_pages` are
+    Starlette exception handlers (the public pages' own 404 and 405).
     """
     health = health or Health()
 
     def check() -> tuple[int, dict[str, object]]:
         problems, warnings = health.problems(), health.warnings()
         try:
-            with db.unit_of_work() as uow:
+            with db.reading() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
         except DatabaseUnavailable:
             body = {"status": "unavailable", "database": "unreachable"}
             return 503, {**body, "problems": ["the database does not answer", *problems]}
+        refused = db.refuses_writes()
+        if refused:
+            cannot = f"the database refuses writes ({refused}): requests cannot be recorded"
+            problems = [cannot, *problems]
         return 503 if problems else 200, {
             "status": "unavailable" if problems else "ok",
-            "database": "ok",
+            "database": "refuses writes" if refused else "ok",
             "problems": problems,
             "warnings": warnings,
             "open_requests": open_requests,
@@ -72,6 +79,7 @@ def make_http_app(
     return Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), *routes],
         middleware=[Middleware(LimitBodies, limits=body_limits)],
+        exception_handlers=dict(error_pages or {}),
     )
 
 

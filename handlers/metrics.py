@@ -40,7 +40,7 @@ class DatabaseFigures(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("rapidreview_database_up", "1 when the database answered")
         try:
-            with self.services.db.unit_of_work() as uow:
+            with self.services.db.reading() as uow:  # a scrape never waits for a writer
                 figures = uow.metrics.figures()
         except DatabaseUnavailable:
             up.add_metric([], 0)

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from reviews.checkin_model import QUESTION
 from reviews.context import Services
+from reviews.digest import LATE_AFTER
 from reviews.messages import Message
 from reviews.notify import Route
 from reviews.wards import Ward
@@ -42,13 +43,15 @@ def ward_address(route: Route, ward: Ward) -> str:
     return route.outreach_channel if route.platform == "shell" else ""
 
 
-def prompt_job(services: Services) -> int:
+def prompt_job(services: Services, *, send_late: bool = True) -> int:
     """Queue today's prompt to every ward channel not yet given it, once CHECKIN_TIME has
-    passed; how many were queued. DatabaseUnavailable if the database cannot be reached."""
+    passed (without `send_late`, only within LATE_AFTER of it: the shell's new trial has
+    nothing to catch up on); how many were queued. DatabaseUnavailable if the database cannot
+    be reached."""
     now = services.clock.now()
     today = now.astimezone(services.timezone).date()
     since = prompt_at(services, today)
-    if now < since:
+    if now < since or (not send_late and now - since > LATE_AFTER):
         return 0
     wanted = [
         (ward, route, address)

@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from reviews import public
 from reviews.checkin_model import WORSE_ADVICE, Answer, Respondent, ValidCheckin, who_answered
+from reviews.checkin_prompt import ward_address
 from reviews.context import Actor, Services
-from reviews.messages import local_time
+from reviews.messages import Message, local_time
 from reviews.model import Caller, ConcernKind, Source, ValidRequest, format_reference
 from reviews.service import add_review
 from storage.database import UnitOfWork
@@ -100,6 +101,8 @@ def _record(
                 recorded_at=now,
             )
         )
+        if source == "web" and checkin.answer is Answer.WORSE and review is None:
+            tell_ward(uow, services, row, now)
         uow.events.record(
             review_id=row.review_id,
             kind="checkin",
@@ -112,6 +115,30 @@ def _record(
         )
     log.info("check-in %s recorded via %s%s", row.id, source, _raised_log(review))
     return CheckinResult(row, review, True, confirmation(row, review))
+
+
+def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: datetime) -> None:
+    """A family said "worse" on the public page, with no staff beside them: the ward's channel
+    is told (never their words), so the nurse can offer a review and repeat observations."""
+    ward = next((w for w in services.wards if w.name == checkin.ward), None)
+    if ward is None:
+        return
+    where = f"{ward.name} bed {checkin.bed}" if checkin.bed else ward.name
+    who = "the patient" if checkin.respondent == Respondent.PATIENT else "their family"
+    message = Message(
+        text=f"Daily check-in from the public page, {where}: {who} says they are worse than "
+        "yesterday. Please see them, offer a rapid review and repeat their observations."
+    )
+    for route in services.routes:
+        if address := ward_address(route, ward):
+            uow.outbox.enqueue(
+                key=f"checkin-worse:{checkin.id}:{route.platform}",
+                platform=route.platform,
+                kind="channel",
+                address=address,
+                payload=message.to_json(),
+                at=now,
+            )
 
 
 def _raised_log(review: Review | None) -> str:
@@ -166,7 +193,7 @@ def confirmation(checkin: Checkin, review: Review | None) -> str:
 
 def last_ward(*, services: Services, by: Actor) -> str | None:
     """The ward `by` last recorded a check-in on (None if never): their form starts there."""
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         return uow.checkins.last_ward(by.platform, by.user_id)
 
 
@@ -174,7 +201,7 @@ def ward_day(*, services: Services, ward: str, day: date) -> list[str]:
     """A ward's check-ins on one local day, a line each in bed order (no free text)."""
     start = datetime.combine(day, time(0), tzinfo=services.timezone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=services.timezone)
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         rows = uow.checkins.for_ward(ward, start, end.astimezone(UTC))
     return [
         f"bed {row.bed or '?'} · {local_time(row.recorded_at, services.timezone)} · "

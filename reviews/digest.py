@@ -9,17 +9,16 @@ wards and urgencies only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from reviews import chart
+from reviews import chart_apart
 from reviews.context import Actor, Services
+from reviews.digest_figures import Digest, Figures, Window
 from reviews.digest_text import render
 from reviews.messages import Attachment, Message
 from reviews.permissions import check_manager
 from storage.checkins import WardCheckins
 from storage.database import UnitOfWork
-from storage.digest import OpenRequest, Spread, Timing
 
 log = logging.getLogger(__name__)
 
@@ -28,51 +27,6 @@ CHART_DAYS = 14
 OPEN_LISTED = 15
 # A digest posted more than this after DIGEST_TIME says it is late (the job ticks every 30 s).
 LATE_AFTER = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime  # UTC
-    end: datetime  # UTC
-
-    @property
-    def hours(self) -> float:
-        return (self.end - self.start).total_seconds() / 3600
-
-
-@dataclass(frozen=True)
-class Figures:
-    """Everything counted over one window, for the requests raised in it."""
-
-    window: Window
-    raised: int
-    by_caller: dict[str, int]
-    by_concern: dict[str, int]
-    by_ward: dict[str, int]
-    timings: list[Timing]
-    acknowledge: dict[str, Spread]  # per urgency, and "*" for all
-    attend: dict[str, Spread]
-    outcomes: dict[tuple[str, str], int]  # (outcome | cancelled | open, transfer destination)
-    escalations: dict[int, int]  # level -> requests that reached it
-    cover_gaps: int
-    delivery_failures: int
-    texts_sent: int = 0  # texts and pages to on-call staff, sent in the window
-    texts_failed: int = 0
-
-
-@dataclass(frozen=True)
-class Digest:
-    day: date
-    figures: Figures
-    before: Figures  # the 7 days before, for the trend
-    open_total: int
-    open_oldest: list[OpenRequest]
-    chart_days: list[date]
-    chart_by_caller: dict[tuple[int, str], int]
-    chart_acknowledge: dict[int, Spread]
-    checkins: list[WardCheckins] = field(default_factory=list)  # per ward, in the window
-    wards_without_checkins: list[str] = field(default_factory=list)
-    chart_checkins: dict[int, int] = field(default_factory=dict)
 
 
 def window_for(services: Services, day: date, days: int = 1) -> Window:
@@ -120,14 +74,19 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
 
 
 def collect(services: Services, day: date) -> Digest:
-    """Every figure for `day`'s digest, read in one transaction."""
+    """Every figure for `day`'s digest, read in one transaction. A day not over yet is
+    counted as it stands now: a request raised a minute ago has missed no target yet."""
     window = window_for(services, day)
+    now = services.clock.now()
+    complete = window.end <= now
+    if not complete:
+        window = Window(window.start, max(window.start, now))
     trend = Window(window_for(services, day - timedelta(days=1), TREND_DAYS).start, window.start)
     chart_days = [day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
     boundaries = [window_for(services, chart_days[0]).start] + [
         window_for(services, d).end for d in chart_days
     ]
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         figures, before = gather(uow, window), gather(uow, trend)
         open_total, open_oldest = uow.digest.open_at(window.end, OPEN_LISTED)
         by_caller, acknowledge = uow.digest.daily(boundaries)
@@ -146,6 +105,7 @@ def collect(services: Services, day: date) -> Digest:
         checkins=checkins,
         wards_without_checkins=without_checkins(services, checkins, recent),
         chart_checkins=chart_checkins,
+        complete=complete,
     )
 
 
@@ -170,16 +130,21 @@ def build_digest(services: Services, *, day: date | None = None, late: bool = Fa
     """The digest for the 24 hours ending at DIGEST_TIME on `day` (default: the latest that has
     passed), with its chart attached. DatabaseUnavailable if the figures cannot be read."""
     digest = collect(services, day or latest_day(services))
-    png = chart.render(
-        days=digest.chart_days,
-        by_caller=digest.chart_by_caller,
-        acknowledge=digest.chart_acknowledge,
-        checkins=digest.chart_checkins,
-    )
+    text = render(digest, services.timezone, services.digest_time, late=late)
+    try:
+        png = chart_apart.render(
+            days=digest.chart_days,
+            by_caller=digest.chart_by_caller,
+            acknowledge=digest.chart_acknowledge,
+            checkins=digest.chart_checkins,
+        )
+    except chart_apart.ChartError as error:
+        log.error("digest chart not drawn (%s): the figures go without it", error)
+        return Message(text=text)
     name = f"rapidreview-digest-{digest.day.isoformat()}.png"
     title = f"Requests and time to acknowledge, {CHART_DAYS} days to {digest.day:%d %b %Y}"
     return Message(
-        text=render(digest, services.timezone, services.digest_time, late=late),
+        text=text,
         attachments=(Attachment.of(name, title, png),),
     )
 

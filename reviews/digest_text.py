@@ -7,13 +7,10 @@ the caller said.
 from __future__ import annotations
 
 from datetime import time
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from reviews.digest_figures import Digest, Figures
 from reviews.model import Caller, ConcernKind, Outcome, format_reference
-
-if TYPE_CHECKING:
-    from reviews.digest import Digest, Figures
 
 TREND_DAYS = 7
 URGENCY_ORDER = {"emergency": 0, "urgent": 1, "standard": 2}
@@ -29,6 +26,11 @@ def render(digest: Digest, tz: ZoneInfo, digest_time: time, *, late: bool = Fals
         f"Rapid review digest for {end:%a %d %b %Y}: the {hours} from "
         f"{start:%H:%M %a %d %b} to {end:%H:%M %a %d %b}",
     ]
+    if not digest.complete:
+        lines = [
+            f"Rapid review digest so far: from {start:%H:%M %a %d %b} to now, "
+            f"{end:%H:%M %a %d %b} (the day's digest covers up to {digest_time:%H:%M})",
+        ]
     if late:
         lines.append(f"Sent late: the bot was not running at {digest_time:%H:%M}.")
     lines += [

@@ -89,7 +89,9 @@ def write_export(
     check_manager(services, by, "exports")
     period = month_of(month, services)
     path = export_path(period, out, with_identifiers)
-    with services.db.unit_of_work() as uow, _open(path, with_identifiers) as file:
+    # Read in a read-only transaction: a long export against the live database holds up no
+    # request. The audit event is written after, in a short transaction of its own.
+    with services.db.reading() as uow, _open(path, with_identifiers) as file:
         store = ExportStore(uow.session)
         writer = csv.writer(file)
         writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
@@ -99,16 +101,8 @@ def write_export(
             count += 1
         writer.writerow([])
         writer.writerows(safe_cells(row) for row in summary_rows(store, period))
-        if with_identifiers:
-            uow.events.record(
-                review_id=None,
-                kind="export_with_identifiers",
-                at=services.clock.now(),
-                **by.audited,
-                month=period.label,
-                requests=count,
-                path=str(path.resolve()),
-            )
+    if with_identifiers:
+        _audit(services, by, period.label, count, path)
     log.info(
         "export for %s written: %s requests%s",
         period.label,
@@ -116,6 +110,25 @@ def write_export(
         " WITH IDENTIFIERS" if with_identifiers else "",
     )
     return path
+
+
+def _audit(services: Services, by: Actor, month: str, count: int, path: Path) -> None:
+    """Record an export with identifiers; if that cannot be recorded, the file goes too: no
+    identifiable export exists without its audit event."""
+    try:
+        with services.db.unit_of_work() as uow:
+            uow.events.record(
+                review_id=None,
+                kind="export_with_identifiers",
+                at=services.clock.now(),
+                **by.audited,
+                month=month,
+                requests=count,
+                path=str(path.resolve()),
+            )
+    except Exception:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _open(path: Path, with_identifiers: bool) -> TextIO:

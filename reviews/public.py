@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -42,7 +43,21 @@ def site_key(services: Services) -> bytes:
 
 def address_key(key: bytes, address: str) -> str:
     """What is stored of a sender's address: a keyed hash, so the table holds no IP address."""
-    return hmac.new(key, f"address:{address}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, f"address:{visitor(address)}".encode(), hashlib.sha256).hexdigest()
+
+
+def visitor(address: str) -> str:
+    """Who an address stands for: an IPv6 address by its /64, which one home or phone holds
+    whole and may send from any address of; an IPv4-mapped one as plain IPv4."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def raise_from_public_page(

@@ -4,6 +4,7 @@ types, and its rules. Messages are in plain words and say how to fix each field.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest, clean_text
@@ -75,7 +76,8 @@ def _text(value: str, limit: int, field: str, missing: str, errors: dict[str, st
 
 
 def _phone(value: str, errors: dict[str, str]) -> str:
-    typed = clean_text(value)
+    # Some phone keyboards type full-width digits (０７７００); NFKC makes them 07700.
+    typed = unicodedata.normalize("NFKC", clean_text(value))
     digits = re.sub(r"[ ()-]", "", typed)
     if not typed:
         errors["callback_number"] = f"Enter a phone number we can call you on, like {PHONE_EXAMPLE}"

@@ -17,7 +17,7 @@ def rota_lines(*, services: Services, at: datetime) -> list[str]:
     Never raises for gaps: a role nobody holds says "nobody on call". DatabaseUnavailable
     propagates.
     """
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         roles = list(dict.fromkeys([*services.policy.roles(), *uow.rota.roles()]))
         return [_line(uow, services, role, at) for role in roles]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, exists, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -14,6 +16,27 @@ from sqlmodel import Session, col, select
 from storage.tables import Card, Outbox
 
 UNSENT = ("pending", "sending")
+
+# Two lanes. A card update or thread line only repeats what the card already shows, and a new
+# card or a channel notice waits behind the people being paged; everything else (direct
+# messages, escalation pings to a channel, any other destination kind) is urgent.
+NOT_URGENT = ("card", "card_update", "thread", "channel")
+URGENT = or_(col(Outbox.kind).not_in(NOT_URGENT), col(Outbox.key).startswith("esc:"))
+
+
+def lane(row: Outbox) -> int:
+    """0 for an URGENT row, 1 for the rest; for a row already read."""
+    return 1 if row.kind in NOT_URGENT and not row.key.startswith("esc:") else 0
+
+
+def in_lanes(rows: Sequence[Outbox]) -> list[Outbox]:
+    """`rows` urgent lane first, yet each destination's still in the order they were queued:
+    a destination's rows fill, in id order, the places its rows hold in lane order."""
+    queues: dict[tuple[str, str], deque[Outbox]] = defaultdict(deque)
+    for row in sorted(rows, key=lambda r: r.id or 0):
+        queues[(row.platform, row.address)].append(row)
+    ordered = sorted(rows, key=lambda r: (lane(r), r.id or 0))
+    return [queues[(row.platform, row.address)].popleft() for row in ordered]
 
 
 class OutboxStore:
@@ -58,35 +81,17 @@ class OutboxStore:
     def claim(
         self, *, now: datetime, lease: timedelta, limit: int, platforms: Sequence[str]
     ) -> Sequence[Outbox]:
-        """Due messages, oldest first, each destination's in the order they were queued.
+        """Due messages: up to `limit` urgent ones and up to `limit` oldest ones, sent urgent
+        first (in_lanes), each destination's in the order they were queued.
 
         A message is claimed only with every earlier unsent message to its destination (so it
         waits behind one another drainer holds, or one waiting to retry). Claimed rows are
         leased: if this process dies mid-send, another claims them once the lease runs out.
         """
-        earlier = aliased(Outbox)
-        # Held back by an earlier message to the same destination that is not due (another
-        # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
-        # queue behind one failing destination cannot crowd out everyone else's messages.
-        waiting = exists().where(
-            col(earlier.platform) == col(Outbox.platform),
-            col(earlier.address) == col(Outbox.address),
-            col(earlier.state).in_(UNSENT),
-            col(earlier.next_attempt_at) > now,
-            col(earlier.id) < col(Outbox.id),
-        )
-        due = self.session.exec(
-            select(Outbox)
-            .where(
-                col(Outbox.state).in_(UNSENT),
-                col(Outbox.next_attempt_at) <= now,
-                col(Outbox.platform).in_(platforms),
-                ~waiting,
-            )
-            .order_by(col(Outbox.id))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        # The oldest are always taken too: an urgent ping queued behind a card to the same
+        # channel can only go once that card has, so it must never crowd the card out.
+        due = list(self._due(now, platforms, limit, URGENT))
+        due += self._due(now, platforms, limit, col(Outbox.id).not_in([r.id for r in due]))
         if not due:
             return []
         # Earlier unsent messages that are due but locked by another drainer still hold back
@@ -96,7 +101,7 @@ class OutboxStore:
             .where(
                 col(Outbox.state).in_(UNSENT),
                 col(Outbox.address).in_({row.address for row in due}),
-                col(Outbox.id) <= due[-1].id,
+                col(Outbox.id) <= max(row.id or 0 for row in due),
             )
             .order_by(col(Outbox.id))
         ).all()
@@ -110,13 +115,42 @@ class OutboxStore:
                 claimable.add(row_id)
             else:
                 blocked.add((platform, address))
-        rows = [row for row in due if row.id in claimable]
+        rows = in_lanes([row for row in due if row.id in claimable])
         for row in rows:
             row.state = "sending"
             row.attempts += 1
             row.next_attempt_at = now + lease
         self.session.flush()
         return rows
+
+    def _due(
+        self, now: datetime, platforms: Sequence[str], limit: int, *where: Any
+    ) -> Sequence[Outbox]:
+        """Unsent rows due now, oldest first, locked (others' locked rows skipped)."""
+        earlier = aliased(Outbox)
+        # Held back by an earlier message to the same destination that is not due (another
+        # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
+        # queue behind one failing destination cannot crowd out everyone else's messages.
+        waiting = exists().where(
+            col(earlier.platform) == col(Outbox.platform),
+            col(earlier.address) == col(Outbox.address),
+            col(earlier.state).in_(UNSENT),
+            col(earlier.next_attempt_at) > now,
+            col(earlier.id) < col(Outbox.id),
+        )
+        return self.session.exec(
+            select(Outbox)
+            .where(
+                col(Outbox.state).in_(UNSENT),
+                col(Outbox.next_attempt_at) <= now,
+                col(Outbox.platform).in_(platforms),
+                ~waiting,
+                *where,
+            )
+            .order_by(col(Outbox.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
 
     def mark_sent(self, outbox_id: int, *, at: datetime, message_id: str | None) -> None:
         """Record a delivery in one statement (the drain's hottest write). A message with a

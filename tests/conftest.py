@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reviews.clock import FrozenClock
 from storage.database import Database
+from tests.support.clock import FrozenClock
 from tests.support.databases import (
     drop_template,
     postgres_database,

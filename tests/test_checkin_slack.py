@@ -17,11 +17,11 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.slack.checkin import CHECKIN_FORM
-from reviews.clock import FrozenClock
 from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import (
     SlackBot,
@@ -174,3 +174,14 @@ def test_with_a_wards_file_the_form_offers_its_wards_and_starts_on_the_last(
         view = fake.wait_for("views.open", 3)[2].body["view"]
         other = next(b for b in view["blocks"] if b.get("block_id") == "ward_other")["element"]
         assert other["initial_value"] == "Discharge lounge"
+
+
+def test_a_checkin_that_cannot_be_saved_says_so_with_the_fallback(
+    clock: FrozenClock, fake: FakeSlack
+) -> None:
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    with slack_bot(make_services(unreachable, clock), fake) as bot:
+        answer, _ = submit(bot, checkin_form(wants_review=True))
+    said = json.dumps(answer["view"])
+    assert "Check-in NOT recorded" in said and "Bleep the outreach team directly" in said
+    unreachable.dispose()

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from reviews.clock import FrozenClock
 from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.teams_activities import OUTREACH, TeamsBot, activity, execute, teams_bot
 from tests.test_teams_flow import ALEX, NURSE, TEAMS_ROUTE, card_of, on_teams_rota
@@ -111,3 +111,14 @@ def test_with_a_wards_file_the_card_offers_its_wards_and_starts_on_the_last(
         assert "Discharge lounge bed 3" in json.dumps(answer)
         other = next(e for e in open_form(bot)["body"] if e.get("id") == "ward_other")
         assert other["value"] == "Discharge lounge"
+
+
+def test_a_checkin_that_cannot_be_saved_says_so_with_the_fallback(
+    clock: FrozenClock, ms: FakeMicrosoft
+) -> None:
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    with teams_bot(make_services(unreachable, clock, routes=(TEAMS_ROUTE,)), ms) as bot:
+        answer = record(bot, "form-1", wants_review="yes")
+    said = json.dumps(answer)
+    assert "Check-in NOT recorded" in said and "Bleep the outreach team directly" in said
+    unreachable.dispose()

@@ -12,11 +12,11 @@ from sqlmodel import select
 
 from reviews.checkin_model import CheckinForm, validate_checkin
 from reviews.checkins import last_ward, record_checkin, ward_day
-from reviews.clock import FrozenClock
 from reviews.model import FormErrors
 from storage.database import Database, DatabaseUnavailable
 from storage.tables import Checkin, Review
 from tests.support.builders import NURSE, make_services
+from tests.support.clock import FrozenClock
 
 
 def count(uow, table: type) -> int:

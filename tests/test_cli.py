@@ -1,13 +1,108 @@
-"""The command line's bad input: one line saying what is wrong, and exit status 2."""
+"""The command line as its operators meet it: help written for them, bad input as one line
+saying what is wrong with exit status 2, answers on stdout and problems on stderr."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
+from cli import make_parser
 from tests.support.process import ROOT, bot_environment
+
+APP_ID = "00000000-1111-4222-8333-444444444444"
+
+
+def run_bot(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "bot.py", *args],
+        cwd=ROOT,
+        env=bot_environment(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def every_parser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += every_parser(sub)
+    return found
+
+
+def test_every_command_and_option_is_described_for_its_user():
+    for parser in every_parser(make_parser()):
+        assert parser.description, parser.prog
+        for action in parser._actions:
+            if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                assert action.help, f"{parser.prog} {action.dest}"
+        shown = parser.format_help()
+        for internal in ("CONTRACT", "BadInput", "Bot", "bot.main"):
+            assert internal not in shown, f"{parser.prog}: {internal}"
+
+
+def test_help_is_printed_and_exits_0():
+    result = run_bot("export", "--help")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "--with-identifiers  include NHS numbers" in result.stdout
+
+
+def test_teams_package_needs_the_app_id_only_and_no_database(tmp_path):
+    out = tmp_path / "teams.zip"
+    result = run_bot(
+        "teams",
+        "package",
+        "--out",
+        str(out),
+        TEAMS_APP_ID=APP_ID,
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and not (tmp_path / "rr.db").exists()
+
+
+def test_the_bot_says_every_missing_teams_setting_at_once(tmp_path):
+    result = run_bot("rota", "show", TEAMS_APP_ID=APP_ID, DATABASE_URL=f"sqlite:///{tmp_path}/r.db")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    for missing in ("TEAMS_APP_PASSWORD", "TEAMS_TENANT_ID", "TEAMS_OUTREACH_CONVERSATION"):
+        assert missing in line
+
+
+def test_an_unreachable_database_is_named_with_its_reason_but_not_its_password():
+    result = run_bot("rota", "show", DATABASE_URL="postgresql://rr:Sekrit-pw@127.0.0.1:1/trust")
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot reach the database at 127.0.0.1:1/trust" in line
+    assert "Connection refused" in line
+    assert "Sekrit-pw" not in line
+
+
+def test_a_rejected_rota_is_reported_on_stderr(tmp_path):
+    rota = tmp_path / "rota.csv"
+    rota.write_text("role,name,email,start,end\noutreach,Alex,alex@example.nhs.uk,tomorrow,\n")
+    result = run_bot("rota", "import", str(rota), DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
+    assert result.returncode == 2
+    assert result.stdout == "" and "line 1: wrong header" in result.stderr
+
+
+def test_export_answers_on_stdout_and_logs_nothing(tmp_path):
+    out = tmp_path / "december.csv"
+    result = run_bot(
+        "export",
+        "--month",
+        "2026-12",
+        "--out",
+        str(out),
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"Wrote {out}" and result.stderr == ""
 
 
 @pytest.mark.parametrize(

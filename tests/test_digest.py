@@ -215,3 +215,17 @@ def test_a_busy_fortnights_chart_fits_in_a_teams_message():
     )
     assert png.startswith(b"\x89PNG")
     assert len(base64.b64encode(png)) < 24_000  # Teams refuses bot messages over about 28 KB
+
+
+def test_a_day_not_yet_over_is_counted_as_it_stands_now(services, clock):
+    """`digest --so-far`, or --date for today: a request raised a minute ago has missed no
+    target and has not been open for the rest of the day."""
+    clock.at = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
+    service.raise_review(services=services, request=request(), by=NURSE)
+    clock.advance(minutes=1)
+    text = build_digest(services, day=DAY).text
+    assert "Rapid review digest so far: from 08:00 Tue 01 Dec to now, 20:01 Tue 01 Dec" in text
+    assert "Requests raised: 1" in text
+    assert "missed by 1" not in text
+    assert "Still open at 20:01: 1" in text
+    assert "RR-0001 · Ward 7 · urgent · raised · open 1 min" in text

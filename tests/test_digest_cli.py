@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from reviews import service
-from reviews.clock import FrozenClock
 from storage.database import Database
 from storage.migrate import upgrade
 from tests.support.builders import NURSE, make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.process import ROOT, bot_environment
 
 pytestmark = pytest.mark.slow

@@ -136,3 +136,19 @@ def test_the_command_line_export_over_an_existing_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+@pytest.mark.slow
+def test_a_command_builds_only_what_it_needs_and_says_one_line(tmp_path: Path) -> None:
+    # Slack configured (but unreachable): a command builds no bolt App, so bolt has nothing to
+    # warn about and nothing calls Slack; a bad --month is exactly one line.
+    result = run_bot(
+        "export", "--month", "2026-13",
+        cwd=tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_SIGNING_SECRET="secret", OUTREACH_CHANNEL="C0OUTREACH",
+        SLACK_API_URL="http://127.0.0.1:9/",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "rapidreview: --month: '2026-13' is not a month like 2026-12"
+    ]

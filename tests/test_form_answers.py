@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from handlers.slack.forms import REQUEST_FORM
-from reviews.clock import FrozenClock
 from reviews.notify import Route
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services
+from tests.support.clock import FrozenClock
 from tests.support.databases import stalled
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack

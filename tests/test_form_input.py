@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.model import FormErrors, Outcome, clean_text
 from storage.database import Database
 from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
+from tests.support.clock import FrozenClock
 
 
 @pytest.mark.parametrize(

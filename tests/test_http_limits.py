@@ -24,9 +24,9 @@ from starlette.routing import Route
 
 from handlers.http import make_http_app
 from handlers.limits import LimitBodies
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
 from tests.support.http import serve

@@ -139,13 +139,14 @@ def test_a_permanent_refusal_fails_at_once_and_is_reported(services):
     on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", services.clock.now())
     service.raise_review(services=services, request=request(), by=NURSE)
     slack = RecordingSender(failures=[DeliveryError("channel_not_found", permanent=True)])
-    drain(services, {"slack": slack})
-    assert rows(services)["card:1:slack"].state == "failed"
-    assert texts(slack, DIGEST) == [
-        "A card message on slack about RR-0001 could not be delivered after 1 attempt: "
+    drain(services, {"slack": slack})  # Alex's ping goes first (the urgent lane) and is refused
+    [ping] = [row for row in rows(services).values() if row.address == "U01ALEX"]
+    assert ping.state == "failed"
+    assert (
+        "A direct message on slack about RR-0001 could not be delivered after 1 attempt: "
         "channel_not_found"
-    ]
-    assert len(texts(slack, "U01ALEX")) == 1  # the rest still went
+    ) in texts(slack, DIGEST)
+    assert rows(services)["card:1:slack"].state == "sent"  # the rest still went
 
 
 def test_each_recipient_gets_messages_in_the_order_queued(services, clock):
@@ -243,7 +244,24 @@ def test_a_card_update_queued_with_its_card_updates_that_card(services):
     drain(services, {"slack": slack})  # card, update and thread line all in one batch
     card, update, thread = [item for item in slack.to("C0OUTREACH")]
     assert (card.kind, update.kind, thread.kind) == ("card", "card_update", "thread")
-    assert update.card_id == thread.card_id == "msg-1"
+    assert update.card_id == thread.card_id == slack.id_of(card)
+
+
+def test_direct_messages_go_ahead_of_cards_and_card_updates(services):
+    on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", services.clock.now())
+    first = service.raise_review(services=services, request=request(), by=NURSE).review
+    drain(services, {"slack": RecordingSender()})
+    service.acknowledge(services=services, review_id=first.id, by=OUTREACH)  # update, thread
+    for _ in range(3):  # a burst: three cards for the channel, three pings for Alex
+        service.raise_review(services=services, request=request(), by=NURSE)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    kinds = [item.kind for item in slack.sent]
+    # The people told first (the nurse, of the acknowledgement; Alex, of three new requests),
+    # then the channel, whose own messages still go in the order they were queued.
+    directs = kinds.count("direct")
+    assert directs >= 4
+    assert kinds == ["direct"] * directs + ["card_update", "thread", "card", "card", "card"]
 
 
 def test_on_restart_sqlite_sends_what_a_killed_drainer_held_at_once(services, clock):

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import OUTREACH, make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.databases import sqlite_database
 from tests.support.fake_slack import FakeSlack
 from tests.support.public_pages import PHONE, PublicPages, public_pages

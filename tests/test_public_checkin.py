@@ -11,10 +11,10 @@ import pytest
 import requests
 from sqlmodel import select
 
-from reviews.clock import FrozenClock
 from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
 
 VIEW = {"caller": "family", "answer": "same", "bed": "12", "worries": "", "wants_review": "no"}
@@ -124,3 +124,18 @@ def test_more_than_five_an_hour_from_one_address_is_refused(site: PublicPages) -
 def test_an_unknown_ward_is_404(site: PublicPages) -> None:
     page = requests.get(f"{site.url}/concern/no-such-ward/today", timeout=10)
     assert page.status_code == 404 and PHONE in page.text
+
+
+def test_worse_on_the_public_page_is_told_to_the_wards_channel(
+    db: Database, clock: FrozenClock, tmp_path
+) -> None:
+    wards = tmp_path / "wards.toml"
+    wards.write_text(
+        '[[wards]]\ncode = "ward-7"\nname = "Ward 7"\nbeds = 28\nslack_channel = "C0WARD7"\n'
+    )
+    with public_pages(make_services(db, clock), wards_file=wards) as site:
+        assert send(site, answer="worse", worries="She cried all night").status_code == 200
+        assert send(site, answer="same").status_code == 200
+        [told] = [row for row in outbox(site) if row.address == "C0WARD7"]
+    assert "Ward 7 bed 12: their family says they are worse than yesterday" in told.payload
+    assert "cried" not in told.payload  # never their words in a chat message

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import (
     PHONE,
     PublicPages,

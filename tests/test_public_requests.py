@@ -16,12 +16,12 @@ import pytest
 import requests
 
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.errors import NotAllowed
 from reviews.model import Outcome
 from reviews.public import public_actor
 from storage.database import Database
 from tests.support.builders import OUTREACH, make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import (
     FAMILY_FORM,
     PHONE,

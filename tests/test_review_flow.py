@@ -66,7 +66,8 @@ def test_full_flow_updates_card_in_place_and_threads(services):
     assert closed.review.state == "closed"
     updates = [i for i in slack.to("C0OUTREACH") if i.kind == "card_update"]
     assert [u.message.review.state for u in updates] == ["acknowledged", "attending", "closed"]
-    assert all(u.card_id == "msg-1" for u in updates)
+    [card] = [i for i in slack.to("C0OUTREACH") if i.kind == "card"]
+    assert all(u.card_id == slack.id_of(card) for u in updates)
     threads = [i.message.text for i in slack.to("C0OUTREACH") if i.kind == "thread"]
     assert "Acknowledged by Alex Carter" in threads[0]
     assert "Transfer to a higher level of care (ICU)" in threads[2]

@@ -64,14 +64,15 @@ def test_the_new_holder_is_told_what_is_open_and_the_channel_who_holds_it(db, cl
     clock.advance(minutes=1)
     assert announce_handovers(services) == 0
     sender = delivered(services)
+    # The person first (the urgent lane), then the channel.
     assert [(i.kind, i.address) for i in sender.sent] == [
-        ("channel", CHANNEL),
         ("direct", "U01PRIYA"),
+        ("channel", CHANNEL),
     ]
-    assert sender.sent[0].message.text == (
+    assert sender.sent[1].message.text == (
         "Handover: Priya Shah now holds outreach from Alex Carter until 08:00 Wed 02 Dec."
     )
-    dm = sender.sent[1].message.text
+    dm = sender.sent[0].message.text
     assert dm.startswith("You now hold outreach from Alex Carter until 08:00 Wed 02 Dec.\n")
     line = f"{raised.reference} · urgent · Ward 7 bed 12 · not yet acknowledged · raised 09:00"
     assert line in dm
@@ -163,8 +164,8 @@ def test_two_replicas_at_once_send_each_notice_once(database_url, clock):
         assert sorted(handovers) == [0, 0, 1] and sorted(gaps) == [0, 0, 1]
         sender = delivered(each[0])
         assert [(i.kind, i.address) for i in sender.sent] == [
-            ("channel", CHANNEL),
             ("direct", "U01ALEX"),
+            ("channel", CHANNEL),
             ("channel", DIGEST),
         ]
     finally:
@@ -175,7 +176,7 @@ def test_two_replicas_at_once_send_each_notice_once(database_url, clock):
 PROCESS = """
 import sys
 from datetime import datetime
-from reviews.clock import FrozenClock
+from tests.support.clock import FrozenClock
 from rotas.jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import make_services
@@ -204,7 +205,7 @@ def test_two_processes_at_once_send_each_notice_once(database_url, db, clock):
     assert sorted(int(out) for out, _ in outputs) in ([0, 2], [1, 1])
     sender = delivered(make_services(db, clock))
     assert [(i.kind, i.address) for i in sender.sent] == [
-        ("channel", CHANNEL),
         ("direct", "U01ALEX"),
+        ("channel", CHANNEL),
         ("channel", DIGEST),
     ]

@@ -3,6 +3,8 @@ real (pseudo-)terminal, so readline, Ctrl-C and Ctrl-D behave as they do for a p
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -42,10 +44,12 @@ def raise_family_request(shell: PtyBot) -> str:
 
 
 def test_first_start_is_one_screen_ending_at_a_quiet_prompt(tmp_path):
-    # Today's digest fell due three hours ago: a running bot would send it late; a brand-new
-    # trial has nothing to catch up on.
+    # Today's digest and check-in prompts fell due three hours ago: a running bot would send
+    # them late; a brand-new trial has nothing to catch up on.
     due = (datetime.now(ZoneInfo("Europe/London")) - timedelta(hours=3)).strftime("%H:%M")
-    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", DIGEST_TIME=due)
+    env = bot_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", DIGEST_TIME=due, CHECKIN_TIME=due
+    )
     bot = PtyBot(env=env)
     try:
         first = bot.expect("> ")
@@ -54,7 +58,16 @@ def test_first_start_is_one_screen_ending_at_a_quiet_prompt(tmp_path):
         assert "12-hour shift until" in first  # the trial's shifts, said once
         assert len(first.strip().splitlines()) <= 20
         later = bot.rest(timeout=4)  # the scheduler's first ticks have run by now
-        for noise in ("Sent late", "digest", "Rota gap", "Handover", "WARNING", "Traceback"):
+        noises = (
+            "Sent late",
+            "digest",
+            "Daily check-in",
+            "Rota gap",
+            "Handover",
+            "WARNING",
+            "Traceback",
+        )
+        for noise in noises:
             assert noise not in first + later
         assert later.strip() == ""
     finally:
@@ -63,11 +76,12 @@ def test_first_start_is_one_screen_ending_at_a_quiet_prompt(tmp_path):
 
 def test_raise_acknowledge_attend_and_close_at_the_terminal(shell):
     assert "bleep the outreach team directly" in raise_family_request(shell).lower()
+    # The person paged first (the urgent lane), then the card.
+    shell.expect("[direct message] New rapid review RR-0001")
     card = shell.expect("buttons:")
     assert "RR-0001 · URGENT · Ward 7 bed 12" in card
     assert "NHS ***0018" in card  # masked, as the Slack and Teams cards show it
     assert "9990000018" not in card.replace(" ", "") and "07700" not in card
-    shell.expect("[direct message] New rapid review RR-0001")
     shell.type("open")
     assert "not yet acknowledged · raised" in shell.expect("raised ")
 
@@ -227,3 +241,18 @@ def test_the_database_password_is_never_shown():
             assert "Sekrit-pw" not in first
         finally:
             bot.stop()
+
+
+def test_with_port_set_the_shell_serves_the_family_pages(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", PORT=str(port))
+    bot = PtyBot(env=env)
+    try:
+        first = bot.expect("> ")
+        assert f"A family's request form: http://localhost:{port}/concern" in first
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/concern", timeout=10) as page:
+            assert page.status == 200 and "Ward 7 (Acute Medicine)" in page.read().decode()
+    finally:
+        bot.stop()

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from handlers.slack.forms import CANCEL_FORM, OUTCOME_FORM, REQUEST_FORM
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import (
     SlackBot,

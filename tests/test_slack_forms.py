@@ -14,10 +14,10 @@ from slack_sdk import WebClient
 
 from handlers.slack import build_slack_app
 from handlers.slack.forms import REQUEST_FORM
-from reviews.clock import FrozenClock
 from settings import Settings
 from storage.database import Database
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import (
     SlackBot,

@@ -10,9 +10,9 @@ import pytest
 
 from handlers.slack.direct import OPEN_FORM
 from handlers.slack.forms import REQUEST_FORM
-from reviews.clock import FrozenClock
 from storage.database import Database
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.process import ROOT
 from tests.support.slack_requests import SlackBot, button_click, event, slack_bot

@@ -9,12 +9,13 @@ import pytest
 from slack_sdk import WebClient
 
 from handlers.slack import SlackSender, lookup_slack_id
-from reviews.clock import FrozenClock
+from handlers.slack.client import PooledWebClient
 from reviews.messages import Attachment, Message
 from reviews.outbox import DeliveryError, OutboundItem, drain
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 
 
@@ -26,7 +27,8 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def sender(fake: FakeSlack) -> SlackSender:
-    return SlackSender(WebClient(token="xoxb-test", base_url=fake.url))
+    # The client bot.py builds, so every failure below goes through its pooled connections.
+    return SlackSender(PooledWebClient(token="xoxb-test", base_url=fake.url))
 
 
 def item(
@@ -42,6 +44,17 @@ def item(
         card_id=card_id,
         review_id=1,
     )
+
+
+def test_messages_reuse_one_connection_to_slack(sender: SlackSender, fake: FakeSlack) -> None:
+    for person in ("U01ALEX", "U01SAM", "U01IRIS", "U01MO"):
+        sender.deliver(item("direct", address=person))
+    fake.fail("chat.postMessage", status=429, retry_after=3)
+    with pytest.raises(DeliveryError):
+        sender.deliver(item("direct"))
+    sender.deliver(item("direct"))
+    # Against real Slack each new connection is a TLS handshake: six calls, one connection.
+    assert len({call.connection for call in fake.calls}) == 1
 
 
 def test_each_kind_goes_where_it_should(sender: SlackSender, fake: FakeSlack) -> None:

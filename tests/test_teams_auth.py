@@ -15,11 +15,11 @@ import requests
 from sqlmodel import select
 
 from handlers.teams.auth import TokenVerifier, Unauthorized
-from reviews.clock import FrozenClock
 from reviews.notify import Route
 from storage.database import Database
 from storage.tables import Staff
 from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import APP_ID, FakeMicrosoft, new_key
 from tests.support.teams_activities import OUTREACH, TeamsBot, activity, person, teams_bot
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import requests
 
 import bot as rapidreview
-from reviews.clock import FrozenClock
 from reviews.outbox import drain
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.http import serve
 from tests.support.teams_activities import OUTREACH, activity, execute, person, teams_settings

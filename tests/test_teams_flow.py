@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.context import Actor
 from reviews.notify import Route
 from storage.database import Database
 from storage.tables import Shift, Staff
 from tests.support.builders import FILLED_FORM, make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
     DIGEST,

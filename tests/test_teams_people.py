@@ -16,12 +16,12 @@ import pytest
 from sqlmodel import select
 
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.context import Actor, Services
 from rotas.importer import import_rota
 from storage.database import Database
 from storage.tables import Staff
 from tests.support.builders import make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.teams_activities import OUTREACH, TeamsBot, activity, execute, person, teams_bot
 from tests.test_teams_flow import TEAMS_ROUTE

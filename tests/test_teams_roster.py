@@ -15,10 +15,10 @@ import pytest
 import bot as rapidreview
 import cli
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.context import Actor
 from reviews.outbox import drain
 from tests.support.builders import request
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import OUTREACH, teams_settings
 

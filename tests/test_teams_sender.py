@@ -17,7 +17,6 @@ from sqlmodel import col, select
 
 from handlers.teams import build_teams
 from reviews import service
-from reviews.clock import FrozenClock
 from reviews.context import Actor, Services
 from reviews.digest import post_digest
 from reviews.escalation import sweep
@@ -27,6 +26,7 @@ from rotas.jobs import announce_handovers
 from storage.database import Database
 from storage.tables import Outbox, Staff
 from tests.support.builders import make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
     DIGEST,
@@ -103,7 +103,7 @@ def test_escalation_dm_reaches_the_teams_user_who_can_acknowledge_from_it(
 def test_throttling_and_gateway_errors_are_retried(
     bot: TeamsBot, ms: FakeMicrosoft, clock: FrozenClock, services: Services, status: int
 ) -> None:
-    ms.fail_next(status, retry_after=7 if status == 429 else None)
+    ms.fail_next(status, retry_after=7 if status == 429 else None, to=OUTREACH)
     service.raise_review(services=services, request=request(), by=NURSE)
     bot.drain()
     [card] = [r for r in rows(services) if r.kind == "card"]
@@ -121,7 +121,7 @@ def test_throttling_and_gateway_errors_are_retried(
 def test_a_refused_post_fails_loudly_in_the_digest_conversation(
     bot: TeamsBot, ms: FakeMicrosoft, services: Services
 ) -> None:
-    ms.fail_next(403)
+    ms.fail_next(403, to=OUTREACH)
     service.raise_review(services=services, request=request(), by=NURSE)
     bot.drain()
     [card] = [r for r in rows(services) if r.kind == "card"]

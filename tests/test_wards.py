@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from handlers.slack.forms import REQUEST_FORM
-from reviews.clock import FrozenClock
 from reviews.wards import WardsError, load_wards
 from settings import SettingsError, load_settings
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services
+from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
 from tests.support.process import ROOT, bot_environment

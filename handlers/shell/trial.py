@@ -12,7 +12,7 @@ from reviews.context import Actor, Services
 from reviews.messages import local_time
 from reviews.notify import Route
 from rotas import jobs
-from settings import Settings, mask_url
+from settings import HERE, Settings, mask_url
 from storage.tables import Shift, Staff
 
 SHELL_USER = Actor(platform="shell", user_id="you@shell.local", name="Shell user")
@@ -20,6 +20,7 @@ SHELL_ROUTE = Route(platform="shell", outreach_channel="outreach", digest_channe
 TRIAL_SHIFT = timedelta(hours=12)
 # A configured trust's bot keeps its database; the shell plays in this file instead.
 TRIAL_DATABASE = "sqlite:///rapidreview-shell.db"
+EXAMPLE_WARDS = HERE / "wards.example.toml"
 PLATFORM_SETTINGS = (
     "slack_bot_token",
     "slack_signing_secret",
@@ -35,8 +36,12 @@ def trial_settings(settings: Settings) -> tuple[Settings, str | None]:
     With Slack or Teams configured, .env describes a trust's live bot: the shell must neither
     write to its rota and requests nor send through its platforms, so it gets its own SQLite
     file and no platform. The policy, time zone and fallback contact stay, so a trust can try
-    its own configuration.
+    its own configuration. Without a wards file the trial uses wards.example.toml's.
     """
+    # The trial's public pages are for this computer only, and have wards to show.
+    settings = dataclasses.replace(
+        settings, host="127.0.0.1", wards_file=settings.wards_file or EXAMPLE_WARDS
+    )
     if not (settings.slack_configured or settings.teams_configured):
         return settings, None
     blanked = {name: "" for name in PLATFORM_SETTINGS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -17,6 +18,11 @@ from reviews.context import Services
 from settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Threads running listeners. bolt's default is 5: a listener acks first and then works on, so
+# under a burst the acks of everyone after the fifth waited for earlier listeners' work (a
+# press's state change, a form's commit) to finish. Threads are made only as they are needed.
+LISTENER_THREADS = 64
 
 
 def build_slack_app(services: Services, settings: Settings, client: WebClient) -> App:
@@ -38,6 +44,7 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not settings.slack_socket_mode,
         process_before_response=False,
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack"),
         token_verification_enabled=False,
         logger=quiet_bolt_logger(),
     )

@@ -121,10 +121,14 @@ def register(app: App, services: Services, settings: Settings) -> None:
     def submit_checkin(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
             checkin = validate_checkin(read_checkin(view["state"]["values"]))
+            count = int(metadata(view).get("count") or 0)
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)
             return
-        count = int(metadata(view).get("count") or 0)
+        except Exception as error:  # noqa: BLE001 - a form we cannot read must still be answered
+            log.error("check-in form from Slack unreadable: %s", type(error).__name__)
+            ack(response_action="update", view=not_saved("NOT recorded", fallback))
+            return
 
         def record() -> CheckinResult:
             return record_checkin(
@@ -132,7 +136,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 checkin=checkin,
                 by=actor(services, body["user"]),
                 source="slack",
-                submission_key=f"slack:{view['id']}:{count}",
+                submission_key=f"slack:{view['id']}:{count}:{checkin.fingerprint()}",
             )
 
         try:

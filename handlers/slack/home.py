@@ -44,7 +44,7 @@ def home_blocks(services: Services, user_id: str) -> list[Block]:
 
     now = services.clock.now()
     rota = rota_lines(services=services, at=now)
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         mine = uow.reviews.raised_by("slack", user_id, limit=5)
     mine_lines = [
         f"• {format_reference(r.id or 0)} · {escape(r.ward)} · {r.state} · raised "
@@ -54,7 +54,8 @@ def home_blocks(services: Services, user_id: str) -> list[Block]:
     return [
         {"type": "header", "text": plain("Rapid review")},
         section(
-            "Type `/rapidreview` anywhere to ask the outreach team to review a patient. "
+            "Type `/rapidreview` anywhere to ask the outreach team to review a patient, and "
+            "`/rapidreview checkin` to record a patient's daily check-in. "
             "In an emergency call 2222."
         ),
         {"type": "header", "text": plain("On call now")},

@@ -21,7 +21,7 @@ def actor(services: Services, user: dict[str, Any]) -> Actor:
     """
     user_id = str(user.get("id") or user.get("user_id") or "")
     name = str(user.get("name") or user.get("username") or user.get("user_name") or user_id)
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         staff = uow.rota.staff_by_platform_id("slack", user_id)
         if staff is not None:
             return Actor(

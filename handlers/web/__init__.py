@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from handlers.limits import BodyLimit
@@ -119,6 +121,31 @@ def unknown_ward(pages: Pages) -> Response:
         lines=["Check the web address on the poster, or choose the ward from the list."],
         not_sent=False,
     )
+
+
+def error_pages(settings: Settings) -> dict[int, Callable[[Request, HTTPException], Any]]:
+    """404 and 405 under /concern as a public page (the phone line, the security headers),
+    since a mistyped poster address or a stale form may be someone asking for help; anywhere
+    else Starlette's own plain answer."""
+    pages = Pages(public_site(settings))
+
+    async def page(request: Request, error: HTTPException) -> Response:
+        if not request.url.path.startswith("/concern"):
+            return PlainTextResponse(error.detail, error.status_code, headers=error.headers)
+        answer = pages.render(
+            "problem.html",
+            status=error.status_code,
+            title="We cannot find that page",
+            lines=[
+                "Check the web address on the poster, or choose the ward from the list.",
+                "Nothing was sent. If you are worried about someone now, please call us.",
+            ],
+            not_sent=request.method not in ("GET", "HEAD"),
+        )
+        answer.headers.update(error.headers or {})
+        return answer
+
+    return {404: page, 405: page}
 
 
 def body_limit(settings: Settings) -> BodyLimit:

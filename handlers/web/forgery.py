@@ -1,13 +1,17 @@
 """The public form's anti-forgery field: a signed, time-limited token, checked without any
-stored state so every replica agrees. Each form load gets its own, and it doubles as the
-request's submission key: a double-tapped Send, or a reload, raises one request."""
+stored state so every replica agrees. Each form load gets its own, and with what was sent on it
+makes the request's submission key: a double-tapped Send, or a reload, raises one request, while
+someone else's answers sent from the same loaded form (a shared tablet, Back and Send) raise
+their own."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,6 +49,13 @@ class FormTokens:
         if not -60 <= age <= LIFETIME.total_seconds():  # a minute's grace for replicas' clocks
             raise Expired("too old")
         return f"web:{match['nonce']}"
+
+    def submission(self, form_key: str, sent: Mapping[str, str]) -> str:
+        """`form_key` (from check) narrowed to the answers `sent`; keyed, so the stored key
+        tells nothing of what was typed."""
+        answers = json.dumps(sorted(sent.items()), ensure_ascii=False)
+        digest = hmac.new(self.key, f"sent:{answers}".encode(), hashlib.sha256).hexdigest()
+        return f"{form_key}:{digest[:32]}"
 
     def _sign(self, payload: str) -> str:
         return hmac.new(self.key, f"form:{payload}".encode(), hashlib.sha256).hexdigest()

@@ -66,7 +66,7 @@ class ReviewPages:
         now = self.services.clock.now()
         try:
             tokens = self.tokens()
-            key = tokens.check(token, ward.code, now)
+            key = tokens.submission(tokens.check(token, ward.code, now), typed)
         except DatabaseUnavailable:
             return self.not_sent(ward)
         except Expired:

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from reviews.clock import FrozenClock
 from reviews.context import Actor, Services
 from reviews.model import ReviewForm, ValidRequest, validate
 from reviews.notify import Route
@@ -14,6 +13,7 @@ from reviews.outbox import DeliveryError, OutboundItem
 from reviews.policy import Policy, load_policy
 from storage.database import Database
 from storage.tables import Shift, Staff
+from tests.support.clock import FrozenClock
 
 SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "escalation.toml"
 SLACK_ROUTE = Route(platform="slack", outreach_channel="C0OUTREACH", digest_channel="C0DIGEST")
@@ -102,3 +102,7 @@ class RecordingSender:
 
     def to(self, address: str) -> list[OutboundItem]:
         return [item for item in self.sent if item.address == address]
+
+    def id_of(self, item: OutboundItem) -> str:
+        """The message id `deliver` returned for `item`."""
+        return f"msg-{self.sent.index(item) + 1}"

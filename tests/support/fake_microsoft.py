@@ -77,7 +77,7 @@ class FakeMicrosoft:
         self.ca_file = directory / "fake-microsoft.pem"
         self.keys = [_first_key()]
         self.calls: list[Call] = []
-        self.failures: list[tuple[int, float | None]] = []
+        self.failures: list[tuple[int, float | None, str]] = []
         self.metadata_fetches = 0
         self.token_requests = 0
         self.issued_tokens: set[str] = set()
@@ -153,9 +153,12 @@ class FakeMicrosoft:
         return jwt.encode(claims, key.private, algorithm="RS256", headers=headers)
 
     # The connector.
-    def fail_next(self, status: int, *, retry_after: float | None = None, times: int = 1) -> None:
+    def fail_next(
+        self, status: int, *, retry_after: float | None = None, times: int = 1, to: str = ""
+    ) -> None:
+        """The next `times` connector calls fail (only those whose path holds `to`, if given)."""
         with self._lock:
-            self.failures += [(status, retry_after)] * times
+            self.failures += [(status, retry_after, to)] * times
 
     def add_member(self, name: str, aad_object_id: str, email: str, upn: str | None = None) -> None:
         """A person in the tenant (and the outreach team), as the connector describes them."""
@@ -184,8 +187,10 @@ class FakeMicrosoft:
             if auth.removeprefix("Bearer ") not in self.issued_tokens:
                 return 401, {"error": {"code": "Unauthorized"}}, {}
             self.calls.append(Call(method, path, body, auth))
-            if self.failures:
-                status, retry_after = self.failures.pop(0)
+            failure = next((f for f in self.failures if f[2] in path), None)
+            if failure is not None:
+                self.failures.remove(failure)
+                status, retry_after, _ = failure
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
                 return status, {"error": {"code": "Throttled"}}, headers
             count = len(self.calls)

@@ -31,6 +31,7 @@ class Call:
     body: dict[str, Any]
     headers: dict[str, str]
     answer: dict[str, Any] = field(default_factory=dict)  # what the fake said back
+    connection: tuple[str, int] = ("", 0)  # the caller's address and port: one per connection
 
 
 @dataclass
@@ -121,7 +122,8 @@ class FakeSlack:
             self.calls.append(call)
             self._lock.notify_all()
 
-    def take_failure(self, method: str) -> Failure | None:
+    def take_failure(self, method: str, body: dict[str, Any] | None = None) -> Failure | None:
+        """The failure to answer this call with, if any (`body` for fakes that limit rates)."""
         with self._lock:
             queue = self.failures.get(method) or []
             if not queue:
@@ -254,6 +256,8 @@ def parse_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
 
 def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Slack: a client may reuse a connection
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._handle()
 
@@ -271,8 +275,8 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             method = parts[1] if parts[0] == "api" and len(parts) > 1 else parts[0]
             if method == "response":
                 method = "response_url"
-            call = Call(method, body, dict(self.headers.items()))
-            failure = fake.take_failure(method)
+            call = Call(method, body, dict(self.headers.items()), connection=self.client_address)
+            failure = fake.take_failure(method, body)
             status, retry_after = 200, None
             if failure is not None and failure.error is None:
                 status, retry_after = failure.status, failure.retry_after

@@ -6,11 +6,13 @@ wall-clock (time.time()) so they compare with the due times the database holds.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-from tests.support.fake_slack import Call, FakeSlack
+from tests.support.fake_slack import Call, Failure, FakeSlack
 
 PING = re.compile(
     r"^(?:New rapid review (RR-\d+)|Escalation level (\d+)(?:, repeat (\d+))?: (RR-\d+))"
@@ -48,3 +50,29 @@ class TimedSlack(FakeSlack):
                     return arrived
             time.sleep(0.05)
         raise AssertionError(f"{key} never arrived; saw {[k for _, k in self.pings()]}")
+
+
+@dataclass
+class RateLimitedSlack(TimedSlack):
+    """Slack's limit on posting: about one message a second to each channel, 429 with
+    Retry-After beyond it. Direct messages (to a user id) are each their own conversation
+    and are not limited here."""
+
+    interval: float = 1.0
+    posted: dict[str, float] = field(default_factory=dict)  # channel -> last accepted post
+    limited: int = 0  # 429s answered
+
+    def take_failure(self, method: str, body: dict[str, Any] | None = None) -> Failure | None:
+        failure = super().take_failure(method, body)
+        if failure or method not in ("chat.postMessage", "chat.update") or body is None:
+            return failure
+        channel = str(body.get("channel", ""))
+        if not channel.startswith(("C", "G")):
+            return None
+        with self._lock:
+            now = time.monotonic()
+            if now - self.posted.get(channel, -math.inf) < self.interval:
+                self.limited += 1
+                return Failure(1, 429, retry_after=math.ceil(self.interval))
+            self.posted[channel] = now
+        return None

@@ -1,0 +1,307 @@
+"""Latency over real HTTP: rapidreview beside a bare slack_bolt app on the same stack.
+
+    .venv/bin/python bench/http_latency.py [--db sqlite,postgres] [--clients 1,10,50]
+                                           [--count 200]
+
+For each database, starts `python bot.py` (Slack over HTTP, a fake Slack Web API in its own
+process) and, in the same run, a bare slack_bolt App on the same Starlette + uvicorn stack
+whose listeners only ack. Then, at each number of concurrent clients (each with a keep-alive
+connection), POSTs `--count` signed requests of each kind to both: `/rapidreview` commands,
+request-form submissions and Acknowledge presses on open requests. Prints p50/p99/max, requests
+a second, the bot's CPU per request and the ratio of our p99 to the bare app's; and how many
+submissions were answered NOT CONFIRMED (the safety figure: it must be 0). No asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from handlers.slack.blocks import ACTION_PREFIX  # noqa: E402
+from handlers.slack.forms import REQUEST_FORM  # noqa: E402
+from reviews import service  # noqa: E402
+from reviews.clock import SystemClock  # noqa: E402
+from storage.database import Database  # noqa: E402
+from tests.support.builders import NURSE, make_services, on_rota, request  # noqa: E402
+from tests.support.databases import drop_template, postgres_database, sqlite_database  # noqa: E402
+from tests.support.process import bot_environment  # noqa: E402
+from tests.support.slack_requests import (  # noqa: E402
+    SIGNING_SECRET,
+    SlackRequest,
+    button_click,
+    request_form,
+    slash_command,
+    view_submission,
+)
+
+ALEX = "U01ALEX"
+KINDS = ("command", "submit", "press")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_fake_slack(pipe: multiprocessing.connection.Connection) -> None:
+    """The fake Slack in its own process, so it takes no CPU from the clients measuring."""
+    from tests.support.fake_slack import FakeSlack
+
+    with FakeSlack() as fake:
+        fake.add_user(ALEX, "Alex Carter", "alex.carter@nhs.net")
+        pipe.send(fake.url)
+        pipe.recv()  # until told to stop
+
+
+def serve_bare(port: int, slack_url: str) -> None:
+    """The control: bolt + Starlette + uvicorn, listeners that only ack."""
+    import re
+
+    import uvicorn
+    from slack_bolt import App
+    from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+    from slack_sdk import WebClient
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.routing import Route
+
+    # The same client as ours: bolt checks its token once (auth.test) against the fake.
+    app = App(
+        client=WebClient(token="xoxb-bare", base_url=slack_url), signing_secret=SIGNING_SECRET
+    )
+    app.command("/rapidreview")(lambda ack: ack())
+    app.view(REQUEST_FORM)(lambda ack: ack())
+    app.action(re.compile(f"^{ACTION_PREFIX}"))(lambda ack: ack())
+
+    async def events(request):  # type: ignore[no-untyped-def]
+        body = await request.body()
+        response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(response)
+
+    starlette = Starlette(routes=[Route("/slack/events", events, methods=["POST"])])
+    uvicorn.run(starlette, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+@contextmanager
+def bare_app(slack_url: str) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-bare", f"{port},{slack_url}"], cwd=ROOT
+    )
+    try:
+        wait_listening(port)
+        yield f"http://127.0.0.1:{port}/slack/events", process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def our_bot(url: str, slack_url: str) -> Iterator[tuple[str, int]]:
+    """`python bot.py`, its log to a file: a pipe read by this busy process would fill, and
+    the bot's log writes would wait for it (an artefact no real log collector has)."""
+    port = free_port()
+    env = bot_environment(
+        SLACK_BOT_TOKEN="xoxb-bench",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack_url,
+        OUTREACH_CHANNEL="C0OUTREACH",
+        DIGEST_CHANNEL="C0DIGEST",
+        HOST="127.0.0.1",
+        PORT=str(port),
+        DATABASE_URL=url,
+        LOG_LEVEL="INFO",
+    )
+    with tempfile.TemporaryFile() as log:
+        bot = subprocess.Popen(
+            [sys.executable, "bot.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_listening(port, timeout=60)
+            yield f"http://127.0.0.1:{port}/slack/events", bot.pid
+        finally:
+            bot.terminate()
+            bot.wait(timeout=30)
+
+
+def wait_listening(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Figures:
+    latencies: list[float]
+    seconds: float
+    cpu: float
+    not_confirmed: int
+    errors: int
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def load(
+    url: str, pid: int, make: Callable[[int], SlackRequest], count: int, clients: int
+) -> Figures:
+    """`count` requests from `clients` threads, each on one keep-alive connection."""
+    latencies: list[float] = []
+    tally = {"not_confirmed": 0, "errors": 0}
+    numbers = iter(range(count))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    number = next(numbers, None)
+                if number is None:
+                    return
+                slack_request = make(number)
+                began = time.perf_counter()
+                response = session.post(
+                    url, data=slack_request.body.encode(), headers=slack_request.headers, timeout=30
+                )
+                took = time.perf_counter() - began
+                with lock:
+                    latencies.append(took)
+                    tally["errors"] += response.status_code != 200
+                    tally["not_confirmed"] += "NOT CONFIRMED" in response.text
+
+    cpu_before, began = cpu_seconds(pid), time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Figures(
+        latencies,
+        time.perf_counter() - began,
+        cpu_seconds(pid) - cpu_before,
+        tally["not_confirmed"],
+        tally["errors"],
+    )
+
+
+def requests_for(kind: str, run: str, review_ids: list[int]) -> Callable[[int], SlackRequest]:
+    if kind == "command":
+        return lambda n: slash_command(trigger_id=f"trigger-{run}-{n}")
+    if kind == "submit":
+        form = request_form()
+        return lambda n: view_submission(
+            REQUEST_FORM, form, user_id=NURSE.user_id, view_id=f"V{run}x{n}"
+        )
+    return lambda n: button_click(
+        f"{ACTION_PREFIX}acknowledge", str(review_ids[n]), user_id=ALEX, user_name="alex"
+    )
+
+
+def open_reviews(db: Database, count: int) -> list[int]:
+    ward = make_services(db, SystemClock())  # type: ignore[arg-type]
+    return [
+        service.raise_review(services=ward, request=request(), by=NURSE).review.id or 0
+        for _ in range(count)
+    ]
+
+
+def row(name: str, figures: Figures, bare: Figures | None) -> str:
+    ratio = f"{figures.pct(0.99) / bare.pct(0.99):5.1f}x" if bare else ""
+    count = len(figures.latencies)
+    return (
+        f"  {name:7} p50 {figures.pct(0.5) * 1000:7.1f}  p99 {figures.pct(0.99) * 1000:7.1f}  "
+        f"max {max(figures.latencies) * 1000:7.1f} ms  {count / figures.seconds:6.1f} req/s"
+        f"  cpu {figures.cpu / count * 1000:5.1f} ms/req"
+        f"  errors {figures.errors}  {ratio}"
+    )
+
+
+def run(url: str, clients: list[int], count: int, slack_url: str, kinds: list[str]) -> None:
+    db = Database(url)
+    on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
+    with our_bot(url, slack_url) as (ours, our_pid), bare_app(slack_url) as (bare, bare_pid):
+        for number, concurrent in enumerate(clients):
+            print(
+                f" {concurrent} concurrent, {count} requests each  (load {os.getloadavg()[0]:.1f})"
+            )
+            for kind in kinds:
+                review_ids = open_reviews(db, count) if kind == "press" else []
+                control = load(
+                    bare, bare_pid, requests_for(kind, f"b{number}", review_ids), count, concurrent
+                )
+                figures = load(
+                    ours, our_pid, requests_for(kind, f"o{number}", review_ids), count, concurrent
+                )
+                print(row("bare", control, None))
+                print(row(kind, figures, control))
+                if kind == "submit":
+                    print(f"  submissions answered NOT CONFIRMED: {figures.not_confirmed}")
+                time.sleep(2)  # let the outbox settle before the next kind
+    db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--clients", default="1,10,50")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="command,submit,press")
+    parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        port, slack_url = args.serve_bare.split(",", 1)
+        serve_bare(int(port), slack_url)
+        return
+    clients = [int(c) for c in args.clients.split(",")]
+    print(f"{os.cpu_count()} CPUs, {sys.version.split()[0]}; latencies as the client sees them")
+    ours, theirs = multiprocessing.Pipe()
+    slack = multiprocessing.Process(target=serve_fake_slack, args=(theirs,), daemon=True)
+    slack.start()
+    slack_url = ours.recv()
+    try:
+        for name in args.db.split(","):
+            with ExitStack() as stack:
+                if name == "postgres":
+                    url = stack.enter_context(postgres_database())
+                    stack.callback(drop_template)
+                else:
+                    workdir = stack.enter_context(tempfile.TemporaryDirectory())
+                    url = stack.enter_context(sqlite_database(workdir))
+                print(f"database: {name}")
+                run(url, clients, args.count, slack_url, args.kinds.split(","))
+    finally:
+        ours.send("stop")
+        slack.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

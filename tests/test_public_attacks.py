@@ -1,0 +1,119 @@
+"""The public pages under attack, and under the muddles of a shared phone or a ward tablet:
+each test is a hole found by trying it on the real HTTP server (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from storage.database import Database
+from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
+from tests.support.public_pages import (
+    FAMILY_FORM,
+    PHONE,
+    PublicPages,
+    form_token,
+    public_pages,
+    send,
+    stored,
+)
+
+SOMEONE_ELSE = {
+    "your_name": "Sam Other",
+    "patient_name": "Lee Other",
+    "bed": "4",
+    "concern": "Dad has a new pain in his chest and is sweating",
+    "callback_number": "07700 900777",
+}
+
+
+@pytest.fixture
+def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
+    with public_pages(make_services(db, clock)) as site:
+        yield site
+
+
+def digits(page: requests.Response) -> str:
+    return re.sub(r"\s", "", page.text)
+
+
+def test_a_second_person_on_the_same_loaded_form_raises_their_own_request(
+    site: PublicPages,
+) -> None:
+    # A ward tablet: one relative sends, the next presses Back and sends their own worry.
+    token = form_token(site)
+    first = send(site, token=token)
+    second = send(site, token=token, **SOMEONE_ELSE)
+    assert first.status_code == second.status_code == 200
+    assert "RR-0001" in first.text and "RR-0002" in second.text
+    assert "07700900123" not in digits(second)  # never the first relative's number
+    assert [review.concern for review in stored(site)] == [
+        FAMILY_FORM["concern"],
+        SOMEONE_ELSE["concern"],
+    ]
+    assert "RR-0002" in send(site, token=token, **SOMEONE_ELSE).text  # their double tap
+    assert len(stored(site)) == 2
+
+
+def test_a_second_person_on_the_same_daily_view_is_recorded_too(site: PublicPages) -> None:
+    page = requests.get(f"{site.url}/concern/ward-7/today", timeout=10)
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    wish = {"caller": "family", "answer": "worse", "wants_review": "yes", **FAMILY_FORM}
+    first = requests.post(
+        f"{site.url}/concern/ward-7/today", data={**wish, "token": token[1]}, timeout=10
+    )
+    second = requests.post(
+        f"{site.url}/concern/ward-7/today",
+        data={**wish, **SOMEONE_ELSE, "token": token[1]},
+        timeout=10,
+    )
+    assert first.status_code == second.status_code == 200
+    assert "RR-0001" in first.text and "RR-0002" in second.text
+    assert "07700900123" not in digits(second)
+    assert len(stored(site)) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/concern/ward-7/nothing-here"),
+        ("GET", "/concern/ward-7/review/extra"),
+        ("PUT", "/concern/ward-7/review"),
+        ("POST", "/concern/ward-7"),
+        ("DELETE", "/concern"),
+    ],
+)
+def test_a_wrong_address_or_method_gets_a_page_with_the_phone_line(
+    site: PublicPages, method: str, path: str
+) -> None:
+    answer = requests.request(method, site.url + path, timeout=10)
+    assert answer.status_code in (404, 405)
+    assert answer.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert PHONE in answer.text and "Nothing was sent" in answer.text
+
+
+def test_one_ipv6_connection_cannot_dodge_the_limit_by_changing_its_address(
+    site: PublicPages,
+) -> None:
+    # Anyone on IPv6 holds a /64 of addresses; each must not count as a new visitor.
+    for host in range(1, 6):
+        assert send(site, headers={"X-Forwarded-For": f"2001:db8:1:2::{host}"}).ok
+    refused = send(site, headers={"X-Forwarded-For": "2001:db8:1:2:ffff::99"})
+    assert refused.status_code == 429 and PHONE in refused.text
+    assert send(site, headers={"X-Forwarded-For": "2001:db8:1:3::1"}).ok  # another household
+    assert len(stored(site)) == 6
+
+
+def test_a_phone_number_typed_in_full_width_digits_is_taken(site: PublicPages) -> None:
+    # Some phone keyboards (Japanese, Chinese) type full-width digits.
+    answer = send(site, callback_number="０７７００ ９００１２３")
+    assert answer.status_code == 200, re.findall(r"Error:</span>([^<]*)", answer.text)
+    assert [review.callback_number for review in stored(site)] == ["07700900123"]

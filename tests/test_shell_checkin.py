@@ -1,0 +1,67 @@
+"""`checkin` in the local shell, typed at a real (pseudo-)terminal: each answer checked as
+typed, the ward remembered, "worse" answered with what to do, a wish for review raised; and
+the ward prompt shown for a trial with a wards file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.support.process import ROOT, bot_environment
+from tests.support.terminal import CTRL_C, PtyBot
+
+pytestmark = pytest.mark.slow
+
+
+def test_daily_checkins_at_the_terminal(tmp_path):
+    # CHECKIN_TIME this minute: a trial with a wards file shows each ward's prompt.
+    earlier = datetime.now(ZoneInfo("Europe/London")).strftime("%H:%M")
+    env = bot_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+        WARDS_FILE=str(ROOT / "wards.example.toml"),
+        CHECKIN_TIME=earlier,
+    )
+    shell = PtyBot(env=env)
+    try:
+        shell.expect("> ")
+        shell.expect("Daily check-in, Ward 7 (Acute Medicine): 0 check-ins recorded")
+        shell.type("checkin")
+        shell.expect("[1] Ward 7 (Acute Medicine)")
+        shell.type("1")
+        shell.type("12")
+        shell.type("9")  # not one of the three
+        shell.expect("Type a number from 1 to 3.")
+        shell.expect("Who answered?")
+        shell.type("1")
+        shell.type("3")  # worse
+        shell.type("")
+        shell.type("1")  # no review wanted
+        said = shell.expect("repeat their observations now.")
+        assert "Check-in recorded for Ward 7 (Acute Medicine) bed 12: worse." in said
+
+        shell.type("checkin")
+        shell.expect("(Enter for Ward 7 (Acute Medicine))")
+        shell.type("")  # the last ward
+        shell.type("14")
+        shell.type("2")  # family
+        shell.type("2")  # the same
+        shell.type("Says she is not herself")
+        shell.type("2")  # would like a review now
+        said = shell.expect("will come to the bed.")
+        assert "Ward 7 (Acute Medicine) bed 14: the same. RR-0001 raised" in said
+        shell.expect("RR-0001 · URGENT · Ward 7 (Acute Medicine) bed 14")  # the card
+
+        shell.type("checkins")
+        shell.expect("Check-ins on Ward 7 (Acute Medicine) today: 2")
+        today = shell.expect("Family, carer or advocate · the same · RR-0001")
+        assert "bed 12 · " in today and "· Patient · worse" in today
+        assert "not herself" not in today  # their words stay off the list
+
+        shell.type("checkin")
+        shell.expect("Ward")
+        shell.press(CTRL_C)
+        shell.expect("Cancelled: nothing was recorded.")
+    finally:
+        shell.stop()
