@@ -74,3 +74,16 @@ def render(
     compact = io.BytesIO()
     Image.open(rendered).convert("RGB").quantize(colors=32).save(compact, "PNG", optimize=True)
     return compact.getvalue()
+
+
+def main() -> None:
+    """`python -m reviews.chart`: figures as JSON on stdin, the PNG on stdout (chart_apart)."""
+    import sys
+
+    from reviews.chart_apart import read_figures
+
+    sys.stdout.buffer.write(render(**read_figures(sys.stdin.buffer.read())))
+
+
+if __name__ == "__main__":
+    main()

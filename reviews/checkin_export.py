@@ -21,7 +21,7 @@ def write_checkin_export(*, services: Services, month: str, out: Path | None) ->
     the file cannot be written; DatabaseUnavailable if the database cannot be read."""
     period = month_of(month, services)
     path = out or Path(f"rapidreview-checkins-{period.label}.csv")
-    with services.db.unit_of_work() as uow, path.open("w", newline="", encoding="utf-8") as file:
+    with services.db.reading() as uow, path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(COLUMNS)
         count = 0

@@ -193,7 +193,7 @@ def confirmation(checkin: Checkin, review: Review | None) -> str:
 
 def last_ward(*, services: Services, by: Actor) -> str | None:
     """The ward `by` last recorded a check-in on (None if never): their form starts there."""
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         return uow.checkins.last_ward(by.platform, by.user_id)
 
 
@@ -201,7 +201,7 @@ def ward_day(*, services: Services, ward: str, day: date) -> list[str]:
     """A ward's check-ins on one local day, a line each in bed order (no free text)."""
     start = datetime.combine(day, time(0), tzinfo=services.timezone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=services.timezone)
-    with services.db.unit_of_work() as uow:
+    with services.db.reading() as uow:
         rows = uow.checkins.for_ward(ward, start, end.astimezone(UTC))
     return [
         f"bed {row.bed or '?'} · {local_time(row.recorded_at, services.timezone)} · "

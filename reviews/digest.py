@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 
+from reviews import chart_apart
 from reviews.context import Actor, Services
 from reviews.digest_figures import Digest, Figures, Window
 from reviews.digest_text import render
@@ -128,20 +129,22 @@ def digest_for(*, services: Services, by: Actor) -> str:
 def build_digest(services: Services, *, day: date | None = None, late: bool = False) -> Message:
     """The digest for the 24 hours ending at DIGEST_TIME on `day` (default: the latest that has
     passed), with its chart attached. DatabaseUnavailable if the figures cannot be read."""
-    # Imported here: matplotlib and PIL are about 40 MB that only the daily digest needs.
-    from reviews import chart
-
     digest = collect(services, day or latest_day(services))
-    png = chart.render(
-        days=digest.chart_days,
-        by_caller=digest.chart_by_caller,
-        acknowledge=digest.chart_acknowledge,
-        checkins=digest.chart_checkins,
-    )
+    text = render(digest, services.timezone, services.digest_time, late=late)
+    try:
+        png = chart_apart.render(
+            days=digest.chart_days,
+            by_caller=digest.chart_by_caller,
+            acknowledge=digest.chart_acknowledge,
+            checkins=digest.chart_checkins,
+        )
+    except chart_apart.ChartError as error:
+        log.error("digest chart not drawn (%s): the figures go without it", error)
+        return Message(text=text)
     name = f"rapidreview-digest-{digest.day.isoformat()}.png"
     title = f"Requests and time to acknowledge, {CHART_DAYS} days to {digest.day:%d %b %Y}"
     return Message(
-        text=render(digest, services.timezone, services.digest_time, late=late),
+        text=text,
         attachments=(Attachment.of(name, title, png),),
     )
 

@@ -167,9 +167,13 @@ class _WriterQueue:
 
 
 def make_engine(url: str, **options: Any) -> Engine:
+    """The engine for `url`. hide_parameters: a database error's message would otherwise quote
+    the statement's values (names, NHS and call-back numbers), and tracebacks carry it into
+    the log."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=SQLITE_POOL,
             max_overflow=SQLITE_POOL,
@@ -180,7 +184,11 @@ def make_engine(url: str, **options: Any) -> Engine:
     # connection; three replicas stay well inside PostgreSQL's default 100 connections.
     pool = {"pool_size": 10, "max_overflow": 15}
     return create_engine(
-        url, pool_pre_ping=True, connect_args=POSTGRES_CONNECT, **{**pool, **options}
+        url,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args=POSTGRES_CONNECT,
+        **{**pool, **options},
     )
 
 

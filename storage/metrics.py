@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, extract, func
+from sqlalchemy import Float, case, cast, extract, func
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from storage.digest import DigestStore
@@ -81,7 +81,7 @@ class MetricsStore:
 
     def _acknowledge_times(self, buckets: Sequence[float]) -> tuple[int, float, list[int]]:
         raised, acknowledged = col(Review.raised_at), col(Review.acknowledged_at)
-        seconds: ColumnElement[Any]
+        seconds: ColumnElement[float]
         if self.postgres:
             seconds = cast(extract("epoch", acknowledged - raised), Float)
         else:

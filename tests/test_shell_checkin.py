@@ -4,7 +4,7 @@ the ward prompt shown for a trial with a wards file."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_daily_checkins_at_the_terminal(tmp_path):
-    # CHECKIN_TIME an hour ago: a trial with a wards file shows each ward's prompt at once.
-    earlier = (datetime.now(ZoneInfo("Europe/London")) - timedelta(hours=1)).strftime("%H:%M")
+    # CHECKIN_TIME this minute: a trial with a wards file shows each ward's prompt.
+    earlier = datetime.now(ZoneInfo("Europe/London")).strftime("%H:%M")
     env = bot_environment(
         DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
         WARDS_FILE=str(ROOT / "wards.example.toml"),
@@ -52,6 +52,12 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         said = shell.expect("will come to the bed.")
         assert "Ward 7 (Acute Medicine) bed 14: the same. RR-0001 raised" in said
         shell.expect("RR-0001 · URGENT · Ward 7 (Acute Medicine) bed 14")  # the card
+
+        shell.type("checkins")
+        shell.expect("Check-ins on Ward 7 (Acute Medicine) today: 2")
+        today = shell.expect("Family, carer or advocate · the same · RR-0001")
+        assert "bed 12 · " in today and "· Patient · worse" in today
+        assert "not herself" not in today  # their words stay off the list
 
         shell.type("checkin")
         shell.expect("Ward")

@@ -17,7 +17,7 @@ from reviews.checkin_model import (
     Respondent,
     validate_checkin,
 )
-from reviews.checkins import last_ward, record_checkin
+from reviews.checkins import last_ward, record_checkin, ward_day
 from reviews.context import Services
 from reviews.model import FormErrors
 
@@ -74,6 +74,17 @@ def checkin_form(wards: list[str], last: str) -> tuple[Question, ...]:
             when=_asked,
         ),
     )
+
+
+def todays_checkins(services: Services, args: list[str]) -> str:
+    """`checkins [WARD]`: the ward's check-ins today (default: the last ward used)."""
+    ward = " ".join(args) or last_ward(services=services, by=SHELL_USER) or ""
+    if not ward:
+        return "Which ward? e.g. checkins Ward 7"
+    today = services.clock.now().astimezone(services.timezone).date()
+    lines = ward_day(services=services, ward=ward, day=today)
+    heading = f"Check-ins on {ward} today: {len(lines)}"
+    return "\n".join([heading, *(f"  {line}" for line in lines)])
 
 
 def checkin(services: Services, terminal: Terminal) -> str:

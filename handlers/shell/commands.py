@@ -11,7 +11,7 @@ import re
 import shlex
 from collections.abc import Callable
 
-from handlers.shell.checkin import checkin
+from handlers.shell.checkin import checkin, todays_checkins
 from handlers.shell.forms import Answers, Cancelled, Question, fill
 from handlers.shell.terminal import Terminal
 from handlers.shell.trial import SHELL_USER
@@ -38,6 +38,7 @@ from storage.database import DatabaseUnavailable
 HELP = """Commands:
   raise                    raise a rapid review (a few questions; Ctrl-C cancels)
   checkin                  record a patient's daily check-in (how they feel today)
+  checkins [WARD]          the ward's check-ins today
   open                     requests not yet closed
   ack REF                  acknowledge a request, e.g. ack RR-0001 or ack 1
   attend REF               say you are on your way
@@ -169,6 +170,7 @@ class Shell:
         return {
             "raise": lambda _: self.raise_review(),
             "checkin": lambda _: self.say(checkin(self.services, self.terminal)),
+            "checkins": lambda a: self.say(todays_checkins(self.services, a)),
             "open": lambda _: self.show_open(),
             "ack": lambda a: self.change(a, service.acknowledge),
             "attend": lambda a: self.change(a, service.attend),

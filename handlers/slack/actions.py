@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -27,33 +28,57 @@ from storage.database import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 
+# Acknowledge and Attending change state after the ack, on a few threads of their own: done
+# on bolt's listener threads, a burst of presses changed state on dozens of threads at once and
+# starved the acks themselves of the interpreter. The card update tells the team; a refusal
+# still reaches the presser privately. Record outcome and Cancel open a form at once instead
+# (Slack's trigger for it expires after 3 s).
+AFTER_ACK_THREADS = 4
+AFTER_ACK = (Action.ACKNOWLEDGE, Action.ATTEND)
+
+
 def register(app: App, services: Services, settings: Settings) -> None:
+    after_ack = ThreadPoolExecutor(AFTER_ACK_THREADS, thread_name_prefix="slack-press")
+
     @app.action(re.compile(f"^{ACTION_PREFIX}"))
     def press(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         ack()
-        user_id = body["user"]["id"]
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-            "channel_id"
+        if action["action_id"].removeprefix(ACTION_PREFIX) in AFTER_ACK:
+            after_ack.submit(_handle, services, client, body, action)
+        else:
+            _handle(services, client, body, action)
+
+
+def _handle(
+    services: Services, client: WebClient, body: dict[str, Any], action: dict[str, Any]
+) -> None:
+    """Do what the button says, and tell the presser privately of anything but a change."""
+    user_id = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id"
+    )
+    try:
+        pressed = Action(action["action_id"].removeprefix(ACTION_PREFIX))
+        review_id = int(action["value"])
+        note = _press(services, client, body, pressed, review_id)
+    except service.ServiceError as refused:
+        note = str(refused)
+    except DatabaseUnavailable as error:
+        log.warning("button on Slack not recorded: %s", error)
+        note = (
+            f"Nothing was recorded: the bot cannot reach its database. "
+            f"{services.fallback_contact}"
         )
-        try:
-            pressed = Action(action["action_id"].removeprefix(ACTION_PREFIX))
-            review_id = int(action["value"])
-            note = _press(services, client, body, pressed, review_id)
-        except service.ServiceError as refused:
-            note = str(refused)
-        except DatabaseUnavailable as error:
-            log.warning("button on Slack not recorded: %s", error)
-            note = (
-                f"Nothing was recorded: the bot cannot reach its database. "
-                f"{services.fallback_contact}"
-            )
-        except ValueError:
-            note = "That button is no longer recognised; use the latest card."
-        except SlackApiError as error:  # the outcome or cancel form could not be opened
-            log.warning("form not opened: %s", error.response.get("error"))
-            note = "The form could not be opened; press the button again."
-        if note:
-            tell(client, user_id=user_id, channel_id=channel, text=note)
+    except ValueError:
+        note = "That button is no longer recognised; use the latest card."
+    except SlackApiError as error:  # the outcome or cancel form could not be opened
+        log.warning("form not opened: %s", error.response.get("error"))
+        note = "The form could not be opened; press the button again."
+    except Exception as error:  # noqa: BLE001 - off bolt's threads, nobody else would say
+        log.error("button on Slack failed: %s", type(error).__name__)  # no traceback: values
+        note = f"Nothing was recorded: something went wrong. {services.fallback_contact}"
+    if note:
+        tell(client, user_id=user_id, channel_id=channel, text=note)
 
 
 def _press(

@@ -136,7 +136,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 checkin=checkin,
                 by=actor(services, body["user"]),
                 source="slack",
-                submission_key=f"slack:{view['id']}:{count}",
+                submission_key=f"slack:{view['id']}:{count}:{checkin.fingerprint()}",
             )
 
         try:

@@ -54,7 +54,8 @@ def home_blocks(services: Services, user_id: str) -> list[Block]:
     return [
         {"type": "header", "text": plain("Rapid review")},
         section(
-            "Type `/rapidreview` anywhere to ask the outreach team to review a patient. "
+            "Type `/rapidreview` anywhere to ask the outreach team to review a patient, and "
+            "`/rapidreview checkin` to record a patient's daily check-in. "
             "In an emergency call 2222."
         ),
         {"type": "header", "text": plain("On call now")},

@@ -70,9 +70,9 @@ class ActivityHandler:
             # Not worth failing the request: the reference is stored on their next message.
             log.warning("Teams conversation reference not stored: %s", type(error).__name__)
         if kind == "invoke" and activity.get("name") == "adaptiveCard/action":
-            action = (activity.get("value") or {}).get("action") or {}
-            data = {**(action.get("data") or {}), "rr_verb": action.get("verb")}
-            return 200, invoke_response(self._safely(lambda: self._act(activity, data)))
+            # Read inside _safely: a press whose value is not what a card sends is answered too.
+            answer = self._safely(lambda: self._act(activity, pressed_data(activity)))
+            return 200, invoke_response(answer)
         if kind == "message":
             if isinstance(activity.get("value"), dict):
                 value = activity["value"]
@@ -272,6 +272,12 @@ class ActivityHandler:
             )
         except DeliveryError as error:
             log.warning("Teams reply not delivered: %s", error)
+
+
+def pressed_data(activity: dict[str, Any]) -> dict[str, Any]:
+    """An Action.Execute press's data, with its verb as `rr_verb`."""
+    action = (activity.get("value") or {}).get("action") or {}
+    return {**(action.get("data") or {}), "rr_verb": action.get("verb")}
 
 
 def submission_key(form_id: str, user_id: str, typed: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ finds the check-in it recorded; the next card (the next bed) is a new form.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -107,12 +108,15 @@ def record(services: Services, activity: dict[str, Any], data: dict[str, Any]) -
         return checkin_card(wards, typed, problems.errors)
     try:
         by = actor(services, activity)
+        # One person's one card, narrowed to what it says: the next bed recorded on a card
+        # still open on their other device is not taken for a retry of this one.
+        form = f"{data.get('rr_form') or uuid.uuid4().hex}:{by.user_id}:{checkin.fingerprint()}"
         result = record_checkin(
             services=services,
             checkin=checkin,
             by=by,
             source="teams",
-            submission_key=f"teams:checkin:{data.get('rr_form') or uuid.uuid4().hex}:{by.user_id}",
+            submission_key="teams:checkin:" + hashlib.sha256(form.encode()).hexdigest(),
         )
     except Exception as error:  # noqa: BLE001 - whatever went wrong, say nothing was recorded
         log.error("check-in from Teams NOT recorded: %s", type(error).__name__)

@@ -1,0 +1,33 @@
+"""A database error's text never carries a patient's details: tracebacks reach the log (a
+failed job, bolt's own error line) with the error's message, and SQLAlchemy's message quotes
+the statement's parameters unless told not to. Real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import traceback
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from reviews.service import add_review
+from storage.database import Database
+from tests.support.builders import FILLED_FORM, NURSE, make_services, request
+from tests.support.clock import FrozenClock
+
+
+def test_a_failed_insert_does_not_quote_the_patients_details(
+    db: Database, clock: FrozenClock
+) -> None:
+    services = make_services(db, clock)
+    for _ in range(2):  # the second breaks the unique submission key
+        try:
+            with db.unit_of_work() as uow:
+                add_review(uow, services, request(), NURSE, now=clock.now(), submission_key="k1")
+        except IntegrityError as error:
+            told = "".join(traceback.format_exception(error))
+            break
+    else:
+        pytest.fail("the duplicate submission key was accepted")
+    assert "review" in told.lower()  # still says what failed
+    for detail in ("9990000018", "07700", FILLED_FORM["concern"]):
+        assert detail not in told

@@ -1,0 +1,52 @@
+"""The Slack check-in form when what arrives is not what the form sends, or is sent twice with
+different patients: always an answer, never a lost bed. Real bolt app over real HTTP, SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from settings import DEFAULT_FALLBACK
+from storage.database import Database
+from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
+from tests.support.fake_slack import FakeSlack
+from tests.support.slack_requests import SlackBot, slack_bot
+from tests.test_checkin_slack import checkin_form, checkins, submit
+
+
+@pytest.fixture
+def bot(db: Database, clock: FrozenClock) -> Iterator[SlackBot]:
+    with FakeSlack() as fake, slack_bot(make_services(db, clock), fake) as bot:
+        yield bot
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"ward": "Ward 7", "bed": ["12"]},
+        {**checkin_form(), "respondent": {"value": {"selected_option": "patient"}}},
+    ],
+)
+def test_a_check_in_form_we_cannot_read_is_answered_with_the_fallback(
+    bot: SlackBot, values: dict[str, Any]
+) -> None:
+    answer, _ = submit(bot, values)
+    said = json.dumps(answer)
+    assert answer["response_action"] == "update"
+    assert "NOT recorded" in said and DEFAULT_FALLBACK in said
+    assert checkins(bot) == 0
+
+
+def test_the_next_bed_sent_on_a_form_that_did_not_refresh_is_recorded_too(bot: SlackBot) -> None:
+    # Slack lost the refreshed form (a timeout): the nurse records the next bed on the old one.
+    first, _ = submit(bot, checkin_form(bed="12"))
+    second, _ = submit(bot, checkin_form(bed="14", answer="better"))
+    assert "bed 12" in json.dumps(first) and "bed 14" in json.dumps(second)
+    assert checkins(bot) == 2
+    submit(bot, checkin_form(bed="14", answer="better"))  # Slack's retry of that one
+    assert checkins(bot) == 2
