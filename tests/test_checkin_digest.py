@@ -45,6 +45,7 @@ def test_each_wards_checkins_in_a_digest_day_across_a_clock_change(
              not_asked_reason="asleep")  # fmt: skip
     check_in(services, clock, outside, "Ward 9", answer="worse", wants_review="yes")
 
+    clock.at = datetime(day.year, day.month, day.day, 12, 0, tzinfo=UTC)  # the day is over
     digest = collect(services, day)
     figures = {(w.ward, w.checkins, w.worse, w.reviews) for w in digest.checkins}
     assert figures == {("Ward 7", 3, 2, 1), ("Ward 9", 1, 0, 0)}
@@ -63,6 +64,7 @@ def test_wards_of_the_wards_file_without_checkins_are_named(db, clock):
     services = replace(make_services(db, clock), wards=wards)
     check_in(services, clock, (2026, 12, 1, 12, 0), "Ward 7")
     check_in(services, clock, (2026, 11, 28, 12, 0), "Ward 3")
+    clock.at = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     assert collect(services, date(2026, 12, 2)).wards_without_checkins == ["Cedar Ward", "Ward 3"]
 
 
