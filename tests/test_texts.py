@@ -283,6 +283,7 @@ def test_the_digest_counts_texts_and_pages_sent_and_failed(services, senders, cl
     raise_one(services, senders)
     pager.fail(times=1, status=400)
     tick(services, senders, clock, minutes=2)  # RR-0002's page is refused
+    clock.advance(days=1)  # the next morning, when that day's digest is posted
     text = build_digest(services, day=date(2026, 12, 2)).text
     assert "  Texts and pages to on-call staff: 1 sent (0.0), 1 failed (0.0)" in text
 
