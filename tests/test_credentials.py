@@ -25,7 +25,7 @@ from tests.support.builders import (
 )
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import SlackBot, slack_bot, slash_command
+from tests.support.slack_requests import SlackBot, slack_bot
 
 TEAMS_ROUTE = Route("teams", "19:outreach@thread.tacv2", "19:digest@thread.tacv2")
 
@@ -141,14 +141,3 @@ def test_an_expired_teams_secret_is_held_not_failed(db: Database, clock: FrozenC
     assert [i.address for i in teams.sent] == [TEAMS_ROUTE.outreach_channel]
     assert services.health.problems() == []
 
-
-def test_a_person_using_slack_while_the_token_is_refused_is_told_the_fallback(
-    bot: SlackBot, fake: FakeSlack
-) -> None:
-    fake.fail("auth.test", times=10, error="token_revoked")
-    answer = bot.post(slash_command())
-    assert answer.status_code == 200
-    assert "nothing was recorded" in answer.text
-    assert "Bleep the outreach team directly" in answer.text
-    with bot.services.db.unit_of_work() as uow:
-        assert uow.reviews.count_open() == 0

@@ -53,11 +53,6 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack"),
         token_verification_enabled=False,
-        # What a person sees when Slack refuses the bot's token: nothing can be recorded.
-        user_facing_authorize_error_message=(
-            "rapidreview cannot work in Slack right now, so nothing was recorded. "
-            + settings.fallback_contact
-        ),
         logger=quiet_bolt_logger(),
     )
     for group in (commands, submissions, checkin, actions, home, direct):
