@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reviews.model import (
+    WEB_PLATFORM,
     Action,
     Caller,
     ConcernKind,
@@ -118,9 +119,15 @@ def state_line(review: Review, tz: ZoneInfo) -> str:
 
 
 def caller_label(review: Review) -> str:
-    """Who raised it, and that it came from the public page when it did (never their name)."""
+    """Who raised it, and that it came from the public page or a daily check-in when it did
+    (never their name)."""
     label = Caller(review.caller).label
-    return f"{label}, from the public page" if review.source == Source.WEB else label
+    if review.source == Source.WEB:
+        return f"{label}, from the public page"
+    if review.source == Source.CHECKIN:
+        online = " on the public page" if review.raised_platform == WEB_PLATFORM else ""
+        return f"{label}, from a daily check-in{online}"
+    return label
 
 
 def callback_line(review: Review) -> str:

@@ -16,12 +16,13 @@ from reviews.outbox import drain
 from storage.database import Database
 from storage.tables import DigestRun, Outbox
 from tests.support.builders import NURSE, SLACK_ROUTE, RecordingSender, make_services, request
+from tests.support.moments import utc
 
 TEAMS_ROUTE = Route(platform="teams", outreach_channel="19:outreach", digest_channel="19:digest")
 
 
 def raise_at(services, clock, *moment: int) -> None:
-    clock.at = datetime(*moment, tzinfo=UTC)
+    clock.at = utc(*moment)
     service.raise_review(services=services, request=request(), by=NURSE)
 
 

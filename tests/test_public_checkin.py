@@ -86,6 +86,8 @@ def test_a_wish_for_review_raises_one_with_the_callers_details_once(site: Public
     assert review.callback_number == "07700900123"
     assert len(checkins(site)) == 1 and checkins(site)[0].review_id == review.id
     assert all("Bloggs" not in row.payload for row in outbox(site))
+    [card] = [row for row in outbox(site) if row.kind == "card"]
+    assert "Family, carer or advocate, from a daily check-in on the public page" in card.payload
 
 
 def test_mistakes_come_back_beside_their_fields_and_nothing_is_recorded(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
@@ -21,14 +20,11 @@ from tests.support.builders import (
     on_rota,
     request,
 )
+from tests.support.moments import utc
 from tests.support.process import ROOT
 from tests.test_rota_cover import ADMIN
 
 CHANNEL, DIGEST = "C0OUTREACH", "C0DIGEST"
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def staff_all_roles_but_outreach(db) -> None:

@@ -21,13 +21,6 @@ TRIAL_SHIFT = timedelta(hours=12)
 # A configured trust's bot keeps its database; the shell plays in this file instead.
 TRIAL_DATABASE = "sqlite:///rapidreview-shell.db"
 EXAMPLE_WARDS = HERE / "wards.example.toml"
-PLATFORM_SETTINGS = (
-    "slack_bot_token",
-    "slack_signing_secret",
-    "slack_app_token",
-    "teams_app_id",
-    "teams_app_password",
-)
 
 
 def trial_settings(settings: Settings) -> tuple[Settings, str | None]:
@@ -44,8 +37,15 @@ def trial_settings(settings: Settings) -> tuple[Settings, str | None]:
     )
     if not (settings.slack_configured or settings.teams_configured):
         return settings, None
-    blanked = {name: "" for name in PLATFORM_SETTINGS}
-    trial = dataclasses.replace(settings, database_url=TRIAL_DATABASE, **blanked)
+    trial = dataclasses.replace(
+        settings,
+        database_url=TRIAL_DATABASE,
+        slack_bot_token="",
+        slack_signing_secret="",
+        slack_app_token="",
+        teams_app_id="",
+        teams_app_password="",
+    )
     return trial, (
         "Slack or Teams is configured, so this shell leaves that bot's database alone and "
         f"sends nothing to Slack or Teams: it uses its own trial database, {where(trial)}."
