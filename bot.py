@@ -292,7 +292,10 @@ def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackClientError
 
-    handler = SocketModeHandler(bot.slack_app, bot.settings.slack_app_token)
+    # The bot's own client: the App's holds no token (handlers.slack.app.tokenless).
+    handler = SocketModeHandler(
+        bot.slack_app, bot.settings.slack_app_token, web_client=bot.slack_client
+    )
     told = False
     while True:
         try:
