@@ -91,7 +91,7 @@ def serve_bare(port: int, slack_url: str) -> None:
     app.view(REQUEST_FORM)(lambda ack: ack())
     app.action(re.compile(f"^{ACTION_PREFIX}"))(lambda ack: ack())
 
-    async def events(request):  # type: ignore[no-untyped-def]
+    async def events(request):
         body = await request.body()
         response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
         return to_starlette_response(response)

@@ -7,11 +7,13 @@ outreach nurse who walks onto the ward has, in effect, acknowledged the call.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 
 class State(StrEnum):
@@ -192,6 +194,15 @@ class ValidRequest:
     @property
     def patient_or_family(self) -> bool:
         return self.caller in (Caller.PATIENT, Caller.FAMILY)
+
+
+def fingerprint(form: Any) -> str:
+    """A digest of what a validated form (a dataclass) says, for a submission key beside the
+    platform's form id: the platform's retry of one submission is recorded once, while other
+    answers sent on a form that did not refresh (the next bed, a corrected one) are recorded
+    too, never taken for that retry."""
+    said = json.dumps(asdict(form), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
 class FormErrors(ValueError):
