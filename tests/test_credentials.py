@@ -140,3 +140,4 @@ def test_an_expired_teams_secret_is_held_not_failed(db: Database, clock: FrozenC
     drain(services, {"slack": slack, "teams": teams})
     assert [i.address for i in teams.sent] == [TEAMS_ROUTE.outreach_channel]
     assert services.health.problems() == []
+
