@@ -227,7 +227,7 @@ def requests_for(kind: str, run: str, review_ids: list[int]) -> Callable[[int], 
 
 
 def open_reviews(db: Database, count: int) -> list[int]:
-    ward = make_services(db, SystemClock())  # type: ignore[arg-type]
+    ward = make_services(db, SystemClock())
     return [
         service.raise_review(services=ward, request=request(), by=NURSE).review.id or 0
         for _ in range(count)
