@@ -125,8 +125,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
     )
     retention = add(
-        commands, "retention", "count (or --apply: erase) patient details in records closed "
-        "over RETENTION_DAYS ago"
+        commands, "retention", "count (or --apply: erase) patient details past RETENTION_DAYS "
+        "(docs/checkins.md)"
     )
     retention.add_argument("--apply", action="store_true", help="erase them, not only count")
     add(
