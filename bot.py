@@ -187,8 +187,7 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from reviews import checkin_prompt, digest, escalation, outbox, retention
-    from rotas import jobs
+    from reviews import checkin_prompt, digest, escalation, outbox, retention, rota_jobs
 
     services, senders, health = bot.services, bot.senders, bot.services.health
 
@@ -222,8 +221,8 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", lambda: outbox.drain(services, senders), 0.25),
         ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
-        ("handovers", lambda: jobs.announce_handovers(services), 60.0),
-        ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
+        ("handovers", lambda: rota_jobs.announce_handovers(services), 60.0),
+        ("cover-gaps", lambda: rota_jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
         (
             "checkin-prompt",
@@ -293,7 +292,10 @@ def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_sdk.errors import SlackClientError
 
-    handler = SocketModeHandler(bot.slack_app, bot.settings.slack_app_token)
+    # The bot's own client: the App's holds no token (handlers.slack.app.tokenless).
+    handler = SocketModeHandler(
+        bot.slack_app, bot.settings.slack_app_token, web_client=bot.slack_client
+    )
     told = False
     while True:
         try:
@@ -333,16 +335,16 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
     shell_log = TerminalLog(terminal)
     logging.getLogger().handlers[:] = [shell_log]
     # Ctrl-C must reach the main thread, which waits in readline: a signal taken by a
-    # scheduler thread would leave readline waiting for another key. Threads inherit the
-    # mask of the thread that starts them, so they start with SIGINT blocked.
+    # background thread would leave readline waiting for another key. Threads inherit the
+    # mask of the thread that starts them, so they all start with SIGINT blocked.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         start_scheduler(bot, late_digest=False)
+        server = serve_public_pages(bot) if bot.settings.port_given else None
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # At the keyboard, the person is the trial's rota admin too: cover any role.
     services = replace(bot.services, rota_admins=bot.services.rota_admins | {SHELL_USER.user_id})
-    server = serve_public_pages(bot) if bot.settings.port_given else None
     try:
         Shell(services, terminal).loop()
     finally:

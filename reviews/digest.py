@@ -79,8 +79,8 @@ def collect(services: Services, day: date) -> Digest:
     window = window_for(services, day)
     now = services.clock.now()
     complete = window.end <= now
-    if not complete:
-        window = Window(window.start, max(window.start, now))
+    if not complete:  # up to and including this moment
+        window = Window(window.start, max(window.start, now + timedelta(microseconds=1)))
     trend = Window(window_for(services, day - timedelta(days=1), TREND_DAYS).start, window.start)
     chart_days = [day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
     boundaries = [window_for(services, chart_days[0]).start] + [

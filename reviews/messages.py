@@ -11,11 +11,11 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from reviews.model import (
+    WEB_PLATFORM,
     Action,
     Caller,
     ConcernKind,
@@ -26,6 +26,7 @@ from reviews.model import (
     format_reference,
     mask_nhs_number,
 )
+from rotas.times import local_time as local_time
 from storage.tables import Review
 
 
@@ -93,10 +94,6 @@ class Message:
         )
 
 
-def local_time(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%H:%M %a %d %b")
-
-
 def state_line(review: Review, tz: ZoneInfo) -> str:
     state = State(review.state)
     if state is State.RAISED:
@@ -122,9 +119,15 @@ def state_line(review: Review, tz: ZoneInfo) -> str:
 
 
 def caller_label(review: Review) -> str:
-    """Who raised it, and that it came from the public page when it did (never their name)."""
+    """Who raised it, and that it came from the public page or a daily check-in when it did
+    (never their name)."""
     label = Caller(review.caller).label
-    return f"{label}, from the public page" if review.source == Source.WEB else label
+    if review.source == Source.WEB:
+        return f"{label}, from the public page"
+    if review.source == Source.CHECKIN:
+        online = " on the public page" if review.raised_platform == WEB_PLATFORM else ""
+        return f"{label}, from a daily check-in{online}"
+    return label
 
 
 def callback_line(review: Review) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Float, case, cast, extract, func
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from storage.digest import DigestStore
@@ -80,6 +81,7 @@ class MetricsStore:
 
     def _acknowledge_times(self, buckets: Sequence[float]) -> tuple[int, float, list[int]]:
         raised, acknowledged = col(Review.raised_at), col(Review.acknowledged_at)
+        seconds: ColumnElement[float]
         if self.postgres:
             seconds = cast(extract("epoch", acknowledged - raised), Float)
         else:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, update
+from sqlalchemy import case, exists, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -153,11 +153,19 @@ class OutboxStore:
         ).all()
 
     def mark_sent(self, outbox_id: int, *, at: datetime, message_id: str | None) -> None:
-        """Record a delivery in one statement (the drain's hottest write)."""
+        """Record a delivery in one statement (the drain's hottest write). A message with a
+        follow-up is looked at again now, to time its fallback from this moment."""
+        follow_up = case((col(Outbox.follow_up_at).is_(None), None), else_=at)
         self.session.execute(
             update(Outbox)
             .where(col(Outbox.id) == outbox_id)
-            .values(state="sent", sent_at=at, message_id=message_id, last_error=None)
+            .values(
+                state="sent",
+                sent_at=at,
+                message_id=message_id,
+                last_error=None,
+                follow_up_at=follow_up,
+            )
         )
 
     def settle(self, *, platform: str, key_prefixes: Sequence[str], at: datetime) -> int:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
 from sqlmodel import Session, col
 
 from storage.tables import Checkin, Outbox, Review, ReviewEvent
@@ -79,6 +79,7 @@ class RetentionStore:
         result = self.session.execute(
             update(Checkin).where(_checkin_due(cutoff)).values(worries=None, erased_at=at)
         )
+        assert isinstance(result, CursorResult)  # an UPDATE's result counts its rows
         return int(result.rowcount or 0)
 
     def _erase_event_notes(self, review_ids: Sequence[int]) -> None:
@@ -97,5 +98,5 @@ class RetentionStore:
             event.detail = json.dumps(detail, sort_keys=True)
 
 
-def _checkin_due(cutoff: datetime) -> object:
+def _checkin_due(cutoff: datetime) -> ColumnElement[bool]:
     return (col(Checkin.recorded_at) < cutoff) & col(Checkin.erased_at).is_(None)

@@ -4,7 +4,7 @@ none, and the chart's line; worked out by hand on days the clocks change (SQLite
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 
@@ -13,10 +13,11 @@ from reviews.checkins import record_checkin
 from reviews.digest import build_digest, collect
 from reviews.wards import Ward, Wards
 from tests.support.builders import NURSE, make_services
+from tests.support.moments import utc
 
 
 def check_in(services, clock, moment: tuple[int, ...], ward: str, **answers: str) -> None:
-    clock.at = datetime(*moment, tzinfo=UTC)
+    clock.at = utc(*moment)
     form = {"ward": ward, "bed": "1", "respondent": "patient", "answer": "same", **answers}
     record_checkin(
         services=services, checkin=validate_checkin(CheckinForm(**form)), by=NURSE, source="slack"
@@ -45,6 +46,7 @@ def test_each_wards_checkins_in_a_digest_day_across_a_clock_change(
              not_asked_reason="asleep")  # fmt: skip
     check_in(services, clock, outside, "Ward 9", answer="worse", wants_review="yes")
 
+    clock.at = utc(day.year, day.month, day.day, 12)  # the day is over: its digest is due
     digest = collect(services, day)
     figures = {(w.ward, w.checkins, w.worse, w.reviews) for w in digest.checkins}
     assert figures == {("Ward 7", 3, 2, 1), ("Ward 9", 1, 0, 0)}
@@ -63,6 +65,7 @@ def test_wards_of_the_wards_file_without_checkins_are_named(db, clock):
     services = replace(make_services(db, clock), wards=wards)
     check_in(services, clock, (2026, 12, 1, 12, 0), "Ward 7")
     check_in(services, clock, (2026, 11, 28, 12, 0), "Ward 3")
+    clock.at = utc(2026, 12, 2, 12)  # the day is over: its digest is due
     assert collect(services, date(2026, 12, 2)).wards_without_checkins == ["Cedar Ward", "Ward 3"]
 
 

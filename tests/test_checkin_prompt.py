@@ -19,6 +19,7 @@ from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Outbox
 from tests.support.builders import NURSE, SLACK_ROUTE, RecordingSender, make_services
+from tests.support.moments import utc
 
 TEAMS_ROUTE = Route(platform="teams", outreach_channel="19:outreach", digest_channel="19:digest")
 WARDS = Wards(
@@ -36,7 +37,7 @@ def services_for(db: Database, clock, routes=(SLACK_ROUTE, TEAMS_ROUTE)):
 
 
 def check_in(services, clock, moment: tuple[int, ...], ward: str, bed: str) -> None:
-    clock.at = datetime(*moment, tzinfo=UTC)
+    clock.at = utc(*moment)
     form = CheckinForm(ward=ward, bed=bed, respondent="patient", answer="same")
     record_checkin(services=services, checkin=validate_checkin(form), by=NURSE, source="slack")
 

@@ -136,7 +136,7 @@ def test_a_wish_for_review_raises_one_that_reaches_the_outreach_team(
     assert "RR-0001" in json.dumps(again) and checkins(bot) == 1
     bot.drain()
     card = next(c for c in fake.called("chat.postMessage") if c.body["channel"] == "C0OUTREACH")
-    assert "Family, carer or advocate" in json.dumps(card.body)
+    assert "Family, carer or advocate, from a daily check-in" in json.dumps(card.body)
     assert any(c.body["channel"] == ALEX for c in fake.called("chat.postMessage"))
 
 

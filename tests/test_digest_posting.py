@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from reviews import service
 from reviews.digest import build_digest, collect, digest_job, post_digest, window_for
@@ -16,12 +16,13 @@ from reviews.outbox import drain
 from storage.database import Database
 from storage.tables import DigestRun, Outbox
 from tests.support.builders import NURSE, SLACK_ROUTE, RecordingSender, make_services, request
+from tests.support.moments import utc
 
 TEAMS_ROUTE = Route(platform="teams", outreach_channel="19:outreach", digest_channel="19:digest")
 
 
 def raise_at(services, clock, *moment: int) -> None:
-    clock.at = datetime(*moment, tzinfo=UTC)
+    clock.at = utc(*moment)
     service.raise_review(services=services, request=request(), by=NURSE)
 
 
@@ -114,7 +115,7 @@ def test_job_waits_for_digest_time_and_posts_on_time(db, clock):
 
 def runs(db: Database) -> list[DigestRun]:
     with db.unit_of_work() as uow:
-        return list(uow.session.exec(select(DigestRun).order_by(DigestRun.day)).all())
+        return list(uow.session.exec(select(DigestRun).order_by(col(DigestRun.day))).all())
 
 
 def test_missed_digest_is_sent_late_after_a_restart(db, clock):

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from handlers.slack.checkin import CHECKIN_FORM
 from handlers.slack.forms import OUTCOME_FORM, REQUEST_FORM
 from tests.support.builders import FILLED_FORM
 from tests.support.fake_microsoft import APP_ID, APP_PASSWORD, TENANT, FakeMicrosoft
@@ -34,6 +35,7 @@ from tests.support.slack_requests import (
 )
 from tests.support.teams_activities import DIGEST, OUTREACH, execute, person
 from tests.support.terminal import PtyBot
+from tests.test_checkin_slack import checkin_form
 
 pytestmark = pytest.mark.slow
 LONDON = ZoneInfo("Europe/London")
@@ -142,6 +144,21 @@ def through_the_public_page(base: str) -> None:
     assert "RR-0003" in answer.text
 
 
+def through_checkins(base: str) -> None:
+    """A ward nurse's check-in asking for a review in Slack; a daughter's on the public page."""
+    values = checkin_form(wants_review=True, respondent="family", worries=CONCERN)
+    recorded = slack_post(base, view_submission(CHECKIN_FORM, values, user_id="U0NURSE"))
+    assert "RR-0004 raised" in recorded.text
+    page = requests.get(f"{base}/concern/ward-7/today", timeout=10)
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    fields = {"caller": "family", "answer": "worse", "bed": "12", "worries": CONCERN,
+              "wants_review": "yes", "your_name": "Jo Bloggs", "patient_name": "Ann Bloggs",
+              "callback_number": "07700 900789", "token": token[1]}  # fmt: skip
+    answer = requests.post(f"{base}/concern/ward-7/today", data=fields, timeout=10)
+    assert "RR-0005" in answer.text
+
+
 def test_no_identifier_in_any_log_line_of_a_full_run(
     fakes: tuple[FakeSlack, FakeMicrosoft], database_url: str, tmp_path: Path
 ) -> None:
@@ -162,6 +179,7 @@ def test_no_identifier_in_any_log_line_of_a_full_run(
         through_slack(base, slack)
         through_teams(base, ms)
         through_the_public_page(base)
+        through_checkins(base)
         slack.wait_for("chat.postMessage", 6, timeout=20)  # cards, pings, call-back numbers
         time.sleep(1)
     finally:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from reviews import service
+from reviews.checkin_model import CheckinForm, validate_checkin
+from reviews.checkins import record_checkin
 from reviews.context import Actor, Services, operator
 from reviews.cover import record_cover
 from reviews.digest import digest_for
@@ -54,6 +56,19 @@ def raised(services: Services) -> int:
 def test_anyone_may_raise_a_request(services: Services, column: str) -> None:
     result = service.raise_review(services=services, request=request(), by=COLUMNS[column])
     assert result.changed
+
+
+@pytest.mark.parametrize("column", COLUMNS)
+def test_anyone_may_record_a_daily_checkin_and_ask_for_a_review(
+    services: Services, column: str
+) -> None:
+    form = CheckinForm(
+        ward="Ward 7", bed="3", respondent="family", answer="worse", wants_review="yes"
+    )
+    result = record_checkin(
+        services=services, checkin=validate_checkin(form), by=COLUMNS[column], source="slack"
+    )
+    assert result.changed and result.reference == "RR-0001"
 
 
 TAKE = {

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.database import Database
 from storage.tables import Checkin
@@ -47,7 +47,7 @@ def send(site: PublicPages, *, form_token: str | None = None, **changes: str):
 
 def checkins(site: PublicPages) -> list[Checkin]:
     with site.services.db.unit_of_work() as uow:
-        return list(uow.session.exec(select(Checkin).order_by(Checkin.id)))
+        return list(uow.session.exec(select(Checkin).order_by(col(Checkin.id))))
 
 
 def test_the_daily_view_asks_the_question_and_works_without_script(site: PublicPages) -> None:
@@ -86,6 +86,8 @@ def test_a_wish_for_review_raises_one_with_the_callers_details_once(site: Public
     assert review.callback_number == "07700900123"
     assert len(checkins(site)) == 1 and checkins(site)[0].review_id == review.id
     assert all("Bloggs" not in row.payload for row in outbox(site))
+    [card] = [row for row in outbox(site) if row.kind == "card"]
+    assert "Family, carer or advocate, from a daily check-in on the public page" in card.payload
 
 
 def test_mistakes_come_back_beside_their_fields_and_nothing_is_recorded(

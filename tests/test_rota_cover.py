@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from sqlmodel import select
@@ -14,14 +14,11 @@ from reviews.service import NotAllowed, NotFound, ServiceError
 from rotas.lookup import who_holds
 from storage.tables import ReviewEvent
 from tests.support.builders import make_services, on_rota
+from tests.support.moments import utc
 
 ADMIN = Actor(platform="slack", user_id="U0ADMIN", name="Rota Admin")
 ALEX = Actor(platform="slack", user_id="U01ALEX", name="Alex Carter")
 SAM = Actor(platform="slack", user_id="U01SAM", name="Sam Patel")
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 @pytest.fixture

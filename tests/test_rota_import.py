@@ -12,13 +12,10 @@ from rotas.importer import import_rota
 from rotas.lookup import who_holds
 from storage.tables import ReviewEvent, Shift, Staff
 from tests.support.builders import make_services
+from tests.support.moments import utc
 
 ROTA = Path(__file__).parent / "fixtures" / "rota"
 HEADER = "role,name,email,slack_user_id,teams_user_id,start,end\n"
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def holder(services, role: str, at: datetime) -> list[str]:

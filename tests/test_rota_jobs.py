@@ -6,13 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
 from reviews import outbox, service
 from reviews.cover import record_cover
-from rotas.jobs import announce_handovers, warn_cover_gaps
+from reviews.rota_jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import (
     NURSE,
@@ -21,14 +20,11 @@ from tests.support.builders import (
     on_rota,
     request,
 )
+from tests.support.moments import utc
 from tests.support.process import ROOT
 from tests.test_rota_cover import ADMIN
 
 CHANNEL, DIGEST = "C0OUTREACH", "C0DIGEST"
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def staff_all_roles_but_outreach(db) -> None:
@@ -177,7 +173,7 @@ PROCESS = """
 import sys
 from datetime import datetime
 from tests.support.clock import FrozenClock
-from rotas.jobs import announce_handovers, warn_cover_gaps
+from reviews.rota_jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import make_services
 services = make_services(Database(sys.argv[1]), FrozenClock(datetime.fromisoformat(sys.argv[2])))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from reviews.context import Actor
 from reviews.cover import record_cover
@@ -10,13 +10,10 @@ from rotas.importer import import_rota
 from rotas.lookup import holdings, next_handover, who_holds
 from rotas.view import rota_lines
 from tests.support.builders import make_services, on_rota
+from tests.support.moments import utc
 from tests.test_rota_import import ROTA
 
 ADMIN = Actor(platform="slack", user_id="U0ADMIN", name="Rota Admin")
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def names(db, role: str, at: datetime) -> list[str]:

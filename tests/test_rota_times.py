@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from rotas.times import BadTime, next_wall_time, parse_rota_time
+from tests.support.moments import utc
 
 LONDON = ZoneInfo("Europe/London")
-
-
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
 
 
 def test_a_missing_spring_time_moves_forward_by_the_gap():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import rotas.view
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
@@ -145,3 +146,15 @@ def test_a_form_slack_would_not_open_is_said_privately_with_the_fallback(
 def test_rota_followed_by_anything_but_cover_gets_the_help(bot: SlackBot, fake: FakeSlack) -> None:
     assert "/rapidreview rota cover" in private_reply(bot, fake, "rota tomorrow")
     assert private_reply(bot, fake, "rota cover outreach").startswith("Name the role")
+
+
+def test_an_unexpected_failure_still_answers_with_the_fallback_contact(
+    bot: SlackBot, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_: object) -> list[str]:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(rotas.view, "rota_lines", broken)
+    reply = private_reply(bot, fake, "rota")
+    assert reply.startswith("That could not be done just now.")
+    assert "Bleep the outreach team directly" in reply

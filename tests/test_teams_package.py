@@ -67,7 +67,13 @@ def test_the_package_holds_a_valid_manifest_and_both_icons(tmp_path: Path) -> No
     assert teams_bot["botId"] == APP_ID
     assert {"personal", "team"} <= set(teams_bot["scopes"])
     [commands] = teams_bot["commandLists"]
-    assert [c["title"] for c in commands["commands"]] == ["rapidreview", "help", "rota", "open"]
+    assert [c["title"] for c in commands["commands"]] == [
+        "rapidreview",
+        "checkin",
+        "help",
+        "rota",
+        "open",
+    ]
     assert isinstance(manifest["validDomains"], list)
 
 

@@ -52,7 +52,7 @@ after = "5m"
 notify = ["outreach", "outreach-backup"]
 {sms}
 [fallback]
-after = "2m"
+after = "{fallback}"
 [urgency.standard]
 news2_at_least = 0
 attend_within = "1h"
@@ -76,14 +76,15 @@ def slack():
     return SlackFailingAlex()
 
 
-def ward(db, clock, sms: bool = False):
+def ward(db, clock, sms: bool = False, fallback: str = "2m"):
     start = clock.now() - timedelta(hours=1)
     alex = on_rota(db, "outreach", "Alex Carter", ALEX, start, hours=24)
     sam = on_rota(db, "outreach-backup", "Sam Patel", SAM, start, hours=24)
     with db.unit_of_work() as uow:
         uow.rota.staff(alex.id).pager = ALEX_PAGER
         uow.rota.staff(sam.id).mobile = SAM_MOBILE
-    policy = parse_policy(tomllib.loads(POLICY.format(sms="sms = true" if sms else "")))
+    toml = POLICY.format(sms="sms = true" if sms else "", fallback=fallback)
+    policy = parse_policy(tomllib.loads(toml))
     services = make_services(db, clock, policy=policy)
     return dataclasses.replace(services, texting=("pager", "notify"))
 
@@ -229,6 +230,18 @@ def test_a_direct_message_not_sent_within_60_seconds_goes_as_a_page(
     assert [p["to"] for p in pager.pages()] == [ALEX_PAGER]
 
 
+def test_the_fallback_is_timed_from_when_a_late_direct_message_went(db, clock, senders, pager):
+    services = ward(db, clock, fallback="10s")
+    senders["slack"].alex_errors = [DeliveryError("rate limited", retry_after=15)]
+    raise_one(services, senders)
+    tick(services, senders, clock, seconds=10)  # the first look: the message has not gone
+    tick(services, senders, clock, seconds=5)  # it goes now, at 15 s
+    tick(services, senders, clock, seconds=9)
+    assert pager.pages() == []
+    tick(services, senders, clock, seconds=1)  # 10 s after it went, not 60 s after it was due
+    assert [p["to"] for p in pager.pages()] == [ALEX_PAGER]
+
+
 def test_a_failing_page_is_retried_after_retry_after_then_sent_once(
     services, senders, clock, pager
 ):
@@ -270,6 +283,7 @@ def test_the_digest_counts_texts_and_pages_sent_and_failed(services, senders, cl
     raise_one(services, senders)
     pager.fail(times=1, status=400)
     tick(services, senders, clock, minutes=2)  # RR-0002's page is refused
+    clock.advance(days=1)  # the next morning, when that day's digest is posted
     text = build_digest(services, day=date(2026, 12, 2)).text
     assert "  Texts and pages to on-call staff: 1 sent (0.0), 1 failed (0.0)" in text
 

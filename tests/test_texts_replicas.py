@@ -78,8 +78,8 @@ def ward(database_url, tmp_path: Path):
         person = on_rota(db, role, name, user, start, hours=4)
         with db.unit_of_work() as uow:
             for key, value in contact.items():
-                setattr(uow.rota.staff(person.id), key, value)
-    services = make_services(db, SystemClock(), policy=load_policy(policy_file))  # type: ignore[arg-type]
+                setattr(uow.rota.staff(person.id or 0), key, value)
+    services = make_services(db, SystemClock(), policy=load_policy(policy_file))
     # Level 0 fires in the raising transaction: here, as in the bot, with texts configured.
     yield dataclasses.replace(services, texting=("pager", "notify")), policy_file
     db.dispose()
@@ -113,7 +113,7 @@ def texts(notify: FakeNotify, pager: FakePager) -> Counter:
     """(to, reference, level) -> how many times it arrived, at Notify and the gateway."""
     arrived = Counter((p["to"], p["reference"], p["level"]) for p in pager.pages())
     for call in notify.delivered():
-        level = int(LEVEL.search(call.body["personalisation"]["message"])[1])
+        level = int(LEVEL.findall(call.body["personalisation"]["message"])[0])
         arrived[(call.body["phone_number"], call.body["reference"], level)] += 1
     return arrived
 
@@ -175,6 +175,9 @@ def test_killed_mid_ladder_and_restarted_texts_each_person_once(outside, ward, d
     try:
         reference = raise_one(services)
         wait_for_texts(notify, pager, {(ALEX_PAGER, reference, 0)}, timeout=6)
+        # Past the page's "sent" mark: a kill between the gateway's answer and that mark is
+        # the outbox's one at-least-once point (docs/escalation.md), not what this tests.
+        time.sleep(0.3)
     finally:
         bot.kill()
     time.sleep(5)  # levels 1 and 2 fall due while the bot is down

@@ -8,10 +8,10 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
+from reviews import rota_jobs
 from reviews.context import Actor, Services
 from reviews.messages import local_time
 from reviews.notify import Route
-from rotas import jobs
 from settings import HERE, Settings, mask_url
 from storage.tables import Shift, Staff
 
@@ -21,13 +21,6 @@ TRIAL_SHIFT = timedelta(hours=12)
 # A configured trust's bot keeps its database; the shell plays in this file instead.
 TRIAL_DATABASE = "sqlite:///rapidreview-shell.db"
 EXAMPLE_WARDS = HERE / "wards.example.toml"
-PLATFORM_SETTINGS = (
-    "slack_bot_token",
-    "slack_signing_secret",
-    "slack_app_token",
-    "teams_app_id",
-    "teams_app_password",
-)
 
 
 def trial_settings(settings: Settings) -> tuple[Settings, str | None]:
@@ -44,8 +37,15 @@ def trial_settings(settings: Settings) -> tuple[Settings, str | None]:
     )
     if not (settings.slack_configured or settings.teams_configured):
         return settings, None
-    blanked = {name: "" for name in PLATFORM_SETTINGS}
-    trial = dataclasses.replace(settings, database_url=TRIAL_DATABASE, **blanked)
+    trial = dataclasses.replace(
+        settings,
+        database_url=TRIAL_DATABASE,
+        slack_bot_token="",
+        slack_signing_secret="",
+        slack_app_token="",
+        teams_app_id="",
+        teams_app_password="",
+    )
     return trial, (
         "Slack or Teams is configured, so this shell leaves that bot's database alone and "
         f"sends nothing to Slack or Teams: it uses its own trial database, {where(trial)}."
@@ -90,8 +90,8 @@ def take_free_roles(services: Services) -> str:
                 uow.session.add(shift)
     if not taken:
         return "For this trial you are on the rota as it stands (type rota to see it)."
-    jobs.announce_handovers(services)
-    jobs.warn_cover_gaps(services)
+    rota_jobs.announce_handovers(services)
+    rota_jobs.warn_cover_gaps(services)
     with services.db.unit_of_work() as uow:
         prefixes = [f"{kind}:{role}:" for role in taken for kind in ("handover", "rota-gap")]
         uow.outbox.settle(platform="shell", key_prefixes=prefixes, at=now)

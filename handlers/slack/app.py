@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,10 +27,12 @@ LISTENER_THREADS = 64
 
 
 def build_slack_app(services: Services, settings: Settings, client: WebClient) -> App:
-    """A bolt App answering through `client`. Its token is not checked here: bolt's auth.test
-    at construction would stop the whole bot (Teams and escalation too) when Slack is down or
-    the token revoked. bolt asks on the first request instead, and the scheduler's platform
-    check (reviews.outbox.check_platforms) reports a refused token or an unreachable Slack.
+    """A bolt App answering with `client`'s token. The token is never checked on a request's
+    path: bolt's own check (auth.test at construction, or on the first request) stopped the
+    whole bot when Slack was down at start, or answered every request 500 (a request form
+    included, never recorded) while Slack's Web API could not be reached from here. The
+    scheduler's platform check (reviews.outbox.check_platforms) reports a refused token or an
+    unreachable Slack instead.
 
     Over HTTP every request must carry a valid signature made with SLACK_SIGNING_SECRET, no
     older than five minutes (bolt answers 401 otherwise). Socket Mode has no signatures: the
@@ -38,8 +41,12 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
     """
     if not settings.slack_socket_mode and not settings.slack_signing_secret:
         raise ValueError("SLACK_SIGNING_SECRET: needed to verify Slack's requests over HTTP")
+    token = client.token
     app = App(
-        client=client,
+        client=tokenless(client),
+        authorize=lambda enterprise_id, team_id: AuthorizeResult(
+            enterprise_id=enterprise_id, team_id=team_id, bot_token=token
+        ),
         # Given explicitly, even when empty, so bolt never falls back to os.environ.
         signing_secret=settings.slack_signing_secret,
         request_verification_enabled=not settings.slack_socket_mode,
@@ -51,6 +58,20 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
     for group in (commands, submissions, checkin, actions, home, direct):
         group.register(app, services, settings)
     return app
+
+
+def tokenless(client: WebClient) -> WebClient:
+    """`client`'s settings without its token: the token comes from `authorize`, and bolt
+    warns that a token given beside an authorize function is ignored."""
+    return WebClient(
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        logger=client.logger,
+        retry_handlers=client.retry_handlers,
+    )
 
 
 def quiet_bolt_logger() -> logging.Logger:

@@ -81,6 +81,9 @@ def register(app: App, services: Services, settings: Settings) -> None:
         except DatabaseUnavailable:
             log.warning("/rapidreview %s: database unavailable", word)
             reply = f"The bot cannot reach its database just now. {services.fallback_contact}"
+        except Exception as error:  # noqa: BLE001 - whoever asked still hears, and where to turn
+            log.error("/rapidreview %s failed: %s", word, type(error).__name__)
+            reply = f"That could not be done just now. {services.fallback_contact}"
         respond(text=reply, response_type="ephemeral")
 
 

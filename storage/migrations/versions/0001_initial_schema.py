@@ -6,7 +6,7 @@ Create Date: 2026-11-24 12:48:31.632083
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0001"

@@ -6,7 +6,7 @@ Revises: 0004_checkins
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0003_public_pages"

@@ -5,7 +5,7 @@ Revises: 0003_public_pages
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0005_texts_and_pages"
