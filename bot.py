@@ -187,8 +187,7 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from reviews import checkin_prompt, digest, escalation, outbox, retention
-    from rotas import jobs
+    from reviews import checkin_prompt, digest, escalation, outbox, retention, rota_jobs
 
     services, senders, health = bot.services, bot.senders, bot.services.health
 
@@ -222,8 +221,8 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", lambda: outbox.drain(services, senders), 0.25),
         ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
-        ("handovers", lambda: jobs.announce_handovers(services), 60.0),
-        ("cover-gaps", lambda: jobs.warn_cover_gaps(services), 60.0),
+        ("handovers", lambda: rota_jobs.announce_handovers(services), 60.0),
+        ("cover-gaps", lambda: rota_jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),
         (
             "checkin-prompt",

@@ -162,13 +162,13 @@ def main() -> None:
     if args.only != "sqlite":
         name = f"rr_bench_digest_{os.getpid()}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+            admin.execute(f"CREATE DATABASE {name}")
         try:
             base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
             bench("PostgreSQL", f"{base}/{name}", args.reviews)
         finally:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

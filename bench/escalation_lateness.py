@@ -115,7 +115,7 @@ def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -
         ("site-manager", "U01MO"),
     ):
         on_rota(db, role, role.title(), user, start, hours=4)
-    ward = make_services(db, SystemClock(), policy=load_policy(policy_path))  # type: ignore[arg-type]
+    ward = make_services(db, SystemClock(), policy=load_policy(policy_path))
     with TimedSlack() as fake:
         bots = [start_bot(fake, url, policy_path) for _ in range(replicas)]
         raised: dict[str, float] = {}

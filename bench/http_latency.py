@@ -91,7 +91,7 @@ def serve_bare(port: int, slack_url: str) -> None:
     app.view(REQUEST_FORM)(lambda ack: ack())
     app.action(re.compile(f"^{ACTION_PREFIX}"))(lambda ack: ack())
 
-    async def events(request):  # type: ignore[no-untyped-def]
+    async def events(request):
         body = await request.body()
         response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
         return to_starlette_response(response)
@@ -227,7 +227,7 @@ def requests_for(kind: str, run: str, review_ids: list[int]) -> Callable[[int], 
 
 
 def open_reviews(db: Database, count: int) -> list[int]:
-    ward = make_services(db, SystemClock())  # type: ignore[arg-type]
+    ward = make_services(db, SystemClock())
     return [
         service.raise_review(services=ward, request=request(), by=NURSE).review.id or 0
         for _ in range(count)

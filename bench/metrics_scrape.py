@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.digest_million import PG_ADMIN, fill, timed  # noqa: E402
 from handlers.metrics import DatabaseFigures  # noqa: E402
-from reviews.clock import FrozenClock  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from tests.support.builders import make_services  # noqa: E402
+from tests.support.clock import FrozenClock  # noqa: E402
 
 
 def bench(name: str, url: str, count: int) -> None:
@@ -61,13 +61,13 @@ def main() -> None:
     if args.only != "sqlite":
         name = f"rr_bench_metrics_{os.getpid()}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+            admin.execute(f"CREATE DATABASE {name}")
         try:
             base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
             bench("PostgreSQL", f"{base}/{name}", args.reviews)
         finally:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def text_lateness(notify: FakeNotify, pager: FakePager, raised: dict[str, float]
         body = call.body
         arrivals[(body["to"], body["reference"], body["level"])].append(call.arrived)
     for call in notify.delivered():
-        level = int(LEVEL.search(call.body["personalisation"]["message"])[1])
+        level = int(LEVEL.findall(call.body["personalisation"]["message"])[0])
         key = (call.body["phone_number"], call.body["reference"], level)
         arrivals[key].append(call.arrived)
     late = []
@@ -103,7 +103,7 @@ def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -
         with db.unit_of_work() as uow:
             for key, value in contact.items():
                 setattr(uow.rota.staff(person.id or 0), key, value)
-    ward = make_services(db, SystemClock(), policy=load_policy(policy_path))  # type: ignore[arg-type]
+    ward = make_services(db, SystemClock(), policy=load_policy(policy_path))
     ward = replace(ward, texting=("pager", "notify"))  # as the bot's own: level 0 texts at raise
     with TimedSlack() as slack, FakeNotify() as notify, FakePager() as pager:
         outside = (slack, notify, pager)

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def make_http_app(
     db: Database,
-    routes: list[BaseRoute],
+    routes: Sequence[BaseRoute],
     body_limits: Sequence[BodyLimit] = BODY_LIMITS,
     *,
     health: Health | None = None,

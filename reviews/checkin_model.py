@@ -6,9 +6,7 @@ patient, or of their family, carer or advocate; or not asked, with the reason wh
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
@@ -93,13 +91,6 @@ class ValidCheckin:
     answer: Answer | None
     worries: str | None
     wants_review: bool
-
-    def fingerprint(self) -> str:
-        """A digest of what this check-in says, for its submission key: a platform's retry of
-        one check-in is recorded once, while the next bed sent on a form that did not refresh
-        (the same form id) is recorded too."""
-        said = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
 YES = ("yes", "true", "on", "1", "y")

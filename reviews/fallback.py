@@ -8,9 +8,10 @@ Every one is queued under the key esc:REVIEW:LEVEL:REPEAT:PERSON:text, so whiche
 fires first (on whichever replica) sends it and the others find the key taken. Acknowledging
 drops unsent esc: rows, texts included, so an acknowledged request sends nothing more.
 
-Each escalation direct message carries `follow_up_at`: when to look at it next. follow_up()
-looks (every sweep, on every replica) and either queues the text, moves the moment on, or
-clears it once nothing more can be owed.
+Each escalation direct message carries `follow_up_at`: when to look at it next (60 s after it
+was queued; the moment it is sent; at once when it fails for good). follow_up() looks (every
+sweep, on every replica) and either queues the text, moves the moment on, or clears it once
+nothing more can be owed.
 """
 
 from __future__ import annotations
@@ -96,24 +97,14 @@ def level_fired(
     if not services.texting:
         return
     assert review.id is not None
-    watch_direct_messages(uow, services, f"esc:{review.id}:{index}:{repeat}", ladder, now)
+    # Looked at again when each goes (mark_sent), to time the fallback from that moment.
+    uow.outbox.watch_direct(
+        key_prefix=f"esc:{review.id}:{index}:{repeat}:", at=now + UNDELIVERED_AFTER
+    )
     people = list({p.id: p for role in ladder.levels[index].notify for p in holders(role)}.values())
     if not ladder.levels[index].sms:
         people = [p for p in people if not any(person_address(r, p) for r in services.routes)]
     text_holders(uow, services, review, people, index, repeat, now)
-
-
-def watch_direct_messages(
-    uow: UnitOfWork, services: Services, key: str, ladder: Ladder, now: datetime
-) -> None:
-    """Mark the direct messages just queued under `key` for follow_up() to look at: when they
-    should have gone, or when the fallback is due if that is sooner."""
-    if not services.texting:
-        return
-    first_look = UNDELIVERED_AFTER
-    if ladder.fallback_after is not None:
-        first_look = min(first_look, ladder.fallback_after)
-    uow.outbox.watch_direct(key_prefix=f"{key}:", at=now + first_look)
 
 
 def undelivered(uow: UnitOfWork, row: Outbox, now: datetime) -> None:

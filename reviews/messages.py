@@ -11,7 +11,6 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from reviews.model import (
     format_reference,
     mask_nhs_number,
 )
+from rotas.times import local_time as local_time
 from storage.tables import Review
 
 
@@ -92,10 +92,6 @@ class Message:
             attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
             level=data.get("level"),
         )
-
-
-def local_time(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%H:%M %a %d %b")
 
 
 def state_line(review: Review, tz: ZoneInfo) -> str:

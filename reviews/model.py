@@ -7,11 +7,15 @@ outreach nurse who walks onto the ward has, in effect, acknowledged the call.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from reviews.text import NEWS2, PHONE, bound
+from reviews.text import clean_text as clean_text
 
 
 class State(StrEnum):
@@ -194,35 +198,21 @@ class ValidRequest:
         return self.caller in (Caller.PATIENT, Caller.FAMILY)
 
 
+def fingerprint(form: Any) -> str:
+    """A digest of what a validated form (a dataclass) says, for a submission key beside the
+    platform's form id: the platform's retry of one submission is recorded once, while other
+    answers sent on a form that did not refresh (the next bed, a corrected one) are recorded
+    too, never taken for that retry."""
+    said = json.dumps(asdict(form), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(said.encode()).hexdigest()[:32]
+
+
 class FormErrors(ValueError):
     """Field name -> a sentence saying what to fix. Field names are ReviewForm's."""
 
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
-
-
-# Longest accepted value of each free-text field; the forms carry the same limits.
-LIMITS = {"ward": 60, "bed": 20, "concern": 2000, "reason": 500, "note": 500}
-# "²".isdigit() is True and "\\d" matches full-width digits: only ASCII digits are digits here.
-PHONE = re.compile(r"\+?[0-9 ()-]{3,20}")
-NEWS2 = re.compile(r"[0-9]{1,2}")
-
-
-def clean_text(value: str, *, multiline: bool = False) -> str:
-    """`value` without control, format (bidi overrides, zero-width) or unpaired surrogate
-    characters, which hide or reorder what the team reads; tabs become spaces, and line
-    breaks spaces unless `multiline`. Surrounding white space is dropped."""
-    kept: list[str] = []
-    for char in value.replace("\r\n", "\n"):
-        kind = unicodedata.category(char)
-        if char in "\n\r" or kind in ("Zl", "Zp"):
-            kept.append("\n" if multiline else " ")
-        elif char == "\t":
-            kept.append(" ")
-        elif kind[0] != "C":
-            kept.append(char)
-    return "".join(kept).strip()
 
 
 def validate(form: ReviewForm) -> ValidRequest:
@@ -238,11 +228,11 @@ def validate(form: ReviewForm) -> ValidRequest:
     concern = clean_text(form.concern, multiline=True)
     if not ward:
         errors["ward"] = "Enter the ward."
-    _bound("ward", ward, "Keep the ward name under 60 characters.", errors)
-    _bound("bed", bed, "Keep the bed under 20 characters.", errors)
+    bound("ward", ward, "Keep the ward name under 60 characters.", errors)
+    bound("bed", bed, "Keep the bed under 20 characters.", errors)
     if not concern:
         errors["concern"] = "Say what worries you."
-    _bound("concern", concern, "Keep it under 2,000 characters; the team will call.", errors)
+    bound("concern", concern, "Keep it under 2,000 characters; the team will call.", errors)
     nhs_number = re.sub(r"[ -]", "", clean_text(form.nhs_number))
     if nhs_number and not nhs_number_is_valid(nhs_number):
         errors["nhs_number"] = (
@@ -277,7 +267,7 @@ def validate_reason(reason: str) -> str:
     reason = clean_text(reason, multiline=True)
     if not reason:
         errors["reason"] = "Say why it is being cancelled."
-    _bound("reason", reason, "Keep the reason under 500 characters.", errors)
+    bound("reason", reason, "Keep the reason under 500 characters.", errors)
     if errors:
         raise FormErrors(errors)
     return reason
@@ -293,15 +283,10 @@ def validate_outcome(chosen: str, destination: str, note: str) -> tuple[Outcome,
         errors["destination"] = (
             f"Say where the patient was transferred: {', '.join(TRANSFER_DESTINATIONS)}."
         )
-    _bound("note", note, "Keep the note under 500 characters.", errors)
+    bound("note", note, "Keep the note under 500 characters.", errors)
     if errors or outcome is None:
         raise FormErrors(errors)
     return outcome, destination if outcome is Outcome.TRANSFER else note
-
-
-def _bound(field: str, value: str, message: str, errors: dict[str, str]) -> None:
-    if len(value) > LIMITS[field]:
-        errors.setdefault(field, message)
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -53,6 +53,11 @@ class Result:
     def reference(self) -> str:
         return format_reference(self.review.id or 0)
 
+    @property
+    def review_id(self) -> int:
+        assert self.review.id is not None  # a stored review has its id
+        return self.review.id
+
 
 def raise_review(
     *, services: Services, request: ValidRequest, by: Actor, submission_key: str | None = None

@@ -13,13 +13,13 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from reviews.context import Services
-from reviews.messages import local_time
+from rotas.context import RotaServices
 from rotas.csv_rota import read_csv
 from rotas.directory import SlackLookup, UnknownPerson, ids_by_email, resolve_person
 from rotas.ics_rota import read_ics
 from rotas.report import ImportReport, describe
 from rotas.rows import ReadResult, Rejection, ShiftRow
+from rotas.times import local_time
 from storage.database import UnitOfWork
 from storage.tables import Shift, Staff
 
@@ -35,7 +35,7 @@ class _Rejected(Exception):
 
 def import_rota(
     *,
-    services: Services,
+    services: RotaServices,
     path: Path,
     lookup_slack_id: SlackLookup | None = None,
     lookup_teams_id: SlackLookup | None = None,
@@ -70,7 +70,7 @@ def import_rota(
     return report
 
 
-def _read(path: Path, services: Services) -> ReadResult:
+def _read(path: Path, services: RotaServices) -> ReadResult:
     reader = READERS.get(path.suffix.lower())
     result = ReadResult()
     if reader is None:
@@ -86,7 +86,7 @@ def _read(path: Path, services: Services) -> ReadResult:
 
 def _apply(
     uow: UnitOfWork,
-    services: Services,
+    services: RotaServices,
     read: ReadResult,
     ids: dict[str, dict[str, str | None]],
     report: ImportReport,

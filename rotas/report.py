@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from reviews.messages import local_time
 from rotas.rows import Rejection
+from rotas.times import local_time
 
 # A month's rota adds a hundred shifts or more; past this many, added shifts are summarised.
 LIST_AT_MOST = 20

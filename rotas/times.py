@@ -70,3 +70,8 @@ def next_wall_time(hour: int, minute: int, *, after: datetime, tz: ZoneInfo) -> 
             return candidate
     day = today + timedelta(days=2)  # only when a missing hour pushed tomorrow's past `after`
     return local_to_utc(datetime(day.year, day.month, day.day, hour, minute), tz)[0]
+
+
+def local_time(moment: datetime, tz: ZoneInfo) -> str:
+    """How every time is shown to people: 20:00 Tue 01 Dec, in `tz`."""
+    return moment.astimezone(tz).strftime("%H:%M %a %d %b")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from reviews.context import Services
-from reviews.messages import local_time
+from rotas.context import RotaServices
 from rotas.lookup import HANDOVER_HORIZON, next_handover, who_holds
+from rotas.times import local_time
 from storage.database import UnitOfWork
 from storage.tables import Staff
 
 
-def rota_lines(*, services: Services, at: datetime) -> list[str]:
+def rota_lines(*, services: RotaServices, at: datetime) -> list[str]:
     """One line a role: the policy's roles first, then any other role on the rota.
 
     Never raises for gaps: a role nobody holds says "nobody on call". DatabaseUnavailable
@@ -22,7 +22,7 @@ def rota_lines(*, services: Services, at: datetime) -> list[str]:
         return [_line(uow, services, role, at) for role in roles]
 
 
-def _line(uow: UnitOfWork, services: Services, role: str, at: datetime) -> str:
+def _line(uow: UnitOfWork, services: RotaServices, role: str, at: datetime) -> str:
     holders = who_holds(uow, role, at)
     covering = bool(holders) and bool(uow.rota.covers_at(role, at))
     now = names(holders) + (" (cover)" if covering else "") if holders else "nobody on call"

@@ -96,8 +96,9 @@ class Database:
                 with Session(self.engine, expire_on_commit=False) as session:
                     yield UnitOfWork(session)
                     session.commit()
-            except IntegrityError:
-                raise  # a constraint said no: the caller decides what that means
+            except IntegrityError as error:
+                # A constraint said no: the caller decides what that means.
+                raise without_detail(error) from None
             except SQLAlchemyError as error:
                 raise DatabaseUnavailable(type(error).__name__) from error
 
@@ -164,6 +165,18 @@ class _WriterQueue:
             yield
         finally:
             self._lock.release()
+
+
+def without_detail(error: IntegrityError) -> IntegrityError:
+    """`error` with only the first line of the database's message (which constraint said
+    no): PostgreSQL's DETAIL line quotes the refused row, names and numbers included, and a
+    traceback would carry it into the log."""
+    said = str(error.orig).splitlines()[0] if error.orig is not None else ""
+    return IntegrityError(None, None, RefusedRow(said))
+
+
+class RefusedRow(Exception):
+    """What the database said of a row it refused, without the row."""
 
 
 def make_engine(url: str, **options: Any) -> Engine:

@@ -12,7 +12,7 @@ import requests
 
 from handlers.slack import SlackSender
 from reviews.notify import Route
-from reviews.outbox import CREDENTIALS_RETRY, check_platforms, drain
+from reviews.outbox import CREDENTIALS_RETRY, Sender, check_platforms, drain
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import (
@@ -56,7 +56,7 @@ def test_a_revoked_token_holds_messages_until_it_is_fixed_then_each_goes_once(
     bot: SlackBot, fake: FakeSlack, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     teams = RecordingSender()
-    senders = {"slack": SlackSender(bot.client), "teams": teams}
+    senders: dict[str, Sender] = {"slack": SlackSender(bot.client), "teams": teams}
     raise_review(services=bot.services, request=request(), by=NURSE)
     fake.fail("chat.postMessage", times=1000, error="token_revoked")
 
@@ -92,7 +92,7 @@ def test_a_revoked_token_holds_messages_until_it_is_fixed_then_each_goes_once(
 def test_a_revoked_token_shows_before_any_message_needs_it(
     bot: SlackBot, fake: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    senders = {"slack": SlackSender(bot.client)}
+    senders: dict[str, Sender] = {"slack": SlackSender(bot.client)}
     fake.fail("auth.test", times=2, error="invalid_auth")
     with caplog.at_level(logging.ERROR, logger="reviews.outbox"):
         check_platforms(bot.services, senders)
@@ -140,3 +140,4 @@ def test_an_expired_teams_secret_is_held_not_failed(db: Database, clock: FrozenC
     drain(services, {"slack": slack, "teams": teams})
     assert [i.address for i in teams.sent] == [TEAMS_ROUTE.outreach_channel]
     assert services.health.problems() == []
+

@@ -66,7 +66,7 @@ def replicas(url: str, tmp_path: Path) -> Iterator[tuple[Services, Services]]:
 
     def replica(db: Database, machine: object) -> Services:
         clock = DatabaseClock(db, machine=machine)  # type: ignore[arg-type]
-        return make_services(db, clock, policy=load_policy(policy))  # type: ignore[arg-type]
+        return make_services(db, clock, policy=load_policy(policy))
 
     yield replica(first, SystemClock()), replica(fast, FastClock())
     first.dispose()
@@ -98,9 +98,7 @@ def test_a_replica_with_a_fast_clock_takes_no_message_another_holds(
     normal, fast = replicas
     service.raise_review(services=normal, request=request(news2=""), by=NURSE)
     with normal.db.unit_of_work() as uow:  # the first replica is mid-send on everything
-        held = uow.outbox.claim(
-            now=normal.clock.now(), lease=LEASE, limit=50, platforms=["slack"]
-        )
+        held = uow.outbox.claim(now=normal.clock.now(), lease=LEASE, limit=50, platforms=["slack"])
     assert held
     sent = RecordingSender()
     drain(fast, {"slack": sent})

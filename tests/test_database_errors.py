@@ -31,3 +31,16 @@ def test_a_failed_insert_does_not_quote_the_patients_details(
     assert "review" in told.lower()  # still says what failed
     for detail in ("9990000018", "07700", FILLED_FORM["concern"]):
         assert detail not in told
+
+
+def test_a_row_the_database_refuses_is_not_quoted_back(db: Database, clock: FrozenClock) -> None:
+    # PostgreSQL's own message for a NOT NULL or CHECK failure lists the whole row.
+    services = make_services(db, clock)
+    with pytest.raises(IntegrityError) as refused:
+        with db.unit_of_work() as uow:
+            review = add_review(uow, services, request(), NURSE, now=clock.now())
+            review.ward = None  # type: ignore[assignment]
+    told = "".join(traceback.format_exception(refused.value))
+    assert "ward" in told  # still says what failed
+    for detail in ("9990000018", "07700", FILLED_FORM["concern"]):
+        assert detail not in told

@@ -37,13 +37,13 @@ def a_known_day(services, clock) -> dict[str, int]:
     escalating to level 1); attended 20, 70 and 15 minutes after raising; the staff call is
     never acknowledged.
     """
-    ids = {}
+    ids: dict[str, int] = {}
     for name in "ABCDE":
-        ids[name] = service.raise_review(services=services, request=request(), by=NURSE).review.id
+        ids[name] = service.raise_review(services=services, request=request(), by=NURSE).review_id
     staff_call = request(
         caller="staff", news2="", concern_kind="communication", ward="Ward 9", callback_number=""
     )
-    ids["F"] = service.raise_review(services=services, request=staff_call, by=NURSE).review.id
+    ids["F"] = service.raise_review(services=services, request=staff_call, by=NURSE).review_id
 
     def at(minutes: int) -> None:
         clock.at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

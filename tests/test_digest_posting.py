@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from reviews import service
 from reviews.digest import build_digest, collect, digest_job, post_digest, window_for
@@ -115,7 +115,7 @@ def test_job_waits_for_digest_time_and_posts_on_time(db, clock):
 
 def runs(db: Database) -> list[DigestRun]:
     with db.unit_of_work() as uow:
-        return list(uow.session.exec(select(DigestRun).order_by(DigestRun.day)).all())
+        return list(uow.session.exec(select(DigestRun).order_by(col(DigestRun.day))).all())
 
 
 def test_missed_digest_is_sent_late_after_a_restart(db, clock):

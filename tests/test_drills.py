@@ -130,8 +130,8 @@ def direct_messages(fake: FakeSlack, user: str) -> list[str]:
 
 @pytest.mark.postgres
 def test_postgresql_cut_then_back(fake: FakeSlack, tmp_path: Path) -> None:
-    if postgres_unavailable():
-        pytest.skip(postgres_unavailable())
+    if reason := postgres_unavailable():
+        pytest.skip(reason)
     with postgres_database() as direct_url, TcpProxy("127.0.0.1", 5432) as proxy:
         put_on_rota(direct_url)
         bot, base = start_bot(fake, direct_url.replace(":5432/", f":{proxy.port}/"), tmp_path)
@@ -209,9 +209,9 @@ def test_slack_failing_then_slow(database_url: str, tmp_path: Path) -> None:
                 if c.body["channel"] == "C0OUTREACH" and c.answer.get("ok")
             ]
             in_order = ["RR-0001", "RR-0002", "RR-0003"]
-            assert [REFERENCE.search(card)[0] for card in cards] == in_order
+            assert [REFERENCE.findall(card)[0] for card in cards] == in_order
             pings = direct_messages(slack, ALEX)
-            assert [REFERENCE.search(ping)[0] for ping in pings][:3] == in_order
+            assert [REFERENCE.findall(ping)[0] for ping in pings][:3] == in_order
             assert metric(base, "rapidreview_outbox_failed_total") == 0
         finally:
             bot.stop()

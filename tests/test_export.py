@@ -23,7 +23,7 @@ def services(db, clock):
 
 def raise_at(services, clock, moment: datetime, **form: str) -> int:
     clock.at = moment
-    return service.raise_review(services=services, request=request(**form), by=NURSE).review.id
+    return service.raise_review(services=services, request=request(**form), by=NURSE).review_id
 
 
 def read(path) -> tuple[list[dict[str, str]], dict[str, str]]:

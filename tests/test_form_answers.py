@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def teams(db: Database, clock: FrozenClock, tmp_path: Path) -> Iterator[TeamsBot
         yield bot
 
 
-def send(bot: TeamsBot, who, verb: str, personal: bool = False, **data: object) -> dict:
+def send(bot: TeamsBot, who, verb: str, personal: Any = False, **data: object) -> dict:
     response = bot.post(execute(bot.ms, who, verb, data, personal=personal))
     assert response.status_code == 200
     return response.json()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,8 @@ class Slack:
             self.errors.append(error)
 
     def send(self, request: SlackRequest) -> tuple[int, str]:
-        response = self.app.dispatch(BoltRequest(body=request.body, headers=request.headers))
+        headers: dict[str, str | Sequence[str]] = {**request.headers}
+        response = self.app.dispatch(BoltRequest(body=request.body, headers=headers))
         return response.status, response.body
 
 

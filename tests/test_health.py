@@ -64,8 +64,8 @@ def wait_for_health(url: str, status: int, naming: str = "", timeout: float = 20
 def test_a_hung_sweep_makes_healthz_503_naming_it(
     clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if postgres_unavailable():
-        pytest.skip(postgres_unavailable())
+    if reason := postgres_unavailable():
+        pytest.skip(reason)
     with postgres_database() as database_url, FakeSlack() as fake:
         settings = Settings(
             database_url=database_url,

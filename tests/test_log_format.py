@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -53,10 +54,7 @@ def test_an_exception_stays_inside_its_line() -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), True)
-        import sys
-
-        record.exc_info = sys.exc_info()
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     line = JsonFormatter().format(record)
     assert "\n" not in line
     parsed = json.loads(line)

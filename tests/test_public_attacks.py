@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -22,7 +23,7 @@ from tests.support.public_pages import (
     stored,
 )
 
-SOMEONE_ELSE = {
+SOMEONE_ELSE: dict[str, Any] = {
     "your_name": "Sam Other",
     "patient_name": "Lee Other",
     "bed": "4",

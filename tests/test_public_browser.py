@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,7 +28,10 @@ from tests.support.slack_requests import button_click, slack_bot
 
 CHROMIUM = os.environ.get("RAPIDREVIEW_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-PHONE_SCREEN = {"width": 360, "height": 740}
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
+PHONE_SCREEN: ViewportSize = {"width": 360, "height": 740}
 
 
 def need_chromium() -> None:
@@ -71,7 +74,8 @@ class Audit:
     def __init__(self, page: Any):
         from axe_playwright_python.sync_playwright import Axe
 
-        self.page, self.axe, self.found = page, Axe(), {}
+        self.page, self.axe = page, Axe()
+        self.found: dict[str, list[str]] = {}
 
     def check(self, name: str) -> None:
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.database import Database
 from storage.tables import Checkin
@@ -47,7 +47,7 @@ def send(site: PublicPages, *, form_token: str | None = None, **changes: str):
 
 def checkins(site: PublicPages) -> list[Checkin]:
     with site.services.db.unit_of_work() as uow:
-        return list(uow.session.exec(select(Checkin).order_by(Checkin.id)))
+        return list(uow.session.exec(select(Checkin).order_by(col(Checkin.id))))
 
 
 def test_the_daily_view_asks_the_question_and_works_without_script(site: PublicPages) -> None:

@@ -106,7 +106,7 @@ def ward(database_url, policy_file):
         ("site-manager", "Mo Reid", MO),
     ):
         on_rota(db, role, name, user, start, hours=4)
-    yield make_services(db, SystemClock(), policy=load_policy(policy_file))  # type: ignore[arg-type]
+    yield make_services(db, SystemClock(), policy=load_policy(policy_file))
     db.dispose()
 
 

@@ -9,7 +9,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from reviews import service
 from reviews.context import Actor, Services, operator
@@ -97,7 +97,7 @@ def test_the_audit_trail_records_stable_ids_beside_names(services: Services, db,
     )
     service.cancel(services=services, review_id=second, by=NURSE, reason="wrong bed")
     with services.db.unit_of_work() as uow:
-        events = uow.session.exec(select(ReviewEvent).order_by(ReviewEvent.id)).all()
+        events = uow.session.exec(select(ReviewEvent).order_by(col(ReviewEvent.id))).all()
         closed, cancelled = uow.reviews.get(first), uow.reviews.get(second)
     assert [(e.kind, e.actor, e.actor_id) for e in events if e.actor != "system"] == [
         ("raised", "Ward Nurse", "U0WARDNURSE"),

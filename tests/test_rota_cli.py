@@ -63,7 +63,7 @@ def test_import_show_and_cover_from_the_command_line(tmp_path):
 def test_bad_input_exits_2_with_one_line(tmp_path):
     rejected = bot("import", str(ROTA / "bad-rows.csv"), tmp_path=tmp_path)
     assert rejected.returncode == 2
-    assert rejected.stdout.splitlines()[0] == "Nothing imported from bad-rows.csv: 5 problems."
+    assert rejected.stderr.splitlines()[0] == "Nothing imported from bad-rows.csv: 5 problems."
     refused = bot(
         "cover", "outreach", "sam.patel@nhs.net", "--by", "someone@nhs.net", tmp_path=tmp_path
     )

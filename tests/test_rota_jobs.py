@@ -11,7 +11,7 @@ import pytest
 
 from reviews import outbox, service
 from reviews.cover import record_cover
-from rotas.jobs import announce_handovers, warn_cover_gaps
+from reviews.rota_jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import (
     NURSE,
@@ -173,7 +173,7 @@ PROCESS = """
 import sys
 from datetime import datetime
 from tests.support.clock import FrozenClock
-from rotas.jobs import announce_handovers, warn_cover_gaps
+from reviews.rota_jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import make_services
 services = make_services(Database(sys.argv[1]), FrozenClock(datetime.fromisoformat(sys.argv[2])))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.process import BotProcess, bot_environment
+from tests.support.process import bot_environment
+from tests.support.terminal import PtyBot
 from tests.test_shell import raise_family_request
 
 pytestmark = pytest.mark.slow
@@ -24,14 +25,14 @@ def test_a_level_that_texts_prints_the_text_to_the_bleep_holder(tmp_path):
     policy = tmp_path / "escalation.toml"
     policy.write_text(POLICY)
     env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", ESCALATION_POLICY=str(policy))
-    shell = BotProcess(env=env, stdin=True)
+    shell = PtyBot(env=env)
     try:
-        shell.wait_for("Commands:")
+        shell.expect("> ")
         raise_family_request(shell)
-        text = shell.wait_for("[text message to")
-        assert text.splitlines()[-1].strip() == (
-            "[text message to +447700900000] RR-0001 STANDARD rapid review, Ward 7 bed 12: "
-            "NOT YET ACKNOWLEDGED (level 0). Acknowledge in the rapidreview shell now."
+        shell.expect("[text message to +447700900000] ")
+        assert " ".join(shell.expect("shell now.").split()) == (
+            "RR-0001 STANDARD rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 0). "
+            "Acknowledge in the rapidreview shell now."
         )
     finally:
         shell.stop()

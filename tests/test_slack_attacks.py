@@ -67,3 +67,14 @@ def test_a_request_is_recorded_while_slacks_web_api_cannot_be_reached(
         assert "RR-0001" in json.dumps(answer.json())
         with db.unit_of_work() as uow:
             assert uow.reviews.count_open() == 1
+
+
+def test_a_corrected_bed_sent_on_a_form_that_did_not_close_is_not_lost(bot: SlackBot) -> None:
+    # Slack timed out on the first Send; the nurse corrects the bed and sends the form again.
+    first = bot.post(view_submission(REQUEST_FORM, request_form(bed="12"), user_id="U0WARDNURSE"))
+    again = bot.post(view_submission(REQUEST_FORM, request_form(bed="21"), user_id="U0WARDNURSE"))
+    assert "RR-0001" in first.text and "RR-0002" in again.text
+    with bot.services.db.unit_of_work() as uow:
+        assert uow.reviews.count_open() == 2  # the team sees both beds, and can ask
+    retry = bot.post(view_submission(REQUEST_FORM, request_form(bed="21"), user_id="U0WARDNURSE"))
+    assert "already raised as RR-0002" in retry.text  # Slack's own retry raises nothing new

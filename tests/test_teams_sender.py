@@ -22,7 +22,7 @@ from reviews.digest import post_digest
 from reviews.escalation import sweep
 from reviews.messages import Attachment, Message
 from reviews.outbox import DeliveryError, OutboundItem, drain
-from rotas.jobs import announce_handovers
+from reviews.rota_jobs import announce_handovers
 from storage.database import Database
 from storage.tables import Outbox, Staff
 from tests.support.builders import make_services, request

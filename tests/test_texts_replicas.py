@@ -78,8 +78,8 @@ def ward(database_url, tmp_path: Path):
         person = on_rota(db, role, name, user, start, hours=4)
         with db.unit_of_work() as uow:
             for key, value in contact.items():
-                setattr(uow.rota.staff(person.id), key, value)
-    services = make_services(db, SystemClock(), policy=load_policy(policy_file))  # type: ignore[arg-type]
+                setattr(uow.rota.staff(person.id or 0), key, value)
+    services = make_services(db, SystemClock(), policy=load_policy(policy_file))
     # Level 0 fires in the raising transaction: here, as in the bot, with texts configured.
     yield dataclasses.replace(services, texting=("pager", "notify")), policy_file
     db.dispose()
@@ -113,7 +113,7 @@ def texts(notify: FakeNotify, pager: FakePager) -> Counter:
     """(to, reference, level) -> how many times it arrived, at Notify and the gateway."""
     arrived = Counter((p["to"], p["reference"], p["level"]) for p in pager.pages())
     for call in notify.delivered():
-        level = int(LEVEL.search(call.body["personalisation"]["message"])[1])
+        level = int(LEVEL.findall(call.body["personalisation"]["message"])[0])
         arrived[(call.body["phone_number"], call.body["reference"], level)] += 1
     return arrived
 

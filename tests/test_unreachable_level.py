@@ -44,10 +44,10 @@ def services(db, clock):
 
 
 def raise_and_deliver(services, slack) -> int:
-    review = service.raise_review(services=services, request=request(news2=""), by=NURSE).review
+    raised = service.raise_review(services=services, request=request(news2=""), by=NURSE)
     escalation.sweep(services)
     drain(services, {"slack": slack})
-    return review.id
+    return raised.review_id
 
 
 def events(services, review_id, kind):

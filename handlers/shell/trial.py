@@ -8,10 +8,10 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
+from reviews import rota_jobs
 from reviews.context import Actor, Services
 from reviews.messages import local_time
 from reviews.notify import Route
-from rotas import jobs
 from settings import HERE, Settings, mask_url
 from storage.tables import Shift, Staff
 
@@ -90,8 +90,8 @@ def take_free_roles(services: Services) -> str:
                 uow.session.add(shift)
     if not taken:
         return "For this trial you are on the rota as it stands (type rota to see it)."
-    jobs.announce_handovers(services)
-    jobs.warn_cover_gaps(services)
+    rota_jobs.announce_handovers(services)
+    rota_jobs.warn_cover_gaps(services)
     with services.db.unit_of_work() as uow:
         prefixes = [f"{kind}:{role}:" for role in taken for kind in ("handover", "rota-gap")]
         uow.outbox.settle(platform="shell", key_prefixes=prefixes, at=now)

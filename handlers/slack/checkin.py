@@ -37,7 +37,7 @@ from reviews.checkin_model import (
 )
 from reviews.checkins import CheckinResult, record_checkin
 from reviews.context import Services
-from reviews.model import FormErrors
+from reviews.model import FormErrors, fingerprint
 from reviews.wards import chosen_ward
 from settings import Settings
 
@@ -136,7 +136,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 checkin=checkin,
                 by=actor(services, body["user"]),
                 source="slack",
-                submission_key=f"slack:{view['id']}:{count}:{checkin.fingerprint()}",
+                submission_key=f"slack:{view['id']}:{count}:{fingerprint(checkin)}",
             )
 
         try:

@@ -1,7 +1,8 @@
 """Form submissions: the request, the outcome, the cancellation.
 
 Each is stored BEFORE Slack is answered, so "RR-0042 raised" is only said once it is true.
-The view id is the submission key: Slack's retry of one submission finds the first review.
+The view id with what was sent is the submission key: Slack's retry of one submission finds the
+first review, while corrected details sent again on the same form raise their own.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ from handlers.slack.forms import (
 from handlers.slack.people import actor
 from reviews import service
 from reviews.context import Actor, Services
-from reviews.model import FormErrors, validate, validate_outcome, validate_reason
+from reviews.model import (
+    FormErrors,
+    fingerprint,
+    validate,
+    validate_outcome,
+    validate_reason,
+)
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +62,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
                 services=services,
                 request=request,
                 by=actor(services, body["user"]),
-                submission_key=f"slack:{view['id']}",
+                submission_key=f"slack:{view['id']}:{fingerprint(request)}",
             )
 
         try:

@@ -25,7 +25,7 @@ from reviews.checkin_model import (
 )
 from reviews.checkins import last_ward, record_checkin
 from reviews.context import Services
-from reviews.model import FormErrors
+from reviews.model import FormErrors, fingerprint
 from reviews.wards import chosen_ward
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def record(services: Services, activity: dict[str, Any], data: dict[str, Any]) -
         by = actor(services, activity)
         # One person's one card, narrowed to what it says: the next bed recorded on a card
         # still open on their other device is not taken for a retry of this one.
-        form = f"{data.get('rr_form') or uuid.uuid4().hex}:{by.user_id}:{checkin.fingerprint()}"
+        form = f"{data.get('rr_form') or uuid.uuid4().hex}:{by.user_id}:{fingerprint(checkin)}"
         result = record_checkin(
             services=services,
             checkin=checkin,

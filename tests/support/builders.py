@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from reviews.clock import Clock
 from reviews.context import Actor, Services
 from reviews.model import ReviewForm, ValidRequest, validate
 from reviews.notify import Route
@@ -13,7 +14,6 @@ from reviews.outbox import DeliveryError, OutboundItem
 from reviews.policy import Policy, load_policy
 from storage.database import Database
 from storage.tables import Shift, Staff
-from tests.support.clock import FrozenClock
 
 SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "escalation.toml"
 SLACK_ROUTE = Route(platform="slack", outreach_channel="C0OUTREACH", digest_channel="C0DIGEST")
@@ -21,7 +21,7 @@ SLACK_ROUTE = Route(platform="slack", outreach_channel="C0OUTREACH", digest_chan
 
 def make_services(
     db: Database,
-    clock: FrozenClock,
+    clock: Clock,
     *,
     policy: Policy | None = None,
     routes: tuple[Route, ...] = (SLACK_ROUTE,),

@@ -40,7 +40,7 @@ def postgres_unavailable() -> str | None:
 
 def _admin(statement: str) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
+        connection.execute(statement)
 
 
 def pg_url(name: str) -> str:
@@ -97,9 +97,9 @@ def stalled(db: Database) -> Iterator[None]:
             blocker.close()
         return
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(url) as blocker:
-        blocker.execute("LOCK TABLE review IN ACCESS EXCLUSIVE MODE")
+    with psycopg.connect(url) as pg_blocker:
+        pg_blocker.execute("LOCK TABLE review IN ACCESS EXCLUSIVE MODE")
         try:
             yield
         finally:
-            blocker.rollback()
+            pg_blocker.rollback()

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlparse
 
 # Fields slack_sdk sends JSON-encoded inside form bodies.
@@ -61,7 +61,7 @@ class FakeSlack:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/api/"
         self.root = f"http://127.0.0.1:{self._server.server_address[1]}/"
 
-    def __enter__(self) -> FakeSlack:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import jwt
 
@@ -68,7 +68,7 @@ class FakeService:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> FakeService:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

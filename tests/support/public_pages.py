@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot import make_http
 from reviews.context import Services
@@ -87,9 +87,9 @@ def status_link(answer: requests.Response) -> str:
 
 def stored(site: PublicPages) -> list[Review]:
     with site.services.db.unit_of_work() as uow:
-        return list(uow.session.exec(select(Review).order_by(Review.id)))
+        return list(uow.session.exec(select(Review).order_by(col(Review.id))))
 
 
 def outbox(site: PublicPages) -> list[Outbox]:
     with site.services.db.unit_of_work() as uow:
-        return list(uow.session.exec(select(Outbox).order_by(Outbox.id)))
+        return list(uow.session.exec(select(Outbox).order_by(col(Outbox.id))))

@@ -1,4 +1,5 @@
-"""The rota's scheduled jobs: handover notices and cover-gap warnings.
+"""The rota's scheduled jobs: handover notices and cover-gap warnings (they send, so they sit in
+the core beside the other senders; rotas/ only answers who holds what).
 
 bot.py runs both every minute on every replica. Each notice is keyed (role, instant, person)
 in the outbox, whose UNIQUE key refuses a second copy, so each goes out once however many
