@@ -335,16 +335,16 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
     shell_log = TerminalLog(terminal)
     logging.getLogger().handlers[:] = [shell_log]
     # Ctrl-C must reach the main thread, which waits in readline: a signal taken by a
-    # scheduler thread would leave readline waiting for another key. Threads inherit the
-    # mask of the thread that starts them, so they start with SIGINT blocked.
+    # background thread would leave readline waiting for another key. Threads inherit the
+    # mask of the thread that starts them, so they all start with SIGINT blocked.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         start_scheduler(bot, late_digest=False)
+        server = serve_public_pages(bot) if bot.settings.port_given else None
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # At the keyboard, the person is the trial's rota admin too: cover any role.
     services = replace(bot.services, rota_admins=bot.services.rota_admins | {SHELL_USER.user_id})
-    server = serve_public_pages(bot) if bot.settings.port_given else None
     try:
         Shell(services, terminal).loop()
     finally:

@@ -150,3 +150,9 @@ def test_texts_and_pages_are_configured_and_a_bad_key_is_never_echoed():
     with pytest.raises(SettingsError) as raised:
         settings(NOTIFY_API_KEY=almost, NOTIFY_SMS_TEMPLATE_ID=NOTIFY_TEMPLATE_ID)
     assert almost[-36:] not in str(raised.value) and almost[:20] not in str(raised.value)
+
+
+def test_a_password_in_a_bad_url_is_never_echoed():
+    with pytest.raises(SettingsError) as raised:
+        settings(TEAMS_OPENID_METADATA_URL="ftp://bot:Sekrit-pw@login.example/")
+    assert "Sekrit-pw" not in str(raised.value) and "bot:***@login.example" in str(raised.value)

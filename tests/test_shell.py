@@ -254,5 +254,7 @@ def test_with_port_set_the_shell_serves_the_family_pages(tmp_path):
         assert f"A family's request form: http://localhost:{port}/concern" in first
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/concern", timeout=10) as page:
             assert page.status == 200 and "Ward 7 (Acute Medicine)" in page.read().decode()
+        bot.press(CTRL_C)  # reaches the prompt, not the web server's thread
+        assert bot.wait() == 0
     finally:
         bot.stop()
