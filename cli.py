@@ -45,6 +45,7 @@ With no command it runs the bot: in Slack and/or Teams when they are configured,
 the local shell, where you can try it at the keyboard. Settings come from the environment or
 from the .env file beside bot.py (see README.md)."""
 EPILOG = "Exit status: 0 done; 2 something to fix (one line says what)."
+AUDIT_BY = "your name or email, recorded in the audit trail with your operating-system login"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -71,27 +72,36 @@ def make_parser() -> argparse.ArgumentParser:
         dest="rota_command", required=True, metavar="import|show|cover|remove"
     )
     add(rota, "import", "import shifts from a CSV or .ics file (see docs/rota.md)").add_argument(
-        "file", type=Path, help="the rota file: .csv, or .ics from a rostering system"
+        "file", type=Path, metavar="FILE", help="the rota file: .csv, or .ics from a rostering "
+        "system; prints what was added, changed and rejected"
     )
     add(rota, "show", "who holds each role, and who is next").add_argument(
-        "--at", default=None, help="another moment, local time, e.g. 2026-12-01T20:00"
+        "--at", default=None, metavar="TIME", help="another moment, local time, e.g. "
+        "2026-12-01T20:00 (default: now)"
     )
     cover = add(rota, "cover", "put someone on a role from now until a time (a swap or cover)")
-    cover.add_argument("role", help="the role as the escalation policy names it, e.g. outreach")
-    cover.add_argument("person", help="the covering person's email (or Slack/Teams user id)")
     cover.add_argument(
-        "--until", default=None, help="local time, e.g. 20:00 or 2026-12-01T20:00 "
-        "(default: the end of the current shift)"
+        "role", metavar="ROLE", help="the role as the escalation policy names it, e.g. outreach"
     )
-    cover.add_argument("--by", required=True, help="your name or email, for the audit trail")
-    remove = add(rota, "remove", "take someone off the rota from now")
-    remove.add_argument("person", help="their email (or Slack/Teams user id)")
-    remove.add_argument("--by", required=True, help="your name or email, for the audit trail")
+    cover.add_argument(
+        "person", metavar="PERSON", help="the covering person's email (or Slack/Teams user id)"
+    )
+    cover.add_argument(
+        "--until", default=None, metavar="TIME", help="local time, e.g. 20:00 or "
+        "2026-12-01T20:00 (default: the end of the current shift)"
+    )
+    cover.add_argument("--by", required=True, metavar="YOU", help=AUDIT_BY)
+    remove = add(
+        rota, "remove", "take someone off the rota from now (their shifts and cover are "
+        "withdrawn, kept as history)"
+    )
+    remove.add_argument("person", metavar="PERSON", help="their email (or Slack/Teams user id)")
+    remove.add_argument("--by", required=True, metavar="YOU", help=AUDIT_BY)
     digest = add(commands, "digest", "print (or post) the managers' daily digest")
     window = digest.add_mutually_exclusive_group()
     window.add_argument(
-        "--date", default=None, help="the day whose digest to show, e.g. 2026-12-01 "
-        "(default: the last complete day, to DIGEST_TIME today or yesterday)"
+        "--date", default=None, metavar="YYYY-MM-DD", help="the day whose digest to show, "
+        "e.g. 2026-12-01 (default: the last complete day, to DIGEST_TIME today or yesterday)"
     )
     window.add_argument(
         "--so-far", action="store_true", help="the requests since the last DIGEST_TIME, as "
@@ -101,21 +111,22 @@ def make_parser() -> argparse.ArgumentParser:
         "--post", action="store_true", help="also post it to the digest channel(s), unless "
         "that day's was posted already"
     )
-    export = add(commands, "export", "write a month's requests to a CSV file")
-    export.add_argument("--month", required=True, help="the month, e.g. 2026-12")
+    export = add(commands, "export", "write a month's requests (or check-ins) to a CSV file")
+    export.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-12")
     export.add_argument(
-        "--out", type=Path, default=None, help="the file to write (default: "
-        "rapidreview-YYYY-MM.csv in the current folder)"
+        "--out", type=Path, default=None, metavar="FILE", help="the file to write (default: "
+        "rapidreview-YYYY-MM.csv, or rapidreview-checkins-YYYY-MM.csv, in the current folder)"
     )
     export.add_argument(
-        "--with-identifiers", action="store_true", help="include NHS numbers, call-back "
-        "numbers and free text (written readable by you only, and audited)"
+        "--with-identifiers", action="store_true", help="add NHS and call-back numbers (the "
+        "file's name says WITH-IDENTIFIERS; readable by you only; audited)"
     )
     export.add_argument(
         "--checkins", action="store_true", help="the month's daily check-ins (no identifiers)"
     )
     retention = add(
-        commands, "retention", "count (or --apply: erase) identifiers older than RETENTION_DAYS"
+        commands, "retention", "count (or --apply: erase) patient details past RETENTION_DAYS "
+        "(docs/checkins.md)"
     )
     retention.add_argument("--apply", action="store_true", help="erase them, not only count")
     add(
@@ -133,12 +144,17 @@ def make_parser() -> argparse.ArgumentParser:
         "build the zip to upload to Teams (needs TEAMS_APP_ID only; see docs/teams.md)",
     )
     teams.add_argument(
-        "--out", type=Path, default=Path("rapidreview-teams.zip"), help="the zip to write "
-        "(default: rapidreview-teams.zip)"
+        "--out", type=Path, default=Path("rapidreview-teams.zip"), metavar="FILE",
+        help="the zip to write (default: rapidreview-teams.zip)"
     )
     posters = add(commands, "posters", "printable A4 posters for the wards (PDF)")
-    posters.add_argument("--ward", default=None, help="only this ward's code, e.g. ward-7")
-    posters.add_argument("--out", type=Path, required=True, help="the folder to write them to")
+    posters.add_argument(
+        "--ward", default=None, metavar="CODE", help="only this ward's code, e.g. ward-7"
+    )
+    posters.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the folder to write them to "
+        "(needs PUBLIC_URL and CONCERN_PHONE or each ward's phone)"
+    )
     return parser
 
 

@@ -49,7 +49,7 @@ def test_every_command_and_option_is_described_for_its_user():
 def test_help_is_printed_and_exits_0():
     result = run_bot("export", "--help")
     assert result.returncode == 0 and result.stderr == ""
-    assert "--with-identifiers  include NHS numbers" in result.stdout
+    assert "--with-identifiers  add NHS and call-back numbers" in result.stdout
 
 
 def test_teams_package_needs_the_app_id_only_and_no_database(tmp_path):
