@@ -190,6 +190,9 @@ def make_engine(url: str, **options: Any) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=SQLITE_POOL,
             max_overflow=SQLITE_POOL,
+            # The most recently used connection first: a steady load keeps reusing a few warm
+            # ones, instead of filling every pooled connection's page cache in turn.
+            pool_use_lifo=True,
         )
         _sqlite_immediate_transactions(engine)
         return engine
