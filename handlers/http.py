@@ -76,11 +76,15 @@ def make_http_app(
         status, body = await run_in_threadpool(check)
         return JSONResponse(body, status_code=status)
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/healthz", healthz, methods=["GET"]), *routes],
         middleware=[Middleware(LimitBodies, limits=body_limits)],
         exception_handlers=dict(error_pages or {}),
     )
+    # Starlette's trailing-slash redirect builds its address from the Host header, which any
+    # client can set: no address of ours ends in a slash, so a slash is simply not found.
+    app.router.redirect_slashes = False
+    return app
 
 
 class HttpServer:

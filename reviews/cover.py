@@ -76,10 +76,18 @@ def record_cover(
             end=until,
             instead_of=[p.name for p in holders],
         )
-    instead = ", ".join(p.name for p in holders if p.id != covering.id) or "nobody"
+    others = ", ".join(p.name for p in holders if p.id != covering.id)
+    # Someone keeping their own role longer replaces nobody: "instead of nobody" would say the
+    # role was uncovered until now.
+    if others:
+        instead = f"instead of {others}"
+    elif holders:
+        instead = "already holding it"
+    else:
+        instead = "instead of nobody"
     return (
         f"{covering.name} now holds {role} until {local_time(until, services.timezone)} "
-        f"(instead of {instead})."
+        f"({instead})."
     )
 
 

@@ -138,7 +138,8 @@ def _replace(
     start = min(row.start for row in wanted.values())
     end = max(row.end for row in wanted.values())
     report.periods.append(
-        f"{role}: {len(wanted)} shifts, {local_time(start, tz)} to {local_time(end, tz)}"
+        f"{role}: {len(wanted)} shift{'' if len(wanted) == 1 else 's'}, "
+        f"{local_time(start, tz)} to {local_time(end, tz)}"
     )
     live, _ = uow.rota.spans_between(role, start, end)
     existing = {(s.staff_id, s.start, s.end): s for s in live}

@@ -101,6 +101,18 @@ def test_a_wrong_address_or_method_gets_a_page_with_the_phone_line(
     assert PHONE in answer.text and "Nothing was sent" in answer.text
 
 
+def test_a_trailing_slash_never_redirects_to_the_host_the_client_named(site: PublicPages) -> None:
+    # Starlette's slash redirect builds its address from the Host header, which anyone can set.
+    answer = requests.get(
+        site.url + "/concern/ward-7/review/",
+        headers={"Host": "evil.example"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert "evil.example" not in answer.headers.get("Location", "")
+    assert answer.status_code == 404 and PHONE in answer.text
+
+
 def test_one_ipv6_connection_cannot_dodge_the_limit_by_changing_its_address(
     site: PublicPages,
 ) -> None:

@@ -148,3 +148,9 @@ def test_two_covers_recorded_at_once_leave_one_holder(services, database_url, cl
         thread.join(timeout=30)
     assert not failures and not any(t.is_alive() for t in threads)
     assert len(holders(services, utc(2026, 12, 1, 12))) == 1
+
+
+def test_the_holder_keeping_their_own_role_longer_is_not_told_nobody_held_it(services):
+    said = cover(services, by=ALEX, who="U01ALEX", until="22:00")
+    assert said == "Alex Carter now holds outreach until 22:00 Tue 01 Dec (already holding it)."
+    assert holders(services, utc(2026, 12, 1, 21)) == ["Alex Carter"]

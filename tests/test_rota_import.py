@@ -296,3 +296,14 @@ def test_a_non_existent_local_time_follows_the_rule_and_leaves_no_gap(db, clock)
     with db.unit_of_work() as uow:
         staff = {p.name: p for p in uow.rota.all_staff()}
     assert isinstance(staff["Mark Davies"], Staff)
+
+
+def test_a_role_with_one_shift_is_counted_in_the_singular(db, clock, tmp_path):
+    one = write(
+        tmp_path,
+        "one.csv",
+        HEADER
+        + "outreach,Alex Carter,alex.carter@nhs.net,U01ALEX,,2026-12-01T08:00,2026-12-01T20:00\n",
+    )
+    printed = "\n".join(import_rota(services=make_services(db, clock), path=one).lines())
+    assert "outreach: 1 shift, 08:00 Tue 01 Dec to 20:00 Tue 01 Dec" in printed

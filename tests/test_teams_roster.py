@@ -48,8 +48,10 @@ def bot(database_url: str, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[ra
 
 
 def rota_import(bot: rapidreview.Bot, path: Path, capsys: pytest.CaptureFixture[str]) -> tuple:
+    """The exit status, and the report: on stdout when imported, problems on stderr when not."""
     status = cli.command(cli.parse_args(["rota", "import", str(path)]), bot)
-    return status, capsys.readouterr().out
+    printed = capsys.readouterr()
+    return status, printed.out if status == 0 else printed.err
 
 
 def roster_pages(ms: FakeMicrosoft) -> list[str]:
