@@ -265,6 +265,9 @@ class _Server(ThreadingHTTPServer):
 def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Slack: a client may reuse a connection
+        # Headers and body go out in two writes; on a kept-alive connection Nagle's algorithm
+        # holds the second until the client's delayed ACK, 40 ms a call that Slack never adds.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self._handle()
