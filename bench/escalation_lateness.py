@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,10 +157,13 @@ def sweep_lateness(db: Database, raised: dict[str, float]) -> list[float]:
     return late
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--run", type=float, default=30.0, help="seconds after the last raise")
+def bench_main(
+    run: Callable[[str, int, float, int, Path], None], doc: str, *, requests: int, seconds: float
+) -> None:
+    """The command line both lateness benchmarks share: a fresh database, then `run`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--run", type=float, default=seconds, help="seconds after the last raise")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--replicas", type=int, default=1)
     args = parser.parse_args()
@@ -172,6 +176,10 @@ def main() -> None:
             url = stack.enter_context(sqlite_database(str(workdir)))
         print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
         run(url, args.requests, args.run, args.replicas, workdir)
+
+
+def main() -> None:
+    bench_main(run, __doc__ or "", requests=200, seconds=30.0)
 
 
 if __name__ == "__main__":

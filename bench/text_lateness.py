@@ -11,26 +11,29 @@ was due; a direct message's, its arrival at the fake Slack. Prints p50/p90/p99/m
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
-import tempfile
 import time
 from collections import defaultdict
-from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.escalation_lateness import AFTER, POLICY, REPEAT_EVERY, lateness, report  # noqa: E402
+from bench.escalation_lateness import (  # noqa: E402
+    AFTER,
+    POLICY,
+    REPEAT_EVERY,
+    bench_main,
+    lateness,
+    report,
+)
 from reviews import service  # noqa: E402
 from reviews.clock import SystemClock  # noqa: E402
 from reviews.policy import load_policy  # noqa: E402
 from storage.database import Database  # noqa: E402
 from tests.support.builders import NURSE, make_services, on_rota, request  # noqa: E402
-from tests.support.databases import drop_template, postgres_database, sqlite_database  # noqa: E402
 from tests.support.fake_texts import (  # noqa: E402
     NOTIFY_API_KEY,
     NOTIFY_TEMPLATE_ID,
@@ -131,21 +134,7 @@ def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--run", type=float, default=20.0, help="seconds after the last raise")
-    parser.add_argument("--postgres", action="store_true")
-    parser.add_argument("--replicas", type=int, default=1)
-    args = parser.parse_args()
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.postgres:
-            url = stack.enter_context(postgres_database())
-            stack.callback(drop_template)
-        else:
-            url = stack.enter_context(sqlite_database(str(workdir)))
-        print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
-        run(url, args.requests, args.run, args.replicas, workdir)
+    bench_main(run, __doc__ or "", requests=100, seconds=20.0)
 
 
 if __name__ == "__main__":
