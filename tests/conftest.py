@@ -16,6 +16,7 @@ from tests.support.databases import (
     postgres_unavailable,
     sqlite_database,
 )
+from tests.support.fake_slack import FakeSlack
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -36,6 +37,13 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    """A fake Slack Web API on a loopback port; files that need another kind define their own."""
+    with FakeSlack() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -31,12 +31,6 @@ TEAMS_ROUTE = Route("teams", "19:outreach@thread.tacv2", "19:digest@thread.tacv2
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
     on_rota(db, "outreach", "Alex Carter", "U01ALEX", start=clock.now() - timedelta(hours=1))
     services = make_services(db, clock, routes=(SLACK_ROUTE, TEAMS_ROUTE))

@@ -21,12 +21,6 @@ ALEX, NURSE_ID = "U01ALEX", NURSE.user_id
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
     on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
     services = make_services(db, clock, managers=frozenset({"mo.manager@nhs.net"}))

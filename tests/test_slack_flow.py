@@ -34,12 +34,6 @@ NURSE, ALEX = "U0WARDNURSE", "U01ALEX"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
     on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
     with slack_bot(make_services(db, clock), fake) as bot:

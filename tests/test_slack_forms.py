@@ -32,12 +32,6 @@ NURSE = "U0WARDNURSE"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
     with slack_bot(make_services(db, clock), fake) as bot:
         yield bot

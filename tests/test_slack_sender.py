@@ -3,8 +3,6 @@ failures become retries (429 with Retry-After, 5xx, network) or permanent failur
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from slack_sdk import WebClient
 
@@ -17,12 +15,6 @@ from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture

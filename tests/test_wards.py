@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,12 +103,6 @@ def test_the_bot_refuses_to_start_with_a_bad_wards_file(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"rapidreview: {path}: ward 'ward-7': beds must be a whole number from 0 to 1000"
     )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 def test_the_slack_form_offers_the_wards_and_takes_one_not_listed(
