@@ -84,6 +84,14 @@ def cards(fake: FakeSlack) -> list[Call]:
     ]
 
 
+def test_request_forms_open_over_one_kept_alive_connection(bot: SlackBot, fake: FakeSlack) -> None:
+    # Against real Slack each new connection is a TLS handshake before the form can open.
+    for number in range(3):
+        bot.post(slash_command(response_url=fake.response_url(), trigger_id=f"trig-{number}"))
+        fake.wait_for("views.open", number + 1)
+    assert len({call.connection for call in fake.called("views.open")}) == 1
+
+
 def test_raise_acknowledge_attend_and_record_outcome(bot: SlackBot, fake: FakeSlack) -> None:
     started = time.perf_counter()
     response = bot.post(slash_command(response_url=fake.response_url(), trigger_id="trig-9"))

@@ -4,6 +4,7 @@ failures become retries (429 with Retry-After, 5xx, network) or permanent failur
 from __future__ import annotations
 
 import pytest
+import urllib3
 from slack_sdk import WebClient
 
 from handlers.slack import SlackSender, lookup_slack_id
@@ -47,6 +48,20 @@ def test_messages_reuse_one_connection_to_slack(sender: SlackSender, fake: FakeS
     sender.deliver(item("direct"))
     # Against real Slack each new connection is a TLS handshake: six calls, one connection.
     assert len({call.connection for call in fake.calls}) == 1
+
+
+def test_slack_is_reached_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.trust.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    through = PooledWebClient(token="xoxb-test", base_url="https://slack.com/api/").pool
+    assert isinstance(through, urllib3.ProxyManager)
+    assert through.proxy is not None and through.proxy.host == "proxy.trust.example"
+    monkeypatch.setenv("NO_PROXY", "slack.com")
+    direct = PooledWebClient(token="xoxb-test", base_url="https://slack.com/api/").pool
+    assert not isinstance(direct, urllib3.ProxyManager)
 
 
 def test_each_kind_goes_where_it_should(sender: SlackSender, fake: FakeSlack) -> None:

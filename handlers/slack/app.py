@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from slack_bolt import App
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
@@ -55,9 +56,21 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         token_verification_enabled=False,
         logger=quiet_bolt_logger(),
     )
+    share_connections(app, client)
     for group in (commands, submissions, checkin, actions, home, direct):
         group.register(app, services, settings)
     return app
+
+
+def share_connections(app: App, client: WebClient) -> None:
+    """Listeners call Slack through `client`, whose connections stay open. bolt hands each
+    request a new WebClient of its own, and each of those opened a new connection (against real
+    Slack, a TLS handshake) for every call: every request form opened paid for one."""
+
+    @app.middleware
+    def pooled(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        context["client"] = client
+        return next()
 
 
 def tokenless(client: WebClient) -> WebClient:

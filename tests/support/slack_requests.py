@@ -255,8 +255,7 @@ class SlackBot:
 @contextmanager
 def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
     """Serve `services` to Slack over HTTP on a free loopback port, with the fake as Slack."""
-    from slack_sdk import WebClient
-
+    from bot import make_slack_client
     from handlers.http import make_http_app
     from handlers.slack import build_slack_app, slack_routes
     from settings import Settings
@@ -270,7 +269,7 @@ def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
         digest_channel="C0DIGEST",
         **settings,
     )
-    client = WebClient(token=config.slack_bot_token, base_url=fake.url)
+    client = make_slack_client(config)  # the client bot.py builds
     app = build_slack_app(services, config, client)
     with serve(make_http_app(services.db, slack_routes(app), health=services.health)) as base:
         yield SlackBot(services, client, f"{base}/slack/events")
