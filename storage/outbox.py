@@ -21,6 +21,9 @@ UNSENT = ("pending", "sending")
 # card or a channel notice waits behind the people being paged; everything else (direct
 # messages, escalation pings to a channel, any other destination kind) is urgent.
 NOT_URGENT = ("card", "card_update", "thread", "channel")
+# An earlier message to the same destination, in _due. Made once: a new alias each call made
+# SQLAlchemy rebuild a proxy of every column for each comparison, about 2 ms of CPU a claim.
+EARLIER = aliased(Outbox)
 URGENT = or_(col(Outbox.kind).not_in(NOT_URGENT), col(Outbox.key).startswith("esc:"))
 
 
@@ -127,7 +130,7 @@ class OutboxStore:
         self, now: datetime, platforms: Sequence[str], limit: int, *where: Any
     ) -> Sequence[Outbox]:
         """Unsent rows due now, oldest first, locked (others' locked rows skipped)."""
-        earlier = aliased(Outbox)
+        earlier = EARLIER
         # Held back by an earlier message to the same destination that is not due (another
         # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
         # queue behind one failing destination cannot crowd out everyone else's messages.
