@@ -1,16 +1,18 @@
 """Fault drills (issue 12) against the real `python bot.py` process; only the outside is faked.
 
 PostgreSQL is cut through a loopback proxy the test controls (never the shared server); Slack
-is the fake, made slow or failing; SQLite is made read-only. Each drill states what a nurse
-and a monitor saw.
+is the fake, made slow or failing; SQLite is made read-only, or its disk full for the bot. Each
+drill states what a nurse and a monitor saw.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from reviews import service
 from reviews.clock import SystemClock
 from storage.database import Database
 from storage.migrate import upgrade
-from storage.tables import Outbox, Review
+from storage.tables import Outbox, Review, ReviewEvent
 from tests.support.builders import NURSE as ME
 from tests.support.builders import make_services, on_rota, request
 from tests.support.databases import postgres_database, postgres_unavailable
@@ -268,3 +270,79 @@ def test_slack_answering_after_10_seconds(database_url: str, tmp_path: Path) -> 
         finally:
             bot.stop()
     assert not [line for line in bot.log if "Traceback" in line]
+
+
+@contextmanager
+def disk_full(pid: int, database: Path) -> Iterator[None]:
+    """The disk is full for process `pid`, then space is freed. No file of its may grow past
+    the smaller of the database and its write-ahead log, which every commit appends to: its
+    soft RLIMIT_FSIZE is lowered (Python ignores SIGXFSZ, so a write past it fails with EFBIG,
+    which SQLite reports as "disk I/O error"; a full filesystem's ENOSPC it reports as
+    "database or disk is full", tests/test_database_errors.py). Portable, no root, and only the
+    bot's process is touched; the hard limit is kept so the soft one can be raised again."""
+    wal = database.with_name(database.name + "-wal")
+    limit = min(f.stat().st_size for f in (database, wal) if f.exists())
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_full_disk(fake: FakeSlack, tmp_path: Path) -> None:
+    path = tmp_path / "rapidreview.db"
+    url = f"sqlite:///{path}"
+    put_on_rota_and_migrate(url)
+    bot, base = start_bot(fake, url, tmp_path)
+    try:
+        for n in (1, 2):
+            assert f"RR-000{n} raised" in submit(base, f"V0BEFORE{n}").text
+        eventually(lambda: len(direct_messages(fake, ALEX)) == 2, "level 0 reached Alex")
+        eventually(lambda: metric(base, "rapidreview_outbox_pending") == 0, "outbox drained")
+
+        with disk_full(bot.process.pid, path):
+            started = time.monotonic()
+            said = json.dumps(submit(base, "V0DURING").json())
+            assert time.monotonic() - started < 3, "answered inside Slack's 3 seconds"
+            assert "NOTHING WAS RECORDED" in said and FALLBACK in said
+            down = eventually(lambda: health_body(base, 503), "503")
+            assert down["database"] == "refuses writes" and down["open_requests"] == 2
+            assert down["problems"][0].startswith("the database cannot write: disk I/O error")
+            assert f"until {tmp_path} takes writes again" in down["problems"][0]
+            # Level 1 of both requests falls due while nothing can be written: the sweep tries.
+            eventually(
+                lambda: [line for line in bot.log if "sweep: database unavailable" in line],
+                "the sweep tried",
+                15,
+            )
+            time.sleep(1)
+            assert bot.process.poll() is None, "no crash, no restart loop"
+            assert not direct_messages(fake, SAM)
+
+        # Space freed: the bot mends by itself, takes new requests, and the ladders carry on.
+        eventually(lambda: health_body(base, 200), "healthy again by itself")
+        assert "RR-0003 raised" in submit(base, "V0AFTER").text
+        pings = eventually(lambda: len(direct_messages(fake, SAM)) >= 2, "level 1 reached Sam")
+        assert {REFERENCE.findall(ping)[0] for ping in direct_messages(fake, SAM)} >= {
+            "RR-0001",
+            "RR-0002",
+        }, pings
+    finally:
+        bot.stop()
+    print("".join(bot.log))
+    # Told once as an ERROR for the outage, not once per tick; its end told once too.
+    told = [line for line in bot.log if "ERROR storage.faults" in line]
+    assert len(told) == 1 and "the database cannot write" in told[0], told
+    assert len([line for line in bot.log if "the database writes again" in line]) == 1
+    assert any("sweep: database unavailable (disk I/O error)" in line for line in bot.log)
+    assert not [line for line in bot.log if "Traceback" in line]
+    # Nothing lost that was confirmed, nothing half-written from the refused request.
+    db = Database(url)
+    with db.unit_of_work() as uow:
+        reviews = [r.id for r in uow.session.exec(select(Review)).all()]
+        audited = {e.review_id for e in uow.session.exec(select(ReviewEvent)).all()}
+        queued = {o.review_id for o in uow.session.exec(select(Outbox)).all()}
+    db.dispose()
+    assert reviews == [1, 2, 3]
+    assert audited >= {1, 2, 3} and queued >= {1, 2, 3}
