@@ -113,10 +113,10 @@ class Database:
                 if fault is not None:
                     self.faults.failed(fault, driver_said(error))
                 raise DatabaseUnavailable(fault or type(error).__name__) from error
-            if wrote:
-                self.faults.wrote()
-            for committed in uow.on_commit:
-                committed()
+        if wrote:
+            self.faults.wrote()
+        for committed in uow.on_commit:
+            committed()
 
     def _sqlite_changed(self, session: Session) -> bool:
         """Whether this SQLite transaction changed a row (its commit then reaches the disk).
