@@ -42,10 +42,12 @@ def make_http_app(
     """A Starlette app with the platforms' routes and a health check; every request's body is
     read within its path's limit (handlers/limits.py) before any route sees it.
 
-    /healthz answers 503 when the database does not answer or `health` names a problem (a
-    stale sweep or drain, refused credentials); `problems` lists every reason, `warnings` what
-    is wrong but mends itself (a platform unreachable: messages wait). `error_pages` are
-    Starlette exception handlers (the public pages' own 404 and 405).
+    /healthz answers 503 when the database does not answer, cannot write (read-only, disk full)
+    or `health` names a problem (a stale sweep or drain, refused credentials); `problems` lists
+    every reason, `warnings` what is wrong but mends itself (a platform unreachable: messages
+    wait) or soon will be (little disk left). A SQLite database's free disk is
+    `disk_free_bytes`. `error_pages` are Starlette exception handlers (the public pages' own
+    404 and 405).
     """
     health = health or Health()
 
@@ -58,18 +60,21 @@ def make_http_app(
         except DatabaseUnavailable:
             body = {"status": "unavailable", "database": "unreachable"}
             return 503, {**body, "problems": ["the database does not answer", *problems]}
-        refused = db.refuses_writes()
-        if refused:
-            cannot = f"the database refuses writes ({refused}): requests cannot be recorded"
+        cannot = db.cannot_write()
+        if cannot:
             problems = [cannot, *problems]
+        free = db.faults.free_bytes()
+        if low := db.faults.space_warning(free):
+            warnings = [low, *warnings]
         return 503 if problems else 200, {
             "status": "unavailable" if problems else "ok",
-            "database": "refuses writes" if refused else "ok",
+            "database": "refuses writes" if cannot else "ok",
             "problems": problems,
             "warnings": warnings,
             "open_requests": open_requests,
             "outbox_pending": outbox.get("pending", 0) + outbox.get("sending", 0),
             "outbox_failed": outbox.get("failed", 0),
+            **({} if free is None else {"disk_free_bytes": free}),
         }
 
     async def healthz(_request: Request) -> JSONResponse:

@@ -72,10 +72,12 @@ def _isolated(
     """Run one review's step in a savepoint: a review that cannot be escalated (a bug, a
     damaged snapshot) never holds up everyone else's. It is retried every tick, and the digest
     channel is told once, so a person can chase that request by hand."""
+    said = len(uow.on_commit)
     try:
         with uow.session.begin_nested():
             step()
     except Exception as error:
+        del uow.on_commit[said:]  # what the rolled-back step would have logged
         reference = format_reference(review.id or 0)
         # The type only: a database error's text can carry the request's own words.
         log.error("%s: escalation step failed (%s); will retry", reference, type(error).__name__)
@@ -205,12 +207,16 @@ def _fire(
         unreachable=list(unreachable.values()),
         channel=level.channel,
     )
-    log.info(
-        "%s escalation level %s repeat %s: %s told",
-        format_reference(review.id),
-        index,
-        repeat,
-        len(told),
+    # Logged once committed: a tick the database refuses would otherwise say so every time.
+    uow.on_commit.append(
+        partial(
+            log.info,
+            "%s escalation level %s repeat %s: %s told",
+            format_reference(review.id),
+            index,
+            repeat,
+            len(told),
+        )
     )
     return bool(told)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 from reviews.context import Services
 from reviews.messages import Message
@@ -153,12 +154,15 @@ def _follow_up(uow: UnitOfWork, services: Services, row: Outbox, now: datetime) 
     ):
         return False
     why = "failed" if row.state == "failed" else "unacknowledged" if row.sent_at else "not sent"
-    log.info(
-        "%s: text for level %s after a direct message on %s (%s)",
-        format_reference(review.id or 0),
-        level,
-        row.platform,
-        why,
+    uow.on_commit.append(
+        partial(
+            log.info,
+            "%s: text for level %s after a direct message on %s (%s)",
+            format_reference(review.id or 0),
+            level,
+            row.platform,
+            why,
+        )
     )
     return True
 

@@ -13,7 +13,7 @@ replicas share one database.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from sqlmodel import Session, create_engine
 from storage.checkins import CheckinStore
 from storage.digest import DigestStore
 from storage.events import EventLog
+from storage.faults import WriteFaults, driver_said, storage_fault
 from storage.metrics import MetricsStore
 from storage.outbox import OutboxStore
 from storage.reviews import ReviewStore
@@ -54,15 +55,20 @@ class DatabaseUnavailable(RuntimeError):
 
 
 READ_ONLY = "rapidreview_read_only"  # execution option: a transaction that only reads
+CHANGES_AT_BEGIN = "rapidreview_changes_at_begin"  # a SQLite connection's total_changes at BEGIN
 WRITE_WAIT = 30.0  # seconds a writer waits for this process's other writers, as busy_timeout
 SQLITE_POOL = 32  # connections kept open: each new one repeats the PRAGMAs below
 
 
 class UnitOfWork:
-    """One transaction. Commits on leaving the `with` block unless an exception escapes."""
+    """One transaction. Commits on leaving the `with` block unless an exception escapes.
+
+    `on_commit` runs once the transaction is committed: a log line saying who was told must
+    not be written for a transaction a full disk or a lost connection then rolled back."""
 
     def __init__(self, session: Session):
         self.session = session
+        self.on_commit: list[Callable[[], None]] = []
         self.reviews = ReviewStore(session)
         self.events = EventLog(session)
         self.outbox = OutboxStore(session)
@@ -83,6 +89,7 @@ class Database:
         self.engine = make_engine(url, **engine_options)
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._writers = _WriterQueue() if self.is_sqlite else None
+        self.faults = WriteFaults(self.engine.url)
 
     @property
     def is_sqlite(self) -> bool:
@@ -94,13 +101,32 @@ class Database:
         with self._writers.turn() if self._writers else nullcontext():
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
-                    yield UnitOfWork(session)
+                    uow = UnitOfWork(session)
+                    yield uow
+                    wrote = self.faults.active and self._sqlite_changed(session)
                     session.commit()
             except IntegrityError as error:
                 # A constraint said no: the caller decides what that means.
                 raise without_detail(error) from None
             except SQLAlchemyError as error:
-                raise DatabaseUnavailable(type(error).__name__) from error
+                fault = storage_fault(error)
+                if fault is not None:
+                    self.faults.failed(fault, driver_said(error))
+                raise DatabaseUnavailable(fault or type(error).__name__) from error
+        if wrote:
+            self.faults.wrote()
+        for committed in uow.on_commit:
+            committed()
+
+    def _sqlite_changed(self, session: Session) -> bool:
+        """Whether this SQLite transaction changed a row (its commit then reaches the disk).
+        Asked only while writes are failing: a commit that changed nothing proves nothing."""
+        if not self.is_sqlite or not session.in_transaction():
+            return False
+        connection = session.connection()
+        began = connection.info.get(CHANGES_AT_BEGIN)
+        changes = connection.connection.dbapi_connection.total_changes  # type: ignore[union-attr]
+        return began is not None and changes > began
 
     @contextmanager
     def reading(self) -> Iterator[UnitOfWork]:
@@ -124,21 +150,33 @@ class Database:
         except SQLAlchemyError as error:
             raise DatabaseUnavailable(type(error).__name__) from error
 
-    def refuses_writes(self) -> str | None:
-        """Why the database would refuse a write (a read-only SQLite file or mount, a read-only
-        PostgreSQL standby after a failover), or None. A write that changes nothing: reads
-        alone would say all is well while no request can be recorded."""
+    def cannot_write(self) -> str | None:
+        """Why a request could not be recorded now, in words the on-call engineer can act on,
+        or None: a read-only SQLite file or mount, a read-only PostgreSQL standby after a
+        failover, a full or failing disk. Reads alone would say all is well meanwhile.
+
+        On SQLite the probe is a write that changes nothing yet reaches the disk (user_version
+        rewritten as it is appends a page to the write-ahead log), so a full disk is seen before
+        a nurse's request meets it. On PostgreSQL it is a write of no rows, which a read-only
+        standby refuses; a full disk there shows by the writes it refused (WriteFaults)."""
         if self._writers is not None and self._writers.busy():
-            return None  # a write is under way in this process: not worth waiting behind
+            # A write is under way in this process: not worth waiting behind.
+            return self.faults.problem()
         try:
             with self.unit_of_work() as uow:
-                uow.session.execute(update(Review).where(false()).values(state=Review.state))
+                if self.is_sqlite:
+                    version = uow.session.execute(text("PRAGMA user_version")).scalar_one()
+                    uow.session.execute(text(f"PRAGMA user_version = {int(version)}"))
+                else:
+                    uow.session.execute(update(Review).where(false()).values(state=Review.state))
         except DatabaseUnavailable as error:
-            cause = error.__cause__
-            original = getattr(cause, "orig", None) or cause or error
             # This statement carries no request's words, so the driver's own reason is safe.
-            return str(original).strip().splitlines()[0][:200]
-        return None
+            return self.faults.problem() or (
+                f"the database refuses writes ({driver_said(error)}): requests cannot be recorded"
+            )
+        if self.is_sqlite:
+            self.faults.wrote()
+        return self.faults.problem()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -224,3 +262,5 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if not read_only:  # whether a write changed anything (Database._sqlite_changed)
+            connection.info[CHANGES_AT_BEGIN] = connection.connection.dbapi_connection.total_changes

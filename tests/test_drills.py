@@ -1,16 +1,23 @@
 """Fault drills (issue 12) against the real `python bot.py` process; only the outside is faked.
 
 PostgreSQL is cut through a loopback proxy the test controls (never the shared server); Slack
-is the fake, made slow or failing; SQLite is made read-only. Each drill states what a nurse
-and a monitor saw.
+is the fake, made slow or failing; SQLite is made read-only, or its disk full (by the bot's own
+file-size limit anywhere; for real, on a small tmpfs, where root may mount one). Each drill
+states what a nurse and a monitor saw.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import resource
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,7 @@ from reviews import service
 from reviews.clock import SystemClock
 from storage.database import Database
 from storage.migrate import upgrade
-from storage.tables import Outbox, Review
+from storage.tables import Outbox, Review, ReviewEvent
 from tests.support.builders import NURSE as ME
 from tests.support.builders import make_services, on_rota, request
 from tests.support.databases import postgres_database, postgres_unavailable
@@ -268,3 +275,132 @@ def test_slack_answering_after_10_seconds(database_url: str, tmp_path: Path) -> 
         finally:
             bot.stop()
     assert not [line for line in bot.log if "Traceback" in line]
+
+
+@contextmanager
+def size_limited(pid: int, database: Path) -> Iterator[None]:
+    """The disk is full for process `pid` alone, then space is freed. No file of its may grow
+    past the smaller of the database and its write-ahead log, which every commit appends to:
+    its soft RLIMIT_FSIZE is lowered (Python ignores SIGXFSZ, so a write past it fails with
+    EFBIG, which SQLite reports as "disk I/O error"). Portable and needs no root; the hard
+    limit is kept so the soft one can be raised again."""
+    wal = database.with_name(database.name + "-wal")
+    limit = min(f.stat().st_size for f in (database, wal) if f.exists())
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@contextmanager
+def filled(_pid: int, database: Path) -> Iterator[None]:
+    """The filesystem holding `database` filled to its last byte, then space is freed: every
+    process's write that needs a new block fails with ENOSPC, which SQLite reports as
+    "database or disk is full"."""
+    filler = os.open(database.parent / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        block = 1 << 20
+        while block:
+            try:
+                os.write(filler, b"\0" * block)
+            except OSError as error:
+                assert error.errno == errno.ENOSPC, error
+                block //= 2
+        yield
+    finally:
+        os.close(filler)
+        (database.parent / "filler").unlink()
+
+
+@dataclass
+class Disk:
+    directory: Path  # where the database lives
+    full: Callable[[int, Path], AbstractContextManager[None]]  # (bot's pid, database)
+    refusal: str  # the start of /healthz's first problem while it is full
+    filled: bool  # the filesystem itself is full (not only the bot's own limit)
+
+
+@pytest.fixture(params=["file-size limit", "full filesystem"])
+def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
+    """A disk to fill: by the bot's own file-size limit (anywhere), or a small filesystem of
+    its own filled for real (tmpfs: where root may mount one, else skipped)."""
+    if request.param == "file-size limit":
+        yield Disk(tmp_path, size_limited, "the database cannot write: disk I/O error", False)
+        return
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield Disk(mount, filled, "the database cannot write: its disk is full", True)
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
+
+
+def test_a_full_disk(fake: FakeSlack, disk: Disk, tmp_path: Path) -> None:
+    path = disk.directory / "rapidreview.db"
+    url = f"sqlite:///{path}"
+    put_on_rota_and_migrate(url)
+    bot, base = start_bot(fake, url, tmp_path)
+    try:
+        for n in (1, 2):
+            assert f"RR-000{n} raised" in submit(base, f"V0BEFORE{n}").text
+        eventually(lambda: len(direct_messages(fake, ALEX)) == 2, "level 0 reached Alex")
+        eventually(lambda: metric(base, "rapidreview_outbox_pending") == 0, "outbox drained")
+
+        with disk.full(bot.process.pid, path):
+            started = time.monotonic()
+            said = json.dumps(submit(base, "V0DURING").json())
+            assert time.monotonic() - started < 3, "answered inside Slack's 3 seconds"
+            assert "NOTHING WAS RECORDED" in said and FALLBACK in said
+            down = eventually(lambda: health_body(base, 503), "503")
+            assert down["database"] == "refuses writes" and down["open_requests"] == 2
+            assert down["problems"][0].startswith(disk.refusal), down
+            assert str(disk.directory) in down["problems"][0], "where to free space"
+            if disk.filled:  # free space is shown, and warned of
+                assert down["disk_free_bytes"] < 1 << 20, down
+                assert any(w.startswith("only 0 MB free on") for w in down["warnings"]), down
+            # Level 1 of both requests falls due while nothing can be written: the sweep tries.
+            eventually(
+                lambda: [line for line in bot.log if "sweep: database unavailable" in line],
+                "the sweep tried",
+                15,
+            )
+            time.sleep(1)
+            assert bot.process.poll() is None, "no crash, no restart loop"
+            assert not direct_messages(fake, SAM)
+
+        # Space freed: the bot mends by itself, takes new requests, and the ladders carry on.
+        eventually(lambda: health_body(base, 200), "healthy again by itself")
+        assert "RR-0003 raised" in submit(base, "V0AFTER").text
+        eventually(lambda: len(direct_messages(fake, SAM)) == 2, "level 1 reached Sam")
+        assert sorted(REFERENCE.findall(" ".join(direct_messages(fake, SAM)))) == [
+            "RR-0001",
+            "RR-0002",
+        ]
+    finally:
+        bot.stop()
+    # Told once as an ERROR for the outage, not once per tick; its end told once too.
+    told = [line for line in bot.log if "ERROR storage.faults" in line]
+    assert len(told) == 1 and disk.refusal in told[0], told
+    assert len([line for line in bot.log if "the database writes again" in line]) == 1
+    assert len([line for line in bot.log if "sweep: database unavailable" in line]) == 1
+    # Who was told is logged once it is stored, not on every tick the disk refused.
+    assert len([line for line in bot.log if "escalation level 1" in line]) == 2
+    assert not [line for line in bot.log if "Traceback" in line]
+    # Nothing lost that was confirmed, nothing half-written from the refused request.
+    db = Database(url)
+    with db.unit_of_work() as uow:
+        reviews = [r.id for r in uow.session.exec(select(Review)).all()]
+        audited = {e.review_id for e in uow.session.exec(select(ReviewEvent)).all()}
+        queued = {o.review_id for o in uow.session.exec(select(Outbox)).all()}
+    db.dispose()
+    assert reviews == [1, 2, 3]
+    assert audited - {None} == queued - {None} == {1, 2, 3}  # (a job's events name none)
