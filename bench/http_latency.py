@@ -1,7 +1,7 @@
 """Latency over real HTTP: rapidreview beside a bare slack_bolt app on the same stack.
 
     .venv/bin/python bench/http_latency.py [--db sqlite,postgres] [--clients 1,10,50]
-                                           [--count 200]
+                                           [--count 1000]
 
 For each database, starts `python bot.py` (Slack over HTTP, a fake Slack Web API in its own
 process) and, in the same run, a bare slack_bolt App on the same Starlette + uvicorn stack
@@ -165,6 +165,7 @@ class Figures:
     cpu: float
     not_confirmed: int
     errors: int
+    answered: dict[int, float]  # request number -> when its answer came (epoch seconds)
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -181,6 +182,7 @@ def load(
     heavier client (requests) made every figure, bare bolt's too, mostly the client's own cost.
     """
     latencies: list[float] = []
+    answered: dict[int, float] = {}
     tally = {"not_confirmed": 0, "errors": 0}
     prepared = [make(number) for number in range(count)]
     numbers = iter(range(count))
@@ -204,6 +206,7 @@ def load(
                 text = response.read()
                 took = time.perf_counter() - began
                 with lock:
+                    answered[number] = time.time()
                     latencies.append(took)
                     tally["errors"] += response.status != 200
                     tally["not_confirmed"] += b"NOT CONFIRMED" in text
@@ -222,6 +225,7 @@ def load(
         cpu_seconds(pid) - cpu_before,
         tally["not_confirmed"],
         tally["errors"],
+        answered,
     )
 
 
@@ -244,6 +248,31 @@ def open_reviews(db: Database, count: int) -> list[int]:
         service.raise_review(services=ward, request=request(), by=NURSE).review.id or 0
         for _ in range(count)
     ]
+
+
+def state_lag(db: Database, review_ids: list[int], answered: dict[int, float]) -> str:
+    """A press is answered first and recorded after: how long after its answer each
+    acknowledgement was in the database (until then the sweep could still escalate)."""
+    deadline = time.monotonic() + 120
+    while True:
+        with db.reading() as uow:
+            stamps = {n: uow.reviews.get(review_id) for n, review_id in enumerate(review_ids)}
+        times = {n: r.acknowledged_at for n, r in stamps.items() if r and r.acknowledged_at}
+        if len(times) == len(review_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    lags = sorted(
+        times[n].replace(tzinfo=times[n].tzinfo or UTC).timestamp() - answered[n]
+        for n in times
+        if n in answered
+    )
+    if not lags:
+        return "  recorded: none"
+    at = lambda p: lags[min(len(lags) - 1, int(len(lags) * p))] * 1000  # noqa: E731
+    return (
+        f"  recorded after the answer: p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
+        f"max {lags[-1] * 1000:7.1f} ms  ({len(times)} of {len(review_ids)})"
+    )
 
 
 def row(name: str, figures: Figures, bare: Figures | None) -> str:
@@ -277,6 +306,8 @@ def run(url: str, clients: list[int], count: int, slack_url: str, kinds: list[st
                 print(row(kind, figures, control))
                 if kind == "submit":
                     print(f"  submissions answered NOT CONFIRMED: {figures.not_confirmed}")
+                if kind == "press":
+                    print(state_lag(db, review_ids, figures.answered))
                 time.sleep(2)  # let the outbox settle before the next kind
     db.dispose()
 
@@ -285,7 +316,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--clients", default="1,10,50")
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--kinds", default=",".join(KINDS), help="command,submit,press")
     parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
     args = parser.parse_args()
