@@ -99,6 +99,7 @@ def test_each_destination_keeps_its_order_while_all_go_at_once(
         for _ in range(3)
     ]
     for review in reviews:
+        assert review.id is not None
         service.acknowledge(services=services, review_id=review.id, by=OUTREACH)
     people = [f"U0{number}" for number in range(10)]
     for number in range(5):

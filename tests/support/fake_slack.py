@@ -143,7 +143,7 @@ class FakeSlack:
                 queue.pop(0)
             return failure
 
-    def delay(self, body: dict[str, Any]) -> float:
+    def latency_for(self, body: dict[str, Any]) -> float:
         """Seconds this call waits before it is handled and answered."""
         return self.slow.get(str(body.get("channel", "")), self.latency)
 
@@ -301,7 +301,7 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if method == "response":
                 method = "response_url"
             call = Call(method, body, dict(self.headers.items()), connection=self.client_address)
-            delay = fake.delay(body)
+            delay = fake.latency_for(body)
             if delay > 0:
                 time.sleep(delay)  # on this request's own thread: other calls go on meanwhile
             failure = fake.take_failure(method, body)
