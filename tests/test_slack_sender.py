@@ -153,7 +153,7 @@ def test_the_outbox_honours_retry_after_then_posts_the_card_once(
 ) -> None:
     services = make_services(db, clock)
     raise_review(services=services, request=request(), by=NURSE)
-    fake.fail("chat.postMessage", times=1, status=429, retry_after=30)
+    fake.fail("chat.postMessage", times=1, status=429, retry_after=30, channel="C0OUTREACH")
     drain(services, {"slack": sender})
     assert [c.answer["ok"] for c in cards(fake)] == [False]
     clock.advance(29)

@@ -47,6 +47,7 @@ class Failure:
     status: int
     retry_after: int | None = None
     error: str | None = None
+    channel: str | None = None  # only calls to this channel (or user) fail
 
 
 @dataclass
@@ -100,10 +101,14 @@ class FakeSlack:
         status: int = 500,
         retry_after: int | None = None,
         error: str | None = None,
+        channel: str | None = None,
     ) -> None:
-        """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error)."""
+        """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error);
+        with `channel`, only calls to that channel (the bot sends to several at once)."""
         with self._lock:
-            self.failures.setdefault(method, []).append(Failure(times, status, retry_after, error))
+            self.failures.setdefault(method, []).append(
+                Failure(times, status, retry_after, error, channel)
+            )
 
     def response_url(self, name: str = "r1") -> str:
         """A response_url for a payload; what is posted to it is recorded as "response_url"."""
@@ -135,13 +140,14 @@ class FakeSlack:
         """The failure to answer this call with, if any (`body` for fakes that limit rates)."""
         with self._lock:
             queue = self.failures.get(method) or []
-            if not queue:
-                return None
-            failure = queue[0]
-            failure.times -= 1
-            if failure.times <= 0:
-                queue.pop(0)
-            return failure
+            channel = str((body or {}).get("channel", ""))
+            for failure in queue:
+                if failure.channel in (None, channel):
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        queue.remove(failure)
+                    return failure
+            return None
 
     def latency_for(self, body: dict[str, Any]) -> float:
         """Seconds this call waits before it is handled and answered."""
