@@ -1,6 +1,7 @@
 """Escalation lateness through the real bot: due time -> message arriving at a fake Slack.
 
     .venv/bin/python bench/escalation_lateness.py [--requests 200] [--postgres] [--replicas 1]
+                                                  [--slack-latency MS]
 
 Starts `python bot.py` (Slack over HTTP, a fake Slack Web API on a loopback port), raises
 `--requests` reviews through reviews.service over ~10 seconds so that all are open at once,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -104,7 +106,9 @@ def report(name: str, values: list[float]) -> None:
     )
 
 
-def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -> None:
+def run(
+    url: str, requests: int, run_for: float, replicas: int, workdir: Path, latency: float
+) -> None:
     policy_path = workdir / "escalation.toml"
     policy_path.write_text(POLICY)
     db = Database(url)
@@ -117,7 +121,7 @@ def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -
     ):
         on_rota(db, role, role.title(), user, start, hours=4)
     ward = make_services(db, SystemClock(), policy=load_policy(policy_path))
-    with TimedSlack() as fake:
+    with TimedSlack(latency=latency) as fake:
         bots = [start_bot(fake, url, policy_path) for _ in range(replicas)]
         raised: dict[str, float] = {}
         began = time.monotonic()
@@ -158,14 +162,22 @@ def sweep_lateness(db: Database, raised: dict[str, float]) -> list[float]:
 
 
 def bench_main(
-    run: Callable[[str, int, float, int, Path], None], doc: str, *, requests: int, seconds: float
+    run: Callable[[str, int, float, int, Path, float], None],
+    doc: str,
+    *,
+    requests: int,
+    seconds: float,
 ) -> None:
-    """The command line both lateness benchmarks share: a fresh database, then `run`."""
+    """The command line both lateness benchmarks share: a fresh database, then `run`.
+    `--slack-latency MS`: the fake Slack answers each call that late, as real Slack does."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--requests", type=int, default=requests)
     parser.add_argument("--run", type=float, default=seconds, help="seconds after the last raise")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument(
+        "--slack-latency", type=float, default=0.0, metavar="MS", help="ms per Slack call"
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -174,8 +186,12 @@ def bench_main(
             stack.callback(drop_template)
         else:
             url = stack.enter_context(sqlite_database(str(workdir)))
-        print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
-        run(url, args.requests, args.run, args.replicas, workdir)
+        print(
+            f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; Slack answers after "
+            f"{args.slack_latency:.0f} ms; load {os.getloadavg()[0]:.1f}"
+        )
+        run(url, args.requests, args.run, args.replicas, workdir, args.slack_latency / 1000)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:

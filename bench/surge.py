@@ -1,13 +1,16 @@
 """A surge: requests flooding in across three replicas while Slack limits each channel.
 
     .venv/bin/python bench/surge.py [--requests 500] [--over 60] [--kill] [--wait 900]
+                                    [--slack-latency 150]
 
 Three `python bot.py` replicas on one PostgreSQL; `--requests` signed form submissions over
 `--over` seconds, spread across them; a fake Slack that accepts about one post a second to
 each channel and answers 429 with Retry-After beyond that. With `--kill`, one replica is
-SIGKILLed halfway. Prints what the nurses were told, each request's first direct message
-lateness (arrival at Slack minus the moment the request was stored), cards posted, and
-anything sent twice. tests/test_surge.py asserts the invariants on a smaller surge.
+SIGKILLed halfway. `--slack-latency MS` makes the fake take that long over every call, as real
+Slack does (100-300 ms; the fake alone answers in about a millisecond). Prints what the nurses
+were told, each request's first direct message lateness (arrival at Slack minus the moment the
+request was stored), cards posted, and anything sent twice. tests/test_surge.py asserts the
+invariants on a smaller surge.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def report(surge: Surge) -> None:
         + f"; 429s from Slack: {surge.rate_limited}"
     )
     print(f"sent twice: {surge.sent_twice}; messages under lease at the kill: {surge.held_at_kill}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -62,15 +66,27 @@ def main() -> None:
     parser.add_argument("--over", type=float, default=60.0)
     parser.add_argument("--kill", action="store_true")
     parser.add_argument("--wait", type=float, default=900.0, help="seconds to wait for cards")
+    parser.add_argument(
+        "--slack-latency", type=float, default=0.0, metavar="MS", help="ms per Slack call"
+    )
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; PostgreSQL, 3 replicas")
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; PostgreSQL, 3 replicas; "
+        f"Slack answers after {args.slack_latency:.0f} ms"
+    )
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         url = stack.enter_context(postgres_database())
         stack.callback(drop_template)
         report(
             run_surge(
-                url, workdir, count=args.requests, over=args.over, kill=args.kill, wait=args.wait
+                url,
+                workdir,
+                count=args.requests,
+                over=args.over,
+                kill=args.kill,
+                wait=args.wait,
+                latency=args.slack_latency / 1000,
             )
         )
 

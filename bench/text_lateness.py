@@ -1,6 +1,7 @@
 """Text and page lateness through the real bot, beside the direct messages' lateness.
 
     .venv/bin/python bench/text_lateness.py [--requests 100] [--run 20] [--postgres] [--replicas 1]
+                                            [--slack-latency MS]
 
 The workload of bench/escalation_lateness.py (the same ladder in seconds, reviews raised over
 ~10 seconds), with `sms = true` on every level and every role holder carrying a pager (the
@@ -96,7 +97,9 @@ def text_lateness(notify: FakeNotify, pager: FakePager, raised: dict[str, float]
     return late
 
 
-def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -> None:
+def run(
+    url: str, requests: int, run_for: float, replicas: int, workdir: Path, latency: float
+) -> None:
     policy_path = workdir / "escalation.toml"
     policy_path.write_text(TEXTING_POLICY)
     db = Database(url)
@@ -108,7 +111,7 @@ def run(url: str, requests: int, run_for: float, replicas: int, workdir: Path) -
                 setattr(uow.rota.staff(person.id or 0), key, value)
     ward = make_services(db, SystemClock(), policy=load_policy(policy_path))
     ward = replace(ward, texting=("pager", "notify"))  # as the bot's own: level 0 texts at raise
-    with TimedSlack() as slack, FakeNotify() as notify, FakePager() as pager:
+    with TimedSlack(latency=latency) as slack, FakeNotify() as notify, FakePager() as pager:
         outside = (slack, notify, pager)
         bots = [start_bot(outside, url, policy_path) for _ in range(replicas)]
         raised: dict[str, float] = {}

@@ -126,6 +126,12 @@ class Health:
             outage = self._outages.get(platform)
         return outage is None or outage.retry_at is None or outage.retry_at <= now
 
+    def refusing(self, platform: str) -> bool:
+        """True while `platform` is known to refuse our credentials."""
+        with self._lock:
+            outage = self._outages.get(platform)
+        return outage is not None and outage.kind == "credentials"
+
     def problems(self) -> list[str]:
         """Every reason this process is not doing its work (each one makes /healthz 503)."""
         with self._lock:

@@ -7,10 +7,14 @@ at-least-once at that one point, exactly-once everywhere else (the UNIQUE key st
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -19,12 +23,27 @@ from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
 from storage.database import UnitOfWork
+from storage.outbox import lane
 from storage.tables import Outbox
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
-BATCH_TIME = 20.0  # seconds a drainer may spend on one claimed batch; well inside LEASE
+# Destinations one process sends to at once. Slack answers in 100-300 ms, so one at a time is
+# 3-10 messages a second: a busy channel (one post a second, then 429s) or a slow conversation
+# would hold up everyone's direct messages. 8 side by side is 25-80 calls a second, more than
+# Slack lets an app post across a workspace; within the Slack client's kept-alive connections
+# (handlers/slack/client.py) and the database pools (SQLite 32, PostgreSQL 10 + 15) with room
+# left for the listeners; and each worker is a thread that mostly waits on the network.
+WORKERS = 8
+# Seconds one drain claims and sends for, then returns (the scheduler starts the next within a
+# tick): so /healthz sees it complete, and every send ends far inside LEASE (a send's own
+# timeout is 10 s), so no other drainer can take a row this one still holds.
+DRAIN_TIME = 5.0
+# Seconds between claims while sends are under way, so rows falling due join them: the tick's
+# own interval (bot.py), no later than an idle replica would see them. Claiming more often
+# costs each busy replica a query a tenth of a second for nothing: measured, it slowed sends.
+CLAIM_EVERY = 0.25
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = 300.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
@@ -67,39 +86,147 @@ class Sender(Protocol):
         ...
 
 
-def drain(services: Services, senders: Mapping[str, Sender], *, limit: int = 50) -> int:
-    """Send what is due, batch after batch, until nothing is; the number of rows handled.
+def drain(
+    services: Services, senders: Mapping[str, Sender], *, limit: int = 50, workers: int = WORKERS
+) -> int:
+    """Send what is due until nothing is (or DRAIN_TIME has passed); the rows handled.
 
-    Within a batch each destination's messages go in order; after one fails, the rest of that
-    destination's wait for its retry. DatabaseUnavailable if the database cannot be reached.
+    Claimed rows are grouped by destination (platform, address). Each destination's rows go in
+    the order they were queued, on one worker; different destinations go side by side, up to
+    `workers` at once, the urgent lane's first when workers are scarce. While sends are under
+    way, rows falling due are claimed too, so a slow destination holds up only itself. After a
+    row fails, the rest of its destination's wait for its retry. DatabaseUnavailable if the
+    database cannot be reached.
     """
-    handled = 0
-    while True:
-        now = services.clock.now()
+    return _Drain(services, senders, limit, workers).run()
+
+
+Destination = tuple[str, str]  # (platform, address)
+
+
+@dataclass(order=True)
+class _Queue:
+    """One destination's claimed rows, in order; ranked for a worker by lane, then claim."""
+
+    rank: tuple[int, int]
+    destination: Destination = field(compare=False)
+    rows: list[Outbox] = field(compare=False)
+
+
+class _Drain:
+    """One drain: claims (every CLAIM_EVERY while sends are under way), a queue per claimed
+    destination, and a pool of workers each sending one destination's queue."""
+
+    def __init__(self, services: Services, senders: Mapping[str, Sender], limit: int, workers: int):
+        self.services, self.senders, self.limit, self.workers = services, senders, limit, workers
+        # Everything is sent by then, well inside LEASE: no other drainer takes a row we hold.
+        self.ends = time.monotonic() + DRAIN_TIME
+        self.waiting: list[_Queue] = []  # claimed, not yet on a worker (a heap)
+        self.running: dict[Future[int], Destination] = {}
+        self.ranked = itertools.count()
+        self.stopping = False  # a worker raised: the others take no further row
+
+    def run(self) -> int:
+        handled = 0
+        pool: ThreadPoolExecutor | None = None  # made once there is something to send
+        claimed_at = -math.inf
+        try:
+            while True:
+                now = time.monotonic()
+                sending = now < self.ends
+                idle = not self.running
+                if sending and (idle or now - claimed_at >= CLAIM_EVERY) and self._room():
+                    claimed_at = now
+                    found = self._claim()
+                    if not found and idle and not self.waiting:
+                        return handled
+                    self._queue(found)
+                for queue in self._next_queues() if sending else []:
+                    pool = pool or ThreadPoolExecutor(self.workers, thread_name_prefix="outbox")
+                    self.running[pool.submit(self._send, queue.rows)] = queue.destination
+                if not self.running:
+                    return handled  # time is up: what still waits is handed back below
+                # Until the next claim is due; once no more can be claimed, until a send ends.
+                pause = (
+                    max(claimed_at + CLAIM_EVERY - time.monotonic(), 0.0)
+                    if sending and self._room()
+                    else None
+                )
+                done, _ = wait(self.running, timeout=pause, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del self.running[future]
+                    handled += future.result()
+        except BaseException:
+            # As a drainer killed mid-send: what it holds goes again once the lease runs out.
+            self.stopping = True
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+            if not self.stopping:
+                self._release([row for queue in self.waiting for row in queue.rows])
+
+    def _next_queues(self) -> list[_Queue]:
+        """The waiting queues to start now, best ranked first, as workers are free. While a
+        platform refuses our credentials, one of its destinations at a time tries it."""
+        started: list[_Queue] = []
+        held: list[_Queue] = []
+        trying = {platform for platform, _ in self.running.values()}
+        while self.waiting and len(self.running) + len(started) < self.workers:
+            queue = heapq.heappop(self.waiting)
+            platform = queue.destination[0]
+            if platform in trying and self.services.health.refusing(platform):
+                held.append(queue)
+                continue
+            trying.add(platform)
+            started.append(queue)
+        for queue in held:
+            heapq.heappush(self.waiting, queue)
+        return started
+
+    def _room(self) -> bool:
+        """Few enough claimed rows wait for a worker to claim more (each holds a lease; a newly
+        urgent row still gets in ahead of those waiting)."""
+        return sum(len(queue.rows) for queue in self.waiting) < self.limit
+
+    def _claim(self) -> list[Outbox]:
+        now = self.services.clock.now()
         # A platform refusing our credentials is tried with one message every so often,
         # not with each of its messages on every tick.
-        platforms = [p for p in senders if services.health.may_send(p, now)]
-        batch = _claim(services, platforms, limit) if platforms else []
-        if not batch:
-            return handled
-        claimed_at = time.monotonic()
-        stalled: set[tuple[str, str]] = set()
-        unsent: list[int] = []
-        for row in batch:
-            destination = (row.platform, row.address)
-            # Stop well inside the lease, so no other drainer can take a row we still hold.
+        platforms = [p for p in self.senders if self.services.health.may_send(p, now)]
+        return _claim(self.services, platforms, self.limit) if platforms else []
+
+    def _queue(self, rows: list[Outbox]) -> None:
+        """`rows` (in lanes, each destination's in order) as a queue per destination. Urgent
+        queues first, then in the order claimed: a channel whose escalation ping is claimed
+        behind its cards is urgent, as that ping cannot go before them."""
+        queues: dict[Destination, list[Outbox]] = {}
+        for row in rows:
+            queues.setdefault((row.platform, row.address), []).append(row)
+        for destination, queued in queues.items():
+            rank = (min(lane(row) for row in queued), next(self.ranked))
+            heapq.heappush(self.waiting, _Queue(rank, destination, queued))
+
+    def _send(self, rows: list[Outbox]) -> int:
+        """On a worker: one destination's rows in order, until one fails or time is up; the
+        rows handled. Those left are handed back at once for another drain (or replica)."""
+        for index, row in enumerate(rows):
             if (
-                destination in stalled
-                or time.monotonic() - claimed_at > BATCH_TIME
-                or not services.health.may_send(row.platform, now)
+                self.stopping
+                or time.monotonic() > self.ends
+                or not self.services.health.may_send(row.platform, self.services.clock.now())
             ):
-                unsent.append(row.id or 0)
-            elif not _deliver(services, senders[row.platform], row):
-                stalled.add(destination)
-        if unsent:
-            with services.db.unit_of_work() as uow:
-                uow.outbox.release(unsent, now=services.clock.now())
-        handled += len(batch) - len(unsent)
+                self._release(rows[index:])
+                return index
+            if not _deliver(self.services, self.senders[row.platform], row):
+                self._release(rows[index + 1 :])
+                return index + 1
+        return len(rows)
+
+    def _release(self, rows: list[Outbox]) -> None:
+        if rows and not self.stopping:
+            with self.services.db.unit_of_work() as uow:
+                uow.outbox.release([row.id or 0 for row in rows], now=self.services.clock.now())
 
 
 def recover(services: Services) -> int:

@@ -46,7 +46,9 @@ def test_the_figures_come_from_the_database(db, clock):
     service.acknowledge(services=services, review_id=first.id, by=OUTREACH)
     clock.advance(minutes=6)
     escalation.sweep(services)  # the second request climbs to level 1
-    refusing = RecordingSender(failures=[DeliveryError("channel_not_found", permanent=True)])
+    refusing = RecordingSender(
+        failures=[DeliveryError("channel_not_found", permanent=True)], failing=OUTREACH.user_id
+    )
     drain(services, {"slack": refusing})
 
     figures = scrape(services)

@@ -138,8 +138,10 @@ def test_a_message_that_keeps_failing_is_marked_failed_and_reported(services, cl
 def test_a_permanent_refusal_fails_at_once_and_is_reported(services):
     on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", services.clock.now())
     service.raise_review(services=services, request=request(), by=NURSE)
-    slack = RecordingSender(failures=[DeliveryError("channel_not_found", permanent=True)])
-    drain(services, {"slack": slack})  # Alex's ping goes first (the urgent lane) and is refused
+    slack = RecordingSender(
+        failures=[DeliveryError("channel_not_found", permanent=True)], failing="U01ALEX"
+    )
+    drain(services, {"slack": slack})  # Alex's ping is refused
     [ping] = [row for row in rows(services).values() if row.address == "U01ALEX"]
     assert ping.state == "failed"
     assert (
@@ -150,7 +152,7 @@ def test_a_permanent_refusal_fails_at_once_and_is_reported(services):
 
 
 def test_each_recipient_gets_messages_in_the_order_queued(services, clock):
-    slack = RecordingSender(failures=[DeliveryError("Slack 502")])
+    slack = RecordingSender(failures=[DeliveryError("Slack 502")], failing="U1")
     for text in ("first", "second", "third"):
         queue(services, "U1", text)
     queue(services, "U2", "other")
@@ -225,7 +227,7 @@ def test_route_without_a_digest_channel_reports_nothing(db, clock):
 
 
 def test_a_long_queue_behind_one_failing_recipient_holds_up_nobody_else(services, clock):
-    slack = RecordingSender(failures=[DeliveryError("Slack 503")])
+    slack = RecordingSender(failures=[DeliveryError("Slack 503")], failing="U1")
     for number in range(60):  # more than one claim's worth, all behind the failing first
         queue(services, "U1", f"{number:02d}")
     queue(services, "U2", "other")
@@ -255,7 +257,8 @@ def test_direct_messages_go_ahead_of_cards_and_card_updates(services):
     for _ in range(3):  # a burst: three cards for the channel, three pings for Alex
         service.raise_review(services=services, request=request(), by=NURSE)
     slack = RecordingSender()
-    drain(services, {"slack": slack})
+    # One worker, as when every worker is busy: the urgent lane's destinations get it first.
+    drain(services, {"slack": slack}, workers=1)
     kinds = [item.kind for item in slack.sent]
     # The people told first (the nurse, of the acknowledgement; Alex, of three new requests),
     # then the channel, whose own messages still go in the order they were queued.

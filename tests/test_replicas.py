@@ -183,7 +183,9 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
         time.sleep(3)  # more than a repeat interval: nothing more may come
     finally:
         bot.stop()
-    assert level_2 <= level_3 and level_3 - restarted < 3
+    # Both fell due while the bot was down and go together, to two people side by side: either
+    # may land a moment first.
+    assert abs(level_3 - level_2) < 0.5 and level_3 - restarted < 3
     counts = assert_each_once(fake, reference)
     # Nothing after the acknowledgement but a send already in flight when it was committed.
     assert all(arrived <= acknowledged + 1.0 for arrived, _ in fake.pings())

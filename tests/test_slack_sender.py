@@ -3,6 +3,9 @@ failures become retries (429 with Retry-After, 5xx, network) or permanent failur
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import urllib3
 from slack_sdk import WebClient
@@ -10,7 +13,7 @@ from slack_sdk import WebClient
 from handlers.slack import SlackSender, lookup_slack_id
 from handlers.slack.client import PooledWebClient
 from reviews.messages import Attachment, Message
-from reviews.outbox import DeliveryError, OutboundItem, drain
+from reviews.outbox import WORKERS, DeliveryError, OutboundItem, drain
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
@@ -62,6 +65,34 @@ def test_slack_is_reached_through_the_proxy_the_environment_names(
     monkeypatch.setenv("NO_PROXY", "slack.com")
     direct = PooledWebClient(token="xoxb-test", base_url="https://slack.com/api/").pool
     assert not isinstance(direct, urllib3.ProxyManager)
+
+
+def test_the_outbox_workers_share_the_clients_kept_alive_connections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeSlack(latency=0.1) as slow:  # as long as real Slack takes to answer
+        sender = SlackSender(PooledWebClient(token="xoxb-test", base_url=slow.url))
+        start = threading.Barrier(WORKERS)
+        answers: list[str | None] = []
+
+        def worker(person: str) -> None:
+            start.wait()
+            for _ in range(3):
+                answers.append(sender.deliver(item("direct", address=person)))
+
+        threads = [threading.Thread(target=worker, args=(f"U0{n}",)) for n in range(WORKERS)]
+        began = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        took = time.monotonic() - began
+    assert len(set(answers)) == 3 * WORKERS and None not in answers
+    # Side by side, not one after another (that would take 2.4 s), each worker on one
+    # connection it keeps, and none opened only to be thrown away for want of room.
+    assert took < 1.5
+    assert len({call.connection for call in slow.calls}) <= WORKERS
+    assert "Connection pool is full" not in caplog.text
 
 
 def test_each_kind_goes_where_it_should(sender: SlackSender, fake: FakeSlack) -> None:
@@ -137,7 +168,7 @@ def test_the_outbox_honours_retry_after_then_posts_the_card_once(
 ) -> None:
     services = make_services(db, clock)
     raise_review(services=services, request=request(), by=NURSE)
-    fake.fail("chat.postMessage", times=1, status=429, retry_after=30)
+    fake.fail("chat.postMessage", times=1, status=429, retry_after=30, channel="C0OUTREACH")
     drain(services, {"slack": sender})
     assert [c.answer["ok"] for c in cards(fake)] == [False]
     clock.advance(29)

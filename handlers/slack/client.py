@@ -23,7 +23,13 @@ from urllib.request import Request
 import urllib3
 from slack_sdk import WebClient
 
-CONNECTIONS = 16  # kept alive to Slack; more than the outbox and the listeners use at once
+from reviews.outbox import WORKERS
+
+# Kept alive to Slack: one for each of the outbox's workers and as many again for listeners
+# (a modal, a card update after a press) at the same moment. requests.Session shares them
+# between threads through urllib3's pool, which is thread-safe; beyond it a call would open a
+# connection (a TLS handshake) only to throw it away.
+CONNECTIONS = 2 * WORKERS
 
 
 class PooledWebClient(WebClient):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
+from requests.adapters import HTTPAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,6 +24,7 @@ from handlers.teams.connector import Connector
 from handlers.teams.roster import lookup_teams_id
 from handlers.teams.sender import TeamsSender
 from reviews.context import Services
+from reviews.outbox import WORKERS
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,8 +105,13 @@ def build_teams(
 
 
 def default_session(ca_bundle: str) -> requests.Session:
-    """A requests session trusting the system's bundle, or `ca_bundle` (settings.ca_bundle)."""
+    """A requests session trusting the system's bundle, or `ca_bundle` (settings.ca_bundle).
+    Its kept-alive connections are shared by the outbox's workers and the listeners at once:
+    room for each (as handlers/slack/client.py)."""
     session = requests.Session()
+    adapter = HTTPAdapter(pool_maxsize=2 * WORKERS)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     if ca_bundle:
         session.verify = ca_bundle
     return session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,16 +90,21 @@ OUTREACH = Actor(platform="slack", user_id="U01ALEX", name="Alex Carter")
 
 @dataclass
 class RecordingSender:
-    """Stands in for a chat platform: records every item; can be told to fail first."""
+    """Stands in for a chat platform: records every item; can be told to fail first (only
+    items to `failing`, when given: the outbox sends to several destinations at once, so which
+    is first is up to the threads). Safe to call from the outbox's workers at once."""
 
     sent: list[OutboundItem] = field(default_factory=list)
     failures: list[DeliveryError] = field(default_factory=list)
+    failing: str | None = None  # the one address the failures are for
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def deliver(self, item: OutboundItem) -> str | None:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append(item)
-        return f"msg-{len(self.sent)}"
+        with self.lock:
+            if self.failures and self.failing in (None, item.address):
+                raise self.failures.pop(0)
+            self.sent.append(item)
+            return f"msg-{len(self.sent)}"
 
     def to(self, address: str) -> list[OutboundItem]:
         return [item for item in self.sent if item.address == address]

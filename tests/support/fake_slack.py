@@ -8,6 +8,12 @@ a method fail N times with a 5xx, a 429 with Retry-After, or a Slack API error.
         fake.fail("chat.postMessage", times=2, status=429, retry_after=7)
         ...
         fake.wait_for("views.open")
+
+Left alone it answers in about a millisecond; real Slack takes 100-300 ms a call. `latency`
+(seconds) holds every answer that long, and `slow` holds the calls to one channel (or user)
+longer: `FakeSlack(latency=0.15, slow={"C0BUSY": 1.0})`. A call takes effect (is recorded, so a
+test or a benchmark sees it arrive) at the end of its wait, as a message shows in Slack only
+once Slack has handled it. Calls are answered side by side, as Slack answers them.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class Failure:
     status: int
     retry_after: int | None = None
     error: str | None = None
+    channel: str | None = None  # only calls to this channel (or user) fail
 
 
 @dataclass
@@ -50,6 +57,8 @@ class FakeSlack:
     users: dict[str, dict[str, str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
+    latency: float = 0.0  # seconds before every answer
+    slow: dict[str, float] = field(default_factory=dict)  # channel -> seconds, instead
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -92,10 +101,14 @@ class FakeSlack:
         status: int = 500,
         retry_after: int | None = None,
         error: str | None = None,
+        channel: str | None = None,
     ) -> None:
-        """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error)."""
+        """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error);
+        with `channel`, only calls to that channel (the bot sends to several at once)."""
         with self._lock:
-            self.failures.setdefault(method, []).append(Failure(times, status, retry_after, error))
+            self.failures.setdefault(method, []).append(
+                Failure(times, status, retry_after, error, channel)
+            )
 
     def response_url(self, name: str = "r1") -> str:
         """A response_url for a payload; what is posted to it is recorded as "response_url"."""
@@ -127,13 +140,18 @@ class FakeSlack:
         """The failure to answer this call with, if any (`body` for fakes that limit rates)."""
         with self._lock:
             queue = self.failures.get(method) or []
-            if not queue:
-                return None
-            failure = queue[0]
-            failure.times -= 1
-            if failure.times <= 0:
-                queue.pop(0)
-            return failure
+            channel = str((body or {}).get("channel", ""))
+            for failure in queue:
+                if failure.channel in (None, channel):
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        queue.remove(failure)
+                    return failure
+            return None
+
+    def latency_for(self, body: dict[str, Any]) -> float:
+        """Seconds this call waits before it is handled and answered."""
+        return self.slow.get(str(body.get("channel", "")), self.latency)
 
     def next_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
@@ -256,6 +274,8 @@ def parse_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 64  # many bot threads connecting at once must not wait to be accepted
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client closing its kept-alive connection (a bot stopping) is not an error."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -287,6 +307,9 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if method == "response":
                 method = "response_url"
             call = Call(method, body, dict(self.headers.items()), connection=self.client_address)
+            delay = fake.latency_for(body)
+            if delay > 0:
+                time.sleep(delay)  # on this request's own thread: other calls go on meanwhile
             failure = fake.take_failure(method, body)
             status, retry_after = 200, None
             if failure is not None and failure.error is None:

@@ -90,15 +90,23 @@ def start_replica(fake: RateLimitedSlack, url: str, policy: Path) -> tuple[BotPr
 
 
 def run_surge(
-    url: str, workdir: Path, *, count: int, over: float, kill: bool, wait: float
+    url: str,
+    workdir: Path,
+    *,
+    count: int,
+    over: float,
+    kill: bool,
+    wait: float,
+    latency: float = 0.0,
 ) -> Surge:
-    """Raise `count` requests over `over` seconds; wait up to `wait` seconds for every card."""
+    """Raise `count` requests over `over` seconds; wait up to `wait` seconds for every card.
+    Slack answers each call after `latency` seconds (real Slack: 0.1-0.3)."""
     policy = workdir / "surge.toml"
     policy.write_text(POLICY)
     db = Database(url)
     on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
     surge = Surge()
-    with RateLimitedSlack() as fake:
+    with RateLimitedSlack(latency=latency) as fake:
         replicas = [start_replica(fake, url, policy) for _ in range(3)]
         try:
             began = time.time()
