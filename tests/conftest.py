@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,16 @@ def fake() -> Iterator[FakeSlack]:
 def clock() -> FrozenClock:
     # A Tuesday in December, in winter time (UTC+0 in London).
     return FrozenClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where a test writes the pictures docs/ shows: docs/screenshots/ when asked for with
+    RAPIDREVIEW_SCREENSHOTS=1 (to bring the committed ones up to date), else a temporary
+    folder, so that running the suite leaves the checkout as it found it."""
+    if os.environ.get("RAPIDREVIEW_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+    return tmp_path
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -14,7 +14,6 @@ from tests.support.process import ROOT, bot_environment
 from tests.support.public_pages import EXAMPLE_WARDS, PHONE
 
 PUBLIC_URL = "https://concern.example.nhs.uk"
-PREVIEW = ROOT / "docs" / "screenshots" / "poster-ward-7.png"
 A4_POINTS = (595, 842)
 
 
@@ -49,7 +48,9 @@ def read_poster(path: Path) -> tuple[list[str], str, object]:
     return [found.text for found in zxingcpp.read_barcodes(image)], " ".join(text.split()), image
 
 
-def test_one_poster_per_ward_whose_qr_code_opens_its_page(tmp_path: Path) -> None:
+def test_one_poster_per_ward_whose_qr_code_opens_its_page(
+    tmp_path: Path, screenshots: Path
+) -> None:
     done = posters(tmp_path, "--out", str(tmp_path / "posters"))
     assert done.returncode == 0, done.stderr
     written = sorted((tmp_path / "posters").glob("*.pdf"))
@@ -67,7 +68,7 @@ def test_one_poster_per_ward_whose_qr_code_opens_its_page(tmp_path: Path) -> Non
         assert "not being listened to" in text and "Patients, family, carers" in text
         assert "emergency call bell" in text
         if code == "ward-7":
-            image.save(PREVIEW)  # type: ignore[attr-defined]
+            image.save(screenshots / "poster-ward-7.png")  # type: ignore[attr-defined]
 
 
 def test_one_ward_and_its_own_phone(tmp_path: Path) -> None:
