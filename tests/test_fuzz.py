@@ -11,7 +11,6 @@ with no example database kept, so each run tries the same examples and a failure
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -105,7 +104,8 @@ def slack(db: Database, clock: FrozenClock) -> Iterator[Slack]:
     with FakeSlack() as fake:
         bot = Slack(make_services(db, clock), fake)
         yield bot
-    time.sleep(0.2)  # listeners that ran after their ack
+        # Listeners that run after their ack: every one finished, still able to reach Slack.
+        bot.app.listener_runner.listener_executor.shutdown(wait=True)
     assert bot.errors == []
 
 
