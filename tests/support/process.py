@@ -89,7 +89,14 @@ class BotProcess:
                 return "".join(seen)
         raise AssertionError(f"{needle!r} never appeared; output so far:\n{''.join(self.output)}")
 
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no chance to finish anything."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.stop()
+
     def stop(self) -> int:
+        """SIGTERM (SIGKILL after 10 s); its exit code, once `log` holds all it printed."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -102,3 +109,28 @@ class BotProcess:
             if pipe is not None:
                 pipe.close()
         return code
+
+
+def start_slack_bot(slack_url: str, database_url: str, policy: Path, **settings: str) -> BotProcess:
+    """`python bot.py` on Slack over HTTP (a fake Slack Web API at `slack_url`) with an
+    escalation policy, the outreach channel C0OUTREACH and the digest channel C0DIGEST,
+    logging at INFO; `settings` add to or override those. Returned once it listens."""
+    bot = BotProcess(
+        env=bot_environment(
+            **{
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": "test",
+                "SLACK_API_URL": slack_url,
+                "OUTREACH_CHANNEL": "C0OUTREACH",
+                "DIGEST_CHANNEL": "C0DIGEST",
+                "HOST": "127.0.0.1",
+                "PORT": "0",
+                "DATABASE_URL": database_url,
+                "ESCALATION_POLICY": str(policy),
+                "LOG_LEVEL": "INFO",
+                **settings,
+            }
+        )
+    )
+    bot.wait_for("Uvicorn running", timeout=60)
+    return bot
