@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from reviews.clock import SystemClock
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.tables import Outbox, Review
+from tests.support import waiting
 from tests.support.builders import NURSE as ME
 from tests.support.builders import make_services, on_rota, request
 from tests.support.databases import postgres_database, postgres_unavailable
@@ -52,18 +53,8 @@ attend_within = "60m"
 """
 
 
-def eventually(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except requests.RequestException:
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never: {what}")
-        time.sleep(0.1)
+# A bot that is not answering yet (or any more) is one more reason to keep waiting.
+eventually = partial(waiting.eventually, ignoring=(requests.RequestException,))
 
 
 def start_bot(fake: FakeSlack, database_url: str, tmp_path: Path) -> tuple[BotProcess, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from tests.support.slack_requests import (
 )
 from tests.support.teams_activities import DIGEST, OUTREACH, TeamsBot, activity, execute, person
 from tests.support.teams_activities import teams_bot as serve_teams
+from tests.support.waiting import eventually
 from tests.test_teams_flow import on_teams_rota
 
 TEAMS_ROUTE = Route(platform="teams", outreach_channel=OUTREACH, digest_channel=DIGEST)
@@ -66,13 +67,6 @@ def said(answer: dict) -> str:
 def stored(db: Database) -> list[tuple[str, str]]:
     with db.unit_of_work() as uow:
         return [(r.ward, r.raised_by) for r in uow.reviews.open_reviews()]
-
-
-def eventually(check: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.05)
 
 
 def test_two_nurses_sending_one_channel_card_raise_two_requests(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -29,6 +29,7 @@ from tests.support.slack_requests import (
     text_value,
     view_submission,
 )
+from tests.support.waiting import eventually
 
 NURSE, ALEX = "U0WARDNURSE", "U01ALEX"
 
@@ -38,15 +39,6 @@ def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]
     on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
     with slack_bot(make_services(db, clock), fake) as bot:
         yield bot
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for work bolt finishes on its own thread after the ack; bounded."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the change never happened")
-        time.sleep(0.01)
 
 
 def state_of(bot: SlackBot, review_id: int = 1) -> str | None:

@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 
 def eventually(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     what: str = "the condition",
     timeout: float = 30,
     *,
