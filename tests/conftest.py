@@ -17,6 +17,7 @@ from tests.support.databases import (
     postgres_unavailable,
     sqlite_database,
 )
+from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
 
 
@@ -44,6 +45,14 @@ def db(database_url: str) -> Iterator[Database]:
 def fake() -> Iterator[FakeSlack]:
     """A fake Slack Web API on a loopback port; files that need another kind define their own."""
     with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
+    """Fake Microsoft (Bot Framework, Entra, Graph); files that need people in it define their
+    own."""
+    with FakeMicrosoft(tmp_path) as fake:
         yield fake
 
 

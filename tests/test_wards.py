@@ -27,8 +27,14 @@ from tests.support.slack_requests import (
     text_value,
     view_submission,
 )
-from tests.support.teams_activities import activity, execute, person, teams_bot
-from tests.test_teams_flow import TEAMS_ROUTE, on_teams_rota
+from tests.support.teams_activities import (
+    TEAMS_ROUTE,
+    activity,
+    execute,
+    on_teams_rota,
+    person,
+    teams_bot,
+)
 
 EXAMPLE = ROOT / "wards.example.toml"
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
