@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pypdfium2
 import pytest
 import zxingcpp
 
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 from tests.support.public_pages import EXAMPLE_WARDS, PHONE
 
 PUBLIC_URL = "https://concern.example.nhs.uk"
@@ -25,15 +24,7 @@ def posters(tmp_path: Path, *args: str, **settings: str) -> subprocess.Completed
         "CONCERN_PHONE": PHONE,
         **settings,
     }
-    env = bot_environment(**chosen)
-    return subprocess.run(
-        [sys.executable, "bot.py", "posters", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bot("posters", *args, **chosen)
 
 
 def read_poster(path: Path) -> tuple[list[str], str, object]:

@@ -6,8 +6,6 @@ the escalation sweep; it is said once, shown in /healthz, and retried.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -15,7 +13,7 @@ import pytest
 import requests
 
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import ROOT, BotProcess, bot_environment, free_port
+from tests.support.process import BotProcess, bot_environment, free_port, run_bot
 from tests.support.slack_requests import SIGNING_SECRET
 
 pytestmark = pytest.mark.slow
@@ -114,14 +112,7 @@ def test_socket_mode_with_slack_down_keeps_running_and_says_so_once(
     "url", ["sqlite+nope://", "postgresql+psycopg2://rr:secret@db/rr", "postgresql://rr@db:x/rr"]
 )
 def test_a_bad_database_url_is_one_line_and_exit_2(url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "bot.py"],
-        cwd=ROOT,
-        env=bot_environment(DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_bot(DATABASE_URL=url)
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()

@@ -28,8 +28,11 @@ def bot_environment(**settings: str) -> dict[str, str]:
     return env
 
 
-def run_bot(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    """`python bot.py ARGS` run to its end in `cwd`, as an operator runs a command."""
+def run_bot(
+    *args: str, cwd: Path | str = ROOT, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`python bot.py ARGS` run to its end in `cwd`, as an operator runs a command, with
+    `settings` as its environment's (over a clean copy of this one: bot_environment)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "bot.py"), *args],
         cwd=cwd,
