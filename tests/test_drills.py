@@ -30,8 +30,8 @@ from tests.support.builders import NURSE as ME
 from tests.support.builders import make_services, on_rota, request
 from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port
-from tests.support.slack_requests import SIGNING_SECRET, request_form, view_submission
+from tests.support.process import BotProcess, slack_environment
+from tests.support.slack_requests import request_form, view_submission
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -61,14 +61,9 @@ def start_bot(fake: FakeSlack, database_url: str, tmp_path: Path) -> tuple[BotPr
     """The bot over HTTP with a seconds-long ladder; Alex holds the bleep, Sam is backup."""
     policy = tmp_path / "policy.toml"
     policy.write_text(FAST_POLICY)
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=database_url,
+    env = slack_environment(
+        fake.url,
+        database_url,
         ESCALATION_POLICY=str(policy),
         FALLBACK_CONTACT=FALLBACK,
     )

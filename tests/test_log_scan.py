@@ -21,10 +21,9 @@ from handlers.slack.forms import OUTCOME_FORM, REQUEST_FORM
 from tests.support.builders import FILLED_FORM
 from tests.support.fake_microsoft import APP_ID, APP_PASSWORD, TENANT, FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port, run_bot
+from tests.support.process import BotProcess, bot_environment, run_bot, slack_environment
 from tests.support.public_pages import EXAMPLE_WARDS, FAMILY_FORM, PHONE
 from tests.support.slack_requests import (
-    SIGNING_SECRET,
     SlackRequest,
     button_click,
     choice,
@@ -63,15 +62,10 @@ def fakes(tmp_path: Path) -> Iterator[tuple[FakeSlack, FakeMicrosoft]]:
 
 
 def environment(slack: FakeSlack, ms: FakeMicrosoft, database_url: str) -> dict[str, str]:
-    return bot_environment(
-        DATABASE_URL=database_url,
+    return slack_environment(
+        slack.url,
+        database_url,
         LOG_LEVEL="DEBUG",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
         DIGEST_CHANNEL="C0DIGEST",
         TEAMS_APP_ID=APP_ID,
         TEAMS_APP_PASSWORD=APP_PASSWORD,

@@ -18,9 +18,8 @@ import requests
 
 from handlers.slack.forms import OUTCOME_FORM, REQUEST_FORM
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port, run_bot
+from tests.support.process import BotProcess, run_bot, slack_environment
 from tests.support.slack_requests import (
-    SIGNING_SECRET,
     SlackRequest,
     button_click,
     choice,
@@ -45,16 +44,11 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def env(fake: FakeSlack, database_url: str, tmp_path) -> dict[str, str]:
-    return bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
-        DIGEST_CHANNEL="C0DIGEST",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=database_url,
+    return slack_environment(
+        fake.url,
+        database_url,
         # The most talkative setting a trust could choose: identifiers must stay out even so.
+        DIGEST_CHANNEL="C0DIGEST",
         LOG_LEVEL="DEBUG",
     )
 

@@ -13,8 +13,7 @@ import pytest
 import requests
 
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port, run_bot
-from tests.support.slack_requests import SIGNING_SECRET
+from tests.support.process import BotProcess, run_bot, slack_environment
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +24,9 @@ def dead_url() -> str:
 
 
 def slack_env(api_url: str, database_url: str, **more: str) -> dict[str, str]:
-    return bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=api_url,
-        OUTREACH_CHANNEL="C0OUTREACH",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=database_url,
-        **more,
+    return slack_environment(
+        api_url,
+        database_url,
     )
 
 

@@ -114,26 +114,40 @@ class BotProcess:
         return code
 
 
-def start_slack_bot(slack_url: str, database_url: str, policy: Path, **settings: str) -> BotProcess:
-    """`python bot.py` on Slack over HTTP (a fake Slack Web API at `slack_url`) with an
-    escalation policy, the outreach channel C0OUTREACH and the digest channel C0DIGEST,
-    logging at INFO; `settings` add to or override those. Returned once it listens."""
-    bot = BotProcess(
-        env=bot_environment(
-            **{
-                "SLACK_BOT_TOKEN": "xoxb-test",
-                "SLACK_SIGNING_SECRET": "test",
-                "SLACK_API_URL": slack_url,
-                "OUTREACH_CHANNEL": "C0OUTREACH",
-                "DIGEST_CHANNEL": "C0DIGEST",
-                "HOST": "127.0.0.1",
-                "PORT": "0",
-                "DATABASE_URL": database_url,
-                "ESCALATION_POLICY": str(policy),
-                "LOG_LEVEL": "INFO",
-                **settings,
-            }
-        )
+def slack_environment(slack_url: str, database_url: str, **settings: str) -> dict[str, str]:
+    """bot_environment for the bot on Slack over HTTP: the fake Slack Web API at `slack_url`,
+    requests signed with the tests' SIGNING_SECRET, outreach channel C0OUTREACH, loopback on
+    a free port (env["PORT"]); `settings` add to or override those."""
+    from tests.support.slack_requests import SIGNING_SECRET
+
+    return bot_environment(
+        **{
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack_url,
+            "OUTREACH_CHANNEL": "C0OUTREACH",
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+            "DATABASE_URL": database_url,
+            **settings,
+        }
     )
+
+
+def start_slack_bot(slack_url: str, database_url: str, policy: Path, **settings: str) -> BotProcess:
+    """`python bot.py` on Slack (slack_environment) with an escalation policy, the digest
+    channel C0DIGEST, logging at INFO; `settings` add to or override those. Returned once it
+    listens."""
+    environment = slack_environment(
+        slack_url,
+        database_url,
+        **{
+            "DIGEST_CHANNEL": "C0DIGEST",
+            "ESCALATION_POLICY": str(policy),
+            "LOG_LEVEL": "INFO",
+            **settings,
+        },
+    )
+    bot = BotProcess(env=environment)
     bot.wait_for("Uvicorn running", timeout=60)
     return bot
