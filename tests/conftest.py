@@ -35,6 +35,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for a test that needs PostgreSQL itself (skipped without)."""
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database

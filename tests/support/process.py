@@ -28,6 +28,17 @@ def bot_environment(**settings: str) -> dict[str, str]:
     return env
 
 
+def end(process: subprocess.Popen) -> int:
+    """SIGTERM, and SIGKILL if it has not ended 10 s later; its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
 def run_bot(
     *args: str, cwd: Path | str = ROOT, **settings: str
 ) -> subprocess.CompletedProcess[str]:
@@ -100,13 +111,7 @@ class BotProcess:
 
     def stop(self) -> int:
         """SIGTERM (SIGKILL after 10 s); its exit code, once `log` holds all it printed."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        code = self.process.wait()
+        code = end(self.process)
         self._reader.join(timeout=5)  # the last lines, for whoever reads `log` next
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.process import ROOT
+from tests.support.process import ROOT, end
 
 TAKE_TERMINAL = (
     "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
@@ -118,11 +118,5 @@ class PtyBot:
         return self.process.returncode
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process)
         os.close(self.fd)
