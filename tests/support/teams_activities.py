@@ -21,7 +21,7 @@ from reviews.clock import Clock
 from reviews.context import Services
 from reviews.notify import Route
 from reviews.outbox import drain
-from settings import Settings
+from settings import Settings, load_settings
 from storage.database import Database
 from storage.tables import Shift, Staff
 from tests.support.builders import make_services
@@ -33,17 +33,23 @@ DIGEST = "19:digest@thread.tacv2"
 TEAMS_ROUTE = Route(platform="teams", outreach_channel=OUTREACH, digest_channel=DIGEST)
 
 
+def teams_environment(ms: FakeMicrosoft) -> dict[str, str]:
+    """The bot's Teams settings, as environment variables, with every call to Microsoft going
+    to `ms`."""
+    return {
+        "TEAMS_APP_ID": APP_ID,
+        "TEAMS_APP_PASSWORD": APP_PASSWORD,
+        "TEAMS_TENANT_ID": TENANT,
+        "TEAMS_OUTREACH_CONVERSATION": OUTREACH,
+        "TEAMS_DIGEST_CONVERSATION": DIGEST,
+        "TEAMS_SERVICE_URL": ms.service_url,
+        "TEAMS_OPENID_METADATA_URL": ms.metadata_url,
+        "TEAMS_AUTHORITY": ms.authority,
+    }
+
+
 def teams_settings(ms: FakeMicrosoft) -> Settings:
-    return Settings(
-        teams_app_id=APP_ID,
-        teams_app_password=APP_PASSWORD,
-        teams_tenant_id=TENANT,
-        teams_outreach_conversation=OUTREACH,
-        teams_digest_conversation=DIGEST,
-        teams_service_url=ms.service_url,
-        teams_openid_metadata_url=ms.metadata_url,
-        teams_authority=ms.authority,
-    )
+    return load_settings(teams_environment(ms), env_file=None)
 
 
 @dataclass(frozen=True)
