@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage.database import Database
+from tests.support.builders import make_services
 from tests.support.clock import FrozenClock
 from tests.support.databases import (
     drop_template,
@@ -19,6 +20,7 @@ from tests.support.databases import (
 )
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
+from tests.support.public_pages import PublicPages, public_pages
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -64,6 +66,14 @@ def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
     own."""
     with FakeMicrosoft(tmp_path) as fake:
         yield fake
+
+
+@pytest.fixture
+def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
+    """The public pages (family requests and check-ins) served over HTTP on `db`; files that
+    need someone on the rota first define their own."""
+    with public_pages(make_services(db, clock)) as site:
+        yield site
 
 
 @pytest.fixture

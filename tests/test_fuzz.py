@@ -38,7 +38,7 @@ from storage.tables import Cover, Review, Shift
 from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
-from tests.support.public_pages import PublicPages, form_token, public_pages
+from tests.support.public_pages import PublicPages, form_token
 from tests.support.slack_requests import (
     SIGNING_SECRET,
     SlackRequest,
@@ -175,12 +175,6 @@ def test_button_presses(slack: Slack, db: Database, action: str, value: str, use
     before = count(db, Review)
     status, _ = slack.send(button_click(ACTION_PREFIX + action, value, user_id=user))
     assert status == 200 and count(db, Review) == before
-
-
-@pytest.fixture
-def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
-    with public_pages(make_services(db, clock)) as site:
-        yield site
 
 
 PUBLIC_FIELDS = ("caller", "your_name", "relationship", "patient_name", "bed", "concern",
