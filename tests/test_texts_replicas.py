@@ -140,7 +140,7 @@ def test_killed_mid_ladder_and_restarted_texts_each_person_once(outside, ward, d
         wait_for_texts(notify, pager, {(ALEX_PAGER, reference, 0)}, timeout=6)
         # Past the page's "sent" mark: a kill between the gateway's answer and that mark is
         # the outbox's one at-least-once point (docs/escalation.md), not what this tests.
-        eventually(lambda: not unsent(services.db, [int(reference[3:])]), "level 0 recorded", 2)
+        eventually(lambda: not unsent(services.db, [int(reference[3:])]), "level 0 recorded", 5)
     finally:
         bot.kill()
     time.sleep(5)  # levels 1 and 2 fall due while the bot is down
