@@ -47,8 +47,8 @@ def env(fake: FakeSlack, database_url: str, tmp_path) -> dict[str, str]:
     return slack_environment(
         fake.url,
         database_url,
-        # The most talkative setting a trust could choose: identifiers must stay out even so.
         DIGEST_CHANNEL="C0DIGEST",
+        # The most talkative setting a trust could choose: identifiers must stay out even so.
         LOG_LEVEL="DEBUG",
     )
 

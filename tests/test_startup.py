@@ -24,10 +24,7 @@ def dead_url() -> str:
 
 
 def slack_env(api_url: str, database_url: str, **more: str) -> dict[str, str]:
-    return slack_environment(
-        api_url,
-        database_url,
-    )
+    return slack_environment(api_url, database_url, **more)
 
 
 @pytest.fixture
