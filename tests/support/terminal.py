@@ -18,8 +18,12 @@ from pathlib import Path
 
 from tests.support.process import ROOT, end
 
+# The child takes the terminal, and Ctrl-C back: a suite started in the background (`&`, as a
+# non-interactive shell does) passes SIGINT down ignored, and Python then never turns it into
+# KeyboardInterrupt, where a person's shell always leaves it as the default.
 TAKE_TERMINAL = (
-    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "import fcntl, os, signal, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
 )
 CTRL_C, CTRL_D, UP = b"\x03", b"\x04", b"\x1b[A"
