@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -122,7 +123,9 @@ def timed(label: str, action: object) -> float:
     return middle
 
 
-def bench(name: str, url: str, count: int) -> None:
+def filled(name: str, url: str, count: int) -> tuple[Database, datetime]:
+    """A migrated database at `url` holding `count` generated reviews and their events, and
+    the moment the last one ends."""
     db = Database(url)
     upgrade(db.engine)
     end = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -132,6 +135,11 @@ def bench(name: str, url: str, count: int) -> None:
         f"{name}: generated {count:,} reviews and their events in "
         f"{time.perf_counter() - started:.1f} s"
     )
+    return db, end
+
+
+def bench(name: str, url: str, count: int) -> None:
+    db, end = filled(name, url, count)
     services = make_services(db, FrozenClock(end), routes=(SLACK_ROUTE,))
     window = window_for(services, DAY)
     raised = collect(services, DAY).figures.raised
@@ -151,8 +159,10 @@ def bench(name: str, url: str, count: int) -> None:
     db.dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scratch_main(bench: Callable[[str, str, int], None], doc: str, scratch: str) -> None:
+    """The command line the database benchmarks share: `bench` on a scratch SQLite file and
+    a scratch PostgreSQL database named `scratch`_PID (dropped after), or on the one chosen."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     args = parser.parse_args()
@@ -160,7 +170,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             bench("SQLite", f"sqlite:///{folder}/bench.db", args.reviews)
     if args.only != "sqlite":
-        name = f"rr_bench_digest_{os.getpid()}"
+        name = f"{scratch}_{os.getpid()}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name}")
         try:
@@ -169,6 +179,10 @@ def main() -> None:
         finally:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def main() -> None:
+    scratch_main(bench, __doc__ or "", "rr_bench_digest")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reviews import service  # noqa: E402
 from reviews.clock import SystemClock  # noqa: E402
+from reviews.context import Services  # noqa: E402
 from reviews.policy import load_policy  # noqa: E402
 from storage.database import Database  # noqa: E402
 from tests.support.builders import NURSE, make_services, on_rota, request  # noqa: E402
@@ -36,8 +37,7 @@ from tests.support.databases import (  # noqa: E402
     postgres_database,
     sqlite_database,
 )
-from tests.support.fake_slack import FakeSlack  # noqa: E402
-from tests.support.process import BotProcess, bot_environment  # noqa: E402
+from tests.support.process import BotProcess, start_slack_bot  # noqa: E402
 from tests.support.timed_slack import TimedSlack  # noqa: E402
 
 POLICY = """\
@@ -61,24 +61,6 @@ attend_within = "1h"
 """
 AFTER = {0: 0.0, 1: 5.0, 2: 10.0, 3: 15.0}
 REPEAT_EVERY = 5.0
-
-
-def start_bot(fake: FakeSlack, url: str, policy: Path) -> BotProcess:
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-bench",
-        SLACK_SIGNING_SECRET="bench",
-        SLACK_API_URL=fake.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
-        DIGEST_CHANNEL="C0DIGEST",
-        HOST="127.0.0.1",
-        PORT="0",
-        DATABASE_URL=url,
-        ESCALATION_POLICY=str(policy),
-        LOG_LEVEL="INFO",
-    )
-    bot = BotProcess(env=env)
-    bot.wait_for("Uvicorn running", timeout=60)
-    return bot
 
 
 def lateness(fake: TimedSlack, raised: dict[str, float]) -> dict[str, list[float]]:
@@ -122,22 +104,8 @@ def run(
         on_rota(db, role, role.title(), user, start, hours=4)
     ward = make_services(db, SystemClock(), policy=load_policy(policy_path))
     with TimedSlack(latency=latency) as fake:
-        bots = [start_bot(fake, url, policy_path) for _ in range(replicas)]
-        raised: dict[str, float] = {}
-        began = time.monotonic()
-        try:
-            for number in range(requests):
-                review = service.raise_review(
-                    services=ward, request=request(news2=""), by=NURSE
-                ).review
-                raised[f"RR-{review.id:04d}"] = review.raised_at.timestamp()
-                time.sleep(max(0.0, began + (number + 1) * 10 / requests - time.monotonic()))
-            time.sleep(run_for)
-        finally:
-            for bot in bots:
-                bot.process.terminate()
-            for bot in bots:
-                bot.process.wait(timeout=30)
+        bots = [start_slack_bot(fake.url, url, policy_path) for _ in range(replicas)]
+        raised = raise_over_ten_seconds(ward, requests, run_for, bots)
         print(
             f"{requests} open requests, {replicas} bot process(es), "
             f"{len(fake.called('chat.postMessage'))} chat.postMessage calls"
@@ -146,6 +114,27 @@ def run(
             report(name, values)
         report("  of which: due -> sweep", sweep_lateness(db, raised))
     db.dispose()
+
+
+def raise_over_ten_seconds(
+    ward: Services, requests: int, run_for: float, bots: list[BotProcess]
+) -> dict[str, float]:
+    """Raise `requests` reviews evenly over ten seconds, let the bots run `run_for` seconds
+    more, then stop them; when each review was raised (Unix time), by its reference."""
+    raised: dict[str, float] = {}
+    began = time.monotonic()
+    try:
+        for number in range(requests):
+            review = service.raise_review(services=ward, request=request(news2=""), by=NURSE).review
+            raised[f"RR-{review.id:04d}"] = review.raised_at.timestamp()
+            time.sleep(max(0.0, began + (number + 1) * 10 / requests - time.monotonic()))
+        time.sleep(run_for)
+    finally:
+        for bot in bots:
+            bot.process.terminate()
+        for bot in bots:
+            bot.process.wait(timeout=30)
+    return raised
 
 
 def sweep_lateness(db: Database, raised: dict[str, float]) -> list[float]:

@@ -41,7 +41,7 @@ from reviews.clock import SystemClock  # noqa: E402
 from storage.database import Database  # noqa: E402
 from tests.support.builders import NURSE, make_services, on_rota, request  # noqa: E402
 from tests.support.databases import drop_template, postgres_database, sqlite_database  # noqa: E402
-from tests.support.process import bot_environment  # noqa: E402
+from tests.support.process import free_port, slack_environment  # noqa: E402
 from tests.support.slack_requests import (  # noqa: E402
     SIGNING_SECRET,
     SlackRequest,
@@ -53,12 +53,6 @@ from tests.support.slack_requests import (  # noqa: E402
 
 ALEX = "U01ALEX"
 KINDS = ("command", "submit", "press")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def serve_fake_slack(pipe: multiprocessing.connection.Connection) -> None:
@@ -119,15 +113,11 @@ def our_bot(url: str, slack_url: str) -> Iterator[tuple[str, int]]:
     """`python bot.py`, its log to a file: a pipe read by this busy process would fill, and
     the bot's log writes would wait for it (an artefact no real log collector has)."""
     port = free_port()
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-bench",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack_url,
-        OUTREACH_CHANNEL="C0OUTREACH",
+    env = slack_environment(
+        slack_url,
+        url,
         DIGEST_CHANNEL="C0DIGEST",
-        HOST="127.0.0.1",
         PORT=str(port),
-        DATABASE_URL=url,
         LOG_LEVEL="INFO",
     )
     with tempfile.TemporaryFile() as log:
@@ -190,7 +180,9 @@ def load(
     address = urlsplit(url)
 
     def client() -> None:
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        connection = http.client.HTTPConnection(
+            address.hostname or "127.0.0.1", address.port, timeout=30
+        )
         try:
             while True:
                 with lock:

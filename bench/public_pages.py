@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.databases import drop_template, postgres_database, sqlite_database  # noqa: E402
 from tests.support.fake_slack import FakeSlack  # noqa: E402
-from tests.support.process import BotProcess, bot_environment  # noqa: E402
+from tests.support.process import BotProcess, slack_environment  # noqa: E402
 from tests.support.public_pages import EXAMPLE_WARDS, FAMILY_FORM, PHONE  # noqa: E402
-from tests.support.slack_requests import SIGNING_SECRET, slash_command  # noqa: E402
+from tests.support.slack_requests import slash_command  # noqa: E402
 
 Call = Callable[[requests.Session], requests.Response]
 addresses = (f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(256), repeat=3))
@@ -49,14 +49,10 @@ def next_address() -> str:
 @contextmanager
 def running_bot(url: str) -> Iterator[str]:
     with FakeSlack() as fake:
-        env = bot_environment(
-            SLACK_BOT_TOKEN="xoxb-bench",
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=fake.url,
-            OUTREACH_CHANNEL="C0OUTREACH",
-            HOST="127.0.0.1",
+        env = slack_environment(
+            fake.url,
+            url,
             PORT="0",
-            DATABASE_URL=url,
             WARDS_FILE=str(EXAMPLE_WARDS),
             CONCERN_PHONE=PHONE,
             LOG_LEVEL="INFO",

@@ -4,8 +4,6 @@ identifiers, local days at both ends of the month (run as a user runs it)."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 from reviews.checkin_model import CheckinForm, validate_checkin
@@ -13,7 +11,7 @@ from reviews.checkins import record_checkin
 from storage.database import Database
 from storage.migrate import upgrade
 from tests.support.builders import NURSE, make_services
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 
 
 def check_in(services, clock, moment: datetime, **answers: str) -> None:
@@ -39,13 +37,8 @@ def test_the_months_checkins_without_identifiers(tmp_path, clock):
              respondent="not_asked", answer="", not_asked_reason="declined")  # fmt: skip
     db.dispose()
     out = tmp_path / "checkins.csv"
-    result = subprocess.run(
-        [sys.executable, "bot.py", "export", "--month", "2026-07", "--checkins", "--out", out],
-        cwd=ROOT,
-        env=bot_environment(DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_bot(
+        "export", "--month", "2026-07", "--checkins", "--out", str(out), DATABASE_URL=url
     )
     assert result.returncode == 0, result.stderr
     with out.open(newline="", encoding="utf-8") as file:

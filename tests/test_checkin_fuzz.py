@@ -22,7 +22,7 @@ from storage.database import Database
 from storage.tables import Checkin, Review
 from tests.support.public_pages import PublicPages
 from tests.support.slack_requests import radio, text_value, view_submission
-from tests.test_fuzz import TYPED, Slack, count, fuzz, site, slack  # noqa: F401 - fixtures
+from tests.test_fuzz import TYPED, Slack, count, fuzz, slack  # noqa: F401 - fixtures
 
 CHOICE = st.one_of(
     TYPED,
@@ -79,7 +79,7 @@ DAILY_FIELDS = ("caller", "answer", "bed", "worries", "wants_review", "your_name
 @fuzz(30)
 @given(typed=st.fixed_dictionaries({name: TYPED for name in DAILY_FIELDS}), forged=st.booleans())
 def test_public_daily_view(
-    site: PublicPages,  # noqa: F811 - the fixture
+    site: PublicPages,
     db: Database,
     typed: dict[str, str],
     forged: bool,

@@ -4,7 +4,6 @@ replicas (schedulers) run, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from storage.database import Database
 from storage.tables import Outbox
 from tests.support.builders import NURSE, SLACK_ROUTE, RecordingSender, make_services
 from tests.support.moments import utc
+from tests.support.together import at_once
 
 TEAMS_ROUTE = Route(platform="teams", outreach_channel="19:outreach", digest_channel="19:digest")
 WARDS = Wards(
@@ -60,19 +60,8 @@ def test_two_schedulers_prompt_each_ward_channel_once_a_day(database_url, clock)
     assert prompt_job(first) == 0  # not yet CHECKIN_TIME
 
     clock.at = datetime(2026, 12, 2, 10, 0, 10, tzinfo=UTC)
-    results: list[int] = []
-    start = threading.Barrier(2, timeout=10)
-
-    def replica(db: Database) -> None:
-        services = services_for(db, clock)
-        start.wait()
-        results.append(prompt_job(services))
-
-    threads = [threading.Thread(target=replica, args=(db,)) for db in replicas]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    each = [services_for(db, clock) for db in replicas]
+    results = at_once(*[lambda s=s: prompt_job(s) for s in each])
     assert sorted(results) == [0, 3]  # one replica claims them all; the other finds them taken
     rows = prompts(replicas[0])
     assert [(r.platform, r.address) for r in rows] == [

@@ -9,7 +9,6 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,11 +19,13 @@ from handlers.slack.checkin import CHECKIN_FORM
 from reviews.wards import Ward, Wards
 from storage.database import Database
 from storage.tables import Checkin
-from tests.support.builders import make_services, on_rota
+from tests.support.builders import make_services
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import (
+    OUTREACH_NURSE,
     SlackBot,
+    outreach_slack_bot,
     radio,
     slack_bot,
     slash_command,
@@ -32,13 +33,12 @@ from tests.support.slack_requests import (
     view_submission,
 )
 
-NURSE, ALEX = "U0WARDNURSE", "U01ALEX"
+NURSE, ALEX = "U0WARDNURSE", OUTREACH_NURSE
 
 
 @pytest.fixture
 def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
-    on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
-    with slack_bot(make_services(db, clock), fake) as bot:
+    with outreach_slack_bot(db, clock, fake) as bot:
         yield bot
 
 

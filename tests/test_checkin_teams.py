@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,22 +19,24 @@ from storage.tables import Checkin
 from tests.support.builders import make_services
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
-from tests.support.teams_activities import OUTREACH, TeamsBot, activity, execute, teams_bot
-from tests.test_teams_flow import ALEX, NURSE, TEAMS_ROUTE, card_of, on_teams_rota
+from tests.support.teams_activities import (
+    NURSE,
+    OUTREACH,
+    TEAMS_ROUTE,
+    TeamsBot,
+    activity,
+    card_of,
+    execute,
+    outreach_teams_bot,
+    teams_bot,
+)
 
 FORM = {"ward": "Ward 7", "bed": "12", "respondent": "patient", "answer": "same"}
 
 
 @pytest.fixture
-def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
-    with FakeMicrosoft(tmp_path) as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot(db: Database, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[TeamsBot]:
-    on_teams_rota(db, "outreach", ALEX.name, ALEX.aad_object_id, clock.now() - timedelta(hours=1))
-    with teams_bot(make_services(db, clock, routes=(TEAMS_ROUTE,)), ms) as bot:
+    with outreach_teams_bot(db, clock, ms) as bot:
         yield bot
 
 

@@ -4,26 +4,13 @@ saying what is wrong with exit status 2, answers on stdout and problems on stder
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 import pytest
 
 from cli import make_parser
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 
 APP_ID = "00000000-1111-4222-8333-444444444444"
-
-
-def run_bot(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env=bot_environment(**settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def every_parser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -117,15 +104,7 @@ def test_export_answers_on_stdout_and_logs_nothing(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, says):
-    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
-    result = subprocess.run(
-        [sys.executable, "bot.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_bot(*args, DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
     assert result.returncode == 2
     said = (result.stdout + result.stderr).strip().splitlines()
     assert any(says in line for line in said), said
@@ -134,15 +113,7 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, says):
 
 
 def test_db_upgrade_brings_a_new_database_up_to_date(tmp_path):
-    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
-    result = subprocess.run(
-        [sys.executable, "bot.py", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_bot("db", "upgrade", DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
     assert result.returncode == 0
     assert result.stdout.strip() == "Database schema is up to date."
     assert result.stderr == ""

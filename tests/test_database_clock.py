@@ -22,7 +22,6 @@ from reviews.policy import load_policy
 from settings import Settings
 from storage.database import Database
 from tests.support.builders import NURSE, RecordingSender, make_services, on_rota, request
-from tests.support.databases import postgres_database, postgres_unavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -47,19 +46,10 @@ class FastClock:
 
 
 @pytest.fixture
-def url() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def replicas(url: str, tmp_path: Path) -> Iterator[tuple[Services, Services]]:
+def replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Services, Services]]:
     policy = tmp_path / "escalation.toml"
     policy.write_text(POLICY)
-    first, fast = Database(url), Database(url)
+    first, fast = Database(postgres_url), Database(postgres_url)
     start = datetime.now(UTC) - timedelta(hours=1)
     on_rota(first, "outreach", "Alex Carter", "U01ALEX", start)
     on_rota(first, "outreach-backup", "Sam Patel", "U01SAM", start)
@@ -105,8 +95,8 @@ def test_a_replica_with_a_fast_clock_takes_no_message_another_holds(
     assert sent.sent == []
 
 
-def test_the_bot_on_postgresql_keeps_the_database_time(url: str) -> None:
-    bot = build(Settings(database_url=url))
+def test_the_bot_on_postgresql_keeps_the_database_time(postgres_url: str) -> None:
+    bot = build(Settings(database_url=postgres_url))
     try:
         assert isinstance(bot.services.clock, DatabaseClock)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from storage.database import Database
 from storage.migrate import upgrade
 from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +29,7 @@ def database_file(tmp_path):
 
 
 def bot(*args: str, url: str, cwd) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bot.py"), *args],
-        cwd=cwd,
-        env=bot_environment(DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_bot(*args, cwd=cwd, DATABASE_URL=url)
 
 
 def test_digest_prints_and_posts_once(database_file, tmp_path):

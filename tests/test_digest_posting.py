@@ -3,7 +3,6 @@ replicas run, and late (marked so) after downtime."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime
 
 import pytest
@@ -17,6 +16,7 @@ from storage.database import Database
 from storage.tables import DigestRun, Outbox
 from tests.support.builders import NURSE, SLACK_ROUTE, RecordingSender, make_services, request
 from tests.support.moments import utc
+from tests.support.together import at_once
 
 TEAMS_ROUTE = Route(platform="teams", outreach_channel="19:outreach", digest_channel="19:digest")
 
@@ -71,19 +71,8 @@ def digest_rows(db: Database) -> list[Outbox]:
 def test_two_replicas_at_once_post_once_per_destination(database_url, clock):
     clock.at = datetime(2026, 12, 2, 8, 0, 5, tzinfo=UTC)
     replicas = [Database(database_url) for _ in range(2)]
-    results: list[bool] = []
-    start = threading.Barrier(2, timeout=10)
-
-    def replica(db: Database) -> None:
-        services = make_services(db, clock, routes=(SLACK_ROUTE, TEAMS_ROUTE))
-        start.wait()
-        results.append(digest_job(services))
-
-    threads = [threading.Thread(target=replica, args=(db,)) for db in replicas]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    each = [make_services(db, clock, routes=(SLACK_ROUTE, TEAMS_ROUTE)) for db in replicas]
+    results = at_once(*[lambda s=s: digest_job(s) for s in each])
     assert sorted(results) == [False, True]
     rows = digest_rows(replicas[0])
     assert [(r.platform, r.address) for r in rows] == [

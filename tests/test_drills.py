@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,13 @@ from reviews.clock import SystemClock
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.tables import Outbox, Review, ReviewEvent
+from tests.support import waiting
 from tests.support.builders import NURSE as ME
 from tests.support.builders import make_services, on_rota, request
 from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port
-from tests.support.slack_requests import SIGNING_SECRET, request_form, view_submission
+from tests.support.process import BotProcess, slack_environment
+from tests.support.slack_requests import request_form, view_submission
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -59,32 +61,17 @@ attend_within = "60m"
 """
 
 
-def eventually(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-        except requests.RequestException:
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never: {what}")
-        time.sleep(0.1)
+# A bot that is not answering yet (or any more) is one more reason to keep waiting.
+eventually = partial(waiting.eventually, ignoring=(requests.RequestException,))
 
 
 def start_bot(fake: FakeSlack, database_url: str, tmp_path: Path) -> tuple[BotProcess, str]:
     """The bot over HTTP with a seconds-long ladder; Alex holds the bleep, Sam is backup."""
     policy = tmp_path / "policy.toml"
     policy.write_text(FAST_POLICY)
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=database_url,
+    env = slack_environment(
+        fake.url,
+        database_url,
         ESCALATION_POLICY=str(policy),
         FALLBACK_CONTACT=FALLBACK,
     )

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from datetime import timedelta
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from handlers.slack.forms import REQUEST_FORM
-from reviews.notify import Route
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services
 from tests.support.clock import FrozenClock
@@ -32,24 +29,24 @@ from tests.support.slack_requests import (
     slack_bot,
     view_submission,
 )
-from tests.support.teams_activities import DIGEST, OUTREACH, TeamsBot, activity, execute, person
-from tests.support.teams_activities import teams_bot as serve_teams
-from tests.test_teams_flow import on_teams_rota
+from tests.support.teams_activities import (
+    ALEX,
+    TeamsBot,
+    activity,
+    execute,
+    outreach_teams_bot,
+    person,
+)
+from tests.support.teams_activities import NURSE as WENDY
+from tests.support.waiting import eventually
 
-TEAMS_ROUTE = Route(platform="teams", outreach_channel=OUTREACH, digest_channel=DIGEST)
-WENDY = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
 BEN = person("Ben Bedside", "0b0b0b0b-0000-4000-8000-000000000004")
-ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")
 FALLBACK = "Bleep the outreach team directly"
 
 
 @pytest.fixture
-def teams(db: Database, clock: FrozenClock, tmp_path: Path) -> Iterator[TeamsBot]:
-    on_teams_rota(db, "outreach", ALEX.name, ALEX.aad_object_id, clock.now() - timedelta(hours=1))
-    with (
-        FakeMicrosoft(tmp_path) as ms,
-        serve_teams(make_services(db, clock, routes=(TEAMS_ROUTE,)), ms) as bot,
-    ):
+def teams(db: Database, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[TeamsBot]:
+    with outreach_teams_bot(db, clock, ms) as bot:
         yield bot
 
 
@@ -66,13 +63,6 @@ def said(answer: dict) -> str:
 def stored(db: Database) -> list[tuple[str, str]]:
     with db.unit_of_work() as uow:
         return [(r.ward, r.raised_by) for r in uow.reviews.open_reviews()]
-
-
-def eventually(check: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.05)
 
 
 def test_two_nurses_sending_one_channel_card_raise_two_requests(

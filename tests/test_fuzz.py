@@ -11,7 +11,6 @@ with no example database kept, so each run tries the same examples and a failure
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +38,7 @@ from storage.tables import Cover, Review, Shift
 from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
-from tests.support.public_pages import PublicPages, form_token, public_pages
+from tests.support.public_pages import PublicPages, form_token
 from tests.support.slack_requests import (
     SIGNING_SECRET,
     SlackRequest,
@@ -105,7 +104,8 @@ def slack(db: Database, clock: FrozenClock) -> Iterator[Slack]:
     with FakeSlack() as fake:
         bot = Slack(make_services(db, clock), fake)
         yield bot
-    time.sleep(0.2)  # listeners that ran after their ack
+        # Listeners that run after their ack: every one finished, still able to reach Slack.
+        bot.app.listener_runner.listener_executor.shutdown(wait=True)
     assert bot.errors == []
 
 
@@ -175,12 +175,6 @@ def test_button_presses(slack: Slack, db: Database, action: str, value: str, use
     before = count(db, Review)
     status, _ = slack.send(button_click(ACTION_PREFIX + action, value, user_id=user))
     assert status == 200 and count(db, Review) == before
-
-
-@pytest.fixture
-def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
-    with public_pages(make_services(db, clock)) as site:
-        yield site
 
 
 PUBLIC_FIELDS = ("caller", "your_name", "relationship", "patient_name", "bed", "concern",

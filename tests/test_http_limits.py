@@ -30,10 +30,8 @@ from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
 from tests.support.http import serve
-from tests.support.process import BotProcess, bot_environment
-from tests.support.slack_requests import SIGNING_SECRET
+from tests.support.process import BotProcess, free_port, slack_environment
 from tests.support.teams_activities import teams_bot
-from tests.test_slack_process import free_port
 
 MB = 1024 * 1024
 
@@ -42,15 +40,11 @@ MB = 1024 * 1024
 def bot(tmp_path: Path) -> Iterator[tuple[BotProcess, int]]:
     port = free_port()
     with FakeSlack() as fake:
-        env = bot_environment(
-            SLACK_BOT_TOKEN="xoxb-test",
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=fake.url,
-            OUTREACH_CHANNEL="C0OUTREACH",
+        env = slack_environment(
+            fake.url,
+            f"sqlite:///{tmp_path / 'limits.db'}",
             DIGEST_CHANNEL="C0DIGEST",
-            HOST="127.0.0.1",
             PORT=str(port),
-            DATABASE_URL=f"sqlite:///{tmp_path / 'limits.db'}",
         )
         process = BotProcess(env=env)
         process.wait_for("Uvicorn running", timeout=30)

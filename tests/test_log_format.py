@@ -16,8 +16,7 @@ from settings import SettingsError, load_settings
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port
-from tests.support.slack_requests import SIGNING_SECRET
+from tests.support.process import BotProcess, slack_environment
 
 
 @pytest.mark.slow
@@ -27,14 +26,9 @@ def test_every_line_is_json_with_the_reference(database_url: str) -> None:
     db.dispose()
     with FakeSlack() as fake:
         fake.fail("chat.postMessage", status=503)  # the card's first try: logged, retried
-        env = bot_environment(
-            SLACK_BOT_TOKEN="xoxb-test",
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=fake.url,
-            OUTREACH_CHANNEL="C0OUTREACH",
-            HOST="127.0.0.1",
-            PORT=str(free_port()),
-            DATABASE_URL=database_url,
+        env = slack_environment(
+            fake.url,
+            database_url,
             LOG_FORMAT="json",
         )
         bot = BotProcess(env=env)

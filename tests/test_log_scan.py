@@ -19,12 +19,11 @@ import requests
 from handlers.slack.checkin import CHECKIN_FORM
 from handlers.slack.forms import OUTCOME_FORM, REQUEST_FORM
 from tests.support.builders import FILLED_FORM
-from tests.support.fake_microsoft import APP_ID, APP_PASSWORD, TENANT, FakeMicrosoft
+from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, bot_environment, free_port, run_bot
+from tests.support.process import BotProcess, bot_environment, run_bot, slack_environment
 from tests.support.public_pages import EXAMPLE_WARDS, FAMILY_FORM, PHONE
 from tests.support.slack_requests import (
-    SIGNING_SECRET,
     SlackRequest,
     button_click,
     choice,
@@ -33,14 +32,13 @@ from tests.support.slack_requests import (
     text_value,
     view_submission,
 )
-from tests.support.teams_activities import DIGEST, OUTREACH, execute, person
+from tests.support.teams_activities import ALEX, execute, teams_environment
+from tests.support.teams_activities import NURSE as WENDY
 from tests.support.terminal import PtyBot
 from tests.test_checkin_slack import checkin_form
 
 pytestmark = pytest.mark.slow
 LONDON = ZoneInfo("Europe/London")
-ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")
-WENDY = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
 CONCERN = "Ann Bloggs is much more confused than this morning"
 # What each surface is given, and so what no log line may hold (in any spacing).
 IDENTIFIERS = [
@@ -63,24 +61,12 @@ def fakes(tmp_path: Path) -> Iterator[tuple[FakeSlack, FakeMicrosoft]]:
 
 
 def environment(slack: FakeSlack, ms: FakeMicrosoft, database_url: str) -> dict[str, str]:
-    return bot_environment(
-        DATABASE_URL=database_url,
+    return slack_environment(
+        slack.url,
+        database_url,
         LOG_LEVEL="DEBUG",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
         DIGEST_CHANNEL="C0DIGEST",
-        TEAMS_APP_ID=APP_ID,
-        TEAMS_APP_PASSWORD=APP_PASSWORD,
-        TEAMS_TENANT_ID=TENANT,
-        TEAMS_OUTREACH_CONVERSATION=OUTREACH,
-        TEAMS_DIGEST_CONVERSATION=DIGEST,
-        TEAMS_SERVICE_URL=ms.service_url,
-        TEAMS_OPENID_METADATA_URL=ms.metadata_url,
-        TEAMS_AUTHORITY=ms.authority,
+        **teams_environment(ms),
         REQUESTS_CA_BUNDLE=str(ms.ca_file),
         WARDS_FILE=str(EXAMPLE_WARDS),
         CONCERN_PHONE=PHONE,

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pypdfium2
 import pytest
 import zxingcpp
 
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 from tests.support.public_pages import EXAMPLE_WARDS, PHONE
 
 PUBLIC_URL = "https://concern.example.nhs.uk"
-PREVIEW = ROOT / "docs" / "screenshots" / "poster-ward-7.png"
 A4_POINTS = (595, 842)
 
 
@@ -26,15 +24,7 @@ def posters(tmp_path: Path, *args: str, **settings: str) -> subprocess.Completed
         "CONCERN_PHONE": PHONE,
         **settings,
     }
-    env = bot_environment(**chosen)
-    return subprocess.run(
-        [sys.executable, "bot.py", "posters", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_bot("posters", *args, **chosen)
 
 
 def read_poster(path: Path) -> tuple[list[str], str, object]:
@@ -49,7 +39,9 @@ def read_poster(path: Path) -> tuple[list[str], str, object]:
     return [found.text for found in zxingcpp.read_barcodes(image)], " ".join(text.split()), image
 
 
-def test_one_poster_per_ward_whose_qr_code_opens_its_page(tmp_path: Path) -> None:
+def test_one_poster_per_ward_whose_qr_code_opens_its_page(
+    tmp_path: Path, screenshots: Path
+) -> None:
     done = posters(tmp_path, "--out", str(tmp_path / "posters"))
     assert done.returncode == 0, done.stderr
     written = sorted((tmp_path / "posters").glob("*.pdf"))
@@ -67,7 +59,7 @@ def test_one_poster_per_ward_whose_qr_code_opens_its_page(tmp_path: Path) -> Non
         assert "not being listened to" in text and "Patients, family, carers" in text
         assert "emergency call bell" in text
         if code == "ward-7":
-            image.save(PREVIEW)  # type: ignore[attr-defined]
+            image.save(screenshots / "poster-ward-7.png")  # type: ignore[attr-defined]
 
 
 def test_one_ward_and_its_own_phone(tmp_path: Path) -> None:

@@ -4,21 +4,16 @@ each test is a hole found by trying it on the real HTTP server (SQLite and Postg
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from storage.database import Database
-from tests.support.builders import make_services
-from tests.support.clock import FrozenClock
 from tests.support.public_pages import (
     FAMILY_FORM,
     PHONE,
     PublicPages,
     form_token,
-    public_pages,
     send,
     stored,
 )
@@ -30,12 +25,6 @@ SOMEONE_ELSE: dict[str, Any] = {
     "concern": "Dad has a new pain in his chest and is sweating",
     "callback_number": "07700 900777",
 }
-
-
-@pytest.fixture
-def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
-    with public_pages(make_services(db, clock)) as site:
-        yield site
 
 
 def digits(page: requests.Response) -> str:

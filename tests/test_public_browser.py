@@ -27,7 +27,6 @@ from tests.support.public_pages import PHONE, PublicPages, public_pages
 from tests.support.slack_requests import button_click, slack_bot
 
 CHROMIUM = os.environ.get("RAPIDREVIEW_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 
@@ -71,14 +70,14 @@ def site(tmp_path: Path, clock: FrozenClock) -> Iterator[PublicPages]:
 class Audit:
     """axe-core (the copy axe-playwright-python ships) on each page, and a screenshot of it."""
 
-    def __init__(self, page: Any):
+    def __init__(self, page: Any, screenshots: Path):
         from axe_playwright_python.sync_playwright import Axe
 
-        self.page, self.axe = page, Axe()
+        self.page, self.axe, self.screenshots = page, Axe(), screenshots
         self.found: dict[str, list[str]] = {}
 
     def check(self, name: str) -> None:
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        self.page.screenshot(path=str(self.screenshots / f"{name}.png"), full_page=True)
         violations = self.axe.run(self.page).response["violations"]
         self.found[name] = sorted(f"{v['impact']}: {v['id']}" for v in violations)
         grave = [v for v in violations if v["impact"] in ("serious", "critical")]
@@ -88,9 +87,9 @@ class Audit:
 
 
 def test_a_relative_asks_follows_the_status_link_and_sees_it_seen(
-    browser_page: Any, site: PublicPages
+    browser_page: Any, site: PublicPages, screenshots: Path
 ) -> None:
-    page, audit = browser_page, Audit(browser_page)
+    page, audit = browser_page, Audit(browser_page, screenshots)
     page.goto(f"{site.url}/concern")
     audit.check("01-choose-ward")
     page.get_by_role("link", name="Ward 7 (Acute Medicine)").click()
@@ -134,7 +133,7 @@ def test_a_relative_asks_follows_the_status_link_and_sees_it_seen(
 
     page.goto(f"{site.url}/concern/no-such-ward")
     audit.check("08-unknown-ward")
-    (SCREENSHOTS / "axe-results.json").write_text(json.dumps(audit.found, indent=1) + "\n")
+    (screenshots / "axe-results.json").write_text(json.dumps(audit.found, indent=1) + "\n")
 
 
 def acknowledge_in_slack(site: PublicPages) -> None:
@@ -154,8 +153,10 @@ def state(site: PublicPages) -> str:
     return review.state if review else ""
 
 
-def test_a_relative_tells_us_how_they_are_today(browser_page: Any, site: PublicPages) -> None:
-    page, audit = browser_page, Audit(browser_page)
+def test_a_relative_tells_us_how_they_are_today(
+    browser_page: Any, site: PublicPages, screenshots: Path
+) -> None:
+    page, audit = browser_page, Audit(browser_page, screenshots)
     page.goto(f"{site.url}/concern/ward-7")
     page.get_by_role("link", name="Tell us how they are today").click()
     audit.check("09-daily-view")

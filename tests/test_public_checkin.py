@@ -5,7 +5,6 @@ with the family's contact details, and the public pages' abuse rules hold."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -24,12 +23,6 @@ CONTACT = {
     "patient_name": "Ann Bloggs",
     "callback_number": "07700 900123",
 }
-
-
-@pytest.fixture
-def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
-    with public_pages(make_services(db, clock)) as site:
-        yield site
 
 
 def token(site: PublicPages, ward: str = "ward-7") -> str:

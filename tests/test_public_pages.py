@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -20,12 +19,6 @@ from tests.support.public_pages import (
     send,
     stored,
 )
-
-
-@pytest.fixture
-def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
-    with public_pages(make_services(db, clock)) as site:
-        yield site
 
 
 def get(site: PublicPages, path: str) -> requests.Response:

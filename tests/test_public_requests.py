@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.support.public_pages import (
     status_link,
     stored,
 )
+from tests.support.together import at_once
 from tests.test_slack_forms import dead_database
 
 
@@ -41,22 +41,6 @@ def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
     on_rota(db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now() - timedelta(hours=1))
     with public_pages(make_services(db, clock)) as site:
         yield site
-
-
-def at_once(*posts) -> list[requests.Response]:
-    answers: list[requests.Response] = [None] * len(posts)  # type: ignore[list-item]
-    gate = threading.Barrier(len(posts))
-
-    def post(index: int) -> None:
-        gate.wait()
-        answers[index] = posts[index]()
-
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(posts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return answers
 
 
 def test_a_double_tapped_send_raises_one_request(site: PublicPages) -> None:

@@ -3,8 +3,6 @@ enough ago are erased, the audit says so, and every digest and export figure sta
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 
 from sqlmodel import SQLModel, select
@@ -19,7 +17,7 @@ from storage.database import Database
 from storage.migrate import upgrade
 from storage.tables import Checkin, ReviewEvent
 from tests.support.builders import NURSE, make_services, on_rota
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 from tests.test_digest import a_known_day
 
 IDENTIFIERS = ("9990000018", "07700 900123", "much more confused", "Raised twice", "gasping")
@@ -120,14 +118,7 @@ def test_the_command_counts_then_applies(tmp_path, clock):
     db.dispose()
 
     def run(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "bot.py", "retention", *args],
-            cwd=ROOT,
-            env=bot_environment(DATABASE_URL=url, RETENTION_DAYS="1"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = run_bot("retention", *args, DATABASE_URL=url, RETENTION_DAYS="1")
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 

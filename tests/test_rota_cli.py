@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import run_bot
 from tests.test_rota_import import ROTA
 
 pytestmark = pytest.mark.slow
 
 
 def bot(*args: str, tmp_path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bot.py"), "rota", *args],
-        cwd=tmp_path,
-        env=bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", ROTA_ADMINS="lead@nhs.net"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    database = f"sqlite:///{tmp_path}/rr.db"
+    return run_bot("rota", *args, cwd=tmp_path, DATABASE_URL=database, ROTA_ADMINS="lead@nhs.net")
 
 
 def test_import_show_and_cover_from_the_command_line(tmp_path):

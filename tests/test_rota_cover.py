@@ -15,6 +15,7 @@ from rotas.lookup import who_holds
 from storage.tables import ReviewEvent
 from tests.support.builders import make_services, on_rota
 from tests.support.moments import utc
+from tests.support.together import at_once
 
 ADMIN = Actor(platform="slack", user_id="U0ADMIN", name="Rota Admin")
 ALEX = Actor(platform="slack", user_id="U01ALEX", name="Alex Carter")
@@ -123,30 +124,20 @@ def test_with_nobody_on_shift_the_admin_must_say_until_when(services):
 
 def test_two_covers_recorded_at_once_leave_one_holder(services, database_url, clock):
     import dataclasses
-    import threading
 
     from storage.database import Database
 
     on_rota(services.db, "icu-registrar", "Dr Fatima Malik", "U01FATIMA", utc(2026, 12, 1, 0))
-    start = threading.Barrier(2)
-    failures: list[BaseException] = []
-
-    def record(who: str) -> None:
-        own = dataclasses.replace(services, db=Database(database_url))  # as another replica
-        try:
-            start.wait(timeout=10)
-            cover(own, by=ADMIN, who=who, until="18:00")
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            failures.append(error)
-        finally:
-            own.db.dispose()
-
-    threads = [threading.Thread(target=record, args=(who,)) for who in ("U01SAM", "U01FATIMA")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not failures and not any(t.is_alive() for t in threads)
+    # Each as another replica, on its own connection pool.
+    own = [dataclasses.replace(services, db=Database(database_url)) for _ in range(2)]
+    try:
+        at_once(
+            lambda: cover(own[0], by=ADMIN, who="U01SAM", until="18:00"),
+            lambda: cover(own[1], by=ADMIN, who="U01FATIMA", until="18:00"),
+        )
+    finally:
+        for replica in own:
+            replica.db.dispose()
     assert len(holders(services, utc(2026, 12, 1, 12))) == 1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 
 import pytest
 
@@ -22,6 +21,7 @@ from tests.support.builders import (
 )
 from tests.support.moments import utc
 from tests.support.process import ROOT
+from tests.support.together import at_once
 from tests.test_rota_cover import ADMIN
 
 CHANNEL, DIGEST = "C0OUTREACH", "C0DIGEST"
@@ -130,24 +130,6 @@ def test_a_short_gap_between_shifts_is_warned_with_its_end(db, clock):
     assert text.startswith("Rota gap: nobody holds outreach from 20:00 Tue 01 Dec until 20:30 Tue")
 
 
-def run_together(jobs) -> list[int]:
-    """Each job on its own thread, released at once; every thread joined within 30 s."""
-    results: list[int] = []
-    barrier = threading.Barrier(len(jobs), timeout=30)
-
-    def run(job):
-        barrier.wait()
-        results.append(job())
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
-
-
 def test_two_replicas_at_once_send_each_notice_once(database_url, clock):
     replicas = [Database(database_url) for _ in range(3)]
     try:
@@ -155,8 +137,8 @@ def test_two_replicas_at_once_send_each_notice_once(database_url, clock):
         on_rota(replicas[0], "outreach", "Alex Carter", "U01ALEX", utc(2026, 12, 1, 8))
         clock.at = utc(2026, 12, 1, 8, 0, 30)
         each = [make_services(db, clock) for db in replicas]
-        handovers = run_together([lambda s=s: announce_handovers(s) for s in each])
-        gaps = run_together([lambda s=s: warn_cover_gaps(s) for s in each])
+        handovers = at_once(*[lambda s=s: announce_handovers(s) for s in each])
+        gaps = at_once(*[lambda s=s: warn_cover_gaps(s) for s in each])
         assert sorted(handovers) == [0, 0, 1] and sorted(gaps) == [0, 0, 1]
         sender = delivered(each[0])
         assert [(i.kind, i.address) for i in sender.sent] == [

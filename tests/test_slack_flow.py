@@ -8,45 +8,35 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Iterator
 
 import pytest
 
 from handlers.slack.forms import CANCEL_FORM, OUTCOME_FORM, REQUEST_FORM
 from storage.database import Database
-from tests.support.builders import make_services, on_rota
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import Call, FakeSlack
 from tests.support.slack_requests import (
+    OUTREACH_NURSE,
     SlackBot,
     button_click,
     choice,
+    outreach_slack_bot,
     radio,
     request_form,
-    slack_bot,
     slash_command,
     text_value,
     view_submission,
 )
+from tests.support.waiting import eventually
 
-NURSE, ALEX = "U0WARDNURSE", "U01ALEX"
+NURSE, ALEX = "U0WARDNURSE", OUTREACH_NURSE
 
 
 @pytest.fixture
 def bot(db: Database, clock: FrozenClock, fake: FakeSlack) -> Iterator[SlackBot]:
-    on_rota(db, "outreach", "Alex Carter", ALEX, start=clock.now() - timedelta(hours=1))
-    with slack_bot(make_services(db, clock), fake) as bot:
+    with outreach_slack_bot(db, clock, fake) as bot:
         yield bot
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for work bolt finishes on its own thread after the ack; bounded."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the change never happened")
-        time.sleep(0.01)
 
 
 def state_of(bot: SlackBot, review_id: int = 1) -> str | None:

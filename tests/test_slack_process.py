@@ -8,8 +8,6 @@ are signed and POSTed as Slack posts them, and everything the bot says arrives a
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -20,9 +18,8 @@ import requests
 
 from handlers.slack.forms import OUTCOME_FORM, REQUEST_FORM
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import ROOT, BotProcess, bot_environment, free_port
+from tests.support.process import BotProcess, run_bot, slack_environment
 from tests.support.slack_requests import (
-    SIGNING_SECRET,
     SlackRequest,
     button_click,
     choice,
@@ -47,15 +44,10 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def env(fake: FakeSlack, database_url: str, tmp_path) -> dict[str, str]:
-    return bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.url,
-        OUTREACH_CHANNEL="C0OUTREACH",
+    return slack_environment(
+        fake.url,
+        database_url,
         DIGEST_CHANNEL="C0DIGEST",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=database_url,
         # The most talkative setting a trust could choose: identifiers must stay out even so.
         LOG_LEVEL="DEBUG",
     )
@@ -70,14 +62,7 @@ def import_rota(env: dict[str, str], tmp_path) -> str:
         "role,name,email,slack_user_id,teams_user_id,start,end\n"
         f"outreach,Alex Carter,alex.carter@nhs.net,,,{start:%Y-%m-%dT%H:%M},{end:%Y-%m-%dT%H:%M}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "bot.py", "rota", "import", str(rota)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_bot("rota", "import", str(rota), **env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -6,8 +6,6 @@ the escalation sweep; it is said once, shown in /healthz, and retried.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -15,8 +13,7 @@ import pytest
 import requests
 
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import ROOT, BotProcess, bot_environment, free_port
-from tests.support.slack_requests import SIGNING_SECRET
+from tests.support.process import BotProcess, run_bot, slack_environment
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +24,7 @@ def dead_url() -> str:
 
 
 def slack_env(api_url: str, database_url: str, **more: str) -> dict[str, str]:
-    return bot_environment(
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=api_url,
-        OUTREACH_CHANNEL="C0OUTREACH",
-        HOST="127.0.0.1",
-        PORT=str(free_port()),
-        DATABASE_URL=database_url,
-        **more,
-    )
+    return slack_environment(api_url, database_url, **more)
 
 
 @pytest.fixture
@@ -114,14 +102,7 @@ def test_socket_mode_with_slack_down_keeps_running_and_says_so_once(
     "url", ["sqlite+nope://", "postgresql+psycopg2://rr:secret@db/rr", "postgresql://rr@db:x/rr"]
 )
 def test_a_bad_database_url_is_one_line_and_exit_2(url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "bot.py"],
-        cwd=ROOT,
-        env=bot_environment(DATABASE_URL=url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_bot(DATABASE_URL=url)
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.splitlines()

@@ -8,12 +8,10 @@ every stored request gets its card and its first direct message, and nothing goe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.surge import run_surge
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -21,19 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 REQUESTS = 30
 
 
-@pytest.fixture
-def url() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with postgres_database() as url:
-        yield url
-
-
 def test_a_surge_with_a_replica_killed_loses_nothing_and_sends_nothing_twice(
-    url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path
 ) -> None:
-    surge = run_surge(url, tmp_path, count=REQUESTS, over=10, kill=True, wait=180)
+    surge = run_surge(postgres_url, tmp_path, count=REQUESTS, over=10, kill=True, wait=180)
     assert surge.answers["NOT CONFIRMED"] == 0
     # Requests in flight to the killed replica get no answer: Slack shows the nurse an error.
     assert surge.answers["raised"] + surge.answers["no answer"] == REQUESTS

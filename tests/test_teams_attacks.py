@@ -16,9 +16,15 @@ from storage.database import Database
 from tests.support.builders import make_services
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
-from tests.support.teams_activities import TeamsBot, activity, execute, teams_bot
+from tests.support.teams_activities import (
+    NURSE,
+    TEAMS_ROUTE,
+    TeamsBot,
+    activity,
+    execute,
+    teams_bot,
+)
 from tests.test_checkin_teams import FORM, checkins, record
-from tests.test_teams_flow import NURSE, TEAMS_ROUTE
 
 
 @pytest.fixture

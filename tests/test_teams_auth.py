@@ -7,7 +7,6 @@ real HTTP against keys fetched from its OpenID metadata document.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import jwt
 import pytest
@@ -25,12 +24,6 @@ from tests.support.teams_activities import OUTREACH, TeamsBot, activity, person,
 
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
 ROUTES = (Route(platform="teams", outreach_channel=OUTREACH),)
-
-
-@pytest.fixture
-def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
-    with FakeMicrosoft(tmp_path) as fake:
-        yield fake
 
 
 @pytest.fixture

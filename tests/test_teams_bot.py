@@ -13,8 +13,15 @@ from reviews.outbox import drain
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.http import serve
-from tests.support.teams_activities import OUTREACH, activity, execute, person, teams_settings
-from tests.test_teams_flow import FORM, on_teams_rota
+from tests.support.teams_activities import (
+    OUTREACH,
+    activity,
+    execute,
+    on_teams_rota,
+    person,
+    teams_settings,
+)
+from tests.test_teams_flow import FORM
 
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
 ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")

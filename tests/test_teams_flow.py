@@ -10,70 +10,38 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from reviews import service
 from reviews.context import Actor
-from reviews.notify import Route
 from storage.database import Database
-from storage.tables import Shift, Staff
 from tests.support.builders import FILLED_FORM, make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
-    DIGEST,
+    ALEX,
+    NURSE,
     OUTREACH,
+    TEAMS_ROUTE,
     TeamsBot,
     activity,
+    card_of,
     execute,
+    outreach_teams_bot,
     person,
     teams_bot,
 )
 
-TEAMS_ROUTE = Route(platform="teams", outreach_channel=OUTREACH, digest_channel=DIGEST)
-NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
-ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")
 STRANGER = person("Pat Porter", "5e5e5e5e-0000-4000-8000-000000000003")
 FORM = FILLED_FORM
 
 
-def on_teams_rota(db: Database, role: str, name: str, aad: str, start: datetime) -> None:
-    """Put a person on the rota by their Entra object id, as a Teams trust's rota CSV does."""
-    with db.unit_of_work() as uow:
-        staff = uow.rota.staff_by_platform_id("teams", aad) or uow.rota.add_staff(
-            Staff(name=name, teams_user_id=aad)
-        )
-        assert staff.id is not None
-        uow.session.add(
-            Shift(
-                role=role,
-                staff_id=staff.id,
-                start=start,
-                end=start + timedelta(hours=12),
-                source="test",
-                imported_at=start,
-            )
-        )
-
-
-@pytest.fixture
-def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
-    with FakeMicrosoft(tmp_path) as fake:
-        yield fake
-
-
 @pytest.fixture
 def bot(db: Database, clock: FrozenClock, ms: FakeMicrosoft) -> Iterator[TeamsBot]:
-    on_teams_rota(db, "outreach", ALEX.name, ALEX.aad_object_id, clock.now() - timedelta(hours=1))
-    with teams_bot(make_services(db, clock, routes=(TEAMS_ROUTE,)), ms) as bot:
+    with outreach_teams_bot(db, clock, ms) as bot:
         yield bot
-
-
-def card_of(call_body: dict) -> dict:
-    return call_body["attachments"][0]["content"]
 
 
 def titles(card: dict) -> list[str]:

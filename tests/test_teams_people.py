@@ -23,8 +23,15 @@ from storage.tables import Staff
 from tests.support.builders import make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
-from tests.support.teams_activities import OUTREACH, TeamsBot, activity, execute, person, teams_bot
-from tests.test_teams_flow import TEAMS_ROUTE
+from tests.support.teams_activities import (
+    OUTREACH,
+    TEAMS_ROUTE,
+    TeamsBot,
+    activity,
+    execute,
+    person,
+    teams_bot,
+)
 
 GRACE = person("Grace Okafor", "9ace9ace-0000-4000-8000-000000000005")
 GRACE_EMAIL = "grace.okafor@nhs.net"

@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
@@ -31,23 +30,18 @@ from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.teams_activities import (
     DIGEST,
     OUTREACH,
+    TEAMS_ROUTE,
     TeamsBot,
     execute,
+    on_teams_rota,
     person,
     teams_bot,
     teams_settings,
 )
-from tests.test_teams_flow import TEAMS_ROUTE, on_teams_rota
 
 NURSE = Actor(platform="teams", user_id="0a0a0a0a-0000-4000-8000-000000000001", name="Wendy")
 ALEX = person("Alex Carter", "a1e0a1e0-0000-4000-8000-000000000002")
 SAM = person("Sam Patel", "5a305a30-0000-4000-8000-000000000004")
-
-
-@pytest.fixture
-def ms(tmp_path: Path) -> Iterator[FakeMicrosoft]:
-    with FakeMicrosoft(tmp_path) as fake:
-        yield fake
 
 
 @pytest.fixture

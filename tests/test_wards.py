@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from tests.support.builders import FILLED_FORM, make_services
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import ROOT, bot_environment
+from tests.support.process import ROOT, run_bot
 from tests.support.slack_requests import (
     choice,
     request_form,
@@ -27,8 +25,14 @@ from tests.support.slack_requests import (
     text_value,
     view_submission,
 )
-from tests.support.teams_activities import activity, execute, person, teams_bot
-from tests.test_teams_flow import TEAMS_ROUTE, on_teams_rota
+from tests.support.teams_activities import (
+    TEAMS_ROUTE,
+    activity,
+    execute,
+    on_teams_rota,
+    person,
+    teams_bot,
+)
 
 EXAMPLE = ROOT / "wards.example.toml"
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
@@ -90,14 +94,8 @@ def test_a_wards_file_turns_the_listener_on_even_in_socket_mode() -> None:
 
 def test_the_bot_refuses_to_start_with_a_bad_wards_file(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD + 'beds = "many"\n')
-    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", WARDS_FILE=str(path))
-    result = subprocess.run(
-        [sys.executable, "bot.py", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_bot(
+        "db", "upgrade", DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", WARDS_FILE=str(path)
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,13 +48,17 @@ def on_rota(
     start: datetime,
     hours: float = 12,
     email: str | None = None,
+    contact: Mapping[str, str] | None = None,
 ) -> Staff:
-    """Put a person on the rota for `role` from `start`."""
+    """Put a person on the rota for `role` from `start`; `contact` sets their Staff fields
+    such as pager or mobile."""
     with db.unit_of_work() as uow:
         person = uow.rota.staff_by_platform_id("slack", slack_user_id) or uow.rota.add_staff(
             Staff(name=name, slack_user_id=slack_user_id, email=email)
         )
         assert person.id is not None
+        for field_name, value in (contact or {}).items():
+            setattr(person, field_name, value)
         uow.session.add(
             Shift(
                 role=role,
@@ -112,3 +117,14 @@ class RecordingSender:
     def id_of(self, item: OutboundItem) -> str:
         """The message id `deliver` returned for `item`."""
         return f"msg-{self.sent.index(item) + 1}"
+
+
+def unsent(db: Database, review_ids: Iterable[int]) -> list[str]:
+    """Keys of those reviews' outbox messages still to go (not yet sent, failed or dropped)."""
+    with db.unit_of_work() as uow:
+        return [
+            row.key
+            for review_id in review_ids
+            for row in uow.outbox.for_review(review_id)
+            if row.state in ("pending", "sending")
+        ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -152,6 +153,31 @@ class FakePager(FakeService):
 
     def pages(self) -> list[dict[str, Any]]:
         return [c.body for c in self.delivered()]
+
+
+def texting_settings(notify: FakeNotify, pager: FakePager) -> dict[str, str]:
+    """The bot's settings that send texts through `notify` and pages through `pager`."""
+    return {
+        "NOTIFY_API_KEY": NOTIFY_API_KEY,
+        "NOTIFY_SMS_TEMPLATE_ID": NOTIFY_TEMPLATE_ID,
+        "NOTIFY_BASE_URL": notify.url,
+        "PAGER_WEBHOOK_URL": pager.url + "/page",
+        "PAGER_WEBHOOK_SECRET": PAGER_SECRET,
+    }
+
+
+LEVEL = re.compile(r"\(level (\d+)\)")
+
+
+def texts_arrived(notify: FakeNotify, pager: FakePager) -> list[tuple[str, str, int, float]]:
+    """(to, reference, level, arrival) of each page the gateway and each text Notify took."""
+    arrived = []
+    for call in pager.delivered():
+        arrived.append((call.body["to"], call.body["reference"], call.body["level"], call.arrived))
+    for call in notify.delivered():
+        level = int(LEVEL.findall(call.body["personalisation"]["message"])[0])
+        arrived.append((call.body["phone_number"], call.body["reference"], level, call.arrived))
+    return arrived
 
 
 def _handler_for(fake: FakeService) -> type[BaseHTTPRequestHandler]:

@@ -28,8 +28,22 @@ def bot_environment(**settings: str) -> dict[str, str]:
     return env
 
 
-def run_bot(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    """`python bot.py ARGS` run to its end in `cwd`, as an operator runs a command."""
+def end(process: subprocess.Popen) -> int:
+    """SIGTERM, and SIGKILL if it has not ended 10 s later; its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def run_bot(
+    *args: str, cwd: Path | str = ROOT, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`python bot.py ARGS` run to its end in `cwd`, as an operator runs a command, with
+    `settings` as its environment's (over a clean copy of this one: bot_environment)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "bot.py"), *args],
         cwd=cwd,
@@ -89,16 +103,56 @@ class BotProcess:
                 return "".join(seen)
         raise AssertionError(f"{needle!r} never appeared; output so far:\n{''.join(self.output)}")
 
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no chance to finish anything."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.stop()
+
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        code = self.process.wait()
+        """SIGTERM (SIGKILL after 10 s); its exit code, once `log` holds all it printed."""
+        code = end(self.process)
         self._reader.join(timeout=5)  # the last lines, for whoever reads `log` next
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
         return code
+
+
+def slack_environment(slack_url: str, database_url: str, **settings: str) -> dict[str, str]:
+    """bot_environment for the bot on Slack over HTTP: the fake Slack Web API at `slack_url`,
+    requests signed with the tests' SIGNING_SECRET, outreach channel C0OUTREACH, loopback on
+    a free port (env["PORT"]); `settings` add to or override those."""
+    from tests.support.slack_requests import SIGNING_SECRET
+
+    return bot_environment(
+        **{
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack_url,
+            "OUTREACH_CHANNEL": "C0OUTREACH",
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+            "DATABASE_URL": database_url,
+            **settings,
+        }
+    )
+
+
+def start_slack_bot(slack_url: str, database_url: str, policy: Path, **settings: str) -> BotProcess:
+    """`python bot.py` on Slack (slack_environment) with an escalation policy, the digest
+    channel C0DIGEST, logging at INFO; `settings` add to or override those. Returned once it
+    listens."""
+    environment = slack_environment(
+        slack_url,
+        database_url,
+        **{
+            "DIGEST_CHANNEL": "C0DIGEST",
+            "ESCALATION_POLICY": str(policy),
+            "LOG_LEVEL": "INFO",
+            **settings,
+        },
+    )
+    bot = BotProcess(env=environment)
+    bot.wait_for("Uvicorn running", timeout=60)
+    return bot

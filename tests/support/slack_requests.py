@@ -273,3 +273,19 @@ def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
     app = build_slack_app(services, config, client)
     with serve(make_http_app(services.db, slack_routes(app), health=services.health)) as base:
         yield SlackBot(services, client, f"{base}/slack/events")
+
+
+OUTREACH_NURSE = "U01ALEX"  # Alex Carter, on the outreach rota in outreach_slack_bot
+
+
+@contextmanager
+def outreach_slack_bot(db: Any, clock: Any, fake: Any) -> Iterator[SlackBot]:
+    """slack_bot on `db` and `clock`, with Alex Carter holding outreach since an hour ago."""
+    from datetime import timedelta
+
+    from tests.support.builders import make_services, on_rota
+
+    start = clock.now() - timedelta(hours=1)
+    on_rota(db, "outreach", "Alex Carter", OUTREACH_NURSE, start=start)
+    with slack_bot(make_services(db, clock), fake) as bot:
+        yield bot

@@ -9,7 +9,6 @@ is killed with SIGKILL halfway through; the load balancer then sends to the othe
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections import Counter
@@ -24,8 +23,8 @@ from handlers.slack.forms import REQUEST_FORM
 from storage.database import Database
 from storage.tables import Outbox, Review
 from tests.support.builders import on_rota
-from tests.support.process import BotProcess, bot_environment
-from tests.support.slack_requests import SIGNING_SECRET, request_form, view_submission
+from tests.support.process import BotProcess, free_port, slack_environment
+from tests.support.slack_requests import request_form, view_submission
 from tests.support.timed_slack import RateLimitedSlack
 
 ALEX, NURSE, CHANNEL = "U01ALEX", "U0WARDNURSE", "C0OUTREACH"
@@ -64,23 +63,14 @@ class Surge:
         return sum(n - 1 for n in [*self.dm_copies.values(), *self.card_copies.values()] if n > 1)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_replica(fake: RateLimitedSlack, url: str, policy: Path) -> tuple[BotProcess, str]:
     port = free_port()
-    env = bot_environment(
-        SLACK_BOT_TOKEN="xoxb-surge",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake.url,
+    env = slack_environment(
+        fake.url,
+        url,
         OUTREACH_CHANNEL=CHANNEL,
         DIGEST_CHANNEL="C0DIGEST",
-        HOST="127.0.0.1",
         PORT=str(port),
-        DATABASE_URL=url,
         ESCALATION_POLICY=str(policy),
         LOG_LEVEL="INFO",
     )

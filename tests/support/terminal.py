@@ -7,6 +7,7 @@ the test reads the screen as the person would see it. Standard library only: pty
 from __future__ import annotations
 
 import os
+import platform
 import pty
 import re
 import select
@@ -15,14 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.process import ROOT
+from tests.support.process import ROOT, end
 
+# The child takes the terminal, and Ctrl-C back: a suite started in the background (`&`, as a
+# non-interactive shell does) passes SIGINT down ignored, and Python then never turns it into
+# KeyboardInterrupt, where a person's shell always leaves it as the default.
 TAKE_TERMINAL = (
-    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "import fcntl, os, signal, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
 )
 CTRL_C, CTRL_D, UP = b"\x03", b"\x04", b"\x1b[A"
 # Colour, cursor and line-clearing sequences: what the person sees is the text around them.
+# The system calls readline's wait for a key blocks in (read, poll, select, pselect6, ppoll).
+WAITING_FOR_A_KEY = {"x86_64": {"0", "7", "23", "270", "271"}, "aarch64": {"63", "72", "73"}}
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
 
 
@@ -51,9 +58,26 @@ class PtyBot:
     def press(self, keys: bytes) -> None:
         if keys in (CTRL_C, CTRL_D):
             # A person is never this quick. CPython's readline shows the prompt before it
-            # starts waiting for a key, and a Ctrl-C in between is only seen at the next key.
-            time.sleep(0.3)
+            # starts waiting for a key, and a Ctrl-C in between is only seen at the next key:
+            # wait until the bot waits, however long a loaded machine takes to get there.
+            self.wait_for_a_key()
         os.write(self.fd, keys)
+
+    def wait_for_a_key(self, timeout: float = 30) -> None:
+        """Until the bot's main thread is blocked waiting for the terminal (Linux: what
+        /proc says it is doing); elsewhere, a pause longer than a quiet machine needs."""
+        calls = WAITING_FOR_A_KEY.get(platform.machine())
+        where = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/syscall")
+        deadline = time.monotonic() + timeout
+        while calls is not None and time.monotonic() < deadline:
+            try:
+                doing = where.read_text().split()
+            except OSError:
+                break  # no /proc, or not ours to read
+            if doing and doing[0] in calls:
+                return
+            time.sleep(0.02)
+        time.sleep(0.3)
 
     def expect(self, needle: str, timeout: float = 20) -> str:
         """What appeared since the last expect, up to and including `needle`."""
@@ -88,7 +112,7 @@ class PtyBot:
         self.screen += ESCAPES.sub("", chunk.decode(errors="replace"))
         return True
 
-    def wait(self, timeout: float = 10) -> int:
+    def wait(self, timeout: float = 30) -> int:
         """The exit status, once the bot ends by itself."""
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
@@ -98,11 +122,5 @@ class PtyBot:
         return self.process.returncode
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process)
         os.close(self.fd)
