@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from reviews import escalation, fallback, notify
@@ -44,6 +44,15 @@ DRAIN_TIME = 5.0
 # own interval (bot.py), no later than an idle replica would see them. Claiming more often
 # costs each busy replica a query a tenth of a second for nothing: measured, it slowed sends.
 CLAIM_EVERY = 0.25
+# A person's direct messages waiting behind one another. In a major incident every new request
+# pings the same bleep-holder, and Slack takes about one message a second in one conversation
+# (each call 100-300 ms): 500 requests in a minute would reach them minutes late one by one.
+# Once they fall behind (the first waiting has been due TOGETHER_LATE), from this many queued
+# they go as one message with a line each (no buttons: each request's card in the outreach
+# channel has them); otherwise they go as they are, buttons and all.
+TOGETHER_LATE = timedelta(seconds=2)
+TOGETHER_FROM = 3
+TOGETHER_MOST = 20  # lines in one message: Slack's text section holds 3,000 characters
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = 300.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
@@ -209,8 +218,11 @@ class _Drain:
 
     def _send(self, rows: list[Outbox]) -> int:
         """On a worker: one destination's rows in order, until one fails or time is up; the
-        rows handled. Those left are handed back at once for another drain (or replica)."""
-        for index, row in enumerate(rows):
+        rows handled. Those left are handed back at once for another drain (or replica). A
+        person's direct messages queued TOGETHER_FROM or more deep go as one (together)."""
+        index = 0
+        while index < len(rows):
+            row = rows[index]
             if (
                 self.stopping
                 or time.monotonic() > self.ends
@@ -218,10 +230,23 @@ class _Drain:
             ):
                 self._release(rows[index:])
                 return index
-            if not _deliver(self.services, self.senders[row.platform], row):
-                self._release(rows[index + 1 :])
-                return index + 1
+            run = _direct_run(rows, index)
+            sender = self.senders[row.platform]
+            if len(run) >= TOGETHER_FROM and self._behind(run[0]):
+                sent = _deliver_together(self.services, sender, run)
+            else:
+                run = [row]
+                sent = _deliver(self.services, sender, row)
+            index += len(run) if sent else 1
+            if not sent:
+                self._release(rows[index:])
+                return index
         return len(rows)
+
+    def _behind(self, row: Outbox) -> bool:
+        """`row` has waited TOGETHER_LATE past when it was queued."""
+        created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+        return self.services.clock.now() - created >= TOGETHER_LATE
 
     def _release(self, rows: list[Outbox]) -> None:
         if rows and not self.stopping:
@@ -297,6 +322,64 @@ def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
         ):
             uow.outbox.save_card(item.review_id, row.platform, row.address, message_id)
     return True
+
+
+def _direct_run(rows: list[Outbox], start: int) -> list[Outbox]:
+    """The direct messages in `rows` from `start` on, up to the first of any other kind."""
+    run: list[Outbox] = []
+    for row in rows[start : start + TOGETHER_MOST]:
+        if row.kind != "direct":
+            break
+        run.append(row)
+    return run
+
+
+def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) -> bool:
+    """Send a person's queued direct messages as one; each row is recorded as sent by it.
+    False if it did not go (the first row takes the failure, the rest wait their turn)."""
+    try:
+        items = [_item(services, row) for row in rows]
+    except Exception:  # noqa: BLE001 - an unreadable payload: one by one, as _deliver fails it
+        return _deliver(services, sender, rows[0])
+    item = OutboundItem(
+        kind="direct",
+        address=rows[0].address,
+        message=Message(text=together_text([i.message for i in items])),
+        card_id=None,
+        review_id=None,
+    )
+    try:
+        message_id = sender.deliver(item)
+    except DeliveryError as error:
+        _record_failure(services, rows[0], error)
+        return False
+    except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
+        log.exception("outbox %s: sender raised", rows[0].id)
+        _record_failure(services, rows[0], DeliveryError(type(error).__name__))
+        return False
+    with services.db.unit_of_work() as uow:
+        for row in rows:
+            uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
+        if services.health.platform_ok(rows[0].platform) is not None:
+            log.warning("%s: messages go out again", rows[0].platform)
+    log.info("outbox: %s direct messages to one person sent as one", len(rows))
+    return True
+
+
+def together_text(messages: list[Message]) -> str:
+    """One message standing for several: a line each, with where the patient is."""
+    lines = []
+    for message in messages:
+        review = message.review
+        where = ""
+        if review is not None:
+            where = f" {review.ward}" + (f" bed {review.bed}" if review.bed else "")
+        lines.append(f"• {message.text}{where}")
+    heading = (
+        f"{len(messages)} messages for you at once. Acknowledge each request on its card "
+        "in the outreach channel:"
+    )
+    return "\n".join([heading, *lines])
 
 
 def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> None:

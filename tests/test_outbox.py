@@ -296,3 +296,31 @@ def test_an_unreadable_message_fails_and_reported_and_holds_up_nothing(services,
     assert rows(services)["test:U1:broken"].state == "failed"
     assert texts(slack, "U1") == ["after it"]
     assert any("could not be delivered" in text for text in texts(slack, DIGEST))
+
+
+def test_a_persons_direct_messages_fallen_behind_go_as_one_naming_each(services, clock) -> None:
+    # A major incident: one bleep-holder's conversation takes about a message a second.
+    for number in range(5):
+        queue(services, "U01ALEX", f"New rapid review RR-000{number + 1} (urgent)")
+    queue(services, "U01SAM", "New rapid review RR-0009 (urgent)")
+    clock.advance(seconds=3)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    [together] = slack.to("U01ALEX")
+    assert together.message.actions == () and together.message.text.startswith("5 messages")
+    for number in range(5):
+        assert f"RR-000{number + 1}" in together.message.text
+    assert [i.message.text for i in slack.to("U01SAM")] == ["New rapid review RR-0009 (urgent)"]
+    sent = {row.key: (row.state, row.message_id) for row in rows(services).values()}
+    assert {state for state, _ in sent.values()} == {"sent"}
+    assert len({message_id for key, (_, message_id) in sent.items() if "U01ALEX" in key}) == 1
+
+
+def test_direct_messages_on_time_go_one_by_one_with_their_own_buttons(services, clock) -> None:
+    for number in range(5):
+        queue(services, "U01ALEX", f"New rapid review RR-000{number + 1} (urgent)")
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    assert [i.message.text for i in slack.to("U01ALEX")] == [
+        f"New rapid review RR-000{number + 1} (urgent)" for number in range(5)
+    ]
