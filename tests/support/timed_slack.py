@@ -34,11 +34,13 @@ class TimedSlack(FakeSlack):
         for arrived, call in list(self.arrivals):
             if call.method != "chat.postMessage":
                 continue
-            match = PING.match(str(call.body.get("text", "")))
-            if match:
-                reference = match[1] or match[4]
-                key = (call.body["channel"], reference, int(match[2] or 0), int(match[3] or 0))
-                found.append((arrived, key))
+            # A message standing for several (one person's fallen behind) has a line each.
+            for line in str(call.body.get("text", "")).split("\n"):
+                match = PING.match(line.removeprefix("• "))
+                if match:
+                    reference = match[1] or match[4]
+                    key = (call.body["channel"], reference, int(match[2] or 0), int(match[3] or 0))
+                    found.append((arrived, key))
         return found
 
     def wait_for_ping(self, key: PingKey, timeout: float) -> float:
