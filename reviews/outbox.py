@@ -11,6 +11,7 @@ import heapq
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -28,7 +29,12 @@ from storage.tables import Outbox
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+# How long a claimed row is held for its drainer. A living drainer renews it every RENEW_EVERY,
+# so the lease only decides how soon the rows a killed replica held go again: every later
+# message to the same person waits behind them (a bleep-holder's pings stalled for the whole of
+# a 60 s lease in a surge with a replica killed).
+LEASE = timedelta(seconds=15)
+RENEW_EVERY = 5.0
 # Destinations one process sends to at once. Slack answers in 100-300 ms, so one at a time is
 # 3-10 messages a second: a busy channel (one post a second, then 429s) or a slow conversation
 # would hold up everyone's direct messages. 8 side by side is 25-80 calls a second, more than
@@ -37,8 +43,8 @@ LEASE = timedelta(seconds=60)
 # left for the listeners; and each worker is a thread that mostly waits on the network.
 WORKERS = 8
 # Seconds one drain claims and sends for, then returns (the scheduler starts the next within a
-# tick): so /healthz sees it complete, and every send ends far inside LEASE (a send's own
-# timeout is 10 s), so no other drainer can take a row this one still holds.
+# tick): so /healthz sees it complete; its leases are renewed while it waits for a send (each
+# times out after 10 s), so no other drainer can take a row this one still holds.
 DRAIN_TIME = 5.0
 # Seconds between claims while sends are under way, so rows falling due join them: the tick's
 # own interval (bot.py), no later than an idle replica would see them. Claiming more often
@@ -134,14 +140,20 @@ class _Drain:
         self.running: dict[Future[int], Destination] = {}
         self.ranked = itertools.count()
         self.stopping = False  # a worker raised: the others take no further row
+        self.held: set[int] = set()  # claimed and not yet sent, failed or handed back
+        self.holding = threading.Lock()
 
     def run(self) -> int:
         handled = 0
         pool: ThreadPoolExecutor | None = None  # made once there is something to send
         claimed_at = -math.inf
+        renewed_at = time.monotonic()
         try:
             while True:
                 now = time.monotonic()
+                if now - renewed_at >= RENEW_EVERY:
+                    renewed_at = now
+                    self._renew()
                 sending = now < self.ends
                 idle = not self.running
                 if sending and (idle or now - claimed_at >= CLAIM_EVERY) and self._room():
@@ -156,11 +168,9 @@ class _Drain:
                 if not self.running:
                     return handled  # time is up: what still waits is handed back below
                 # Until the next claim is due; once no more can be claimed, until a send ends.
-                pause = (
-                    max(claimed_at + CLAIM_EVERY - time.monotonic(), 0.0)
-                    if sending and self._room()
-                    else None
-                )
+                pause = max(renewed_at + RENEW_EVERY - time.monotonic(), 0.0)
+                if sending and self._room():
+                    pause = min(pause, max(claimed_at + CLAIM_EVERY - time.monotonic(), 0.0))
                 done, _ = wait(self.running, timeout=pause, return_when=FIRST_COMPLETED)
                 for future in done:
                     del self.running[future]
@@ -203,7 +213,21 @@ class _Drain:
         # A platform refusing our credentials is tried with one message every so often,
         # not with each of its messages on every tick.
         platforms = [p for p in self.senders if self.services.health.may_send(p, now)]
-        return _claim(self.services, platforms, self.limit) if platforms else []
+        found = _claim(self.services, platforms, self.limit) if platforms else []
+        with self.holding:
+            self.held.update(row.id or 0 for row in found)
+        return found
+
+    def _renew(self) -> None:
+        with self.holding:
+            held = sorted(self.held)
+        if held:
+            with self.services.db.unit_of_work() as uow:
+                uow.outbox.renew(held, until=self.services.clock.now() + LEASE)
+
+    def _done(self, rows: list[Outbox]) -> None:
+        with self.holding:
+            self.held.difference_update(row.id or 0 for row in rows)
 
     def _queue(self, rows: list[Outbox]) -> None:
         """`rows` (in lanes, each destination's in order) as a queue per destination. Urgent
@@ -237,6 +261,7 @@ class _Drain:
             else:
                 run = [row]
                 sent = _deliver(self.services, sender, row)
+            self._done(run if sent else run[:1])
             index += len(run) if sent else 1
             if not sent:
                 self._release(rows[index:])
@@ -249,6 +274,7 @@ class _Drain:
         return self.services.clock.now() - created >= TOGETHER_LATE
 
     def _release(self, rows: list[Outbox]) -> None:
+        self._done(rows)
         if rows and not self.stopping:
             with self.services.db.unit_of_work() as uow:
                 uow.outbox.release([row.id or 0 for row in rows], now=self.services.clock.now())

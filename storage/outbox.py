@@ -199,6 +199,15 @@ class OutboxStore:
         self.release([row.id for row in rows if row.id is not None], now=now)
         return len(rows)
 
+    def renew(self, outbox_ids: Sequence[int], *, until: datetime) -> None:
+        """Extend the lease on claimed rows a living drainer still holds."""
+        if outbox_ids:
+            self._core(
+                update(Outbox)
+                .where(col(Outbox.id).in_(outbox_ids), col(Outbox.state) == "sending")
+                .values(next_attempt_at=until)
+            )
+
     def release(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
         """Hand claimed rows back unsent and uncounted (an earlier one to their destination
         failed, or this drainer ran out of lease time)."""
