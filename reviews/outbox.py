@@ -134,7 +134,7 @@ class _Drain:
 
     def __init__(self, services: Services, senders: Mapping[str, Sender], limit: int, workers: int):
         self.services, self.senders, self.limit, self.workers = services, senders, limit, workers
-        # Everything is sent by then, well inside LEASE: no other drainer takes a row we hold.
+        # Claims and new sends stop then; leases are renewed until the last send ends.
         self.ends = time.monotonic() + DRAIN_TIME
         self.waiting: list[_Queue] = []  # claimed, not yet on a worker (a heap)
         self.running: dict[Future[int], Destination] = {}
@@ -328,25 +328,33 @@ def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
         log.error("outbox %s: unreadable payload (%s)", row.id, type(error).__name__)
         _record_failure(services, row, DeliveryError("unreadable payload", permanent=True))
         return False
+    return _send_item(services, sender, item, [row])
+
+
+def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: list[Outbox]) -> bool:
+    """Send `item`, standing for `rows` (one, or a person's direct messages together), and
+    record every row as sent by it; False if it did not go (the first row takes the failure)."""
+    first = rows[0]
     try:
         message_id = sender.deliver(item)
     except DeliveryError as error:
-        _record_failure(services, row, error)
+        _record_failure(services, first, error)
         return False
     except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
-        log.exception("outbox %s: sender raised", row.id)
-        _record_failure(services, row, DeliveryError(type(error).__name__))
+        log.exception("outbox %s: sender raised", first.id)
+        _record_failure(services, first, DeliveryError(type(error).__name__))
         return False
     with services.db.unit_of_work() as uow:
-        uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
-        if services.health.platform_ok(row.platform) is not None:
-            log.warning("%s: messages go out again", row.platform)
+        for row in rows:
+            uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
+        if services.health.platform_ok(first.platform) is not None:
+            log.warning("%s: messages go out again", first.platform)
         if (
             message_id
             and item.review_id is not None
-            and (row.kind == "card" or (row.kind == "card_update" and item.card_id is None))
+            and (first.kind == "card" or (first.kind == "card_update" and item.card_id is None))
         ):
-            uow.outbox.save_card(item.review_id, row.platform, row.address, message_id)
+            uow.outbox.save_card(item.review_id, first.platform, first.address, message_id)
     return True
 
 
@@ -374,20 +382,8 @@ def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) ->
         card_id=None,
         review_id=None,
     )
-    try:
-        message_id = sender.deliver(item)
-    except DeliveryError as error:
-        _record_failure(services, rows[0], error)
+    if not _send_item(services, sender, item, rows):
         return False
-    except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
-        log.exception("outbox %s: sender raised", rows[0].id)
-        _record_failure(services, rows[0], DeliveryError(type(error).__name__))
-        return False
-    with services.db.unit_of_work() as uow:
-        for row in rows:
-            uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
-        if services.health.platform_ok(rows[0].platform) is not None:
-            log.warning("%s: messages go out again", rows[0].platform)
     log.info("outbox: %s direct messages to one person sent as one", len(rows))
     return True
 

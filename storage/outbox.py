@@ -82,8 +82,9 @@ class OutboxStore:
         return self._core(statement).first() is not None
 
     def _core(self, statement: Any) -> Any:
-        """Run an INSERT or UPDATE on this transaction's connection, past the ORM: for the two
-        statements every message makes (queued, sent) the ORM's layer was 40% of their CPU.
+        """Run an INSERT or UPDATE on this transaction's connection, past the ORM: for the
+        statements every message makes (queued, sent, its lease renewed) the ORM's layer was
+        40% of their CPU.
         Nothing the session holds unflushed may matter to `statement` (a review a message
         names has its id, so it is flushed already), and no loaded row is refreshed."""
         return self.session.connection().execute(statement)

@@ -26,9 +26,8 @@ from slack_sdk import WebClient
 from reviews.outbox import WORKERS
 
 # Kept alive to Slack: one for each of the outbox's workers and as many again for listeners
-# (a modal, a card update after a press) at the same moment. requests.Session shares them
-# between threads through urllib3's pool, which is thread-safe; beyond it a call would open a
-# connection (a TLS handshake) only to throw it away.
+# (a modal, a card update after a press) at the same moment. urllib3's pool is thread-safe;
+# beyond it a call would open a connection (a TLS handshake) only to throw it away.
 CONNECTIONS = 2 * WORKERS
 
 
