@@ -76,10 +76,13 @@ def cards(fake: FakeSlack) -> list[Call]:
 
 def test_request_forms_open_over_one_kept_alive_connection(bot: SlackBot, fake: FakeSlack) -> None:
     # Against real Slack each new connection is a TLS handshake before the form can open.
-    for number in range(3):
+    forms = 4
+    for number in range(forms):
         bot.post(slash_command(response_url=fake.response_url(), trigger_id=f"trig-{number}"))
-        fake.wait_for("views.open", number + 1)
-    assert len({call.connection for call in fake.called("views.open")}) == 1
+        assert fake.wait_for("views.open", number + 1)[-1].answered.wait(5)
+    # The bot reads Slack's answer back a moment after the fake sends it; on a loaded machine
+    # the next form can open in that moment, over a second kept connection. Never one a form.
+    assert len({call.connection for call in fake.called("views.open")}) <= 2
 
 
 def test_raise_acknowledge_attend_and_record_outcome(bot: SlackBot, fake: FakeSlack) -> None:

@@ -39,6 +39,7 @@ class Call:
     headers: dict[str, str]
     answer: dict[str, Any] = field(default_factory=dict)  # what the fake said back
     connection: tuple[str, int] = ("", 0)  # the caller's address and port: one per connection
+    answered: threading.Event = field(default_factory=threading.Event)  # set once it was sent
 
 
 @dataclass
@@ -325,6 +326,7 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self._send_text(200, f"OK - {len(raw)}")
             else:
                 self._send(status, call.answer, retry_after=retry_after)
+            call.answered.set()
 
         def _send(
             self, status: int, payload: dict[str, Any], retry_after: int | None = None
