@@ -110,13 +110,26 @@ def drain(
     the order they were queued, on one worker; different destinations go side by side, up to
     `workers` at once, the urgent lane's first when workers are scarce. While sends are under
     way, rows falling due are claimed too, so a slow destination holds up only itself. After a
-    row fails, the rest of its destination's wait for its retry. DatabaseUnavailable if the
-    database cannot be reached.
+    row fails, the rest of its destination's wait for its retry (a person's: those about the
+    same request; another drainer's hold, too, holds back only those). DatabaseUnavailable if
+    the database cannot be reached.
     """
     return _Drain(services, senders, limit, workers).run()
 
 
 Destination = tuple[str, str]  # (platform, address)
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _workers(count: int) -> ThreadPoolExecutor:
+    """Threads for `count` sends at once, kept from one drain to the next: starting them anew
+    each drain (four a second) cost a millisecond of CPU a thread."""
+    with _pools_lock:
+        if count not in _pools:
+            _pools[count] = ThreadPoolExecutor(count, thread_name_prefix="outbox")
+        return _pools[count]
 
 
 @dataclass(order=True)
@@ -145,7 +158,6 @@ class _Drain:
 
     def run(self) -> int:
         handled = 0
-        pool: ThreadPoolExecutor | None = None  # made once there is something to send
         claimed_at = -math.inf
         renewed_at = time.monotonic()
         try:
@@ -163,8 +175,8 @@ class _Drain:
                         return handled
                     self._queue(found)
                 for queue in self._next_queues() if sending else []:
-                    pool = pool or ThreadPoolExecutor(self.workers, thread_name_prefix="outbox")
-                    self.running[pool.submit(self._send, queue.rows)] = queue.destination
+                    future = _workers(self.workers).submit(self._send, queue.rows)
+                    self.running[future] = queue.destination
                 if not self.running:
                     return handled  # time is up: what still waits is handed back below
                 # Until the next claim is due; once no more can be claimed, until a send ends.
@@ -180,8 +192,7 @@ class _Drain:
             self.stopping = True
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            wait(self.running)  # each send ends and is recorded (or handed back) before this
             if not self.stopping:
                 self._release([row for queue in self.waiting for row in queue.rows])
 
@@ -213,7 +224,9 @@ class _Drain:
         # A platform refusing our credentials is tried with one message every so often,
         # not with each of its messages on every tick.
         platforms = [p for p in self.senders if self.services.health.may_send(p, now)]
-        found = _claim(self.services, platforms, self.limit) if platforms else []
+        with self.holding:
+            held = set(self.held)
+        found = _claim(self.services, platforms, self.limit, held) if platforms else []
         with self.holding:
             self.held.update(row.id or 0 for row in found)
         return found
@@ -293,11 +306,11 @@ def recover(services: Services) -> int:
     return released
 
 
-def _claim(services: Services, platforms: list[str], limit: int) -> list[Outbox]:
+def _claim(services: Services, platforms: list[str], limit: int, held: set[int]) -> list[Outbox]:
     with services.db.unit_of_work() as uow:
         return list(
             uow.outbox.claim(
-                now=services.clock.now(), lease=LEASE, limit=limit, platforms=platforms
+                now=services.clock.now(), lease=LEASE, limit=limit, platforms=platforms, held=held
             )
         )
 

@@ -211,6 +211,41 @@ def test_a_living_drainer_keeps_its_rows_through_a_send_longer_than_the_lease(
     assert other.sent == [] and texts(slow, "U1") == ["ping"]
 
 
+def test_a_killed_drainers_ping_holds_up_only_its_own_requests_next_messages(
+    services, clock
+) -> None:
+    # A major incident: a replica dies holding the bleep-holder's ping about RR-0001. Their
+    # pings about every other request must not wait for its lease to run out.
+    on_rota(services.db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now())
+
+    class DyingSender:
+        def deliver(self, item: OutboundItem) -> str | None:
+            raise SystemExit  # the process is killed between claiming and sending
+
+    first = service.raise_review(services=services, request=request(), by=NURSE)
+    with pytest.raises(SystemExit):
+        drain(services, {"slack": DyingSender()})
+    second = service.raise_review(services=services, request=request(bed="9"), by=NURSE)
+    with services.db.unit_of_work() as uow:
+        notify.to_user(
+            uow,
+            platform="slack",
+            user_id=OUTREACH.user_id,
+            key="test:second-about-first",
+            message=Message(text="more about the first"),
+            at=clock.now(),
+            review_id=first.review_id,
+        )
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    assert [second.reference in i.message.text for i in slack.to(OUTREACH.user_id)] == [True]
+    assert slack.to("C0OUTREACH") == []  # a channel's cards still go in order
+    clock.advance(LEASE.total_seconds())
+    drain(services, {"slack": slack})
+    after = [i.message.text for i in slack.to(OUTREACH.user_id)][1:]
+    assert first.reference in after[0] and after[1:] == ["more about the first"]
+
+
 @dataclass
 class ThreadSafeRecorder:
     """Records from several drainers at once; each delivery yields the GIL to interleave."""
