@@ -89,6 +89,15 @@ def _enqueue_statement(insert: Any) -> Any:
 
 
 ENQUEUE = {False: _enqueue_statement(sqlite_insert), True: _enqueue_statement(pg_insert)}
+ANY_DUE = (
+    select(Outbox.id)
+    .where(
+        col(Outbox.state).in_(UNSENT),
+        col(Outbox.next_attempt_at) <= bindparam("now"),
+        col(Outbox.platform).in_(bindparam("platforms", expanding=True)),
+    )
+    .limit(1)
+)
 DUE_URGENT = _due_statement(URGENT)
 DUE_OTHERS = _due_statement(col(Outbox.id).not_in(bindparam("taken", expanding=True)))
 
@@ -205,6 +214,11 @@ class OutboxStore:
         self.session.flush()
         return rows
 
+    def any_due(self, *, now: datetime, platforms: Sequence[str]) -> bool:
+        """Whether any unsent row is due now (a claim may still find them held back)."""
+        params = {"now": now, "platforms": list(platforms)}
+        return self.session.exec(ANY_DUE, params=params).first() is not None
+
     def _due(
         self,
         now: datetime,
@@ -281,16 +295,16 @@ class OutboxStore:
         Rows mid-send are dropped too: if their sender dies, they are not sent again after the
         lease runs out (a send already under way still completes and is recorded as sent).
         """
-        rows = self.session.exec(
-            select(Outbox).where(
-                Outbox.review_id == review_id,
+        dropped = self._core(
+            update(Outbox)
+            .where(
+                col(Outbox.review_id) == review_id,
                 col(Outbox.state).in_(UNSENT),
                 or_(col(Outbox.key).startswith("esc:"), col(Outbox.key).startswith("attend:")),
             )
-        ).all()
-        for row in rows:
-            row.state = "dropped"
-        return len(rows)
+            .values(state="dropped")
+        )
+        return int(dropped.rowcount)
 
     def watch_direct(self, *, key_prefix: str, at: datetime) -> None:
         """Give the direct messages queued under `key_prefix` a follow-up moment."""
