@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,7 @@ from reviews.health import Health
 from reviews.notify import Route
 from reviews.policy import Policy
 from reviews.wards import Wards
-from storage.database import Database
+from storage.database import Database, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,12 @@ def operator(name: str = "") -> Actor:
     the stable id, and `name` (what they said with --by) as given, unchecked."""
     login = getpass.getuser()
     return Actor(platform="cli", user_id=login, name=name or login)
+
+
+def known_as(uow: UnitOfWork, by: Actor) -> Actor:
+    """`by` named as the rota's directory knows them (with its email, for MANAGERS and
+    ROTA_ADMINS), or as their platform named them if it does not."""
+    staff = uow.rota.staff_by_platform_id(by.platform, by.user_id)
+    if staff is None:
+        return by
+    return replace(by, name=staff.name, email=staff.email or by.email)

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from reviews import messages, notify
-from reviews.context import Actor, Services
+from reviews.context import Actor, Services, known_as
 from reviews.errors import BadInput as BadInput
 from reviews.errors import NotAllowed as NotAllowed
 from reviews.errors import NotFound as NotFound
@@ -85,6 +85,7 @@ def _raise(
             return Result(
                 existing, False, f"{format_reference(existing.id or 0)} was already raised."
             )
+        by = known_as(uow, by)
         review = add_review(uow, services, request, by, now=now, submission_key=submission_key)
     log.info("%s raised (%s, %s)", format_reference(review.id or 0), review.urgency, by.platform)
     return Result(review, True, f"{format_reference(review.id or 0)} raised.")
@@ -161,7 +162,7 @@ def open_requests(*, services: Services, limit: int = messages.OPEN_LISTED) -> m
 
 
 def acknowledge(*, services: Services, review_id: int, by: Actor) -> Result:
-    def apply(uow: UnitOfWork, review: Review) -> None:
+    def apply(uow: UnitOfWork, review: Review, by: Actor) -> None:
         now = services.clock.now()
         _take(uow, review, by, now)
         review.next_attend_reminder_at = now + Ladder.from_json(review.policy).attend_within
@@ -170,7 +171,7 @@ def acknowledge(*, services: Services, review_id: int, by: Actor) -> Result:
 
 
 def attend(*, services: Services, review_id: int, by: Actor) -> Result:
-    def apply(uow: UnitOfWork, review: Review) -> None:
+    def apply(uow: UnitOfWork, review: Review, by: Actor) -> None:
         now = services.clock.now()
         _take(uow, review, by, now)
         review.attending_at, review.attending_by = now, by.label
@@ -191,7 +192,7 @@ def record_outcome(
     except FormErrors as problems:
         raise BadInput(problems) from None
 
-    def apply(uow: UnitOfWork, review: Review) -> None:
+    def apply(uow: UnitOfWork, review: Review, by: Actor) -> None:
         now = services.clock.now()
         _take(uow, review, by, now)
         review.closed_at, review.closed_by = now, by.label
@@ -218,7 +219,7 @@ def cancel(*, services: Services, review_id: int, by: Actor, reason: str) -> Res
     except FormErrors as problems:
         raise BadInput(problems) from None
 
-    def apply(uow: UnitOfWork, review: Review) -> None:
+    def apply(uow: UnitOfWork, review: Review, by: Actor) -> None:
         now = services.clock.now()
         review.cancelled_at, review.cancelled_by, review.cancel_reason = now, by.label, reason
         review.cancelled_platform, review.cancelled_user = by.platform, by.user_id
@@ -261,7 +262,7 @@ def _change(
     by: Actor,
     action: Action,
     target: State,
-    apply: Callable[[UnitOfWork, Review], None],
+    apply: Callable[[UnitOfWork, Review, Actor], None],
     **detail: str,
 ) -> Result:
     reference = format_reference(review_id)
@@ -269,6 +270,7 @@ def _change(
         review = uow.reviews.get(review_id, for_update=True)
         if review is None:
             raise NotFound(f"There is no request {reference}.")
+        by = known_as(uow, by)
         check_review_action(uow, review, by, action, services.clock.now())
         state = State(review.state)
         if state is target:
@@ -280,7 +282,7 @@ def _change(
             )
         if state not in ALLOWED_FROM[target]:
             raise WrongState(f"{reference} is {state.value}, so it cannot be {target.value} now.")
-        apply(uow, review)
+        apply(uow, review, by)
         review.state = target
         uow.session.add(review)
         now = services.clock.now()

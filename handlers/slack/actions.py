@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from handlers.slack.blocks import ACTION_PREFIX
 from handlers.slack.forms import cancel_view, outcome_view
-from handlers.slack.people import actor, tell
+from handlers.slack.people import slack_user, tell
 from reviews import service
 from reviews.context import Services
 from reviews.model import Action
@@ -89,7 +89,7 @@ def _press(
     review_id: int,
 ) -> str | None:
     """Do what the button says; what to tell the presser privately, if anything."""
-    by = actor(services, body["user"])
+    by = slack_user(body["user"])  # named from the rota by the change, in its transaction
     if pressed in (Action.ACKNOWLEDGE, Action.ATTEND):
         change = service.acknowledge if pressed is Action.ACKNOWLEDGE else service.attend
         result = change(services=services, review_id=review_id, by=by)

@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from handlers.slack.blocks import escape
-from reviews.context import Actor, Services
+from reviews.context import Actor, Services, known_as
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +19,15 @@ def actor(services: Services, user: dict[str, Any]) -> Actor:
 
     DatabaseUnavailable escapes: the caller is about to need the database anyway.
     """
+    with services.db.reading() as uow:
+        return known_as(uow, slack_user(user))
+
+
+def slack_user(user: dict[str, Any]) -> Actor:
+    """The person behind a payload's `user` as Slack names them. Raising and changing a request
+    name them as the rota's directory knows them, in their own transaction (reviews.service)."""
     user_id = str(user.get("id") or user.get("user_id") or "")
     name = str(user.get("name") or user.get("username") or user.get("user_name") or user_id)
-    with services.db.reading() as uow:
-        staff = uow.rota.staff_by_platform_id("slack", user_id)
-        if staff is not None:
-            return Actor(
-                platform="slack", user_id=user_id, name=staff.name, email=staff.email or ""
-            )
     return Actor(platform="slack", user_id=user_id, name=name)
 
 

@@ -27,7 +27,7 @@ from handlers.slack.forms import (
     read_request,
     said_view,
 )
-from handlers.slack.people import actor
+from handlers.slack.people import slack_user
 from reviews import service
 from reviews.context import Actor, Services
 from reviews.model import (
@@ -61,7 +61,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
             return service.raise_review(
                 services=services,
                 request=request,
-                by=actor(services, body["user"]),
+                by=slack_user(body["user"]),  # named from the rota in its transaction
                 submission_key=f"slack:{view['id']}:{fingerprint(request)}",
             )
 
@@ -138,7 +138,7 @@ def _change(
 ) -> None:
     """Run `change(by)` and answer the modal with what happened, or plainly why not."""
     try:
-        result = within_deadline(lambda: change(actor(services, user)), f"{what} from Slack")
+        result = within_deadline(lambda: change(slack_user(user)), f"{what} from Slack")
     except NotConfirmed:
         ack(
             response_action="update",
