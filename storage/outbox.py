@@ -36,8 +36,9 @@ def _due_statement(*where: Any) -> SelectOfScalar[Outbox]:
     # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
     # queue behind one failing destination cannot crowd out everyone else's messages.
     # A person's direct messages about different requests need no order between them, and
-    # a killed replica's lease must not hold up their every later ping: only this
-    # drainer's own rows (:held) hold back a direct message about another request.
+    # a killed replica's lease must not hold up their every later ping: another drainer's
+    # hold on one (not this drainer's, :held) holds back only those about the same request.
+    # One waiting to retry still holds back all of theirs (a 429 is for the conversation).
     waiting = exists().where(
         col(earlier.platform) == col(Outbox.platform),
         col(earlier.address) == col(Outbox.address),
@@ -45,6 +46,7 @@ def _due_statement(*where: Any) -> SelectOfScalar[Outbox]:
         col(earlier.next_attempt_at) > now,
         col(earlier.id) < col(Outbox.id),
         or_(
+            col(earlier.state) == "pending",
             col(Outbox.kind) != "direct",
             col(earlier.kind) != "direct",
             col(earlier.review_id).is_not_distinct_from(col(Outbox.review_id)),
@@ -168,9 +170,9 @@ class OutboxStore:
 
         A message is claimed only with every earlier unsent message to its destination (so it
         waits behind one another drainer holds, or one waiting to retry), except that a direct
-        message waits only for those about its own request unless the earlier one is in `held`
-        (this drainer's). Claimed rows are leased: if this process dies mid-send, another
-        claims them once the lease runs out.
+        message waits for another drainer's hold (not one in `held`, this drainer's) only if
+        that is about the same request. Claimed rows are leased: if this process dies
+        mid-send, another claims them once the lease runs out.
         """
         # The oldest are always taken too: an urgent ping queued behind a card to the same
         # channel can only go once that card has, so it must never crowd the card out.
@@ -187,6 +189,7 @@ class OutboxStore:
                 col(Outbox.address),
                 col(Outbox.kind),
                 col(Outbox.review_id),
+                col(Outbox.state),
             )
             .where(
                 col(Outbox.state).in_(UNSENT),
@@ -198,14 +201,16 @@ class OutboxStore:
         mine = {row.id for row in due}
         blocked: set[tuple[str, ...]] = set()
         claimable: set[int | None] = set()
-        for row_id, platform, address, kind, review_id in queued:
+        for row_id, platform, address, kind, review_id, state in queued:
             stream = (platform, address, str(review_id)) if kind == "direct" else ()
             if (platform, address) in blocked or stream in blocked:
                 continue
             if row_id in mine:
                 claimable.add(row_id)
+            elif stream and state == "sending" and row_id not in held:
+                blocked.add(stream)  # another drainer's (perhaps a dead one's) hold
             else:
-                blocked.add(stream if stream and row_id not in held else (platform, address))
+                blocked.add((platform, address))
         rows = in_lanes([row for row in due if row.id in claimable])
         for row in rows:
             row.state = "sending"

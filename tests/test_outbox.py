@@ -246,6 +246,24 @@ def test_a_killed_drainers_ping_holds_up_only_its_own_requests_next_messages(
     assert first.reference in after[0] and after[1:] == ["more about the first"]
 
 
+def test_slack_refusing_one_of_a_persons_pings_holds_back_their_others_for_the_wait(
+    services, clock
+) -> None:
+    # Slack's 429 is for the conversation: pinging them about the next request at once would
+    # only be refused again.
+    on_rota(services.db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now())
+    first = service.raise_review(services=services, request=request(), by=NURSE)
+    second = service.raise_review(services=services, request=request(bed="9"), by=NURSE)
+    refused = DeliveryError("Slack 429", retry_after=30)
+    slack = RecordingSender(failures=[refused], failing=OUTREACH.user_id)
+    drain(services, {"slack": slack})
+    assert slack.to(OUTREACH.user_id) == []
+    clock.advance(seconds=30)
+    drain(services, {"slack": slack})
+    pinged = [i.message.text for i in slack.to(OUTREACH.user_id)]
+    assert [first.reference in pinged[0], second.reference in pinged[1]] == [True, True]
+
+
 @dataclass
 class ThreadSafeRecorder:
     """Records from several drainers at once; each delivery yields the GIL to interleave."""

@@ -29,10 +29,11 @@ class TimedSlack(FakeSlack):
         super().record(call)
 
     def pings(self) -> list[tuple[float, PingKey]]:
-        """(arrival, (recipient, review, level, repeat)) of every escalation message."""
+        """(arrival, (recipient, review, level, repeat)) of every escalation message Slack
+        took (not those it refused: a 429 or a failure is not a message)."""
         found = []
         for arrived, call in list(self.arrivals):
-            if call.method != "chat.postMessage":
+            if call.method != "chat.postMessage" or not call.answer.get("ok"):
                 continue
             # A message standing for several (one person's fallen behind) has a line each.
             for line in str(call.body.get("text", "")).split("\n"):
@@ -56,9 +57,9 @@ class TimedSlack(FakeSlack):
 
 @dataclass
 class RateLimitedSlack(TimedSlack):
-    """Slack's limit on posting: about one message a second to each channel, 429 with
-    Retry-After beyond it. Direct messages (to a user id) are each their own conversation
-    and are not limited here."""
+    """Slack's limit on posting: about one message a second to each conversation, 429 with
+    Retry-After beyond it; a channel, and each person's direct messages (posted to their user
+    id), are a conversation each. Real Slack allows short bursts; this fake allows none."""
 
     interval: float = 1.0
     posted: dict[str, float] = field(default_factory=dict)  # channel -> last accepted post
@@ -69,8 +70,6 @@ class RateLimitedSlack(TimedSlack):
         if failure or method not in ("chat.postMessage", "chat.update") or body is None:
             return failure
         channel = str(body.get("channel", ""))
-        if not channel.startswith(("C", "G")):
-            return None
         with self._lock:
             now = time.monotonic()
             if now - self.posted.get(channel, -math.inf) < self.interval:
