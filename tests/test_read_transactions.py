@@ -49,3 +49,19 @@ def test_health_answers_while_a_request_is_being_written(bot: SlackBot) -> None:
         uow.reviews.count_open()  # this transaction holds the write lock until the block ends
         answer = requests.get(health, timeout=10)
     assert answer.status_code == 200 and answer.json()["status"] == "ok"
+
+
+def test_an_outbox_tick_with_nothing_to_send_waits_for_no_writer(bot: SlackBot) -> None:
+    # Four ticks a second on every replica: on SQLite each used to queue for the one writer
+    # lock, behind (and ahead of) every nurse's submission, to find nothing.
+    import threading
+
+    finished = threading.Event()
+    with bot.services.db.unit_of_work() as uow:
+        uow.reviews.count_open()  # this transaction holds the write lock until the block ends
+        tick = threading.Thread(
+            target=lambda: (bot.drain(), finished.set())
+        )
+        tick.start()
+        assert finished.wait(timeout=5), "an idle outbox tick waited for the writer"
+    tick.join()
