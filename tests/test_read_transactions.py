@@ -59,9 +59,7 @@ def test_an_outbox_tick_with_nothing_to_send_waits_for_no_writer(bot: SlackBot) 
     finished = threading.Event()
     with bot.services.db.unit_of_work() as uow:
         uow.reviews.count_open()  # this transaction holds the write lock until the block ends
-        tick = threading.Thread(
-            target=lambda: (bot.drain(), finished.set())
-        )
+        tick = threading.Thread(target=lambda: (bot.drain(), finished.set()))
         tick.start()
         assert finished.wait(timeout=5), "an idle outbox tick waited for the writer"
     tick.join()
