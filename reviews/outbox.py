@@ -270,13 +270,12 @@ class _Drain:
             run = _direct_run(rows, index)
             sender = self.senders[row.platform]
             if len(run) >= TOGETHER_FROM and self._behind(run[0]):
-                sent = _deliver_together(self.services, sender, run)
+                went = _deliver_together(self.services, sender, run)
             else:
-                run = [row]
-                sent = _deliver(self.services, sender, row)
-            self._done(run if sent else run[:1])
-            index += len(run) if sent else 1
-            if not sent:
+                went = [row] if _deliver(self.services, sender, row) else []
+            self._done(went or [row])
+            index += len(went) or 1
+            if not went:
                 self._release(rows[index:])
                 return index
         return len(rows)
@@ -387,13 +386,15 @@ def _direct_run(rows: list[Outbox], start: int) -> list[Outbox]:
     return run
 
 
-def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) -> bool:
+def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox]:
     """Send a person's queued direct messages as one; each row is recorded as sent by it.
-    False if it did not go (the first row takes the failure, the rest wait their turn)."""
+    The rows that went: none if it did not go (the first row takes the failure, the rest wait
+    their turn); only the first when one of them cannot be read (the first goes on its own, as
+    _deliver fails an unreadable one, and the rest are for the caller to send next)."""
     try:
         items = [_item(services, row) for row in rows]
     except Exception:  # noqa: BLE001 - an unreadable payload: one by one, as _deliver fails it
-        return _deliver(services, sender, rows[0])
+        return rows[:1] if _deliver(services, sender, rows[0]) else []
     item = OutboundItem(
         kind="direct",
         address=rows[0].address,
@@ -402,9 +403,9 @@ def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) ->
         review_id=None,
     )
     if not _send_item(services, sender, item, rows):
-        return False
+        return []
     log.info("outbox: %s direct messages to one person sent as one", len(rows))
-    return True
+    return rows
 
 
 def together_text(messages: list[Message]) -> str:
