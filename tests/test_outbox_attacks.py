@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
+from handlers.slack.blocks import escape, render
 from reviews import notify
 from reviews.messages import Message
 from reviews.outbox import drain
@@ -18,13 +19,13 @@ def services(db, clock):
     return make_services(db, clock)
 
 
-def queue(services, address: str, text: str) -> None:
+def queue(services, address: str, text: str, key: str = "") -> None:
     with services.db.unit_of_work() as uow:
         notify.to_user(
             uow,
             platform="slack",
             user_id=address,
-            key=f"test:{address}:{text}",
+            key=key or f"test:{address}:{text}",
             message=Message(text=text),
             at=services.clock.now(),
         )
@@ -58,3 +59,27 @@ def test_an_unreadable_message_among_those_going_together_strands_none_after_it(
         "test:U01ALEX:three": "sent",
         "test:U01ALEX:four": "sent",
     }
+
+
+def test_a_raiser_fallen_behind_sees_every_line_of_their_messages_together(services, clock):
+    # A ward nurse raised eight requests; each was cancelled with a reason of up to 500
+    # characters. Their messages fell behind and went as one: Slack shows a text section's
+    # first 3,000 characters, so lines past that would be marked sent yet never seen.
+    reason = "Patient transferred to the coronary care unit & family informed; " * 7
+    for number in range(1, 9):
+        text = f"Your request RR-000{number}: Cancelled by Sam: {reason}"
+        queue(services, "U0NURSE", text, key=f"test:raiser:{number}")
+    clock.advance(seconds=3)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    drain(services, {"slack": slack})
+    shown = [
+        block["text"]["text"]
+        for item in slack.to("U0NURSE")
+        for block in render(item.message)
+        if block["type"] == "section"
+    ]
+    for number in range(1, 9):
+        line = escape(f"Your request RR-000{number}: Cancelled by Sam: {reason}")
+        assert any(line in text for text in shown), f"RR-000{number} not shown"
+    assert set(states(services).values()) == {"sent"}
