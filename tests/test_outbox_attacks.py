@@ -3,13 +3,16 @@ twice, out of order, lost or stuck. Each test here failed before the fix beside 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlmodel import select
 
 from handlers.slack.blocks import escape, render
 from reviews import notify
 from reviews.messages import Message
-from reviews.outbox import drain
+from reviews.outbox import CLAIM_EVERY, LEASE, OutboundItem, drain
 from storage.tables import Outbox
 from tests.support.builders import RecordingSender, make_services
 
@@ -83,3 +86,28 @@ def test_a_raiser_fallen_behind_sees_every_line_of_their_messages_together(servi
         line = escape(f"Your request RR-000{number}: Cancelled by Sam: {reason}")
         assert any(line in text for text in shown), f"RR-000{number} not shown"
     assert set(states(services).values()) == {"sent"}
+
+
+def test_a_drainer_never_claims_again_a_message_it_is_sending_itself(services, clock) -> None:
+    # The drain's loop renews its leases every RENEW_EVERY, between claims; a claim that waited
+    # long for the database (SQLite's writer lock, 30 s at most) finds its own lease run out.
+    # It must not take its own message again: a second worker would send it a second time.
+    in_send, finish = threading.Event(), threading.Event()
+
+    class SlowSender(RecordingSender):
+        def deliver(self, item: OutboundItem) -> str | None:
+            if not in_send.is_set():
+                in_send.set()
+                assert finish.wait(timeout=30)
+            return super().deliver(item)
+
+    queue(services, "U1", "ping")
+    slow = SlowSender()
+    first = threading.Thread(target=drain, args=(services, {"slack": slow}))
+    first.start()
+    assert in_send.wait(timeout=10)
+    clock.advance(LEASE.total_seconds() + 1)  # the loop's next claim comes before its renewal
+    time.sleep(3 * CLAIM_EVERY)
+    finish.set()
+    first.join(timeout=30)
+    assert [item.message.text for item in slow.to("U1")] == ["ping"]
