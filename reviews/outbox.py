@@ -59,6 +59,10 @@ CLAIM_EVERY = 0.25
 TOGETHER_LATE = timedelta(seconds=2)
 TOGETHER_FROM = 3
 TOGETHER_MOST = 20  # lines in one message: Slack's text section holds 3,000 characters
+# Characters one together message may take as Slack shows it (& < > escaped): Slack cuts a
+# section's text there, and lines past it would be recorded as sent yet never seen. Fewer of
+# the person's messages go together when their lines are long (a cancellation's reason).
+TOGETHER_CHARS = 3000
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = 300.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
@@ -270,13 +274,12 @@ class _Drain:
             run = _direct_run(rows, index)
             sender = self.senders[row.platform]
             if len(run) >= TOGETHER_FROM and self._behind(run[0]):
-                sent = _deliver_together(self.services, sender, run)
+                went = _deliver_together(self.services, sender, run)
             else:
-                run = [row]
-                sent = _deliver(self.services, sender, row)
-            self._done(run if sent else run[:1])
-            index += len(run) if sent else 1
-            if not sent:
+                went = [row] if _deliver(self.services, sender, row) else []
+            self._done(went or [row])
+            index += len(went) or 1
+            if not went:
                 self._release(rows[index:])
                 return index
         return len(rows)
@@ -387,13 +390,19 @@ def _direct_run(rows: list[Outbox], start: int) -> list[Outbox]:
     return run
 
 
-def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) -> bool:
+def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox]:
     """Send a person's queued direct messages as one; each row is recorded as sent by it.
-    False if it did not go (the first row takes the failure, the rest wait their turn)."""
+    The rows that went: none if it did not go (the first row takes the failure, the rest wait
+    their turn); only the first when one of them cannot be read (the first goes on its own, as
+    _deliver fails an unreadable one, and the rest are for the caller to send next)."""
     try:
         items = [_item(services, row) for row in rows]
     except Exception:  # noqa: BLE001 - an unreadable payload: one by one, as _deliver fails it
-        return _deliver(services, sender, rows[0])
+        return rows[:1] if _deliver(services, sender, rows[0]) else []
+    count = _fitting([item.message for item in items])
+    if count < 2:  # the first alone fills a message: it goes as it is
+        return rows[:1] if _deliver(services, sender, rows[0]) else []
+    rows, items = rows[:count], items[:count]
     item = OutboundItem(
         kind="direct",
         address=rows[0].address,
@@ -402,9 +411,23 @@ def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) ->
         review_id=None,
     )
     if not _send_item(services, sender, item, rows):
-        return False
+        return []
     log.info("outbox: %s direct messages to one person sent as one", len(rows))
-    return True
+    return rows
+
+
+def _fitting(messages: list[Message]) -> int:
+    """How many of `messages`, from the first, one together message shows in full."""
+    count = len(messages)
+    while count > 1 and _shown_length(together_text(messages[:count])) > TOGETHER_CHARS:
+        count -= 1
+    return count
+
+
+def _shown_length(text: str) -> int:
+    """`text`'s length once Slack's mrkdwn escaping has made each & five characters, < and >
+    four."""
+    return len(text) + 4 * text.count("&") + 3 * (text.count("<") + text.count(">"))
 
 
 def together_text(messages: list[Message]) -> str:

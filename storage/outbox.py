@@ -59,6 +59,11 @@ def _due_statement(*where: Any) -> SelectOfScalar[Outbox]:
             col(Outbox.state).in_(UNSENT),
             col(Outbox.next_attempt_at) <= now,
             col(Outbox.platform).in_(bindparam("platforms", expanding=True)),
+            # Never one this drainer holds, though its lease ran out while the loop that
+            # renews it waited for the database: a worker is sending it right now.
+            # (The same ids as :held, bound apart: one expanding parameter renders an empty
+            # list one way for IN and NOT IN alike.)
+            col(Outbox.id).not_in(bindparam("own", expanding=True)),
             ~waiting,
             *where,
         )
@@ -172,7 +177,8 @@ class OutboxStore:
         waits behind one another drainer holds, or one waiting to retry), except that a direct
         message waits for another drainer's hold (not one in `held`, this drainer's) only if
         that is about the same request. Claimed rows are leased: if this process dies
-        mid-send, another claims them once the lease runs out.
+        mid-send, another claims them once the lease runs out. A row in `held` is never
+        claimed again by its own drainer, even once its lease has run out.
         """
         # The oldest are always taken too: an urgent ping queued behind a card to the same
         # channel can only go once that card has, so it must never crowd the card out.
@@ -234,7 +240,13 @@ class OutboxStore:
     ) -> Sequence[Outbox]:
         """Unsent rows due now, oldest first, locked (others' locked rows skipped): urgent ones,
         or (given `taken`, the urgent ones found) any others."""
-        params = {"now": now, "platforms": list(platforms), "limit": limit, "held": list(held)}
+        params = {
+            "now": now,
+            "platforms": list(platforms),
+            "limit": limit,
+            "held": list(held),
+            "own": list(held),
+        }
         if taken is None:
             return self.session.exec(DUE_URGENT, params=params).all()
         return self.session.exec(DUE_OTHERS, params={**params, "taken": list(taken)}).all()
