@@ -59,7 +59,12 @@ def test_an_outbox_tick_with_nothing_to_send_waits_for_no_writer(bot: SlackBot) 
     finished = threading.Event()
     with bot.services.db.unit_of_work() as uow:
         uow.reviews.count_open()  # this transaction holds the write lock until the block ends
-        tick = threading.Thread(target=lambda: (bot.drain(), finished.set()))
+
+        def tick_once() -> None:
+            bot.drain()
+            finished.set()
+
+        tick = threading.Thread(target=tick_once)
         tick.start()
         assert finished.wait(timeout=5), "an idle outbox tick waited for the writer"
     tick.join()
