@@ -23,7 +23,7 @@ from reviews import escalation, fallback, notify
 from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
-from storage.database import UnitOfWork
+from storage.database import DatabaseUnavailable, UnitOfWork
 from storage.outbox import lane
 from storage.tables import Outbox
 
@@ -196,9 +196,23 @@ class _Drain:
             self.stopping = True
             raise
         finally:
-            wait(self.running)  # each send ends and is recorded (or handed back) before this
+            self._wait_for_sends()
             if not self.stopping:
                 self._release([row for queue in self.waiting for row in queue.rows])
+
+    def _wait_for_sends(self) -> None:
+        """Until each send under way has ended and been recorded (or handed back), renewing
+        their leases meanwhile: a drain stopped by an error (the database failing over) still
+        holds what its workers are sending, or another replica would send it again."""
+        while self.running:
+            done, _ = wait(self.running, timeout=RENEW_EVERY)
+            for future in done:
+                del self.running[future]
+            if self.running:
+                try:
+                    self._renew()
+                except DatabaseUnavailable:
+                    pass  # nothing can take the rows from a database nobody can reach either
 
     def _next_queues(self) -> list[_Queue]:
         """The waiting queues to start now, best ranked first, as workers are free. While a

@@ -111,3 +111,53 @@ def test_a_drainer_never_claims_again_a_message_it_is_sending_itself(services, c
     finish.set()
     first.join(timeout=30)
     assert [item.message.text for item in slow.to("U1")] == ["ping"]
+
+
+def test_a_drain_stopped_by_an_error_keeps_its_sends_under_lease_until_they_end(
+    services, clock, monkeypatch
+) -> None:
+    # The database fails under a drain (a failover) while a send is on its way to Slack: the
+    # drain stops, waiting for that send to end, and its hold must outlive the wait, or another
+    # replica sends the same message again meanwhile.
+    from reviews import outbox
+    from storage.database import DatabaseUnavailable
+
+    monkeypatch.setattr(outbox, "RENEW_EVERY", 0.05)
+    claims = 0
+    real_claim = outbox._claim
+
+    def failing_after_the_first(*args, **kwargs):
+        # Only for the first drain: the other replica below meets a working database.
+        nonlocal claims
+        if threading.current_thread().name == "failing-drain":
+            claims += 1
+            if claims > 1:
+                raise DatabaseUnavailable("OperationalError")
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "_claim", failing_after_the_first)
+    in_send, finish = threading.Event(), threading.Event()
+
+    class SlowSender(RecordingSender):
+        def deliver(self, item: OutboundItem) -> str | None:
+            in_send.set()
+            assert finish.wait(timeout=30)
+            return super().deliver(item)
+
+    def drain_until_it_fails() -> None:
+        with pytest.raises(DatabaseUnavailable):
+            drain(services, {"slack": slow})
+
+    queue(services, "U1", "ping")
+    slow = SlowSender()
+    first = threading.Thread(target=drain_until_it_fails, name="failing-drain")
+    first.start()
+    assert in_send.wait(timeout=10)
+    other = RecordingSender()
+    for _ in range(2 * int(LEASE.total_seconds())):  # well past the claim's own lease
+        clock.advance(seconds=1)
+        time.sleep(0.1)
+        drain(services, {"slack": other})  # another replica's tick
+    finish.set()
+    first.join(timeout=30)
+    assert other.sent == [] and [item.message.text for item in slow.to("U1")] == ["ping"]
