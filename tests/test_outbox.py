@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,7 +27,9 @@ from storage.tables import Outbox, ReviewEvent
 from tests.support.builders import (
     NURSE,
     OUTREACH,
+    HeldSender,
     RecordingSender,
+    another_replica_ticks_past_the_lease,
     make_services,
     on_rota,
     request,
@@ -188,25 +189,13 @@ def test_a_living_drainer_keeps_its_rows_through_a_send_longer_than_the_lease(
     # A killed replica's rows go again after LEASE (above); a slow send must not lose its rows
     # to another drainer, or the message would go twice.
     monkeypatch.setattr(outbox, "RENEW_EVERY", 0.05)
-    in_send, finish = threading.Event(), threading.Event()
-
-    class SlowSender(RecordingSender):
-        def deliver(self, item: OutboundItem) -> str | None:
-            in_send.set()
-            assert finish.wait(timeout=30)
-            return super().deliver(item)
-
     queue(services, "U1", "ping")
-    slow = SlowSender()
+    slow = HeldSender()
     first = threading.Thread(target=drain, args=(services, {"slack": slow}))
     first.start()
-    assert in_send.wait(timeout=10)
-    other = RecordingSender()
-    for _ in range(2 * int(LEASE.total_seconds())):  # well past the claim's own lease
-        clock.advance(seconds=1)
-        time.sleep(0.1)  # the first drainer renews meanwhile, as it would each RENEW_EVERY
-        drain(services, {"slack": other})  # another replica's tick
-    finish.set()
+    assert slow.sending.wait(timeout=10)
+    other = another_replica_ticks_past_the_lease(services, clock)
+    slow.release.set()
     first.join(timeout=30)
     assert other.sent == [] and texts(slow, "U1") == ["ping"]
 

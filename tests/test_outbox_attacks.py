@@ -12,9 +12,14 @@ from sqlmodel import select
 from handlers.slack.blocks import escape, render
 from reviews import notify
 from reviews.messages import Message
-from reviews.outbox import CLAIM_EVERY, LEASE, OutboundItem, drain
+from reviews.outbox import CLAIM_EVERY, LEASE, drain
 from storage.tables import Outbox
-from tests.support.builders import RecordingSender, make_services
+from tests.support.builders import (
+    HeldSender,
+    RecordingSender,
+    another_replica_ticks_past_the_lease,
+    make_services,
+)
 
 
 @pytest.fixture
@@ -92,23 +97,14 @@ def test_a_drainer_never_claims_again_a_message_it_is_sending_itself(services, c
     # The drain's loop renews its leases every RENEW_EVERY, between claims; a claim that waited
     # long for the database (SQLite's writer lock, 30 s at most) finds its own lease run out.
     # It must not take its own message again: a second worker would send it a second time.
-    in_send, finish = threading.Event(), threading.Event()
-
-    class SlowSender(RecordingSender):
-        def deliver(self, item: OutboundItem) -> str | None:
-            if not in_send.is_set():
-                in_send.set()
-                assert finish.wait(timeout=30)
-            return super().deliver(item)
-
     queue(services, "U1", "ping")
-    slow = SlowSender()
+    slow = HeldSender()
     first = threading.Thread(target=drain, args=(services, {"slack": slow}))
     first.start()
-    assert in_send.wait(timeout=10)
+    assert slow.sending.wait(timeout=10)
     clock.advance(LEASE.total_seconds() + 1)  # the loop's next claim comes before its renewal
     time.sleep(3 * CLAIM_EVERY)
-    finish.set()
+    slow.release.set()
     first.join(timeout=30)
     assert [item.message.text for item in slow.to("U1")] == ["ping"]
 
@@ -136,28 +132,17 @@ def test_a_drain_stopped_by_an_error_keeps_its_sends_under_lease_until_they_end(
         return real_claim(*args, **kwargs)
 
     monkeypatch.setattr(outbox, "_claim", failing_after_the_first)
-    in_send, finish = threading.Event(), threading.Event()
-
-    class SlowSender(RecordingSender):
-        def deliver(self, item: OutboundItem) -> str | None:
-            in_send.set()
-            assert finish.wait(timeout=30)
-            return super().deliver(item)
+    slow = HeldSender()
 
     def drain_until_it_fails() -> None:
         with pytest.raises(DatabaseUnavailable):
             drain(services, {"slack": slow})
 
     queue(services, "U1", "ping")
-    slow = SlowSender()
     first = threading.Thread(target=drain_until_it_fails, name="failing-drain")
     first.start()
-    assert in_send.wait(timeout=10)
-    other = RecordingSender()
-    for _ in range(2 * int(LEASE.total_seconds())):  # well past the claim's own lease
-        clock.advance(seconds=1)
-        time.sleep(0.1)
-        drain(services, {"slack": other})  # another replica's tick
-    finish.set()
+    assert slow.sending.wait(timeout=10)
+    other = another_replica_ticks_past_the_lease(services, clock)
+    slow.release.set()
     first.join(timeout=30)
     assert other.sent == [] and [item.message.text for item in slow.to("U1")] == ["ping"]

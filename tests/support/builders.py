@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from reviews.clock import Clock
 from reviews.context import Actor, Services
@@ -128,3 +130,31 @@ def unsent(db: Database, review_ids: Iterable[int]) -> list[str]:
             for row in uow.outbox.for_review(review_id)
             if row.state in ("pending", "sending")
         ]
+
+
+@dataclass
+class HeldSender(RecordingSender):
+    """A platform whose first answer takes as long as the test likes: `sending` is set once
+    the first item is on its way, and it goes when `release` is set (30 s at most)."""
+
+    sending: threading.Event = field(default_factory=threading.Event, repr=False)
+    release: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if not self.sending.is_set():
+            self.sending.set()
+            assert self.release.wait(timeout=30)
+        return super().deliver(item)
+
+
+def another_replica_ticks_past_the_lease(services: Services, clock: Any) -> RecordingSender:
+    """Another replica's outbox ticks, one a (test) second, until well past the lease a claim
+    takes, while this process's drainer runs on (and renews, each RENEW_EVERY); what it sent."""
+    from reviews.outbox import LEASE, drain
+
+    other = RecordingSender()
+    for _ in range(2 * int(LEASE.total_seconds())):
+        clock.advance(seconds=1)
+        time.sleep(0.1)
+        drain(services, {"slack": other})
+    return other
