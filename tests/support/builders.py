@@ -8,16 +8,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from reviews.clock import Clock
 from reviews.context import Actor, Services
 from reviews.model import ReviewForm, ValidRequest, validate
 from reviews.notify import Route
-from reviews.outbox import DeliveryError, OutboundItem
+from reviews.outbox import LEASE, DeliveryError, OutboundItem, drain
 from reviews.policy import Policy, load_policy
 from storage.database import Database
 from storage.tables import Shift, Staff
+from tests.support.clock import FrozenClock
 
 SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "escalation.toml"
 SLACK_ROUTE = Route(platform="slack", outreach_channel="C0OUTREACH", digest_channel="C0DIGEST")
@@ -147,11 +147,9 @@ class HeldSender(RecordingSender):
         return super().deliver(item)
 
 
-def another_replica_ticks_past_the_lease(services: Services, clock: Any) -> RecordingSender:
+def another_replica_ticks_past_the_lease(services: Services, clock: FrozenClock) -> RecordingSender:
     """Another replica's outbox ticks, one a (test) second, until well past the lease a claim
     takes, while this process's drainer runs on (and renews, each RENEW_EVERY); what it sent."""
-    from reviews.outbox import LEASE, drain
-
     other = RecordingSender()
     for _ in range(2 * int(LEASE.total_seconds())):
         clock.advance(seconds=1)
