@@ -153,6 +153,7 @@ class Figures:
     latencies: list[float]
     seconds: float
     cpu: float
+    slack_cpu: float  # the fake Slack's: on this machine here, at Slack in production
     not_confirmed: int
     errors: int
     answered: dict[int, float]  # request number -> when its answer came (epoch seconds)
@@ -163,9 +164,14 @@ class Figures:
 
 
 def load(
-    url: str, pid: int, make: Callable[[int], SlackRequest], count: int, clients: int
+    url: str,
+    pids: tuple[int, int],
+    make: Callable[[int], SlackRequest],
+    count: int,
+    clients: int,
 ) -> Figures:
-    """`count` requests from `clients` threads, each on one keep-alive connection.
+    """`count` requests from `clients` threads, each on one keep-alive connection; `pids` are
+    the server's and the fake Slack's, whose CPU is counted.
 
     Every request is built and signed before the clock starts, and sent with the standard
     library's http.client: the clients share this process's two cores with the servers, and a
@@ -205,7 +211,9 @@ def load(
         finally:
             connection.close()
 
+    pid, slack_pid = pids
     cpu_before, began = cpu_seconds(pid), time.perf_counter()
+    slack_before = cpu_seconds(slack_pid)
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -215,6 +223,7 @@ def load(
         latencies,
         time.perf_counter() - began,
         cpu_seconds(pid) - cpu_before,
+        cpu_seconds(slack_pid) - slack_before,
         tally["not_confirmed"],
         tally["errors"],
         answered,
@@ -240,6 +249,20 @@ def open_reviews(db: Database, count: int) -> list[int]:
         service.raise_review(services=ward, request=request(), by=NURSE).review.id or 0
         for _ in range(count)
     ]
+
+
+def settle(db: Database, timeout: float = 300) -> None:
+    """Wait until the bot has sent everything it owes, so that neither app is measured while
+    the bot is still sending the messages of the previous kind or of the requests just opened
+    for the presses (1,000 cards and direct messages, which took it several seconds)."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        with db.reading() as uow:
+            owed = uow.outbox.count_by_state()
+        if not owed.get("pending", 0) + owed.get("sending", 0):
+            break
+        time.sleep(0.2)
+    print(f"  (the bot's outbox took {time.monotonic() - began:.1f} s to empty first)")
 
 
 def state_lag(db: Database, review_ids: list[int], answered: dict[int, float]) -> str:
@@ -274,11 +297,15 @@ def row(name: str, figures: Figures, bare: Figures | None) -> str:
         f"  {name:7} p50 {figures.pct(0.5) * 1000:7.1f}  p99 {figures.pct(0.99) * 1000:7.1f}  "
         f"max {max(figures.latencies) * 1000:7.1f} ms  {count / figures.seconds:6.1f} req/s"
         f"  cpu {figures.cpu / count * 1000:5.1f} ms/req"
+        f" (Slack's {figures.slack_cpu / count * 1000:3.1f})"
         f"  errors {figures.errors}  {ratio}"
     )
 
 
-def run(url: str, clients: list[int], count: int, slack_url: str, kinds: list[str]) -> None:
+def run(
+    url: str, clients: list[int], count: int, slack: tuple[str, int], kinds: list[str]
+) -> None:
+    slack_url, slack_pid = slack
     db = Database(url)
     on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
     with our_bot(url, slack_url) as (ours, our_pid), bare_app(slack_url) as (bare, bare_pid):
@@ -288,11 +315,20 @@ def run(url: str, clients: list[int], count: int, slack_url: str, kinds: list[st
             )
             for kind in kinds:
                 review_ids = open_reviews(db, count) if kind == "press" else []
+                settle(db)
                 control = load(
-                    bare, bare_pid, requests_for(kind, f"b{number}", review_ids), count, concurrent
+                    bare,
+                    (bare_pid, slack_pid),
+                    requests_for(kind, f"b{number}", review_ids),
+                    count,
+                    concurrent,
                 )
                 figures = load(
-                    ours, our_pid, requests_for(kind, f"o{number}", review_ids), count, concurrent
+                    ours,
+                    (our_pid, slack_pid),
+                    requests_for(kind, f"o{number}", review_ids),
+                    count,
+                    concurrent,
                 )
                 print(row("bare", control, None))
                 print(row(kind, figures, control))
@@ -300,7 +336,6 @@ def run(url: str, clients: list[int], count: int, slack_url: str, kinds: list[st
                     print(f"  submissions answered NOT CONFIRMED: {figures.not_confirmed}")
                 if kind == "press":
                     print(state_lag(db, review_ids, figures.answered))
-                time.sleep(2)  # let the outbox settle before the next kind
     db.dispose()
 
 
@@ -332,7 +367,7 @@ def main() -> None:
                     workdir = stack.enter_context(tempfile.TemporaryDirectory())
                     url = stack.enter_context(sqlite_database(workdir))
                 print(f"database: {name}")
-                run(url, clients, args.count, slack_url, args.kinds.split(","))
+                run(url, clients, args.count, (slack_url, slack.pid or 0), args.kinds.split(","))
     finally:
         ours.send("stop")
         slack.join(timeout=10)
