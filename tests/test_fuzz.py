@@ -24,7 +24,7 @@ from slack_bolt import App, BoltRequest
 from slack_sdk import WebClient
 from sqlmodel import func, select
 
-from handlers.slack import build_slack_app
+from handlers.slack import AfterAck, build_slack_app
 from handlers.slack.blocks import ACTION_PREFIX
 from handlers.slack.forms import CANCEL_FORM, OUTCOME_FORM, REQUEST_FORM
 from reviews import service
@@ -84,7 +84,7 @@ class Slack:
             outreach_channel="C0OUTREACH",
         )
         self.app: App = build_slack_app(
-            services, config, WebClient(token="xoxb-test", base_url=fake.url)
+            services, config, WebClient(token="xoxb-test", base_url=fake.url), AfterAck()
         )
         self.errors: list[BaseException] = []
 

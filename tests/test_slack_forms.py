@@ -12,7 +12,7 @@ import pytest
 from slack_bolt import BoltRequest
 from slack_sdk import WebClient
 
-from handlers.slack import build_slack_app
+from handlers.slack import AfterAck, build_slack_app
 from handlers.slack.forms import REQUEST_FORM
 from settings import Settings
 from storage.database import Database
@@ -139,7 +139,7 @@ def test_socket_mode_needs_no_signature(db: Database, clock: FrozenClock, fake: 
         outreach_channel="C0OUTREACH",
     )
     client = WebClient(token="xoxb-test", base_url=fake.url)
-    app = build_slack_app(make_services(db, clock), settings, client)
+    app = build_slack_app(make_services(db, clock), settings, client, AfterAck())
     unsigned = view_submission(REQUEST_FORM, request_form(), user_id=NURSE)
     response = app.dispatch(BoltRequest(body=unsigned.body, mode="socket_mode"))
     assert response.status == 200 and "RR-0001 raised" in response.body

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from handlers.slack.after_ack import AfterAck
 from handlers.slack.blocks import ACTION_PREFIX
 from handlers.slack.forms import cancel_view, outcome_view
 from handlers.slack.people import slack_user, tell
@@ -28,23 +29,18 @@ from storage.database import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 
-# Acknowledge and Attending change state after the ack, on a few threads of their own: done
-# on bolt's listener threads, a burst of presses changed state on dozens of threads at once and
-# starved the acks themselves of the interpreter. The card update tells the team; a refusal
-# still reaches the presser privately. Record outcome and Cancel open a form at once instead
-# (Slack's trigger for it expires after 3 s).
-AFTER_ACK_THREADS = 4
+# Acknowledge and Attending change state after the ack, behind the acks still to be given
+# (handlers/slack/after_ack.py). Record outcome and Cancel open a form at once instead (Slack's
+# trigger for it expires after 3 s).
 AFTER_ACK = (Action.ACKNOWLEDGE, Action.ATTEND)
 
 
-def register(app: App, services: Services, settings: Settings) -> None:
-    after_ack = ThreadPoolExecutor(AFTER_ACK_THREADS, thread_name_prefix="slack-press")
-
+def register(app: App, services: Services, settings: Settings, after_ack: AfterAck) -> None:
     @app.action(re.compile(f"^{ACTION_PREFIX}"))
     def press(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         ack()
         if action["action_id"].removeprefix(ACTION_PREFIX) in AFTER_ACK:
-            after_ack.submit(_handle, services, client, body, action)
+            after_ack.submit(partial(_handle, services, client, body, action))
         else:
             _handle(services, client, body, action)
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from handlers.slack import actions, checkin, commands, direct, home, submissions
+from handlers.slack.after_ack import AfterAck
 from reviews.context import Services
 from settings import Settings
 
@@ -27,7 +28,9 @@ log = logging.getLogger(__name__)
 LISTENER_THREADS = 64
 
 
-def build_slack_app(services: Services, settings: Settings, client: WebClient) -> App:
+def build_slack_app(
+    services: Services, settings: Settings, client: WebClient, after_ack: AfterAck
+) -> App:
     """A bolt App answering with `client`'s token. The token is never checked on a request's
     path: bolt's own check (auth.test at construction, or on the first request) stopped the
     whole bot when Slack was down at start, or answered every request 500 (a request form
@@ -38,6 +41,9 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
     Over HTTP every request must carry a valid signature made with SLACK_SIGNING_SECRET, no
     older than five minutes (bolt answers 401 otherwise). Socket Mode has no signatures: the
     app-level token authenticates the socket instead, so verification is off there.
+    A press's change of state runs on `after_ack`; give slack_routes the same one, so that it
+    waits behind the acks of requests still in flight.
+
     ValueError when HTTP mode has no signing secret.
     """
     if not settings.slack_socket_mode and not settings.slack_signing_secret:
@@ -57,8 +63,9 @@ def build_slack_app(services: Services, settings: Settings, client: WebClient) -
         logger=quiet_bolt_logger(),
     )
     share_connections(app, client)
-    for group in (commands, submissions, checkin, actions, home, direct):
+    for group in (commands, submissions, checkin, home, direct):
         group.register(app, services, settings)
+    actions.register(app, services, settings, after_ack)
     return app
 
 
@@ -95,18 +102,20 @@ def quiet_bolt_logger() -> logging.Logger:
     return bolt
 
 
-def slack_routes(app: App) -> list[Route]:
-    """POST /slack/events, dispatched on a worker thread so the event loop never blocks."""
+def slack_routes(app: App, after_ack: AfterAck) -> list[Route]:
+    """POST /slack/events, dispatched on a worker thread so the event loop never blocks; each
+    request counted in flight on `after_ack` (build_slack_app's) until its answer is built."""
 
     async def slack_events(request: Request) -> Response:
-        body = await request.body()
-        response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
-        if response.status == 401:
-            # Said here, without the body: bolt's own notice quotes the form's contents.
-            log.warning(
-                "refused a Slack request: bad or stale signature (from %s)",
-                request.client.host if request.client else "unknown",
-            )
-        return to_starlette_response(response)
+        with after_ack.request():
+            body = await request.body()
+            response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+            if response.status == 401:
+                # Said here, without the body: bolt's own notice quotes the form's contents.
+                log.warning(
+                    "refused a Slack request: bad or stale signature (from %s)",
+                    request.client.host if request.client else "unknown",
+                )
+            return to_starlette_response(response)
 
     return [Route("/slack/events", slack_events, methods=["POST"])]

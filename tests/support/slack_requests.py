@@ -257,7 +257,7 @@ def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
     """Serve `services` to Slack over HTTP on a free loopback port, with the fake as Slack."""
     from bot import make_slack_client
     from handlers.http import make_http_app
-    from handlers.slack import build_slack_app, slack_routes
+    from handlers.slack import AfterAck, build_slack_app, slack_routes
     from settings import Settings
     from tests.support.http import serve
 
@@ -270,8 +270,10 @@ def slack_bot(services: Any, fake: Any, **settings: Any) -> Iterator[SlackBot]:
         **settings,
     )
     client = make_slack_client(config)  # the client bot.py builds
-    app = build_slack_app(services, config, client)
-    with serve(make_http_app(services.db, slack_routes(app), health=services.health)) as base:
+    after_ack = AfterAck()
+    app = build_slack_app(services, config, client, after_ack)
+    routes = slack_routes(app, after_ack)
+    with serve(make_http_app(services.db, routes, health=services.health)) as base:
         yield SlackBot(services, client, f"{base}/slack/events")
 
 
