@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -83,6 +84,23 @@ def test_request_forms_open_over_one_kept_alive_connection(bot: SlackBot, fake: 
     # The bot reads Slack's answer back a moment after the fake sends it; on a loaded machine
     # the next form can open in that moment, over a second kept connection. Never one a form.
     assert len({call.connection for call in fake.called("views.open")}) <= 2
+
+
+def test_a_burst_of_forms_keeps_its_connections(
+    bot: SlackBot, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Forty people open the form at once while Slack takes 0.3 s to answer each: every call
+    # holds a connection at the same moment, and each must be kept for the next form.
+    fake.latency = 0.3
+    forms = 40
+    with ThreadPoolExecutor(forms) as pool:
+        answers = list(
+            pool.map(lambda n: bot.post(slash_command(trigger_id=f"burst-{n}")), range(forms))
+        )
+    assert all(answer.status_code == 200 for answer in answers)
+    assert len(fake.wait_for("views.open", forms, timeout=10)) == forms
+    discarded = [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
+    assert discarded == []
 
 
 def test_raise_acknowledge_attend_and_record_outcome(bot: SlackBot, fake: FakeSlack) -> None:

@@ -28,7 +28,11 @@ from reviews.outbox import WORKERS
 # Kept alive to Slack: one for each of the outbox's workers and as many again for listeners
 # (a modal, a card update after a press) at the same moment. urllib3's pool is thread-safe;
 # beyond it a call would open a connection (a TLS handshake) only to throw it away.
-CONNECTIONS = 2 * WORKERS
+# As many as may call Slack at once: the outbox's workers and, in a burst, bolt's listener
+# threads opening forms (handlers.slack.app.LISTENER_THREADS). Beyond the pool urllib3 threw
+# each extra connection away, to be opened again (a TLS handshake) by the next form, and
+# logged a warning for each.
+CONNECTIONS = 64 + 2 * WORKERS
 
 
 class PooledWebClient(WebClient):
