@@ -11,11 +11,14 @@ state change by that much at most, and never starves it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 YIELD_SECONDS = 1.0
 # A few threads: on PostgreSQL one press's round trips overlap another's.
@@ -55,4 +58,7 @@ class AfterAck:
             self._quiet.wait_for(
                 lambda: not self._in_flight, timeout=max(0.0, latest - time.monotonic())
             )
-        work()
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - the executor would keep it without a word
+            log.error("work after a Slack ack failed: %s", type(error).__name__)  # no values

@@ -51,7 +51,9 @@ def with_email(client: WebClient, person: Actor) -> Actor:
 def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) -> None:
     """Say `text` to one person only: an ephemeral message in a channel, else a DM.
 
-    A channel the bot is not in refuses ephemeral messages; the DM always reaches them.
+    A channel the bot is not in refuses ephemeral messages; the DM always reaches them. When
+    Slack cannot be reached at all, a warning says so: this runs after the ack, where an error
+    raised would be lost without a word.
     """
     if channel_id and not channel_id.startswith("D"):
         try:
@@ -63,6 +65,9 @@ def tell(client: WebClient, *, user_id: str, channel_id: str | None, text: str) 
                 channel_id,
                 error.response.get("error"),
             )
+        except (SlackClientError, OSError) as error:
+            log.warning("could not tell %s privately: %s", user_id, type(error).__name__)
+            return
     try:
         client.chat_postMessage(channel=user_id, text=escape(text))
     except (SlackClientError, OSError) as error:
