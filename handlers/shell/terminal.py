@@ -9,6 +9,8 @@ prompt, which is then drawn again with what they had typed so far.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +23,23 @@ except ImportError:  # Python built without readline: plain line input still wor
 
 # Messages this close together are one burst: printed as one block, without blank lines.
 BURST = 2.0
+
+
+def typed_so_far() -> Callable[[], str]:
+    """How another thread reads the half-typed line. readline edits its buffer on the reading
+    thread without Python's lock, and readline.get_line_buffer() decodes that buffer with the C
+    library's two-pass conversion: a key pressed between the passes aborted the whole process
+    (a glibc assertion; seen in CI). GNU readline's buffer is copied as bytes instead, which
+    cannot abort: at worst the line is redrawn a keystroke stale. Another readline (libedit)
+    is read as before."""
+    name = ctypes.util.find_library("readline")
+    try:
+        buffer = ctypes.c_char_p.in_dll(ctypes.CDLL(name), "rl_line_buffer") if name else None
+    except (OSError, ValueError):  # not GNU readline's library, or not the symbol
+        buffer = None
+    if buffer is None:
+        return readline.get_line_buffer
+    return lambda: (buffer.value or b"").decode("utf-8", "replace")
 
 
 class Terminal:
@@ -37,6 +56,7 @@ class Terminal:
         self.last_background = 0.0
         if self.interactive:
             readline.set_auto_history(False)
+            self._typed = typed_so_far()
 
     def say(self, text: str) -> None:
         with self.lock:
@@ -70,6 +90,6 @@ class Terminal:
                 self.out.write(f"{gap}{text}\n")
             else:
                 # Clear the half-typed line, print above it, then give it back as it was.
-                typed = readline.get_line_buffer()
+                typed = self._typed()
                 self.out.write(f"\r\x1b[K{gap}{text}\n{self.prompt}{typed}")
             self.out.flush()
