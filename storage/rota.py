@@ -15,7 +15,7 @@ PLATFORM_ID_COLUMN = {"slack": "slack_user_id", "teams": "teams_user_id", "shell
 
 # Built once, with bound parameters: who holds a role, and who a platform's user is, are asked
 # for every request raised, every level fired and every button pressed, and building each
-# query anew cost more CPU than running it (a third of a raise's, on SQLite).
+# query anew cost more CPU than running it.
 STAFF_BY_PLATFORM_ID = {
     platform: select(Staff).where(getattr(Staff, column) == bindparam("user_id"))
     for platform, column in PLATFORM_ID_COLUMN.items()

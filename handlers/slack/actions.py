@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 # Acknowledge and Attending change state after the ack, behind the acks still to be given
 # (handlers/slack/after_ack.py). Record outcome and Cancel open a form at once instead (Slack's
 # trigger for it expires after 3 s).
-AFTER_ACK = (Action.ACKNOWLEDGE, Action.ATTEND)
+CHANGED_AFTER_ACK = (Action.ACKNOWLEDGE, Action.ATTEND)
 
 
 def register(app: App, services: Services, settings: Settings, after_ack: AfterAck) -> None:
     @app.action(re.compile(f"^{ACTION_PREFIX}"))
     def press(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         ack()
-        if action["action_id"].removeprefix(ACTION_PREFIX) in AFTER_ACK:
+        if action["action_id"].removeprefix(ACTION_PREFIX) in CHANGED_AFTER_ACK:
             after_ack.submit(partial(_handle, services, client, body, action))
         else:
             _handle(services, client, body, action)

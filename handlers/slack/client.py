@@ -23,16 +23,18 @@ from urllib.request import Request
 import urllib3
 from slack_sdk import WebClient
 
+from handlers.slack import after_ack
+from handlers.slack.app import LISTENER_THREADS
 from reviews.outbox import WORKERS
 
 # Kept alive to Slack: one for each of the outbox's workers and as many again for listeners
 # (a modal, a card update after a press) at the same moment. urllib3's pool is thread-safe;
 # beyond it a call would open a connection (a TLS handshake) only to throw it away.
-# As many as may call Slack at once: the outbox's workers and, in a burst, bolt's listener
-# threads opening forms (handlers.slack.app.LISTENER_THREADS). Beyond the pool urllib3 threw
+# As many as may call Slack at once: bolt's listener threads opening forms in a burst, the
+# threads telling pressers privately, and the outbox's workers. Beyond the pool urllib3 threw
 # each extra connection away, to be opened again (a TLS handshake) by the next form, and
 # logged a warning for each.
-CONNECTIONS = 64 + 2 * WORKERS
+CONNECTIONS = LISTENER_THREADS + after_ack.THREADS + 2 * WORKERS
 
 
 class PooledWebClient(WebClient):
