@@ -96,6 +96,9 @@ def run(url: str, soak: float, rate: float, slack_url: str) -> None:
             load.step()
         time.sleep(5)
         print(f"after a burst of 300 requests: {rss_mb(pid):.1f} MB")
+        # The server closes a connection idle this long (uvicorn's keep-alive, 5 s): reusing
+        # it raced that close and ended a run with "connection reset by peer".
+        load.session.close()
         start, began = rss_mb(pid), time.monotonic()
         readings = [start]
         next_reading = began + 60
