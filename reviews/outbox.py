@@ -1,8 +1,11 @@
 """Delivering queued messages through each platform's sender, with retries.
 
 A row is claimed under a lease, sent outside any transaction, then marked sent. If the process
-dies between the send and the mark, the lease runs out and the row is sent again: delivery is
-at-least-once at that one point, exactly-once everywhere else (the UNIQUE key stops doubles).
+dies between the send and the mark, or the platform's answer is lost, the row may have arrived
+unseen: it is flagged `maybe_sent` and its next attempt is told so (OutboundItem.maybe_sent),
+and a sender that can look (Slack, by the message's metadata) finds the earlier message instead
+of posting it twice. A sender that cannot look sends it again: at-least-once at that one point,
+exactly-once everywhere else (the UNIQUE key stops doubles).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,7 +76,9 @@ class DeliveryError(Exception):
 
     `permanent`: this message can never go (a channel that does not exist). `credentials`: the
     platform refuses the bot itself (a revoked token, an expired secret); no message can go
-    until a person fixes it, and then every one should, so the message waits.
+    until a person fixes it, and then every one should, so the message waits. `uncertain`: the
+    platform may have taken the message all the same (its answer was lost to the network or a
+    5xx), so the next attempt looks for it first.
     """
 
     def __init__(
@@ -83,11 +88,13 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         permanent: bool = False,
         credentials: bool = False,
+        uncertain: bool = False,
     ):
         super().__init__(reason)
         self.retry_after = retry_after
         self.permanent = permanent
         self.credentials = credentials
+        self.uncertain = uncertain
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,10 @@ class OutboundItem:
     message: Message
     card_id: str | None  # the card's message id in `address`, for card_update and thread
     review_id: int | None
+    outbox_ids: tuple[int, ...] = ()  # the rows it stands for, to tag the message with
+    # An earlier attempt may have arrived unseen: look for it (tagged with one of
+    # `outbox_ids`) before sending again.
+    maybe_sent: bool = False
 
 
 class Sender(Protocol):
@@ -351,6 +362,8 @@ def _item(services: Services, row: Outbox) -> OutboundItem:
         message=Message.from_json(row.payload),
         card_id=card.message_id if card else None,
         review_id=row.review_id,
+        outbox_ids=(row.id or 0,),
+        maybe_sent=row.maybe_sent,
     )
 
 
@@ -374,7 +387,7 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
     try:
         message_id = sender.deliver(item)
     except DeliveryError as error:
-        _record_failure(services, first, error)
+        _record_failure(services, first, error, together=rows[1:])
         return False
     except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
         log.exception("outbox %s: sender raised", first.id)
@@ -395,10 +408,12 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
 
 
 def _direct_run(rows: list[Outbox], start: int) -> list[Outbox]:
-    """The direct messages in `rows` from `start` on, up to the first of any other kind."""
+    """The direct messages in `rows` from `start` on, up to the first of any other kind or the
+    first that may have arrived already."""
     run: list[Outbox] = []
     for row in rows[start : start + TOGETHER_MOST]:
-        if row.kind != "direct":
+        # One that may have arrived already goes alone, its sender looking for it first.
+        if row.kind != "direct" or row.maybe_sent:
             break
         run.append(row)
     return run
@@ -423,6 +438,7 @@ def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) ->
         message=Message(text=together_text([i.message for i in items])),
         card_id=None,
         review_id=None,
+        outbox_ids=tuple(row.id or 0 for row in rows),
     )
     if not _send_item(services, sender, item, rows):
         return []
@@ -460,12 +476,19 @@ def together_text(messages: list[Message]) -> str:
     return "\n".join([heading, *lines])
 
 
-def _record_failure(services: Services, row: Outbox, error: DeliveryError) -> None:
+def _record_failure(
+    services: Services, row: Outbox, error: DeliveryError, *, together: Sequence[Outbox] = ()
+) -> None:
+    """`row`'s attempt failed (with the rows that went `together` with it, handed back by the
+    caller: on an uncertain failure, each of them may have arrived too)."""
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
         stored = uow.outbox.get(row.id or 0)
         assert stored is not None
         stored.last_error = str(error)[:500]
+        if error.uncertain:
+            for maybe in [stored, *filter(None, (uow.outbox.get(r.id or 0) for r in together))]:
+                maybe.maybe_sent = True
         if stored.state == "dropped":
             return  # the review was acknowledged or closed meanwhile: no retry wanted
         if error.credentials:

@@ -219,6 +219,8 @@ class OutboxStore:
                 blocked.add((platform, address))
         rows = in_lanes([row for row in due if row.id in claimable])
         for row in rows:
+            if row.state == "sending":
+                row.maybe_sent = True  # its drainer's lease ran out mid-send: it may have gone
             row.state = "sending"
             row.attempts += 1
             row.next_attempt_at = now + lease
@@ -285,6 +287,8 @@ class OutboxStore:
     def release_all_sending(self, *, now: datetime) -> int:
         """Hand back every claimed row; only for when no other drainer can exist."""
         rows = self.session.exec(select(Outbox).where(Outbox.state == "sending")).all()
+        for row in rows:
+            row.maybe_sent = True  # the process that claimed it died mid-send
         self.release([row.id for row in rows if row.id is not None], now=now)
         return len(rows)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -115,6 +115,10 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     message_id: str | None = Field(default=None, max_length=200)
+    # The last attempt may have reached the platform unseen: its answer was lost (a network
+    # failure, a 5xx) or its drainer died mid-send. The next attempt first looks whether it
+    # arrived (Slack: the message's metadata), so a lost answer does not post it twice.
+    maybe_sent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     # An escalation direct message: when to look again at whether it needs a text or page
     # (not sent in time, failed, or sent but not acknowledged). NULL once settled.
     follow_up_at: datetime | None = Field(default=None, index=True)

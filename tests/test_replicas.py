@@ -120,8 +120,8 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
     try:
         reference, _raised = raise_one(ward)
         fake.wait_for_ping((SAM, reference, 1, 0), timeout=6)
-        # Level 1's deliveries recorded as sent (a message killed between its arrival and
-        # that record would rightly go again after the restart), before level 2 is due.
+        # Level 1's deliveries recorded as sent before level 2 is due (a message killed
+        # between its arrival and that record is the next test's).
         eventually(lambda: not unsent(ward.db, [int(reference[3:])]), "level 1 recorded", 5)
     finally:
         bot.kill()
@@ -148,6 +148,43 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
     # Nothing after the acknowledgement but a send already in flight when it was committed.
     assert all(arrived <= acknowledged + 1.0 for arrived, _ in fake.pings())
     assert sum(counts.values()) == len(counts)
+
+
+def test_killed_after_slack_posted_the_card_and_before_it_was_recorded_the_card_is_not_doubled(
+    fake, ward, database_url, policy_file
+):
+    """kill -9 in the outbox's narrowest window: Slack has posted the card, the bot has not yet
+    heard so (the fake holds its answer). The next bot (on SQLite, the same one restarted; on
+    PostgreSQL, once the dead one's lease runs out) finds the card in the channel by its
+    metadata instead of posting a second, and the team's Acknowledge changes that card."""
+    fake.fail("chat.postMessage", channel=CHANNEL, lands=True, status=0, hold=30)
+    bot = start_bot(fake, database_url, policy_file)
+    try:
+        reference, _raised = raise_one(ward)
+        review_id = int(reference[3:])
+        eventually(lambda: channel_cards(fake), "the card posted", timeout=10)
+    finally:
+        bot.kill()
+    bot = start_bot(fake, database_url, policy_file)
+    try:
+        # On PostgreSQL the dead bot's lease (15 s) must run out first.
+        card = f"card:{review_id}:slack"
+        eventually(lambda: card not in unsent(ward.db, [review_id]), "the card recorded", 25)
+        service.acknowledge(services=ward, review_id=review_id, by=OUTREACH)
+        updated = fake.wait_for("chat.update", timeout=10)[0].body
+    finally:
+        bot.stop()
+    posted = channel_cards(fake)
+    assert len(posted) == 1, f"the card was posted {len(posted)} times"
+    assert updated["ts"] == posted[0]["ts"]
+    assert any("already arrived; not sent again" in line for line in bot.log)
+
+
+def channel_cards(fake: FakeSlack) -> list[dict]:
+    """The cards Slack holds in the outreach channel (not its escalation notices)."""
+    with fake._lock:
+        kept = list(fake.messages.get(CHANNEL, []))
+    return [m for m in kept if "thread_ts" not in m and m["text"].startswith("Rapid review")]
 
 
 @pytest.mark.postgres

@@ -123,6 +123,10 @@ def test_the_manifest_asks_for_what_the_bot_uses() -> None:
         "users:read.email",
         "files:write",
         "im:write",
+        # To find a message whose answer was lost rather than post it twice.
+        "im:history",
+        "channels:history",
+        "groups:history",
     ):
         assert f"      - {scope}\n" in manifest
 

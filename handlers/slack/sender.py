@@ -5,10 +5,18 @@ Slack's answers map onto the outbox's retry rules: 429 -> retry after Slack's Re
 ...) -> held until the token works again, since every message fails alike until IT fixes it;
 any other API error (channel_not_found, not_in_channel ...) -> permanent, because sending it
 again cannot help.
+
+Posted only once, though an answer is lost: each message the outbox posts carries metadata
+naming its outbox rows. When an earlier attempt may have arrived unseen (its answer lost to the
+network or a 5xx, or its drainer killed mid-send), the conversation's newest messages are read
+first (conversations.history, or .replies for a thread line) and a message found with the row's
+tag is taken as the one sent. If Slack will not show them (a missing history scope, Slack down),
+the message is sent again: twice rather than never.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,13 +35,21 @@ T = TypeVar("T")
 CREDENTIAL_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
+# The metadata event type tagging the outbox's messages with their rows' ids.
+TAGGED = "rapidreview_outbox"
+# A conversation's newest messages read to find an earlier attempt: Slack takes about one
+# post a second in one conversation, so a retry minutes later still finds it among these.
+LOOK_BACK = 200
 
 
 class SlackSender:
     """A reviews.outbox.Sender for platform "slack". Message ids are "channel:ts"."""
 
     def __init__(self, client: WebClient):
-        self.client = client
+        # The outbox retries itself, looking first for a message whose answer was lost;
+        # slack_sdk's own retry after a dropped connection would post it again unseen.
+        self.client = copy.copy(client)
+        self.client.retry_handlers = []
 
     def deliver(self, item: OutboundItem) -> str | None:
         """Send `item`; DeliveryError (retry_after / transient / permanent / credentials)
@@ -52,8 +68,10 @@ class SlackSender:
             return item.card_id
         if item.kind == "thread" and item.card_id:
             channel, ts = split_message_id(item.card_id, item.address)
+            if item.maybe_sent and (found := self._posted(item, channel, thread=ts)):
+                return found
             response = self.client.chat_postMessage(
-                channel=channel, thread_ts=ts, **_content(message)
+                channel=channel, thread_ts=ts, **_content(message), **_tag(item)
             )
             return f"{response['channel']}:{response['ts']}"
         # card, a card_update or thread whose card never went out, direct (a user id opens the
@@ -70,8 +88,47 @@ class SlackSender:
                 ],
             )
             return None
-        response = self.client.chat_postMessage(channel=item.address, **_content(message))
+        if item.maybe_sent and (found := self._posted(item, item.address)):
+            return found
+        response = self.client.chat_postMessage(
+            channel=item.address, **_content(message), **_tag(item)
+        )
         return f"{response['channel']}:{response['ts']}"
+
+    def _posted(self, item: OutboundItem, address: str, *, thread: str = "") -> str | None:
+        """The id of a message already in `address` (a channel, or a user's conversation with
+        the bot; in `thread` if given) tagged with one of `item`'s rows; None if there is none
+        among the newest LOOK_BACK, or if Slack will not show them."""
+        try:
+            channel = address
+            if address[:1] in ("U", "W"):  # a person: their conversation with the bot
+                channel = self.client.conversations_open(users=address)["channel"]["id"]
+            if thread:
+                response = self.client.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=LOOK_BACK
+                )
+            else:
+                response = self.client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=LOOK_BACK
+                )
+        except (SlackClientError, OSError) as error:
+            why = _delivery_error(error) if isinstance(error, SlackApiError) else repr(error)
+            log.warning(
+                "outbox %s: cannot see whether it already arrived (%s); sending it again",
+                ",".join(map(str, item.outbox_ids)),
+                why,
+            )
+            return None
+        wanted = {str(outbox_id) for outbox_id in item.outbox_ids}
+        for found in response.get("messages") or []:
+            metadata = found.get("metadata") or {}
+            if metadata.get("event_type") != TAGGED:
+                continue
+            tagged = str((metadata.get("event_payload") or {}).get("outbox", "")).split(",")
+            if wanted.intersection(tagged):
+                log.info("outbox %s: already arrived; not sent again", ",".join(sorted(wanted)))
+                return f"{channel}:{found['ts']}"
+        return None
 
 
 def _answered(call: Callable[[], T]) -> T:
@@ -80,8 +137,17 @@ def _answered(call: Callable[[], T]) -> T:
     except SlackApiError as error:
         raise _delivery_error(error) from error
     except (SlackClientError, OSError) as error:
-        # URLError, timeouts, refused connections: the network, not the message.
-        raise DeliveryError(f"network: {type(error).__name__}") from error
+        # URLError, timeouts, refused connections: the network, not the message. Slack may
+        # have taken it all the same before the answer was lost.
+        raise DeliveryError(f"network: {type(error).__name__}", uncertain=True) from error
+
+
+def _tag(item: OutboundItem) -> dict[str, Any]:
+    """Metadata naming the outbox rows a message stands for (nothing else: no patient data)."""
+    if not item.outbox_ids:
+        return {}
+    outbox = ",".join(map(str, item.outbox_ids))
+    return {"metadata": {"event_type": TAGGED, "event_payload": {"outbox": outbox}}}
 
 
 def _content(message: Message) -> dict[str, Any]:
@@ -107,7 +173,7 @@ def _delivery_error(error: SlackApiError) -> DeliveryError:
             f"rate limited ({reason})", retry_after=float(retry_after) if retry_after else None
         )
     if status >= 500:
-        return DeliveryError(f"Slack {status} ({reason})")
+        return DeliveryError(f"Slack {status} ({reason})", uncertain=True)
     if reason in CREDENTIAL_ERRORS or status == 401:
         return DeliveryError(f"Slack refused the token: {reason}", credentials=True)
     return DeliveryError(f"Slack refused: {reason}", permanent=True)

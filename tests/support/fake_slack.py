@@ -2,7 +2,11 @@
 
 Point a real `slack_sdk.WebClient(base_url=fake.url)` at it (or a separate bot process via
 SLACK_API_URL=fake.url). Each call is recorded with its method and parsed body; a test can make
-a method fail N times with a 5xx, a 429 with Retry-After, or a Slack API error.
+a method fail N times with a 5xx, a 429 with Retry-After, or a Slack API error; or take effect
+and then lose its answer (`lands=True`: a 5xx, or with status 0 the connection closed
+unanswered, after `hold` seconds), as when Slack posted a message whose answer never came back.
+Posted messages are kept per conversation, with their metadata, for conversations.history and
+conversations.replies.
 
     with FakeSlack() as fake:
         fake.fail("chat.postMessage", times=2, status=429, retry_after=7)
@@ -49,6 +53,8 @@ class Failure:
     retry_after: int | None = None
     error: str | None = None
     channel: str | None = None  # only calls to this channel (or user) fail
+    lands: bool = False  # the call takes effect; only its answer fails (status 0: none at all)
+    hold: float = 0.0  # seconds between taking effect and the failed answer
 
 
 @dataclass
@@ -60,6 +66,8 @@ class FakeSlack:
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     latency: float = 0.0  # seconds before every answer
     slow: dict[str, float] = field(default_factory=dict)  # channel -> seconds, instead
+    # conversation id -> its messages as Slack keeps them (thread replies carry thread_ts)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -103,12 +111,16 @@ class FakeSlack:
         retry_after: int | None = None,
         error: str | None = None,
         channel: str | None = None,
+        lands: bool = False,
+        hold: float = 0.0,
     ) -> None:
         """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error);
-        with `channel`, only calls to that channel (the bot sends to several at once)."""
+        with `channel`, only calls to that channel (the bot sends to several at once). With
+        `lands`, each takes effect first and only its answer fails, `hold` seconds later
+        (status 0: the connection is closed with no answer)."""
         with self._lock:
             self.failures.setdefault(method, []).append(
-                Failure(times, status, retry_after, error, channel)
+                Failure(times, status, retry_after, error, channel, lands, hold)
             )
 
     def response_url(self, name: str = "r1") -> str:
@@ -169,7 +181,42 @@ def _post_message(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
         channel = "D" + channel[1:]  # Slack posts to the app's DM with that user
     ts = fake.next_ts()
     message = {"type": "message", "text": body.get("text", ""), "ts": ts, "bot_id": "BBOT"}
+    kept = dict(message)
+    if body.get("thread_ts"):
+        kept["thread_ts"] = str(body["thread_ts"])
+    if isinstance(body.get("metadata"), dict):
+        kept["metadata"] = body["metadata"]
+    with fake._lock:
+        fake.messages.setdefault(channel, []).append(kept)
     return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+
+def _shown(message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """`message` as history shows it: its metadata only when asked for."""
+    if str(body.get("include_all_metadata", "")).lower() in ("1", "true"):
+        return message
+    return {name: value for name, value in message.items() if name != "metadata"}
+
+
+def _history(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    """The conversation's messages (not thread replies), newest first, up to `limit`."""
+    with fake._lock:
+        kept = list(fake.messages.get(str(body.get("channel", "")), []))
+    top = [m for m in kept if m.get("thread_ts") in (None, m["ts"])]
+    limit = int(body.get("limit") or 100)
+    return {"ok": True, "messages": [_shown(m, body) for m in reversed(top)][:limit]}
+
+
+def _replies(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    """A thread: its parent, then its replies, oldest first, up to `limit`."""
+    parent = str(body.get("ts", ""))
+    with fake._lock:
+        kept = list(fake.messages.get(str(body.get("channel", "")), []))
+    thread = [m for m in kept if m["ts"] == parent or m.get("thread_ts") == parent]
+    if not thread:
+        return {"ok": False, "error": "thread_not_found"}
+    limit = int(body.get("limit") or 1000)
+    return {"ok": True, "messages": [_shown(m, body) for m in thread][:limit]}
 
 
 def _update(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
@@ -249,6 +296,8 @@ ANSWERS: dict[str, Any] = {
     "views.publish": _view,
     "views.push": _view,
     "conversations.open": _open_conversation,
+    "conversations.history": _history,
+    "conversations.replies": _replies,
     "users.info": _users_info,
     "users.lookupByEmail": _lookup_by_email,
     "files.getUploadURLExternal": _upload_url,
@@ -313,6 +362,17 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 time.sleep(delay)  # on this request's own thread: other calls go on meanwhile
             failure = fake.take_failure(method, body)
             status, retry_after = 200, None
+            if failure is not None and failure.lands:
+                fake.answer(method, body)  # it happened; only the answer goes astray
+                call.answer = {"ok": False, "error": "fake_failure"}
+                fake.record(call)
+                time.sleep(failure.hold)
+                if failure.status == 0:
+                    self.close_connection = True  # closed unanswered: the caller cannot know
+                else:
+                    self._send(failure.status, call.answer, retry_after=failure.retry_after)
+                call.answered.set()
+                return
             if failure is not None and failure.error is None:
                 status, retry_after = failure.status, failure.retry_after
                 call.answer = {"ok": False, "error": "fake_failure"}

@@ -1,0 +1,175 @@
+"""A message Slack took whose answer never came back is not posted again.
+
+The outbox sends, then records that it sent; between the two the answer can be lost (the
+connection dropped, a 5xx after Slack had posted) or the drainer killed. Each message carries
+metadata naming its outbox rows, and the attempt after such a loss first reads the conversation
+(or the thread) for it. Run through the real drain, Slack sender and client against the fake
+Slack, on SQLite and PostgreSQL. The kill of a real bot process is in tests/test_replicas.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import col, select
+
+from handlers.slack import SlackSender
+from handlers.slack.client import PooledWebClient
+from reviews import service
+from reviews.context import Services
+from reviews.messages import Message
+from reviews.outbox import LEASE, OutboundItem, drain
+from storage.database import Database
+from storage.tables import Outbox
+from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
+from tests.support.clock import FrozenClock
+from tests.support.fake_slack import FakeSlack
+
+CHANNEL = "C0OUTREACH"
+
+
+@pytest.fixture
+def services(db: Database, clock: FrozenClock) -> Services:
+    on_rota(db, "outreach", "Alex Carter", OUTREACH.user_id, clock.now() - timedelta(hours=1))
+    return make_services(db, clock)
+
+
+def senders(fake: FakeSlack) -> dict[str, SlackSender]:
+    return {"slack": SlackSender(PooledWebClient(token="xoxb-test", base_url=fake.url))}
+
+
+def in_slack(fake: FakeSlack, conversation: str, *, thread: bool = False) -> list[dict[str, Any]]:
+    """The messages Slack holds in `conversation`: top-level ones, or thread replies."""
+    with fake._lock:
+        kept = list(fake.messages.get(conversation, []))
+    return [m for m in kept if bool(m.get("thread_ts")) is thread]
+
+
+def cards(fake: FakeSlack) -> list[dict[str, Any]]:
+    return [m for m in in_slack(fake, CHANNEL) if m["text"].startswith("Rapid review")]
+
+
+def settle(services: Services, fake: FakeSlack, clock: FrozenClock) -> None:
+    """Drain, then drain again once any retry is due."""
+    drain(services, senders(fake))
+    clock.advance(60)
+    drain(services, senders(fake))
+
+
+@pytest.mark.parametrize("status", [0, 502], ids=["connection-dropped", "slack-502"])
+def test_a_card_slack_took_but_whose_answer_was_lost_is_posted_once(
+    services: Services, fake: FakeSlack, clock: FrozenClock, status: int
+) -> None:
+    review = service.raise_review(services=services, request=request(), by=NURSE).review
+    fake.fail("chat.postMessage", status=status, lands=True, channel=CHANNEL)
+    settle(services, fake, clock)
+    assert len(cards(fake)) == 1, "the card was posted again after its answer was lost"
+    # The card found is the card: the team's presses change it, not a stray second one.
+    service.acknowledge(services=services, review_id=review.id or 0, by=OUTREACH)
+    drain(services, senders(fake))
+    updated = fake.wait_for("chat.update")[-1].body
+    assert (updated["channel"], updated["ts"]) == (CHANNEL, cards(fake)[0]["ts"])
+
+
+def test_a_card_that_never_arrived_is_looked_for_then_posted(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    fake.fail("chat.postMessage", status=502, channel=CHANNEL)  # refused, not posted
+    settle(services, fake, clock)
+    assert len(fake.called("conversations.history")) == 1
+    assert len(cards(fake)) == 1
+
+
+def test_a_ping_whose_answer_was_lost_reaches_the_person_once(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=OUTREACH.user_id)
+    settle(services, fake, clock)
+    # Slack posts a message to a user id into that person's conversation with the bot.
+    conversation = "D" + OUTREACH.user_id[1:]
+    assert [m["text"][:17] for m in in_slack(fake, conversation)] == ["New rapid review "]
+    assert fake.called("conversations.open"), "the person's conversation is read, not the user"
+
+
+def test_a_thread_line_whose_answer_was_lost_is_posted_once(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    review = service.raise_review(services=services, request=request(), by=NURSE).review
+    drain(services, senders(fake))
+    service.acknowledge(services=services, review_id=review.id or 0, by=OUTREACH)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=CHANNEL)
+    settle(services, fake, clock)
+    replies = in_slack(fake, CHANNEL, thread=True)
+    assert len(replies) == 1 and "acknowledged" in replies[0]["text"].lower()
+    assert fake.called("conversations.replies")
+
+
+def test_a_message_held_by_a_drainer_killed_mid_send_is_not_sent_again(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    """A drainer claimed the card, Slack posted it, and the drainer died before recording it:
+    once the lease runs out another drainer finds it in the channel."""
+    service.raise_review(services=services, request=request(), by=NURSE)
+    with services.db.unit_of_work() as uow:
+        claimed = uow.outbox.claim(
+            now=clock.now(), lease=LEASE, limit=10, platforms=["slack"], held=()
+        )
+        card = next(row for row in claimed if row.kind == "card")
+        dead = OutboundItem(
+            kind="card",
+            address=CHANNEL,
+            message=Message.from_json(card.payload),
+            card_id=None,
+            review_id=card.review_id,
+            outbox_ids=(card.id or 0,),
+        )
+    senders(fake)["slack"].deliver(dead)  # ... and then the drainer died
+    clock.advance(LEASE.total_seconds() + 1)
+    drain(services, senders(fake))
+    assert len(cards(fake)) == 1
+    with services.db.reading() as uow:
+        saved = uow.outbox.card(card.review_id or 0, "slack", CHANNEL)
+        assert saved is not None and saved.message_id == f"{CHANNEL}:{cards(fake)[0]['ts']}"
+
+
+def test_a_persons_messages_that_went_together_unanswered_are_not_sent_again(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    person = "U01SAM"
+    with services.db.unit_of_work() as uow:
+        for number in range(4):
+            uow.outbox.enqueue(
+                key=f"test:{number}",
+                platform="slack",
+                kind="direct",
+                address=person,
+                payload=Message(text=f"message {number}").to_json(),
+                at=clock.now(),
+            )
+    clock.advance(5)  # fallen behind: they go as one
+    fake.fail("chat.postMessage", status=0, lands=True, channel=person)
+    settle(services, fake, clock)
+    received = in_slack(fake, "D01SAM")
+    assert len(received) == 1 and all(f"message {n}" in received[0]["text"] for n in range(4))
+    with services.db.reading() as uow:
+        query = select(Outbox.state).where(col(Outbox.key).startswith("test:"))
+        assert uow.session.exec(query).all() == ["sent"] * 4
+
+
+def test_when_slack_will_not_show_the_conversation_the_message_is_sent_again(
+    services: Services, fake: FakeSlack, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twice rather than never: a bot installed without the history scopes still delivers."""
+    service.raise_review(services=services, request=request(), by=NURSE)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=CHANNEL)
+    fake.fail("conversations.history", status=200, error="missing_scope")
+    with caplog.at_level(logging.WARNING, logger="handlers.slack.sender"):
+        settle(services, fake, clock)
+    assert len(cards(fake)) == 2
+    assert "cannot see whether it already arrived" in caplog.text
+    assert "missing_scope" in caplog.text
