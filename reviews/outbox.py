@@ -104,9 +104,9 @@ class OutboundItem:
     message: Message
     card_id: str | None  # the card's message id in `address`, for card_update and thread
     review_id: int | None
-    outbox_ids: tuple[int, ...] = ()  # the rows it stands for, to tag the message with
-    # An earlier attempt may have arrived unseen: look for it (tagged with one of
-    # `outbox_ids`) before sending again.
+    tags: tuple[str, ...] = ()  # the rows it stands for (outbox_tag), to tag the message with
+    # An earlier attempt may have arrived unseen: look for it (tagged with one of `tags`)
+    # before sending again.
     maybe_sent: bool = False
 
 
@@ -362,9 +362,17 @@ def _item(services: Services, row: Outbox) -> OutboundItem:
         message=Message.from_json(row.payload),
         card_id=card.message_id if card else None,
         review_id=row.review_id,
-        outbox_ids=(row.id or 0,),
+        tags=(outbox_tag(row),),
         maybe_sent=row.maybe_sent,
     )
+
+
+def outbox_tag(row: Outbox) -> str:
+    """The row's id and when it was queued (to the microsecond): unique to this row of this
+    database, so a message another deployment posted to the same channel (a test bot on its
+    own database, whose row ids are the same small numbers) is never taken for this one."""
+    created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+    return f"{row.id}@{round(created.timestamp() * 1_000_000)}"
 
 
 def _deliver(services: Services, sender: Sender, row: Outbox) -> bool:
@@ -438,7 +446,7 @@ def _deliver_together(services: Services, sender: Sender, rows: list[Outbox]) ->
         message=Message(text=together_text([i.message for i in items])),
         card_id=None,
         review_id=None,
-        outbox_ids=tuple(row.id or 0 for row in rows),
+        tags=tuple(outbox_tag(row) for row in rows),
     )
     if not _send_item(services, sender, item, rows):
         return []

@@ -21,12 +21,12 @@ from handlers.slack.client import PooledWebClient
 from reviews import service
 from reviews.context import Services
 from reviews.messages import Message
-from reviews.outbox import LEASE, OutboundItem, drain
+from reviews.outbox import LEASE, OutboundItem, drain, outbox_tag
 from storage.database import Database
 from storage.tables import Outbox
 from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
 from tests.support.clock import FrozenClock
-from tests.support.fake_slack import FakeSlack
+from tests.support.fake_slack import BOT_ID, FakeSlack
 
 CHANNEL = "C0OUTREACH"
 
@@ -126,7 +126,7 @@ def test_a_message_held_by_a_drainer_killed_mid_send_is_not_sent_again(
             message=Message.from_json(card.payload),
             card_id=None,
             review_id=card.review_id,
-            outbox_ids=(card.id or 0,),
+            tags=(outbox_tag(card),),
         )
     senders(fake)["slack"].deliver(dead)  # ... and then the drainer died
     clock.advance(LEASE.total_seconds() + 1)
@@ -173,3 +173,38 @@ def test_when_slack_will_not_show_the_conversation_the_message_is_sent_again(
     assert len(cards(fake)) == 2
     assert "cannot see whether it already arrived" in caplog.text
     assert "missing_scope" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        # Another app posting our event type and this row's very tag: not ours.
+        {"bot_id": "B0OTHERAPP", "tag": None},
+        # A test bot on its own database, posting to the same channel as the same app: the
+        # same row id, queued at another moment.
+        {"bot_id": BOT_ID, "tag": "1@0"},
+    ],
+    ids=["another-app", "another-database"],
+)
+def test_a_message_someone_else_tagged_alike_is_not_taken_for_ours(
+    services: Services, fake: FakeSlack, clock: FrozenClock, planted: dict[str, Any]
+) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    with services.db.reading() as uow:
+        card = next(row for row in uow.outbox.for_review(1) if row.kind == "card")
+    tag = planted["tag"] or outbox_tag(card)
+    with fake._lock:
+        fake.messages[CHANNEL] = [
+            {
+                "type": "message",
+                "ts": "1600000000.000001",
+                "text": "Rapid review (not this one)",
+                "bot_id": planted["bot_id"],
+                "metadata": {"event_type": "rapidreview_outbox", "event_payload": {"outbox": tag}},
+            }
+        ]
+    fake.fail("chat.postMessage", status=502, channel=CHANNEL)  # refused: it never arrived
+    settle(services, fake, clock)
+    assert fake.called("conversations.history")
+    ours = [m for m in cards(fake) if m["ts"] != "1600000000.000001"]
+    assert len(ours) == 1, "a message someone else tagged was taken for the card: never posted"

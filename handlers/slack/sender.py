@@ -50,6 +50,7 @@ class SlackSender:
         # slack_sdk's own retry after a dropped connection would post it again unseen.
         self.client = copy.copy(client)
         self.client.retry_handlers = []
+        self._bot_id: str | None = None  # auth.test's, read when first needed
 
     def deliver(self, item: OutboundItem) -> str | None:
         """Send `item`; DeliveryError (retry_after / transient / permanent / credentials)
@@ -100,6 +101,7 @@ class SlackSender:
         the bot; in `thread` if given) tagged with one of `item`'s rows; None if there is none
         among the newest LOOK_BACK, or if Slack will not show them."""
         try:
+            bot = self._bot()
             channel = address
             if address[:1] in ("U", "W"):  # a person: their conversation with the bot
                 channel = self.client.conversations_open(users=address)["channel"]["id"]
@@ -115,20 +117,27 @@ class SlackSender:
             why = _delivery_error(error) if isinstance(error, SlackApiError) else repr(error)
             log.warning(
                 "outbox %s: cannot see whether it already arrived (%s); sending it again",
-                ",".join(map(str, item.outbox_ids)),
+                ",".join(item.tags),
                 why,
             )
             return None
-        wanted = {str(outbox_id) for outbox_id in item.outbox_ids}
         for found in response.get("messages") or []:
             metadata = found.get("metadata") or {}
-            if metadata.get("event_type") != TAGGED:
+            # Ours only: another app could post metadata of our event type, and a ping taken for
+            # sent that never was is the harm this guards against most.
+            if metadata.get("event_type") != TAGGED or found.get("bot_id") != bot:
                 continue
             tagged = str((metadata.get("event_payload") or {}).get("outbox", "")).split(",")
-            if wanted.intersection(tagged):
-                log.info("outbox %s: already arrived; not sent again", ",".join(sorted(wanted)))
+            if set(item.tags).intersection(tagged):
+                log.info("outbox %s: already arrived; not sent again", ",".join(item.tags))
                 return f"{channel}:{found['ts']}"
         return None
+
+    def _bot(self) -> str:
+        """This bot's id (auth.test), as Slack marks the messages it posts."""
+        if not self._bot_id:
+            self._bot_id = str(self.client.auth_test().get("bot_id") or "") or None
+        return self._bot_id or "(unknown)"
 
 
 def _answered(call: Callable[[], T]) -> T:
@@ -144,9 +153,9 @@ def _answered(call: Callable[[], T]) -> T:
 
 def _tag(item: OutboundItem) -> dict[str, Any]:
     """Metadata naming the outbox rows a message stands for (nothing else: no patient data)."""
-    if not item.outbox_ids:
+    if not item.tags:
         return {}
-    outbox = ",".join(map(str, item.outbox_ids))
+    outbox = ",".join(item.tags)
     return {"metadata": {"event_type": TAGGED, "event_payload": {"outbox": outbox}}}
 
 

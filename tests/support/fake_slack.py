@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlparse
 
+BOT_ID = "B0BOT"  # the bot the fake's token belongs to: its posts carry it
 # Fields slack_sdk sends JSON-encoded inside form bodies.
 JSON_FIELDS = ("blocks", "attachments", "view", "files")
 
@@ -180,7 +181,7 @@ def _post_message(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
     if channel[:1] in ("U", "W"):
         channel = "D" + channel[1:]  # Slack posts to the app's DM with that user
     ts = fake.next_ts()
-    message = {"type": "message", "text": body.get("text", ""), "ts": ts, "bot_id": "BBOT"}
+    message = {"type": "message", "text": body.get("text", ""), "ts": ts, "bot_id": BOT_ID}
     kept = dict(message)
     if body.get("thread_ts"):
         kept["thread_ts"] = str(body["thread_ts"])
@@ -286,7 +287,7 @@ ANSWERS: dict[str, Any] = {
         "user": "rapidreview",
         "team_id": "T0TRUST",
         "user_id": "U0BOT",
-        "bot_id": "B0BOT",
+        "bot_id": BOT_ID,
     },
     "chat.postMessage": _post_message,
     "chat.postEphemeral": lambda fake, body: {"ok": True, "message_ts": fake.next_ts()},
