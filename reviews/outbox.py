@@ -2,10 +2,10 @@
 
 A row is claimed under a lease, sent outside any transaction, then marked sent. If the process
 dies between the send and the mark, or the platform's answer is lost, the row may have arrived
-unseen: it is flagged `maybe_sent` and its next attempt is told so (OutboundItem.maybe_sent),
-and a sender that can look (Slack, by the message's metadata) finds the earlier message instead
-of posting it twice. A sender that cannot look sends it again: at-least-once at that one point,
-exactly-once everywhere else (the UNIQUE key stops doubles).
+unseen: it is flagged `maybe_sent`, and before it goes again a sender that can look (Slack, by
+the message's metadata: Looker) is asked whether it arrived, once for all the rows about to go
+to that destination. A sender that cannot look sends it again: at-least-once at that one
+point, exactly-once everywhere else (the UNIQUE key stops doubles).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from reviews import escalation, fallback, notify
 from reviews.context import Services
@@ -67,6 +67,9 @@ TOGETHER_MOST = 20  # lines in one message: Slack's text section holds 3,000 cha
 # the person's messages go together when their lines are long (a cancellation's reason).
 TOGETHER_CHARS = 3000
 MAX_ATTEMPTS = 8
+# Attempts after which a row a platform will not yet let us look for (429 on the look) is sent
+# without looking: twice rather than held back for ever.
+LOOK_ATTEMPTS = 3
 MAX_BACKOFF = 300.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
 
@@ -105,14 +108,21 @@ class OutboundItem:
     card_id: str | None  # the card's message id in `address`, for card_update and thread
     review_id: int | None
     tags: tuple[str, ...] = ()  # the rows it stands for (outbox_tag), to tag the message with
-    # An earlier attempt may have arrived unseen: look for it (tagged with one of `tags`)
-    # before sending again.
-    maybe_sent: bool = False
 
 
 class Sender(Protocol):
     def deliver(self, item: OutboundItem) -> str | None:
         """Send one item; return the platform's message id. Raise DeliveryError to retry."""
+        ...
+
+
+class Looker(Protocol):
+    """A sender that can tell whether a message it sent arrived though its answer was lost."""
+
+    def arrived(self, items: Sequence[OutboundItem]) -> dict[str, str]:
+        """{tag: message id} for those of the items' tags found on a message already there;
+        DeliveryError(retry_after) when the platform asks us to wait before looking; {} for
+        the rest when it will not show us (they are then sent again)."""
         ...
 
 
@@ -286,7 +296,8 @@ class _Drain:
         """On a worker: one destination's rows in order, until one fails or time is up; the
         rows handled. Those left are handed back at once for another drain (or replica). A
         person's direct messages queued TOGETHER_FROM or more deep go as one (together)."""
-        index = 0
+        rows = list(rows)
+        index = handled = 0
         while index < len(rows):
             row = rows[index]
             if (
@@ -295,19 +306,33 @@ class _Drain:
                 or not self.services.health.may_send(row.platform, self.services.clock.now())
             ):
                 self._release(rows[index:])
-                return index
+                return handled
             run = _direct_run(rows, index)
             sender = self.senders[row.platform]
-            if len(run) >= TOGETHER_FROM and self._behind(run[0]):
+            together = len(run) >= TOGETHER_FROM and self._behind(run[0])
+            group = run if together else [row]
+            if any(r.maybe_sent for r in group):
+                arrived = _look(self.services, sender, group)
+                if arrived is None:  # the platform asked us to wait before looking
+                    self._done([row])
+                    self._release(rows[index + 1 :])
+                    return handled + 1
+                self._done(arrived)
+                handled += len(arrived)
+                gone = {r.id for r in arrived}
+                rows[index:] = [r for r in rows[index:] if r.id not in gone]
+                continue  # the same place again: what did not arrive goes now, unflagged
+            if together:
                 went = _deliver_together(self.services, sender, run)
             else:
                 went = [row] if _deliver(self.services, sender, row) else []
             self._done(went or [row])
             index += len(went) or 1
+            handled += len(went) or 1
             if not went:
                 self._release(rows[index:])
-                return index
-        return len(rows)
+                return handled
+        return handled
 
     def _behind(self, row: Outbox) -> bool:
         """`row` has waited TOGETHER_LATE past when it was queued."""
@@ -363,7 +388,6 @@ def _item(services: Services, row: Outbox) -> OutboundItem:
         card_id=card.message_id if card else None,
         review_id=row.review_id,
         tags=(outbox_tag(row),),
-        maybe_sent=row.maybe_sent,
     )
 
 
@@ -406,22 +430,59 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
             uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
         if services.health.platform_ok(first.platform) is not None:
             log.warning("%s: messages go out again", first.platform)
-        if (
-            message_id
-            and item.review_id is not None
-            and (first.kind == "card" or (first.kind == "card_update" and item.card_id is None))
-        ):
-            uow.outbox.save_card(item.review_id, first.platform, first.address, message_id)
+        _save_card(uow, first, item, message_id)
     return True
 
 
+def _save_card(uow: UnitOfWork, row: Outbox, item: OutboundItem, message_id: str | None) -> None:
+    """Where `row`'s card now is, if posting it posted the card (a card, or an update whose
+    card never went out)."""
+    if (
+        message_id
+        and item.review_id is not None
+        and (row.kind == "card" or (row.kind == "card_update" and item.card_id is None))
+    ):
+        uow.outbox.save_card(item.review_id, row.platform, row.address, message_id)
+
+
+def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox] | None:
+    """Of `rows` (about to go to one destination), those flagged maybe_sent that the platform
+    shows already arrived, recorded as sent now; the others flagged are no longer (they were
+    looked for, and go now). None when the platform asks us to wait before it shows us: the
+    first row waits as it asked, until LOOK_ATTEMPTS, after which they go without looking."""
+    maybe = [row for row in rows if row.maybe_sent]
+    look = cast(Looker, sender).arrived if hasattr(sender, "arrived") else None
+    found: dict[str, str] = {}
+    try:
+        items = [_item(services, row) for row in maybe]
+        if look is not None:
+            found = look(items)
+    except DeliveryError as error:
+        if rows[0].attempts < LOOK_ATTEMPTS:
+            _record_failure(services, rows[0], error)
+            return None
+        log.warning("outbox %s: still cannot look (%s); sending it again", rows[0].id, error)
+    except Exception as error:  # noqa: BLE001 - unreadable, or a looker's bug: send as before
+        log.warning("outbox %s: cannot look (%s); sending it", rows[0].id, type(error).__name__)
+    arrived = [row for row in maybe if outbox_tag(row) in found]
+    with services.db.unit_of_work() as uow:
+        for row in arrived:
+            message_id = found[outbox_tag(row)]
+            uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
+            _save_card(uow, row, _item(services, row), message_id)
+        uow.outbox.looked([row.id or 0 for row in maybe if outbox_tag(row) not in found])
+    for row in maybe:
+        row.maybe_sent = False
+    if arrived:
+        log.info("outbox %s: already arrived; not sent again", ",".join(str(r.id) for r in arrived))
+    return arrived
+
+
 def _direct_run(rows: list[Outbox], start: int) -> list[Outbox]:
-    """The direct messages in `rows` from `start` on, up to the first of any other kind or the
-    first that may have arrived already."""
+    """The direct messages in `rows` from `start` on, up to the first of any other kind."""
     run: list[Outbox] = []
     for row in rows[start : start + TOGETHER_MOST]:
-        # One that may have arrived already goes alone, its sender looking for it first.
-        if row.kind != "direct" or row.maybe_sent:
+        if row.kind != "direct":
             break
         run.append(row)
     return run

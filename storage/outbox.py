@@ -292,6 +292,13 @@ class OutboxStore:
         self.release([row.id for row in rows if row.id is not None], now=now)
         return len(rows)
 
+    def looked(self, outbox_ids: Sequence[int]) -> None:
+        """These rows' earlier attempts were looked for and had not arrived."""
+        if outbox_ids:
+            self._core(
+                update(Outbox).where(col(Outbox.id).in_(outbox_ids)).values(maybe_sent=False)
+            )
+
     def renew(self, outbox_ids: Sequence[int], *, until: datetime) -> None:
         """Extend the lease on claimed rows a living drainer still holds."""
         if outbox_ids:

@@ -10,10 +10,13 @@ Slack, on SQLite and PostgreSQL. The kill of a real bot process is in tests/test
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from alembic import command
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from handlers.slack import SlackSender
@@ -21,14 +24,16 @@ from handlers.slack.client import PooledWebClient
 from reviews import service
 from reviews.context import Services
 from reviews.messages import Message
-from reviews.outbox import LEASE, OutboundItem, drain, outbox_tag
+from reviews.outbox import LEASE, LOOK_ATTEMPTS, OutboundItem, drain, outbox_tag
 from storage.database import Database
+from storage.migrate import alembic_config
 from storage.tables import Outbox
 from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import BOT_ID, FakeSlack
 
 CHANNEL = "C0OUTREACH"
+PERSON = "U01SAM"
 
 
 @pytest.fixture
@@ -57,6 +62,19 @@ def settle(services: Services, fake: FakeSlack, clock: FrozenClock) -> None:
     drain(services, senders(fake))
     clock.advance(60)
     drain(services, senders(fake))
+
+
+def queue_for_person(services: Services, clock: FrozenClock, count: int) -> None:
+    with services.db.unit_of_work() as uow:
+        for number in range(count):
+            uow.outbox.enqueue(
+                key=f"test:{number}",
+                platform="slack",
+                kind="direct",
+                address=PERSON,
+                payload=Message(text=f"message {number}").to_json(),
+                at=clock.now(),
+            )
 
 
 @pytest.mark.parametrize("status", [0, 502], ids=["connection-dropped", "slack-502"])
@@ -140,19 +158,9 @@ def test_a_message_held_by_a_drainer_killed_mid_send_is_not_sent_again(
 def test_a_persons_messages_that_went_together_unanswered_are_not_sent_again(
     services: Services, fake: FakeSlack, clock: FrozenClock
 ) -> None:
-    person = "U01SAM"
-    with services.db.unit_of_work() as uow:
-        for number in range(4):
-            uow.outbox.enqueue(
-                key=f"test:{number}",
-                platform="slack",
-                kind="direct",
-                address=person,
-                payload=Message(text=f"message {number}").to_json(),
-                at=clock.now(),
-            )
+    queue_for_person(services, clock, 4)
     clock.advance(5)  # fallen behind: they go as one
-    fake.fail("chat.postMessage", status=0, lands=True, channel=person)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=PERSON)
     settle(services, fake, clock)
     received = in_slack(fake, "D01SAM")
     assert len(received) == 1 and all(f"message {n}" in received[0]["text"] for n in range(4))
@@ -208,3 +216,127 @@ def test_a_message_someone_else_tagged_alike_is_not_taken_for_ours(
     assert fake.called("conversations.history")
     ours = [m for m in cards(fake) if m["ts"] != "1600000000.000001"]
     assert len(ours) == 1, "a message someone else tagged was taken for the card: never posted"
+
+
+def test_a_persons_messages_refused_together_go_together_again_after_one_look(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    """A bleep-holder fallen behind in a surge: six pings go as one, Slack refuses it (503,
+    nothing posted). They are looked for once, then go as one again, not as six."""
+    queue_for_person(services, clock, 6)
+    clock.advance(5)  # fallen behind: they go as one
+    fake.fail("chat.postMessage", status=503, channel=PERSON)
+    settle(services, fake, clock)
+    assert len(in_slack(fake, "D01SAM")) == 1
+    assert len(fake.called("conversations.history")) == 1
+
+
+def test_a_dead_drainers_rows_to_one_person_still_go_together_after_one_look(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    queue_for_person(services, clock, 6)
+    clock.advance(5)
+    with services.db.unit_of_work() as uow:  # a drainer claims them and is killed at once
+        uow.outbox.claim(now=clock.now(), lease=LEASE, limit=50, platforms=["slack"], held=())
+    clock.advance(LEASE.total_seconds() + 1)
+    drain(services, senders(fake))
+    assert len(in_slack(fake, "D01SAM")) == 1
+    assert len(fake.called("conversations.history")) == 1
+
+
+def test_a_rate_limited_look_waits_as_slack_asks_instead_of_posting_twice(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    service.raise_review(services=services, request=request(), by=NURSE)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=CHANNEL)
+    fake.fail("conversations.history", status=429, retry_after=7)
+    drain(services, senders(fake))  # the card lands unanswered
+    clock.advance(2)
+    drain(services, senders(fake))  # the look is refused: wait 7 s
+    clock.advance(5)
+    drain(services, senders(fake))
+    assert len(fake.called("conversations.history")) == 1, "looked again before Retry-After"
+    clock.advance(3)
+    drain(services, senders(fake))
+    assert len(cards(fake)) == 1
+
+
+def test_a_look_slack_keeps_refusing_gives_way_to_sending_again(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    """Twice rather than never: after LOOK_ATTEMPTS rate-limited looks the card goes."""
+    service.raise_review(services=services, request=request(), by=NURSE)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=CHANNEL)
+    fake.fail("conversations.history", times=100, status=429, retry_after=1)
+    for _ in range(LOOK_ATTEMPTS + 2):
+        drain(services, senders(fake))
+        clock.advance(2)
+    assert len(cards(fake)) == 2
+    with services.db.reading() as uow:
+        assert not [row for row in uow.outbox.for_review(1) if row.state == "failed"]
+
+
+def test_a_thread_line_in_a_long_thread_whose_answer_was_lost_is_posted_once(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    """A thread is read oldest first: the look pages through the team's 300 replies."""
+    review = service.raise_review(services=services, request=request(), by=NURSE).review
+    drain(services, senders(fake))
+    parent = cards(fake)[0]["ts"]
+    with fake._lock:
+        for n in range(300):  # the team talking in the card's thread
+            fake.messages[CHANNEL].append(
+                {
+                    "type": "message",
+                    "ts": f"1700000100.{n:06d}",
+                    "text": "on my way",
+                    "user": "U0HUMAN",
+                    "thread_ts": parent,
+                }
+            )
+    service.acknowledge(services=services, review_id=review.id or 0, by=OUTREACH)
+    fake.fail("chat.postMessage", status=0, lands=True, channel=CHANNEL)
+    settle(services, fake, clock)
+    lines = [m for m in in_slack(fake, CHANNEL, thread=True) if m.get("bot_id") == BOT_ID]
+    assert len(lines) == 1, f"the thread line was posted {len(lines)} times"
+
+
+def test_a_card_slack_posts_after_the_bot_stopped_waiting_is_found_not_posted_twice(
+    services: Services, fake: FakeSlack, clock: FrozenClock
+) -> None:
+    """The sender gives up after its timeout (1 s here) but Slack posts the card a moment
+    later: the next attempt waits that long again, so its look finds the card."""
+    service.raise_review(services=services, request=request(), by=NURSE)
+    fake.slow[CHANNEL] = 1.5  # Slack takes this post 1.5 s after it is sent
+    client = PooledWebClient(token="xoxb-test", base_url=fake.url, timeout=1)
+    drain(services, {"slack": SlackSender(client)})  # gave up waiting after 1 s
+    del fake.slow[CHANNEL]
+    clock.advance(0.5)
+    drain(services, {"slack": SlackSender(client)})
+    assert not fake.called("conversations.history"), "tried again before the timeout had passed"
+    time.sleep(1.0)  # as the bot's clock moves on to the retry, Slack's does too
+    clock.advance(0.5)
+    drain(services, {"slack": SlackSender(client)})
+    assert len(cards(fake)) == 1
+
+
+def test_the_migration_keeps_queued_messages_unflagged(database_url: str) -> None:
+    """0006 on a database with a message mid-send: kept, and not taken for one that arrived."""
+    db = Database(database_url)
+    try:
+        config = alembic_config(db.engine)
+        command.downgrade(config, "0002_audit_ids")
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO outbox (key, platform, kind, address, payload, state, attempts,"
+                    " created_at, next_attempt_at) VALUES ('k1', 'slack', 'direct', 'U1', '{}',"
+                    " 'sending', 1, '2026-01-01 00:00:00', '2026-01-01 00:00:15')"
+                )
+            )
+        command.upgrade(config, "head")
+        with db.reading() as uow:
+            row = uow.session.exec(select(Outbox).where(col(Outbox.key) == "k1")).one()
+            assert row.maybe_sent is False and row.state == "sending"
+    finally:
+        db.dispose()

@@ -7,18 +7,19 @@ any other API error (channel_not_found, not_in_channel ...) -> permanent, becaus
 again cannot help.
 
 Posted only once, though an answer is lost: each message the outbox posts carries metadata
-naming its outbox rows. When an earlier attempt may have arrived unseen (its answer lost to the
-network or a 5xx, or its drainer killed mid-send), the conversation's newest messages are read
-first (conversations.history, or .replies for a thread line) and a message found with the row's
-tag is taken as the one sent. If Slack will not show them (a missing history scope, Slack down),
-the message is sent again: twice rather than never.
+naming its outbox rows (reviews.outbox.outbox_tag). When an earlier attempt may have arrived
+unseen (its answer lost to the network or a 5xx, or its drainer killed mid-send), the outbox asks
+`arrived` first: it reads the conversation's newest messages (conversations.history), or the
+card's thread (conversations.replies), and a message this bot posted with a row's tag is taken
+as that row's. A 429 on the look waits as Slack asks; if Slack will not show them otherwise (a
+missing history scope, Slack down), the message is sent again: twice rather than never.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from slack_sdk import WebClient
@@ -38,8 +39,12 @@ CREDENTIAL_ERRORS = frozenset(
 # The metadata event type tagging the outbox's messages with their rows' ids.
 TAGGED = "rapidreview_outbox"
 # A conversation's newest messages read to find an earlier attempt: Slack takes about one
-# post a second in one conversation, so a retry minutes later still finds it among these.
+# post a second in one conversation, so a retry minutes later still finds it among these. A
+# thread is read oldest first, so up to LOOK_PAGES pages of it.
 LOOK_BACK = 200
+LOOK_PAGES = 5
+# Seconds a look may take: it only saves a duplicate, so it must not hold up the send long.
+LOOK_TIMEOUT = 5
 
 
 class SlackSender:
@@ -50,12 +55,14 @@ class SlackSender:
         # slack_sdk's own retry after a dropped connection would post it again unseen.
         self.client = copy.copy(client)
         self.client.retry_handlers = []
+        self.looker = copy.copy(self.client)
+        self.looker.timeout = min(LOOK_TIMEOUT, self.client.timeout)
         self._bot_id: str | None = None  # auth.test's, read when first needed
 
     def deliver(self, item: OutboundItem) -> str | None:
         """Send `item`; DeliveryError (retry_after / transient / permanent / credentials)
         when Slack says no."""
-        return _answered(lambda: self._send(item))
+        return _answered(lambda: self._send(item), late=self.client.timeout)
 
     def check(self) -> None:
         """auth.test: DeliveryError (credentials, or transient) when Slack will not take us."""
@@ -69,8 +76,6 @@ class SlackSender:
             return item.card_id
         if item.kind == "thread" and item.card_id:
             channel, ts = split_message_id(item.card_id, item.address)
-            if item.maybe_sent and (found := self._posted(item, channel, thread=ts)):
-                return found
             response = self.client.chat_postMessage(
                 channel=channel, thread_ts=ts, **_content(message), **_tag(item)
             )
@@ -89,58 +94,95 @@ class SlackSender:
                 ],
             )
             return None
-        if item.maybe_sent and (found := self._posted(item, item.address)):
-            return found
         response = self.client.chat_postMessage(
             channel=item.address, **_content(message), **_tag(item)
         )
         return f"{response['channel']}:{response['ts']}"
 
-    def _posted(self, item: OutboundItem, address: str, *, thread: str = "") -> str | None:
-        """The id of a message already in `address` (a channel, or a user's conversation with
-        the bot; in `thread` if given) tagged with one of `item`'s rows; None if there is none
-        among the newest LOOK_BACK, or if Slack will not show them."""
+    def arrived(self, items: Sequence[OutboundItem]) -> dict[str, str]:
+        """reviews.outbox.Looker: {tag: message id} for the items' tags found on a message this
+        bot already posted, reading each conversation (or card thread) once."""
+        places: dict[tuple[str, str], set[str]] = {}  # (address, thread ts) -> tags
+        for item in items:
+            if (item.kind == "card_update" and item.card_id) or item.message.attachments:
+                continue  # an update cannot double; a file carries no metadata
+            place = (item.address, "")
+            if item.kind == "thread" and item.card_id:
+                place = split_message_id(item.card_id, item.address)
+            places.setdefault(place, set()).update(item.tags)
+        found: dict[str, str] = {}
+        for (address, thread), tags in places.items():
+            found.update(self._find(address, thread, tags))
+        return found
+
+    def _find(self, address: str, thread: str, tags: set[str]) -> dict[str, str]:
         try:
             bot = self._bot()
             channel = address
             if address[:1] in ("U", "W"):  # a person: their conversation with the bot
-                channel = self.client.conversations_open(users=address)["channel"]["id"]
-            if thread:
-                response = self.client.conversations_replies(
-                    channel=channel, ts=thread, include_all_metadata=True, limit=LOOK_BACK
-                )
-            else:
-                response = self.client.conversations_history(
-                    channel=channel, include_all_metadata=True, limit=LOOK_BACK
-                )
+                channel = self.looker.conversations_open(users=address)["channel"]["id"]
+            messages = self._read(channel, thread)
+        except SlackApiError as error:
+            if error.response.status_code == 429:
+                raise _delivery_error(error) from error  # wait as asked, then look
+            return _unseen(tags, _delivery_error(error))
         except (SlackClientError, OSError) as error:
-            why = _delivery_error(error) if isinstance(error, SlackApiError) else repr(error)
-            log.warning(
-                "outbox %s: cannot see whether it already arrived (%s); sending it again",
-                ",".join(item.tags),
-                why,
-            )
-            return None
-        for found in response.get("messages") or []:
-            metadata = found.get("metadata") or {}
+            return _unseen(tags, repr(error))
+        found = {}
+        for message in messages:
+            metadata = message.get("metadata") or {}
             # Ours only: another app could post metadata of our event type, and a ping taken for
             # sent that never was is the harm this guards against most.
-            if metadata.get("event_type") != TAGGED or found.get("bot_id") != bot:
+            if metadata.get("event_type") != TAGGED or message.get("bot_id") != bot:
                 continue
             tagged = str((metadata.get("event_payload") or {}).get("outbox", "")).split(",")
-            if set(item.tags).intersection(tagged):
-                log.info("outbox %s: already arrived; not sent again", ",".join(item.tags))
-                return f"{channel}:{found['ts']}"
-        return None
+            for tag in tags.intersection(tagged):
+                found[tag] = f"{channel}:{message['ts']}"
+        return found
+
+    def _read(self, channel: str, thread: str) -> list[dict[str, Any]]:
+        """The conversation's newest LOOK_BACK messages, or the thread (oldest first)."""
+        if not thread:
+            response = self.looker.conversations_history(
+                channel=channel, include_all_metadata=True, limit=LOOK_BACK
+            )
+            return list(response.get("messages") or [])
+        messages: list[dict[str, Any]] = []
+        cursor = None
+        for _ in range(LOOK_PAGES):
+            response = self.looker.conversations_replies(
+                channel=channel,
+                ts=thread,
+                include_all_metadata=True,
+                limit=LOOK_BACK,
+                cursor=cursor,
+            )
+            messages += response.get("messages") or []
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return messages
 
     def _bot(self) -> str:
         """This bot's id (auth.test), as Slack marks the messages it posts."""
         if not self._bot_id:
-            self._bot_id = str(self.client.auth_test().get("bot_id") or "") or None
+            self._bot_id = str(self.looker.auth_test().get("bot_id") or "") or None
         return self._bot_id or "(unknown)"
 
 
-def _answered(call: Callable[[], T]) -> T:
+def _unseen(tags: set[str], why: object) -> dict[str, str]:
+    log.warning(
+        "outbox %s: cannot see whether it already arrived (%s); sending it again",
+        ",".join(sorted(tags)),
+        why,
+    )
+    return {}
+
+
+def _answered(call: Callable[[], T], *, late: float | None = None) -> T:
+    """`call`'s answer, or DeliveryError. A call we stopped waiting for after `late` seconds
+    is tried again no sooner than that: Slack may still be posting it, and the look before the
+    next attempt must find it."""
     try:
         return call()
     except SlackApiError as error:
@@ -148,7 +190,10 @@ def _answered(call: Callable[[], T]) -> T:
     except (SlackClientError, OSError) as error:
         # URLError, timeouts, refused connections: the network, not the message. Slack may
         # have taken it all the same before the answer was lost.
-        raise DeliveryError(f"network: {type(error).__name__}", uncertain=True) from error
+        wait = late if isinstance(error, TimeoutError) else None
+        raise DeliveryError(
+            f"network: {type(error).__name__}", uncertain=True, retry_after=wait
+        ) from error
 
 
 def _tag(item: OutboundItem) -> dict[str, Any]:

@@ -209,15 +209,22 @@ def _history(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _replies(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
-    """A thread: its parent, then its replies, oldest first, up to `limit`."""
+    """A thread: its parent, then its replies, oldest first, `limit` a page (the cursor is
+    where the next page starts)."""
     parent = str(body.get("ts", ""))
     with fake._lock:
         kept = list(fake.messages.get(str(body.get("channel", "")), []))
     thread = [m for m in kept if m["ts"] == parent or m.get("thread_ts") == parent]
     if not thread:
         return {"ok": False, "error": "thread_not_found"}
-    limit = int(body.get("limit") or 1000)
-    return {"ok": True, "messages": [_shown(m, body) for m in thread][:limit]}
+    start, limit = int(body.get("cursor") or 0), int(body.get("limit") or 1000)
+    more = start + limit < len(thread)
+    return {
+        "ok": True,
+        "messages": [_shown(m, body) for m in thread[start : start + limit]],
+        "has_more": more,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
 
 
 def _update(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
