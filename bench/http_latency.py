@@ -10,8 +10,10 @@ bot's are). Then, at each number of concurrent clients (each with a keep-alive
 connection), POSTs `--count` signed requests of each kind to both: `/rapidreview` commands,
 request-form submissions and Acknowledge presses on open requests, once the bot's outbox is
 empty. Prints p50/p99/max, requests a second, the bot's CPU per request (and the fake Slack's,
-which real Slack spends elsewhere) and the ratio of our p99 to the bare app's; and how many
-submissions were answered NOT CONFIRMED (the safety figure: it must be 0). No asserts.
+which real Slack spends elsewhere) and the ratio of our p99 to the bare app's; how many
+submissions were answered NOT CONFIRMED (the safety figure: it must be 0); and, for commands,
+when the form reached Slack (views.open) after the command was sent: what the nurse waits for,
+since a slash command's own answer is empty. No asserts.
 """
 
 from __future__ import annotations
@@ -58,13 +60,24 @@ KINDS = ("command", "submit", "press")
 
 
 def serve_fake_slack(pipe: multiprocessing.connection.Connection) -> None:
-    """The fake Slack in its own process, so it takes no CPU from the clients measuring."""
-    from tests.support.fake_slack import FakeSlack
+    """The fake Slack in its own process, so it takes no CPU from the clients measuring. Asked
+    ("opened", prefix), it answers {trigger_id: when views.open arrived} for those triggers;
+    "stop" ends it."""
+    from tests.support.timed_slack import TimedSlack
 
-    with FakeSlack() as fake:
+    with TimedSlack() as fake:
         fake.add_user(ALEX, "Alex Carter", "alex.carter@nhs.net")
         pipe.send(fake.url)
-        pipe.recv()  # until told to stop
+        while (asked := pipe.recv()) != "stop":
+            _, prefix = asked
+            pipe.send(
+                {
+                    str(call.body.get("trigger_id")): arrived
+                    for arrived, call in list(fake.arrivals)
+                    if call.method == "views.open"
+                    and str(call.body.get("trigger_id", "")).startswith(prefix)
+                }
+            )
 
 
 def serve_bare(port: int, slack_url: str) -> None:
@@ -164,6 +177,7 @@ class Figures:
     not_confirmed: int
     errors: int
     answered: dict[int, float]  # request number -> when its answer came (epoch seconds)
+    sent: dict[int, float]  # request number -> when it was sent (epoch seconds)
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -186,6 +200,7 @@ def load(
     """
     latencies: list[float] = []
     answered: dict[int, float] = {}
+    sent: dict[int, float] = {}
     tally = {"not_confirmed": 0, "errors": 0}
     prepared = [make(number) for number in range(count)]
     numbers = iter(range(count))
@@ -203,6 +218,7 @@ def load(
                 if number is None:
                     return
                 slack_request = prepared[number]
+                sent[number] = time.time()
                 began = time.perf_counter()
                 connection.request(
                     "POST", address.path, slack_request.body.encode(), slack_request.headers
@@ -234,6 +250,7 @@ def load(
         tally["not_confirmed"],
         tally["errors"],
         answered,
+        sent,
     )
 
 
@@ -297,6 +314,25 @@ def state_lag(db: Database, review_ids: list[int], answered: dict[int, float]) -
     )
 
 
+def forms_shown(slack: multiprocessing.connection.Connection, run: str, figures: Figures) -> str:
+    """How long after each command was sent its form reached Slack (views.open)."""
+    time.sleep(1.0)  # the last forms are opened after their commands' answers
+    slack.send(("opened", f"trigger-{run}-"))
+    arrived: dict[str, float] = slack.recv()
+    waits = sorted(
+        arrived[f"trigger-{run}-{n}"] - sent
+        for n, sent in figures.sent.items()
+        if f"trigger-{run}-{n}" in arrived
+    )
+    if not waits:
+        return "  form shown: none"
+    at = lambda p: waits[min(len(waits) - 1, int(len(waits) * p))] * 1000  # noqa: E731
+    return (
+        f"  form reached Slack after the command: p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
+        f"max {waits[-1] * 1000:7.1f} ms  ({len(waits)} of {len(figures.sent)})"
+    )
+
+
 def row(name: str, figures: Figures, bare: Figures | None) -> str:
     ratio = f"{figures.pct(0.99) / bare.pct(0.99):5.1f}x" if bare else ""
     count = len(figures.latencies)
@@ -310,9 +346,13 @@ def row(name: str, figures: Figures, bare: Figures | None) -> str:
 
 
 def run(
-    url: str, clients: list[int], count: int, slack: tuple[str, int], kinds: list[str]
+    url: str,
+    clients: list[int],
+    count: int,
+    slack: tuple[str, int, multiprocessing.connection.Connection],
+    kinds: list[str],
 ) -> None:
-    slack_url, slack_pid = slack
+    slack_url, slack_pid, slack_pipe = slack
     db = Database(url)
     on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
     with our_bot(url, slack_url) as (ours, our_pid), bare_app(slack_url) as (bare, bare_pid):
@@ -343,6 +383,8 @@ def run(
                     print(f"  submissions answered NOT CONFIRMED: {figures.not_confirmed}")
                 if kind == "press":
                     print(state_lag(db, review_ids, figures.answered))
+                if kind == "command":
+                    print(forms_shown(slack_pipe, f"o{number}", figures))
     db.dispose()
 
 
@@ -374,7 +416,8 @@ def main() -> None:
                     workdir = stack.enter_context(tempfile.TemporaryDirectory())
                     url = stack.enter_context(sqlite_database(workdir))
                 print(f"database: {name}")
-                run(url, clients, args.count, (slack_url, slack.pid or 0), args.kinds.split(","))
+                fake = (slack_url, slack.pid or 0, ours)
+                run(url, clients, args.count, fake, args.kinds.split(","))
     finally:
         ours.send("stop")
         slack.join(timeout=10)
