@@ -465,11 +465,12 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
     except Exception as error:  # noqa: BLE001 - unreadable, or a looker's bug: send as before
         log.warning("outbox %s: cannot look (%s); sending it", rows[0].id, type(error).__name__)
     arrived = [row for row in maybe if outbox_tag(row) in found]
+    items = [_item(services, row) for row in arrived]  # read before the writing transaction
     with services.db.unit_of_work() as uow:
-        for row in arrived:
+        for row, item in zip(arrived, items, strict=True):
             message_id = found[outbox_tag(row)]
             uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
-            _save_card(uow, row, _item(services, row), message_id)
+            _save_card(uow, row, item, message_id)
         uow.outbox.looked([row.id or 0 for row in maybe if outbox_tag(row) not in found])
     for row in maybe:
         row.maybe_sent = False
