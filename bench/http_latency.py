@@ -320,13 +320,7 @@ def state_lag(db: Database, review_ids: list[int], answered: dict[int, float]) -
         for n in times
         if n in answered
     )
-    if not lags:
-        return "  recorded: none"
-    at = lambda p: lags[min(len(lags) - 1, int(len(lags) * p))] * 1000  # noqa: E731
-    return (
-        f"  recorded after the answer: p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
-        f"max {lags[-1] * 1000:7.1f} ms  ({len(times)} of {len(review_ids)})"
-    )
+    return spread("recorded after the answer", lags, len(review_ids))
 
 
 def forms_shown(slack: multiprocessing.connection.Connection, run: str, figures: Figures) -> str:
@@ -339,12 +333,17 @@ def forms_shown(slack: multiprocessing.connection.Connection, run: str, figures:
         for n, sent in figures.sent.items()
         if f"trigger-{run}-{n}" in arrived
     )
-    if not waits:
-        return "  form shown: none"
-    at = lambda p: waits[min(len(waits) - 1, int(len(waits) * p))] * 1000  # noqa: E731
+    return spread("form reached Slack after the command", waits, len(figures.sent))
+
+
+def spread(what: str, seconds: list[float], out_of: int) -> str:
+    """p50 / p99 / max of `seconds` (sorted) in ms, and how many of `out_of` were seen."""
+    if not seconds:
+        return f"  {what}: none"
+    at = lambda p: seconds[min(len(seconds) - 1, int(len(seconds) * p))] * 1000  # noqa: E731
     return (
-        f"  form reached Slack after the command: p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
-        f"max {waits[-1] * 1000:7.1f} ms  ({len(waits)} of {len(figures.sent)})"
+        f"  {what}: p50 {at(0.5):7.1f}  p99 {at(0.99):7.1f}  "
+        f"max {seconds[-1] * 1000:7.1f} ms  ({len(seconds)} of {out_of})"
     )
 
 
