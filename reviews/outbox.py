@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast
+from typing import Protocol
 
 from reviews import escalation, fallback, notify
 from reviews.context import Services
@@ -451,8 +451,9 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
     looked for, and go now). None when the platform asks us to wait before it shows us: the
     first row waits as it asked, until LOOK_ATTEMPTS, after which they go without looking."""
     maybe = [row for row in rows if row.maybe_sent]
-    look = cast(Looker, sender).arrived if hasattr(sender, "arrived") else None
+    look = getattr(sender, "arrived", None)  # a Looker's
     found: dict[str, str] = {}
+    items: list[OutboundItem] = []
     try:
         items = [_item(services, row) for row in maybe]
         if look is not None:
@@ -464,19 +465,21 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
         log.warning("outbox %s: still cannot look (%s); sending it again", rows[0].id, error)
     except Exception as error:  # noqa: BLE001 - unreadable, or a looker's bug: send as before
         log.warning("outbox %s: cannot look (%s); sending it", rows[0].id, type(error).__name__)
-    arrived = [row for row in maybe if outbox_tag(row) in found]
-    items = [_item(services, row) for row in arrived]  # read before the writing transaction
+    # `items` is empty when one could not be read; then nothing is found either.
+    arrived = [(r, item) for r, item in zip(maybe, items, strict=False) if outbox_tag(r) in found]
     with services.db.unit_of_work() as uow:
-        for row, item in zip(arrived, items, strict=True):
+        for row, item in arrived:
             message_id = found[outbox_tag(row)]
             uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
             _save_card(uow, row, item, message_id)
-        uow.outbox.looked([row.id or 0 for row in maybe if outbox_tag(row) not in found])
+        unseen = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
+        uow.outbox.flag_maybe_sent(unseen, False)
     for row in maybe:
         row.maybe_sent = False
     if arrived:
-        log.info("outbox %s: already arrived; not sent again", ",".join(str(r.id) for r in arrived))
-    return arrived
+        ids = ",".join(str(row.id) for row, _ in arrived)
+        log.info("outbox %s: already arrived; not sent again", ids)
+    return [row for row, _ in arrived]
 
 
 def _direct_run(rows: list[Outbox], start: int) -> list[Outbox]:
@@ -557,8 +560,8 @@ def _record_failure(
         assert stored is not None
         stored.last_error = str(error)[:500]
         if error.uncertain:
-            for maybe in [stored, *filter(None, (uow.outbox.get(r.id or 0) for r in together))]:
-                maybe.maybe_sent = True
+            stored.maybe_sent = True
+            uow.outbox.flag_maybe_sent([r.id or 0 for r in together], True)
         if stored.state == "dropped":
             return  # the review was acknowledged or closed meanwhile: no retry wanted
         if error.credentials:

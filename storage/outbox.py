@@ -292,11 +292,12 @@ class OutboxStore:
         self.release([row.id for row in rows if row.id is not None], now=now)
         return len(rows)
 
-    def looked(self, outbox_ids: Sequence[int]) -> None:
-        """These rows' earlier attempts were looked for and had not arrived."""
+    def flag_maybe_sent(self, outbox_ids: Sequence[int], maybe_sent: bool) -> None:
+        """Whether these rows' last attempts may have arrived unseen (True), or were looked
+        for and had not (False)."""
         if outbox_ids:
             self._core(
-                update(Outbox).where(col(Outbox.id).in_(outbox_ids)).values(maybe_sent=False)
+                update(Outbox).where(col(Outbox.id).in_(outbox_ids)).values(maybe_sent=maybe_sent)
             )
 
     def renew(self, outbox_ids: Sequence[int], *, until: datetime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, func, select
@@ -20,46 +21,40 @@ STAFF_BY_PLATFORM_ID = {
     platform: select(Staff).where(getattr(Staff, column) == bindparam("user_id"))
     for platform, column in PLATFORM_ID_COLUMN.items()
 }
-COVERS_AT = (
-    select(Cover)
-    .where(
-        Cover.role == bindparam("role"),
-        col(Cover.start) <= bindparam("at"),
-        col(Cover.end) > bindparam("at"),
-        col(Cover.cancelled_at).is_(None),
+Duty = type[Shift] | type[Cover]
+# A shift stops counting once a later import supersedes it, a cover once it is cancelled.
+SHIFT_LIVE = col(Shift.superseded_at).is_(None)
+COVER_LIVE = col(Cover.cancelled_at).is_(None)
+
+
+def _at(duty: Duty, live: Any) -> Any:
+    """`duty`'s `live` rows for :role spanning :at."""
+    return select(duty).where(
+        duty.role == bindparam("role"),
+        col(duty.start) <= bindparam("at"),
+        col(duty.end) > bindparam("at"),
+        live,
     )
-    .order_by(col(Cover.recorded_at).desc())
-)
-SHIFT_BETWEEN = (
-    select(Shift.id)
-    .where(
-        Shift.staff_id == bindparam("staff_id"),
-        col(Shift.start) < bindparam("end"),
-        col(Shift.end) > bindparam("start"),
-        col(Shift.superseded_at).is_(None),
+
+
+def _between(duty: Duty, live: Any) -> Any:
+    """Whether :staff_id has a `live` `duty` row overlapping [:start, :end)."""
+    return (
+        select(duty.id)
+        .where(
+            duty.staff_id == bindparam("staff_id"),
+            col(duty.start) < bindparam("end"),
+            col(duty.end) > bindparam("start"),
+            live,
+        )
+        .limit(1)
     )
-    .limit(1)
-)
-COVER_BETWEEN = (
-    select(Cover.id)
-    .where(
-        Cover.staff_id == bindparam("staff_id"),
-        col(Cover.start) < bindparam("end"),
-        col(Cover.end) > bindparam("start"),
-        col(Cover.cancelled_at).is_(None),
-    )
-    .limit(1)
-)
-SHIFTS_AT = (
-    select(Shift)
-    .where(
-        Shift.role == bindparam("role"),
-        col(Shift.start) <= bindparam("at"),
-        col(Shift.end) > bindparam("at"),
-        col(Shift.superseded_at).is_(None),
-    )
-    .order_by(col(Shift.start), col(Shift.id))
-)
+
+
+COVERS_AT = _at(Cover, COVER_LIVE).order_by(col(Cover.recorded_at).desc())
+SHIFTS_AT = _at(Shift, SHIFT_LIVE).order_by(col(Shift.start), col(Shift.id))
+SHIFT_BETWEEN = _between(Shift, SHIFT_LIVE)
+COVER_BETWEEN = _between(Cover, COVER_LIVE)
 
 
 class RotaStore:
@@ -110,14 +105,14 @@ class RotaStore:
             select(Shift).where(
                 Shift.staff_id == staff_id,
                 col(Shift.end) > now,
-                col(Shift.superseded_at).is_(None),
+                SHIFT_LIVE,
             )
         ).all()
         covers = self.session.exec(
             select(Cover).where(
                 Cover.staff_id == staff_id,
                 col(Cover.end) > now,
-                col(Cover.cancelled_at).is_(None),
+                COVER_LIVE,
             )
         ).all()
         for shift in shifts:
@@ -143,19 +138,19 @@ class RotaStore:
             Shift.role == role,
             col(Shift.start) < end,
             col(Shift.end) > start,
-            col(Shift.superseded_at).is_(None),
+            SHIFT_LIVE,
         )
         covers = select(Cover).where(
             Cover.role == role,
             col(Cover.start) < end,
             col(Cover.end) > start,
-            col(Cover.cancelled_at).is_(None),
+            COVER_LIVE,
         )
         return self.session.exec(shifts).all(), self.session.exec(covers).all()
 
     def roles(self) -> list[str]:
-        shifts = select(Shift.role).where(col(Shift.superseded_at).is_(None)).distinct()
-        covers = select(Cover.role).where(col(Cover.cancelled_at).is_(None)).distinct()
+        shifts = select(Shift.role).where(SHIFT_LIVE).distinct()
+        covers = select(Cover.role).where(COVER_LIVE).distinct()
         return sorted(set(self.session.exec(shifts).all()) | set(self.session.exec(covers).all()))
 
     def staff_by_name(self, name: str) -> Sequence[Staff]:
@@ -165,10 +160,10 @@ class RotaStore:
     def latest_end_before(self, role: str, at: datetime) -> datetime | None:
         """When the last live shift or cover of `role` ending at or before `at` ended."""
         shifts = select(func.max(Shift.end)).where(
-            Shift.role == role, col(Shift.end) <= at, col(Shift.superseded_at).is_(None)
+            Shift.role == role, col(Shift.end) <= at, SHIFT_LIVE
         )
         covers = select(func.max(Cover.end)).where(
-            Cover.role == role, col(Cover.end) <= at, col(Cover.cancelled_at).is_(None)
+            Cover.role == role, col(Cover.end) <= at, COVER_LIVE
         )
         ends = [self.session.exec(shifts).one(), self.session.exec(covers).one()]
         return max((end for end in ends if end is not None), default=None)
