@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -389,6 +389,17 @@ def _item(services: Services, row: Outbox) -> OutboundItem:
         review_id=row.review_id,
         tags=(outbox_tag(row),),
     )
+
+
+def unseen(tags: Iterable[str], why: object) -> dict[str, str]:
+    """A Looker's answer when the platform will not show what arrived: nothing found, so the
+    messages go again (twice rather than never), and the log says so."""
+    log.warning(
+        "outbox %s: cannot see whether it already arrived (%s); sending it again",
+        ",".join(sorted(tags)),
+        why,
+    )
+    return {}
 
 
 def outbox_tag(row: Outbox) -> str:

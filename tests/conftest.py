@@ -20,6 +20,7 @@ from tests.support.databases import (
 )
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.fake_slack import FakeSlack
+from tests.support.fake_texts import FakeNotify, FakePager
 from tests.support.public_pages import PublicPages, public_pages
 
 
@@ -57,6 +58,20 @@ def db(database_url: str) -> Iterator[Database]:
 def fake() -> Iterator[FakeSlack]:
     """A fake Slack Web API on a loopback port; files that need another kind define their own."""
     with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def notify() -> Iterator[FakeNotify]:
+    """A fake GOV.UK Notify on a loopback port."""
+    with FakeNotify() as fake:
+        yield fake
+
+
+@pytest.fixture
+def pager() -> Iterator[FakePager]:
+    """A fake paging gateway on a loopback port; PAGER_WEBHOOK_URL = pager.url + "/page"."""
+    with FakePager() as fake:
         yield fake
 
 

@@ -4,6 +4,7 @@ retry rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -20,8 +21,6 @@ from tests.support.fake_texts import (
     NOTIFY_SERVICE_ID,
     NOTIFY_TEMPLATE_ID,
     PAGER_SECRET,
-    FakeNotify,
-    FakePager,
 )
 
 TEXT = "RR-0042 URGENT rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 1). Acknowledge"
@@ -29,18 +28,6 @@ TEXT = "RR-0042 URGENT rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 
 
 def page(to: str = "BLEEP-2345") -> OutboundItem:
     return OutboundItem("text", to, Message(text=TEXT, level=1), None, 42)
-
-
-@pytest.fixture
-def pager():
-    with FakePager() as fake:
-        yield fake
-
-
-@pytest.fixture
-def notify():
-    with FakeNotify() as fake:
-        yield fake
 
 
 def test_a_page_is_signed_json_the_gateway_can_verify(pager):
@@ -54,6 +41,19 @@ def test_a_page_is_signed_json_the_gateway_can_verify(pager):
     expected = hmac.new(PAGER_SECRET.encode(), call.raw, hashlib.sha256).hexdigest()
     assert signature == f"sha256={expected}"
     assert verify_signature(call.raw, signature, PAGER_SECRET)
+
+
+def test_a_page_tried_again_carries_the_same_idempotency_key(pager):
+    """For a gateway that drops a page it has already taken: the key names the outbox row."""
+    sender = GatewaySender(pager.url + "/page", PAGER_SECRET)
+    first = dataclasses.replace(page(), tags=("7@1733450000123456",))
+    pager.fail(status=502)
+    with pytest.raises(DeliveryError):
+        sender.deliver(first)
+    sender.deliver(first)
+    sender.deliver(dataclasses.replace(page(), tags=("8@1733450000999999",)))
+    keys = [call.headers["idempotency-key"] for call in pager.calls]
+    assert keys == ["7@1733450000123456", "7@1733450000123456", "8@1733450000999999"]
 
 
 def test_a_forged_or_altered_page_fails_verification(pager):
@@ -108,21 +108,36 @@ def test_a_text_goes_through_notify_with_the_template_and_reference(notify):
     }
 
 
+def test_a_text_standing_for_outbox_rows_names_them_in_its_reference(notify):
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    sender.deliver(dataclasses.replace(page("+447700900456"), tags=("7@1733450000123456",)))
+    together = OutboundItem(
+        "direct", "+447700900456", Message(text=TEXT), None, None, ("7@1", "8@2")
+    )
+    sender.deliver(together)
+    assert [call.body["reference"] for call in notify.calls] == [
+        "RR-0042 7@1733450000123456",
+        "7@1,8@2",  # several requests' messages as one text: no single request's reference
+    ]
+
+
 @pytest.mark.parametrize(
-    ("status", "retry_after", "permanent", "reason"),
+    ("status", "retry_after", "permanent", "uncertain", "reason"),
     [
-        (429, 60, False, "Notify 429 (RateLimitError)"),
-        (500, None, False, "Notify 500 (Error)"),
-        (400, None, True, "Notify refused the text: 400 (Error)"),
+        (429, 60, False, False, "Notify 429 (RateLimitError)"),
+        (500, None, False, True, "Notify 500 (Error)"),
+        (400, None, True, False, "Notify refused the text: 400 (Error)"),
     ],
 )
-def test_notify_answers_map_onto_retries(notify, status, retry_after, permanent, reason):
+def test_notify_answers_map_onto_retries(notify, status, retry_after, permanent, uncertain, reason):
+    """`uncertain`: Notify may have taken the text before failing, so the retry looks first."""
     notify.fail(status=status, retry_after=retry_after)
     sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
     with pytest.raises(DeliveryError) as raised:
         sender.deliver(page("+447700900456"))
     assert (str(raised.value), raised.value.permanent) == (reason, permanent)
     assert raised.value.retry_after == retry_after
+    assert raised.value.uncertain is uncertain
 
 
 def test_a_wrong_notify_key_is_permanent_and_never_echoed(notify):
@@ -144,5 +159,5 @@ def test_notify_unreachable_is_retried():
     sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=url)
     with pytest.raises(DeliveryError) as raised:
         sender.deliver(page("+447700900456"))
-    assert not raised.value.permanent
+    assert not raised.value.permanent and raised.value.uncertain
     assert str(raised.value) == "Notify unreachable (network)"

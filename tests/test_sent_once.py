@@ -176,7 +176,7 @@ def test_when_slack_will_not_show_the_conversation_the_message_is_sent_again(
     service.raise_review(services=services, request=request(), by=NURSE)
     fake.fail("chat.postMessage", status=0, lands=True, channel=CHANNEL)
     fake.fail("conversations.history", status=200, error="missing_scope")
-    with caplog.at_level(logging.WARNING, logger="handlers.slack.sender"):
+    with caplog.at_level(logging.WARNING, logger="reviews.outbox"):
         settle(services, fake, clock)
     assert len(cards(fake)) == 2
     assert "cannot see whether it already arrived" in caplog.text

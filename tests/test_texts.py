@@ -36,8 +36,6 @@ from tests.support.fake_texts import (
     NOTIFY_API_KEY,
     NOTIFY_TEMPLATE_ID,
     PAGER_SECRET,
-    FakeNotify,
-    FakePager,
 )
 from tests.test_metrics import scrape
 
@@ -57,18 +55,6 @@ after = "{fallback}"
 news2_at_least = 0
 attend_within = "1h"
 """
-
-
-@pytest.fixture
-def notify():
-    with FakeNotify() as fake:
-        yield fake
-
-
-@pytest.fixture
-def pager():
-    with FakePager() as fake:
-        yield fake
 
 
 @pytest.fixture

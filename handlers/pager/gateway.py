@@ -4,6 +4,11 @@ Body {"to", "text", "reference", "level"}; header X-Rapidreview-Signature: sha25
 HMAC-SHA256 of the exact body bytes with PAGER_WEBHOOK_SECRET>. The gateway verifies it with
 verify_signature() or its own three lines of the same. 2xx: sent. 408, 429 (honouring
 Retry-After) and 5xx, and network failures: retried. Any other answer: permanent.
+
+Header Idempotency-Key: the outbox rows the page stands for (reviews.outbox.outbox_tag), the
+same on every attempt at them. A gateway has no way to tell us that a page whose answer was lost
+arrived, so such a page is sent again; a gateway that keeps the keys it has seen (as the IETF's
+Idempotency-Key header proposes) can drop the second.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from reviews.model import format_reference
 from reviews.outbox import DeliveryError, OutboundItem
 
 SIGNATURE_HEADER = "X-Rapidreview-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 TIMEOUT = 10.0  # seconds: a send must end well inside the outbox's lease
 
 
@@ -51,6 +57,8 @@ class GatewaySender:
             }
         ).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, self.secret)}
+        if item.tags:
+            headers[IDEMPOTENCY_HEADER] = ",".join(item.tags)
         try:
             response = self.session.post(self.url, data=body, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as error:

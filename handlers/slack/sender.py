@@ -18,7 +18,6 @@ missing history scope, Slack down), the message is sent again: twice rather than
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,9 +26,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from handlers.slack.blocks import escape, render
 from reviews.messages import Message
-from reviews.outbox import DeliveryError, OutboundItem
+from reviews.outbox import DeliveryError, OutboundItem, unseen
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Slack's answers that mean the bot's token itself is refused, not this one message.
@@ -125,9 +123,9 @@ class SlackSender:
         except SlackApiError as error:
             if error.response.status_code == 429:
                 raise _delivery_error(error) from error  # wait as asked, then look
-            return _unseen(tags, _delivery_error(error))
+            return unseen(tags, _delivery_error(error))
         except (SlackClientError, OSError) as error:
-            return _unseen(tags, repr(error))
+            return unseen(tags, repr(error))
         found = {}
         for message in messages:
             metadata = message.get("metadata") or {}
@@ -168,15 +166,6 @@ class SlackSender:
         if not self._bot_id:
             self._bot_id = str(self.looker.auth_test().get("bot_id") or "") or None
         return self._bot_id or "(unknown)"
-
-
-def _unseen(tags: set[str], why: object) -> dict[str, str]:
-    log.warning(
-        "outbox %s: cannot see whether it already arrived (%s); sending it again",
-        ",".join(sorted(tags)),
-        why,
-    )
-    return {}
 
 
 def _answered(call: Callable[[], T], *, late: float | None = None) -> T:

@@ -1,9 +1,11 @@
 """A fake GOV.UK Notify API and a fake paging gateway on ephemeral loopback ports.
 
 Both record every call (path, raw body, headers, when it arrived) and can be told to answer
-the next N calls with an error status (and a Retry-After). The fake Notify checks the bearer
-token as Notify does (HS256 with the key's secret, `iss` the service id), so a wrong key is
-refused with 403 like the real one.
+the next N calls with an error status (and a Retry-After), or to take the text and lose its
+answer (`lands=True`: a 5xx, or with status 0 a dropped connection, after Notify took it). The
+fake Notify checks the bearer token as Notify does (HS256 with the key's secret, `iss` the
+service id), so a wrong key is refused with 403 like the real one, and lists the texts it took
+(GET /v2/notifications, newest first) as Notify does.
 
     with FakeNotify() as notify, FakePager() as pager:
         pager.fail(times=1, status=503)
@@ -22,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
@@ -39,7 +42,8 @@ class Call:
     raw: bytes
     headers: dict[str, str]
     arrived: float  # time.time(), to compare with due times in the database
-    status: int  # what the fake answered
+    status: int  # what the fake answered; 0 when it dropped the connection instead
+    method: str = "POST"
 
     @property
     def body(self) -> dict[str, Any]:
@@ -49,8 +53,16 @@ class Call:
 @dataclass
 class _Failure:
     times: int
-    status: int
+    status: int  # 0: the connection drops without an answer
     retry_after: int | None
+    lands: bool  # taken all the same, before the answer is lost
+    hold: float  # seconds before answering
+    method: str  # the calls it answers: POST (sending) or GET (Notify's list)
+
+    def answer(self) -> tuple[int, dict, dict]:
+        extra = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
+        kind = "RateLimitError" if self.status == 429 else "Error"
+        return self.status, {"errors": [{"error": kind, "message": "no"}]}, extra
 
 
 @dataclass
@@ -78,19 +90,30 @@ class FakeService:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def fail(self, *, times: int = 1, status: int = 500, retry_after: int | None = None) -> None:
-        """The next `times` calls get `status` (after those already queued)."""
-        self.failures.append(_Failure(times, status, retry_after))
+    def fail(
+        self,
+        *,
+        times: int = 1,
+        status: int = 500,
+        retry_after: int | None = None,
+        lands: bool = False,
+        hold: float = 0,
+        method: str = "POST",
+    ) -> None:
+        """The next `times` calls of `method` get `status` (after those already queued),
+        `hold` seconds late; with `lands`, each is taken all the same (Notify sent the text,
+        then its answer was lost)."""
+        self.failures.append(_Failure(times, status, retry_after, lands, hold, method))
 
     def delivered(self) -> list[Call]:
         with self._lock:
-            return [call for call in self.calls if call.status < 300]
+            return [c for c in self.calls if c.method == "POST" and 200 <= c.status < 300]
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Call]:
         """The first `count` delivered calls; AssertionError if they do not come in time."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while len([c for c in self.calls if c.status < 300]) < count:
+            while len(self.delivered()) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"{self.name}: {len(self.delivered())} of {count} came")
@@ -102,16 +125,31 @@ class FakeService:
         refused = self.refuse(path, raw, headers)
         if refused:
             return refused, {"errors": [{"error": "AuthError", "message": "bad token"}]}, {}
+        failure = self.failure("POST")
+        if failure:
+            if failure.lands:
+                self.take(raw)
+            return failure.answer()
+        return 201, self.take(raw), {}
+
+    def failure(self, method: str) -> _Failure | None:
+        """The failure queued for this call of `method`, once its hold is over; or None."""
         with self._lock:
-            if self.failures:
-                failure = self.failures[0]
+            failure = next((f for f in self.failures if f.method == method), None)
+            if failure:
                 failure.times -= 1
                 if failure.times <= 0:
-                    self.failures.pop(0)
-                extra = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
-                kind = "RateLimitError" if failure.status == 429 else "Error"
-                return failure.status, {"errors": [{"error": kind, "message": "no"}]}, extra
-        return 201, {"id": f"{self.name}-{next(self._ids)}"}, {}
+                    self.failures.remove(failure)
+        if failure:
+            time.sleep(failure.hold)
+        return failure
+
+    def take(self, raw: bytes) -> dict[str, Any]:
+        """Accept what was sent; the answer for it."""
+        return {"id": f"{self.name}-{next(self._ids)}"}
+
+    def listing(self, query: dict[str, list[str]]) -> tuple[int, dict]:
+        return 404, {"errors": [{"error": "NotFound", "message": "no such path"}]}
 
     def refuse(self, path: str, raw: bytes, headers: dict[str, str]) -> int:
         return 0
@@ -124,12 +162,15 @@ class FakeService:
 
 @dataclass
 class FakeNotify(FakeService):
-    """GOV.UK Notify's POST /v2/notifications/sms; NOTIFY_BASE_URL = fake.url."""
+    """GOV.UK Notify's POST /v2/notifications/sms and GET /v2/notifications; NOTIFY_BASE_URL =
+    fake.url. `taken` is every text Notify holds (those whose answer was lost too), oldest
+    first, as GET /v2/notifications shows them."""
 
     name = "notify"
+    taken: list[dict[str, Any]] = field(default_factory=list)
 
     def refuse(self, path: str, raw: bytes, headers: dict[str, str]) -> int:
-        if path != "/v2/notifications/sms":
+        if urlsplit(path).path not in ("/v2/notifications/sms", "/v2/notifications"):
             return 404
         token = headers.get("authorization", "").removeprefix("Bearer ")
         try:
@@ -138,11 +179,48 @@ class FakeNotify(FakeService):
             return 403
         return 0 if claims.get("iss") == NOTIFY_SERVICE_ID else 403
 
+    def take(self, raw: bytes) -> dict[str, Any]:
+        body = json.loads(raw)
+        notification = {
+            "id": str(uuid.uuid4()),
+            "reference": body.get("reference"),
+            "phone_number": body.get("phone_number"),
+            "type": "sms",
+            "status": "created",
+            "body": (body.get("personalisation") or {}).get("message", ""),
+        }
+        with self._lock:
+            self.taken.append(notification)
+        return {"id": notification["id"], "reference": notification["reference"]}
+
+    def listing(self, query: dict[str, list[str]]) -> tuple[int, dict]:
+        """Notify's list: newest first, 250 a page, filtered by reference and template type."""
+        with self._lock:
+            found = [
+                n
+                for n in reversed(self.taken)
+                if n["reference"] == query.get("reference", [n["reference"]])[0]
+                and n["type"] in query.get("template_type", [n["type"]])
+            ]
+        older_than = query.get("older_than", [""])[0]
+        if older_than:
+            ids = [n["id"] for n in found]
+            found = found[ids.index(older_than) + 1 :] if older_than in ids else []
+        page = found[:250]
+        links = {"current": f"{self.url}/v2/notifications"}
+        if len(found) > 250:
+            links["next"] = f"{self.url}/v2/notifications?older_than={page[-1]['id']}"
+        return 200, {"notifications": page, "links": links}
+
     def texts(self) -> list[tuple[str, str]]:
-        """(phone number, message) of every text Notify accepted."""
-        return [
-            (c.body["phone_number"], c.body["personalisation"]["message"]) for c in self.delivered()
-        ]
+        """(phone number, message) of every text Notify took: what phones received."""
+        with self._lock:
+            return [(n["phone_number"], n["body"]) for n in self.taken]
+
+    def listed(self) -> list[Call]:
+        """The calls that asked Notify for its list."""
+        with self._lock:
+            return [c for c in self.calls if c.method == "GET"]
 
 
 @dataclass
@@ -176,21 +254,39 @@ def texts_arrived(notify: FakeNotify, pager: FakePager) -> list[tuple[str, str, 
         arrived.append((call.body["to"], call.body["reference"], call.body["level"], call.arrived))
     for call in notify.delivered():
         level = int(LEVEL.findall(call.body["personalisation"]["message"])[0])
-        arrived.append((call.body["phone_number"], call.body["reference"], level, call.arrived))
+        reference = call.body["reference"].split(" ")[0]  # the request's, before the rows' tags
+        arrived.append((call.body["phone_number"], reference, level, call.arrived))
     return arrived
 
 
 def _handler_for(fake: FakeService) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status = fake.refuse(self.path, b"", headers)
+            answer: dict[str, Any] = {"errors": [{"error": "AuthError", "message": "bad token"}]}
+            extra: dict[str, str] = {}
+            failure = None if status else fake.failure("GET")
+            if failure:
+                status, answer, extra = failure.answer()
+            elif not status:
+                status, answer = fake.listing(parse_qs(urlsplit(self.path).query))
+            fake.record(Call(self.path, b"{}", headers, time.time(), status, "GET"))
+            self._answer(status, answer, extra)
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, answer, extra = fake.answer(self.path, raw, headers)
-            if status < 300 and isinstance(fake, FakeNotify):
-                answer |= {"reference": json.loads(raw).get("reference"), "id": str(uuid.uuid4())}
-            payload = json.dumps(answer).encode()
             # Recorded before answering, so a caller that has its answer finds the call here.
             fake.record(Call(self.path, raw, headers, time.time(), status))
+            if status == 0:  # the connection drops: no answer at all
+                self.close_connection = True
+                return
+            self._answer(status, answer, extra)
+
+        def _answer(self, status: int, answer: dict[str, Any], extra: dict[str, str]) -> None:
+            payload = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
