@@ -40,6 +40,7 @@ from sqlmodel import select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import speed  # noqa: E402
 from handlers.slack.blocks import ACTION_PREFIX  # noqa: E402
 from handlers.slack.forms import REQUEST_FORM  # noqa: E402
 from reviews import service  # noqa: E402
@@ -416,7 +417,7 @@ def main() -> None:
         serve_bare(int(port), slack_url)
         return
     clients = [int(c) for c in args.clients.split(",")]
-    print(f"{os.cpu_count()} CPUs, {sys.version.split()[0]}; latencies as the client sees them")
+    print(f"{speed()}; latencies as the client sees them")
     ours, theirs = multiprocessing.Pipe()
     slack = multiprocessing.Process(target=serve_fake_slack, args=(theirs,), daemon=True)
     slack.start()

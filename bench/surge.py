@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import speed  # noqa: E402
 from tests.support.databases import drop_template, postgres_database  # noqa: E402
 from tests.support.surge import Surge, run_surge  # noqa: E402
 
@@ -71,7 +72,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; PostgreSQL, 3 replicas; "
+        f"{speed()}, load {os.getloadavg()[0]:.1f}; PostgreSQL, 3 replicas; "
         f"Slack answers after {args.slack_latency:.0f} ms"
     )
     with ExitStack() as stack:

@@ -1,0 +1,26 @@
+"""How fast this machine runs Python, printed beside every figure so runs on different machines
+can be compared: the same code's CPU per request was twice as much on one 2-core machine as on
+another (docs/performance.md)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+ADDITIONS = 10_000_000
+
+
+def speed() -> str:
+    """ "2 CPUs, Python 3.11.7, 10 million additions in 0.62 s" (the best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(ADDITIONS):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return (
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"{ADDITIONS // 1_000_000} million additions in {best:.2f} s"
+    )
