@@ -399,6 +399,9 @@ WIRE_LOGGERS = {
     "msal": logging.INFO,
     "urllib3": logging.INFO,
     "requests": logging.INFO,
+    # Its WARNING for a failed call quotes Notify's whole answer; the outbox logs each failure
+    # itself, with Notify's error type and message and any number in it removed.
+    "notifications_python_client": logging.ERROR,
 }
 
 

@@ -70,6 +70,8 @@ MAX_ATTEMPTS = 8
 # Attempts after which a row a platform will not yet let us look for (429 on the look) is sent
 # without looking: twice rather than held back for ever.
 LOOK_ATTEMPTS = 3
+# Seconds a row waits at most when the platform asks us to wait before looking for it.
+LOOK_WAIT_MOST = 30.0
 MAX_BACKOFF = 300.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
 
@@ -471,7 +473,10 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
             found = look(items)
     except DeliveryError as error:
         if rows[0].attempts < LOOK_ATTEMPTS:
-            _record_failure(services, rows[0], error)
+            # The wait a platform asks for before a look is capped: the look only saves a
+            # duplicate, and must not hold a ping back for long.
+            wait = min(error.retry_after, LOOK_WAIT_MOST) if error.retry_after else None
+            _record_failure(services, rows[0], DeliveryError(f"look: {error}", retry_after=wait))
             return None
         log.warning("outbox %s: still cannot look (%s); sending it again", rows[0].id, error)
     except Exception as error:  # noqa: BLE001 - unreadable, or a looker's bug: send as before

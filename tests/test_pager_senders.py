@@ -124,9 +124,9 @@ def test_a_text_standing_for_outbox_rows_names_them_in_its_reference(notify):
 @pytest.mark.parametrize(
     ("status", "retry_after", "permanent", "uncertain", "reason"),
     [
-        (429, 60, False, False, "Notify 429 (RateLimitError)"),
-        (500, None, False, True, "Notify 500 (Error)"),
-        (400, None, True, False, "Notify refused the text: 400 (Error)"),
+        (429, 60, False, False, "Notify 429 (RateLimitError: no)"),
+        (500, None, False, True, "Notify 500 (Error: no)"),
+        (400, None, True, False, "Notify refused the text: 400 (Error: no)"),
     ],
 )
 def test_notify_answers_map_onto_retries(notify, status, retry_after, permanent, uncertain, reason):
@@ -140,13 +140,38 @@ def test_notify_answers_map_onto_retries(notify, status, retry_after, permanent,
     assert raised.value.uncertain is uncertain
 
 
+def test_an_answer_notify_gave_but_nobody_can_read_may_have_been_taken(notify):
+    """A 2xx that is not JSON (a proxy's page, say): Notify may have the text, so it is looked
+    for and tried again, never given up as refused."""
+    notify.fail(status=201, body="<html>Welcome to the trust's proxy</html>")
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(page("+447700900456"))
+    assert raised.value.uncertain and not raised.value.permanent
+    assert str(raised.value) == "Notify 201 with an answer that is not JSON"
+
+
+def test_notifys_reason_is_kept_without_any_number_in_it(notify):
+    message = "Can't send to this recipient using a team-only API key (+44 7700 900456)"
+    notify.fail(
+        status=400, body=json.dumps({"errors": [{"error": "BadRequestError", "message": message}]})
+    )
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(page("+447700900456"))
+    assert str(raised.value) == (
+        "Notify refused the text: 400 (BadRequestError: Can't send to this recipient using a "
+        "team-only API key ([number]))"
+    )
+
+
 def test_a_wrong_notify_key_is_permanent_and_never_echoed(notify):
     wrong = NOTIFY_API_KEY[:-36] + "00000000-0000-4000-8000-000000000000"
     sender = NotifySender(wrong, NOTIFY_TEMPLATE_ID, base_url=notify.url)
     with pytest.raises(DeliveryError) as raised:
         sender.deliver(page("+447700900456"))
     assert (str(raised.value), raised.value.permanent) == (
-        "Notify refused the text: 403 (AuthError)",
+        "Notify refused the text: 403 (AuthError: bad token)",
         True,
     )
     assert NOTIFY_SERVICE_ID not in str(raised.value)

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import tomllib
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlmodel import select
@@ -20,7 +21,7 @@ from sqlmodel import select
 from handlers.pager.notify import NotifySender
 from reviews import escalation, service
 from reviews.context import Services
-from reviews.outbox import drain
+from reviews.outbox import drain, outbox_tag
 from reviews.policy import parse_policy
 from storage.database import Database
 from storage.tables import Outbox
@@ -154,24 +155,49 @@ def test_when_notify_will_not_show_its_texts_the_text_is_sent_again(
         settle(services, clock, notify)
     # Twice rather than never, and said.
     assert len(sams_texts(notify)) == 2
-    assert "cannot see whether it already arrived (Notify 500 (Error)); sending it again" in (
+    assert "cannot see whether it already arrived (Notify 500 (Error: no)); sending it again" in (
         caplog.text
     )
     assert SAM_MOBILE not in caplog.text
 
 
-def test_a_rate_limited_look_waits_as_notify_asks_instead_of_texting_twice(
+def test_a_rate_limited_look_waits_as_notify_asks_but_never_long(
     services: Services, clock: FrozenClock, notify: FakeNotify
 ) -> None:
     notify.fail(status=502, lands=True)
-    notify.fail(status=429, retry_after=30, method="GET")
+    notify.fail(status=429, retry_after=3600, method="GET")
     text_sam(services, clock, notify)
-    settle(services, clock, notify, seconds=1)  # the look: Notify asks for 30 s
+    settle(services, clock, notify, seconds=1)  # the look: Notify asks for an hour
     assert len(sams_texts(notify)) == 1 and the_text_row(services).state == "pending"
+    # The look only saves a duplicate: the ping waits 30 s at most, not the hour asked.
     settle(services, clock, notify, seconds=31)
     assert len(sams_texts(notify)) == 1
     assert the_text_row(services).state == "sent"
     assert len(notify.listed()) == 2
+
+
+def test_the_look_asks_notify_for_this_texts_reference_only(
+    services: Services, clock: FrozenClock, notify: FakeNotify
+) -> None:
+    """No other text's number or wording is read to find ours."""
+    notify.fail(status=502, lands=True)
+    text_sam(services, clock, notify)
+    settle(services, clock, notify)
+    sent_as = notify.taken[0]["reference"]
+    assert sent_as == f"RR-0001 {outbox_tag(the_text_row(services))}"
+    asked = parse_qs(urlsplit(notify.listed()[0].path).query)
+    assert asked == {"reference": [sent_as], "template_type": ["sms"]}
+
+
+def test_a_text_notify_took_but_could_not_deliver_goes_again(
+    services: Services, clock: FrozenClock, notify: FakeNotify
+) -> None:
+    notify.fail(status=502, lands=True)
+    text_sam(services, clock, notify)
+    notify.taken[0]["status"] = "technical-failure"  # Notify's network could not deliver it
+    settle(services, clock, notify)
+    assert len(sams_texts(notify)) == 2
+    assert the_text_row(services).message_id == notify.taken[1]["id"]
 
 
 def test_a_text_another_database_tagged_alike_is_not_taken_for_ours(

@@ -1,20 +1,24 @@
 """GOV.UK Notify: texts through its official client, the template's one field `message`.
 
 Notify's answers map onto the outbox's retry rules: 429 (rate or daily limit) -> retry, after
-Retry-After when given; 5xx and network failures (the client reports them as 503) -> retry with
-backoff; any other 4xx (a bad number, a revoked key, a template that is not an SMS one) ->
-permanent. Error texts carry Notify's error type only: its messages can quote what was sent.
+Retry-After when given; 5xx, network failures (the client reports them as 503) and a 2xx we
+cannot read -> retry with backoff; any other 4xx (a bad number, a revoked key, a template that
+is not an SMS one) -> permanent. Error texts carry Notify's error type and its message with any
+long run of digits removed, so never a phone number.
 
 Sent once, though an answer is lost: each text's reference is the request's (RR-0042) followed
-by its outbox rows' tags (reviews.outbox.outbox_tag; no patient details). When an earlier
-attempt may have gone unseen (a 5xx or a network failure after Notify took it, a drainer killed
-mid-send), the outbox asks `arrived` first: Notify's newest texts (GET /v2/notifications) are
-read for the tags. A 429 on that look waits as Notify asks; any other failure sends it again.
+by its outbox row's tag (reviews.outbox.outbox_tag; no patient details). When an earlier
+attempt may have gone unseen (a 5xx, a network failure or a timeout after Notify may have taken
+it, a drainer killed mid-send), the outbox asks `arrived` first: Notify is asked for its texts
+with exactly that reference (GET /v2/notifications?reference=...), so the look reads nothing
+of any other text. A text found that Notify has since failed to deliver counts as not
+arrived, and goes again. A 429 on that look waits as Notify asks; any other failure sends it
+again.
 """
 
 from __future__ import annotations
 
-import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +32,10 @@ from reviews.outbox import DeliveryError, OutboundItem, unseen
 TIMEOUT = 10  # seconds: a send must end well inside the outbox's lease
 # Seconds the look may take: it only saves a duplicate, so it must not hold up the send long.
 LOOK_TIMEOUT = 5
-# Notify lists a service's texts newest first, 250 to a page: one page is read. A trust sends
-# far fewer texts than that in the minutes before a retry.
+# Notify's statuses for a text it took but could not deliver: not arrived, so it goes again.
+UNDELIVERED = frozenset({"permanent-failure", "temporary-failure", "technical-failure"})
+# A phone or NHS number in one of Notify's error messages: removed before it is logged.
+NUMBER = re.compile(r"\+?\d[\d ()-]{5,}\d")
 
 
 class NotifySender:
@@ -47,9 +53,6 @@ class NotifySender:
     ):
         self.template_id = template_id
         self.timeout = timeout
-        # The client logs each failed call's whole error message at WARNING, and Notify's
-        # messages can quote what was sent; the outbox logs each failure itself, without it.
-        logging.getLogger("notifications_python_client").setLevel(logging.ERROR)
         self.client = NotificationsAPIClient(api_key, base_url=base_url, timeout=timeout)
         self.looker = NotificationsAPIClient(
             api_key, base_url=base_url, timeout=min(LOOK_TIMEOUT, timeout)
@@ -72,23 +75,29 @@ class NotifySender:
         return str(answer.get("id")) if isinstance(answer, dict) and answer.get("id") else None
 
     def arrived(self, items: Sequence[OutboundItem]) -> dict[str, str]:
-        """reviews.outbox.Looker: {tag: Notify's id} for the items' tags found in the
-        references of the service's newest texts."""
-        tags = {tag for item in items for tag in item.tags}
-        if not tags:
-            return {}
-        try:
-            listed = self.looker.get_all_notifications(template_type="sms")
-        except APIError as error:
-            failure = _delivery_error(error)
-            if error.status_code == 429:
-                raise failure from error  # wait as asked, then look
-            return unseen(tags, failure)
-        found = {}
-        for notification in listed.get("notifications") or []:
-            tagged = _tags(str(notification.get("reference") or ""))
-            for tag in tags.intersection(tagged):
-                found[tag] = str(notification.get("id"))
+        """reviews.outbox.Looker: {tag: Notify's id} for the items Notify holds a text of,
+        asked for by each item's own reference."""
+        found: dict[str, str] = {}
+        for item in items:
+            if not item.tags:
+                continue
+            try:
+                listed = self.looker.get_all_notifications(
+                    template_type="sms", reference=reference(item)
+                )
+            except APIError as error:
+                failure = _delivery_error(error)
+                if error.status_code == 429:
+                    raise failure from error  # wait as asked, then look
+                return unseen(item.tags, failure)
+            notifications = listed.get("notifications") if isinstance(listed, dict) else None
+            for notification in notifications if isinstance(notifications, list) else []:
+                if not isinstance(notification, dict) or not notification.get("id"):
+                    continue
+                if notification.get("status") in UNDELIVERED:
+                    continue  # Notify took it but could not deliver it: it goes again
+                for tag in set(item.tags).intersection(_tags(str(notification.get("reference")))):
+                    found[tag] = str(notification["id"])
         return found
 
 
@@ -106,9 +115,10 @@ def _tags(text: str) -> list[str]:
 
 
 def _delivery_error(error: APIError, *, late: float | None = None) -> DeliveryError:
-    """The outbox's view of a failed call. A network failure or a 5xx may have come after
-    Notify took the text (uncertain); one we stopped waiting for after `late` seconds is tried
-    again no sooner than that, so a text Notify is still taking is there to be found."""
+    """The outbox's view of a failed call. A network failure, a 5xx or a 2xx we cannot read may
+    have come after Notify took the text (uncertain); one we stopped waiting for after `late`
+    seconds is tried again no sooner than that, so a text Notify is still taking is there to be
+    found."""
     if error.response is None:  # the client's "503" for a request that never got an answer
         timed_out = isinstance(error.__cause__, requests.ReadTimeout)
         return DeliveryError(
@@ -118,6 +128,8 @@ def _delivery_error(error: APIError, *, late: float | None = None) -> DeliveryEr
         )
     status = error.status_code
     kind = _error_type(error)
+    if status < 300:  # taken, as far as Notify is concerned, but its answer is unreadable
+        return DeliveryError(f"Notify {status} with an answer that is not JSON", uncertain=True)
     if status == 429:
         return DeliveryError(f"Notify 429 ({kind})", retry_after=_retry_after(error.response))
     if status >= 500:
@@ -126,11 +138,15 @@ def _delivery_error(error: APIError, *, late: float | None = None) -> DeliveryEr
 
 
 def _error_type(error: APIError) -> str:
+    """Notify's error type and message ("BadRequestError: Can't send to this recipient using a
+    team-only API key"), any number in it removed; "error" when the answer names none."""
     try:
-        errors = error.response.json().get("errors") or []  # type: ignore[union-attr]
-        return str(errors[0].get("error", "error"))[:60]
+        first = (error.response.json().get("errors") or [])[0]  # type: ignore[union-attr]
+        kind = str(first.get("error", "error"))[:60]
+        message = NUMBER.sub("[number]", str(first.get("message") or ""))[:160]
     except (AttributeError, ValueError, IndexError, TypeError):
         return "error"
+    return f"{kind}: {message}" if message else kind
 
 
 def _retry_after(response: Any) -> float | None:

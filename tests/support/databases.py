@@ -57,6 +57,7 @@ def pg_url(name: str) -> str:
 
 @cache
 def _template() -> str:
+    _drop_orphans()
     _admin(f"DROP DATABASE IF EXISTS {TEMPLATE}")
     _admin(f"CREATE DATABASE {TEMPLATE}")
     database = Database(pg_url(TEMPLATE))
@@ -74,8 +75,31 @@ def drop_template() -> None:
         _admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
+def _drop_orphans() -> None:
+    """Drop the test databases of test processes that died without dropping their own (a
+    killed worker leaves its template, its test's database and the spare). Each name carries
+    its process's id; a process still running keeps its databases."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+        names = connection.execute(
+            r"SELECT datname FROM pg_database WHERE datname ~ '^rr_(test|template)_[0-9]+(_|$)'"
+        ).fetchall()
+    for (name,) in names:
+        if not _running(int(name.split("_")[2])):
+            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 def _new_database() -> str:
-    name = f"rr_test_{uuid.uuid4().hex[:12]}"
+    name = f"rr_test_{os.getpid()}_{uuid.uuid4().hex[:12]}"
     _admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     return name
 

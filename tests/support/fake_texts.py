@@ -58,10 +58,13 @@ class _Failure:
     lands: bool  # taken all the same, before the answer is lost
     hold: float  # seconds before answering
     method: str  # the calls it answers: POST (sending) or GET (Notify's list)
+    body: str | None  # sent as it is (a proxy's page, say) instead of Notify's JSON error
 
-    def answer(self) -> tuple[int, dict, dict]:
+    def answer(self) -> tuple[int, dict | str, dict]:
         extra = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
         kind = "RateLimitError" if self.status == 429 else "Error"
+        if self.body is not None:
+            return self.status, self.body, extra
         return self.status, {"errors": [{"error": kind, "message": "no"}]}, extra
 
 
@@ -99,11 +102,12 @@ class FakeService:
         lands: bool = False,
         hold: float = 0,
         method: str = "POST",
+        body: str | None = None,
     ) -> None:
         """The next `times` calls of `method` get `status` (after those already queued),
-        `hold` seconds late; with `lands`, each is taken all the same (Notify sent the text,
-        then its answer was lost)."""
-        self.failures.append(_Failure(times, status, retry_after, lands, hold, method))
+        `hold` seconds late, with `body` if given; with `lands`, each is taken all the same
+        (Notify sent the text, then its answer was lost)."""
+        self.failures.append(_Failure(times, status, retry_after, lands, hold, method, body))
 
     def delivered(self) -> list[Call]:
         with self._lock:
@@ -120,7 +124,9 @@ class FakeService:
                 self._lock.wait(left)
         return self.delivered()[:count]
 
-    def answer(self, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, dict, dict]:
+    def answer(
+        self, path: str, raw: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict | str, dict]:
         """(status, JSON answer, extra headers) for one call."""
         refused = self.refuse(path, raw, headers)
         if refused:
@@ -264,7 +270,7 @@ def _handler_for(fake: FakeService) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             headers = {k.lower(): v for k, v in self.headers.items()}
             status = fake.refuse(self.path, b"", headers)
-            answer: dict[str, Any] = {"errors": [{"error": "AuthError", "message": "bad token"}]}
+            answer: dict | str = {"errors": [{"error": "AuthError", "message": "bad token"}]}
             extra: dict[str, str] = {}
             failure = None if status else fake.failure("GET")
             if failure:
@@ -280,15 +286,16 @@ def _handler_for(fake: FakeService) -> type[BaseHTTPRequestHandler]:
             status, answer, extra = fake.answer(self.path, raw, headers)
             # Recorded before answering, so a caller that has its answer finds the call here.
             fake.record(Call(self.path, raw, headers, time.time(), status))
+            self._answer(status, answer, extra)
+
+        def _answer(self, status: int, answer: dict | str, extra: dict[str, str]) -> None:
             if status == 0:  # the connection drops: no answer at all
                 self.close_connection = True
                 return
-            self._answer(status, answer, extra)
-
-        def _answer(self, status: int, answer: dict[str, Any], extra: dict[str, str]) -> None:
-            payload = json.dumps(answer).encode()
+            raw = isinstance(answer, str)
+            payload = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if raw else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             for name, value in extra.items():
                 self.send_header(name, value)
