@@ -1,4 +1,4 @@
-"""The trust's own paging gateway: one signed JSON POST per page (CONTRACT.md).
+"""The trust's own paging gateway: one signed JSON POST per page (docs/escalation.md).
 
 Body {"to", "text", "reference", "level"}; header X-Rapidreview-Signature: sha256=<hex
 HMAC-SHA256 of the exact body bytes with PAGER_WEBHOOK_SECRET>. The gateway verifies it with
