@@ -488,8 +488,8 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
             message_id = found[outbox_tag(row)]
             uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
             _save_card(uow, row, item, message_id)
-        unseen = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
-        uow.outbox.flag_maybe_sent(unseen, False)
+        not_found = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
+        uow.outbox.flag_maybe_sent(not_found, False)
     for row in maybe:
         row.maybe_sent = False
     if arrived:

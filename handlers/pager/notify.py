@@ -102,8 +102,9 @@ class NotifySender:
 
 
 def reference(item: OutboundItem) -> str:
-    """ "RR-0042 12@1733450000123456": the request's reference (none for a text standing for
-    several), then the outbox rows the text stands for."""
+    """The text's Notify reference, e.g. "RR-0042 12@1733450000123456": the request's
+    reference, then the outbox row it stands for (rows, comma-separated, were a text ever to
+    stand for several)."""
     request = format_reference(item.review_id) if item.review_id else ""
     return " ".join(part for part in (request, ",".join(item.tags)) if part)
 
