@@ -15,14 +15,8 @@ def who_holds(uow: UnitOfWork, role: str, at: datetime) -> list[Staff]:
     Cover (an override) wins: while any cover spans `at`, the shift holders are off the hook.
     Two overlapping shifts both hold the role, and both are told.
     """
-    covers = uow.rota.covers_at(role, at)
-    staff_ids = [c.staff_id for c in covers] or [s.staff_id for s in uow.rota.shifts_at(role, at)]
-    people = []
-    for staff_id in dict.fromkeys(staff_ids):
-        person = uow.rota.staff(staff_id)
-        if person is not None:
-            people.append(person)
-    return people
+    covering, on_shift = uow.rota.holding_at(role, at)
+    return list({person.id: person for person in covering or on_shift}.values())
 
 
 # A responder is on shift or cover now, or within this of it: the outgoing nurse finishing a

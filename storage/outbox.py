@@ -7,7 +7,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, bindparam, case, exists, func, or_, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -104,6 +114,27 @@ ANY_DUE = (
         col(Outbox.platform).in_(bindparam("platforms", expanding=True)),
     )
     .limit(1)
+)
+# Built once: building it cost a fifth of the drain's CPU.
+MARK_SENT = (
+    update(Outbox)
+    .where(col(Outbox.id) == bindparam("outbox_id"))
+    .values(
+        state="sent",
+        sent_at=bindparam("at"),
+        message_id=bindparam("sent_as"),
+        last_error=None,
+        follow_up_at=case((col(Outbox.follow_up_at).is_(None), None), else_=bindparam("at")),
+    )
+)
+MOVE_CARD = (
+    update(Card)
+    .where(
+        col(Card.review_id) == bindparam("card_review"),
+        col(Card.platform) == bindparam("card_platform"),
+        col(Card.channel) == bindparam("card_channel"),
+    )
+    .values(message_id=bindparam("card_at"))
 )
 DUE_URGENT = _due_statement(URGENT)
 DUE_OTHERS = _due_statement(col(Outbox.id).not_in(bindparam("taken", expanding=True)))
@@ -256,18 +287,7 @@ class OutboxStore:
     def mark_sent(self, outbox_id: int, *, at: datetime, message_id: str | None) -> None:
         """Record a delivery in one statement (the drain's hottest write). A message with a
         follow-up is looked at again now, to time its fallback from this moment."""
-        follow_up = case((col(Outbox.follow_up_at).is_(None), None), else_=at)
-        self._core(
-            update(Outbox)
-            .where(col(Outbox.id) == outbox_id)
-            .values(
-                state="sent",
-                sent_at=at,
-                message_id=message_id,
-                last_error=None,
-                follow_up_at=follow_up,
-            )
-        )
+        self._core(MARK_SENT, {"outbox_id": outbox_id, "at": at, "sent_as": message_id})
 
     def settle(self, *, platform: str, key_prefixes: Sequence[str], at: datetime) -> int:
         """Mark `platform`'s unsent rows whose key starts with a prefix as sent, unsent: for
@@ -377,11 +397,25 @@ class OutboxStore:
         return self.session.exec(query).first()
 
     def save_card(self, review_id: int, platform: str, channel: str, message_id: str) -> None:
-        card = self.card(review_id, platform, channel)
-        if card is None:
-            self.session.add(
-                Card(review_id=review_id, platform=platform, channel=channel, message_id=message_id)
+        """Where the card now is: one UPDATE, or an INSERT for its first post (past the ORM:
+        every card posted saves one, and the ORM's query and flush were a quarter of the
+        drain's CPU)."""
+        moved = self._core(
+            MOVE_CARD,
+            {
+                "card_review": review_id,
+                "card_platform": platform,
+                "card_channel": channel,
+                "card_at": message_id,
+            },
+        )
+        if moved.rowcount == 0:
+            self._core(
+                insert(Card),
+                {
+                    "review_id": review_id,
+                    "platform": platform,
+                    "channel": channel,
+                    "message_id": message_id,
+                },
             )
-        else:
-            card.message_id = message_id
-        self.session.flush()

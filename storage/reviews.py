@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from storage.tables import Review
 
 OPEN = ("raised", "acknowledged", "attending")
+# Asked before every request is raised, and almost always finds nothing: only the id, past the
+# ORM, which cost a sixth of a raise's CPU to load no row.
+ID_BY_SUBMISSION_KEY = select(Review.id).where(Review.submission_key == bindparam("key"))
 
 
 class ReviewStore:
@@ -35,7 +38,8 @@ class ReviewStore:
         return self.session.exec(query).first()
 
     def by_submission_key(self, key: str) -> Review | None:
-        return self.session.exec(select(Review).where(Review.submission_key == key)).first()
+        found = self.session.connection().execute(ID_BY_SUBMISSION_KEY, {"key": key}).first()
+        return None if found is None else self.session.get(Review, found.id)
 
     def open_reviews(self, limit: int = 50) -> Sequence[Review]:
         query = (

@@ -60,6 +60,26 @@ def test_cover_wins_over_the_shift_and_the_shift_resumes_after(db, clock):
         assert next_handover(uow, "outreach", clock.now())[0] == utc(2026, 12, 1, 11)
 
 
+def test_each_holder_is_named_once_cover_first_else_the_earliest_shift_first(db, clock):
+    on_rota(db, "outreach", "Sam Patel", "U01SAM", utc(2026, 12, 1, 6))
+    on_rota(db, "outreach", "Alex Carter", "U01ALEX", utc(2026, 12, 1, 8))
+    on_rota(db, "outreach", "Sam Patel", "U01SAM", utc(2026, 12, 1, 8, 30))  # Sam's second shift
+    on_rota(db, "outreach-backup", "Kim Lee", "U01KIM", utc(2026, 12, 1, 0), hours=24)
+    assert names(db, "outreach", utc(2026, 12, 1, 9)) == ["Sam Patel", "Alex Carter"]
+
+    services = make_services(db, clock, rota_admins=frozenset({"u0admin"}))
+    record_cover(
+        services=services,
+        role="outreach",
+        covering_platform="slack",
+        covering_user_id="U01KIM",
+        by=ADMIN,
+        until_text="12:00",
+    )
+    assert names(db, "outreach", utc(2026, 12, 1, 10)) == ["Kim Lee"]  # the shifts off the hook
+    assert names(db, "outreach", utc(2026, 12, 1, 12)) == ["Sam Patel", "Alex Carter"]
+
+
 def test_a_gap_is_nobody_and_next_handover_says_who_comes(db, clock):
     on_rota(db, "outreach", "Alex Carter", "U01ALEX", utc(2026, 12, 1, 8))
     on_rota(db, "outreach", "Priya Shah", "U01PRIYA", utc(2026, 12, 1, 22))
