@@ -374,9 +374,10 @@ def row(name: str, figures: Figures, bare: Figures | None) -> str:
 
 # Untimed requests sent at each concurrency before the timed ones, this many per client: the
 # first requests at a new concurrency start threads and open connections (to Slack, and the
-# database's pool growing) that later ones reuse for the process's life. Counted, they were
-# the whole p99 of a thousand at 10 clients: the 10 first, one per client (a submission's
-# p99 465 ms against a p50 of 108 on PostgreSQL; 195-230 ms with the pool already grown).
+# database's pool growing) that later ones reuse for the process's life, and a p99 of a
+# thousand at 10 clients is the 10th slowest. (A submission's p99 at 10 clients once read
+# 465 ms against a p50 of 108; how much of that was this, and how much the fake Slack's
+# collector, below, was not measured apart.)
 WARM_UP = 2
 
 
