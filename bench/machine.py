@@ -1,6 +1,7 @@
-"""How fast this machine runs Python, printed beside every figure so runs on different machines
-can be compared: the same code's CPU per request was twice as much on one 2-core machine as on
-another (docs/performance.md)."""
+"""How fast this machine runs Python, printed beside every figure. It does not predict what a
+request costs: one 2-core machine ran these additions in 0.65 s, another in 0.26-0.33 s, and the
+same code took about as much CPU per request on both (docs/performance.md). Compare the bot's CPU
+per request at one client, which bench/http_latency.py prints, instead."""
 
 from __future__ import annotations
 
