@@ -1,7 +1,8 @@
-"""How fast this machine runs Python, printed beside every figure. It does not predict what a
-request costs: one 2-core machine ran these additions in 0.65 s, another in 0.26-0.33 s, and the
-same code took about as much CPU per request on both (docs/performance.md). Compare the bot's CPU
-per request at one client, which bench/http_latency.py prints, instead."""
+"""How fast this machine runs Python, printed at the top of each benchmark's output to tell
+machines apart. It does not predict what a request costs: one 2-core machine ran these additions
+in 0.65 s, another in 0.26-0.33 s, and the same code took about as much CPU per command on both
+(docs/performance.md). To compare machines, compare the bot's CPU per request at one client,
+which bench/http_latency.py prints."""
 
 from __future__ import annotations
 
