@@ -134,7 +134,7 @@ MOVE_CARD = (
         col(Card.platform) == bindparam("card_platform"),
         col(Card.channel) == bindparam("card_channel"),
     )
-    .values(message_id=bindparam("card_at"))
+    .values(message_id=bindparam("card_message"))
 )
 DUE_URGENT = _due_statement(URGENT)
 DUE_OTHERS = _due_statement(col(Outbox.id).not_in(bindparam("taken", expanding=True)))
@@ -406,7 +406,7 @@ class OutboxStore:
                 "card_review": review_id,
                 "card_platform": platform,
                 "card_channel": channel,
-                "card_at": message_id,
+                "card_message": message_id,
             },
         )
         if moved.rowcount == 0:

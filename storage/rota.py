@@ -61,16 +61,11 @@ def _holding_at() -> Any:
     person) cost a third of a raise's database work."""
     duties = union_all(
         *(
-            select(
+            _at(duty, live).with_only_columns(
                 col(duty.staff_id).label("staff_id"),
                 literal(duty is Cover).label("cover"),
                 col(since).label("since"),
                 col(duty.id).label("duty_id"),
-            ).where(
-                duty.role == bindparam("role"),
-                col(duty.start) <= bindparam("at"),
-                col(duty.end) > bindparam("at"),
-                live,
             )
             for duty, since, live in (
                 (Cover, Cover.recorded_at, COVER_LIVE),
@@ -161,7 +156,7 @@ class RotaStore:
         """Who has live cover for `role` spanning `at` (the latest recorded first), and who a
         live shift (the earliest first): one entry per cover or shift."""
         rows = self.session.exec(HOLDING_AT, params={"role": role, "at": at}).all()
-        covers = sorted((row for row in rows if row.cover), key=lambda row: row.since, reverse=True)
+        covers = sorted((row for row in rows if row.cover), key=lambda r: r.since, reverse=True)
         shifts = sorted((row for row in rows if not row.cover), key=lambda r: (r.since, r.duty_id))
         return [row.Staff for row in covers], [row.Staff for row in shifts]
 
