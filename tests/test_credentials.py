@@ -55,14 +55,18 @@ def test_a_revoked_token_holds_messages_until_it_is_fixed_then_each_goes_once(
     fake.fail("chat.postMessage", times=1000, error="token_revoked")
 
     with caplog.at_level(logging.ERROR, logger="reviews.outbox"):
-        for _ in range(3):
+        drain(bot.services, senders)
+        clock.advance(CREDENTIALS_RETRY.total_seconds())
+        # The first drain sends to both destinations side by side: the second tries too unless
+        # the first's refusal was recorded before it began.
+        first = len(fake.called("chat.postMessage"))
+        assert first in (1, 2)
+        for _ in range(2):
             drain(bot.services, senders)
             clock.advance(CREDENTIALS_RETRY.total_seconds())
 
     assert delivered(fake) == []
-    # The first drain sent to both destinations at once, before Slack's refusal was known;
-    # after that, one try per retry, not one per message.
-    assert len(fake.called("chat.postMessage")) == 2 + 2, "one try per retry"
+    assert len(fake.called("chat.postMessage")) == first + 2, "one try per retry, not per message"
     with bot.services.db.unit_of_work() as uow:
         assert uow.outbox.count_by_state().get("failed", 0) == 0
     refusals = [r for r in caplog.records if "refuses the bot's credentials" in r.message]
@@ -137,4 +141,3 @@ def test_an_expired_teams_secret_is_held_not_failed(db: Database, clock: FrozenC
     drain(services, {"slack": slack, "teams": teams})
     assert [i.address for i in teams.sent] == [TEAMS_ROUTE.outreach_channel]
     assert services.health.problems() == []
-
