@@ -439,8 +439,8 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
         _record_failure(services, first, DeliveryError(type(error).__name__))
         return False
     with services.db.unit_of_work() as uow:
-        for row in rows:
-            uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
+        ids = [row.id or 0 for row in rows]
+        uow.outbox.mark_sent(ids, at=services.clock.now(), message_id=message_id)
         if services.health.platform_ok(first.platform) is not None:
             log.warning("%s: messages go out again", first.platform)
         _save_card(uow, first, item, message_id)
@@ -486,7 +486,7 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
     with services.db.unit_of_work() as uow:
         for row, item in arrived:
             message_id = found[outbox_tag(row)]
-            uow.outbox.mark_sent(row.id or 0, at=services.clock.now(), message_id=message_id)
+            uow.outbox.mark_sent([row.id or 0], at=services.clock.now(), message_id=message_id)
             _save_card(uow, row, item, message_id)
         not_found = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
         uow.outbox.flag_maybe_sent(not_found, False)
