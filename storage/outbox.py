@@ -323,13 +323,17 @@ class OutboxStore:
         blocked: set[tuple[str, ...]] = set()
         claimable: set[int | None] = set()
         for row_id, platform, address, kind, review_id, state in queued:
-            stream = (platform, address, str(review_id)) if kind == "direct" else ()
+            # Behind another drainer's hold on a direct message (perhaps a dead one's), only
+            # direct messages about other requests may go: the rule _due_statement applies,
+            # asked again, as that drainer's claim may have landed since.
+            direct = kind == "direct"
+            stream = (platform, address, str(review_id)) if direct else (platform, address, "")
             if (platform, address) in blocked or stream in blocked:
                 continue
             if row_id in mine:
                 claimable.add(row_id)
-            elif stream and state == "sending" and row_id not in held:
-                blocked.add(stream)  # another drainer's (perhaps a dead one's) hold
+            elif direct and state == "sending" and row_id not in held:
+                blocked.update({stream, (platform, address, "")})
             else:
                 blocked.add((platform, address))
         rows = in_lanes([row for row in due if row.id in claimable])

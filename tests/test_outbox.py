@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from reviews.outbox import (
     recover,
 )
 from storage.database import Database
+from storage.outbox import OutboxStore
 from storage.tables import Outbox, ReviewEvent
 from tests.support.builders import (
     NURSE,
@@ -233,6 +235,52 @@ def test_a_killed_drainers_ping_holds_up_only_its_own_requests_next_messages(
     drain(services, {"slack": slack})
     after = [i.message.text for i in slack.to(OUTREACH.user_id)][1:]
     assert first.reference in after[0] and after[1:] == ["more about the first"]
+
+
+def test_a_message_queued_behind_another_replicas_ping_waits_even_if_its_claim_lands_late(
+    services, clock, monkeypatch
+) -> None:
+    # Only a person's pings about other requests may pass another replica's ping in flight.
+    # Here that replica's claim of the ping commits between this drainer's two looks at the
+    # queue: the first skips the ping (locked) and finds the message behind it due, the
+    # second sees the ping claimed. The message must still wait its turn.
+    if services.db.is_sqlite:
+        pytest.skip("SQLite has one writer: two claims cannot interleave")
+    queue(services, "U1", "ping")
+    with ExitStack() as other_replica:
+        uow = other_replica.enter_context(services.db.unit_of_work())
+        [ping] = uow.outbox.claim(
+            now=clock.now(), lease=LEASE, limit=10, platforms=["slack"], held=set()
+        )
+        with services.db.unit_of_work() as later:
+            later.outbox.enqueue(
+                key="test:U1:notice",
+                platform="slack",
+                kind="channel",
+                address="U1",
+                payload=json.dumps({"text": "notice"}),
+                at=clock.now(),
+            )
+        looks = 0
+        due = OutboxStore._due
+
+        def due_then_the_other_claim_lands(store, *args, **kwargs):
+            nonlocal looks
+            found = due(store, *args, **kwargs)
+            looks += 1
+            if looks == 2:
+                other_replica.close()  # its claim of the ping commits now
+            return found
+
+        monkeypatch.setattr(OutboxStore, "_due", due_then_the_other_claim_lands)
+        slack = RecordingSender()
+        drain(services, {"slack": slack})
+        assert looks >= 2 and ping.key == "test:U1:ping"
+    assert slack.sent == [], "the notice went ahead of the ping another replica holds"
+    monkeypatch.undo()
+    clock.advance(LEASE.total_seconds())  # that replica died holding it
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == ["ping", "notice"]
 
 
 def test_slack_refusing_one_of_a_persons_pings_holds_back_their_others_for_the_wait(
