@@ -323,6 +323,8 @@ class OutboxStore:
         blocked: set[tuple[str, ...]] = set()
         claimable: set[int | None] = set()
         for row_id, platform, address, kind, review_id, state in queued:
+            # A row's stream: for a direct message, those about the same request; for any
+            # other kind, the other kinds to the same address (review id "", never a request's).
             # Behind another drainer's hold on a direct message (perhaps a dead one's), only
             # direct messages about other requests may go: the rule _due_statement applies,
             # asked again, as that drainer's claim may have landed since.
