@@ -128,7 +128,12 @@ def serve_bare(port: int, slack_url: str) -> None:
     # bare bolt's runs and not others, and the ratio measures the collector's timing.
     gc.collect()
     gc.freeze()
-    uvicorn.run(starlette, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    # h11, as the bot's server uses: left to choose ("auto"), uvicorn takes httptools wherever it
+    # is installed: bare bolt's commands at 50 clients then read p99 21-38 ms, against 36-47 ms
+    # on h11 the same day, and the ratio would compare two stacks, not our code.
+    uvicorn.run(
+        starlette, host="127.0.0.1", port=port, log_level="warning", access_log=False, http="h11"
+    )
 
 
 @contextmanager
