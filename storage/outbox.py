@@ -108,9 +108,10 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
     )
 
 
-def _enqueue_statement(insert: Any) -> Any:
+def _enqueue_statement(postgres: bool) -> Any:
     """Queue a message (bound values: key, review_id, platform, kind, address, payload, at)
     unless its key was queued before; built once, as building it was half its CPU."""
+    insert = pg_insert if postgres else sqlite_insert
     return (
         insert(Outbox)
         .values(
@@ -130,7 +131,7 @@ def _enqueue_statement(insert: Any) -> Any:
     )
 
 
-ENQUEUE = {False: _enqueue_statement(sqlite_insert), True: _enqueue_statement(pg_insert)}
+ENQUEUE = _both(_enqueue_statement)
 ANY_DUE = (
     select(Outbox.id)
     .where(

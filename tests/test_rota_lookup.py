@@ -16,6 +16,17 @@ from tests.test_rota_import import ROTA
 ADMIN = Actor(platform="slack", user_id="U0ADMIN", name="Rota Admin")
 
 
+def cover_outreach(services, user_id: str, until: str) -> None:
+    record_cover(
+        services=services,
+        role="outreach",
+        covering_platform="slack",
+        covering_user_id=user_id,
+        by=ADMIN,
+        until_text=until,
+    )
+
+
 def names(db, role: str, at: datetime) -> list[str]:
     with db.unit_of_work() as uow:
         return [p.name for p in who_holds(uow, role, at)]
@@ -46,14 +57,7 @@ def test_cover_wins_over_the_shift_and_the_shift_resumes_after(db, clock):
     services = make_services(db, clock, rota_admins=frozenset({"u0admin"}))
     on_rota(db, "outreach", "Alex Carter", "U01ALEX", utc(2026, 12, 1, 8))
     on_rota(db, "outreach-backup", "Sam Patel", "U01SAM", utc(2026, 12, 1, 8))
-    record_cover(
-        services=services,
-        role="outreach",
-        covering_platform="slack",
-        covering_user_id="U01SAM",
-        by=ADMIN,
-        until_text="11:00",
-    )
+    cover_outreach(services, "U01SAM", until="11:00")
     assert names(db, "outreach", utc(2026, 12, 1, 10)) == ["Sam Patel"]
     assert names(db, "outreach", utc(2026, 12, 1, 11)) == ["Alex Carter"]
     with db.unit_of_work() as uow:
@@ -68,14 +72,7 @@ def test_each_holder_is_named_once_cover_first_else_the_earliest_shift_first(db,
     assert names(db, "outreach", utc(2026, 12, 1, 9)) == ["Sam Patel", "Alex Carter"]
 
     services = make_services(db, clock, rota_admins=frozenset({"u0admin"}))
-    record_cover(
-        services=services,
-        role="outreach",
-        covering_platform="slack",
-        covering_user_id="U01KIM",
-        by=ADMIN,
-        until_text="12:00",
-    )
+    cover_outreach(services, "U01KIM", until="12:00")
     assert names(db, "outreach", utc(2026, 12, 1, 10)) == ["Kim Lee"]  # the shifts off the hook
     assert names(db, "outreach", utc(2026, 12, 1, 12)) == ["Sam Patel", "Alex Carter"]
 
