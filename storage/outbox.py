@@ -12,10 +12,10 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     all_,
+    and_,
     any_,
     bindparam,
     case,
-    exists,
     func,
     insert,
     or_,
@@ -25,7 +25,6 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -64,32 +63,83 @@ def _among(column: Any, name: str, postgres: bool, *, among: bool = True) -> Col
 def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
     """Unsent rows due at :now to :platforms, oldest first, at most :limit, locked (others'
     locked rows skipped); built once, as building it took 1.5 ms of CPU each claim, twice a
-    claim, four claims a second per replica while idle."""
-    earlier = aliased(Outbox)  # an earlier message to the same destination
+    claim, four claims a second per replica while idle.
+
+    A row is held back by an earlier unsent row to the same destination that is not due (a
+    drainer holds it, or it waits to retry): filtered here, before the LIMIT, so a long queue
+    behind one failing destination cannot crowd out everyone else's messages. A person's direct
+    messages about different requests need no order between them, and a killed replica's lease
+    must not hold up their every later ping: another drainer's hold on one (not this drainer's,
+    :held) holds back only those about the same request. One waiting to retry still holds back
+    all of theirs (a 429 is for the conversation).
+
+    The rows not due are few (those held, those waiting to retry), so each destination's first
+    such row is found once, by kind of hold, and every due row compared with it. Asked of each
+    due row in turn (NOT EXISTS), the cost grew with the queue times the rows held: with two
+    thousand queued on PostgreSQL a claim took 90 ms, and a backlog drained at 30 messages a
+    second (docs/performance.md)."""
     now: BindParameter[datetime] = bindparam("now")
-    # Held back by an earlier message to the same destination that is not due (another
-    # drainer holds it, or it waits to retry). Filtered here, before the LIMIT, so a long
-    # queue behind one failing destination cannot crowd out everyone else's messages.
-    # A person's direct messages about different requests need no order between them, and
-    # a killed replica's lease must not hold up their every later ping: another drainer's
-    # hold on one (not this drainer's, :held) holds back only those about the same request.
-    # One waiting to retry still holds back all of theirs (a 429 is for the conversation).
-    waiting = exists().where(
-        col(earlier.platform) == col(Outbox.platform),
-        col(earlier.address) == col(Outbox.address),
-        col(earlier.state).in_(UNSENT),
-        col(earlier.next_attempt_at) > now,
-        col(earlier.id) < col(Outbox.id),
-        or_(
-            col(earlier.state) == "pending",
-            col(Outbox.kind) != "direct",
-            col(earlier.kind) != "direct",
-            col(earlier.review_id).is_not_distinct_from(col(Outbox.review_id)),
-            _among(col(earlier.id), "held", postgres),
-        ),
+    waiting = (
+        sa_select(
+            col(Outbox.id),
+            col(Outbox.platform),
+            col(Outbox.address),
+            col(Outbox.kind),
+            col(Outbox.state),
+            # review ids start at 1: 0 stands for none, so that the join below is an equality
+            func.coalesce(col(Outbox.review_id), 0).label("review"),
+        )
+        .where(col(Outbox.state).in_(UNSENT), col(Outbox.next_attempt_at) > now)
+        .cte("waiting")
     )
+    destination = (waiting.c.platform, waiting.c.address)
+    # The first waiting row to each destination: it holds back every later row but a direct
+    # message (which only the next two hold back).
+    first_any = (
+        sa_select(*destination, func.min(waiting.c.id).label("first"))
+        .group_by(*destination)
+        .cte("first_any")
+    )
+    # The first that holds back every later row, direct messages too: one waiting to retry,
+    # one not a direct message, or one this drainer holds.
+    first_all = (
+        sa_select(*destination, func.min(waiting.c.id).label("first"))
+        .where(
+            or_(
+                waiting.c.state == "pending",
+                waiting.c.kind != "direct",
+                _among(waiting.c.id, "held", postgres),
+            )
+        )
+        .group_by(*destination)
+        .cte("first_all")
+    )
+    # The first about each request: it holds back that request's later direct messages.
+    first_same = (
+        sa_select(*destination, waiting.c.review, func.min(waiting.c.id).label("first"))
+        .group_by(*destination, waiting.c.review)
+        .cte("first_same")
+    )
+
+    def at(table: Any, *also: Any) -> Any:
+        return and_(
+            table.c.platform == col(Outbox.platform),
+            table.c.address == col(Outbox.address),
+            *also,
+        )
+
+    def before(table: Any) -> ColumnElement[bool]:
+        return or_(table.c.first.is_(None), col(Outbox.id) < table.c.first)
+
+    direct = col(Outbox.kind) == "direct"
     return (
         select(Outbox)
+        .outerjoin(first_any, at(first_any))
+        .outerjoin(first_all, at(first_all))
+        .outerjoin(
+            first_same,
+            at(first_same, first_same.c.review == func.coalesce(col(Outbox.review_id), 0)),
+        )
         .where(
             col(Outbox.state).in_(UNSENT),
             col(Outbox.next_attempt_at) <= now,
@@ -99,12 +149,13 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
             # (The same ids as :held, bound apart: one expanding parameter renders an empty
             # list one way for IN and NOT IN alike.)
             _among(col(Outbox.id), "own", postgres, among=False),
-            ~waiting,
+            or_(direct, before(first_any)),
+            or_(~direct, and_(before(first_all), before(first_same))),
             *where,
         )
         .order_by(col(Outbox.id))
         .limit(bindparam("limit", type_=Integer))
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=Outbox)
     )
 
 
