@@ -65,7 +65,7 @@ def run(name: str, url: str, requests: int) -> None:
             services=services, request=request(), by=NURSE, submission_key=f"bench:{number}"
         )
     timed = TimedClaims()
-    outbox._claim = timed  # type: ignore[assignment]
+    outbox._claim = timed
     sender = RecordingSender()
     began, cpu = time.perf_counter(), time.process_time()
     try:
