@@ -86,37 +86,34 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
             col(Outbox.address),
             col(Outbox.kind),
             col(Outbox.state),
-            # review ids start at 1: 0 stands for none, so that the join below is an equality
-            func.coalesce(col(Outbox.review_id), 0).label("review"),
+            # No review is -1, never an id, so that the join below is an equality (hashable)
+            func.coalesce(col(Outbox.review_id), -1).label("review"),
         )
         .where(col(Outbox.state).in_(UNSENT), col(Outbox.next_attempt_at) > now)
         .cte("waiting")
     )
     destination = (waiting.c.platform, waiting.c.address)
-    # The first waiting row to each destination: it holds back every later row but a direct
-    # message (which only the next two hold back).
-    first_any = (
-        sa_select(*destination, func.min(waiting.c.id).label("first"))
-        .group_by(*destination)
-        .cte("first_any")
+    # One waiting to retry, one not a direct message, or one this drainer holds holds back
+    # every later row to its destination, direct messages too; any other (another drainer's
+    # hold on a direct message) holds back only what is not a direct message, and that
+    # request's own later direct messages.
+    holds_all = or_(
+        waiting.c.state == "pending",
+        waiting.c.kind != "direct",
+        _among(waiting.c.id, "held", postgres),
     )
-    # The first that holds back every later row, direct messages too: one waiting to retry,
-    # one not a direct message, or one this drainer holds.
-    first_all = (
-        sa_select(*destination, func.min(waiting.c.id).label("first"))
-        .where(
-            or_(
-                waiting.c.state == "pending",
-                waiting.c.kind != "direct",
-                _among(waiting.c.id, "held", postgres),
-            )
+    first = (
+        sa_select(
+            *destination,
+            func.min(waiting.c.id).label("any"),
+            func.min(case((holds_all, waiting.c.id))).label("all"),
         )
         .group_by(*destination)
-        .cte("first_all")
+        .cte("first")
     )
-    # The first about each request: it holds back that request's later direct messages.
     first_same = (
-        sa_select(*destination, waiting.c.review, func.min(waiting.c.id).label("first"))
+        sa_select(*destination, waiting.c.review, func.min(waiting.c.id).label("any"))
+        .where(~holds_all)
         .group_by(*destination, waiting.c.review)
         .cte("first_same")
     )
@@ -128,17 +125,16 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
             *also,
         )
 
-    def before(table: Any) -> ColumnElement[bool]:
-        return or_(table.c.first.is_(None), col(Outbox.id) < table.c.first)
+    def before(first: Any) -> ColumnElement[bool]:
+        return or_(first.is_(None), col(Outbox.id) < first)
 
     direct = col(Outbox.kind) == "direct"
     return (
         select(Outbox)
-        .outerjoin(first_any, at(first_any))
-        .outerjoin(first_all, at(first_all))
+        .outerjoin(first, at(first))
         .outerjoin(
             first_same,
-            at(first_same, first_same.c.review == func.coalesce(col(Outbox.review_id), 0)),
+            at(first_same, first_same.c.review == func.coalesce(col(Outbox.review_id), -1)),
         )
         .where(
             col(Outbox.state).in_(UNSENT),
@@ -149,8 +145,8 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
             # (The same ids as :held, bound apart: one expanding parameter renders an empty
             # list one way for IN and NOT IN alike.)
             _among(col(Outbox.id), "own", postgres, among=False),
-            or_(direct, before(first_any)),
-            or_(~direct, and_(before(first_all), before(first_same))),
+            or_(direct, before(first.c.any)),
+            or_(~direct, and_(before(first.c.all), before(first_same.c.any))),
             *where,
         )
         .order_by(col(Outbox.id))
