@@ -32,6 +32,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 from storage.tables import Card, Outbox
 
 UNSENT = ("pending", "sending")
+# A row about no request, in the due query's grouping by request: never a review's id, and an
+# equality (which PostgreSQL can hash) where IS NOT DISTINCT FROM could only be looped over.
+NO_REVIEW = -1
 T = TypeVar("T")
 
 # Two lanes. A card update or thread line only repeats what the card already shows, and a new
@@ -77,7 +80,9 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
     such row is found once, by kind of hold, and every due row compared with it. Asked of each
     due row in turn (NOT EXISTS), the cost grew with the queue times the rows held: with two
     thousand queued on PostgreSQL a claim took 90 ms, and a backlog drained at 30 messages a
-    second (docs/performance.md)."""
+    second. Only with held-back rows spread over hundreds of destinations is this slower than
+    that was on PostgreSQL: up to 1.5x, until the table is first analyzed (docs/performance.md).
+    """
     now: BindParameter[datetime] = bindparam("now")
     waiting = (
         sa_select(
@@ -86,8 +91,7 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
             col(Outbox.address),
             col(Outbox.kind),
             col(Outbox.state),
-            # No review is -1, never an id, so that the join below is an equality (hashable)
-            func.coalesce(col(Outbox.review_id), -1).label("review"),
+            func.coalesce(col(Outbox.review_id), NO_REVIEW).label("review"),
         )
         .where(col(Outbox.state).in_(UNSENT), col(Outbox.next_attempt_at) > now)
         .cte("waiting")
@@ -125,8 +129,8 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
             *also,
         )
 
-    def before(first: Any) -> ColumnElement[bool]:
-        return or_(first.is_(None), col(Outbox.id) < first)
+    def before(first_id: Any) -> ColumnElement[bool]:
+        return or_(first_id.is_(None), col(Outbox.id) < first_id)
 
     direct = col(Outbox.kind) == "direct"
     return (
@@ -134,7 +138,7 @@ def _due_statement(postgres: bool, *where: Any) -> SelectOfScalar[Outbox]:
         .outerjoin(first, at(first))
         .outerjoin(
             first_same,
-            at(first_same, first_same.c.review == func.coalesce(col(Outbox.review_id), -1)),
+            at(first_same, first_same.c.review == func.coalesce(col(Outbox.review_id), NO_REVIEW)),
         )
         .where(
             col(Outbox.state).in_(UNSENT),
