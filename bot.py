@@ -28,6 +28,9 @@ from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
 from reviews.wards import WardsError, load_wards
+from sender_process import STANDBY, SenderProcess
+from sender_process import command as sender_command
+from sender_process import serve as serve_sender
 from settings import Settings, SettingsError, load_settings
 from storage.database import Database, DatabaseUnavailable
 from storage.migrate import upgrade
@@ -182,10 +185,18 @@ def outbound_ssl_context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=settings.ca_bundle or None)
 
 
-def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
+def start_scheduler(
+    bot: Bot,
+    *,
+    late_digest: bool = True,
+    sender: SenderProcess | None = None,
+    only: Sequence[str] | None = None,
+) -> Any:
     """The ticks: every replica runs them all; the database decides who does the work.
     Without `late_digest` a digest or check-in prompt goes only at its time (the shell: a new
-    trial database needs no catching up)."""
+    trial database needs no catching up). Beside a `sender` process, the outbox drain is a
+    standby (sender_process.py) and the sender is checked on each second; `only` runs just
+    the ticks named (the sender process: "outbox")."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -217,11 +228,10 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
     # max_instances=1 skips a tick while the last one still runs: a hung job shows as stale
     # in /healthz, and is logged once, not once per skipped tick.
     scheduler.add_listener(lambda event: health.job_skipped(event.job_id), EVENT_JOB_MAX_INSTANCES)
-    for watched in ("sweep", "outbox"):
-        health.watch(watched)
+    standby = STANDBY if sender is not None else None
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
-        ("outbox", lambda: outbox.drain(services, senders), 0.25),
+        ("outbox", lambda: outbox.drain(services, senders, standby=standby), 0.25),
         ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
         ("handovers", lambda: rota_jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: rota_jobs.warn_cover_gaps(services), 60.0),
@@ -233,6 +243,13 @@ def start_scheduler(bot: Bot, *, late_digest: bool = True) -> Any:
         ),
         ("retention", lambda: retention.retention_job(services), 300.0),
     ]
+    if sender is not None:
+        ticks.append(("sender-process", sender.check, 1.0))
+    if only is not None:
+        ticks = [tick for tick in ticks if tick[0] in only]
+    for watched in ("sweep", "outbox"):
+        if only is None or watched in only:
+            health.watch(watched)
     for name, job, seconds in ticks:
         scheduler.add_job(
             guarded(name, job),
@@ -270,7 +287,14 @@ def run(bot: Bot) -> None:
         recover(bot.services)
     except DatabaseUnavailable as error:
         log.warning("outbox recovery skipped: database unavailable (%s)", error)
-    start_scheduler(bot)
+    sender = None
+    if settings.sender_process and not bot.services.db.is_sqlite:
+        health = bot.services.health
+        sender = SenderProcess(
+            sender_command(), on_warning=lambda warning: health.notice("sender", warning)
+        )
+        sender.start()
+    start_scheduler(bot, sender=sender)
     # What start-up leaves (modules, the tables' metadata, the policy) lives as long as the
     # process. Frozen, once its garbage is collected, the collector no longer walks it: a full
     # collection took 64 ms of the one interpreter lock, and every answer in flight waited.
@@ -291,6 +315,22 @@ def run(bot: Bot) -> None:
         if server is not None:
             server.stop()
         bot.scheduler.shutdown(wait=False)
+        if sender is not None:
+            sender.stop()
+
+
+def run_sender(bot: Bot) -> int:
+    """`python bot.py sender`: the outbox drain alone, for the bot that started it
+    (sender_process.py); an exit code."""
+    health = bot.services.health
+
+    def start() -> Any:
+        scheduler = start_scheduler(bot, only=("outbox",))
+        gc.collect()
+        gc.freeze()
+        return scheduler
+
+    return serve_sender(start, lambda: health.running_for("outbox"))
 
 
 def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
@@ -427,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
     quiet_scheduler_logs()
-    if args.command not in (None, "shell"):
+    if args.command not in (None, "shell", "sender"):
         # A command's output is its answer; the log adds only problems.
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
     if package_only:
@@ -457,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             run(bot)
             return 0
+        if args.command == "sender":
+            return run_sender(bot)
         return command(args, bot)
     except (PolicyError, WardsError, BadInput) as error:
         print(f"rapidreview: {error}", file=sys.stderr)

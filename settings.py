@@ -74,6 +74,9 @@ class Settings:
     # Proxies whose X-Forwarded-For names the visitor (the address the public pages' rate limit
     # counts); uvicorn's own setting of the same name, "*" for any, "" for none.
     forwarded_allow_ips: str = "127.0.0.1"
+    # On PostgreSQL, the outbox is sent from a second process of the bot's own
+    # (sender_process.py); SQLite always sends from the bot's one process.
+    sender_process: bool = True
 
     @property
     def slack_configured(self) -> bool:
@@ -163,6 +166,7 @@ def load_settings(
         public_url=_public_url(get("PUBLIC_URL")),
         concern_phone=_phone("CONCERN_PHONE", get("CONCERN_PHONE")),
         forwarded_allow_ips=values.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip(),
+        sender_process=_on_off("SENDER_PROCESS", get("SENDER_PROCESS", "on")),
     )
     if complete:
         _check_combinations(settings)
@@ -392,6 +396,12 @@ def _log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}")
     return value.upper()
+
+
+def _on_off(name: str, value: str) -> bool:
+    if value.lower() not in ("on", "off"):
+        raise SettingsError(f"{name}: must be on or off, got {value!r}")
+    return value.lower() == "on"
 
 
 def _log_format(value: str) -> str:

@@ -10,7 +10,8 @@ bot's are). Then, at each number of concurrent clients (each with a keep-alive
 connection), POSTs `--count` signed requests of each kind to both, after a few untimed ones
 (WARM_UP): `/rapidreview` commands, request-form submissions and Acknowledge presses on open
 requests, once the bot's outbox is empty. Prints p50/p99/max, requests a second, the bot's CPU
-per request (and the fake Slack's, which real Slack spends elsewhere) and the ratio of our p99
+per request (and, on PostgreSQL, its sender process's; and the fake Slack's, which real Slack
+spends elsewhere) and the ratio of our p99
 to the bare app's; how many submissions were answered NOT CONFIRMED (the safety figure: it must
 be 0); and, for commands, when the form reached Slack (views.open) after the command was sent:
 what the nurse waits for, since a slash command's own answer is empty. No asserts.
@@ -184,10 +185,21 @@ def wait_listening(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` so far (Linux /proc)."""
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of `pid` so far (Linux /proc); 0 for no process."""
+    if pid is None:
+        return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sender_of(pid: int) -> int | None:
+    """The bot's sender process (on PostgreSQL, sender_process.py), if it has one."""
+    for pids in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in pids.read_text().split():
+            if b"bot.py\0sender" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    return None
 
 
 @dataclass
@@ -195,6 +207,7 @@ class Figures:
     latencies: list[float]
     seconds: float
     cpu: float
+    sender_cpu: float  # the bot's sender process's, where it has one
     slack_cpu: float  # the fake Slack's: on this machine here, at Slack in production
     not_confirmed: int
     errors: int
@@ -257,8 +270,9 @@ def load(
             connection.close()
 
     pid, slack_pid = pids
+    sender = sender_of(pid)
     cpu_before, began = cpu_seconds(pid), time.perf_counter()
-    slack_before = cpu_seconds(slack_pid)
+    sender_before, slack_before = cpu_seconds(sender), cpu_seconds(slack_pid)
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -268,6 +282,7 @@ def load(
         latencies,
         time.perf_counter() - began,
         cpu_seconds(pid) - cpu_before,
+        cpu_seconds(sender) - sender_before,
         cpu_seconds(slack_pid) - slack_before,
         tally["not_confirmed"],
         tally["errors"],
@@ -372,7 +387,12 @@ def row(name: str, figures: Figures, bare: Figures | None) -> str:
         f"  {name:7} p50 {figures.pct(0.5) * 1000:7.1f}  p99 {figures.pct(0.99) * 1000:7.1f}  "
         f"max {max(figures.latencies) * 1000:7.1f} ms  {count / figures.seconds:6.1f} req/s"
         f"  cpu {figures.cpu / count * 1000:5.1f} ms/req"
-        f" (Slack's {figures.slack_cpu / count * 1000:3.1f})"
+        + (
+            f" (its sender's {figures.sender_cpu / count * 1000:3.1f})"
+            if figures.sender_cpu
+            else ""
+        )
+        + f" (Slack's {figures.slack_cpu / count * 1000:3.1f})"
         f"  errors {figures.errors}  {ratio}"
     )
 

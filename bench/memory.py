@@ -6,7 +6,8 @@ Starts `python bot.py` (Slack over HTTP, a fake Slack Web API), reads its RSS fr
 it is idle, then after a burst of 300 requests, form submissions, and Acknowledge presses
 over HTTP, then once a minute through a `--soak` seconds loop at `--rate` requests a second
 (a submission, then its acknowledgement, then `/rapidreview open`, in turn). Prints each
-reading and the growth from the start of the soak to its end. No asserts.
+reading and the growth from the start of the soak to its end; on PostgreSQL each reading adds
+the bot's sender process (sender_process.py) to the bot. No asserts.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests  # noqa: E402
 
-from bench.http_latency import ALEX, our_bot, serve_fake_slack  # noqa: E402
+from bench.http_latency import ALEX, our_bot, sender_of, serve_fake_slack  # noqa: E402
 from handlers.slack.blocks import ACTION_PREFIX  # noqa: E402
 from handlers.slack.forms import REQUEST_FORM  # noqa: E402
 from storage.database import Database  # noqa: E402
@@ -43,6 +44,18 @@ RAISED = re.compile(r"RR-(\d+) raised")
 
 
 def rss_mb(pid: int) -> float:
+    """The bot's resident memory, with its sender process's (on PostgreSQL) added."""
+    return sum(_rss_mb(each) for each in (pid, sender_of(pid)) if each is not None)
+
+
+def described(pid: int) -> str:
+    sender = sender_of(pid)
+    if sender is None:
+        return f"{_rss_mb(pid):.1f} MB"
+    return f"{rss_mb(pid):.1f} MB (the bot {_rss_mb(pid):.1f}, its sender {_rss_mb(sender):.1f})"
+
+
+def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -90,12 +103,12 @@ def run(url: str, soak: float, rate: float, slack_url: str) -> None:
     on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
     with our_bot(url, slack_url) as (events, pid):
         time.sleep(5)
-        print(f"idle: {rss_mb(pid):.1f} MB")
+        print(f"idle: {described(pid)}")
         load = Load(events)
         for _ in range(300):
             load.step()
         time.sleep(5)
-        print(f"after a burst of 300 requests: {rss_mb(pid):.1f} MB")
+        print(f"after a burst of 300 requests: {described(pid)}")
         # The server closes a connection idle this long (uvicorn's keep-alive, 5 s): reusing
         # it raced that close and ended a run with "connection reset by peer".
         load.session.close()

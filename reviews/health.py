@@ -49,6 +49,7 @@ class Health:
         self._jobs: dict[str, _Job] = {}
         self._watched: set[str] = set()  # jobs that must complete every `stale_after`
         self._outages: dict[str, _Outage] = {}
+        self._notices: dict[str, str] = {}  # what is wrong in the bot but covered meanwhile
         self.on_completed: list[Callable[[str, float], None]] = []  # (job, seconds): metrics
 
     def watch(self, job: str) -> None:
@@ -98,6 +99,22 @@ class Health:
         with self._lock:
             state = self._jobs.get(job)
             return state.completed_at_wall if state else None
+
+    def running_for(self, job: str) -> float | None:
+        """How long the job's current run has gone on, in seconds; None when it is not running."""
+        with self._lock:
+            state = self._jobs.get(job)
+            if state is None or state.running_since is None:
+                return None
+            return self._monotonic() - state.running_since
+
+    def notice(self, key: str, warning: str | None) -> None:
+        """Say `warning` among /healthz's warnings until it is set again, or None to clear it."""
+        with self._lock:
+            if warning is None:
+                self._notices.pop(key, None)
+            else:
+                self._notices[key] = warning
 
     def credentials_refused(self, platform: str, reason: str, *, retry_at: datetime) -> bool:
         """Record that `platform` refuses our credentials; True when this begins an outage."""
@@ -149,13 +166,14 @@ class Health:
         return reasons
 
     def warnings(self) -> list[str]:
-        """What is wrong outside the bot and will mend itself (a platform unreachable)."""
+        """What is wrong and will mend itself (a platform unreachable), or is covered meanwhile
+        (the sender process restarting: the bot sends)."""
         with self._lock:
             return [
                 f"{platform} cannot be reached ({outage.reason}); messages wait and are retried"
                 for platform, outage in sorted(self._outages.items())
                 if outage.kind == "unreachable"
-            ]
+            ] + [warning for _, warning in sorted(self._notices.items())]
 
     def _age(self, state: _Job) -> float:
         return self._monotonic() - state.since

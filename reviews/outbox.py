@@ -129,7 +129,12 @@ class Looker(Protocol):
 
 
 def drain(
-    services: Services, senders: Mapping[str, Sender], *, limit: int = 50, workers: int = WORKERS
+    services: Services,
+    senders: Mapping[str, Sender],
+    *,
+    limit: int = 50,
+    workers: int = WORKERS,
+    standby: timedelta | None = None,
 ) -> int:
     """Send what is due until nothing is (or DRAIN_TIME has passed); the rows handled.
 
@@ -138,10 +143,12 @@ def drain(
     `workers` at once, the urgent lane's first when workers are scarce. While sends are under
     way, rows falling due are claimed too, so a slow destination holds up only itself. After a
     row fails, the rest of its destination's wait for its retry (a person's: those about the
-    same request; another drainer's hold, too, holds back only those). DatabaseUnavailable if
-    the database cannot be reached.
+    same request; another drainer's hold, too, holds back only those). With `standby`, only
+    rows that fell due at least that long ago are claimed: the bot's own drain beside its
+    sender process (sender_process.py), which sends only what that process has left.
+    DatabaseUnavailable if the database cannot be reached.
     """
-    return _Drain(services, senders, limit, workers).run()
+    return _Drain(services, senders, limit, workers, standby).run()
 
 
 Destination = tuple[str, str]  # (platform, address)
@@ -172,8 +179,16 @@ class _Drain:
     """One drain: claims (every CLAIM_EVERY while sends are under way), a queue per claimed
     destination, and a pool of workers each sending one destination's queue."""
 
-    def __init__(self, services: Services, senders: Mapping[str, Sender], limit: int, workers: int):
+    def __init__(
+        self,
+        services: Services,
+        senders: Mapping[str, Sender],
+        limit: int,
+        workers: int,
+        standby: timedelta | None,
+    ):
         self.services, self.senders, self.limit, self.workers = services, senders, limit, workers
+        self.standby = standby
         # Claims and new sends stop then; leases are renewed until the last send ends.
         self.ends = time.monotonic() + DRAIN_TIME
         self.waiting: list[_Queue] = []  # claimed, not yet on a worker (a heap)
@@ -267,7 +282,9 @@ class _Drain:
         platforms = [p for p in self.senders if self.services.health.may_send(p, now)]
         with self.holding:
             held = set(self.held)
-        found = _claim(self.services, platforms, self.limit, held) if platforms else []
+        found = (
+            _claim(self.services, platforms, self.limit, held, self.standby) if platforms else []
+        )
         with self.holding:
             self.held.update(row.id or 0 for row in found)
         return found
@@ -361,17 +378,30 @@ def recover(services: Services) -> int:
     return released
 
 
-def _claim(services: Services, platforms: list[str], limit: int, held: set[int]) -> list[Outbox]:
+def _claim(
+    services: Services,
+    platforms: list[str],
+    limit: int,
+    held: set[int],
+    standby: timedelta | None = None,
+) -> list[Outbox]:
     # Most claims find nothing (four a second per replica, and one after every drain): a
     # reading transaction says so without a write transaction (on SQLite, the database's one
     # writer lock, which every request's submission waits for).
+    now = services.clock.now()
+    due_by = now - standby if standby else now
     with services.db.reading() as uow:
-        if not uow.outbox.any_due(now=services.clock.now(), platforms=platforms):
+        if not uow.outbox.any_due(now=due_by, platforms=platforms):
             return []
     with services.db.unit_of_work() as uow:
         return list(
             uow.outbox.claim(
-                now=services.clock.now(), lease=LEASE, limit=limit, platforms=platforms, held=held
+                now=now,
+                lease=LEASE,
+                limit=limit,
+                platforms=platforms,
+                held=held,
+                due_by=due_by,
             )
         )
 

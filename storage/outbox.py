@@ -345,9 +345,11 @@ class OutboxStore:
         limit: int,
         platforms: Sequence[str],
         held: Collection[int] = (),
+        due_by: datetime | None = None,
     ) -> Sequence[Outbox]:
         """Due messages: up to `limit` urgent ones and up to `limit` oldest ones, sent urgent
-        first (in_lanes), each destination's in the order they were queued.
+        first (in_lanes), each destination's in the order they were queued. Due means due at
+        `due_by` (default `now`): a standby drainer takes only what has waited a while.
 
         A message is claimed only with every earlier unsent message to its destination (so it
         waits behind one another drainer holds, or one waiting to retry), except that a direct
@@ -358,8 +360,9 @@ class OutboxStore:
         """
         # The oldest are always taken too: an urgent ping queued behind a card to the same
         # channel can only go once that card has, so it must never crowd the card out.
-        due = list(self._due(now, platforms, limit, held))
-        due += self._due(now, platforms, limit, held, taken=[r.id or 0 for r in due])
+        due_at = now if due_by is None else due_by
+        due = list(self._due(due_at, platforms, limit, held))
+        due += self._due(due_at, platforms, limit, held, taken=[r.id or 0 for r in due])
         if not due:
             return []
         # Earlier unsent messages that are due but locked by another drainer still hold back

@@ -23,6 +23,7 @@ from reviews.outbox import (
     drain,
     recover,
 )
+from sender_process import STANDBY
 from storage.database import Database
 from storage.outbox import OutboxStore
 from storage.tables import Outbox, ReviewEvent
@@ -183,6 +184,36 @@ def test_a_message_whose_sender_died_mid_send_goes_after_the_lease(services, clo
     clock.advance(LEASE.total_seconds())
     drain(services, {"slack": slack})
     assert texts(slack, "U1") == ["ping"]
+
+
+def test_a_standby_drain_sends_only_what_its_sender_process_has_left(services, clock):
+    """Beside its sender process the bot drains as a standby: what fell due less than STANDBY
+    ago is the sender's; once it has waited that long the bot sends it itself, and a row a
+    stalled sender holds goes STANDBY after that sender's lease runs out."""
+    queue(services, "U1", "first")
+    bot = RecordingSender()
+    drain(services, {"slack": bot}, standby=STANDBY)
+    clock.advance(STANDBY.total_seconds() - 0.5)
+    drain(services, {"slack": bot}, standby=STANDBY)
+    assert bot.sent == []
+    clock.advance(0.5)
+    drain(services, {"slack": bot}, standby=STANDBY)
+    assert texts(bot, "U1") == ["first"]
+
+    @dataclass
+    class StalledSender:
+        def deliver(self, item: OutboundItem) -> str | None:
+            raise SystemExit  # the sender process stops mid-send, its lease taken
+
+    queue(services, "U2", "second")
+    with pytest.raises(SystemExit):
+        drain(services, {"slack": StalledSender()})
+    clock.advance(LEASE.total_seconds())
+    drain(services, {"slack": bot}, standby=STANDBY)
+    assert texts(bot, "U2") == []
+    clock.advance(STANDBY.total_seconds())
+    drain(services, {"slack": bot}, standby=STANDBY)
+    assert texts(bot, "U2") == ["second"]
 
 
 def test_a_living_drainer_keeps_its_rows_through_a_send_longer_than_the_lease(

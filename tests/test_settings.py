@@ -81,6 +81,7 @@ def test_modes():
         ({"PAGER_WEBHOOK_URL": "https://pager.example.nhs.uk/page"}, "PAGER_WEBHOOK_SECRET"),
         ({"PAGER_WEBHOOK_URL": "pager:9000", "PAGER_WEBHOOK_SECRET": "s"}, "PAGER_WEBHOOK_URL"),
         ({"PAGER_WEBHOOK_SECRET": "s"}, "PAGER_WEBHOOK_URL"),
+        ({"SENDER_PROCESS": "yes"}, "SENDER_PROCESS"),
     ],
 )
 def test_each_bad_setting_is_named(env, names):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,25 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """The pids of `pid`'s living child processes (Linux's /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # the thread ended meanwhile
+    return sorted(set(found))
+
+
+def command_line(pid: int) -> str:
+    """What `pid` runs, "" once it has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
 
 
 def bot_environment(**settings: str) -> dict[str, str]:
@@ -68,6 +88,9 @@ class BotProcess:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            # Its own process group: kill() stops the bot with its sender process, as a
+            # container or a machine stopping would.
+            start_new_session=True,
         )
         self.output: list[str] = []  # what wait_for has read so far
         self.log: list[str] = []  # everything the process printed
@@ -104,10 +127,18 @@ class BotProcess:
         raise AssertionError(f"{needle!r} never appeared; output so far:\n{''.join(self.output)}")
 
     def kill(self) -> None:
-        """SIGKILL: no clean shutdown, no chance to finish anything."""
-        self.process.kill()
+        """SIGKILL to the bot and its sender process (on PostgreSQL): no clean shutdown, no
+        chance to finish anything."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it had ended, and its group with it
         self.process.wait(timeout=10)
         self.stop()
+
+    def children(self) -> list[int]:
+        """The pids of the processes the bot has started and that still run (its sender)."""
+        return children(self.process.pid)
 
     def stop(self) -> int:
         """SIGTERM (SIGKILL after 10 s); its exit code, once `log` holds all it printed."""

@@ -134,7 +134,7 @@ def _submit(
                     if number is None:
                         return
                     if kill and number == count // 2 and len(live) == 3:
-                        replicas[1][0].process.kill()  # SIGKILL mid-surge
+                        replicas[1][0].kill()  # SIGKILL mid-surge, its sender process too
                         surge.held_at_kill = _held(db)
                         live.remove(replicas[1][1])
                     endpoint = live[number % len(live)]

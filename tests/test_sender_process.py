@@ -1,0 +1,241 @@
+"""The bot's sender process (sender_process.py), as processes: on PostgreSQL the bot sends its
+outbox from a second process of its own; when that process hangs, dies or is left behind by a
+parent killed with kill -9, nothing waits longer than STANDBY, nothing goes twice and nothing
+is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reviews import service
+from reviews.clock import SystemClock
+from reviews.policy import load_policy
+from sender_process import RESTART_AFTER, STANDBY, WARNING, SenderProcess
+from storage.database import Database
+from tests.support.builders import NURSE, make_services, on_rota, request, unsent
+from tests.support.databases import sqlite_database
+from tests.support.process import (
+    ROOT,
+    BotProcess,
+    command_line,
+    slack_environment,
+    start_slack_bot,
+)
+from tests.support.surge import ALEX, CHANNEL, POLICY  # level 0 now, level 1 in an hour
+from tests.support.timed_slack import TimedSlack
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+def fake():
+    with TimedSlack() as slack:
+        yield slack
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path):
+    with sqlite_database(str(tmp_path)) as url:
+        yield url
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "escalation.toml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.fixture
+def ward(postgres_url, policy_file):
+    db = Database(postgres_url)
+    on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1), hours=4)
+    yield make_services(db, SystemClock(), policy=load_policy(policy_file))
+    db.dispose()
+
+
+def raise_one(ward) -> tuple[str, float]:
+    """A request raised on the bot's database: its reference, and when (Unix time)."""
+    raised = time.time()
+    review = service.raise_review(
+        services=ward, request=request(caller="staff", news2=""), by=NURSE
+    ).review
+    return f"RR-{review.id:04d}", raised
+
+
+def sender_of(bot: BotProcess) -> int:
+    """The pid of the bot's running sender process, once there is one."""
+    found: list[int] = []
+
+    def running() -> bool:
+        found[:] = [pid for pid in bot.children() if "bot.py sender" in command_line(pid)]
+        return bool(found)
+
+    eventually(running, "the bot's sender process running", timeout=30)
+    return found[0]
+
+
+def sent_once(fake: TimedSlack, reference: str) -> None:
+    """The request's card and its direct message to the bleep-holder each went exactly once."""
+    pings = Counter(key for _, key in fake.pings() if key[1] == reference)
+    assert pings == {(ALEX, reference, 0, 0): 1}, pings
+    cards = [
+        call
+        for call in fake.called("chat.postMessage")
+        if call.body.get("channel") == CHANNEL
+        and str(call.body.get("text", "")).startswith(f"Rapid review {reference}")
+    ]
+    assert len(cards) == 1, f"{reference}'s card was posted {len(cards)} times"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_bot_sends_from_its_sender_process_and_sends_itself_while_that_one_hangs(
+    fake, ward, postgres_url, policy_file
+):
+    bot = start_slack_bot(fake.url, postgres_url, policy_file)
+    try:
+        sender = sender_of(bot)
+        assert f"sending from process {sender}" in "".join(bot.log)
+        reference, _ = raise_one(ward)
+        fake.wait_for_ping((ALEX, reference, 0, 0), timeout=10)
+
+        os.kill(sender, signal.SIGSTOP)  # hung: alive, holding nothing, sending nothing
+        try:
+            late, raised = raise_one(ward)
+            arrived = fake.wait_for_ping((ALEX, late, 0, 0), timeout=20)
+            eventually(lambda: not unsent(ward.db, [int(late[3:])]), "the card recorded", 10)
+        finally:
+            os.kill(sender, signal.SIGCONT)
+        time.sleep(1)  # the sender, running again, must find nothing left to send
+    finally:
+        bot.stop()
+    # The bot took it over once it had waited STANDBY, not at once (the sender's turn) and
+    # not after a lease (15 s).
+    assert STANDBY.total_seconds() <= arrived - raised < STANDBY.total_seconds() + 8
+    sent_once(fake, reference)
+    sent_once(fake, late)
+    assert command_line(sender) == ""  # stopped with the bot
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_sender_process_killed_is_said_and_replaced_and_nothing_waits_for_it(
+    fake, ward, postgres_url, policy_file
+):
+    bot = start_slack_bot(fake.url, postgres_url, policy_file)
+    try:
+        first = sender_of(bot)
+        os.kill(first, signal.SIGKILL)
+        reference, _ = raise_one(ward)
+        fake.wait_for_ping((ALEX, reference, 0, 0), timeout=20)
+        bot.wait_for("the sender process stopped (exit code -9)", timeout=10)
+        replaced = bot.wait_for("sending from process", timeout=20)
+        second = sender_of(bot)
+        assert second != first and f"sending from process {second}" in replaced
+        after, _ = raise_one(ward)
+        fake.wait_for_ping((ALEX, after, 0, 0), timeout=20)
+    finally:
+        bot.stop()
+    sent_once(fake, reference)
+    sent_once(fake, after)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_sender_process_whose_bot_was_killed_stops_by_itself(fake, postgres_url, policy_file):
+    bot = start_slack_bot(fake.url, postgres_url, policy_file)
+    try:
+        sender = sender_of(bot)
+        bot.process.kill()  # the bot alone, as the kernel's out-of-memory killer would
+        eventually(lambda: command_line(sender) == "", "the orphaned sender gone", timeout=15)
+    finally:
+        bot.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["sqlite", "postgres, SENDER_PROCESS=off"])
+def test_no_sender_process_on_sqlite_or_when_turned_off(where, fake, policy_file, request):
+    if where == "sqlite":
+        url, settings = request.getfixturevalue("sqlite_url"), {}
+    else:
+        url, settings = request.getfixturevalue("postgres_url"), {"SENDER_PROCESS": "off"}
+    db = Database(url)
+    on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1), hours=4)
+    bot = start_slack_bot(fake.url, url, policy_file, **settings)
+    try:
+        ward = make_services(db, SystemClock(), policy=load_policy(policy_file))
+        reference, _ = raise_one(ward)
+        fake.wait_for_ping((ALEX, reference, 0, 0), timeout=10)
+        assert not [pid for pid in bot.children() if "bot.py sender" in command_line(pid)]
+    finally:
+        bot.stop()
+        db.dispose()
+    sent_once(fake, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_sender_process_outlives_a_stop_signal_and_ends_when_its_input_closes(
+    fake, postgres_url
+):
+    """Ctrl-C and SIGTERM reach a whole process group: the sender waits for its bot to close
+    its input, so a send under way is recorded first."""
+    env = slack_environment(fake.url, postgres_url)
+    subprocess.run([sys.executable, "bot.py", "db", "upgrade"], cwd=ROOT, env=env, check=True)
+    sender = subprocess.Popen(
+        [sys.executable, "bot.py", "sender"], cwd=ROOT, env=env, stdin=subprocess.PIPE
+    )
+    try:
+        time.sleep(3)  # started, its signals set (nothing to wait on: it prints nothing)
+        sender.send_signal(signal.SIGTERM)
+        sender.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert sender.poll() is None, "the sender stopped on a signal"
+        assert sender.stdin is not None
+        sender.stdin.close()
+        assert sender.wait(timeout=20) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+
+
+def test_a_sender_that_keeps_stopping_is_restarted_ever_later_and_said_in_healthz():
+    """SenderProcess with a sender that exits at once: each stop is a /healthz warning until
+    the next start, and each restart waits longer (RESTART_AFTER)."""
+    now = [0.0]
+    warnings: list[str | None] = []
+    process = SenderProcess(
+        [sys.executable, "-c", "pass"], on_warning=warnings.append, monotonic=lambda: now[0]
+    )
+    process.start()
+    starts = [0.0]
+    try:
+        while len(starts) < 4:
+            eventually(lambda pid=process.pid: _ended(pid), "the sender exited", timeout=20)
+            process.check()  # says it stopped
+            assert warnings[-1] == WARNING
+            stopped = now[0]
+            while process.pid is None:
+                now[0] += 0.5
+                process.check()
+            starts.append(now[0])
+            assert warnings[-1] is None
+            assert now[0] - stopped == RESTART_AFTER[len(starts) - 2]
+    finally:
+        process.stop()
+
+
+def _ended(pid: int | None) -> bool:
+    # Not reaped until check() polls it: a zombie is an ended process.
+    status = Path(f"/proc/{pid}/stat")
+    return not status.exists() or status.read_text().rsplit(")", 1)[1].split()[0] == "Z"
