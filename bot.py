@@ -28,7 +28,7 @@ from reviews.notify import Route
 from reviews.outbox import Sender
 from reviews.policy import PolicyError, load_policy
 from reviews.wards import WardsError, load_wards
-from sender_process import STANDBY, SenderProcess
+from sender_process import STANDBY, SenderProcess, ignore_stop_signals, is_sender
 from sender_process import command as sender_command
 from sender_process import serve as serve_sender
 from settings import Settings, SettingsError, load_settings
@@ -228,10 +228,16 @@ def start_scheduler(
     # max_instances=1 skips a tick while the last one still runs: a hung job shows as stale
     # in /healthz, and is logged once, not once per skipped tick.
     scheduler.add_listener(lambda event: health.job_skipped(event.job_id), EVENT_JOB_MAX_INSTANCES)
-    standby = STANDBY if sender is not None else None
+
+    def drain() -> None:
+        if sender is None:
+            outbox.drain(services, senders)
+        else:
+            sender.covered(outbox.drain(services, senders, standby=STANDBY))
+
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
-        ("outbox", lambda: outbox.drain(services, senders, standby=standby), 0.25),
+        ("outbox", drain, 0.25),
         ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
         ("handovers", lambda: rota_jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: rota_jobs.warn_cover_gaps(services), 60.0),
@@ -300,6 +306,9 @@ def run(bot: Bot) -> None:
     # collection took 64 ms of the one interpreter lock, and every answer in flight waited.
     gc.collect()
     gc.freeze()
+    # uvicorn stops gracefully on SIGTERM and then raises it again, and by default that ended
+    # the process before the lines below could tell the sender to stop.
+    signal.signal(signal.SIGTERM, stop_cleanly)
     server = None
     try:
         if settings.serves_http:
@@ -319,18 +328,29 @@ def run(bot: Bot) -> None:
             sender.stop()
 
 
+def stop_cleanly(_signal: int, _frame: Any) -> None:
+    """SIGTERM: leave through run()'s `finally`, and exit 0 once it is done."""
+    raise SystemExit(0)
+
+
 def run_sender(bot: Bot) -> int:
     """`python bot.py sender`: the outbox drain alone, for the bot that started it
     (sender_process.py); an exit code."""
-    health = bot.services.health
+    from apscheduler.events import EVENT_JOB_EXECUTED
 
-    def start() -> Any:
+    if bot.services.db.is_sqlite:
+        print("rapidreview: a sender process is for PostgreSQL only", file=sys.stderr)
+        return 2
+
+    def start(beat: Any) -> Any:
         scheduler = start_scheduler(bot, only=("outbox",))
+        # After each drain, whether it sent, failed or found nothing: the bot hears it lives.
+        scheduler.add_listener(lambda _event: beat(), EVENT_JOB_EXECUTED)
         gc.collect()
         gc.freeze()
         return scheduler
 
-    return serve_sender(start, lambda: health.running_for("outbox"))
+    return serve_sender(start)
 
 
 def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
@@ -452,7 +472,11 @@ def quiet_wire_loggers() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    sending = is_sender(argv)
+    if sending:
+        ignore_stop_signals()
+    args = parse_args([] if sending else argv)
     # The Teams package needs TEAMS_APP_ID only: the rest of Teams may not be set up yet.
     package_only = args.command == "teams"
     try:
@@ -462,12 +486,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from handlers.logs import configure
 
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, process="sender" if sending else None)
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
     quiet_scheduler_logs()
-    if args.command not in (None, "shell", "sender"):
+    if args.command not in (None, "shell"):
         # A command's output is its answer; the log adds only problems.
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
     if package_only:
@@ -484,7 +508,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         settings, moved = trial_settings(settings)
     try:
-        bot = build(settings, listening=shell or args.command is None)
+        bot = build(settings, listening=not sending and (shell or args.command is None))
+        if sending:
+            # Its bot brought the tables up to date; a sender started later by an older bot
+            # (new code on disk) must not move them under it.
+            return run_sender(bot)
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")
@@ -497,8 +525,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             run(bot)
             return 0
-        if args.command == "sender":
-            return run_sender(bot)
         return command(args, bot)
     except (PolicyError, WardsError, BadInput) as error:
         print(f"rapidreview: {error}", file=sys.stderr)

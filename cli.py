@@ -68,10 +68,6 @@ def make_parser() -> argparse.ArgumentParser:
         return parser
 
     add(commands, "shell", "try the bot at the keyboard: raise and answer requests yourself")
-    add(
-        commands, "sender", "the bot's own sender process, which it starts on PostgreSQL "
-        "(SENDER_PROCESS); stops when its standard input closes"
-    )
     rota = add(commands, "rota", "import, show or change the on-call rota").add_subparsers(
         dest="rota_command", required=True, metavar="import|show|cover|remove"
     )

@@ -1,21 +1,26 @@
 """On PostgreSQL the bot sends its outbox from a second process of its own.
 
-One process has one interpreter lock. A message sent costs the bot about 2 ms of CPU (the
-platform's call and its record), and each request form queues two (the team's card and the
+One process runs Python on one core at a time. A message sent costs the bot about 2 ms of it
+(the platform's call and its record), and each request form queues two (the team's card and the
 bleep-holder's direct message): under a burst, the answers to nurses' forms and to the team's
-presses waited for the lock behind those sends. So the bot (the parent) starts
-`python bot.py sender` beside itself, which runs the outbox drain and nothing else, on the
-machine's other core.
+presses waited behind those sends. So the bot (the parent) starts `python bot.py sender` beside
+itself, which runs the outbox drain and nothing else, on the machine's other core.
 
-The parent keeps a standby drain that claims only what has waited STANDBY past due. A sender
-process that dies, hangs or falls behind therefore delays nothing by more than that: the parent
-says so (log and /healthz), sends meanwhile, and starts another. A hung sender stops itself
-(HUNG_AFTER) for that. The two drain as replicas do: by leases in the database, so each message
-goes once.
+The parent keeps a standby drain that claims only what has waited STANDBY past due, so a
+sender that is slow, stopped or gone delays a message by about that much: what it has claimed
+and not begun is handed back within the drain's five seconds (reviews.outbox.DRAIN_TIME), and
+what it was sending when it died waits out its lease (15 s), as a killed replica's does. The
+two take rows by lease in the database, as replicas do, so each message goes once.
+
+The parent watches its sender: the sender writes a byte down a pipe after each drain, and one
+silent for SILENT_AFTER (hung, stopped, its scheduler dead) is killed. One that has ended is
+said (ERROR, and a /healthz warning until its successor's first drain) and started again after
+a pause that grows while it keeps ending.
 
 The sender stops when its standard input closes, which is how the parent stops it, and how a
 parent that died (kill -9) is noticed: it records the sends under way first. It ignores Ctrl-C
 and SIGTERM, which reach the whole process group at once, so a stop never cuts a send short.
+It runs only when the parent starts it (SENDER_ENV names the pipe), never by hand.
 
 PostgreSQL only: on SQLite two processes' writes would wait on the file's one lock (and sleep
 in its busy handler), so a bot on SQLite sends from its one process.
@@ -34,18 +39,20 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 STANDBY = timedelta(seconds=2)
-RESTART_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds after each stop in a row; the last repeats
-STEADY_AFTER = 60.0  # a sender that ran this long has recovered: the next stop waits 1 s again
-HUNG_AFTER = 60.0  # a drain running this long is hung (each stops claiming after 5 s)
-STOP_WITHIN = 20.0  # a sender told to stop exits after this, sends recorded or not
-WARNING = (
-    "the sender process is not running; this process sends what has waited over "
-    f"{STANDBY.seconds} s until it is back"
+SILENT_AFTER = 30.0  # seconds without a drain ending: a drain takes at most 5 s and its sends
+RESTART_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds after each end in a row; the last repeats
+STEADY_AFTER = 60.0  # a sender that ran this long has recovered: the next end waits 1 s again
+COVERED_SAID_EVERY = 60.0  # seconds between warnings that the bot sent what the sender left
+STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded or not
+SENDER_ENV = "RAPIDREVIEW_SENDER_BEATS"  # the pipe the sender writes a byte to after each drain
+ENDED = (
+    "the sender process has stopped; this process sends what has waited over "
+    f"{STANDBY.total_seconds():g} s until another is running"
 )
 
 
@@ -55,8 +62,7 @@ def command() -> list[str]:
 
 
 class SenderProcess:
-    """The parent's handle on its sender process: start it, check on it each second (a stopped
-    one is said and started again, after a pause that grows while it keeps stopping), stop it."""
+    """The parent's handle on its sender process: start it, check on it each second, stop it."""
 
     def __init__(
         self,
@@ -70,10 +76,13 @@ class SenderProcess:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
-        self._started_at = 0.0
-        self._stops = 0  # in a row, each soon after its start
+        self._beats: int | None = None  # the pipe's end the sender's bytes arrive at
+        self._started_at = self._heard_at = 0.0
+        self._heard = False  # a drain has ended since this sender started
+        self._ends = 0  # in a row, each soon after its start
         self._restart_at = 0.0
         self._stopping = False
+        self._covered, self._covered_said = 0, -COVERED_SAID_EVERY
 
     @property
     def pid(self) -> int | None:
@@ -85,38 +94,39 @@ class SenderProcess:
             self._spawn()
 
     def check(self) -> None:
-        """Once a second (the parent's scheduler): restart a sender that has stopped."""
+        """Once a second (the parent's scheduler): kill a sender silent for SILENT_AFTER, say
+        one that has ended, and start another when its pause is over."""
         with self._lock:
             if self._stopping:
                 return
             now = self._monotonic()
             if self._process is not None:
+                self._listen(now)
                 code = self._process.poll()
                 if code is None:
-                    if now - self._started_at >= STEADY_AFTER:
-                        self._stops = 0
-                    return
-                if self._process.stdin is not None:
-                    self._process.stdin.close()
-                pause = RESTART_AFTER[min(self._stops, len(RESTART_AFTER) - 1)]
-                self._stops += 1
-                self._process, self._restart_at = None, now + pause
-                self.on_warning(WARNING)
-                log.error(
-                    "the sender process stopped (exit code %s); this process sends what has "
-                    "waited over %s s, and starts another in %.0f s",
-                    code,
-                    STANDBY.seconds,
-                    pause,
-                )
+                    silent = now - self._heard_at
+                    if silent >= SILENT_AFTER:
+                        log.error(
+                            "the sender process (%s) has not ended a drain for %.0f s: stopping it",
+                            self._process.pid,
+                            silent,
+                        )
+                        self._process.kill()
+                        code = self._process.wait()
+                    else:
+                        if now - self._started_at >= STEADY_AFTER:
+                            self._ends = 0
+                        return
+                self._ended(code, now)
             if now >= self._restart_at:
                 self._spawn()
 
-    def stop(self, timeout: float = STOP_WITHIN + 5) -> None:
+    def stop(self, timeout: float = STOP_WITHIN + 2) -> None:
         """Close the sender's input and wait for it to record its sends under way and exit."""
         with self._lock:
             self._stopping = True
             process, self._process = self._process, None
+            self._close_beats()
         if process is None:
             return
         if process.stdin is not None:
@@ -127,48 +137,116 @@ class SenderProcess:
             process.kill()
             process.wait()
 
-    def _spawn(self) -> None:
+    def covered(self, handled: int) -> None:
+        """The bot's standby drain handled `handled` messages the sender had left: said at most
+        once a minute (a sender fallen behind in a surge, or one stopped)."""
+        if not handled:
+            return
+        with self._lock:
+            now = self._monotonic()
+            self._covered += handled
+            if now - self._covered_said < COVERED_SAID_EVERY:
+                return
+            count, self._covered, self._covered_said = self._covered, 0, now
+        log.warning(
+            "this process sent %s message(s) that had waited over %g s for the sender process",
+            count,
+            STANDBY.total_seconds(),
+        )
+
+    def _listen(self, now: float) -> None:
+        """Take the bytes the sender has written since the last check."""
+        if self._beats is None:
+            return
         try:
-            self._process = subprocess.Popen(self.argv, stdin=subprocess.PIPE)  # noqa: S603
+            heard = os.read(self._beats, 4096)
+        except BlockingIOError:
+            return
+        if heard:
+            self._heard_at = now
+            if not self._heard:
+                self._heard = True
+                self.on_warning(None)
+
+    def _ended(self, code: int, now: float) -> None:
+        assert self._process is not None
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        self._close_beats()
+        pause = RESTART_AFTER[min(self._ends, len(RESTART_AFTER) - 1)]
+        self._ends += 1
+        self._process, self._restart_at = None, now + pause
+        self.on_warning(ENDED)
+        log.error(
+            "the sender process stopped (exit code %s); this process sends what has waited "
+            "over %g s, and starts another in %g s",
+            code,
+            STANDBY.total_seconds(),
+            pause,
+        )
+
+    def _spawn(self) -> None:
+        beats, their_end = os.pipe()
+        os.set_blocking(beats, False)
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - our own bot.py, no shell
+                self.argv,
+                stdin=subprocess.PIPE,
+                pass_fds=(their_end,),
+                env={**os.environ, SENDER_ENV: str(their_end)},
+            )
         except OSError as error:
+            os.close(beats)
             self._restart_at = self._monotonic() + RESTART_AFTER[-1]
-            self.on_warning(WARNING)
+            self.on_warning(ENDED)
             log.error("the sender process could not be started: %s", error)
             return
-        self._started_at = self._monotonic()
-        self.on_warning(None)
+        finally:
+            os.close(their_end)
+        self._beats = beats
+        self._started_at = self._heard_at = self._monotonic()
+        self._heard = False
         log.info("sending from process %s", self._process.pid)
 
+    def _close_beats(self) -> None:
+        if self._beats is not None:
+            os.close(self._beats)
+            self._beats = None
 
-def serve(
-    start_drain: Callable[[], Any],
-    running_for: Callable[[], float | None],
-    stdin: IO[bytes] | None = None,
-) -> int:
-    """`python bot.py sender`: `start_drain()` (a started scheduler, with only the outbox drain)
-    until standard input closes; then its sends under way are recorded and the process exits
-    (within STOP_WITHIN). A drain that has run HUNG_AFTER ends the process (exit code 70), for
-    the parent to start another. Returns the exit code."""
+
+def is_sender(argv: Sequence[str]) -> bool:
+    """Whether this process is a sender its bot started (never one run by hand)."""
+    return list(argv) == ["sender"] and SENDER_ENV in os.environ
+
+
+def ignore_stop_signals() -> None:
+    """From the sender's first moment: its bot says when to stop, by closing its input."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    fd = (stdin or sys.stdin.buffer).fileno()
-    scheduler = start_drain()
-    code = 0
+
+
+def serve(start_drain: Callable[[Callable[[], None]], Any]) -> int:
+    """`python bot.py sender`: `start_drain(beat)` (a started scheduler running only the outbox
+    drain, calling `beat` as each drain ends) until standard input closes; then its sends under
+    way are recorded and the process exits (within STOP_WITHIN). Returns the exit code."""
+    beats = int(os.environ[SENDER_ENV])
+    os.set_blocking(beats, False)
+
+    def beat() -> None:
+        try:
+            os.write(beats, b".")
+        except (BlockingIOError, BrokenPipeError):
+            pass  # the bot is behind reading, or gone (then the input closes too)
+
+    scheduler = start_drain(beat)
+    stdin = sys.stdin.fileno()
     while True:
-        readable, _, _ = select.select([fd], [], [], 1.0)
-        if readable and not os.read(fd, 4096):
-            break  # the parent closed it, or died
-        running = running_for()
-        if running is not None and running > HUNG_AFTER:
-            log.error("the outbox drain has run for %.0f s: this sender stops", running)
-            code = 70
-            break
-    if code:
-        logging.shutdown()
-        os._exit(code)  # the hung drain's thread would hold the interpreter's exit
+        readable, _, _ = select.select([stdin], [], [], None)
+        if readable and not os.read(stdin, 4096):
+            break  # the bot closed it, or died
     # A send that never returns must not keep a stopped sender alive.
-    timer = threading.Timer(STOP_WITHIN, os._exit, (code,))
+    timer = threading.Timer(STOP_WITHIN, os._exit, (1,))
     timer.daemon = True
     timer.start()
     scheduler.shutdown(wait=True)
-    return code
+    return 0

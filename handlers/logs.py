@@ -18,7 +18,12 @@ REFERENCE = re.compile(r"\bRR-\d{4,}\b")
 
 class JsonFormatter(logging.Formatter):
     """time, level, logger, message; `reference` when the line is about one request (given as
-    `extra={"reference": ...}`, or the first RR-number in the message); `exception` if any."""
+    `extra={"reference": ...}`, or the first RR-number in the message); `exception` if any;
+    `process` for a process other than the bot itself ("sender")."""
+
+    def __init__(self, process: str | None = None):
+        super().__init__()
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -28,6 +33,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": message,
         }
+        if self.process:
+            line["process"] = self.process
         found = REFERENCE.search(message)
         reference = getattr(record, "reference", None) or (found.group() if found else None)
         if reference:
@@ -37,8 +44,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure(level: str, log_format: str) -> None:
-    """The root logger at `level`, writing `log_format` ("text" or "json") to stderr."""
+def configure(level: str, log_format: str, *, process: str | None = None) -> None:
+    """The root logger at `level`, writing `log_format` ("text" or "json") to stderr; a
+    `process` other than the bot itself (its sender) is named on every line."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT))
+    text = TEXT.replace("%(name)s", f"[{process}] %(name)s") if process else TEXT
+    handler.setFormatter(
+        JsonFormatter(process) if log_format == "json" else logging.Formatter(text)
+    )
     logging.basicConfig(level=level, handlers=[handler])

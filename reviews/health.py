@@ -100,14 +100,6 @@ class Health:
             state = self._jobs.get(job)
             return state.completed_at_wall if state else None
 
-    def running_for(self, job: str) -> float | None:
-        """How long the job's current run has gone on, in seconds; None when it is not running."""
-        with self._lock:
-            state = self._jobs.get(job)
-            if state is None or state.running_since is None:
-                return None
-            return self._monotonic() - state.running_since
-
     def notice(self, key: str, warning: str | None) -> None:
         """Say `warning` among /healthz's warnings until it is set again, or None to clear it."""
         with self._lock:

@@ -209,6 +209,11 @@ class _Drain:
                     renewed_at = now
                     self._renew()
                 sending = now < self.ends
+                if not sending and self.waiting:
+                    # What no worker has begun goes back now, for another drainer (a replica,
+                    # or the bot beside its sender process), not after the slowest send.
+                    waiting, self.waiting = self.waiting, []
+                    self._release([row for queue in waiting for row in queue.rows])
                 idle = not self.running
                 if sending and (idle or now - claimed_at >= CLAIM_EVERY) and self._room():
                     claimed_at = now
@@ -354,9 +359,12 @@ class _Drain:
         return handled
 
     def _behind(self, row: Outbox) -> bool:
-        """`row` has waited TOGETHER_LATE past when it was queued."""
+        """`row` has waited TOGETHER_LATE past when it was queued (past STANDBY more, for a
+        standby drain: what it takes has always waited that long, and one sender process
+        stopping must not merge a person's messages, dropping their buttons)."""
         created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
-        return self.services.clock.now() - created >= TOGETHER_LATE
+        late = TOGETHER_LATE + (self.standby or timedelta())
+        return self.services.clock.now() - created >= late
 
     def _release(self, rows: list[Outbox]) -> None:
         self._done(rows)
@@ -402,6 +410,8 @@ def _claim(
                 platforms=platforms,
                 held=held,
                 due_by=due_by,
+                # The sender process is alive, or restarting: it keeps a person's order.
+                strict=standby is not None,
             )
         )
 

@@ -346,6 +346,7 @@ class OutboxStore:
         platforms: Sequence[str],
         held: Collection[int] = (),
         due_by: datetime | None = None,
+        strict: bool = False,
     ) -> Sequence[Outbox]:
         """Due messages: up to `limit` urgent ones and up to `limit` oldest ones, sent urgent
         first (in_lanes), each destination's in the order they were queued. Due means due at
@@ -356,7 +357,9 @@ class OutboxStore:
         message waits for another drainer's hold (not one in `held`, this drainer's) only if
         that is about the same request. Claimed rows are leased: if this process dies
         mid-send, another claims them once the lease runs out. A row in `held` is never
-        claimed again by its own drainer, even once its lease has run out.
+        claimed again by its own drainer, even once its lease has run out. `strict`: a direct
+        message waits for every other drainer's hold to its address too (the bot's standby
+        beside its sender process, which sends the rest in order meanwhile).
         """
         # The oldest are always taken too: an urgent ping queued behind a card to the same
         # channel can only go once that card has, so it must never crowd the card out.
@@ -389,7 +392,7 @@ class OutboxStore:
                 continue
             if row_id in mine:
                 claimable.add(row_id)
-            elif direct and state == "sending" and row_id not in held:
+            elif direct and state == "sending" and row_id not in held and not strict:
                 blocked.update({stream, (platform, address, "")})
             else:
                 blocked.add((platform, address))

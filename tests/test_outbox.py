@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -216,6 +217,33 @@ def test_a_standby_drain_sends_only_what_its_sender_process_has_left(services, c
     assert texts(bot, "U2") == ["second"]
 
 
+def test_rows_a_drainer_has_not_begun_go_back_when_its_time_is_up_not_after_its_slowest_send(
+    services, monkeypatch
+) -> None:
+    """One send hangs: the other destinations' rows its drainer claimed, and no worker has
+    begun, are handed back once the drain's time is up, for another drainer (a replica, or the
+    bot beside its sender process) to send, instead of waiting out the hung send."""
+    monkeypatch.setattr(outbox, "DRAIN_TIME", 0.3)
+    queue(services, "U1", "hung")
+    queue(services, "U2", "waiting behind it")
+    slow = HeldSender()
+    first = threading.Thread(target=drain, args=(services, {"slack": slow}), kwargs={"workers": 1})
+    first.start()
+    try:
+        assert slow.sending.wait(timeout=10)
+        other = RecordingSender()
+        deadline = time.monotonic() + 10
+        while not other.sent and time.monotonic() < deadline:
+            drain(services, {"slack": other})
+            time.sleep(0.05)
+        assert texts(other, "U2") == ["waiting behind it"]
+        assert texts(other, "U1") == []  # still its first drainer's, mid-send
+    finally:
+        slow.release.set()
+        first.join(timeout=30)
+    assert texts(slow, "U1") == ["hung"] and texts(slow, "U2") == []
+
+
 def test_a_living_drainer_keeps_its_rows_through_a_send_longer_than_the_lease(
     services, clock, monkeypatch
 ) -> None:
@@ -266,6 +294,32 @@ def test_a_killed_drainers_ping_holds_up_only_its_own_requests_next_messages(
     drain(services, {"slack": slack})
     after = [i.message.text for i in slack.to(OUTREACH.user_id)][1:]
     assert first.reference in after[0] and after[1:] == ["more about the first"]
+
+
+def test_the_standby_drain_never_passes_a_ping_its_sender_process_is_sending(
+    services, clock
+) -> None:
+    """Slack slow: the sender process is mid-send with the bleep-holder's ping about RR-0001
+    when their ping about RR-0002 has waited STANDBY. The bot's standby leaves it for the
+    sender, so the person's pings arrive in order."""
+    on_rota(services.db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now())
+    first = service.raise_review(services=services, request=request(), by=NURSE)
+    slow = HeldSender()
+    sender = threading.Thread(target=drain, args=(services, {"slack": slow}))
+    sender.start()
+    try:
+        assert slow.sending.wait(timeout=10)
+        second = service.raise_review(services=services, request=request(bed="9"), by=NURSE)
+        clock.advance(STANDBY.total_seconds() + 1)
+        bot = RecordingSender()
+        drain(services, {"slack": bot}, standby=STANDBY)
+        assert [i.message.text for i in bot.to(OUTREACH.user_id)] == []
+    finally:
+        slow.release.set()
+        sender.join(timeout=30)
+    drain(services, {"slack": slow})
+    pings = [i.message.text for i in slow.to(OUTREACH.user_id)]
+    assert [first.reference in pings[0], second.reference in pings[1]] == [True, True]
 
 
 def test_a_message_queued_behind_another_replicas_ping_waits_even_if_its_claim_lands_late(
@@ -474,4 +528,19 @@ def test_direct_messages_on_time_go_one_by_one_with_their_own_buttons(services, 
     drain(services, {"slack": slack})
     assert [i.message.text for i in slack.to("U01ALEX")] == [
         f"New rapid review RR-000{number + 1} (urgent)" for number in range(5)
+    ]
+
+
+def test_the_standby_drain_sends_a_persons_messages_one_by_one_when_just_past_its_standby(
+    services, clock
+) -> None:
+    """What the bot's standby drain takes has always waited STANDBY: a sender process stopped
+    for a moment must not merge a person's pings into one without their buttons."""
+    for number in range(3):
+        queue(services, "U01ALEX", f"New rapid review RR-000{number + 1} (urgent)")
+    clock.advance(STANDBY.total_seconds() + 1)
+    slack = RecordingSender()
+    drain(services, {"slack": slack}, standby=STANDBY)
+    assert [i.message.text for i in slack.to("U01ALEX")] == [
+        f"New rapid review RR-000{number + 1} (urgent)" for number in range(3)
     ]

@@ -20,7 +20,7 @@ import pytest
 from reviews import service
 from reviews.clock import SystemClock
 from reviews.policy import load_policy
-from sender_process import RESTART_AFTER, STANDBY, WARNING, SenderProcess
+from sender_process import ENDED, RESTART_AFTER, SENDER_ENV, SILENT_AFTER, STANDBY, SenderProcess
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request, unsent
 from tests.support.databases import sqlite_database
@@ -118,10 +118,12 @@ def test_the_bot_sends_from_its_sender_process_and_sends_itself_while_that_one_h
             os.kill(sender, signal.SIGCONT)
         time.sleep(1)  # the sender, running again, must find nothing left to send
     finally:
-        bot.stop()
+        code = bot.stop()
+    assert code == 0  # SIGTERM: stopped cleanly, its sender told to stop
     # The bot took it over once it had waited STANDBY, not at once (the sender's turn) and
     # not after a lease (15 s).
     assert STANDBY.total_seconds() <= arrived - raised < STANDBY.total_seconds() + 8
+    assert any("that had waited over 2 s for the sender process" in line for line in bot.log)
     sent_once(fake, reference)
     sent_once(fake, late)
     assert command_line(sender) == ""  # stopped with the bot
@@ -192,11 +194,17 @@ def test_the_sender_process_outlives_a_stop_signal_and_ends_when_its_input_close
     its input, so a send under way is recorded first."""
     env = slack_environment(fake.url, postgres_url)
     subprocess.run([sys.executable, "bot.py", "db", "upgrade"], cwd=ROOT, env=env, check=True)
+    beats, their_end = os.pipe()
     sender = subprocess.Popen(
-        [sys.executable, "bot.py", "sender"], cwd=ROOT, env=env, stdin=subprocess.PIPE
+        [sys.executable, "bot.py", "sender"],
+        cwd=ROOT,
+        env={**env, SENDER_ENV: str(their_end)},
+        stdin=subprocess.PIPE,
+        pass_fds=(their_end,),
     )
+    os.close(their_end)
     try:
-        time.sleep(3)  # started, its signals set (nothing to wait on: it prints nothing)
+        assert os.read(beats, 1) == b"."  # running: a drain has ended
         sender.send_signal(signal.SIGTERM)
         sender.send_signal(signal.SIGINT)
         time.sleep(1)
@@ -205,32 +213,75 @@ def test_the_sender_process_outlives_a_stop_signal_and_ends_when_its_input_close
         sender.stdin.close()
         assert sender.wait(timeout=20) == 0
     finally:
+        os.close(beats)
         if sender.poll() is None:
             sender.kill()
 
 
-def test_a_sender_that_keeps_stopping_is_restarted_ever_later_and_said_in_healthz():
-    """SenderProcess with a sender that exits at once: each stop is a /healthz warning until
-    the next start, and each restart waits longer (RESTART_AFTER)."""
+def test_a_sender_is_not_a_command_and_not_for_sqlite(tmp_path):
+    by_hand = subprocess.run(
+        [sys.executable, "bot.py", "sender"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert by_hand.returncode == 2 and "invalid choice: 'sender'" in by_hand.stderr
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", SENDER_ENV: "1"}
+    on_sqlite = subprocess.run(
+        [sys.executable, "bot.py", "sender"],
+        cwd=ROOT,
+        env={k: v for k, v in env.items() if not k.startswith(("SLACK_", "TEAMS_"))},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert on_sqlite.returncode == 2 and "for PostgreSQL only" in on_sqlite.stderr
+
+
+def test_a_sender_that_keeps_ending_is_said_and_restarted_ever_later():
+    """A sender that exits at once: each end is a /healthz warning, which stays until a sender
+    is heard from, and each restart waits longer (RESTART_AFTER)."""
     now = [0.0]
     warnings: list[str | None] = []
     process = SenderProcess(
         [sys.executable, "-c", "pass"], on_warning=warnings.append, monotonic=lambda: now[0]
     )
     process.start()
-    starts = [0.0]
     try:
-        while len(starts) < 4:
+        for pause in RESTART_AFTER[:3]:
             eventually(lambda pid=process.pid: _ended(pid), "the sender exited", timeout=20)
-            process.check()  # says it stopped
-            assert warnings[-1] == WARNING
+            process.check()  # says it ended
+            assert warnings[-1] == ENDED and process.pid is None
             stopped = now[0]
             while process.pid is None:
                 now[0] += 0.5
                 process.check()
-            starts.append(now[0])
-            assert warnings[-1] is None
-            assert now[0] - stopped == RESTART_AFTER[len(starts) - 2]
+            assert now[0] - stopped == pause
+            assert warnings[-1] == ENDED  # started, not yet heard from
+    finally:
+        process.stop()
+
+
+def test_a_sender_heard_from_clears_the_warning_and_one_gone_silent_is_killed():
+    now = [0.0]
+    warnings: list[str | None] = []
+    beats_once = (
+        f"import os, time; os.write(int(os.environ[{SENDER_ENV!r}]), b'.'); time.sleep(600)"
+    )
+    process = SenderProcess(
+        [sys.executable, "-c", beats_once], on_warning=warnings.append, monotonic=lambda: now[0]
+    )
+    process.start()
+    silent = process.pid
+    try:
+        eventually(lambda: (process.check(), warnings)[1] == [None], "the sender heard", 20)
+        now[0] += SILENT_AFTER - 1
+        process.check()
+        assert process.pid == silent  # quiet, not yet silent
+        now[0] += 1
+        process.check()  # silent for SILENT_AFTER since its one drain: killed, said
+        assert warnings[-1] == ENDED and _ended(silent)
+        now[0] += RESTART_AFTER[0]
+        process.check()
+        assert process.pid not in (None, silent)
     finally:
         process.stop()
 
