@@ -33,7 +33,6 @@ from sender_process import command as sender_command
 from sender_process import serve as serve_sender
 from settings import Settings, SettingsError, load_settings
 from storage.database import Database, DatabaseUnavailable
-from storage.migrate import upgrade
 
 log = logging.getLogger("rapidreview")
 
@@ -513,6 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Its bot brought the tables up to date; a sender started later by an older bot
             # (new code on disk) must not move them under it.
             return run_sender(bot)
+        from storage.migrate import upgrade  # Alembic: 11 MB a sender process need not hold
+
         upgrade(bot.services.db.engine)
         if args.command == "db":
             print("Database schema is up to date.")

@@ -7,9 +7,10 @@ presses waited behind those sends. So the bot (the parent) starts `python bot.py
 itself, which runs the outbox drain and nothing else, on the machine's other core.
 
 The parent keeps a standby drain that claims only what has waited STANDBY past due, so a
-sender that is slow, stopped or gone delays a message by about that much: what it has claimed
-and not begun is handed back within the drain's five seconds (reviews.outbox.DRAIN_TIME), and
-what it was sending when it died waits out its lease (15 s), as a killed replica's does. The
+sender that has fallen behind, or has nothing claimed when it stops, delays a message by about
+that much. What a sender has claimed and not begun is handed back within the drain's five
+seconds (reviews.outbox.DRAIN_TIME) while it runs; what a dead, hung or stopped one holds waits
+out its lease (15 s), as a killed replica's does. The
 two take rows by lease in the database, as replicas do, so each message goes once.
 
 The parent watches its sender: the sender writes a byte down a pipe after each drain, and one
@@ -52,7 +53,7 @@ STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded 
 SENDER_ENV = "RAPIDREVIEW_SENDER_BEATS"  # the pipe the sender writes a byte to after each drain
 ENDED = (
     "the sender process has stopped; this process sends what has waited over "
-    f"{STANDBY.total_seconds():g} s until another is running"
+    f"{STANDBY.total_seconds():g} s until a new one has finished a drain"
 )
 
 
