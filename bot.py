@@ -190,12 +190,14 @@ def start_scheduler(
     late_digest: bool = True,
     sender: SenderProcess | None = None,
     only: Sequence[str] | None = None,
+    stopping: threading.Event | None = None,
 ) -> Any:
     """The ticks: every replica runs them all; the database decides who does the work.
     Without `late_digest` a digest or check-in prompt goes only at its time (the shell: a new
     trial database needs no catching up). Beside a `sender` process, the outbox drain is a
     standby (sender_process.py) and the sender is checked on each second; `only` runs just
-    the ticks named (the sender process: "outbox")."""
+    the ticks named (the sender process: "outbox"). Once `stopping` is set, a drain under way
+    ends after the sends it has begun."""
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -230,7 +232,7 @@ def start_scheduler(
 
     def drain() -> None:
         if sender is None:
-            outbox.drain(services, senders)
+            outbox.drain(services, senders, told_to_stop=stopping)
         else:
             sender.covered(outbox.drain(services, senders, standby=STANDBY))
 
@@ -341,15 +343,17 @@ def run_sender(bot: Bot) -> int:
         print("rapidreview: a sender process is for PostgreSQL only", file=sys.stderr)
         return 2
 
+    stopping = threading.Event()
+
     def start(beat: Any) -> Any:
-        scheduler = start_scheduler(bot, only=("outbox",))
+        scheduler = start_scheduler(bot, only=("outbox",), stopping=stopping)
         # After each drain, whether it sent, failed or found nothing: the bot hears it lives.
         scheduler.add_listener(lambda _event: beat(), EVENT_JOB_EXECUTED)
         gc.collect()
         gc.freeze()
         return scheduler
 
-    return serve_sender(start)
+    return serve_sender(start, stopping)
 
 
 def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:

@@ -226,10 +226,11 @@ def ignore_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def serve(start_drain: Callable[[Callable[[], None]], Any]) -> int:
+def serve(start_drain: Callable[[Callable[[], None]], Any], stopping: threading.Event) -> int:
     """`python bot.py sender`: `start_drain(beat)` (a started scheduler running only the outbox
-    drain, calling `beat` as each drain ends) until standard input closes; then its sends under
-    way are recorded and the process exits (within STOP_WITHIN). Returns the exit code."""
+    drain, calling `beat` as each drain ends) until standard input closes; then `stopping` is
+    set, so the drain begins no more sends, those under way are recorded, and the process exits
+    (within STOP_WITHIN). Returns the exit code."""
     beats = int(os.environ[SENDER_ENV])
     os.set_blocking(beats, False)
 
@@ -249,5 +250,6 @@ def serve(start_drain: Callable[[Callable[[], None]], Any]) -> int:
     timer = threading.Timer(STOP_WITHIN, os._exit, (1,))
     timer.daemon = True
     timer.start()
+    stopping.set()
     scheduler.shutdown(wait=True)
     return 0

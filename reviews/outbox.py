@@ -135,6 +135,7 @@ def drain(
     limit: int = 50,
     workers: int = WORKERS,
     standby: timedelta | None = None,
+    told_to_stop: threading.Event | None = None,
 ) -> int:
     """Send what is due until nothing is (or DRAIN_TIME has passed); the rows handled.
 
@@ -145,10 +146,12 @@ def drain(
     row fails, the rest of its destination's wait for its retry (a person's: those about the
     same request; another drainer's hold, too, holds back only those). With `standby`, only
     rows that fell due at least that long ago are claimed: the bot's own drain beside its
-    sender process (sender_process.py), which sends only what that process has left.
-    DatabaseUnavailable if the database cannot be reached.
+    sender process (sender_process.py), which sends only what that process has left. Once
+    `told_to_stop` is set, the drain ends as it does when its time is up: the sends under way
+    are recorded, and what no send has begun is handed back. DatabaseUnavailable if the
+    database cannot be reached.
     """
-    return _Drain(services, senders, limit, workers, standby).run()
+    return _Drain(services, senders, limit, workers, standby, told_to_stop).run()
 
 
 Destination = tuple[str, str]  # (platform, address)
@@ -186,9 +189,11 @@ class _Drain:
         limit: int,
         workers: int,
         standby: timedelta | None,
+        told_to_stop: threading.Event | None,
     ):
         self.services, self.senders, self.limit, self.workers = services, senders, limit, workers
         self.standby = standby
+        self.told_to_stop = told_to_stop or threading.Event()
         # Claims and new sends stop then; leases are renewed until the last send ends.
         self.ends = time.monotonic() + DRAIN_TIME
         self.waiting: list[_Queue] = []  # claimed, not yet on a worker (a heap)
@@ -208,7 +213,7 @@ class _Drain:
                 if now - renewed_at >= RENEW_EVERY:
                     renewed_at = now
                     self._renew()
-                sending = now < self.ends
+                sending = now < self.ends and not self.told_to_stop.is_set()
                 if not sending and self.waiting:
                     # What no worker has begun goes back now, for another drainer (a replica,
                     # or the bot beside its sender process), not after the slowest send.
@@ -327,6 +332,7 @@ class _Drain:
             if (
                 self.stopping
                 or time.monotonic() > self.ends
+                or self.told_to_stop.is_set()
                 or not self.services.health.may_send(row.platform, self.services.clock.now())
             ):
                 self._release(rows[index:])

@@ -544,3 +544,34 @@ def test_the_standby_drain_sends_a_persons_messages_one_by_one_when_just_past_it
     assert [i.message.text for i in slack.to("U01ALEX")] == [
         f"New rapid review RR-000{number + 1} (urgent)" for number in range(3)
     ]
+
+
+def test_a_drain_told_to_stop_records_the_send_under_way_and_hands_back_the_rest(
+    services,
+) -> None:
+    """The sender process's input closes (its bot stopping): the send under way is recorded,
+    and what no send has begun goes back at once, for the bot or a replica, not begun."""
+    queue(services, "U1", "under way")
+    queue(services, "U1", "not begun")
+    queue(services, "U2", "another's")
+    slow, told = HeldSender(), threading.Event()
+    drainer = threading.Thread(
+        target=drain,
+        args=(services, {"slack": slow}),
+        kwargs={"workers": 1, "told_to_stop": told},
+    )
+    drainer.start()
+    assert slow.sending.wait(timeout=10)
+    told.set()
+    slow.release.set()
+    drainer.join(timeout=30)
+    assert texts(slow, "U1") == ["under way"] and texts(slow, "U2") == []
+    states = {key: row.state for key, row in rows(services).items()}
+    assert states == {
+        "test:U1:under way": "sent",
+        "test:U1:not begun": "pending",
+        "test:U2:another's": "pending",
+    }
+    bot = RecordingSender()
+    drain(services, {"slack": bot})
+    assert texts(bot, "U1") == ["not begun"] and texts(bot, "U2") == ["another's"]

@@ -108,6 +108,9 @@ def test_the_bot_sends_from_its_sender_process_and_sends_itself_while_that_one_h
         assert f"sending from process {sender}" in "".join(bot.log)
         reference, _ = raise_one(ward)
         fake.wait_for_ping((ALEX, reference, 0, 0), timeout=10)
+        # Recorded too: a ping the sender is still recording when it stops holds back that
+        # person's later ones until its lease runs out (the standby never passes a hold).
+        eventually(lambda: not unsent(ward.db, [int(reference[3:])]), "the first recorded", 10)
 
         os.kill(sender, signal.SIGSTOP)  # hung: alive, holding nothing, sending nothing
         try:
