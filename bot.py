@@ -301,6 +301,7 @@ def run(bot: Bot) -> None:
             sender_command(), on_warning=lambda warning: health.notice("sender", warning)
         )
         sender.start()
+        health.describe("sender_process", lambda: sender.state if sender else "stopped")
     start_scheduler(bot, sender=sender)
     # What start-up leaves (modules, the tables' metadata, the policy) lives as long as the
     # process. Frozen, once its garbage is collected, the collector no longer walks it: a full

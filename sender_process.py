@@ -86,6 +86,15 @@ class SenderProcess:
         self._covered, self._covered_said = 0, -COVERED_SAID_EVERY
 
     @property
+    def state(self) -> str:
+        """ "sending" (it has finished a drain since it started), "starting", or "stopped" (none
+        running: it ended, and the next has not yet started)."""
+        with self._lock:
+            if self._process is None:
+                return "stopped"
+            return "sending" if self._heard else "starting"
+
+    @property
     def pid(self) -> int | None:
         with self._lock:
             return self._process.pid if self._process is not None else None

@@ -75,6 +75,7 @@ def make_http_app(
             "outbox_pending": outbox.get("pending", 0) + outbox.get("sending", 0),
             "outbox_failed": outbox.get("failed", 0),
             **({} if free is None else {"disk_free_bytes": free}),
+            **health.described(),
         }
 
     async def healthz(_request: Request) -> JSONResponse:

@@ -105,7 +105,7 @@ def _texts(texts: dict[tuple[str, str], int]) -> Iterator[Metric]:
 
 
 class ProcessFigures(Collector):
-    """This process's own: when its sweep last completed."""
+    """This process's own: when its sweep last completed; whether its sender process sends."""
 
     def __init__(self, services: Services):
         self.health = services.health
@@ -117,6 +117,14 @@ class ProcessFigures(Collector):
                 "rapidreview_last_sweep_timestamp_seconds",
                 "Unix time this process last completed an escalation sweep",
                 value=last,
+            )
+        sender = self.health.described().get("sender_process")
+        if sender is not None:
+            yield GaugeMetricFamily(
+                "rapidreview_sender_process_up",
+                "1 while this bot's sender process runs and has finished a drain since it "
+                "started (absent on SQLite, or with SENDER_PROCESS=off)",
+                value=int(sender == "sending"),
             )
 
 

@@ -50,6 +50,7 @@ class Health:
         self._watched: set[str] = set()  # jobs that must complete every `stale_after`
         self._outages: dict[str, _Outage] = {}
         self._notices: dict[str, str] = {}  # what is wrong in the bot but covered meanwhile
+        self._described: dict[str, Callable[[], str]] = {}  # /healthz's other figures
         self.on_completed: list[Callable[[str, float], None]] = []  # (job, seconds): metrics
 
     def watch(self, job: str) -> None:
@@ -99,6 +100,16 @@ class Health:
         with self._lock:
             state = self._jobs.get(job)
             return state.completed_at_wall if state else None
+
+    def describe(self, name: str, figure: Callable[[], str]) -> None:
+        """From now on /healthz's body gives `name`: `figure()` (the sender process's state)."""
+        with self._lock:
+            self._described[name] = figure
+
+    def described(self) -> dict[str, str]:
+        with self._lock:
+            figures = dict(self._described)
+        return {name: figure() for name, figure in sorted(figures.items())}
 
     def notice(self, key: str, warning: str | None) -> None:
         """Say `warning` among /healthz's warnings until it is set again, or None to clear it."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from reviews import service
 from reviews.clock import SystemClock
@@ -28,6 +29,7 @@ from tests.support.process import (
     ROOT,
     BotProcess,
     command_line,
+    free_port,
     slack_environment,
     start_slack_bot,
 )
@@ -84,6 +86,19 @@ def sender_of(bot: BotProcess) -> int:
     return found[0]
 
 
+def seen(port: int) -> tuple[str, list[str], float]:
+    """The sender process as /healthz and /metrics show it: its state, /healthz's warnings,
+    and rapidreview_sender_process_up."""
+    health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+    assert health.status_code == 200, health.text  # a sender's trouble is never a 503
+    body = health.json()
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    [up] = [
+        line for line in metrics.splitlines() if line.startswith("rapidreview_sender_process_up ")
+    ]
+    return body["sender_process"], body["warnings"], float(up.split()[1])
+
+
 def sent_once(fake: TimedSlack, reference: str) -> None:
     """The request's card and its direct message to the bleep-holder each went exactly once."""
     pings = Counter(key for _, key in fake.pings() if key[1] == reference)
@@ -137,16 +152,23 @@ def test_the_bot_sends_from_its_sender_process_and_sends_itself_while_that_one_h
 def test_a_sender_process_killed_is_said_and_replaced_and_nothing_waits_for_it(
     fake, ward, postgres_url, policy_file
 ):
-    bot = start_slack_bot(fake.url, postgres_url, policy_file)
+    port = free_port()
+    bot = start_slack_bot(fake.url, postgres_url, policy_file, PORT=str(port))
     try:
         first = sender_of(bot)
+        eventually(lambda: seen(port) == ("sending", [], 1.0), "/healthz: sending", 20)
         os.kill(first, signal.SIGKILL)
         reference, _ = raise_one(ward)
         fake.wait_for_ping((ALEX, reference, 0, 0), timeout=20)
         bot.wait_for("the sender process stopped (exit code -9)", timeout=10)
+        # Said in /healthz (a warning: messages still go) and /metrics until the next one has
+        # finished a drain.
+        state, warnings, up = seen(port)
+        assert state in ("stopped", "starting") and warnings == [ENDED] and up == 0.0
         replaced = bot.wait_for("sending from process", timeout=20)
         second = sender_of(bot)
         assert second != first and f"sending from process {second}" in replaced
+        eventually(lambda: seen(port) == ("sending", [], 1.0), "/healthz: sending again", 20)
         after, _ = raise_one(ward)
         fake.wait_for_ping((ALEX, after, 0, 0), timeout=20)
     finally:
