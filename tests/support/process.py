@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -15,10 +16,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Below Linux's ephemeral range (32768-60999), from which every outgoing connection takes its
+# own port: a port the kernel handed out as free was, once, taken by a connection to PostgreSQL
+# before the bot it was meant for could bind it ("address already in use").
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port on 127.0.0.1 nothing listens on now, outside the ephemeral range."""
+    for _ in range(100):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {LISTEN_PORTS}")
 
 
 def children(pid: int) -> list[int]:
@@ -185,5 +199,9 @@ def start_slack_bot(slack_url: str, database_url: str, policy: Path, **settings:
         },
     )
     bot = BotProcess(env=environment)
-    bot.wait_for("Uvicorn running", timeout=60)
+    try:
+        bot.wait_for("Uvicorn running", timeout=60)
+    except AssertionError:
+        bot.stop()  # and its pipes closed: a failed start leaves nothing running
+        raise
     return bot

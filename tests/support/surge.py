@@ -75,7 +75,11 @@ def start_replica(fake: RateLimitedSlack, url: str, policy: Path) -> tuple[BotPr
         LOG_LEVEL="INFO",
     )
     bot = BotProcess(env=env)
-    bot.wait_for("Uvicorn running", timeout=60)
+    try:
+        bot.wait_for("Uvicorn running", timeout=60)
+    except AssertionError:
+        bot.stop()
+        raise
     return bot, f"http://127.0.0.1:{port}/slack/events"
 
 
@@ -96,19 +100,24 @@ def run_surge(
     db = Database(url)
     on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
     surge = Surge()
-    with RateLimitedSlack(latency=latency) as fake:
-        replicas = [start_replica(fake, url, policy) for _ in range(3)]
-        try:
-            began = time.time()
-            _submit(surge, replicas, db, count, over, kill)
-            surge.raise_seconds = time.time() - began
-            _wait_for_cards(surge, db, fake, began, wait)
-        finally:
-            for bot, _ in replicas:
-                bot.stop()
-        _read(surge, db, fake)
-        surge.rate_limited = fake.limited
-    db.dispose()
+    replicas: list[tuple[BotProcess, str]] = []
+    try:
+        with RateLimitedSlack(latency=latency) as fake:
+            try:
+                # Inside the try: a replica that cannot start stops those already running.
+                for _ in range(3):
+                    replicas.append(start_replica(fake, url, policy))
+                began = time.time()
+                _submit(surge, replicas, db, count, over, kill)
+                surge.raise_seconds = time.time() - began
+                _wait_for_cards(surge, db, fake, began, wait)
+            finally:
+                for bot, _ in replicas:
+                    bot.stop()
+            _read(surge, db, fake)
+            surge.rate_limited = fake.limited
+    finally:
+        db.dispose()
     return surge
 
 
