@@ -52,7 +52,7 @@ from storage.database import Database  # noqa: E402
 from storage.tables import Review  # noqa: E402
 from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request  # noqa: E402
 from tests.support.databases import drop_template, postgres_database, sqlite_database  # noqa: E402
-from tests.support.process import free_port, slack_environment  # noqa: E402
+from tests.support.process import free_port, sender_of, slack_environment  # noqa: E402
 from tests.support.slack_requests import (  # noqa: E402
     SIGNING_SECRET,
     SlackRequest,
@@ -191,15 +191,6 @@ def cpu_seconds(pid: int | None) -> float:
         return 0.0
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def sender_of(pid: int) -> int | None:
-    """The bot's sender process (on PostgreSQL, sender_process.py), if it has one."""
-    for pids in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in pids.read_text().split():
-            if b"bot.py\0sender" in Path(f"/proc/{child}/cmdline").read_bytes():
-                return int(child)
-    return None
 
 
 @dataclass

@@ -27,12 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import requests  # noqa: E402
 
-from bench.http_latency import ALEX, our_bot, sender_of, serve_fake_slack  # noqa: E402
+from bench.http_latency import ALEX, our_bot, serve_fake_slack  # noqa: E402
 from handlers.slack.blocks import ACTION_PREFIX  # noqa: E402
 from handlers.slack.forms import REQUEST_FORM  # noqa: E402
 from storage.database import Database  # noqa: E402
 from tests.support.builders import NURSE, on_rota  # noqa: E402
 from tests.support.databases import drop_template, postgres_database, sqlite_database  # noqa: E402
+from tests.support.process import sender_of  # noqa: E402
 from tests.support.slack_requests import (  # noqa: E402
     button_click,
     request_form,

@@ -76,14 +76,10 @@ def raise_one(ward) -> tuple[str, float]:
 
 def sender_of(bot: BotProcess) -> int:
     """The pid of the bot's running sender process, once there is one."""
-    found: list[int] = []
-
-    def running() -> bool:
-        found[:] = [pid for pid in bot.children() if "bot.py sender" in command_line(pid)]
-        return bool(found)
-
-    eventually(running, "the bot's sender process running", timeout=30)
-    return found[0]
+    eventually(lambda: bot.sender() is not None, "the bot's sender process running", 30)
+    sender = bot.sender()
+    assert sender is not None
+    return sender
 
 
 def seen(port: int) -> tuple[str, list[str], float]:
@@ -203,7 +199,7 @@ def test_no_sender_process_on_sqlite_or_when_turned_off(where, fake, policy_file
         ward = make_services(db, SystemClock(), policy=load_policy(policy_file))
         reference, _ = raise_one(ward)
         fake.wait_for_ping((ALEX, reference, 0, 0), timeout=10)
-        assert not [pid for pid in bot.children() if "bot.py sender" in command_line(pid)]
+        assert bot.sender() is None
     finally:
         bot.stop()
         db.dispose()

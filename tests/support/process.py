@@ -54,6 +54,11 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def sender_of(pid: int) -> int | None:
+    """The pid of bot `pid`'s sender process (on PostgreSQL, sender_process.py), if it runs."""
+    return next((child for child in children(pid) if "bot.py sender" in command_line(child)), None)
+
+
 def bot_environment(**settings: str) -> dict[str, str]:
     """A clean environment: nothing of the developer's .env or shell leaks into the bot."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TEAMS_"))}
@@ -153,6 +158,10 @@ class BotProcess:
     def children(self) -> list[int]:
         """The pids of the processes the bot has started and that still run (its sender)."""
         return children(self.process.pid)
+
+    def sender(self) -> int | None:
+        """The pid of its sender process, if one runs."""
+        return sender_of(self.process.pid)
 
     def stop(self) -> int:
         """SIGTERM (SIGKILL after 10 s); its exit code, once `log` holds all it printed."""

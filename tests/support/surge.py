@@ -23,7 +23,7 @@ from handlers.slack.forms import REQUEST_FORM
 from storage.database import Database
 from storage.tables import Outbox, Review
 from tests.support.builders import on_rota
-from tests.support.process import BotProcess, free_port, slack_environment
+from tests.support.process import BotProcess, free_port, start_slack_bot
 from tests.support.slack_requests import request_form, view_submission
 from tests.support.timed_slack import RateLimitedSlack
 
@@ -65,21 +65,7 @@ class Surge:
 
 def start_replica(fake: RateLimitedSlack, url: str, policy: Path) -> tuple[BotProcess, str]:
     port = free_port()
-    env = slack_environment(
-        fake.url,
-        url,
-        OUTREACH_CHANNEL=CHANNEL,
-        DIGEST_CHANNEL="C0DIGEST",
-        PORT=str(port),
-        ESCALATION_POLICY=str(policy),
-        LOG_LEVEL="INFO",
-    )
-    bot = BotProcess(env=env)
-    try:
-        bot.wait_for("Uvicorn running", timeout=60)
-    except AssertionError:
-        bot.stop()
-        raise
+    bot = start_slack_bot(fake.url, url, policy, OUTREACH_CHANNEL=CHANNEL, PORT=str(port))
     return bot, f"http://127.0.0.1:{port}/slack/events"
 
 
