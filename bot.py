@@ -48,6 +48,7 @@ class Bot:
     http_app: Any = None
     scheduler: Any = None
     shell_terminal: Any = None  # handlers.shell.Terminal when the shell is the platform
+    form_relay: Any = None  # handlers.slack.form_relay.FormRelay when Slack listens
 
 
 def build(
@@ -113,8 +114,12 @@ def build(
         bot.slack_client = slack_client or make_slack_client(settings)
         bot.senders["slack"] = SlackSender(bot.slack_client)
         if listening:
-            after_ack = AfterAck()
-            bot.slack_app = build_slack_app(services, settings, bot.slack_client, after_ack)
+            from handlers.slack.form_relay import FormRelay
+
+            after_ack, bot.form_relay = AfterAck(), FormRelay()
+            bot.slack_app = build_slack_app(
+                services, settings, bot.slack_client, after_ack, bot.form_relay
+            )
             if not settings.slack_socket_mode:
                 http_routes += slack_routes(bot.slack_app, after_ack)
     if settings.teams_configured:
@@ -302,6 +307,8 @@ def run(bot: Bot) -> None:
         )
         sender.start()
         health.describe("sender_process", lambda: sender.state if sender else "stopped")
+        if bot.form_relay is not None:
+            bot.form_relay.hand_over = sender.hand_over  # /rapidreview's forms open there
     start_scheduler(bot, sender=sender)
     # What start-up leaves (modules, the tables' metadata, the policy) lives as long as the
     # process. Frozen, once its garbage is collected, the collector no longer walks it: a full
@@ -336,8 +343,9 @@ def stop_cleanly(_signal: int, _frame: Any) -> None:
 
 
 def run_sender(bot: Bot) -> int:
-    """`python bot.py sender`: the outbox drain alone, for the bot that started it
-    (sender_process.py); an exit code."""
+    """`python bot.py sender`: the outbox drain, and the forms its bot hands over to open
+    (handlers/slack/form_relay.py), for the bot that started it (sender_process.py); an exit
+    code."""
     from apscheduler.events import EVENT_JOB_EXECUTED
 
     if bot.services.db.is_sqlite:
@@ -345,6 +353,11 @@ def run_sender(bot: Bot) -> int:
         return 2
 
     stopping = threading.Event()
+    forms = None
+    if bot.slack_client is not None:
+        from handlers.slack.form_relay import FormOpener
+
+        forms = FormOpener(bot.services, bot.slack_client)
 
     def start(beat: Any) -> Any:
         scheduler = start_scheduler(bot, only=("outbox",), stopping=stopping)
@@ -354,7 +367,9 @@ def run_sender(bot: Bot) -> int:
         gc.freeze()
         return scheduler
 
-    return serve_sender(start, stopping)
+    if forms is None:
+        return serve_sender(start, stopping)
+    return serve_sender(start, stopping, on_line=forms, stop_lines=forms.stop)
 
 
 def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:

@@ -23,6 +23,11 @@ parent that died (kill -9) is noticed: it records the sends under way first. It 
 and SIGTERM, which reach the whole process group at once, so a stop never cuts a send short.
 It runs only when the parent starts it (SENDER_ENV names the pipe), never by hand.
 
+The parent also hands its sender the request and check-in forms that `/rapidreview` opens, a
+line each down the sender's input (`hand_over`, handlers/slack/form_relay.py): opening one is
+most of a command's CPU. Only a sender heard from in the last HAND_OVER_SILENT is handed one;
+otherwise the parent opens the form itself.
+
 PostgreSQL only: on SQLite two processes' writes would wait on the file's one lock (and sleep
 in its busy handler), so a bot on SQLite sends from its one process.
 """
@@ -49,7 +54,11 @@ SILENT_AFTER = 30.0  # seconds without a drain ending: a drain takes at most 5 s
 RESTART_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds after each end in a row; the last repeats
 STEADY_AFTER = 60.0  # a sender that ran this long has recovered: the next end waits 1 s again
 COVERED_SAID_EVERY = 60.0  # seconds between warnings that the bot sent what the sender left
+HAND_OVER_SILENT = 2.0  # seconds: a sender not heard from for longer is handed no form to open
 STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded or not
+# The longest line the bot writes to its sender's input: POSIX writes a pipe's bytes whole, never
+# interleaved with another thread's, only up to PIPE_BUF (4,096 bytes on Linux).
+LINE_BYTES = 4096
 SENDER_ENV = "RAPIDREVIEW_SENDER_BEATS"  # the pipe the sender writes a byte to after each drain
 ENDED = (
     "the sender process has stopped; this process sends what has waited over "
@@ -147,6 +156,26 @@ class SenderProcess:
             process.kill()
             process.wait()
 
+    def hand_over(self, line: bytes) -> bool:
+        """Write `line` (one whole line, ending in a newline, at most LINE_BYTES) to the sender's
+        input for it to act on (a form to open, handlers/slack/form_relay.py), if it runs and has
+        ended a drain in the last HAND_OVER_SILENT. False, having written nothing, when it does
+        not, or its input is full: then the caller does the work itself."""
+        with self._lock:
+            process = self._process
+            if process is None or process.stdin is None or self._stopping:
+                return False
+            if len(line) > LINE_BYTES or not line.endswith(b"\n"):
+                return False  # longer, it could interleave with another thread's
+            now = self._monotonic()
+            self._listen(now)
+            if not self._heard or now - self._heard_at > HAND_OVER_SILENT:
+                return False
+            try:
+                return os.write(process.stdin.fileno(), line) == len(line)
+            except (BlockingIOError, BrokenPipeError):
+                return False
+
     def covered(self, handled: int) -> None:
         """The bot's standby drain handled `handled` messages the sender had left: said at most
         once a minute (a sender fallen behind in a surge, or one stopped)."""
@@ -213,6 +242,8 @@ class SenderProcess:
             return
         finally:
             os.close(their_end)
+        if self._process.stdin is not None:
+            os.set_blocking(self._process.stdin.fileno(), False)  # hand_over never waits
         self._beats = beats
         self._started_at = self._heard_at = self._monotonic()
         self._heard = False
@@ -235,11 +266,17 @@ def ignore_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def serve(start_drain: Callable[[Callable[[], None]], Any], stopping: threading.Event) -> int:
+def serve(
+    start_drain: Callable[[Callable[[], None]], Any],
+    stopping: threading.Event,
+    on_line: Callable[[bytes], None] = lambda _line: None,
+    stop_lines: Callable[[], None] = lambda: None,
+) -> int:
     """`python bot.py sender`: `start_drain(beat)` (a started scheduler running only the outbox
-    drain, calling `beat` as each drain ends) until standard input closes; then `stopping` is
-    set, so the drain begins no more sends, those under way are recorded, and the process exits
-    (within STOP_WITHIN). Returns the exit code."""
+    drain, calling `beat` as each drain ends) until standard input closes, passing `on_line` each
+    line the bot writes there (SenderProcess.hand_over); then `stopping` is set, so the drain
+    begins no more sends, those under way are recorded, `stop_lines` waits for what the lines
+    started, and the process exits (within STOP_WITHIN). Returns the exit code."""
     beats = int(os.environ[SENDER_ENV])
     os.set_blocking(beats, False)
 
@@ -251,14 +288,25 @@ def serve(start_drain: Callable[[Callable[[], None]], Any], stopping: threading.
 
     scheduler = start_drain(beat)
     stdin = sys.stdin.fileno()
+    pending = b""
     while True:
         readable, _, _ = select.select([stdin], [], [], None)
-        if readable and not os.read(stdin, 4096):
+        if not readable:
+            continue
+        read = os.read(stdin, 65536)
+        if not read:
             break  # the bot closed it, or died
+        *lines, pending = (pending + read).split(b"\n")
+        if len(pending) > LINE_BYTES:
+            pending = b""  # never a line of the bot's: let it not grow
+        for line in lines:
+            if line:
+                on_line(line)
     # A send that never returns must not keep a stopped sender alive.
     timer = threading.Timer(STOP_WITHIN, os._exit, (1,))
     timer.daemon = True
     timer.start()
     stopping.set()
     scheduler.shutdown(wait=True)
+    stop_lines()
     return 0

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from handlers.slack import actions, checkin, commands, direct, home, submissions
 from handlers.slack.after_ack import AfterAck
+from handlers.slack.form_relay import FormRelay
 from reviews.context import Services
 from settings import Settings
 
@@ -29,7 +30,11 @@ LISTENER_THREADS = 64
 
 
 def build_slack_app(
-    services: Services, settings: Settings, client: WebClient, after_ack: AfterAck
+    services: Services,
+    settings: Settings,
+    client: WebClient,
+    after_ack: AfterAck,
+    relay: FormRelay | None = None,
 ) -> App:
     """A bolt App answering with `client`'s token. The token is never checked on a request's
     path: bolt's own check (auth.test at construction, or on the first request) stopped the
@@ -42,7 +47,8 @@ def build_slack_app(
     older than five minutes (bolt answers 401 otherwise). Socket Mode has no signatures: the
     app-level token authenticates the socket instead, so verification is off there.
     A press's change of state runs on `after_ack`; give slack_routes the same one, so that it
-    waits behind the acks of requests still in flight.
+    waits behind the acks of requests still in flight. `/rapidreview`'s forms open through
+    `relay`: here, or handed to the sender process once it runs (form_relay.py).
 
     ValueError when HTTP mode has no signing secret.
     """
@@ -63,7 +69,8 @@ def build_slack_app(
         logger=quiet_bolt_logger(),
     )
     share_connections(app, client)
-    for group in (commands, submissions, checkin, home, direct):
+    commands.register(app, services, settings, relay or FormRelay())
+    for group in (submissions, checkin, home, direct):
         group.register(app, services, settings)
     actions.register(app, services, settings, after_ack)
     return app

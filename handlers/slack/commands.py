@@ -8,15 +8,12 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from handlers.slack.blocks import escape
-from handlers.slack.checkin import checkin_view
-from handlers.slack.forms import request_view
+from handlers.slack.form_relay import FormAsked, FormRelay
 from handlers.slack.people import actor, with_email
 from reviews import service
-from reviews.checkins import last_ward
-from reviews.context import Actor, Services
+from reviews.context import Services
 from reviews.service import ServiceError
 from settings import Settings
 from storage.database import DatabaseUnavailable
@@ -44,30 +41,18 @@ COVER_HELP = (
 )
 
 
-def register(app: App, services: Services, settings: Settings) -> None:
-    """The slash command; the core decides who may see the digest (MANAGERS)."""
+def register(app: App, services: Services, settings: Settings, relay: FormRelay) -> None:
+    """The slash command; the core decides who may see the digest (MANAGERS). Its forms are
+    opened through `relay` (here, or by the sender process)."""
 
     @app.command("/rapidreview")
     def rapidreview(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         text = " ".join(str(command.get("text") or "").split())
         word = text.split(" ", 1)[0].lower()
-        if word == "":
+        if word in ("", "checkin"):
             ack()
-            try:
-                client.views_open(
-                    trigger_id=command["trigger_id"], view=request_view(services.wards.names())
-                )
-            except SlackApiError as error:  # an expired trigger, Slack itself failing
-                log.warning("request form not opened: %s", error.response.get("error"))
-                respond(
-                    text="The request form could not be opened; try /rapidreview again. "
-                    f"If the patient is deteriorating: {services.fallback_contact}",
-                    response_type="ephemeral",
-                )
-            return
-        if word == "checkin":
-            ack()
-            open_checkin(services, client, command, respond)
+            asked = FormAsked.from_command("checkin" if word else "request", command)
+            relay.open(services, client, asked, lambda said: tell(respond, said))
             return
         if word not in ("open", "rota", "digest"):
             ack(text=HELP)
@@ -87,25 +72,8 @@ def register(app: App, services: Services, settings: Settings) -> None:
         respond(text=reply, response_type="ephemeral")
 
 
-def open_checkin(
-    services: Services, client: WebClient, command: dict[str, Any], respond: Respond
-) -> None:
-    """The check-in form, on the ward this person used last (if the database says in time)."""
-    by = Actor(platform="slack", user_id=str(command.get("user_id")), name="")
-    try:
-        ward = last_ward(services=services, by=by) or ""
-    except DatabaseUnavailable:
-        ward = ""  # the form still opens; its submission will say if nothing can be saved
-    try:
-        client.views_open(
-            trigger_id=command["trigger_id"], view=checkin_view(services.wards.names(), ward)
-        )
-    except SlackApiError as error:
-        log.warning("check-in form not opened: %s", error.response.get("error"))
-        respond(
-            text="The check-in form could not be opened; try /rapidreview checkin again.",
-            response_type="ephemeral",
-        )
+def tell(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral")
 
 
 def _answer(services: Services, client: WebClient, text: str, user: dict[str, Any]) -> str:

@@ -59,6 +59,26 @@ def sender_of(pid: int) -> int | None:
     return next((child for child in children(pid) if "bot.py sender" in command_line(child)), None)
 
 
+def local_ports(pid: int) -> set[int]:
+    """The local ports of `pid`'s open TCP connections (Linux's /proc): whose connection a
+    server saw a call arrive on."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def bot_environment(**settings: str) -> dict[str, str]:
     """A clean environment: nothing of the developer's .env or shell leaks into the bot."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TEAMS_"))}

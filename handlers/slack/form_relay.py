@@ -1,0 +1,157 @@
+"""Opening a form for `/rapidreview`: here, or from the bot's sender process.
+
+A slash command's answer shows nothing: the nurse waits for the form, which the bot opens with
+one `views.open` call after the ack. That call is most of a command's CPU (about 0.7 ms of the
+1.9 measured, bench/http_latency.py), and one process runs Python on one core at a time, so
+under a burst the answers to other commands and presses waited behind it. On PostgreSQL the bot
+has a sender process on its other core (sender_process.py): the bot hands it what to open, a
+line down its standard input, and the sender opens the form and tells the nurse if it could
+not, as the bot would have.
+
+The bot opens the form itself whenever the sender cannot take it at once: none running, not
+heard from for HAND_OVER_SILENT, or its input full. What is handed over is only what the call
+needs: which form, Slack's trigger (valid for 3 s), the command's response_url and who typed
+it. No patient identifier is ever in it; the response_url, which lets its holder answer the
+nurse, is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from handlers.slack.checkin import checkin_view
+from handlers.slack.forms import request_view
+from reviews.checkins import last_ward
+from reviews.context import Actor, Services
+from storage.database import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+FORMS = ("request", "checkin")
+
+Tell = Callable[[str], None]  # an ephemeral answer to whoever typed the command
+
+
+@dataclass(frozen=True)
+class FormAsked:
+    """A form to open for a command: which, Slack's trigger, and whom to tell if it cannot."""
+
+    form: str  # one of FORMS
+    trigger_id: str
+    response_url: str
+    user_id: str
+
+    @classmethod
+    def from_command(cls, form: str, command: dict[str, Any]) -> FormAsked:
+        return cls(
+            form=form,
+            trigger_id=str(command.get("trigger_id") or ""),
+            response_url=str(command.get("response_url") or ""),
+            user_id=str(command.get("user_id") or ""),
+        )
+
+    def line(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> FormAsked:
+        """ValueError unless `line` is one FormAsked.line()."""
+        try:
+            fields = json.loads(line)
+            asked = cls(**{name: fields[name] for name in cls.__dataclass_fields__})
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError("not a form to open") from error
+        if asked.form not in FORMS or not all(isinstance(v, str) for v in asdict(asked).values()):
+            raise ValueError("not a form to open")
+        return asked
+
+
+def open_form(services: Services, client: WebClient, asked: FormAsked, tell: Tell) -> None:
+    """Open `asked`'s form; if Slack refuses (an expired trigger, Slack itself failing), `tell`
+    the nurse to try again, and where to turn meanwhile."""
+    if asked.form == "checkin":
+        by = Actor(platform="slack", user_id=asked.user_id, name="")
+        try:
+            ward = last_ward(services=services, by=by) or ""
+        except DatabaseUnavailable:
+            ward = ""  # the form still opens; its submission will say if nothing can be saved
+        view = checkin_view(services.wards.names(), ward)
+        again = "The check-in form could not be opened; try /rapidreview checkin again."
+    else:
+        view = request_view(services.wards.names())
+        again = (
+            "The request form could not be opened; try /rapidreview again. "
+            f"If the patient is deteriorating: {services.fallback_contact}"
+        )
+    try:
+        client.views_open(trigger_id=asked.trigger_id, view=view)
+    except SlackApiError as error:
+        log.warning("%s form not opened: %s", asked.form, error.response.get("error"))
+        tell(again)
+
+
+class FormRelay:
+    """Where the bot's listeners open forms: handed to the sender process when `hand_over`
+    (set once the sender runs) takes the line, here otherwise."""
+
+    def __init__(self) -> None:
+        self.hand_over: Callable[[bytes], bool] | None = None
+
+    def open(self, services: Services, client: WebClient, asked: FormAsked, tell: Tell) -> None:
+        hand_over = self.hand_over
+        if hand_over is not None and hand_over(asked.line()):
+            return
+        open_form(services, client, asked, tell)
+
+
+class FormOpener:
+    """The sender process's side: each line its bot hands over, opened on a thread of its own
+    with the sender's own client to Slack."""
+
+    def __init__(self, services: Services, client: WebClient):
+        from handlers.slack.app import LISTENER_THREADS  # app imports this module
+
+        self.services = services
+        self.client = client
+        # As many threads as the bot's listeners, which would otherwise open these forms: each
+        # mostly waits on Slack, and a form left waiting for a thread may see its trigger expire.
+        self._executor = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="forms")
+
+    def __call__(self, line: bytes) -> None:
+        try:
+            asked = FormAsked.from_line(line)
+        except ValueError:
+            log.warning("a line from the bot was not a form to open (%s bytes)", len(line))
+            return
+        self._executor.submit(self._open, asked)
+
+    def _open(self, asked: FormAsked) -> None:
+        try:
+            open_form(self.services, self.client, asked, self._teller(asked.response_url))
+        except Exception as error:  # noqa: BLE001 - the executor would keep it without a word
+            log.error("opening a %s form failed: %s", asked.form, type(error).__name__)
+
+    def _teller(self, response_url: str) -> Tell:
+        def tell(text: str) -> None:
+            webhook = WebhookClient(
+                response_url,
+                timeout=self.client.timeout,
+                ssl=self.client.ssl,
+                proxy=self.client.proxy,
+            )
+            webhook.send(text=text, response_type="ephemeral")
+
+        return tell
+
+    def stop(self) -> None:
+        """Wait for the forms under way (the sender's STOP_WITHIN bounds the wait)."""
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,194 @@
+"""`/rapidreview`'s forms: on PostgreSQL opened by the bot's sender process, on its other core
+(handlers/slack/form_relay.py), and by the bot itself whenever the sender cannot take them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+import requests
+from slack_sdk import WebClient
+
+from handlers.slack.checkin import CHECKIN_FORM
+from handlers.slack.form_relay import FormAsked, FormOpener, FormRelay
+from handlers.slack.forms import REQUEST_FORM
+from reviews.clock import SystemClock
+from sender_process import HAND_OVER_SILENT, LINE_BYTES, SENDER_ENV, SenderProcess
+from settings import DEFAULT_FALLBACK
+from storage.database import Database
+from tests.support.builders import make_services
+from tests.support.databases import sqlite_database
+from tests.support.fake_slack import Call, FakeSlack
+from tests.support.process import free_port, local_ports, start_slack_bot
+from tests.support.slack_requests import slash_command
+from tests.support.surge import POLICY
+from tests.support.waiting import eventually
+
+ASKED = FormAsked(
+    form="request", trigger_id="trig-1", response_url="https://x/r", user_id="U0WARDNURSE"
+)
+
+
+@pytest.fixture
+def fake():
+    with FakeSlack() as slack:
+        yield slack
+
+
+def opened(fake: FakeSlack, trigger_id: str, timeout: float = 10) -> Call:
+    """The one views.open Slack received for `trigger_id`."""
+    eventually(
+        lambda: any(c.body.get("trigger_id") == trigger_id for c in fake.called("views.open")),
+        f"the form for {trigger_id} opened",
+        timeout,
+    )
+    calls = [c for c in fake.called("views.open") if c.body.get("trigger_id") == trigger_id]
+    assert len(calls) == 1, f"{trigger_id}'s form was opened {len(calls)} times"
+    return calls[0]
+
+
+def told(fake: FakeSlack, timeout: float = 10) -> str:
+    """What was said privately through a response_url."""
+    [said] = fake.wait_for("response_url", timeout=timeout)
+    return str(said.body.get("text"))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
+    fake, postgres_url, tmp_path
+):
+    policy = tmp_path / "escalation.toml"
+    policy.write_text(POLICY)
+    port = free_port()
+    bot = start_slack_bot(fake.url, postgres_url, policy, PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+
+    def command(text: str, trigger_id: str, answer: str = "r1") -> None:
+        signed = slash_command(text, trigger_id=trigger_id, response_url=fake.response_url(answer))
+        reply = requests.post(
+            f"{url}/slack/events", data=signed.body, headers=signed.headers, timeout=10
+        )
+        assert reply.status_code == 200, reply.text
+
+    def state() -> str:
+        return requests.get(f"{url}/healthz", timeout=10).json()["sender_process"]
+
+    try:
+        eventually(lambda: state() == "sending", "the sender process sending", 30)
+        sender = bot.sender()
+        assert sender is not None
+
+        command("", "trig-request")
+        form = opened(fake, "trig-request")
+        assert form.body["view"]["callback_id"] == REQUEST_FORM
+        assert form.connection[1] in local_ports(sender), "not opened by the sender process"
+        command("checkin", "trig-checkin")
+        assert opened(fake, "trig-checkin").body["view"]["callback_id"] == CHECKIN_FORM
+
+        # Slack refuses a trigger that waited too long: the sender tells the nurse, as the bot
+        # would, with where to turn meanwhile.
+        fake.fail("views.open", error="expired_trigger_id")
+        command("", "trig-expired", answer="expired")
+        said = told(fake)
+        assert "could not be opened; try /rapidreview again" in said and DEFAULT_FALLBACK in said
+
+        os.kill(sender, signal.SIGSTOP)  # hung: it would never open a form handed to it
+        try:
+            time.sleep(HAND_OVER_SILENT + 1.5)  # the bot has heard nothing for longer
+            asked_at = time.monotonic()
+            command("", "trig-hung")
+            form = opened(fake, "trig-hung", timeout=5)
+            assert time.monotonic() - asked_at < 2  # within Slack's 3 s for the trigger
+            assert form.connection[1] not in local_ports(sender)
+            assert form.connection[1] in local_ports(bot.process.pid)
+        finally:
+            os.kill(sender, signal.SIGCONT)
+        time.sleep(1)
+    finally:
+        bot.stop()
+    # The sender, running again, opened nothing twice (opened() counts each trigger's calls).
+    for trigger in ("trig-request", "trig-checkin", "trig-hung"):
+        opened(fake, trigger)
+
+
+def test_a_form_handed_over_is_written_whole_only_to_a_sender_heard_from_lately(tmp_path):
+    """hand_over writes a line to the sender's input only while it has ended a drain within
+    HAND_OVER_SILENT; otherwise, and for a line too long to be written whole, it writes
+    nothing and says so, and the bot opens the form itself."""
+    now = [0.0]
+    copy = tmp_path / "lines"
+    beats_then_copies = (
+        f"import os, shutil, sys; os.write(int(os.environ[{SENDER_ENV!r}]), b'.'); "
+        f"shutil.copyfileobj(sys.stdin.buffer, open({str(copy)!r}, 'wb'), 1)"
+    )
+    process = SenderProcess([sys.executable, "-c", beats_then_copies], monotonic=lambda: now[0])
+    line = ASKED.line()
+    try:
+        assert not process.hand_over(line)  # started, not heard from: nothing written
+        process.start()
+        eventually(lambda: process.hand_over(line), "the sender heard from, taking a line", 20)
+        assert not process.hand_over(b"x" * LINE_BYTES + b"\n")  # could interleave: refused
+        assert not process.hand_over(b"no newline")
+        now[0] += HAND_OVER_SILENT + 0.1
+        assert not process.hand_over(line)  # silent too long (hung, or busy): not handed over
+    finally:
+        process.stop()
+    assert copy.read_bytes() == line  # the one line taken, whole and once
+    assert not process.hand_over(line)  # stopped
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"form": "request"}',
+        b'{"form": "outcome", "trigger_id": "t", "response_url": "u", "user_id": "U"}',
+        b'{"form": "request", "trigger_id": 1, "response_url": "u", "user_id": "U"}',
+    ],
+)
+def test_a_line_that_is_not_a_form_to_open_is_refused(line):
+    with pytest.raises(ValueError, match="not a form to open"):
+        FormAsked.from_line(line)
+
+
+def test_a_form_asked_survives_its_line():
+    assert FormAsked.from_line(ASKED.line().rstrip(b"\n")) == ASKED
+
+
+def test_the_bot_opens_the_form_itself_when_the_sender_will_not_take_it(fake, tmp_path):
+    with sqlite_database(str(tmp_path)) as url:
+        db = Database(url)
+        services = make_services(db, SystemClock())
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        relay, handed = FormRelay(), []
+        relay.open(services, client, ASKED, print)  # no sender at all
+        relay.hand_over = lambda line: handed.append(line) or False  # full, or silent
+        relay.open(services, client, ASKED, print)
+        assert [c.body["trigger_id"] for c in fake.called("views.open")] == ["trig-1"] * 2
+        assert handed == [ASKED.line()]
+        relay.hand_over = lambda line: True
+        relay.open(services, client, ASKED, print)
+        assert len(fake.called("views.open")) == 2  # taken: the sender opens it
+        db.dispose()
+
+
+def test_the_sender_tells_the_nurse_when_slack_refuses_the_form(fake, tmp_path):
+    with sqlite_database(str(tmp_path)) as url:
+        db = Database(url)
+        opener = FormOpener(
+            make_services(db, SystemClock()), WebClient(token="xoxb-test", base_url=fake.url)
+        )
+        fake.fail("views.open", error="expired_trigger_id")
+        opener(FormAsked("checkin", "trig-2", fake.response_url("r2"), "U0WARDNURSE").line())
+        opener(b"garbage")  # logged and dropped; the opener carries on
+        opener.stop()
+        assert fake.called("response_url")[0].body["text"] == (
+            "The check-in form could not be opened; try /rapidreview checkin again."
+        )
+        db.dispose()
