@@ -116,7 +116,7 @@ def build(
         if listening:
             from handlers.slack.form_relay import FormRelay
 
-            after_ack, bot.form_relay = AfterAck(), FormRelay()
+            after_ack, bot.form_relay = AfterAck(), FormRelay(services, bot.slack_client)
             bot.slack_app = build_slack_app(
                 services, settings, bot.slack_client, after_ack, bot.form_relay
             )
@@ -302,13 +302,16 @@ def run(bot: Bot) -> None:
     sender = None
     if settings.sender_process and not bot.services.db.is_sqlite:
         health = bot.services.health
+        relay = bot.form_relay
         sender = SenderProcess(
-            sender_command(), on_warning=lambda warning: health.notice("sender", warning)
+            sender_command(),
+            on_warning=lambda warning: health.notice("sender", warning),
+            on_lost=relay.lost if relay is not None else lambda _lines: None,
         )
         sender.start()
         health.describe("sender_process", lambda: sender.state if sender else "stopped")
-        if bot.form_relay is not None:
-            bot.form_relay.hand_over = sender.hand_over  # /rapidreview's forms open there
+        if relay is not None:
+            relay.hand_over = sender.hand_over  # /rapidreview's forms open there
     start_scheduler(bot, sender=sender)
     # What start-up leaves (modules, the tables' metadata, the policy) lives as long as the
     # process. Frozen, once its garbage is collected, the collector no longer walks it: a full
@@ -475,6 +478,8 @@ WIRE_LOGGERS = {
     # passes) before formatting every call's whole body for a debug line that is then dropped
     # (about 40 us a request form, more for a card).
     "slack_sdk.web.base_client": logging.INFO,
+    # At INFO its retries quote the whole response_url, which lets its holder answer the nurse.
+    "slack_sdk.webhook.client": logging.WARNING,
     "msal": logging.INFO,
     "urllib3": logging.INFO,
     "requests": logging.INFO,

@@ -24,9 +24,11 @@ and SIGTERM, which reach the whole process group at once, so a stop never cuts a
 It runs only when the parent starts it (SENDER_ENV names the pipe), never by hand.
 
 The parent also hands its sender the request and check-in forms that `/rapidreview` opens, a
-line each down the sender's input (`hand_over`, handlers/slack/form_relay.py): opening one is
-most of a command's CPU. Only a sender heard from in the last HAND_OVER_SILENT is handed one;
-otherwise the parent opens the form itself.
+numbered line each down the sender's input (`hand_over`, handlers/slack/form_relay.py): opening
+one is most of a command's CPU. The sender says down the pipe that it takes lines, and when it
+is done with each. Only a sender that takes lines, was heard from in the last HAND_OVER_SILENT
+and has done every line handed over more than LINE_LAG ago is handed one; otherwise the parent
+does the work itself. Lines a sender ends without having done go to `on_lost`.
 
 PostgreSQL only: on SQLite two processes' writes would wait on the file's one lock (and sleep
 in its busy handler), so a bot on SQLite sends from its one process.
@@ -34,6 +36,7 @@ in its busy handler), so a bot on SQLite sends from its one process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import select
@@ -54,12 +57,16 @@ SILENT_AFTER = 30.0  # seconds without a drain ending: a drain takes at most 5 s
 RESTART_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds after each end in a row; the last repeats
 STEADY_AFTER = 60.0  # a sender that ran this long has recovered: the next end waits 1 s again
 COVERED_SAID_EVERY = 60.0  # seconds between warnings that the bot sent what the sender left
-HAND_OVER_SILENT = 2.0  # seconds: a sender not heard from for longer is handed no form to open
+HAND_OVER_SILENT = 2.0  # seconds: a sender not heard from for longer is handed no line
+LINE_LAG = 1.0  # seconds: while a line handed over longer ago is not done, none more is handed
 STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded or not
 # The longest line the bot writes to its sender's input: POSIX writes a pipe's bytes whole, never
 # interleaved with another thread's, only up to PIPE_BUF (4,096 bytes on Linux).
 LINE_BYTES = 4096
 SENDER_ENV = "RAPIDREVIEW_SENDER_BEATS"  # the pipe the sender writes a byte to after each drain
+# What the sender writes down that pipe: BEAT after each drain; TAKES_LINES once, when it acts on
+# lines handed over; and b"+N\n" when the line numbered N is done (each write one whole token).
+BEAT, TAKES_LINES, DONE = b".", b"L", b"+"
 ENDED = (
     "the sender process has stopped; this process sends what has waited over "
     f"{STANDBY.total_seconds():g} s until a new one has finished a drain"
@@ -79,16 +86,22 @@ class SenderProcess:
         argv: Sequence[str],
         *,
         on_warning: Callable[[str | None], None] = lambda _warning: None,
+        on_lost: Callable[[list[bytes]], None] = lambda _lines: None,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self.argv = list(argv)
         self.on_warning = on_warning
+        self.on_lost = on_lost
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._beats: int | None = None  # the pipe's end the sender's bytes arrive at
         self._started_at = self._heard_at = 0.0
         self._heard = False  # a drain has ended since this sender started
+        self._takes_lines = False  # it said it acts on lines handed over
+        self._handed: dict[int, tuple[float, bytes]] = {}  # number -> (when, line), not yet done
+        self._numbered = 0  # the lines handed over so far, to any sender
+        self._said = b""  # the start of a token whose end has not yet arrived
         self._ends = 0  # in a row, each soon after its start
         self._restart_at = 0.0
         self._stopping = False
@@ -157,24 +170,36 @@ class SenderProcess:
             process.wait()
 
     def hand_over(self, line: bytes) -> bool:
-        """Write `line` (one whole line, ending in a newline, at most LINE_BYTES) to the sender's
-        input for it to act on (a form to open, handlers/slack/form_relay.py), if it runs and has
-        ended a drain in the last HAND_OVER_SILENT. False, having written nothing, when it does
-        not, or its input is full: then the caller does the work itself."""
+        """Write `line` (one line, ending in its only newline) to the sender's input, numbered,
+        for the sender to act on (a form to open, handlers/slack/form_relay.py) and say when it
+        is done. Only to a sender that takes lines, has ended a drain in the last
+        HAND_OVER_SILENT and has done every line handed over more than LINE_LAG ago. False,
+        having written nothing, otherwise, or when the numbered line would be over LINE_BYTES or
+        the sender's input is full: then the caller does the work itself. If the sender ends
+        before saying a line is done, `on_lost` is given it (it may not have been acted on)."""
+        if not line.endswith(b"\n") or b"\n" in line[:-1]:
+            return False
         with self._lock:
             process = self._process
             if process is None or process.stdin is None or self._stopping:
                 return False
-            if len(line) > LINE_BYTES or not line.endswith(b"\n"):
-                return False  # longer, it could interleave with another thread's
             now = self._monotonic()
             self._listen(now)
-            if not self._heard or now - self._heard_at > HAND_OVER_SILENT:
+            if not (self._heard and self._takes_lines) or now - self._heard_at > HAND_OVER_SILENT:
                 return False
+            if self._handed and now - next(iter(self._handed.values()))[0] > LINE_LAG:
+                return False  # it has fallen behind (Slack slow to answer it, or it is stuck)
+            number = self._numbered
+            numbered = b"%d " % number + line
+            if len(numbered) > LINE_BYTES:
+                return False  # longer, it could interleave with another thread's
             try:
-                return os.write(process.stdin.fileno(), line) == len(line)
+                os.write(process.stdin.fileno(), numbered)  # whole or not at all (PIPE_BUF)
             except (BlockingIOError, BrokenPipeError):
                 return False
+            self._numbered += 1
+            self._handed[number] = (now, line)
+            return True
 
     def covered(self, handled: int) -> None:
         """The bot's standby drain handled `handled` messages the sender had left: said at most
@@ -194,14 +219,30 @@ class SenderProcess:
         )
 
     def _listen(self, now: float) -> None:
-        """Take the bytes the sender has written since the last check."""
+        """Take what the sender has written since the last look: beats, and lines done."""
         if self._beats is None:
             return
         try:
-            heard = os.read(self._beats, 4096)
+            heard = self._said + os.read(self._beats, 65536)
         except BlockingIOError:
             return
-        if heard:
+        at, beat = 0, False
+        while at < len(heard):
+            token = heard[at : at + 1]
+            if token == DONE:
+                end = heard.find(b"\n", at)
+                if end < 0:
+                    break  # the rest of it comes with the next read
+                number = heard[at + 1 : end]
+                if number.isdigit():
+                    self._handed.pop(int(number), None)
+                at = end + 1
+                continue
+            beat = beat or token == BEAT
+            self._takes_lines = self._takes_lines or token == TAKES_LINES
+            at += 1
+        self._said = heard[at:][:32]  # never more than a part of one token
+        if beat:
             self._heard_at = now
             if not self._heard:
                 self._heard = True
@@ -212,6 +253,10 @@ class SenderProcess:
         if self._process.stdin is not None:
             self._process.stdin.close()
         self._close_beats()
+        lost = [line for _, line in self._handed.values()]
+        self._handed.clear()
+        if lost:
+            self.on_lost(lost)
         pause = RESTART_AFTER[min(self._ends, len(RESTART_AFTER) - 1)]
         self._ends += 1
         self._process, self._restart_at = None, now + pause
@@ -246,7 +291,8 @@ class SenderProcess:
             os.set_blocking(self._process.stdin.fileno(), False)  # hand_over never waits
         self._beats = beats
         self._started_at = self._heard_at = self._monotonic()
-        self._heard = False
+        self._heard = self._takes_lines = False
+        self._said = b""
         log.info("sending from process %s", self._process.pid)
 
     def _close_beats(self) -> None:
@@ -269,24 +315,28 @@ def ignore_stop_signals() -> None:
 def serve(
     start_drain: Callable[[Callable[[], None]], Any],
     stopping: threading.Event,
-    on_line: Callable[[bytes], None] = lambda _line: None,
+    on_line: Callable[[bytes, Callable[[], None]], None] | None = None,
     stop_lines: Callable[[], None] = lambda: None,
 ) -> int:
     """`python bot.py sender`: `start_drain(beat)` (a started scheduler running only the outbox
-    drain, calling `beat` as each drain ends) until standard input closes, passing `on_line` each
-    line the bot writes there (SenderProcess.hand_over); then `stopping` is set, so the drain
-    begins no more sends, those under way are recorded, `stop_lines` waits for what the lines
-    started, and the process exits (within STOP_WITHIN). Returns the exit code."""
+    drain, calling `beat` as each drain ends) until standard input closes. With `on_line`, it
+    says it takes lines, and passes `on_line(line, done)` each line its bot hands over
+    (SenderProcess.hand_over), `done` to be called once the line is acted on. Then `stopping`
+    is set, so the drain begins no more sends, those under way are recorded, `stop_lines`
+    waits for what the lines started, and the process exits (within STOP_WITHIN). Returns the
+    exit code."""
     beats = int(os.environ[SENDER_ENV])
     os.set_blocking(beats, False)
 
-    def beat() -> None:
+    def say(token: bytes) -> None:
         try:
-            os.write(beats, b".")
+            os.write(beats, token)
         except (BlockingIOError, BrokenPipeError):
             pass  # the bot is behind reading, or gone (then the input closes too)
 
-    scheduler = start_drain(beat)
+    scheduler = start_drain(lambda: say(BEAT))
+    if on_line is not None:
+        say(TAKES_LINES)
     stdin = sys.stdin.fileno()
     pending = b""
     while True:
@@ -299,9 +349,12 @@ def serve(
         *lines, pending = (pending + read).split(b"\n")
         if len(pending) > LINE_BYTES:
             pending = b""  # never a line of the bot's: let it not grow
-        for line in lines:
-            if line:
-                on_line(line)
+        for numbered in lines:
+            number, _, line = numbered.partition(b" ")
+            if on_line is None or not number.isdigit():
+                log.error("the bot handed over a line this process cannot act on")
+                continue
+            on_line(line, functools.partial(say, DONE + number + b"\n"))
     # A send that never returns must not keep a stopped sender alive.
     timer = threading.Timer(STOP_WITHIN, os._exit, (1,))
     timer.daemon = True

@@ -7,16 +7,18 @@ import os
 import signal
 import sys
 import time
+from unittest import mock
 
 import pytest
 import requests
 from slack_sdk import WebClient
 
+from handlers.slack import form_relay
 from handlers.slack.checkin import CHECKIN_FORM
 from handlers.slack.form_relay import FormAsked, FormOpener, FormRelay
 from handlers.slack.forms import REQUEST_FORM
 from reviews.clock import SystemClock
-from sender_process import HAND_OVER_SILENT, LINE_BYTES, SENDER_ENV, SenderProcess
+from sender_process import HAND_OVER_SILENT, LINE_BYTES, LINE_LAG, SENDER_ENV, SenderProcess
 from settings import DEFAULT_FALLBACK
 from storage.database import Database
 from tests.support.builders import make_services
@@ -96,49 +98,113 @@ def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
         said = told(fake)
         assert "could not be opened; try /rapidreview again" in said and DEFAULT_FALLBACK in said
 
-        os.kill(sender, signal.SIGSTOP)  # hung: it would never open a form handed to it
-        try:
-            time.sleep(HAND_OVER_SILENT + 1.5)  # the bot has heard nothing for longer
-            asked_at = time.monotonic()
-            command("", "trig-hung")
-            form = opened(fake, "trig-hung", timeout=5)
-            assert time.monotonic() - asked_at < 2  # within Slack's 3 s for the trigger
-            assert form.connection[1] not in local_ports(sender)
-            assert form.connection[1] in local_ports(bot.process.pid)
-        finally:
-            os.kill(sender, signal.SIGCONT)
-        time.sleep(1)
+        # Hung: what was handed to it just before is never opened, and once the bot has heard
+        # nothing for HAND_OVER_SILENT it opens forms itself.
+        os.kill(sender, signal.SIGSTOP)
+        command("", "trig-stuck", answer="stuck")
+        time.sleep(HAND_OVER_SILENT + 1.5)
+        asked_at = time.monotonic()
+        command("", "trig-hung")
+        form = opened(fake, "trig-hung", timeout=5)
+        assert time.monotonic() - asked_at < 2  # within Slack's 3 s for the trigger
+        assert form.connection[1] not in local_ports(sender)
+        assert form.connection[1] in local_ports(bot.process.pid)
+        # It dies without having opened the form handed to it: that nurse is told.
+        fake.calls.clear()
+        os.kill(sender, signal.SIGKILL)
+        said = told(fake)
+        assert "may not have opened. If you see no form, try /rapidreview again" in said
+        assert DEFAULT_FALLBACK in said
+        assert not fake.called("views.open")  # not opened twice: the trigger may have been used
+        eventually(lambda: state() == "sending", "a new sender process sending", 30)
+        command("", "trig-again")
+        assert opened(fake, "trig-again").connection[1] in local_ports(bot.sender() or 0)
     finally:
         bot.stop()
-    # The sender, running again, opened nothing twice (opened() counts each trigger's calls).
-    for trigger in ("trig-request", "trig-checkin", "trig-hung"):
-        opened(fake, trigger)
+    assert "trig-stuck" not in "".join(bot.log) and "/response/" not in "".join(bot.log)
+
+
+def _sender(script: str, now: list[float], **kwargs: object) -> SenderProcess:
+    """A SenderProcess running `script` (Python) as its sender, on the clock `now`."""
+    return SenderProcess(
+        [
+            sys.executable,
+            "-c",
+            f"import os, sys; beats = int(os.environ[{SENDER_ENV!r}]); {script}",
+        ],
+        monotonic=lambda: now[0],
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def test_a_form_handed_over_is_written_whole_only_to_a_sender_heard_from_lately(tmp_path):
-    """hand_over writes a line to the sender's input only while it has ended a drain within
-    HAND_OVER_SILENT; otherwise, and for a line too long to be written whole, it writes
-    nothing and says so, and the bot opens the form itself."""
+    """hand_over writes a numbered line to the sender's input only while it takes lines and
+    has ended a drain within HAND_OVER_SILENT; otherwise, and for a line too long to be written
+    whole, it writes nothing and says so, and the bot opens the form itself."""
     now = [0.0]
     copy = tmp_path / "lines"
-    beats_then_copies = (
-        f"import os, shutil, sys; os.write(int(os.environ[{SENDER_ENV!r}]), b'.'); "
-        f"shutil.copyfileobj(sys.stdin.buffer, open({str(copy)!r}, 'wb'), 1)"
+    process = _sender(
+        "os.write(beats, b'.L'); import shutil; "
+        f"shutil.copyfileobj(sys.stdin.buffer, open({str(copy)!r}, 'wb'), 1)",
+        now,
     )
-    process = SenderProcess([sys.executable, "-c", beats_then_copies], monotonic=lambda: now[0])
     line = ASKED.line()
     try:
-        assert not process.hand_over(line)  # started, not heard from: nothing written
+        assert not process.hand_over(line)  # not started: nothing written
         process.start()
         eventually(lambda: process.hand_over(line), "the sender heard from, taking a line", 20)
         assert not process.hand_over(b"x" * LINE_BYTES + b"\n")  # could interleave: refused
         assert not process.hand_over(b"no newline")
+        assert not process.hand_over(b"two\nlines\n")
         now[0] += HAND_OVER_SILENT + 0.1
         assert not process.hand_over(line)  # silent too long (hung, or busy): not handed over
     finally:
         process.stop()
-    assert copy.read_bytes() == line  # the one line taken, whole and once
+    assert copy.read_bytes() == b"0 " + line  # the one line taken, numbered, whole and once
     assert not process.hand_over(line)  # stopped
+
+
+def test_a_sender_that_does_not_say_it_opens_forms_is_handed_none():
+    """An older sender on disk, or one started without Slack, beats but never says it takes
+    lines: every form stays with the bot."""
+    now = [0.0]
+    process = _sender("import time; os.write(beats, b'.'); time.sleep(600)", now)
+    process.start()
+    try:
+        eventually(lambda: (process.check(), process.state)[1] == "sending", "heard from", 20)
+        assert not process.hand_over(ASKED.line())
+    finally:
+        process.stop()
+
+
+def test_a_sender_behind_with_its_forms_is_handed_none_until_it_catches_up():
+    now = [0.0]
+    lost: list[list[bytes]] = []
+    # Says a line is done only when the next arrives: always one behind.
+    process = _sender(
+        "os.write(beats, b'.L'); last = None\n"
+        "for line in sys.stdin.buffer:\n"
+        "    os.write(beats, b'.')\n"
+        "    if last is not None: os.write(beats, b'+' + last + b'\\n')\n"
+        "    last = line.split(b' ')[0]",
+        now,
+        on_lost=lost.append,
+    )
+    process.start()
+    try:
+        eventually(lambda: process.hand_over(ASKED.line()), "line 0 handed over", 20)
+        now[0] += LINE_LAG + 0.1
+        assert not process.hand_over(ASKED.line())  # line 0 not done after LINE_LAG
+        now[0] -= LINE_LAG + 0.1
+        assert process.hand_over(ASKED.line())  # line 0 is recent again on this clock
+        eventually(lambda: (process.check(), process._handed)[1].keys() == {1}, "0 done", 20)
+        now[0] += LINE_LAG + 0.1
+        assert not process.hand_over(ASKED.line())  # line 1 is behind now
+        os.kill(process.pid or 0, signal.SIGKILL)
+        eventually(lambda: (process.check(), lost)[1], "the sender's end noticed", 20)
+    finally:
+        process.stop()
+    assert lost == [[ASKED.line()]]  # line 1, never done: the bot tells its nurse
 
 
 @pytest.mark.parametrize(
@@ -166,29 +232,48 @@ def test_the_bot_opens_the_form_itself_when_the_sender_will_not_take_it(fake, tm
         db = Database(url)
         services = make_services(db, SystemClock())
         client = WebClient(token="xoxb-test", base_url=fake.url)
-        relay, handed = FormRelay(), []
-        relay.open(services, client, ASKED, print)  # no sender at all
+        relay, handed = FormRelay(services, client), []
+        relay.open(ASKED, print)  # no sender at all
         relay.hand_over = lambda line: handed.append(line) or False  # full, or silent
-        relay.open(services, client, ASKED, print)
+        relay.open(ASKED, print)
         assert [c.body["trigger_id"] for c in fake.called("views.open")] == ["trig-1"] * 2
         assert handed == [ASKED.line()]
         relay.hand_over = lambda line: True
-        relay.open(services, client, ASKED, print)
+        relay.open(ASKED, print)
         assert len(fake.called("views.open")) == 2  # taken: the sender opens it
         db.dispose()
 
 
-def test_the_sender_tells_the_nurse_when_slack_refuses_the_form(fake, tmp_path):
+def test_the_sender_tells_the_nurse_when_slack_refuses_or_ignores_the_form_or_it_waited(
+    fake, tmp_path
+):
     with sqlite_database(str(tmp_path)) as url:
         db = Database(url)
-        opener = FormOpener(
-            make_services(db, SystemClock()), WebClient(token="xoxb-test", base_url=fake.url)
-        )
+        client = WebClient(token="xoxb-test", base_url=fake.url, retry_handlers=[])
+        opener, done = FormOpener(make_services(db, SystemClock()), client), []
+
+        def form(trigger: str, kind: str = "checkin") -> bytes:
+            return FormAsked(kind, trigger, fake.response_url(trigger), "U0WARDNURSE").line()
+
         fake.fail("views.open", error="expired_trigger_id")
-        opener(FormAsked("checkin", "trig-2", fake.response_url("r2"), "U0WARDNURSE").line())
-        opener(b"garbage")  # logged and dropped; the opener carries on
+        opener(form("refused"), lambda: done.append("refused"))
+        opener(b"garbage", lambda: done.append("garbage"))  # logged, and done: not a form
+        eventually(lambda: len(done) == 2, "both done", 10)
+        # Slack takes the call and its answer never comes: the form may have opened.
+        fake.fail("views.open", lands=True, status=0)
+        opener(form("ignored", "request"), lambda: done.append("ignored"))
+        eventually(lambda: len(done) == 3, "done", 10)
+        with mock.patch.object(form_relay, "FORM_WAIT", -1.0):  # as if it waited for a thread
+            opener(form("waited"), lambda: done.append("waited"))
+            eventually(lambda: len(done) == 4, "done", 10)
         opener.stop()
-        assert fake.called("response_url")[0].body["text"] == (
-            "The check-in form could not be opened; try /rapidreview checkin again."
-        )
         db.dispose()
+    texts = [c.body["text"] for c in fake.called("response_url")]
+    assert texts == [
+        "The check-in form could not be opened; try /rapidreview checkin again.",
+        "The request form may not have opened. If you see no form, try /rapidreview again. "
+        f"If the patient is deteriorating: {DEFAULT_FALLBACK}",
+        "The check-in form could not be opened; try /rapidreview checkin again.",
+    ]
+    assert sorted(done) == ["garbage", "ignored", "refused", "waited"]
+    assert [c.body["trigger_id"] for c in fake.called("views.open")] == ["refused", "ignored"]

@@ -62,8 +62,7 @@ def _handle(
     except DatabaseUnavailable as error:
         log.warning("button on Slack not recorded: %s", error)
         note = (
-            f"Nothing was recorded: the bot cannot reach its database. "
-            f"{services.fallback_contact}"
+            f"Nothing was recorded: the bot cannot reach its database. {services.fallback_contact}"
         )
     except ValueError:
         note = "That button is no longer recognised; use the latest card."

@@ -69,7 +69,7 @@ def build_slack_app(
         logger=quiet_bolt_logger(),
     )
     share_connections(app, client)
-    commands.register(app, services, settings, relay or FormRelay())
+    commands.register(app, services, settings, relay or FormRelay(services, client))
     for group in (submissions, checkin, home, direct):
         group.register(app, services, settings)
     actions.register(app, services, settings, after_ack)

@@ -52,7 +52,7 @@ def register(app: App, services: Services, settings: Settings, relay: FormRelay)
         if word in ("", "checkin"):
             ack()
             asked = FormAsked.from_command("checkin" if word else "request", command)
-            relay.open(services, client, asked, lambda said: tell(respond, said))
+            relay.open(asked, lambda said: tell(respond, said))
             return
         if word not in ("open", "rota", "digest"):
             ack(text=HELP)

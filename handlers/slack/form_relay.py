@@ -8,17 +8,26 @@ has a sender process on its other core (sender_process.py): the bot hands it wha
 line down its standard input, and the sender opens the form and tells the nurse if it could
 not, as the bot would have.
 
-The bot opens the form itself whenever the sender cannot take it at once: none running, not
-heard from for HAND_OVER_SILENT, or its input full. What is handed over is only what the call
-needs: which form, Slack's trigger (valid for 3 s), the command's response_url and who typed
-it. No patient identifier is ever in it; the response_url, which lets its holder answer the
-nurse, is never logged.
+The bot opens the form itself whenever the sender cannot take it at once
+(SenderProcess.hand_over): none running; one that has not said it opens forms (an older sender,
+or one without Slack); one not heard from for HAND_OVER_SILENT; one that has not said it is done
+with a form handed over more than LINE_LAG ago (Slack slow to answer it, or it is stuck); or its
+input full. Every form handed over gets an answer: the sender opens it or tells the nurse
+(Slack refused it, did not answer, or it waited past FORM_WAIT for a thread), and if the sender
+ends first, the bot tells the nurse the form may not have opened (FormRelay.lost).
+
+What is handed over is only what the call needs: which form, Slack's trigger (valid for 3 s),
+the command's response_url and who typed it. No patient identifier is ever in it; the
+response_url, which lets its holder answer the nurse, is never logged (bot.WIRE_LOGGERS keeps
+slack_sdk's webhook client from quoting it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -39,6 +48,8 @@ log = logging.getLogger(__name__)
 FORMS = ("request", "checkin")
 
 Tell = Callable[[str], None]  # an ephemeral answer to whoever typed the command
+# Seconds a form may wait in the sender before it is opened: Slack's trigger lasts 3 s.
+FORM_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -76,8 +87,9 @@ class FormAsked:
 
 
 def open_form(services: Services, client: WebClient, asked: FormAsked, tell: Tell) -> None:
-    """Open `asked`'s form; if Slack refuses (an expired trigger, Slack itself failing), `tell`
-    the nurse to try again, and where to turn meanwhile."""
+    """Open `asked`'s form; if Slack refuses it (an expired trigger, Slack itself failing),
+    `tell` the nurse to try again, and where to turn meanwhile; if Slack does not answer (the
+    form may have opened), to try again if no form shows."""
     if asked.form == "checkin":
         by = Actor(platform="slack", user_id=asked.user_id, name="")
         try:
@@ -85,37 +97,88 @@ def open_form(services: Services, client: WebClient, asked: FormAsked, tell: Tel
         except DatabaseUnavailable:
             ward = ""  # the form still opens; its submission will say if nothing can be saved
         view = checkin_view(services.wards.names(), ward)
-        again = "The check-in form could not be opened; try /rapidreview checkin again."
     else:
         view = request_view(services.wards.names())
-        again = (
-            "The request form could not be opened; try /rapidreview again. "
-            f"If the patient is deteriorating: {services.fallback_contact}"
-        )
     try:
         client.views_open(trigger_id=asked.trigger_id, view=view)
     except SlackApiError as error:
         log.warning("%s form not opened: %s", asked.form, error.response.get("error"))
-        tell(again)
+        tell(not_opened(services, asked.form))
+    except Exception as error:  # noqa: BLE001 - a timeout, a connection lost: still an answer
+        log.warning("%s form perhaps not opened: %s", asked.form, type(error).__name__)
+        tell(perhaps_not_opened(services, asked.form))
+
+
+def not_opened(services: Services, form: str) -> str:
+    if form == "checkin":
+        return "The check-in form could not be opened; try /rapidreview checkin again."
+    return (
+        "The request form could not be opened; try /rapidreview again. "
+        f"If the patient is deteriorating: {services.fallback_contact}"
+    )
+
+
+def perhaps_not_opened(services: Services, form: str) -> str:
+    if form == "checkin":
+        return (
+            "The check-in form may not have opened. If you see no form, "
+            "try /rapidreview checkin again."
+        )
+    return (
+        "The request form may not have opened. If you see no form, try /rapidreview again. "
+        f"If the patient is deteriorating: {services.fallback_contact}"
+    )
+
+
+def teller(client: WebClient, response_url: str) -> Tell:
+    """An ephemeral answer through a command's response_url, with `client`'s connection
+    settings (its CA bundle, its proxy)."""
+
+    def tell(text: str) -> None:
+        webhook = WebhookClient(
+            response_url, timeout=client.timeout, ssl=client.ssl, proxy=client.proxy
+        )
+        webhook.send(text=text, response_type="ephemeral")
+
+    return tell
 
 
 class FormRelay:
     """Where the bot's listeners open forms: handed to the sender process when `hand_over`
     (set once the sender runs) takes the line, here otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, services: Services, client: WebClient) -> None:
+        self.services = services
+        self.client = client
         self.hand_over: Callable[[bytes], bool] | None = None
 
-    def open(self, services: Services, client: WebClient, asked: FormAsked, tell: Tell) -> None:
+    def open(self, asked: FormAsked, tell: Tell) -> None:
         hand_over = self.hand_over
         if hand_over is not None and hand_over(asked.line()):
             return
-        open_form(services, client, asked, tell)
+        open_form(self.services, self.client, asked, tell)
+
+    def lost(self, lines: list[bytes]) -> None:
+        """Forms handed to a sender that ended before saying they were done: each nurse is
+        told the form may not have opened (on a thread: the caller holds the sender's lock)."""
+        threading.Thread(target=self._tell_lost, args=(lines,), name="forms-lost").start()
+
+    def _tell_lost(self, lines: list[bytes]) -> None:
+        log.warning("%s form(s) handed to the sender process may not have opened", len(lines))
+        for line in lines:
+            try:
+                asked = FormAsked.from_line(line)
+                teller(self.client, asked.response_url)(
+                    perhaps_not_opened(self.services, asked.form)
+                )
+            except Exception as error:  # noqa: BLE001 - the next nurse is still told
+                log.error("could not tell a nurse their form may not have opened: %s", error)
 
 
 class FormOpener:
     """The sender process's side: each line its bot hands over, opened on a thread of its own
-    with the sender's own client to Slack."""
+    with the sender's own client to Slack; a form that waited here past FORM_WAIT (its trigger
+    about to expire) is not opened, and the nurse is told to try again."""
 
     def __init__(self, services: Services, client: WebClient):
         from handlers.slack.app import LISTENER_THREADS  # app imports this module
@@ -126,31 +189,27 @@ class FormOpener:
         # mostly waits on Slack, and a form left waiting for a thread may see its trigger expire.
         self._executor = ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="forms")
 
-    def __call__(self, line: bytes) -> None:
+    def __call__(self, line: bytes, done: Callable[[], None]) -> None:
         try:
             asked = FormAsked.from_line(line)
         except ValueError:
-            log.warning("a line from the bot was not a form to open (%s bytes)", len(line))
+            log.error("a line from the bot was not a form to open (%s bytes)", len(line))
+            done()
             return
-        self._executor.submit(self._open, asked)
+        self._executor.submit(self._open, asked, time.monotonic(), done)
 
-    def _open(self, asked: FormAsked) -> None:
+    def _open(self, asked: FormAsked, received: float, done: Callable[[], None]) -> None:
+        tell = teller(self.client, asked.response_url)
         try:
-            open_form(self.services, self.client, asked, self._teller(asked.response_url))
+            if time.monotonic() - received > FORM_WAIT:
+                log.warning("a %s form waited too long here to be opened", asked.form)
+                tell(not_opened(self.services, asked.form))
+            else:
+                open_form(self.services, self.client, asked, tell)
         except Exception as error:  # noqa: BLE001 - the executor would keep it without a word
             log.error("opening a %s form failed: %s", asked.form, type(error).__name__)
-
-    def _teller(self, response_url: str) -> Tell:
-        def tell(text: str) -> None:
-            webhook = WebhookClient(
-                response_url,
-                timeout=self.client.timeout,
-                ssl=self.client.ssl,
-                proxy=self.client.proxy,
-            )
-            webhook.send(text=text, response_type="ephemeral")
-
-        return tell
+        finally:
+            done()
 
     def stop(self) -> None:
         """Wait for the forms under way (the sender's STOP_WITHIN bounds the wait)."""
