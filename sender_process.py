@@ -4,7 +4,8 @@ One process runs Python on one core at a time. A message sent costs the bot abou
 (the platform's call and its record), and each request form queues two (the team's card and the
 bleep-holder's direct message): under a burst, the answers to nurses' forms and to the team's
 presses waited behind those sends. So the bot (the parent) starts `python bot.py sender` beside
-itself, which runs the outbox drain and nothing else, on the machine's other core.
+itself, which runs the outbox drain (and opens `/rapidreview`'s forms, below) on the machine's
+other core.
 
 The parent keeps a standby drain that claims only what has waited STANDBY past due, so a
 sender that has fallen behind, or has nothing claimed when it stops, delays a message by about
@@ -57,15 +58,17 @@ SILENT_AFTER = 30.0  # seconds without a drain ending: a drain takes at most 5 s
 RESTART_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds after each end in a row; the last repeats
 STEADY_AFTER = 60.0  # a sender that ran this long has recovered: the next end waits 1 s again
 COVERED_SAID_EVERY = 60.0  # seconds between warnings that the bot sent what the sender left
-HAND_OVER_SILENT = 2.0  # seconds: a sender not heard from for longer is handed no line
+HAND_OVER_SILENT = 2.0  # seconds: a sender not saying it takes lines for longer is handed none
+TAKES_LINES_EVERY = 0.5  # seconds between a sender's sayings that it takes lines
 LINE_LAG = 1.0  # seconds: while a line handed over longer ago is not done, none more is handed
 STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded or not
 # The longest line the bot writes to its sender's input: POSIX writes a pipe's bytes whole, never
 # interleaved with another thread's, only up to PIPE_BUF (4,096 bytes on Linux).
 LINE_BYTES = 4096
-SENDER_ENV = "RAPIDREVIEW_SENDER_BEATS"  # the pipe the sender writes a byte to after each drain
-# What the sender writes down that pipe: BEAT after each drain; TAKES_LINES once, when it acts on
-# lines handed over; and b"+N\n" when the line numbered N is done (each write one whole token).
+SENDER_ENV = "RAPIDREVIEW_SENDER_BEATS"  # the pipe the sender tells its bot things down:
+# BEAT after each drain; TAKES_LINES every TAKES_LINES_EVERY from a thread of its own, when it acts
+# on lines handed over (a drain may take 5 s in a surge: these go on meanwhile); and b"+N\n" when
+# the line numbered N is done. Each write is one whole token.
 BEAT, TAKES_LINES, DONE = b".", b"L", b"+"
 ENDED = (
     "the sender process has stopped; this process sends what has waited over "
@@ -98,7 +101,9 @@ class SenderProcess:
         self._beats: int | None = None  # the pipe's end the sender's bytes arrive at
         self._started_at = self._heard_at = 0.0
         self._heard = False  # a drain has ended since this sender started
-        self._takes_lines = False  # it said it acts on lines handed over
+        self._takes_lines = False  # it has said it acts on lines handed over
+        self._lines_at = 0.0  # when it last said so
+        self._forms_said = False  # the log has said this sender takes lines
         self._handed: dict[int, tuple[float, bytes]] = {}  # number -> (when, line), not yet done
         self._numbered = 0  # the lines handed over so far, to any sender
         self._said = b""  # the start of a token whose end has not yet arrived
@@ -154,12 +159,14 @@ class SenderProcess:
                 self._spawn()
 
     def stop(self, timeout: float = STOP_WITHIN + 2) -> None:
-        """Close the sender's input and wait for it to record its sends under way and exit."""
+        """Close the sender's input and wait for it to record its sends under way and exit;
+        lines it had not done by then go to `on_lost`."""
         with self._lock:
             self._stopping = True
             process, self._process = self._process, None
-            self._close_beats()
         if process is None:
+            with self._lock:
+                self._close_beats()
             return
         if process.stdin is not None:
             process.stdin.close()
@@ -168,12 +175,19 @@ class SenderProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        with self._lock:
+            self._listen(self._monotonic())  # its last replies
+            self._close_beats()
+            lost = [line for _, line in self._handed.values()]
+            self._handed.clear()
+        if lost:
+            self.on_lost(lost)  # it stopped (or was killed at STOP_WITHIN) before doing them
 
     def hand_over(self, line: bytes) -> bool:
         """Write `line` (one line, ending in its only newline) to the sender's input, numbered,
         for the sender to act on (a form to open, handlers/slack/form_relay.py) and say when it
-        is done. Only to a sender that takes lines, has ended a drain in the last
-        HAND_OVER_SILENT and has done every line handed over more than LINE_LAG ago. False,
+        is done. Only to a sender that has said it takes lines in the last HAND_OVER_SILENT and
+        has done every line handed over more than LINE_LAG ago. False,
         having written nothing, otherwise, or when the numbered line would be over LINE_BYTES or
         the sender's input is full: then the caller does the work itself. If the sender ends
         before saying a line is done, `on_lost` is given it (it may not have been acted on)."""
@@ -185,7 +199,7 @@ class SenderProcess:
                 return False
             now = self._monotonic()
             self._listen(now)
-            if not (self._heard and self._takes_lines) or now - self._heard_at > HAND_OVER_SILENT:
+            if not self._takes_lines or now - self._lines_at > HAND_OVER_SILENT:
                 return False
             if self._handed and now - next(iter(self._handed.values()))[0] > LINE_LAG:
                 return False  # it has fallen behind (Slack slow to answer it, or it is stuck)
@@ -226,7 +240,7 @@ class SenderProcess:
             heard = self._said + os.read(self._beats, 65536)
         except BlockingIOError:
             return
-        at, beat = 0, False
+        at, beat, lines = 0, False, False
         while at < len(heard):
             token = heard[at : at + 1]
             if token == DONE:
@@ -239,9 +253,14 @@ class SenderProcess:
                 at = end + 1
                 continue
             beat = beat or token == BEAT
-            self._takes_lines = self._takes_lines or token == TAKES_LINES
+            lines = lines or token == TAKES_LINES
             at += 1
         self._said = heard[at:][:32]  # never more than a part of one token
+        if lines:
+            self._takes_lines, self._lines_at = True, now
+            if not self._forms_said and self._process is not None:
+                self._forms_said = True
+                log.info("the sender process (%s) opens /rapidreview's forms", self._process.pid)
         if beat:
             self._heard_at = now
             if not self._heard:
@@ -291,7 +310,7 @@ class SenderProcess:
             os.set_blocking(self._process.stdin.fileno(), False)  # hand_over never waits
         self._beats = beats
         self._started_at = self._heard_at = self._monotonic()
-        self._heard = self._takes_lines = False
+        self._heard = self._takes_lines = self._forms_said = False
         self._said = b""
         log.info("sending from process %s", self._process.pid)
 
@@ -336,7 +355,13 @@ def serve(
 
     scheduler = start_drain(lambda: say(BEAT))
     if on_line is not None:
-        say(TAKES_LINES)
+
+        def keep_saying() -> None:
+            say(TAKES_LINES)
+            while not stopping.wait(TAKES_LINES_EVERY):
+                say(TAKES_LINES)
+
+        threading.Thread(target=keep_saying, name="takes-lines", daemon=True).start()
     stdin = sys.stdin.fileno()
     pending = b""
     while True:

@@ -83,6 +83,7 @@ def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
         eventually(lambda: state() == "sending", "the sender process sending", 30)
         sender = bot.sender()
         assert sender is not None
+        bot.wait_for(f"the sender process ({sender}) opens /rapidreview's forms")
 
         command("", "trig-request")
         form = opened(fake, "trig-request")
@@ -109,6 +110,7 @@ def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
         assert time.monotonic() - asked_at < 2  # within Slack's 3 s for the trigger
         assert form.connection[1] not in local_ports(sender)
         assert form.connection[1] in local_ports(bot.process.pid)
+        bot.wait_for("this process opened 1 form(s) the sender process could not take")
         # It dies without having opened the form handed to it: that nurse is told.
         fake.calls.clear()
         os.kill(sender, signal.SIGKILL)
@@ -162,6 +164,32 @@ def test_a_form_handed_over_is_written_whole_only_to_a_sender_heard_from_lately(
         process.stop()
     assert copy.read_bytes() == b"0 " + line  # the one line taken, numbered, whole and once
     assert not process.hand_over(line)  # stopped
+
+
+def test_forms_go_to_a_sender_whose_drain_is_busy_and_come_back_done(tmp_path):
+    """A drain may take 5 s in a surge, with no beat meanwhile: the sender still says it takes
+    lines, from a thread of its own, so forms still go to it, and it says when each is done."""
+    copy = tmp_path / "lines"
+    busy_drain = (
+        "import sys, threading; from sender_process import serve\n"
+        "class Busy:\n"
+        "    def shutdown(self, wait): pass\n"
+        "def opened(line, done):\n"
+        f"    open({str(copy)!r}, 'ab').write(line + b'\\n'); done()\n"
+        "sys.exit(serve(lambda beat: Busy(), threading.Event(), on_line=opened))"
+    )
+    process = SenderProcess([sys.executable, "-c", busy_drain])
+    process.start()
+    try:
+        eventually(lambda: process.hand_over(ASKED.line()), "a form handed over", 20)
+        assert process.state == "starting"  # no drain has ended
+        for _ in range(3):
+            time.sleep(HAND_OVER_SILENT / 2)
+            assert process.hand_over(ASKED.line())
+        eventually(lambda: (process.check(), process._handed)[1] == {}, "all said done", 10)
+    finally:
+        process.stop()
+    assert copy.read_bytes() == ASKED.line() * 4
 
 
 def test_a_sender_that_does_not_say_it_opens_forms_is_handed_none():

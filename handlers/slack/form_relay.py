@@ -1,20 +1,22 @@
 """Opening a form for `/rapidreview`: here, or from the bot's sender process.
 
 A slash command's answer shows nothing: the nurse waits for the form, which the bot opens with
-one `views.open` call after the ack. That call is most of a command's CPU (about 0.7 ms of the
-1.9 measured, bench/http_latency.py), and one process runs Python on one core at a time, so
-under a burst the answers to other commands and presses waited behind it. On PostgreSQL the bot
+one `views.open` call after the ack. That call was a third of the bot's interpreter time under
+a burst of commands (35% in a py-spy profile at 50 clients, docs/performance.md), and one
+process runs Python on one core at a time, so the answers to other commands and presses waited
+behind it. On PostgreSQL the bot
 has a sender process on its other core (sender_process.py): the bot hands it what to open, a
 line down its standard input, and the sender opens the form and tells the nurse if it could
 not, as the bot would have.
 
 The bot opens the form itself whenever the sender cannot take it at once
 (SenderProcess.hand_over): none running; one that has not said it opens forms (an older sender,
-or one without Slack); one not heard from for HAND_OVER_SILENT; one that has not said it is done
+or one without Slack), or not for HAND_OVER_SILENT (hung); one that has not said it is done
 with a form handed over more than LINE_LAG ago (Slack slow to answer it, or it is stuck); or its
 input full. Every form handed over gets an answer: the sender opens it or tells the nurse
 (Slack refused it, did not answer, or it waited past FORM_WAIT for a thread), and if the sender
-ends first, the bot tells the nurse the form may not have opened (FormRelay.lost).
+ends first, the bot tells the nurse the form may not have opened (FormRelay.lost). The bot says
+at most once a minute how many forms it opened itself that the sender could not take.
 
 What is handed over is only what the call needs: which form, Slack's trigger (valid for 3 s),
 the command's response_url and who typed it. No patient identifier is ever in it; the
@@ -46,6 +48,8 @@ from storage.database import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 FORMS = ("request", "checkin")
+LABELS = {"request": "request", "checkin": "check-in"}  # as the log names them
+SAID_EVERY = 60.0  # seconds between warnings that the bot opened forms the sender could not take
 
 Tell = Callable[[str], None]  # an ephemeral answer to whoever typed the command
 # Seconds a form may wait in the sender before it is opened: Slack's trigger lasts 3 s.
@@ -102,10 +106,10 @@ def open_form(services: Services, client: WebClient, asked: FormAsked, tell: Tel
     try:
         client.views_open(trigger_id=asked.trigger_id, view=view)
     except SlackApiError as error:
-        log.warning("%s form not opened: %s", asked.form, error.response.get("error"))
+        log.warning("%s form not opened: %s", LABELS[asked.form], error.response.get("error"))
         tell(not_opened(services, asked.form))
     except Exception as error:  # noqa: BLE001 - a timeout, a connection lost: still an answer
-        log.warning("%s form perhaps not opened: %s", asked.form, type(error).__name__)
+        log.warning("%s form perhaps not opened: %s", LABELS[asked.form], type(error).__name__)
         tell(perhaps_not_opened(services, asked.form))
 
 
@@ -151,12 +155,30 @@ class FormRelay:
         self.services = services
         self.client = client
         self.hand_over: Callable[[bytes], bool] | None = None
+        self._lock = threading.Lock()
+        self._kept, self._kept_said = 0, -SAID_EVERY
 
     def open(self, asked: FormAsked, tell: Tell) -> None:
         hand_over = self.hand_over
-        if hand_over is not None and hand_over(asked.line()):
-            return
+        if hand_over is not None:
+            if hand_over(asked.line()):
+                return
+            self._kept_one()
         open_form(self.services, self.client, asked, tell)
+
+    def _kept_one(self) -> None:
+        """A form the sender could not take, opened here: said at most once a minute."""
+        with self._lock:
+            self._kept += 1
+            now = time.monotonic()
+            if now - self._kept_said < SAID_EVERY:
+                return
+            count, self._kept, self._kept_said = self._kept, 0, now
+        log.warning(
+            "this process opened %s form(s) the sender process could not take (starting, hung, "
+            "behind with its forms, or not opening forms)",
+            count,
+        )
 
     def lost(self, lines: list[bytes]) -> None:
         """Forms handed to a sender that ended before saying they were done: each nurse is
@@ -172,7 +194,10 @@ class FormRelay:
                     perhaps_not_opened(self.services, asked.form)
                 )
             except Exception as error:  # noqa: BLE001 - the next nurse is still told
-                log.error("could not tell a nurse their form may not have opened: %s", error)
+                log.error(
+                    "could not tell a nurse their form may not have opened: %s",
+                    type(error).__name__,  # its text may quote the response_url
+                )
 
 
 class FormOpener:
@@ -202,12 +227,14 @@ class FormOpener:
         tell = teller(self.client, asked.response_url)
         try:
             if time.monotonic() - received > FORM_WAIT:
-                log.warning("a %s form waited too long here to be opened", asked.form)
+                log.warning(
+                    "a %s form waited too long in this process to be opened", LABELS[asked.form]
+                )
                 tell(not_opened(self.services, asked.form))
             else:
                 open_form(self.services, self.client, asked, tell)
         except Exception as error:  # noqa: BLE001 - the executor would keep it without a word
-            log.error("opening a %s form failed: %s", asked.form, type(error).__name__)
+            log.error("opening a %s form failed: %s", LABELS[asked.form], type(error).__name__)
         finally:
             done()
 
