@@ -192,6 +192,20 @@ def test_forms_go_to_a_sender_whose_drain_is_busy_and_come_back_done(tmp_path):
     assert copy.read_bytes() == ASKED.line() * 4
 
 
+def test_forms_a_stopped_sender_had_not_done_are_handed_back():
+    """The bot stopping (or the sender killed at STOP_WITHIN) with forms not done: each nurse
+    is told, as when a sender dies."""
+    lost: list[list[bytes]] = []
+    never_done = "os.write(beats, b'.L'); sys.stdin.buffer.read()"  # ends when its input does
+    process = _sender(never_done, [0.0], on_lost=lost.append)
+    process.start()
+    try:
+        eventually(lambda: process.hand_over(ASKED.line()), "a form handed over", 20)
+    finally:
+        process.stop()
+    assert lost == [[ASKED.line()]]
+
+
 def test_a_sender_that_does_not_say_it_opens_forms_is_handed_none():
     """An older sender on disk, or one started without Slack, beats but never says it takes
     lines: every form stays with the bot."""
