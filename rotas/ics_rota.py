@@ -25,6 +25,9 @@ from rotas.times import local_to_utc
 SEPARATOR = re.compile(r"\s*(?::|\s-\s)\s*")
 
 
+BEGIN = "BEGIN:VEVENT"
+
+
 def read_ics(text: str, tz: ZoneInfo) -> ReadResult:
     """Every VEVENT as a ShiftRow or a rejection naming the line where the event begins."""
     result = ReadResult()
@@ -33,8 +36,14 @@ def read_ics(text: str, tz: ZoneInfo) -> ReadResult:
     except ValueError as error:
         result.reject(1, f"not an iCalendar file ({error})")
         return result
-    begins = [n for n, raw in enumerate(text.splitlines(), 1) if raw.strip() == "BEGIN:VEVENT"]
-    for line, event in zip(begins, calendar.walk("VEVENT"), strict=False):
+    # iCalendar's names are case-insensitive: "Begin:VEvent" begins an event too. Each event is
+    # read; one never matched to its line (were the two counts ever to differ) would be lost.
+    begins = [n for n, raw in enumerate(text.splitlines(), 1) if raw.strip().upper() == BEGIN]
+    events = calendar.walk("VEVENT")
+    if len(begins) != len(events):
+        result.reject(1, f"{len(events)} events, but {len(begins)} lines say BEGIN:VEVENT")
+        return result
+    for line, event in zip(begins, events, strict=True):
         try:
             row = _read_event(event, line, tz, result)
         except ValueError as error:

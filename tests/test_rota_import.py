@@ -179,6 +179,43 @@ def test_bad_ics_events_are_named_by_the_line_they_begin_on(db, clock):
     assert live_shifts(services) == []
 
 
+def test_an_event_begun_in_any_letter_case_is_read_not_dropped(db, clock, tmp_path):
+    """iCalendar's names are case-insensitive. An event begun "Begin:VEvent" was once left out
+    of the count of events, and the last event of the file was dropped without a word: the
+    coordinator's night cover never replaced the shift it was meant to."""
+    services = make_services(db, clock)
+    people = HEADER + (
+        "outreach,Alex Carter,alex.carter@nhs.net,U01ALEX,,2026-11-30T08:00,2026-11-30T20:00\n"
+        "outreach,Priya Shah,priya.shah@nhs.net,U01PRIYA,,2026-11-30T20:00,2026-12-01T08:00\n"
+    )
+    assert import_rota(services=services, path=write(tmp_path, "people.csv", people)).ok
+
+    def event(begin: str, name: str, email: str, start: str, end: str) -> str:
+        return (
+            f"{begin}\nUID:{start}@example.nhs.uk\nDTSTAMP:20261115T090000Z\n"
+            f"SUMMARY:outreach: {name}\nATTENDEE;CN={name}:mailto:{email}\n"
+            f"DTSTART;TZID=Europe/London:{start}\nDTEND;TZID=Europe/London:{end}\nEND:VEVENT\n"
+        )
+
+    calendar = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//Example NHS Trust//Rostering export//EN\n"
+        + event(
+            "Begin:VEvent",
+            "Alex Carter",
+            "alex.carter@nhs.net",
+            "20261201T080000",
+            "20261201T200000",
+        )
+        + event(
+            "BEGIN:VEVENT", "Priya Shah", "priya.shah@nhs.net", "20261201T200000", "20261202T080000"
+        )
+        + "END:VCALENDAR\n"
+    )
+    report = import_rota(services=services, path=write(tmp_path, "december.ics", calendar))
+    assert report.ok and len(report.added) == 2, report.lines()
+    assert holder(services, "outreach", utc(2026, 12, 1, 23)) == ["Priya Shah"]
+
+
 def test_a_file_that_is_not_a_rota_is_refused(db, clock, tmp_path):
     services = make_services(db, clock)
     report = import_rota(services=services, path=write(tmp_path, "rota.xlsx", "x"))
