@@ -293,6 +293,13 @@ def run(bot: Bot) -> None:
 
     settings = bot.settings
     announce(settings, bot.services.policy, log)
+    for platform, setting in unwatched_alarms(settings):
+        log.warning(
+            "%s is not set: no daily digest on %s; cover gaps and failed messages are reported "
+            "in the outreach channel",
+            setting,
+            platform,
+        )
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -338,6 +345,16 @@ def run(bot: Bot) -> None:
         bot.scheduler.shutdown(wait=False)
         if sender is not None:
             sender.stop()
+
+
+def unwatched_alarms(settings: Settings) -> list[tuple[str, str]]:
+    """The configured platforms with no digest channel: (platform, its setting)."""
+    unset = []
+    if settings.slack_configured and not settings.digest_channel:
+        unset.append(("Slack", "DIGEST_CHANNEL"))
+    if settings.teams_configured and not settings.teams_digest_conversation:
+        unset.append(("Teams", "TEAMS_DIGEST_CONVERSATION"))
+    return unset
 
 
 def stop_cleanly(_signal: int, _frame: Any) -> None:

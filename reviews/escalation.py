@@ -260,6 +260,13 @@ def report_gap(
         skipped=skipped,
     )
     moved_on = " Nobody at that level could be told, so the next level was called at once."
+    log.warning(
+        "%s: cover gap at escalation level %s: %s%s",
+        reference,
+        index,
+        problem,
+        " (the next level was called at once)" if skipped else "",
+    )
     notify.to_digest_channel(
         uow,
         services.routes,

@@ -66,18 +66,20 @@ def to_digest_channel(
     at: datetime,
     review_id: int | None = None,
 ) -> bool:
+    """An alarm for the managers (a cover gap, a message that failed, a request that could not
+    be escalated): to the digest channel, or where a route has none (DIGEST_CHANNEL is optional)
+    to its outreach channel, so that no alarm goes nowhere. True if anything was queued."""
     queued = False
     for route in routes:
-        if route.digest_channel:
-            queued |= uow.outbox.enqueue(
-                key=f"{key}:{route.platform}",
-                platform=route.platform,
-                kind="channel",
-                address=route.digest_channel,
-                payload=message.to_json(),
-                at=at,
-                review_id=review_id,
-            )
+        queued |= uow.outbox.enqueue(
+            key=f"{key}:{route.platform}",
+            platform=route.platform,
+            kind="channel",
+            address=route.digest_channel or route.outreach_channel,
+            payload=message.to_json(),
+            at=at,
+            review_id=review_id,
+        )
     return queued
 
 

@@ -8,6 +8,7 @@ replicas run the job and however often.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from reviews import notify
@@ -16,6 +17,8 @@ from reviews.messages import OPEN_LISTED, Message, OpenList, local_time
 from rotas.lookup import Holding, holdings, next_handover
 from rotas.view import names
 from storage.database import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 # After downtime, a handover this recent is still announced; an older one is news to nobody.
 HANDOVER_LATE_BY = timedelta(hours=1)
@@ -100,6 +103,9 @@ def _warn(uow: UnitOfWork, services: Services, role: str, gap: Holding, now: dat
         f"level. Record cover with /rapidreview rota cover {role} @person until TIME."
     )
     key = f"rota-gap:{role}:{began.isoformat() if began else 'never'}"
-    return int(
-        notify.to_digest_channel(uow, services.routes, key=key, message=Message(text=text), at=now)
+    queued = notify.to_digest_channel(
+        uow, services.routes, key=key, message=Message(text=text), at=now
     )
+    if queued:  # once per gap, as the channel is told (the channel is the alarm; this, a trail)
+        log.info("%s", text)
+    return int(queued)

@@ -155,7 +155,9 @@ def test_cancelled_and_closed_requests_never_escalate(services, slack, clock):
         assert [e["level"] for e in events(services, review_id, "escalated")] == [0]
 
 
-def test_a_level_with_nobody_on_call_is_passed_at_once_and_reported(services, slack, clock, db):
+def test_a_level_with_nobody_on_call_is_passed_at_once_and_reported(
+    services, slack, clock, db, caplog
+):
     with db.unit_of_work() as uow:
         for shift in uow.rota.shifts_at("icu-registrar", clock.now()):
             shift.end = clock.now()
@@ -175,6 +177,10 @@ def test_a_level_with_nobody_on_call_is_passed_at_once_and_reported(services, sl
     gap = events(services, review_id, "cover_gap")
     assert [(g["level"], g["problem"], g["skipped"]) for g in gap] == [
         (2, "nobody holds icu-registrar", True)
+    ]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "RR-0001: cover gap at escalation level 2: nobody holds icu-registrar "
+        "(the next level was called at once)"
     ]
     tick(services, slack, clock, minutes=5)
     assert len(pings(slack, MO)) == 2 and len(pings(slack, DIGEST)) == 1

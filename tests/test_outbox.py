@@ -423,12 +423,17 @@ def test_two_drainers_at_once_never_send_a_row_twice(services, database_url):
         replica.db.dispose()
 
 
-def test_route_without_a_digest_channel_reports_nothing(db, clock):
+def test_a_route_without_a_digest_channel_reports_in_its_outreach_channel(db, clock):
+    """DIGEST_CHANNEL is optional: without it an alarm goes to the team's channel, not nowhere."""
     services = make_services(db, clock, routes=(Route("slack", "C0OUTREACH"),))
     slack = RecordingSender(failures=[DeliveryError("gone", permanent=True)])
     queue(services, "U1", "ping")
     drain(services, {"slack": slack})
-    assert slack.sent == []
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == []
+    assert texts(slack, "C0OUTREACH") == [
+        "A direct message on slack could not be delivered after 1 attempt: gone"
+    ]
 
 
 def test_a_long_queue_behind_one_failing_recipient_holds_up_nobody_else(services, clock):

@@ -65,6 +65,9 @@ def test_slack_unreachable_at_start_is_one_line_and_the_bot_serves_on(
     bot.stop()
     said = [line for line in bot.log if "cannot be reached" in line]
     assert len(said) == 1 and "everything else carries on" in said[0]
+    # No DIGEST_CHANNEL in this environment: said once, with where the alarms go instead.
+    assert len([line for line in bot.log if "DIGEST_CHANNEL is not set" in line]) == 1
+    assert "cover gaps and failed messages are reported in the outreach channel" in "".join(bot.log)
     assert not [line for line in bot.log if "Traceback" in line]
 
 
