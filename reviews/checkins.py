@@ -119,26 +119,34 @@ def _record(
 
 def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: datetime) -> None:
     """A family said "worse" on the public page, with no staff beside them: the ward's channel
-    is told (never their words), so the nurse can offer a review and repeat observations."""
+    is told (never their words), so the nurse can offer a review and repeat observations; where
+    the ward has no channel on a platform, its outreach channel, to pass on."""
     ward = next((w for w in services.wards if w.name == checkin.ward), None)
-    if ward is None:
-        return
-    where = f"{ward.name} bed {checkin.bed}" if checkin.bed else ward.name
+    where = f"{checkin.ward} bed {checkin.bed}" if checkin.bed else checkin.ward
     who = "the patient" if checkin.respondent == Respondent.PATIENT else "their family"
-    message = Message(
-        text=f"Daily check-in from the public page, {where}: {who} says they are worse than "
+    text = (
+        f"Daily check-in from the public page, {where}: {who} says they are worse than "
         "yesterday. Please see them, offer a rapid review and repeat their observations."
     )
+    told = False
     for route in services.routes:
-        if address := ward_address(route, ward):
-            uow.outbox.enqueue(
-                key=f"checkin-worse:{checkin.id}:{route.platform}",
-                platform=route.platform,
-                kind="channel",
-                address=address,
-                payload=message.to_json(),
-                at=now,
-            )
+        address = ward_address(route, ward) if ward is not None else ""
+        if not address:
+            # The ward has no channel here: the outreach team hears it, to pass to the ward.
+            address = route.outreach_channel
+            text_here = f"{text} ({checkin.ward} has no channel of its own: please tell the ward.)"
+        else:
+            text_here = text
+        told |= uow.outbox.enqueue(
+            key=f"checkin-worse:{checkin.id}:{route.platform}",
+            platform=route.platform,
+            kind="channel",
+            address=address,
+            payload=Message(text=text_here).to_json(),
+            at=now,
+        )
+    if not told:
+        log.error('check-in %s: a "worse" from the public page reached no channel', checkin.id)
 
 
 def _raised_log(review: Review | None) -> str:

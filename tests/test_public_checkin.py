@@ -134,3 +134,18 @@ def test_worse_on_the_public_page_is_told_to_the_wards_channel(
         [told] = [row for row in outbox(site) if row.address == "C0WARD7"]
     assert "Ward 7 bed 12: their family says they are worse than yesterday" in told.payload
     assert "cried" not in told.payload  # never their words in a chat message
+
+
+def test_worse_for_a_ward_with_no_channel_is_told_to_the_outreach_channel(
+    db: Database, clock: FrozenClock, tmp_path
+) -> None:
+    """A ward need not have a channel (wards.example.toml's Ward 12 has none): a family's
+    "worse" then goes to the outreach team's channel to pass on, not nowhere."""
+    wards = tmp_path / "wards.toml"
+    wards.write_text('[[wards]]\ncode = "ward-7"\nname = "Ward 7"\nbeds = 28\n')
+    with public_pages(make_services(db, clock), wards_file=wards) as site:
+        assert send(site, answer="worse", worries="She cried all night").status_code == 200
+        [told] = [row for row in outbox(site) if row.address == "C0OUTREACH"]
+    assert "Ward 7 bed 12: their family says they are worse than yesterday" in told.payload
+    assert "Ward 7 has no channel of its own: please tell the ward." in told.payload
+    assert "cried" not in told.payload
