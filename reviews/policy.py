@@ -17,6 +17,7 @@ from reviews.policy_lines import SourceLines, syntax_error
 
 DURATION = re.compile(r"^(\d+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+LONGEST = timedelta(hours=24)  # any one wait in the policy
 
 
 class PolicyError(ValueError):
@@ -333,4 +334,8 @@ def _duration(
     seconds = int(match[1]) * UNIT_SECONDS[match[2]]
     if seconds == 0 and not zero:
         raise fail(f"{what} must be longer than 0s", *where)
+    if seconds > LONGEST.total_seconds():
+        # Beyond a datetime's range, a raise failed for every request; short of it, a request
+        # would wait days for its next level.
+        raise fail(f"{what} = {raw!r} is longer than 24h: escalation counts in minutes", *where)
     return timedelta(seconds=seconds)
