@@ -26,10 +26,11 @@ It runs only when the parent starts it (SENDER_ENV names the pipe), never by han
 
 The parent also hands its sender the request and check-in forms that `/rapidreview` opens, a
 numbered line each down the sender's input (`hand_over`, handlers/slack/form_relay.py): opening
-one is most of a command's CPU. The sender says down the pipe that it takes lines, and when it
-is done with each. Only a sender that takes lines, was heard from in the last HAND_OVER_SILENT
-and has done every line handed over more than LINE_LAG ago is handed one; otherwise the parent
-does the work itself. Lines a sender ends without having done go to `on_lost`.
+one was a third of the bot's CPU in a burst of commands. The sender says down the pipe, every
+TAKES_LINES_EVERY, that it takes lines, and when it is done with each. Only a sender that has said
+so in the last HAND_OVER_SILENT and has done every line handed over more than LINE_LAG ago is
+handed one; otherwise the parent does the work itself. Lines a sender ends, or is stopped,
+without having done go to `on_lost`.
 
 PostgreSQL only: on SQLite two processes' writes would wait on the file's one lock (and sleep
 in its busy handler), so a bot on SQLite sends from its one process.
@@ -187,10 +188,10 @@ class SenderProcess:
         """Write `line` (one line, ending in its only newline) to the sender's input, numbered,
         for the sender to act on (a form to open, handlers/slack/form_relay.py) and say when it
         is done. Only to a sender that has said it takes lines in the last HAND_OVER_SILENT and
-        has done every line handed over more than LINE_LAG ago. False,
-        having written nothing, otherwise, or when the numbered line would be over LINE_BYTES or
-        the sender's input is full: then the caller does the work itself. If the sender ends
-        before saying a line is done, `on_lost` is given it (it may not have been acted on)."""
+        has done every line handed over more than LINE_LAG ago. False, having written nothing,
+        otherwise, or when the numbered line would be over LINE_BYTES or the sender's input is
+        full: then the caller does the work itself. If the sender ends before saying a line is
+        done, `on_lost` is given it (it may not have been acted on)."""
         if not line.endswith(b"\n") or b"\n" in line[:-1]:
             return False
         with self._lock:

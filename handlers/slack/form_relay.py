@@ -4,10 +4,9 @@ A slash command's answer shows nothing: the nurse waits for the form, which the 
 one `views.open` call after the ack. That call was a third of the bot's interpreter time under
 a burst of commands (35% in a py-spy profile at 50 clients, docs/performance.md), and one
 process runs Python on one core at a time, so the answers to other commands and presses waited
-behind it. On PostgreSQL the bot
-has a sender process on its other core (sender_process.py): the bot hands it what to open, a
-line down its standard input, and the sender opens the form and tells the nurse if it could
-not, as the bot would have.
+behind it. On PostgreSQL the bot has a sender process on its other core (sender_process.py):
+the bot hands it what to open, a line down its standard input, and the sender opens the form
+and tells the nurse if it could not, as the bot would have.
 
 The bot opens the form itself whenever the sender cannot take it at once
 (SenderProcess.hand_over): none running; one that has not said it opens forms (an older sender,
@@ -47,8 +46,8 @@ from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
-FORMS = ("request", "checkin")
-LABELS = {"request": "request", "checkin": "check-in"}  # as the log names them
+LABELS = {"request": "request", "checkin": "check-in"}  # each form, as the log names it
+FORMS = tuple(LABELS)
 SAID_EVERY = 60.0  # seconds between warnings that the bot opened forms the sender could not take
 
 Tell = Callable[[str], None]  # an ephemeral answer to whoever typed the command
