@@ -387,9 +387,9 @@ def run_sender(bot: Bot) -> int:
         gc.freeze()
         return scheduler
 
-    if forms is None:
-        return serve_sender(start, stopping)
-    return serve_sender(start, stopping, on_line=forms, stop_lines=forms.stop)
+    return serve_sender(
+        start, stopping, on_line=forms, stop_lines=forms.stop if forms else lambda: None
+    )
 
 
 def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:

@@ -131,18 +131,16 @@ def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: dateti
     told = False
     for route in services.routes:
         address = ward_address(route, ward) if ward is not None else ""
-        if not address:
-            # The ward has no channel here: the outreach team hears it, to pass to the ward.
-            address = route.outreach_channel
-            text_here = f"{text} ({checkin.ward} has no channel of its own: please tell the ward.)"
-        else:
-            text_here = text
+        # Where the ward has no channel here, the outreach team hears it, to pass to the ward.
+        note = (
+            "" if address else f" ({checkin.ward} has no channel of its own: please tell the ward.)"
+        )
         told |= uow.outbox.enqueue(
             key=f"checkin-worse:{checkin.id}:{route.platform}",
             platform=route.platform,
             kind="channel",
-            address=address,
-            payload=Message(text=text_here).to_json(),
+            address=address or route.outreach_channel,
+            payload=Message(text=text + note).to_json(),
             at=now,
         )
     if not told:
