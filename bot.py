@@ -239,7 +239,7 @@ def start_scheduler(
         if sender is None:
             outbox.drain(services, senders, told_to_stop=stopping)
         else:
-            sender.covered(outbox.drain(services, senders, standby=STANDBY))
+            sender.covered(outbox.drain(services, senders, standby=STANDBY, told_to_stop=stopping))
 
     ticks = [
         ("sweep", lambda: escalation.sweep(services), 0.5),
@@ -273,6 +273,16 @@ def start_scheduler(
     scheduler.start()
     bot.scheduler = scheduler
     return scheduler
+
+
+def stop_scheduler(bot: Bot, stopping: threading.Event) -> None:
+    """Stop the ticks and wait for those under way: a drain hands back the messages it has
+    not begun, for the next copy of the bot, and ends once the sends it has begun are
+    recorded. A job left running would meet the interpreter's exit half-way (a drain could no
+    longer start a send) and its messages would wait out their lease."""
+    stopping.set()
+    if bot.scheduler is not None:
+        bot.scheduler.shutdown(wait=True)
 
 
 def quiet_scheduler_logs() -> None:
@@ -319,7 +329,8 @@ def run(bot: Bot) -> None:
         health.describe("sender_process", lambda: sender.state if sender else "stopped")
         if relay is not None:
             relay.hand_over = sender.hand_over  # /rapidreview's forms open there
-    start_scheduler(bot, sender=sender)
+    stopping = threading.Event()
+    start_scheduler(bot, sender=sender, stopping=stopping)
     # What start-up leaves (modules, the tables' metadata, the policy) lives as long as the
     # process. Frozen, once its garbage is collected, the collector no longer walks it: a full
     # collection took 64 ms of the one interpreter lock, and every answer in flight waited.
@@ -342,7 +353,7 @@ def run(bot: Bot) -> None:
     finally:
         if server is not None:
             server.stop()
-        bot.scheduler.shutdown(wait=False)
+        stop_scheduler(bot, stopping)
         if sender is not None:
             sender.stop()
 
@@ -444,8 +455,9 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
     # background thread would leave readline waiting for another key. Threads inherit the
     # mask of the thread that starts them, so they all start with SIGINT blocked.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    stopping = threading.Event()
     try:
-        start_scheduler(bot, late_digest=False)
+        start_scheduler(bot, late_digest=False, stopping=stopping)
         server = serve_public_pages(bot) if bot.settings.port_given else None
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
@@ -456,7 +468,7 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
     finally:
         if server is not None:
             server.stop()
-        bot.scheduler.shutdown(wait=False)
+        stop_scheduler(bot, stopping)
 
 
 def serve_public_pages(bot: Bot) -> Any:
