@@ -30,7 +30,9 @@ one was a third of the bot's CPU in a burst of commands. The sender says down th
 TAKES_LINES_EVERY, that it takes lines, and when it is done with each. Only a sender that has said
 so in the last HAND_OVER_SILENT and has done every line handed over more than LINE_LAG ago is
 handed one; otherwise the parent does the work itself. Lines a sender ends, or is stopped,
-without having done go to `on_lost`.
+without having done go to `on_lost`, as do those it holds while silent for GIVE_UP_SILENT
+(hung) or has not done within GIVE_UP_AFTER: a nurse is told within seconds, not when a hung
+sender is killed.
 
 PostgreSQL only: on SQLite two processes' writes would wait on the file's one lock (and sleep
 in its busy handler), so a bot on SQLite sends from its one process.
@@ -62,6 +64,12 @@ COVERED_SAID_EVERY = 60.0  # seconds between warnings that the bot sent what the
 HAND_OVER_SILENT = 2.0  # seconds: a sender not saying it takes lines for longer is handed none
 TAKES_LINES_EVERY = 0.5  # seconds between a sender's sayings that it takes lines
 LINE_LAG = 1.0  # seconds: while a line handed over longer ago is not done, none more is handed
+# Lines the sender has not said are done are given up (on_lost: each nurse is told the form may
+# not have opened) once it has said nothing for GIVE_UP_SILENT (hung: Slack's trigger, 3 s, is
+# spent), or after GIVE_UP_AFTER while it talks (past its own FORM_WAIT and Slack's timeout,
+# by which it tells the nurse itself): not only when it is killed, SILENT_AFTER on.
+GIVE_UP_SILENT = 3.0
+GIVE_UP_AFTER = 15.0
 STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded or not
 # The longest line the bot writes to its sender's input: POSIX writes a pipe's bytes whole, never
 # interleaved with another thread's, only up to PIPE_BUF (4,096 bytes on Linux).
@@ -140,6 +148,7 @@ class SenderProcess:
             now = self._monotonic()
             if self._process is not None:
                 self._listen(now)
+                self._give_up(now)
                 code = self._process.poll()
                 if code is None:
                     silent = now - self._heard_at
@@ -190,8 +199,9 @@ class SenderProcess:
         is done. Only to a sender that has said it takes lines in the last HAND_OVER_SILENT and
         has done every line handed over more than LINE_LAG ago. False, having written nothing,
         otherwise, or when the numbered line would be over LINE_BYTES or the sender's input is
-        full: then the caller does the work itself. If the sender ends before saying a line is
-        done, `on_lost` is given it (it may not have been acted on)."""
+        full: then the caller does the work itself. If the sender ends, falls silent or takes
+        too long before saying a line is done, `on_lost` is given it (it may not have been
+        acted on)."""
         if not line.endswith(b"\n") or b"\n" in line[:-1]:
             return False
         with self._lock:
@@ -200,6 +210,7 @@ class SenderProcess:
                 return False
             now = self._monotonic()
             self._listen(now)
+            self._give_up(now)
             if not self._takes_lines or now - self._lines_at > HAND_OVER_SILENT:
                 return False
             if self._handed and now - next(iter(self._handed.values()))[0] > LINE_LAG:
@@ -267,6 +278,37 @@ class SenderProcess:
             if not self._heard:
                 self._heard = True
                 self.on_warning(None)
+
+    def _give_up(self, now: float) -> None:
+        """Lines a silent sender holds, or any it has not done within GIVE_UP_AFTER, go to
+        `on_lost` now; a "done" that comes for one later is ignored."""
+        if not self._handed:
+            return
+        silent = now - self._lines_at
+        if silent > GIVE_UP_SILENT:
+            given_up = list(self._handed)
+        else:
+            given_up = [n for n, (at, _) in self._handed.items() if now - at > GIVE_UP_AFTER]
+        if not given_up:
+            return
+        pid = self._process.pid if self._process is not None else None
+        if silent > GIVE_UP_SILENT:
+            log.warning(
+                "the sender process (%s) has said nothing for %.0f s: the %s form(s) handed to "
+                "it are given up",
+                pid,
+                silent,
+                len(given_up),
+            )
+        else:
+            log.warning(
+                "the sender process (%s) has not said it is done with %s form(s) handed to it "
+                "over %.0f s ago: they are given up",
+                pid,
+                len(given_up),
+                GIVE_UP_AFTER,
+            )
+        self.on_lost([self._handed.pop(number)[1] for number in given_up])
 
     def _ended(self, code: int, now: float) -> None:
         assert self._process is not None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +19,16 @@ from handlers.slack.checkin import CHECKIN_FORM
 from handlers.slack.form_relay import FormAsked, FormOpener, FormRelay
 from handlers.slack.forms import REQUEST_FORM
 from reviews.clock import SystemClock
-from sender_process import HAND_OVER_SILENT, LINE_BYTES, LINE_LAG, SENDER_ENV, SenderProcess
+from sender_process import (
+    GIVE_UP_AFTER,
+    GIVE_UP_SILENT,
+    HAND_OVER_SILENT,
+    LINE_BYTES,
+    LINE_LAG,
+    SENDER_ENV,
+    SILENT_AFTER,
+    SenderProcess,
+)
 from settings import DEFAULT_FALLBACK
 from storage.database import Database
 from tests.support.builders import make_services
@@ -79,6 +89,7 @@ def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
     def state() -> str:
         return requests.get(f"{url}/healthz", timeout=10).json()["sender_process"]
 
+    sender = None
     try:
         eventually(lambda: state() == "sending", "the sender process sending", 30)
         sender = bot.sender()
@@ -101,8 +112,10 @@ def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
 
         # Hung: what was handed to it just before is never opened, and once the bot has heard
         # nothing for HAND_OVER_SILENT it opens forms itself.
+        fake.calls.clear()
         os.kill(sender, signal.SIGSTOP)
         command("", "trig-stuck", answer="stuck")
+        stuck_at = time.monotonic()
         time.sleep(HAND_OVER_SILENT + 1.5)
         asked_at = time.monotonic()
         command("", "trig-hung")
@@ -111,17 +124,26 @@ def test_forms_open_from_the_sender_process_and_from_the_bot_while_it_hangs(
         assert form.connection[1] not in local_ports(sender)
         assert form.connection[1] in local_ports(bot.process.pid)
         bot.wait_for("this process opened 1 form(s) the sender process could not take")
-        # It dies without having opened the form handed to it: that nurse is told.
-        fake.calls.clear()
-        os.kill(sender, signal.SIGKILL)
+        # The nurse whose form it holds is told once it has been silent GIVE_UP_SILENT (Slack's
+        # trigger spent), long before it is killed (SILENT_AFTER).
         said = told(fake)
+        assert time.monotonic() - stuck_at < SILENT_AFTER / 2
         assert "may not have opened. If you see no form, try /rapidreview again" in said
         assert DEFAULT_FALLBACK in said
-        assert not fake.called("views.open")  # not opened twice: the trigger may have been used
+        assert f"the sender process ({sender}) has said nothing for" in "".join(bot.log)
+        # It dies: nobody is told twice, and nothing is opened twice.
+        fake.calls.clear()
+        os.kill(sender, signal.SIGKILL)
+        bot.wait_for("the sender process stopped (exit code -9)")
         eventually(lambda: state() == "sending", "a new sender process sending", 30)
+        assert not fake.called("response_url")
+        assert not fake.called("views.open")  # the trigger may have been used
         command("", "trig-again")
         assert opened(fake, "trig-again").connection[1] in local_ports(bot.sender() or 0)
     finally:
+        if sender is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sender, signal.SIGCONT)  # a stopped one would keep the bot's log open
         bot.stop()
     assert "trig-stuck" not in "".join(bot.log) and "/response/" not in "".join(bot.log)
 
@@ -247,6 +269,63 @@ def test_a_sender_behind_with_its_forms_is_handed_none_until_it_catches_up():
     finally:
         process.stop()
     assert lost == [[ASKED.line()]]  # line 1, never done: the bot tells its nurse
+
+
+def test_a_hung_sender_s_forms_are_given_up_within_seconds_not_at_its_kill():
+    """A sender that has said nothing for GIVE_UP_SILENT (hung: Slack's trigger is spent) has
+    its forms given up then, so each nurse is told within seconds, not when the sender is
+    killed SILENT_AFTER on; its end tells nobody twice."""
+    now = [0.0]
+    lost: list[list[bytes]] = []
+    hangs = "os.write(beats, b'.L'); sys.stdin.buffer.read()"  # says it takes lines, then nothing
+    process = _sender(hangs, now, on_lost=lost.append)
+    process.start()
+    try:
+        eventually(lambda: process.hand_over(ASKED.line()), "a form handed over", 20)
+        now[0] += GIVE_UP_SILENT - 0.1
+        process.check()
+        assert lost == []  # it may yet open it: Slack's trigger is not spent
+        now[0] += 0.2
+        process.check()
+        assert lost == [[ASKED.line()]]
+        assert SILENT_AFTER > GIVE_UP_SILENT * 5  # long before it would be killed
+    finally:
+        process.stop()
+    assert lost == [[ASKED.line()]]  # its stop does not tell the nurse again
+
+
+def test_a_form_a_talking_sender_never_says_is_done_is_given_up_and_forms_go_to_it_again():
+    """A sender that goes on saying it takes lines but never says a form is done (a lost reply,
+    a thread stuck) has the form given up after GIVE_UP_AFTER: its nurse is told, and the bot
+    hands forms to it again instead of opening every one itself until a restart."""
+    now = [0.0]
+    lost: list[list[bytes]] = []
+    talks = (  # reads the lines, never says one is done, and ends when its input does
+        "import threading, time\n"
+        "def talk():\n"
+        "    while True: os.write(beats, b'.L'); time.sleep(0.05)\n"
+        "threading.Thread(target=talk, daemon=True).start(); sys.stdin.buffer.read()"
+    )
+    process = _sender(talks, now, on_lost=lost.append)
+    process.start()
+    try:
+        eventually(lambda: process.hand_over(ASKED.line()), "a form handed over", 20)
+
+        def later(seconds: float) -> None:
+            time.sleep(0.2)  # it says it takes lines meanwhile, heard at the clock's new time
+            now[0] += seconds
+
+        later(LINE_LAG + 0.1)
+        assert not process.hand_over(ASKED.line())  # behind: the bot opens this one itself
+        later(GIVE_UP_AFTER - LINE_LAG - 0.2)
+        process.check()
+        assert lost == []
+        later(0.2)
+        process.check()
+        assert lost == [[ASKED.line()]]
+        assert process.hand_over(ASKED.line())  # handed forms again
+    finally:
+        process.stop()
 
 
 @pytest.mark.parametrize(
