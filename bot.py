@@ -299,7 +299,7 @@ def quiet_scheduler_logs() -> None:
 def run(bot: Bot) -> None:
     """Run the bot in the mode its settings choose (CONTRACT.md "Run modes")."""
     from handlers.pager import announce
-    from reviews.outbox import recover
+    from reviews.outbox import hand_back, recover
 
     settings = bot.settings
     announce(settings, bot.services.policy, log)
@@ -324,6 +324,7 @@ def run(bot: Bot) -> None:
             sender_command(),
             on_warning=lambda warning: health.notice("sender", warning),
             on_lost=relay.lost if relay is not None else lambda _lines: None,
+            on_dead=lambda drainer: hand_back(bot.services, drainer),
         )
         sender.start()
         health.describe("sender_process", lambda: sender.state if sender else "stopped")

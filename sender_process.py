@@ -10,8 +10,9 @@ other core.
 The parent keeps a standby drain that claims only what has waited STANDBY past due, so a
 sender that has fallen behind, or has nothing claimed when it stops, delays a message by about
 that much. What a sender has claimed and not begun is handed back within the drain's five
-seconds (reviews.outbox.DRAIN_TIME) while it runs; what a dead, hung or stopped one holds waits
-out its lease (15 s), as a killed replica's does. The
+seconds (reviews.outbox.DRAIN_TIME) while it runs; what one holds when it dies (or is killed,
+hung) goes again as soon as the parent sees it end (`on_dead`: its claims carry its name,
+reviews.outbox.DRAINER), not when its lease (15 s) runs out, as a killed replica's does. The
 two take rows by lease in the database, as replicas do, so each message goes once.
 
 The parent watches its sender: the sender writes a byte down a pipe after each drain, and one
@@ -49,10 +50,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from reviews.outbox import DRAINER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +103,17 @@ class SenderProcess:
         *,
         on_warning: Callable[[str | None], None] = lambda _warning: None,
         on_lost: Callable[[list[bytes]], None] = lambda _lines: None,
+        on_dead: Callable[[str], object] = lambda _drainer: None,
         monotonic: Callable[[], float] = time.monotonic,
     ):
         self.argv = list(argv)
         self.on_warning = on_warning
         self.on_lost = on_lost
+        self.on_dead = on_dead
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
+        self._drainer = ""  # how the running sender names its claims (reviews.outbox.DRAINER)
         self._beats: int | None = None  # the pipe's end the sender's bytes arrive at
         self._started_at = self._heard_at = 0.0
         self._heard = False  # a drain has ended since this sender started
@@ -190,8 +197,10 @@ class SenderProcess:
             self._close_beats()
             lost = [line for _, line in self._handed.values()]
             self._handed.clear()
+            drainer = self._drainer
         if lost:
             self.on_lost(lost)  # it stopped (or was killed at STOP_WITHIN) before doing them
+        self.on_dead(drainer)  # what a sender killed at STOP_WITHIN held
 
     def hand_over(self, line: bytes) -> bool:
         """Write `line` (one line, ending in its only newline) to the sender's input, numbered,
@@ -319,6 +328,8 @@ class SenderProcess:
         self._handed.clear()
         if lost:
             self.on_lost(lost)
+        # Off the lock: hand_over must not wait on the database.
+        threading.Thread(target=self.on_dead, args=(self._drainer,), name="sender-ended").start()
         pause = RESTART_AFTER[min(self._ends, len(RESTART_AFTER) - 1)]
         self._ends += 1
         self._process, self._restart_at = None, now + pause
@@ -334,12 +345,13 @@ class SenderProcess:
     def _spawn(self) -> None:
         beats, their_end = os.pipe()
         os.set_blocking(beats, False)
+        drainer = uuid.uuid4().hex
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own bot.py, no shell
                 self.argv,
                 stdin=subprocess.PIPE,
                 pass_fds=(their_end,),
-                env={**os.environ, SENDER_ENV: str(their_end)},
+                env={**os.environ, SENDER_ENV: str(their_end), DRAINER_ENV: drainer},
             )
         except OSError as error:
             os.close(beats)
@@ -351,7 +363,7 @@ class SenderProcess:
             os.close(their_end)
         if self._process.stdin is not None:
             os.set_blocking(self._process.stdin.fileno(), False)  # hand_over never waits
-        self._beats = beats
+        self._beats, self._drainer = beats, drainer
         self._started_at = self._heard_at = self._monotonic()
         self._heard = self._takes_lines = self._forms_said = False
         self._said = b""

@@ -14,8 +14,10 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -74,6 +76,10 @@ LOOK_ATTEMPTS = 3
 LOOK_WAIT_MOST = 30.0
 MAX_BACKOFF = 300.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
+# Names this process's claims (Outbox.claimed_by): new for each process, or given it by the bot
+# that started it as its sender process, so the bot can hand back what a dead sender held.
+DRAINER_ENV = "RAPIDREVIEW_DRAINER"
+DRAINER = os.environ.get(DRAINER_ENV, "")[:40] or uuid.uuid4().hex
 
 
 class DeliveryError(Exception):
@@ -392,6 +398,26 @@ def recover(services: Services) -> int:
     return released
 
 
+def hand_back(services: Services, drainer: str) -> int:
+    """What `drainer` (the bot's sender process, seen to have ended) had claimed goes again at
+    once, not when its lease runs out; each is looked for first, as it may have gone."""
+    try:
+        with services.db.unit_of_work() as uow:
+            released = uow.outbox.release_all_sending(now=services.clock.now(), by=drainer)
+    except DatabaseUnavailable as error:
+        log.warning(
+            "outbox: what the ended sender process held waits out its lease (%s s): %s",
+            int(LEASE.total_seconds()),
+            error,
+        )
+        return 0
+    if released:
+        log.warning(
+            "outbox: %s message(s) the ended sender process held will be sent now", released
+        )
+    return released
+
+
 def _claim(
     services: Services,
     platforms: list[str],
@@ -418,6 +444,7 @@ def _claim(
                 due_by=due_by,
                 # The sender process is alive, or restarting: it keeps a person's order.
                 strict=standby is not None,
+                by=DRAINER,
             )
         )
 

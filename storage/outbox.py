@@ -251,6 +251,7 @@ CLAIM = _both(
             state="sending",
             attempts=col(Outbox.attempts) + 1,
             next_attempt_at=bindparam("until"),
+            claimed_by=bindparam("by"),
         )
     )
 )
@@ -347,6 +348,7 @@ class OutboxStore:
         held: Collection[int] = (),
         due_by: datetime | None = None,
         strict: bool = False,
+        by: str | None = None,
     ) -> Sequence[Outbox]:
         """Due messages: up to `limit` urgent ones and up to `limit` oldest ones, sent urgent
         first (in_lanes), each destination's in the order they were queued. Due means due at
@@ -359,7 +361,8 @@ class OutboxStore:
         mid-send, another claims them once the lease runs out. A row in `held` is never
         claimed again by its own drainer, even once its lease has run out. `strict`: a direct
         message waits for every other drainer's hold to its address too (the bot's standby
-        beside its sender process, which sends the rest in order meanwhile).
+        beside its sender process, which sends the rest in order meanwhile). `by` names the
+        drainer (release_all_sending).
         """
         # The oldest are always taken too: an urgent ping queued behind a card to the same
         # channel can only go once that card has, so it must never crowd the card out.
@@ -402,7 +405,9 @@ class OutboxStore:
         # One UPDATE for them all, past the ORM (its flush of a hundred rows was a third of a
         # claim's CPU); the rows as read are brought up to date to match.
         until = now + lease
-        self._core(CLAIM[self._postgres], {"ids": [row.id for row in rows], "until": until})
+        self._core(
+            CLAIM[self._postgres], {"ids": [row.id for row in rows], "until": until, "by": by}
+        )
         for row in rows:
             if row.state == "sending":
                 # Its drainer's lease ran out mid-send: it may have gone.
@@ -461,9 +466,13 @@ class OutboxStore:
             row.state, row.sent_at, row.message_id = "sent", at, "summarised"
         return len(rows)
 
-    def release_all_sending(self, *, now: datetime) -> int:
-        """Hand back every claimed row; only for when no other drainer can exist."""
-        ids = self.session.exec(select(Outbox.id).where(Outbox.state == "sending")).all()
+    def release_all_sending(self, *, now: datetime, by: str | None = None) -> int:
+        """Hand back every claimed row, or those drainer `by` claimed; only once no other
+        drainer (or `by`) can be sending them."""
+        claimed = select(Outbox.id).where(Outbox.state == "sending")
+        if by is not None:
+            claimed = claimed.where(Outbox.claimed_by == by)
+        ids = self.session.exec(claimed).all()
         # The process that claimed them died mid-send: each may have gone.
         self.flag_maybe_sent([i for i in ids if i is not None], True)
         self.release([i for i in ids if i is not None], now=now)

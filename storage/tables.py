@@ -119,6 +119,9 @@ class Outbox(SQLModel, table=True):
     # failure, a 5xx) or its drainer died mid-send. The next attempt first looks whether it
     # arrived (Slack: the message's metadata), so a lost answer does not post it twice.
     maybe_sent: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    # The drainer holding a claimed row (an opaque token, new for each process): a sender
+    # process its bot saw die has its rows handed back at once, not after their lease.
+    claimed_by: str | None = Field(default=None, max_length=40)
     # An escalation direct message: when to look again at whether it needs a text or page
     # (not sent in time, failed, or sent but not acknowledged). NULL once settled.
     follow_up_at: datetime | None = Field(default=None, index=True)

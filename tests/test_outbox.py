@@ -580,3 +580,24 @@ def test_a_drain_told_to_stop_records_the_send_under_way_and_hands_back_the_rest
     bot = RecordingSender()
     drain(services, {"slack": bot})
     assert texts(bot, "U1") == ["not begun"] and texts(bot, "U2") == ["another's"]
+
+
+def test_only_what_the_dead_drainer_claimed_is_handed_back_and_looked_for_first(
+    services, clock
+) -> None:
+    """The bot hands back what its dead sender process held (outbox.hand_back): never what
+    another replica, alive and sending, holds under its own lease."""
+    queue(services, "U1", "held by the dead sender")
+    with services.db.unit_of_work() as uow:
+        uow.outbox.claim(now=clock.now(), lease=LEASE, limit=10, platforms=["slack"], by="dead")
+    queue(services, "U2", "held by a live replica")
+    with services.db.unit_of_work() as uow:
+        uow.outbox.claim(now=clock.now(), lease=LEASE, limit=10, platforms=["slack"], by="alive")
+
+    assert outbox.hand_back(services, "dead") == 1
+
+    held = rows(services)
+    dead, alive = held["test:U1:held by the dead sender"], held["test:U2:held by a live replica"]
+    assert (dead.state, dead.maybe_sent, dead.next_attempt_at) == ("pending", True, clock.now())
+    assert (alive.state, alive.maybe_sent) == ("sending", False)
+    assert outbox.hand_back(services, "dead") == 0  # nothing twice

@@ -20,6 +20,7 @@ import requests
 
 from reviews import service
 from reviews.clock import SystemClock
+from reviews.outbox import LEASE
 from reviews.policy import load_policy
 from sender_process import ENDED, RESTART_AFTER, SENDER_ENV, SILENT_AFTER, STANDBY, SenderProcess
 from storage.database import Database
@@ -99,13 +100,8 @@ def sent_once(fake: TimedSlack, reference: str) -> None:
     """The request's card and its direct message to the bleep-holder each went exactly once."""
     pings = Counter(key for _, key in fake.pings() if key[1] == reference)
     assert pings == {(ALEX, reference, 0, 0): 1}, pings
-    cards = [
-        call
-        for call in fake.called("chat.postMessage")
-        if call.body.get("channel") == CHANNEL
-        and str(call.body.get("text", "")).startswith(f"Rapid review {reference}")
-    ]
-    assert len(cards) == 1, f"{reference}'s card was posted {len(cards)} times"
+    posted = len(cards(fake, reference))
+    assert posted == 1, f"{reference}'s card was posted {posted} times"
 
 
 @pytest.mark.slow
@@ -171,6 +167,46 @@ def test_a_sender_process_killed_is_said_and_replaced_and_nothing_waits_for_it(
         bot.stop()
     sent_once(fake, reference)
     sent_once(fake, after)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_what_a_dead_sender_process_held_goes_at_once_not_after_its_lease(
+    fake, ward, postgres_url, policy_file
+):
+    """Killed while it waits on Slack's answer for a card: the card is claimed under its lease.
+    The next card to that channel waits behind it (a channel's messages go in order), but only
+    until the bot sees its sender die and hands back what it held, not for the lease (15 s);
+    the first card, which had landed, is found there and not posted again."""
+    port = free_port()
+    bot = start_slack_bot(fake.url, postgres_url, policy_file, PORT=str(port))
+    try:
+        sender = sender_of(bot)
+        eventually(lambda: seen(port)[0] == "sending", "/healthz: sending", 20)
+        fake.fail("chat.postMessage", channel=CHANNEL, lands=True, status=0, hold=30)
+        first, _ = raise_one(ward)
+        eventually(lambda: cards(fake, first), "the first card in the channel", 20)
+        os.kill(sender, signal.SIGKILL)
+        killed = time.monotonic()
+        second, _ = raise_one(ward)
+        eventually(lambda: cards(fake, second), "the second card in the channel", 40)
+        waited = time.monotonic() - killed
+        bot.wait_for("message(s) the ended sender process held will be sent now", timeout=10)
+        eventually(lambda: not unsent(ward.db, [int(first[3:])]), "the first recorded", 20)
+    finally:
+        bot.stop()
+    assert waited < LEASE.total_seconds() - 5, f"the second card waited {waited:.1f} s"
+    sent_once(fake, first)
+    sent_once(fake, second)
+
+
+def cards(fake: TimedSlack, reference: str) -> list:
+    return [
+        call
+        for call in fake.called("chat.postMessage")
+        if call.body.get("channel") == CHANNEL
+        and str(call.body.get("text", "")).startswith(f"Rapid review {reference}")
+    ]
 
 
 @pytest.mark.slow
