@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -151,6 +151,14 @@ class Health:
         with self._lock:
             outage = self._outages.get(platform)
         return outage is not None and outage.kind == "credentials"
+
+    def all_down(self, platforms: Iterable[str]) -> bool:
+        """True when each of `platforms` refuses our credentials or cannot be reached, as far
+        as this process has seen: what is queued for them waits (a public page asks the person
+        to phone as well)."""
+        wanted = set(platforms)
+        with self._lock:
+            return bool(wanted) and wanted <= self._outages.keys()
 
     def problems(self) -> list[str]:
         """Every reason this process is not doing its work (each one makes /healthz 503)."""

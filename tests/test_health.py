@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -100,3 +101,17 @@ def test_a_hung_sweep_makes_healthz_503_naming_it(
         finally:
             bot.scheduler.shutdown(wait=True)
             bot.services.db.dispose()
+
+
+def test_messages_are_delayed_only_while_every_platform_is_down() -> None:
+    """A trust on Slack and Teams still reaches its team while one of them is down: the public
+    page asks a family to phone as well only when neither can be reached."""
+    health = Health()
+    both = ("slack", "teams")
+    assert not health.all_down(both) and not health.all_down(())
+    health.unreachable("slack", "network: URLError")
+    assert health.all_down(["slack"]) and not health.all_down(both)
+    health.credentials_refused("teams", "token expired", retry_at=datetime.now(UTC))
+    assert health.all_down(both)
+    health.platform_ok("teams")
+    assert not health.all_down(both)

@@ -33,6 +33,8 @@ from tests.support.public_pages import (
     stored,
 )
 from tests.support.together import at_once
+from tests.test_public_checkin import CONTACT
+from tests.test_public_checkin import send as public_checkin
 from tests.test_slack_forms import dead_database
 
 
@@ -98,6 +100,39 @@ def test_database_down_says_not_sent_and_to_call_now(
             assert answer.status_code == 503
             assert PHONE in answer.text
         assert "Your request was NOT sent: call us now" in send(down, token=token).text
+
+
+def test_while_slack_cannot_be_reached_the_family_is_asked_to_phone_as_well(
+    site: PublicPages, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The page never says the team has been told when the bot knows its messages are not
+    getting through (a revoked token, Slack down): the request is recorded all the same, and
+    the person is asked to phone now as well, on the answer and on the status page until the
+    team has seen it."""
+    delayed = "Our messages to the outreach team are not getting through right now"
+    before = send(site)
+    assert "The critical care outreach team has been told" in before.text
+    assert delayed not in before.text
+
+    health = site.services.health
+    health.credentials_refused("slack", "Slack refused the token", retry_at=clock.now())
+    answer = send(site)
+    assert answer.status_code == 200 and "RR-0002" in answer.text  # recorded all the same
+    assert delayed in answer.text and PHONE in answer.text
+    assert "has been told" not in answer.text
+    link = status_link(answer)
+    assert delayed in requests.get(link, timeout=10).text
+    service.acknowledge(services=site.services, review_id=2, by=OUTREACH)  # seen, by the bleep
+    assert delayed not in requests.get(link, timeout=10).text
+    wish = public_checkin(site, answer="worse", wants_review="yes", **CONTACT)
+    assert "RR-0003" in wish.text and delayed in wish.text
+    assert "for ward-7 is recorded while no chat platform can be reached" in caplog.text
+
+    health.platform_ok("slack")
+    assert delayed not in send(site).text
+    health.unreachable("slack", "network: URLError")  # Slack down, not refusing: the same
+    assert delayed in send(site).text
+    assert len(stored(site)) == 5
 
 
 def test_the_status_page_follows_the_request_with_times_only(

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from handlers.limits import BodyLimit
 from handlers.web.render import SECURITY_HEADERS, STYLESHEET, Pages, PublicSite
-from handlers.web.review import ReviewPages
+from handlers.web.review import ReviewPages, delayed
 from handlers.web.today import TodayPages
 from reviews.context import Services
 from reviews.public import public_status
@@ -105,7 +105,10 @@ def show_status(services: Services, pages: Pages, token: str) -> Response:
             lines=lines,
             not_sent=False,
         )
-    return pages.render("status.html", progress=status)
+    seen = status.steps[1].at is not None  # acknowledged: the team has it
+    return pages.render(
+        "status.html", progress=status, delayed=status.open and not seen and delayed(services)
+    )
 
 
 def find_ward(services: Services, request: Request) -> Ward | None:

@@ -22,6 +22,22 @@ from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
+
+def delayed(services: Services) -> bool:
+    """Whether no platform the outreach team is told on can be reached now (a revoked token,
+    Slack down): a page that would say "the team has been told" asks the person to phone as
+    well."""
+    return services.health.all_down(route.platform for route in services.routes)
+
+
+def told_to_phone(ward: Ward) -> None:
+    log.warning(
+        "a request from the public page for %s is recorded while no chat platform can be "
+        "reached: the page asked the person to phone as well",
+        ward.code,
+    )
+
+
 FIELDS = tuple(PublicForm.__dataclass_fields__)
 
 
@@ -103,12 +119,16 @@ class ReviewPages:
             log.error("public request on %s failed: %s", ward.code, type(error).__name__)
             return self.not_sent(ward, status=500)
         review = result.review
+        late = delayed(self.services)
+        if late:
+            told_to_phone(ward)
         return self.pages.render(
             "answer.html",
             ward=ward,
             reference=result.reference,
             callback=readable_phone(review.callback_number or ""),
             status_link=f"{base_url}/concern/status/{review.status_token}",
+            delayed=late,
         )
 
     def _form(

@@ -8,7 +8,7 @@ import logging
 
 from starlette.responses import Response
 
-from handlers.web.review import ReviewPages
+from handlers.web.review import ReviewPages, delayed, told_to_phone
 from reviews import public
 from reviews.checkins import record_checkin
 from reviews.model import FormErrors
@@ -49,6 +49,9 @@ class TodayPages(ReviewPages):
             log.error("daily view on %s failed: %s", ward.code, type(error).__name__)
             return self.not_sent(ward, status=500)
         review = result.review
+        late = review is not None and delayed(self.services)
+        if late:
+            told_to_phone(ward)
         return self.pages.render(
             "today_answer.html",
             ward=ward,
@@ -56,4 +59,5 @@ class TodayPages(ReviewPages):
             reference=result.reference,
             callback=readable_phone(review.callback_number or "") if review else "",
             status_link=f"{base_url}/concern/status/{review.status_token}" if review else "",
+            delayed=late,
         )
