@@ -21,7 +21,7 @@ from reviews.messages import Message, local_time
 from reviews.model import Caller, ConcernKind, Source, ValidRequest, format_reference
 from reviews.service import add_review
 from storage.database import UnitOfWork
-from storage.tables import Checkin, Review
+from storage.tables import Checkin, Outbox, Review
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: dateti
             "" if address else f" ({checkin.ward} has no channel of its own: please tell the ward.)"
         )
         told |= uow.outbox.enqueue(
-            key=f"checkin-worse:{checkin.id}:{route.platform}",
+            key=f"{WORSE_KEY}{checkin.id}:{route.platform}",
             platform=route.platform,
             kind="channel",
             address=address or route.outreach_channel,
@@ -145,6 +145,30 @@ def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: dateti
         )
     if not told:
         log.error('check-in %s: a "worse" from the public page reached no channel', checkin.id)
+
+
+WORSE_KEY = "checkin-worse:"
+
+
+def worse_not_delivered(
+    uow: UnitOfWork, services: Services, row: Outbox, reason: str, now: datetime
+) -> bool:
+    """A "worse" from the public page that its ward's channel would not take (the bot not in
+    it, the channel archived): the outreach channel hears it instead, with why, to pass to the
+    ward. False for any other message, or one that already went to the outreach channel."""
+    route = next((r for r in services.routes if r.platform == row.platform), None)
+    if not row.key.startswith(WORSE_KEY) or route is None or row.address == route.outreach_channel:
+        return False
+    text = Message.from_json(row.payload).text
+    note = f" (It could not be posted in the ward's channel: {reason}. Please tell the ward.)"
+    return uow.outbox.enqueue(
+        key=f"{row.key}:outreach",
+        platform=row.platform,
+        kind="channel",
+        address=route.outreach_channel,
+        payload=Message(text=text + note).to_json(),
+        at=now,
+    )
 
 
 def _raised_log(review: Review | None) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from reviews import escalation, fallback, notify
+from reviews import checkins, escalation, fallback, notify
 from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
@@ -675,7 +675,7 @@ def _record_failure(
                 message_kind=row.kind,
                 error=str(error)[:200],
             )
-            _undeliverable(uow, services, stored)
+            rerouted = _undeliverable(uow, services, stored, str(error))
             if not row.key.startswith("failure:"):
                 notify.to_digest_channel(
                     uow,
@@ -684,8 +684,9 @@ def _record_failure(
                     at=now,
                     review_id=row.review_id,
                     message=Message(
-                        text=f"A {row.kind} message on {row.platform}{_about(row)} could not "
-                        f"be delivered after {_attempts(stored.attempts)}: {error}"
+                        text=f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)} "
+                        f"could not be delivered after {_attempts(stored.attempts)}: {error}"
+                        + (f"; it went to {rerouted} instead" if rerouted else "")
                     ),
                 )
             return
@@ -770,19 +771,37 @@ def check_platforms(services: Services, senders: Mapping[str, Sender]) -> None:
             log.warning("%s: reachable and accepting the bot's credentials again", platform)
 
 
-def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox) -> None:
+def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox, reason: str) -> str:
     """A message that will never go: what follows from that. A direct message's text or page
-    is due at once; and when nobody at an escalation level could be reached, the ladder moves
-    on at once."""
+    is due at once; when nobody at an escalation level could be reached, the ladder moves on
+    at once; a family's "worse" a ward's channel refused goes to the outreach channel. Where
+    it went instead, if anywhere."""
     now = services.clock.now()
     fallback.undelivered(uow, row, now)
     if row.kind == "direct" and row.review_id is not None and row.key.startswith("esc:"):
         _, _, level, repeat = row.key.split(":", 4)[:4]
         escalation.nobody_reached(uow, services, row.review_id, int(level), int(repeat), now)
+    if checkins.worse_not_delivered(uow, services, row, reason, now):
+        return "the outreach channel"
+    return ""
 
 
 def _about(row: Outbox) -> str:
     return f" about {format_reference(row.review_id)}" if row.review_id is not None else ""
+
+
+def _to(row: Outbox) -> str:
+    """Where a message for a channel was going (a channel's id names no one), and what a
+    message about no request was: the alarm must say what was lost."""
+    if row.kind not in ("card", "card_update", "thread", "channel"):
+        return ""  # a person's conversation, or their mobile or pager: not for a channel
+    what = {
+        "checkin-worse:": ' (a public page\'s "worse" check-in)',
+        "checkin-prompt:": " (the daily check-in prompt)",
+        "digest": " (the daily digest)",
+    }
+    label = next((text for prefix, text in what.items() if row.key.startswith(prefix)), "")
+    return f" to {row.address}{label}"
 
 
 def _attempts(count: int) -> str:

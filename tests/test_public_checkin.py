@@ -10,9 +10,10 @@ import pytest
 import requests
 from sqlmodel import col, select
 
+from reviews.outbox import DeliveryError, drain
 from storage.database import Database
 from storage.tables import Checkin
-from tests.support.builders import make_services
+from tests.support.builders import RecordingSender, make_services
 from tests.support.clock import FrozenClock
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
 
@@ -134,6 +135,37 @@ def test_worse_on_the_public_page_is_told_to_the_wards_channel(
         [told] = [row for row in outbox(site) if row.address == "C0WARD7"]
     assert "Ward 7 bed 12: their family says they are worse than yesterday" in told.payload
     assert "cried" not in told.payload  # never their words in a chat message
+
+
+def test_worse_the_wards_channel_refuses_goes_to_the_outreach_channel_and_the_alarm_says_so(
+    db: Database, clock: FrozenClock, tmp_path
+) -> None:
+    """A setup slip (the bot never invited to the ward's channel): Slack refuses the post for
+    good. The family's "worse" is not lost: the outreach team's channel hears it, with why, to
+    pass on; and the alarm in the digest channel says where it was going and what it was."""
+    wards = tmp_path / "wards.toml"
+    wards.write_text(
+        '[[wards]]\ncode = "ward-7"\nname = "Ward 7"\nbeds = 28\nslack_channel = "C0WARD7"\n'
+    )
+    refused = DeliveryError("Slack refused: not_in_channel", permanent=True)
+    slack = RecordingSender(failures=[refused], failing="C0WARD7")
+    with public_pages(make_services(db, clock), wards_file=wards) as site:
+        assert send(site, answer="worse").status_code == 200
+        for _ in range(2):
+            drain(site.services, {"slack": slack})
+    assert [item.message.text for item in slack.to("C0WARD7")] == []
+    [passed_on] = [item.message.text for item in slack.to("C0OUTREACH")]
+    assert "Ward 7 bed 12: their family says they are worse than yesterday" in passed_on
+    assert (
+        "It could not be posted in the ward's channel: Slack refused: not_in_channel. "
+        "Please tell the ward." in passed_on
+    )
+    [alarm] = [item.message.text for item in slack.to("C0DIGEST")]
+    assert alarm == (
+        'A channel message on slack to C0WARD7 (a public page\'s "worse" check-in) could not be '
+        "delivered after 1 attempt: Slack refused: not_in_channel; it went to the outreach "
+        "channel instead"
+    )
 
 
 def test_worse_for_a_ward_with_no_channel_is_told_to_the_outreach_channel(
