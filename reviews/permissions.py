@@ -3,13 +3,15 @@
 | action                          | anyone | responder          | rota admin | manager |
 | raise a request                 | yes    | yes                | yes        | yes     |
 | acknowledge, attend, outcome    | no     | yes                | no*        | no*     |
-| cancel                          | raiser | yes                | no*        | no*     |
+| cancel                          | raiser+| yes                | no*        | no*     |
 | record cover for anyone; import | no     | own shifts (cover) | yes        | no      |
 | see the digest and exports      | no     | no                 | no         | yes     |
-(* unless also on the rota.) A responder has a shift or cover within rotas.lookup's
-HANDOVER_MARGIN of now; whoever took a request may also finish it. The command line (platform
-"cli") is the trust's operators' own, on the server, and is not checked; it has no way to take
-or cancel a request.
+(* unless also on the rota. + whoever raised it with the request form: a review a patient or
+family asked for at their daily check-in was not raised by the staff member who recorded the
+check-in, and only the outreach team cancels it.) A responder has a shift or cover within
+rotas.lookup's HANDOVER_MARGIN of now; whoever took a request may also finish it. The command
+line (platform "cli") is the trust's operators' own, on the server, and is not checked; it has
+no way to take or cancel a request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime
 
 from reviews.context import Actor, Services
 from reviews.errors import NotAllowed
-from reviews.model import Action
+from reviews.model import Action, Caller, Source
 from rotas.lookup import is_responder
 from storage.database import UnitOfWork
 from storage.tables import Review, Staff
@@ -36,7 +38,16 @@ def check_review_action(
         return  # whoever took it may finish it, even past the end of their shift
     raiser = review.raised_platform == by.platform and review.raised_by == by.user_id
     if action is Action.CANCEL and raiser:
-        return
+        if review.source != Source.CHECKIN:
+            return
+        # A check-in's "review now" is the patient's or family's own request, asked for around
+        # the team treating the patient; the staff member who recorded the check-in did not
+        # raise it, so only the outreach team closes it.
+        raise NotAllowed(
+            f"The {Caller(review.caller).label.lower()} asked for this review at their daily "
+            "check-in, so only the outreach team on duty can cancel it. If it was recorded by "
+            "mistake, tell them."
+        )
     raise NotAllowed(
         f"Only the outreach rota's staff on duty can {action.label.lower()} a request, and you "
         "are not on the rota now. If you should be, ask a rota admin to add you."

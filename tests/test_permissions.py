@@ -15,6 +15,7 @@ from reviews.checkins import record_checkin
 from reviews.context import Actor, Services, operator
 from reviews.cover import record_cover
 from reviews.digest import digest_for
+from reviews.errors import NotAllowed
 from reviews.export import write_export
 from reviews.model import Outcome
 from reviews.permissions import check_rota_admin
@@ -121,6 +122,25 @@ def test_who_may_cancel(services: Services, column: str, expected: bool) -> None
         allowed(lambda: service.cancel(services=services, review_id=review_id, by=by, reason="x"))
         is expected
     )
+
+
+def test_a_review_a_family_asked_for_at_their_checkin_is_not_the_recorders_to_cancel(
+    services: Services,
+) -> None:
+    """Martha's Rule: a patient's or family's own request goes around the team treating the
+    patient. The nurse who recorded the check-in did not raise the review it asked for, so
+    cannot cancel it; the outreach team on duty can."""
+    form = CheckinForm(
+        ward="Ward 7", bed="3", respondent="family", answer="worse", wants_review="yes"
+    )
+    result = record_checkin(
+        services=services, checkin=validate_checkin(form), by=RAISER, source="slack"
+    )
+    assert result.review is not None and result.review.id is not None
+    review_id = result.review.id
+    with pytest.raises(NotAllowed, match="asked for this review at their daily check-in"):
+        service.cancel(services=services, review_id=review_id, by=RAISER, reason="better now")
+    service.cancel(services=services, review_id=review_id, by=RESPONDER, reason="seen on ward")
 
 
 def cover(services: Services, by: Actor, role: str) -> str:
