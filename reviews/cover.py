@@ -1,6 +1,7 @@
 """Cover and swaps: someone else holds a role from now until a time, over the rota's shift.
 
-Allowed for rota admins (ROTA_ADMINS) and for the person giving the role up (a current holder).
+Allowed for rota admins (ROTA_ADMINS) and for the person giving the role up (a current holder),
+for their own time on it (and a gap after it), never into another person's shift or cover.
 A new cover replaces any cover it overlaps for that stretch; a longer earlier cover resumes
 after it. Every cover is audited (review_event kind "cover", no review).
 """
@@ -18,7 +19,7 @@ from reviews.permissions import check_cover
 from rotas.lookup import who_holds
 from rotas.times import BadTime, next_wall_time, parse_rota_time
 from storage.database import UnitOfWork
-from storage.tables import Cover
+from storage.tables import Cover, Staff
 
 CLOCK_TIME = re.compile(r"(?P<hour>[01]?\d|2[0-3])[:.]?(?P<minute>[0-5]\d)")
 LONGEST_COVER = timedelta(days=7)
@@ -51,8 +52,11 @@ def record_cover(
                 "importing a rota that names them (with their email)."
             )
         holders = who_holds(uow, role, now)
-        check_cover(uow, services, by, role, holders)
-        until = _until(uow, role, until_text, now, services.timezone)
+        giving_up = check_cover(uow, services, by, role, holders)
+        if giving_up is None:  # a rota admin: anyone's time on the role
+            until = _until(uow, role, until_text, now, services.timezone)
+        else:
+            until = _own_until(uow, role, giving_up, until_text, now, services.timezone)
         _make_room(uow, role, now, until)
         uow.session.add(
             Cover(
@@ -111,6 +115,42 @@ def _until(uow: UnitOfWork, role: str, text: str | None, now: datetime, tz: Zone
     if until - now > LONGEST_COVER:
         raise ServiceError("Cover is for at most 7 days; change the rota itself for longer.")
     return until
+
+
+def _own_until(
+    uow: UnitOfWork, role: str, me: Staff, text: str | None, now: datetime, tz: ZoneInfo
+) -> datetime:
+    """Until when a holder (not a rota admin) gives `role` up: their own time on it (their
+    cover or shift now, and any of theirs that follows without a gap), and past it only into
+    time nobody else holds (a gap in the rota), never into someone else's shift or cover. By
+    default, their own time."""
+    own = _own_end(uow, role, me, now)
+    if text is None or not text.strip():
+        return own
+    until = _until(uow, role, text, now, tz)
+    if until > own:
+        shifts, covers = uow.rota.spans_between(role, own, until)
+        others = {shift.staff_id for shift in shifts} | {cover.staff_id for cover in covers}
+        if others - {me.id}:
+            raise ServiceError(
+                f"You can hand over only your own time on {role}, which ends "
+                f"{local_time(own, tz)}; after that, someone else holds it. For longer, ask a "
+                "rota admin."
+            )
+    return until
+
+
+def _own_end(uow: UnitOfWork, role: str, me: Staff, now: datetime) -> datetime:
+    """When `me`'s own holding of `role` from `now` ends: their cover's or shift's end, then
+    the end of any cover or shift of theirs that runs on from it."""
+    end = now
+    while True:
+        ends = [c.end for c in uow.rota.covers_at(role, end) if c.staff_id == me.id]
+        ends += [s.end for s in uow.rota.shifts_at(role, end) if s.staff_id == me.id]
+        later = max(ends, default=end)
+        if later <= end or later - now > LONGEST_COVER:
+            return min(later, now + LONGEST_COVER)
+        end = later
 
 
 def _read_time(text: str, now: datetime, tz: ZoneInfo) -> datetime:

@@ -70,15 +70,16 @@ def check_rota_admin(services: Services, by: Actor, what: str) -> None:
 
 def check_cover(
     uow: UnitOfWork, services: Services, by: Actor, role: str, holders: list[Staff]
-) -> None:
-    """NotAllowed unless `by` is a rota admin or gives up `role`, which they hold now."""
+) -> Staff | None:
+    """NotAllowed unless `by` is a rota admin (None) or gives up `role`, which they hold now
+    (who they are: they may give up only their own time on it, reviews.cover)."""
     if by.platform == CLI or by.is_in(services.rota_admins):
-        return
+        return None
     me = uow.rota.staff_by_platform_id(by.platform, by.user_id) or (
         uow.rota.staff_by_email(by.email) if by.email else None
     )
     if me is not None and me.id in {p.id for p in holders}:
-        return
+        return me
     names = " or ".join(p.name for p in holders) or "nobody at the moment"
     raise NotAllowed(
         f"Only a rota admin, or the person holding {role} now ({names}), can record cover "

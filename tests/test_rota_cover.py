@@ -61,6 +61,26 @@ def test_the_holder_hands_the_bleep_over_until_the_end_of_the_shift(services):
     assert detail["instead_of"] == ["Alex Carter"]
 
 
+def test_a_holder_cannot_hand_over_someone_elses_shift(services):
+    """Alex holds outreach until 20:00 and Jordan the night after: Alex may give up Alex's own
+    time, not Jordan's night (the contract: cover "for their own shifts")."""
+    on_rota(services.db, "outreach", "Jordan Lee", "U01JORDAN", utc(2026, 12, 1, 20))
+    with pytest.raises(ServiceError) as refused:
+        cover(services, by=ALEX, until="2026-12-03T08:00")
+    assert str(refused.value) == (
+        "You can hand over only your own time on outreach, which ends 20:00 Tue 01 Dec; after "
+        "that, someone else holds it. For longer, ask a rota admin."
+    )
+    with pytest.raises(ServiceError):
+        cover(services, by=ALEX, until="20:01")
+    assert holders(services, utc(2026, 12, 1, 22)) == ["Jordan Lee"]
+    assert "until 20:00 Tue 01 Dec" in cover(services, by=ALEX, until="20:00")
+    assert holders(services, utc(2026, 12, 1, 22)) == ["Jordan Lee"]
+    assert "Jordan Lee now holds outreach until 08:00 Wed 02 Dec" in cover(
+        services, by=ADMIN, who="U01JORDAN", until="2026-12-02T08:00"
+    )  # a rota admin may
+
+
 def test_a_rota_admin_records_cover_until_a_time(services, clock):
     said = cover(services, by=ADMIN, until="12:30")
     assert said.startswith("Sam Patel now holds outreach until 12:30 Tue 01 Dec")
