@@ -95,6 +95,22 @@ def test_an_unreachable_gateway_is_retried(pager):
     assert str(raised.value) == "paging gateway unreachable: ConnectionError"
 
 
+def test_a_gateway_too_slow_to_answer_is_not_paged_again_at_once(monkeypatch):
+    """A gateway that takes the page but answers after our timeout: the page may have arrived,
+    so it is tried again (same Idempotency-Key) no sooner than the time we waited, not at the
+    outbox's 1, 2, 4 s backoff, which would page the person again and again."""
+    monkeypatch.setattr("handlers.pager.gateway.TIMEOUT", 0.3)
+    with socket.socket() as silent:  # takes the connection and the page, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/page"
+        with pytest.raises(DeliveryError) as raised:
+            GatewaySender(url, PAGER_SECRET).deliver(page())
+    error = raised.value
+    assert error.uncertain and not error.permanent and error.retry_after == 0.3
+    assert str(error) == "paging gateway did not answer within 0.3 s (the page may have arrived)"
+
+
 def test_a_text_goes_through_notify_with_the_template_and_reference(notify):
     sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
     message_id = sender.deliver(page("+447700900456"))

@@ -3,7 +3,8 @@
 Body {"to", "text", "reference", "level"}; header X-Rapidreview-Signature: sha256=<hex
 HMAC-SHA256 of the exact body bytes with PAGER_WEBHOOK_SECRET>. The gateway verifies it with
 verify_signature() or its own three lines of the same. 2xx: sent. 408, 429 (honouring
-Retry-After) and 5xx, and network failures: retried. Any other answer: permanent.
+Retry-After) and 5xx, and network failures: retried; no answer within TIMEOUT: retried no
+sooner than TIMEOUT later, as the page may have arrived. Any other answer: permanent.
 
 Header Idempotency-Key: the outbox rows the page stands for (reviews.outbox.outbox_tag), the
 same on every attempt at them. A gateway has no way to tell us that a page whose answer was lost
@@ -61,6 +62,15 @@ class GatewaySender:
             headers[IDEMPOTENCY_HEADER] = ",".join(item.tags)
         try:
             response = self.session.post(self.url, data=body, headers=headers, timeout=TIMEOUT)
+        except requests.ReadTimeout as error:
+            # It may have taken the page and not answered in time. Tried again (with the same
+            # Idempotency-Key) no sooner than we waited, not every second or two: a gateway that
+            # is slow but working would otherwise page the person again at each retry.
+            raise DeliveryError(
+                f"paging gateway did not answer within {TIMEOUT:g} s (the page may have arrived)",
+                uncertain=True,
+                retry_after=TIMEOUT,
+            ) from error
         except requests.RequestException as error:
             raise DeliveryError(f"paging gateway unreachable: {type(error).__name__}") from error
         if response.ok:
