@@ -41,9 +41,13 @@ def site_key(services: Services) -> bytes:
         return bytes.fromhex(uow.web.secret("public-pages", secrets.token_hex(32)))
 
 
-def address_key(key: bytes, address: str) -> str:
-    """What is stored of a sender's address: a keyed hash, so the table holds no IP address."""
-    return hmac.new(key, f"address:{visitor(address)}".encode(), hashlib.sha256).hexdigest()
+def address_key(key: bytes, address: str, form: str = "request") -> str:
+    """What is stored of a sender's address: a keyed hash, so the table holds no IP address.
+    Each form has its own (`form` "request" or "daily view"): behind a hospital's guest Wi-Fi
+    every visitor shares one address, and routine daily views must not use up the urgent
+    requests' allowance."""
+    counted = "address" if form == "request" else f"{form}:address"
+    return hmac.new(key, f"{counted}:{visitor(address)}".encode(), hashlib.sha256).hexdigest()
 
 
 def visitor(address: str) -> str:
@@ -92,8 +96,9 @@ def _raise(services: Services, request: ValidRequest, key: str, sender: str) -> 
 
 
 def count_submission(uow: UnitOfWork, sender: str, now: datetime) -> None:
-    """Count one public submission from `sender` (a request or a daily view); TooMany when it
-    has had PER_HOUR in the last hour, and then nothing is counted."""
+    """Count one public submission from `sender` (address_key: a request, or a daily view, each
+    form counted apart); TooMany when it has had PER_HOUR in the last hour, and then nothing is
+    counted."""
     hour_ago = now - timedelta(hours=1)
     if uow.web.count_submissions(sender, hour_ago) >= PER_HOUR:
         raise TooMany(f"More than {PER_HOUR} submissions in an hour from one address.")

@@ -16,6 +16,7 @@ from storage.tables import Checkin
 from tests.support.builders import RecordingSender, make_services
 from tests.support.clock import FrozenClock
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
+from tests.support.public_pages import send as send_request
 
 VIEW = {"caller": "family", "answer": "same", "bed": "12", "worries": "", "wants_review": "no"}
 CONTACT = {
@@ -115,6 +116,16 @@ def test_more_than_five_an_hour_from_one_address_is_refused(site: PublicPages) -
     refused = send(site)
     assert refused.status_code == 429 and PHONE in refused.text
     assert len(checkins(site)) == 5
+
+
+def test_daily_views_never_use_up_the_urgent_requests_allowance(site: PublicPages) -> None:
+    """Behind a hospital's guest Wi-Fi every visitor shares one address: five families' daily
+    views in an hour must not refuse the next family's urgent request."""
+    for _ in range(5):
+        assert send(site).status_code == 200
+    assert send(site).status_code == 429  # the daily views' own allowance is used up
+    urgent = send_request(site)
+    assert urgent.status_code == 200 and "RR-0001" in urgent.text
 
 
 def test_an_unknown_ward_is_404(site: PublicPages) -> None:

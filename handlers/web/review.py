@@ -47,6 +47,7 @@ class ReviewPages:
 
     template = "review.html"
     fields = FIELDS
+    counted = "request"  # whose hourly allowance a submission uses (public.address_key)
 
     def __init__(self, services: Services, pages: Pages):
         self.services, self.pages = services, pages
@@ -93,7 +94,7 @@ class ReviewPages:
             return self._form(ward, tokens.issue(ward.code, now), typed, expired, status=403)
         except Forged:
             return self.refused(ward, 403, "This form could not be sent")
-        sender = public.address_key(tokens.key, address)
+        sender = public.address_key(tokens.key, address, self.counted)
         return self._accept(ward, typed, token, key, sender, base_url)
 
     def _accept(

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 class TodayPages(ReviewPages):
     template = "today.html"
     fields = tuple(PublicCheckinForm.__dataclass_fields__)
+    counted = "daily view"
 
     def _accept(
         self, ward: Ward, typed: dict[str, str], token: str, key: str, sender: str, base_url: str
