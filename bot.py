@@ -310,6 +310,7 @@ def run(bot: Bot) -> None:
             setting,
             platform,
         )
+    say_wards_without_a_phone(bot)
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -367,6 +368,21 @@ def unwatched_alarms(settings: Settings) -> list[tuple[str, str]]:
     if settings.teams_configured and not settings.teams_digest_conversation:
         unset.append(("Teams", "TEAMS_DIGEST_CONVERSATION"))
     return unset
+
+
+def say_wards_without_a_phone(bot: Bot) -> None:
+    """The public pages give each ward's phone line, else CONCERN_PHONE; a ward with neither
+    gets pages that can only tell people to ask ward staff to call the team: said at start."""
+    if bot.settings.concern_phone:
+        return
+    bare = [ward.code for ward in bot.services.wards if not ward.phone]
+    if bare:
+        log.warning(
+            "CONCERN_PHONE is not set, and these wards have no phone of their own: %s. Their "
+            "public pages give no phone line, only 'ask any member of staff to call the "
+            "outreach team'. Set CONCERN_PHONE to the trust's 24/7 Martha's Rule line.",
+            ", ".join(bare),
+        )
 
 
 def stop_cleanly(_signal: int, _frame: Any) -> None:

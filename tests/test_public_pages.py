@@ -7,6 +7,8 @@ import json
 import pytest
 import requests
 
+from bot import build, say_wards_without_a_phone
+from settings import Settings
 from storage.database import Database
 from tests.support.builders import make_services
 from tests.support.clock import FrozenClock
@@ -165,3 +167,32 @@ def test_the_status_link_uses_the_public_address(db: Database, clock: FrozenCloc
     with public_pages(make_services(db, clock), public_url=public) as site:
         answer = send(site)
     assert f'href="{public}/concern/status/' in answer.text
+
+
+def test_without_any_phone_line_the_pages_say_whom_to_ask_and_start_up_warns(
+    db: Database, clock: FrozenClock, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CONCERN_PHONE is optional and a ward's own phone too: with neither, a page that cannot
+    take a request never says "call us" with no number; it says to ask ward staff, and the
+    bot says at start which wards have no line."""
+    wards = tmp_path / "wards.toml"
+    wards.write_text('[[wards]]\ncode = "ward-9"\nname = "Ward 9"\nbeds = 10\n')
+    with public_pages(make_services(db, clock), wards_file=wards, concern_phone="") as site:
+        forged = requests.post(
+            f"{site.url}/concern/ward-9/review", data={"token": "forged"}, timeout=10
+        )
+    assert forged.status_code == 403
+    assert "call us" not in forged.text.lower()
+    assert "Ask any member of staff on the ward to call the critical care outreach team" in (
+        forged.text
+    )
+
+    settings = Settings(database_url=db.url, wards_file=wards)
+    say_wards_without_a_phone(build(settings, clock=clock, listening=False))
+    assert "CONCERN_PHONE is not set, and these wards have no phone of their own: ward-9" in (
+        caplog.text
+    )
+    caplog.clear()
+    settings = Settings(database_url=db.url, wards_file=wards, concern_phone="01632 960 001")
+    say_wards_without_a_phone(build(settings, clock=clock, listening=False))
+    assert "CONCERN_PHONE" not in caplog.text

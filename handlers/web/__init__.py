@@ -141,7 +141,7 @@ def error_pages(settings: Settings) -> dict[int, Callable[[Request, HTTPExceptio
             title="We cannot find that page",
             lines=[
                 "Check the web address on the poster, or choose the ward from the list.",
-                "Nothing was sent. If you are worried about someone now, please call us.",
+                "Nothing was sent. If you are worried about someone now, do not wait:",
             ],
             not_sent=request.method not in ("GET", "HEAD"),
         )

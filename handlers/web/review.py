@@ -145,7 +145,7 @@ class ReviewPages:
         )
 
     def refused(self, ward: Ward | None, status: int, title: str) -> Response:
-        lines = ["Nothing was sent. If you are worried about someone now, please call us."]
+        lines = ["Nothing was sent. If you are worried about someone now, do not wait:"]
         return self.pages.render(
             "problem.html", status=status, ward=ward, title=title, lines=lines, not_sent=True
         )
@@ -156,7 +156,8 @@ class ReviewPages:
             "problem.html",
             status=status,
             ward=ward,
-            title="Your request was NOT sent: call us now",
+            title="Your request was NOT sent",
+            call_now=True,
             lines=lines,
             not_sent=True,
         )
@@ -167,7 +168,8 @@ class ReviewPages:
             "problem.html",
             status=503,
             ward=ward,
-            title="Call us instead",
+            title="This form is not working",
+            call_now=True,
             lines=lines,
             not_sent=False,
         )
