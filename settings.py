@@ -6,6 +6,7 @@ fix. Secrets are never part of a message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -165,7 +166,7 @@ def load_settings(
         wards_file=_wards_file(get("WARDS_FILE")),
         public_url=_public_url(get("PUBLIC_URL")),
         concern_phone=_phone("CONCERN_PHONE", get("CONCERN_PHONE")),
-        forwarded_allow_ips=values.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip(),
+        forwarded_allow_ips=_proxies(values.get("FORWARDED_ALLOW_IPS", "127.0.0.1")),
         sender_process=_on_off("SENDER_PROCESS", get("SENDER_PROCESS", "on")),
     )
     if complete:
@@ -370,6 +371,27 @@ def _public_url(value: str) -> str:
 def _phone(name: str, value: str) -> str:
     if value and not re.fullmatch(r"\+?[0-9 ()-]{3,25}", value):
         raise SettingsError(f"{name}: must be a phone number, e.g. 01234 567890, got {value!r}")
+    return value
+
+
+def _proxies(value: str) -> str:
+    """FORWARDED_ALLOW_IPS: "*", nothing, or IP addresses and networks. uvicorn keeps a word it
+    cannot read as a name that never matches, so a typo would count every visitor as the proxy
+    (one hourly allowance for the whole hospital): refused here instead."""
+    value = value.strip()
+    if value in ("", "*"):
+        return value
+    for host in (part.strip() for part in value.split(",")):
+        try:
+            if "/" in host:
+                ipaddress.ip_network(host)
+            else:
+                ipaddress.ip_address(host)
+        except ValueError:
+            raise SettingsError(
+                "FORWARDED_ALLOW_IPS: must be * or IP addresses or networks separated by commas "
+                f"(e.g. 10.0.0.5,10.1.0.0/16), got {host!r}"
+            ) from None
     return value
 
 

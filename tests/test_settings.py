@@ -82,12 +82,20 @@ def test_modes():
         ({"PAGER_WEBHOOK_URL": "pager:9000", "PAGER_WEBHOOK_SECRET": "s"}, "PAGER_WEBHOOK_URL"),
         ({"PAGER_WEBHOOK_SECRET": "s"}, "PAGER_WEBHOOK_URL"),
         ({"SENDER_PROCESS": "yes"}, "SENDER_PROCESS"),
+        ({"FORWARDED_ALLOW_IPS": "zzz"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.5, proxy.example"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "10.1.0.1/16"}, "FORWARDED_ALLOW_IPS"),  # host bits set
     ],
 )
 def test_each_bad_setting_is_named(env, names):
     with pytest.raises(SettingsError) as raised:
         settings(**env)
     assert str(raised.value).startswith(names + ":")
+
+
+@pytest.mark.parametrize("proxies", ["*", "", "10.0.0.5", "10.0.0.5, 10.1.0.0/16", "::1,fd00::/8"])
+def test_the_trusted_proxies_may_be_any_or_none_or_addresses_and_networks(proxies):
+    assert settings(FORWARDED_ALLOW_IPS=proxies).forwarded_allow_ips == proxies.strip()
 
 
 def test_start_up_stops_with_one_line_and_no_secret(tmp_path):
