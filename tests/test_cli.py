@@ -93,6 +93,29 @@ def test_export_answers_on_stdout_and_logs_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("where", "extra"),
+    [
+        ("no-such-folder/december.csv", []),
+        ("no-such-folder/december.csv", ["--checkins"]),
+        ("no-such-folder/december.csv", ["--with-identifiers"]),
+        (".", []),  # a folder
+        (".", ["--checkins"]),
+    ],
+)
+def test_an_export_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, where, extra):
+    out = tmp_path / where
+    result = run_bot(
+        "export", "--month", "2026-12", "--out", str(out), *extra,
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("rapidreview: --out: cannot write to ") and str(out.parent) in line
+    assert tmp_path.is_dir()  # never removed in the clearing up
+
+
+@pytest.mark.parametrize(
     ("args", "says"),
     [
         (["bogus"], "invalid choice: 'bogus'"),
