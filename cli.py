@@ -7,6 +7,7 @@ given to argparse are what `--help` shows: they are written for the trust's oper
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -84,7 +85,8 @@ def make_parser() -> argparse.ArgumentParser:
         "role", metavar="ROLE", help="the role as the escalation policy names it, e.g. outreach"
     )
     cover.add_argument(
-        "person", metavar="PERSON", help="the covering person's email (or Slack/Teams user id)"
+        "person", metavar="PERSON", help="the covering person's email, name as on the rota, or "
+        "Slack/Teams user id"
     )
     cover.add_argument(
         "--until", default=None, metavar="TIME", help="local time, e.g. 20:00 or "
@@ -95,7 +97,9 @@ def make_parser() -> argparse.ArgumentParser:
         rota, "remove", "take someone off the rota from now (their shifts and cover are "
         "withdrawn, kept as history)"
     )
-    remove.add_argument("person", metavar="PERSON", help="their email (or Slack/Teams user id)")
+    remove.add_argument(
+        "person", metavar="PERSON", help="their email, name as on the rota, or Slack/Teams user id"
+    )
     remove.add_argument("--by", required=True, metavar="YOU", help=AUDIT_BY)
     digest = add(commands, "digest", "print (or post) the managers' daily digest")
     window = digest.add_mutually_exclusive_group()
@@ -200,7 +204,7 @@ def rota_cover(args: argparse.Namespace, bot: Bot) -> int:
     from reviews.cover import record_cover
     from reviews.service import ServiceError
 
-    platform, user_id = person_identity(args.person)
+    platform, user_id = person_identity(args.person, bot)
     try:
         said = record_cover(
             services=bot.services,
@@ -220,7 +224,7 @@ def rota_remove(args: argparse.Namespace, bot: Bot) -> int:
     from reviews.removal import remove_from_rota
     from reviews.service import ServiceError
 
-    platform, user_id = person_identity(args.person)
+    platform, user_id = person_identity(args.person, bot)
     try:
         said = remove_from_rota(
             services=bot.services, platform=platform, user_id=user_id, by=operator(args.by)
@@ -332,11 +336,34 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
 }
 
 
-def person_identity(person: str) -> tuple[str, str]:
-    """An email is a directory identity; otherwise a Slack id (U…/W…) or a Teams id."""
+def person_identity(person: str, bot: Bot | None = None) -> tuple[str, str]:
+    """An email is a directory identity; a Slack id (U…/W…, no spaces) or a Teams id (29:…);
+    otherwise a name in the staff directory, as the rota gives it ("Sam Patel"), when one
+    person has it (BadInput when none does, or several)."""
+    person = person.strip()
     if "@" in person:
         return "shell", person.lower()
-    return ("slack", person) if person[:1] in ("U", "W") else ("teams", person)
+    if re.fullmatch(r"[UW][A-Z0-9]+", person):
+        return "slack", person
+    if person.startswith("29:") or bot is None:
+        return "teams", person
+    with bot.services.db.reading() as uow:
+        named = list(uow.rota.staff_by_name(person))
+    if len(named) > 1:
+        raise BadInput(
+            f"{len(named)} people in the staff directory are called {person!r}: give their email"
+        )
+    if not named:
+        raise BadInput(
+            f"Nobody in the staff directory is called {person!r}: give their email as the rota "
+            "has it, or their Slack or Teams user id"
+        )
+    found = named[0]
+    if found.email:
+        return "shell", found.email
+    if found.slack_user_id:
+        return "slack", found.slack_user_id
+    return "teams", found.teams_user_id or ""
 
 
 def parse_local(text: str, settings: Settings) -> datetime:

@@ -64,3 +64,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         "rapidreview: That person is not in the staff directory yet. A rota admin can add them "
         "by importing a rota that names them (with their email)."
     )
+
+
+def test_a_person_may_be_named_as_the_rota_names_them(tmp_path):
+    """At 3 a.m. the operator types the name the rota shows, not an email they must look up."""
+    assert bot("import", str(ROTA / "december-2026.csv"), tmp_path=tmp_path).returncode == 0
+    covered = bot(
+        "cover", "outreach", "Sam Patel", "--until", "23:59", "--by", "lead@nhs.net",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert covered.returncode == 0, covered.stderr
+    assert covered.stdout.startswith("Sam Patel now holds outreach until 23:59")
+    unknown = bot("remove", "Walter White", "--by", "lead@nhs.net", tmp_path=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1] == (
+        "rapidreview: Nobody in the staff directory is called 'Walter White': give their email "
+        "as the rota has it, or their Slack or Teams user id"
+    )
