@@ -1,6 +1,6 @@
 """`checkin` in the local shell, typed at a real (pseudo-)terminal: each answer checked as
 typed, the ward remembered, "worse" answered with what to do, a wish for review raised; and
-the ward prompt shown for a trial with a wards file."""
+the ward prompt shown for a trial with a wards file, whose wards both forms offer."""
 
 from __future__ import annotations
 
@@ -58,10 +58,21 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         today = shell.expect("Family, carer or advocate · the same · RR-0001")
         assert "bed 12 · " in today and "· Patient · worse" in today
         assert "not herself" not in today  # their words stay off the list
+        shell.type("checkins ward-7")  # the wards file's code, as on the public page's address
+        shell.expect("Check-ins on Ward 7 (Acute Medicine) today: 2")
+        shell.type("checkins Nowhere")
+        shell.expect("Check-ins on Nowhere today: 0 (not a ward of the wards file: Ward 7")
 
         shell.type("checkin")
         shell.expect("Ward")
         shell.press(CTRL_C)
         shell.expect("Cancelled: nothing was recorded.")
+
+        # The request form offers the same wards, as Slack's and Teams' forms do.
+        shell.type("raise")
+        shell.type("1")  # staff
+        shell.expect("Ward: [1] Ward 7 (Acute Medicine)")
+        shell.press(CTRL_C)
+        shell.expect("Cancelled: nothing was raised.")
     finally:
         shell.stop()

@@ -81,9 +81,16 @@ def todays_checkins(services: Services, args: list[str]) -> str:
     ward = " ".join(args) or last_ward(services=services, by=SHELL_USER) or ""
     if not ward:
         return "Which ward? e.g. checkins Ward 7"
+    coded = services.wards.by_code(ward)  # the wards file's code: checkins ward-7
+    names = services.wards.names()
+    named = next((name for name in names if name.lower() == ward.lower()), None)
+    ward = coded.name if coded else named or ward
+    # Staff may record a ward not on the list, so it is said rather than refused.
+    listed = coded is not None or named is not None or not names
+    heading_note = "" if listed else f" (not a ward of the wards file: {', '.join(names)})"
     today = services.clock.now().astimezone(services.timezone).date()
     lines = ward_day(services=services, ward=ward, day=today)
-    heading = f"Check-ins on {ward} today: {len(lines)}"
+    heading = f"Check-ins on {ward} today: {len(lines)}{heading_note}"
     return "\n".join([heading, *(f"  {line}" for line in lines)])
 
 

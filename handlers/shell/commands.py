@@ -66,31 +66,34 @@ def _asks_callback(answers: Answers) -> bool:
     return answers.get("caller") in (Caller.PATIENT, Caller.FAMILY)
 
 
-REVIEW_FORM = (
-    Question(
-        "caller",
-        "Who is raising it?",
-        {c.value: label for c, label in CALLER_LABELS.items()},
-        review_check("caller"),
-    ),
-    Question("ward", "Ward:", check=review_check("ward")),
-    Question("bed", "Bed:", check=review_check("bed")),
-    Question("nhs_number", "NHS number (optional):", check=review_check("nhs_number")),
-    Question("news2", "NEWS2 score 0-20 (optional):", check=review_check("news2")),
-    Question(
-        "concern_kind",
-        "Kind of concern?",
-        {k.value: label for k, label in CONCERN_LABELS.items()},
-        review_check("concern_kind"),
-    ),
-    Question("concern", "What worries you?", check=review_check("concern")),
-    Question(
-        "callback_number",
-        "Call-back number:",
-        check=review_check("callback_number"),
-        when=_asks_callback,
-    ),
-)
+def review_form(wards: list[str]) -> tuple[Question, ...]:
+    """The request form's questions; the ward offers the wards file's (a ward not listed may
+    still be typed, as on Slack and Teams)."""
+    return (
+        Question(
+            "caller",
+            "Who is raising it?",
+            {c.value: label for c, label in CALLER_LABELS.items()},
+            review_check("caller"),
+        ),
+        Question("ward", "Ward:", {w: w for w in wards} or None, review_check("ward")),
+        Question("bed", "Bed:", check=review_check("bed")),
+        Question("nhs_number", "NHS number (optional):", check=review_check("nhs_number")),
+        Question("news2", "NEWS2 score 0-20 (optional):", check=review_check("news2")),
+        Question(
+            "concern_kind",
+            "Kind of concern?",
+            {k.value: label for k, label in CONCERN_LABELS.items()},
+            review_check("concern_kind"),
+        ),
+        Question("concern", "What worries you?", check=review_check("concern")),
+        Question(
+            "callback_number",
+            "Call-back number:",
+            check=review_check("callback_number"),
+            when=_asks_callback,
+        ),
+    )
 
 
 def outcome_check(field: str) -> Callable[[Answers], str | None]:
@@ -206,7 +209,7 @@ class Shell:
 
     def raise_review(self) -> None:
         try:
-            answers = fill(self.terminal, REVIEW_FORM)
+            answers = fill(self.terminal, review_form(self.services.wards.names()))
         except Cancelled:
             self.say("Cancelled: nothing was raised.")
             return
