@@ -19,6 +19,8 @@ from reviews.errors import NotAllowed
 from reviews.export import write_export
 from reviews.model import Outcome
 from reviews.permissions import check_rota_admin
+from reviews.removal import remove_from_rota
+from rotas.lookup import who_holds
 from storage.database import Database
 from storage.tables import Shift, Staff
 from tests.support.builders import make_services, on_rota, request
@@ -180,6 +182,24 @@ def test_who_may_record_cover_for_anyone(services: Services, column: str, expect
 )
 def test_who_may_import_a_rota(services: Services, column: str, expected: bool) -> None:
     assert allowed(lambda: check_rota_admin(services, COLUMNS[column], "import a rota")) is expected
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [("anyone", False), ("responder", False), ("rota admin", True), ("manager", False)],
+)
+def test_who_may_take_someone_off_the_rota(
+    services: Services, clock, column: str, expected: bool
+) -> None:
+    def remove() -> object:
+        return remove_from_rota(
+            services=services, platform="slack", user_id="U01SAM", by=COLUMNS[column]
+        )
+
+    assert allowed(remove) is expected
+    with services.db.unit_of_work() as uow:
+        holding = [person.name for person in who_holds(uow, "outreach-backup", clock.now())]
+    assert holding == ([] if expected else ["Sam Patel"])
 
 
 @pytest.mark.parametrize(
