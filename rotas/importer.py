@@ -77,9 +77,19 @@ def _read(path: Path, services: RotaServices) -> ReadResult:
         result.reject(0, f"{path.name}: not a rota file; give a .csv or .ics file")
         return result
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        result.reject(0, f"cannot read {path.name}: {error}")
+        raw = path.read_bytes()
+    except OSError as error:
+        result.reject(0, f"cannot read {path.name}: {error.strerror or error}")
+        return result
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Excel's plain "CSV" is saved in Windows' own encoding: "Zoë" is one byte, not UTF-8's.
+        line = raw[: error.start].count(b"\n") + 1
+        result.reject(
+            line,
+            f'{path.name} is not UTF-8 text; in Excel, save it as "CSV UTF-8 (Comma delimited)"',
+        )
         return result
     return reader(text, services.timezone)
 

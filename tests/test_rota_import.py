@@ -226,6 +226,22 @@ def test_a_file_that_is_not_a_rota_is_refused(db, clock, tmp_path):
     assert not import_rota(services=services, path=write(tmp_path, "cal.ics", "hello")).ok
 
 
+def test_a_csv_excel_saved_in_windows_encoding_says_how_to_save_it(db, clock, tmp_path):
+    services = make_services(db, clock)
+    rota = tmp_path / "rota.csv"
+    rota.write_bytes(
+        "role,name,email,slack_user_id,teams_user_id,start,end\n"
+        "outreach,Zo\u00eb Price,zoe.price@nhs.net,,,2026-12-01T08:00,2026-12-01T20:00\n".encode(
+            "cp1252"
+        )
+    )
+    assert import_rota(services=services, path=rota).lines() == [
+        "Nothing imported from rota.csv: 1 problem.",
+        'line 2: rota.csv is not UTF-8 text; in Excel, save it as "CSV UTF-8 (Comma delimited)"',
+    ]
+    assert live_shifts(services) == []
+
+
 def test_slack_ids_missing_from_the_file_are_looked_up_by_email(db, clock):
     services = make_services(db, clock)
     asked: list[str] = []
