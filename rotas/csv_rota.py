@@ -32,10 +32,13 @@ def read_csv(text: str, tz: ZoneInfo) -> ReadResult:
             ", got " + ",".join(header),
         )
         return result
-    for cells in reader:
-        if not any(cell.strip() for cell in cells):
-            continue
-        _read_row(result, reader.line_num, cells, tz, extra)
+    try:
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            _read_row(result, reader.line_num, cells, tz, extra)
+    except csv.Error as error:  # a quote never closed, a stray line ending inside a field
+        result.reject(reader.line_num, f"not readable as CSV ({error})")
     reject_duplicates(result)
     return result
 

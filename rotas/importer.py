@@ -82,7 +82,8 @@ def _read(path: Path, services: RotaServices) -> ReadResult:
         result.reject(0, f"cannot read {path.name}: {error.strerror or error}")
         return result
     try:
-        text = raw.decode("utf-8")
+        # Any line ending, as reading the file as text would (a spreadsheet's lone \r too).
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as error:
         # Excel's plain "CSV" is saved in Windows' own encoding: "Zoë" is one byte, not UTF-8's.
         line = raw[: error.start].count(b"\n") + 1

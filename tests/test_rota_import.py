@@ -242,6 +242,21 @@ def test_a_csv_excel_saved_in_windows_encoding_says_how_to_save_it(db, clock, tm
     assert live_shifts(services) == []
 
 
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_any_line_ending_a_spreadsheet_saves_is_read(db, clock, tmp_path, ending):
+    services = make_services(db, clock)
+    rota = tmp_path / "rota.csv"
+    lines = [
+        "role,name,email,slack_user_id,teams_user_id,start,end",
+        "outreach,Zoe Price,zoe.price@nhs.net,U0ZOE,,2026-12-01T08:00,2026-12-01T20:00",
+        'outreach-backup,"Sam\rPatel",sam.patel@nhs.net,U0SAM,,2026-12-01T08:00,2026-12-01T20:00',
+    ]
+    rota.write_bytes(ending.join(lines).encode())
+    report = import_rota(services=services, path=rota)
+    assert report.ok, report.lines()
+    assert len(live_shifts(services)) == 2
+
+
 def test_slack_ids_missing_from_the_file_are_looked_up_by_email(db, clock):
     services = make_services(db, clock)
     asked: list[str] = []
