@@ -62,9 +62,10 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         shell.expect("Check-ins on Ward 7 (Acute Medicine) today: 2")
         shell.type("checkins Nowhere")
         shell.expect("Check-ins on Nowhere today: 0 (not a ward of the wards file: Ward 7")
+        shell.expect("Cedar Ward (Surgery))")  # the whole line, before the next command
 
         shell.type("checkin")
-        shell.expect("Ward")
+        shell.expect("Ward (Enter for")
         shell.press(CTRL_C)
         shell.expect("Cancelled: nothing was recorded.")
 
