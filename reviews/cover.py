@@ -122,22 +122,39 @@ def _own_until(
 ) -> datetime:
     """Until when a holder (not a rota admin) gives `role` up: their own time on it (their
     cover or shift now, and any of theirs that follows without a gap), and past it only into
-    time nobody else holds (a gap in the rota), never into someone else's shift or cover. By
-    default, their own time."""
+    time nobody else holds (a gap in the rota). Never over anyone else who would hold it
+    meanwhile: a colleague on the same role at the same time, or the next person's shift (a
+    cover replaces every holder). By default, their own time."""
     own = _own_end(uow, role, me, now)
-    if text is None or not text.strip():
-        return own
-    until = _until(uow, role, text, now, tz)
-    if until > own:
-        shifts, covers = uow.rota.spans_between(role, own, until)
-        others = {shift.staff_id for shift in shifts} | {cover.staff_id for cover in covers}
-        if others - {me.id}:
-            raise ServiceError(
-                f"You can hand over only your own time on {role}, which ends "
-                f"{local_time(own, tz)}; after that, someone else holds it. For longer, ask a "
-                "rota admin."
-            )
+    until = own if text is None or not text.strip() else _until(uow, role, text, now, tz)
+    displaced = _others_holding(uow, role, me, now, until)
+    if displaced:
+        names = " and ".join(person.name for person in displaced)
+        raise ServiceError(
+            f"You can hand over only your own time on {role} (until {local_time(own, tz)}), "
+            f"not {names}'s. Ask a rota admin."
+        )
     return until
+
+
+def _others_holding(
+    uow: UnitOfWork, role: str, me: Staff, start: datetime, end: datetime
+) -> list[Staff]:
+    """Who besides `me` holds `role` at any moment of [start, end), as things stand: who holds
+    it changes only where a shift or cover begins or ends, so those moments are enough."""
+    shifts, covers = uow.rota.spans_between(role, start, end)
+    moments = {start} | {
+        moment
+        for span in (*shifts, *covers)
+        for moment in (span.start, span.end)
+        if start < moment < end
+    }
+    others: dict[int | None, Staff] = {}
+    for moment in sorted(moments):
+        for person in who_holds(uow, role, moment):
+            if person.id != me.id:
+                others[person.id] = person
+    return list(others.values())
 
 
 def _own_end(uow: UnitOfWork, role: str, me: Staff, now: datetime) -> datetime:

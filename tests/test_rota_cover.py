@@ -68,8 +68,8 @@ def test_a_holder_cannot_hand_over_someone_elses_shift(services):
     with pytest.raises(ServiceError) as refused:
         cover(services, by=ALEX, until="2026-12-03T08:00")
     assert str(refused.value) == (
-        "You can hand over only your own time on outreach, which ends 20:00 Tue 01 Dec; after "
-        "that, someone else holds it. For longer, ask a rota admin."
+        "You can hand over only your own time on outreach (until 20:00 Tue 01 Dec), not Jordan "
+        "Lee's. Ask a rota admin."
     )
     with pytest.raises(ServiceError):
         cover(services, by=ALEX, until="20:01")
@@ -79,6 +79,15 @@ def test_a_holder_cannot_hand_over_someone_elses_shift(services):
     assert "Jordan Lee now holds outreach until 08:00 Wed 02 Dec" in cover(
         services, by=ADMIN, who="U01JORDAN", until="2026-12-02T08:00"
     )  # a rota admin may
+
+
+def test_a_holder_cannot_hand_over_a_colleague_holding_the_role_beside_them(services):
+    """Two people may hold a role at once, and a cover replaces every holder: Alex giving up
+    outreach must not take Jordan, on the same role at the same time, off the bleep."""
+    on_rota(services.db, "outreach", "Jordan Lee", "U01JORDAN", utc(2026, 12, 1, 8))
+    with pytest.raises(ServiceError, match="not Jordan Lee's. Ask a rota admin."):
+        cover(services, by=ALEX)
+    assert holders(services, utc(2026, 12, 1, 15)) == ["Alex Carter", "Jordan Lee"]
 
 
 def test_a_rota_admin_records_cover_until_a_time(services, clock):
