@@ -143,12 +143,8 @@ def _others_holding(
     """Who besides `me` holds `role` at any moment of [start, end), as things stand: who holds
     it changes only where a shift or cover begins or ends, so those moments are enough."""
     shifts, covers = uow.rota.spans_between(role, start, end)
-    moments = {start} | {
-        moment
-        for span in (*shifts, *covers)
-        for moment in (span.start, span.end)
-        if start < moment < end
-    }
+    bounds = [(s.start, s.end) for s in shifts] + [(c.start, c.end) for c in covers]
+    moments = {start} | {moment for pair in bounds for moment in pair if start < moment < end}
     others: dict[int | None, Staff] = {}
     for moment in sorted(moments):
         for person in who_holds(uow, role, moment):
