@@ -126,6 +126,9 @@ def test_daily_views_never_use_up_the_urgent_requests_allowance(site: PublicPage
     assert send(site).status_code == 429  # the daily views' own allowance is used up
     urgent = send_request(site)
     assert urgent.status_code == 200 and "RR-0001" in urgent.text
+    # A daily view asking for a review now is a request: it has the requests' allowance.
+    wish = send(site, answer="worse", wants_review="yes", **CONTACT)
+    assert wish.status_code == 200 and "RR-0002" in wish.text
 
 
 def test_an_unknown_ward_is_404(site: PublicPages) -> None:

@@ -135,6 +135,21 @@ def test_while_slack_cannot_be_reached_the_family_is_asked_to_phone_as_well(
     assert len(stored(site)) == 5
 
 
+def test_the_status_page_gives_the_wards_own_phone_line(
+    db: Database, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """A family checking from home needs a number to call: the ward's own line, when the
+    wards file gives one and there is no trust-wide CONCERN_PHONE."""
+    wards = tmp_path / "wards.toml"
+    wards.write_text(
+        '[[wards]]\ncode = "ward-7"\nname = "Ward 7"\nbeds = 28\nphone = "01632 960 077"\n'
+    )
+    with public_pages(make_services(db, clock), wards_file=wards, concern_phone="") as site:
+        page = requests.get(status_link(send(site)), timeout=10)
+    assert page.status_code == 200 and "01632 960 077" in page.text
+    assert "Ward 7" not in page.text  # it still names no ward
+
+
 def test_the_status_page_follows_the_request_with_times_only(
     site: PublicPages, clock: FrozenClock
 ) -> None:

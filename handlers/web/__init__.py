@@ -106,8 +106,13 @@ def show_status(services: Services, pages: Pages, token: str) -> Response:
             not_sent=False,
         )
     seen = status.steps[1].at is not None  # acknowledged: the team has it
+    # The ward's own line, though the page names no ward (it shows only what happened, when).
+    ward = next((w for w in services.wards if w.name == status.ward), None)
     return pages.render(
-        "status.html", progress=status, delayed=status.open and not seen and delayed(services)
+        "status.html",
+        phone=pages.site.phone_for(ward),
+        progress=status,
+        delayed=status.open and not seen and delayed(services),
     )
 
 

@@ -55,8 +55,9 @@ class Pages:
     def render(
         self, template: str, *, status: int = 200, ward: Ward | None = None, **context: Any
     ) -> HTMLResponse:
+        phone = context.pop("phone", None) or self.site.phone_for(ward)  # a page may name its own
         html = self.environment.get_template(template).render(
-            ward=ward, phone=self.site.phone_for(ward), stylesheet=STYLESHEET, **context
+            ward=ward, phone=phone, stylesheet=STYLESHEET, **context
         )
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
         return HTMLResponse(html, status_code=status, headers=headers)

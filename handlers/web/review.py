@@ -47,7 +47,10 @@ class ReviewPages:
 
     template = "review.html"
     fields = FIELDS
-    counted = "request"  # whose hourly allowance a submission uses (public.address_key)
+
+    def counted_as(self, typed: dict[str, str]) -> str:
+        """Whose hourly allowance a submission uses (public.address_key)."""
+        return "request"
 
     def __init__(self, services: Services, pages: Pages):
         self.services, self.pages = services, pages
@@ -94,7 +97,7 @@ class ReviewPages:
             return self._form(ward, tokens.issue(ward.code, now), typed, expired, status=403)
         except Forged:
             return self.refused(ward, 403, "This form could not be sent")
-        sender = public.address_key(tokens.key, address, self.counted)
+        sender = public.address_key(tokens.key, address, self.counted_as(typed))
         return self._accept(ward, typed, token, key, sender, base_url)
 
     def _accept(

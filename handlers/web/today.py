@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 class TodayPages(ReviewPages):
     template = "today.html"
     fields = tuple(PublicCheckinForm.__dataclass_fields__)
-    counted = "daily view"
+
+    def counted_as(self, typed: dict[str, str]) -> str:
+        # A daily view that asks for a review is a request: routine views never use up its
+        # allowance, nor can they block it.
+        return "request" if typed.get("wants_review") == "yes" else "daily view"
 
     def _accept(
         self, ward: Ward, typed: dict[str, str], token: str, key: str, sender: str, base_url: str
