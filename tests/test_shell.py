@@ -112,8 +112,8 @@ def test_each_answer_is_checked_as_typed_and_asked_again_in_the_same_words(shell
     shell.expect("Who is raising it?")
     answer("7", "Choose who is raising this request. Type a number from 1 to 3.", "Who is")
     shell.type("2")
-    shell.expect("Ward:")
-    answer("", "Enter the ward.", "Ward:")
+    shell.expect("or another):")  # the wards it offers
+    answer("", "Enter the ward.", "or another):")
     shell.type("Ward 4")
     shell.type("")
     shell.expect("NHS number (optional):")
@@ -135,7 +135,7 @@ def test_each_answer_is_checked_as_typed_and_asked_again_in_the_same_words(shell
 def test_interrupts_cancel_a_form_and_end_the_shell_without_a_traceback(shell):
     shell.type("raise")
     shell.type("1")
-    shell.expect("Ward:")
+    shell.expect("or another):")
     shell.press(CTRL_C)
     shell.expect("Cancelled: nothing was raised.")
     shell.type("raise")

@@ -28,8 +28,8 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         shell.expect("> ")
         shell.expect("Daily check-in, Ward 7 (Acute Medicine): 0 check-ins recorded")
         shell.type("checkin")
-        shell.expect("[1] Ward 7 (Acute Medicine)")
-        shell.type("1")
+        shell.expect("Ward (Ward 7 (Acute Medicine), Ward 12 (Elderly Care), Cedar Ward (Surgery)")
+        shell.type("7")  # the ward's own number, never the seventh on a list
         shell.type("12")
         shell.type("9")  # not one of the three
         shell.expect("Type a number from 1 to 3.")
@@ -72,7 +72,7 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         # The request form offers the same wards, as Slack's and Teams' forms do.
         shell.type("raise")
         shell.type("1")  # staff
-        shell.expect("Ward: [1] Ward 7 (Acute Medicine)")
+        shell.expect("Ward (Ward 7 (Acute Medicine), Ward 12 (Elderly Care)")
         shell.press(CTRL_C)
         shell.expect("Cancelled: nothing was raised.")
     finally:

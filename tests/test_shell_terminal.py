@@ -101,3 +101,17 @@ def test_typing_through_a_stream_of_messages_never_takes_the_shell_down() -> Non
         assert b"Assertion" not in tail
         os.write(fd, b"\x15quit\r")
         read_until(fd, b"bye")
+
+
+def test_a_ward_is_chosen_by_its_name_never_by_its_place_on_a_list() -> None:
+    """Fourteen wards: a nurse typing "12" means Ward 12, not the twelfth ward listed (which
+    would send the team to the wrong ward)."""
+    from handlers.shell.forms import Question
+
+    wards = [f"Ward {n}" for n in range(4, 18)]  # the twelfth on the list is Ward 15
+    ward = Question("ward", "Ward:", {w: w for w in wards}, named=True)
+    assert ward.value("12") == "Ward 12"
+    assert ward.value("ward 7") == "Ward 7"
+    assert ward.value("Ward 40") == "Ward 40"  # not listed: kept as typed
+    assert ward.value("Ward") == "Ward"  # every ward has the word: kept as typed
+    assert "[1]" not in ward.prompt() and "Ward 4, Ward 5" in ward.prompt()

@@ -42,8 +42,9 @@ def _asked(answers: Answers) -> bool:
 def checkin_form(wards: list[str], last: str) -> tuple[Question, ...]:
     """The questions; the ward offers the wards file's and starts on the last one used."""
     ward = "Ward" + (f" (Enter for {last})" if last else "") + ":"
+    choices = {w: w for w in wards} or None
     return (
-        Question("ward", ward, {w: w for w in wards} or None, checkin_check("ward", last)),
+        Question("ward", ward, choices, checkin_check("ward", last), named=choices is not None),
         Question("bed", "Bed:", check=checkin_check("bed")),
         Question(
             "respondent",

@@ -76,7 +76,7 @@ def review_form(wards: list[str]) -> tuple[Question, ...]:
             {c.value: label for c, label in CALLER_LABELS.items()},
             review_check("caller"),
         ),
-        Question("ward", "Ward:", {w: w for w in wards} or None, review_check("ward")),
+        Question("ward", "Ward:", {w: w for w in wards} or None, review_check("ward"), named=True),
         Question("bed", "Bed:", check=review_check("bed")),
         Question("nhs_number", "NHS number (optional):", check=review_check("nhs_number")),
         Question("news2", "NEWS2 score 0-20 (optional):", check=review_check("news2")),

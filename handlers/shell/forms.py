@@ -29,28 +29,46 @@ class Question:
     choices: Mapping[str, str] | None = None  # value -> label, offered as [1] label ...
     check: Check | None = None
     when: Callable[[Answers], bool] | None = None  # asked only when this says so
+    # Offered by name only, never by a menu number: a ward's own name has numbers in it
+    # ("Ward 12"), and "12" must never pick the twelfth ward on the list.
+    named: bool = False
 
     def prompt(self) -> str:
         if not self.choices:
             return f"{self.text} "
+        if self.named:
+            listed = ", ".join(self.choices.values())
+            return f"{self.text.rstrip(':')} ({listed}, or another): "
         menu = "  ".join(f"[{n}] {label}" for n, label in enumerate(self.choices.values(), 1))
         return f"{self.text} {menu}: "
 
     def value(self, typed: str) -> str:
-        """A choice's value from its number or its label; other answers as typed."""
+        """A choice's value from its number or its label (a named question's: from its label,
+        or a word only its label has, "12" for "Ward 12 (Elderly Care)"); other answers as
+        typed."""
         typed = typed.strip()
         if not self.choices:
             return typed
         values = list(self.choices)
-        if typed.isascii() and typed.isdigit() and 1 <= int(typed) <= len(values):
+        if self.named:
+            having = [
+                value for value, label in self.choices.items() if typed.lower() in _words(label)
+            ]
+            if len(having) == 1 and typed:
+                return having[0]
+        elif typed.isascii() and typed.isdigit() and 1 <= int(typed) <= len(values):
             return values[int(typed) - 1]
         by_label = {label.lower(): value for value, label in self.choices.items()}
         return by_label.get(typed.lower(), typed)
 
     def refusal(self, problem: str) -> str:
-        if self.choices and len(self.choices) > 1:
+        if self.choices and len(self.choices) > 1 and not self.named:
             return f"{problem} Type a number from 1 to {len(self.choices)}."
         return problem
+
+
+def _words(label: str) -> set[str]:
+    return {word.strip("()[],.").lower() for word in label.split()}
 
 
 def fill(terminal: Terminal, questions: tuple[Question, ...]) -> Answers:
