@@ -70,10 +70,11 @@ TAKES_LINES_EVERY = 0.5  # seconds between a sender's sayings that it takes line
 LINE_LAG = 1.0  # seconds: while a line handed over longer ago is not done, none more is handed
 # Lines the sender has not said are done are given up (on_lost: each nurse is told the form may
 # not have opened) once it has said nothing for GIVE_UP_SILENT (hung: Slack's trigger, 3 s, is
-# spent), or after GIVE_UP_AFTER while it talks (past its own FORM_WAIT and Slack's timeout,
-# by which it tells the nurse itself): not only when it is killed, SILENT_AFTER on.
+# spent), or after GIVE_UP_AFTER while it talks: past the longest it takes to tell the nurse
+# itself (its FORM_WAIT of 2 s, Slack's 10 s timeout on the form, 10 s more on telling the
+# nurse), so a nurse is not told twice. Not only when it is killed, SILENT_AFTER on.
 GIVE_UP_SILENT = 3.0
-GIVE_UP_AFTER = 15.0
+GIVE_UP_AFTER = 25.0
 STOP_WITHIN = 8.0  # a sender told to stop exits after this, its sends recorded or not
 # The longest line the bot writes to its sender's input: POSIX writes a pipe's bytes whole, never
 # interleaved with another thread's, only up to PIPE_BUF (4,096 bytes on Linux).
