@@ -7,7 +7,6 @@ given to argparse are what `--help` shows: they are written for the trust's oper
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -337,17 +336,19 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
 
 
 def person_identity(person: str, bot: Bot | None = None) -> tuple[str, str]:
-    """An email is a directory identity; a Slack id (U…/W…, no spaces) or a Teams id (29:…);
-    otherwise a name in the staff directory, as the rota gives it ("Sam Patel"), when one
-    person has it (BadInput when none does, or several)."""
+    """An email is a directory identity; otherwise whoever the staff directory knows by that
+    Slack or Teams user id, else by that name as the rota gives it ("Sam Patel"), when one
+    person has it (BadInput when none does, or several). Without `bot`, a Slack id (U…/W…)
+    or a Teams id."""
     person = person.strip()
     if "@" in person:
         return "shell", person.lower()
-    if re.fullmatch(r"[UW][A-Z0-9]+", person):
-        return "slack", person
-    if person.startswith("29:") or bot is None:
-        return "teams", person
+    if bot is None:
+        return ("slack", person) if person[:1] in ("U", "W") else ("teams", person)
     with bot.services.db.reading() as uow:
+        for platform in ("slack", "teams"):
+            if uow.rota.staff_by_platform_id(platform, person) is not None:
+                return platform, person
         named = list(uow.rota.staff_by_name(person))
     if len(named) > 1:
         raise BadInput(

@@ -382,6 +382,8 @@ def _proxies(value: str) -> str:
     if value in ("", "*"):
         return value
     for host in (part.strip() for part in value.split(",")):
+        if not host:
+            continue  # "10.0.0.5," as uvicorn reads it
         try:
             if "/" in host:
                 ipaddress.ip_network(host)

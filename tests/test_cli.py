@@ -140,3 +140,25 @@ def test_db_upgrade_brings_a_new_database_up_to_date(tmp_path):
     assert result.returncode == 0
     assert result.stdout.strip() == "Database schema is up to date."
     assert result.stderr == ""
+
+
+def test_a_person_is_found_by_teams_or_slack_id_or_by_name(db):
+    """The staff directory decides: a Teams user id (an Entra object id), a Slack id, or a
+    name; a one-word name in capitals is a name, not a Slack id."""
+    from bot import build
+    from cli import BadInput, person_identity
+    from settings import Settings
+    from storage.tables import Staff
+
+    bot = build(Settings(database_url=db.url), listening=False)
+    teams_id = "8f3c2a1e-0b4d-4e7a-9c11-2d5e6f7a8b9c"
+    with bot.services.db.unit_of_work() as uow:
+        uow.rota.add_staff(Staff(name="Priya Shah", teams_user_id=teams_id))
+        uow.rota.add_staff(Staff(name="Sam Patel", slack_user_id="U01SAM"))
+        uow.rota.add_staff(Staff(name="WONG", email="li.wong@nhs.net"))
+    assert person_identity(teams_id, bot) == ("teams", teams_id)
+    assert person_identity("U01SAM", bot) == ("slack", "U01SAM")
+    assert person_identity("WONG", bot) == ("shell", "li.wong@nhs.net")
+    assert person_identity("priya shah", bot) == ("teams", teams_id)
+    with pytest.raises(BadInput, match="Nobody in the staff directory is called 'U0NOBODY'"):
+        person_identity("U0NOBODY", bot)

@@ -93,7 +93,9 @@ def test_each_bad_setting_is_named(env, names):
     assert str(raised.value).startswith(names + ":")
 
 
-@pytest.mark.parametrize("proxies", ["*", "", "10.0.0.5", "10.0.0.5, 10.1.0.0/16", "::1,fd00::/8"])
+@pytest.mark.parametrize(
+    "proxies", ["*", "", "10.0.0.5", "10.0.0.5,", "10.0.0.5, 10.1.0.0/16", "::1,fd00::/8"]
+)
 def test_the_trusted_proxies_may_be_any_or_none_or_addresses_and_networks(proxies):
     assert settings(FORWARDED_ALLOW_IPS=proxies).forwarded_allow_ips == proxies.strip()
 
