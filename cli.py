@@ -276,9 +276,9 @@ def export(args: argparse.Namespace, bot: Bot) -> int:
         )
     except ExportError as error:
         raise BadInput(str(error)) from None
-    except OSError as error:  # a directory, a folder that does not exist, no permission
-        where = error.filename or args.out
-        raise BadInput(f"--out: cannot write to {where} ({error.strerror})") from None
+    except OSError as error:  # a folder that does not exist, no permission, a full disk
+        where = error.filename or args.out or "the export file"
+        raise BadInput(f"--out: cannot write to {where} ({error.strerror or error})") from None
     print(f"Wrote {path}")
     return 0
 

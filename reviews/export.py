@@ -88,19 +88,33 @@ def write_export(
     by = by or operator()
     check_manager(services, by, "exports")
     period = month_of(month, services)
+    if out is not None and out.is_dir():
+        raise ExportError(f"--out: {out} is a folder; give the file's name")
     path = export_path(period, out, with_identifiers)
     # Read in a read-only transaction: a long export against the live database holds up no
     # request. The audit event is written after, in a short transaction of its own.
-    with services.db.reading() as uow, _open(path, with_identifiers) as file:
-        store = ExportStore(uow.session)
-        writer = csv.writer(file)
-        writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
-        count = 0
-        for row in store.month_rows(period.start, period.end, with_identifiers=with_identifiers):
-            writer.writerow(safe_cells(request_row(row, services, with_identifiers)))
-            count += 1
-        writer.writerow([])
-        writer.writerows(safe_cells(row) for row in summary_rows(store, period))
+    opened = False
+    try:
+        with services.db.reading() as uow, _open(path, with_identifiers) as file:
+            opened = True
+            store = ExportStore(uow.session)
+            writer = csv.writer(file)
+            writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
+            count = 0
+            rows = store.month_rows(period.start, period.end, with_identifiers=with_identifiers)
+            try:
+                for row in rows:
+                    writer.writerow(safe_cells(request_row(row, services, with_identifiers)))
+                    count += 1
+            finally:
+                rows.close()  # PostgreSQL's server-side cursor, even when a write failed
+            writer.writerow([])
+            writer.writerows(safe_cells(row) for row in summary_rows(store, period))
+    except BaseException:
+        # Half a file is no export, and one with identifiers has no audit event: it goes.
+        if opened:
+            path.unlink(missing_ok=True)
+        raise
     if with_identifiers:
         _audit(services, by, period.label, count, path)
     log.info(

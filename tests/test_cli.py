@@ -93,16 +93,17 @@ def test_export_answers_on_stdout_and_logs_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("where", "extra"),
+    ("where", "extra", "says"),
     [
-        ("no-such-folder/december.csv", []),
-        ("no-such-folder/december.csv", ["--checkins"]),
-        ("no-such-folder/december.csv", ["--with-identifiers"]),
-        (".", []),  # a folder
-        (".", ["--checkins"]),
+        ("no-such-folder/december.csv", [], "cannot write to "),
+        ("no-such-folder/december.csv", ["--checkins"], "cannot write to "),
+        ("no-such-folder/december.csv", ["--with-identifiers"], "cannot write to "),
+        (".", [], "is a folder"),
+        (".", ["--with-identifiers"], "is a folder"),
+        (".", ["--checkins"], "cannot write to "),
     ],
 )
-def test_an_export_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, where, extra):
+def test_an_export_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, where, extra, says):
     out = tmp_path / where
     result = run_bot(
         "export", "--month", "2026-12", "--out", str(out), *extra,
@@ -111,7 +112,7 @@ def test_an_export_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, where
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("rapidreview: --out: cannot write to ") and str(out.parent) in line
+    assert line.startswith("rapidreview: --out: ") and says in line and str(out.parent) in line
     assert tmp_path.is_dir()  # never removed in the clearing up
 
 
@@ -162,3 +163,4 @@ def test_a_person_is_found_by_teams_or_slack_id_or_by_name(db):
     assert person_identity("priya shah", bot) == ("teams", teams_id)
     with pytest.raises(BadInput, match="Nobody in the staff directory is called 'U0NOBODY'"):
         person_identity("U0NOBODY", bot)
+    bot.services.db.dispose()

@@ -102,6 +102,46 @@ def test_every_identifiable_export_is_audited(services: Services, tmp_path: Path
     assert detail["path"].endswith("b-WITH-IDENTIFIERS.csv")
 
 
+def test_an_export_cut_short_leaves_no_file_of_identifiers(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or a file-size limit) half-way: half an export is no export, and one with
+    identifiers would have no audit event. The file goes; the error is raised."""
+    for _ in range(3):
+        service.raise_review(services=services, request=request(), by=NURSE)
+    from reviews import export
+
+    written = 0
+    real_row = export.request_row
+
+    def disk_fills_on_the_second_row(*args, **kwargs):
+        nonlocal written
+        written += 1
+        if written == 2:
+            raise OSError(27, "File too large")
+        return real_row(*args, **kwargs)
+
+    monkeypatch.setattr(export, "request_row", disk_fills_on_the_second_row)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    with pytest.raises(OSError, match="File too large"):
+        write_export(
+            services=services, month="2026-07", out=exports / "a.csv", with_identifiers=True
+        )
+    assert list(exports.iterdir()) == [] and audit(services) == []
+
+
+def test_a_folder_is_not_an_export_file(services: Services, tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for identifiers in (False, True):
+        with pytest.raises(ExportError, match="is a folder; give the file's name"):
+            write_export(
+                services=services, month="2026-07", out=exports, with_identifiers=identifiers
+            )
+    assert list(exports.iterdir()) == [] and list(tmp_path.glob("*WITH-IDENTIFIERS*")) == []
+
+
 @pytest.mark.parametrize(
     ("who", "allowed"),
     [
