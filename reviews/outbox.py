@@ -692,6 +692,7 @@ def _record_failure(
             return
         delay = error.retry_after if error.retry_after is not None else backoff(stored.attempts)
         stored.state = "pending"
+        stored.claimed_by = None  # no drainer holds it now
         stored.next_attempt_at = now + timedelta(seconds=delay)
         log.warning(
             "outbox %s%s: attempt %s failed (%s); retry in %.0fs",

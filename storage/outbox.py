@@ -278,8 +278,24 @@ RELEASE = _both(
             state="pending",
             next_attempt_at=bindparam("now"),
             attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
+            claimed_by=None,
         )
     )
+)
+# Hand back what the dead drainer :by still holds, in one statement (a row another drainer has
+# claimed since carries its name, not :by): due at :now, the attempt uncounted, and looked for
+# before it goes again, since it may have arrived.
+HAND_BACK = (
+    update(Outbox)
+    .where(col(Outbox.state) == "sending", col(Outbox.claimed_by) == bindparam("by"))
+    .values(
+        state="pending",
+        maybe_sent=True,
+        next_attempt_at=bindparam("now"),
+        attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
+        claimed_by=None,
+    )
+    .returning(col(Outbox.id))
 )
 
 
@@ -467,11 +483,11 @@ class OutboxStore:
         return len(rows)
 
     def release_all_sending(self, *, now: datetime, by: str | None = None) -> int:
-        """Hand back every claimed row, or those drainer `by` claimed; only once no other
+        """Hand back every claimed row, or those drainer `by` still holds; only once no other
         drainer (or `by`) can be sending them."""
-        claimed = select(Outbox.id).where(Outbox.state == "sending")
         if by is not None:
-            claimed = claimed.where(Outbox.claimed_by == by)
+            return len(self._core(HAND_BACK, {"by": by, "now": now}).all())
+        claimed = select(Outbox.id).where(Outbox.state == "sending")
         ids = self.session.exec(claimed).all()
         # The process that claimed them died mid-send: each may have gone.
         self.flag_maybe_sent([i for i in ids if i is not None], True)
