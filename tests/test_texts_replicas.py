@@ -144,7 +144,11 @@ def test_killed_mid_ladder_and_restarted_texts_each_person_once(outside, ward, d
     finally:
         bot.kill()
     time.sleep(5)  # levels 1 and 2 fall due while the bot is down
-    assert {level for _to, _reference, level in texts(notify, pager)} == {0}
+    # The kill landed mid-ladder: the last level (4 s) had not gone. On a loaded machine the
+    # sent mark can come late enough for level 1 (2 s) to go before the kill, and its sender
+    # process, alive until it sees the bot gone, to send it; that changes nothing below.
+    before = {level for _to, _reference, level in texts(notify, pager)}
+    assert 0 in before and 2 not in before, before
     bot = start_bot(outside, database_url, policy_file)
     try:
         wait_for_texts(notify, pager, expected(reference), timeout=30)
