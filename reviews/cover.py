@@ -56,7 +56,7 @@ def record_cover(
         if giving_up is None:  # a rota admin: anyone's time on the role
             until = _until(uow, role, until_text, now, services.timezone)
         else:
-            until = _own_until(uow, role, giving_up, until_text, now, services.timezone)
+            until = _own_until(uow, role, giving_up, covering, until_text, now, services.timezone)
         _make_room(uow, role, now, until)
         uow.session.add(
             Cover(
@@ -118,18 +118,31 @@ def _until(uow: UnitOfWork, role: str, text: str | None, now: datetime, tz: Zone
 
 
 def _own_until(
-    uow: UnitOfWork, role: str, me: Staff, text: str | None, now: datetime, tz: ZoneInfo
+    uow: UnitOfWork,
+    role: str,
+    me: Staff,
+    covering: Staff,
+    text: str | None,
+    now: datetime,
+    tz: ZoneInfo,
 ) -> datetime:
-    """Until when a holder (not a rota admin) gives `role` up: their own time on it (their
-    cover or shift now, and any of theirs that follows without a gap), and past it only into
-    time nobody else holds (a gap in the rota). Never over anyone else who would hold it
-    meanwhile: a colleague on the same role at the same time, or the next person's shift (a
-    cover replaces every holder). By default, their own time."""
+    """Until when a holder (not a rota admin) gives `role` up, to `covering`: their own time
+    on it (their cover or shift now, and any of theirs that follows without a gap, until
+    someone else would hold it), and past it only into time nobody else holds (a gap in the
+    rota). Never over anyone else who would hold it meanwhile: a colleague on the same role at
+    the same time, or the next person's shift (a cover replaces every holder). By default,
+    their own time."""
+    spared = {me.id, covering.id}  # the one taking it over loses nothing
     own = _own_end(uow, role, me, now)
+    own = next((at for at, people in _holding(uow, role, now, own) if people - spared), own)
     until = own if text is None or not text.strip() else _until(uow, role, text, now, tz)
-    displaced = _others_holding(uow, role, me, now, until)
+    displaced = {
+        person.id: person
+        for _at, people in _holding(uow, role, now, until)
+        for person in _staff(uow, people - spared)
+    }
     if displaced:
-        names = " and ".join(person.name for person in displaced)
+        names = " and ".join(person.name for person in displaced.values())
         raise ServiceError(
             f"You can hand over only your own time on {role} (until {local_time(own, tz)}), "
             f"not {names}'s. Ask a rota admin."
@@ -137,20 +150,23 @@ def _own_until(
     return until
 
 
-def _others_holding(
-    uow: UnitOfWork, role: str, me: Staff, start: datetime, end: datetime
-) -> list[Staff]:
-    """Who besides `me` holds `role` at any moment of [start, end), as things stand: who holds
-    it changes only where a shift or cover begins or ends, so those moments are enough."""
+def _holding(
+    uow: UnitOfWork, role: str, start: datetime, end: datetime
+) -> list[tuple[datetime, set[int | None]]]:
+    """(moment, ids of who holds `role` from then) through [start, end), as things stand: who
+    holds it changes only where a shift or cover begins or ends, so those moments are enough."""
     shifts, covers = uow.rota.spans_between(role, start, end)
     bounds = [(s.start, s.end) for s in shifts] + [(c.start, c.end) for c in covers]
     moments = {start} | {moment for pair in bounds for moment in pair if start < moment < end}
-    others: dict[int | None, Staff] = {}
-    for moment in sorted(moments):
-        for person in who_holds(uow, role, moment):
-            if person.id != me.id:
-                others[person.id] = person
-    return list(others.values())
+    return [
+        (moment, {person.id for person in who_holds(uow, role, moment)})
+        for moment in sorted(moments)
+    ]
+
+
+def _staff(uow: UnitOfWork, ids: set[int | None]) -> list[Staff]:
+    found = (uow.session.get(Staff, staff_id) for staff_id in sorted(i for i in ids if i))
+    return [person for person in found if person is not None]
 
 
 def _own_end(uow: UnitOfWork, role: str, me: Staff, now: datetime) -> datetime:

@@ -12,7 +12,7 @@ from reviews.context import Actor
 from reviews.cover import record_cover
 from reviews.service import NotAllowed, NotFound, ServiceError
 from rotas.lookup import who_holds
-from storage.tables import ReviewEvent
+from storage.tables import Cover, ReviewEvent
 from tests.support.builders import make_services, on_rota
 from tests.support.moments import utc
 from tests.support.together import at_once
@@ -88,6 +88,29 @@ def test_a_holder_cannot_hand_over_a_colleague_holding_the_role_beside_them(serv
     with pytest.raises(ServiceError, match="not Jordan Lee's. Ask a rota admin."):
         cover(services, by=ALEX)
     assert holders(services, utc(2026, 12, 1, 15)) == ["Alex Carter", "Jordan Lee"]
+
+
+def test_a_holders_own_time_ends_where_someone_elses_cover_begins(services, clock):
+    """A rota admin has put Jordan on outreach 14:00-16:00: Alex's own time ends at 14:00, so
+    Alex handing over with no end time hands over until 14:00, and Jordan keeps 14:00-16:00."""
+    jordan = on_rota(services.db, "outreach-backup", "Jordan Lee", "U01JORDAN", utc(2026, 12, 2))
+    with services.db.unit_of_work() as uow:
+        uow.session.add(
+            Cover(role="outreach", staff_id=jordan.id, start=utc(2026, 12, 1, 14),
+                  end=utc(2026, 12, 1, 16), recorded_by="Rota Admin", recorded_at=clock.now())
+        )  # fmt: skip
+    said = cover(services, by=ALEX)
+    assert said.startswith("Sam Patel now holds outreach until 14:00 Tue 01 Dec")
+    assert holders(services, utc(2026, 12, 1, 15)) == ["Jordan Lee"]
+    assert holders(services, utc(2026, 12, 1, 17)) == ["Alex Carter"]
+
+
+def test_a_holder_may_hand_over_to_a_colleague_holding_the_role_beside_them(services):
+    """Two on the role at once: Alex may give it to Jordan, who loses nothing by it."""
+    on_rota(services.db, "outreach", "Jordan Lee", "U01JORDAN", utc(2026, 12, 1, 8))
+    said = cover(services, by=ALEX, who="U01JORDAN")
+    assert said.startswith("Jordan Lee now holds outreach until 20:00 Tue 01 Dec")
+    assert holders(services, utc(2026, 12, 1, 15)) == ["Jordan Lee"]
 
 
 def test_a_rota_admin_records_cover_until_a_time(services, clock):

@@ -79,7 +79,8 @@ def test_raise_acknowledge_attend_and_close_at_the_terminal(shell):
     # The person paged first (the urgent lane), then the card.
     shell.expect("[direct message] New rapid review RR-0001")
     card = shell.expect("buttons:")
-    assert "RR-0001 · URGENT · Ward 7 bed 12" in card
+    # "Ward 7" typed is the trial's listed Ward 7 (Acute Medicine), under its full name.
+    assert "RR-0001 · URGENT · Ward 7 (Acute Medicine) bed 12" in card
     assert "NHS ***0018" in card  # masked, as the Slack and Teams cards show it
     assert "9990000018" not in card.replace(" ", "") and "07700" not in card
     shell.type("open")

@@ -115,3 +115,9 @@ def test_a_ward_is_chosen_by_its_name_never_by_its_place_on_a_list() -> None:
     assert ward.value("Ward 40") == "Ward 40"  # not listed: kept as typed
     assert ward.value("Ward") == "Ward"  # every ward has the word: kept as typed
     assert "[1]" not in ward.prompt() and "Ward 4, Ward 5" in ward.prompt()
+    described = ["Ward 3 (Level 4)", "Ward 12 (Elderly Care)", "Cedar Ward (Surgery)"]
+    ward = Question("ward", "Ward:", {w: w for w in described}, named=True)
+    assert ward.value("4") == "4"  # Level 4 is a description: not a ward called 4
+    assert ward.value("ward 12") == "Ward 12 (Elderly Care)"  # its own name, as people say it
+    assert ward.value("cedar ward") == "Cedar Ward (Surgery)"
+    assert ward.value("Surgery") == "Surgery"

@@ -59,6 +59,7 @@ class Question:
         elif typed.isascii() and typed.isdigit() and 1 <= int(typed) <= len(values):
             return values[int(typed) - 1]
         by_label = {label.lower(): value for value, label in self.choices.items()}
+        by_label |= {_plain(label): value for value, label in self.choices.items()}
         return by_label.get(typed.lower(), typed)
 
     def refusal(self, problem: str) -> str:
@@ -67,8 +68,14 @@ class Question:
         return problem
 
 
+def _plain(label: str) -> str:
+    """A ward's own name, without what follows it in brackets: "Ward 12" of "Ward 12 (Elderly
+    Care)" (a description's words and numbers name no ward: "Level 4" is not Ward 4)."""
+    return label.split("(")[0].strip().lower()
+
+
 def _words(label: str) -> set[str]:
-    return {word.strip("()[],.").lower() for word in label.split()}
+    return set(_plain(label).split())
 
 
 def fill(terminal: Terminal, questions: tuple[Question, ...]) -> Answers:
