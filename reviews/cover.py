@@ -133,8 +133,10 @@ def _own_until(
     the same time, or the next person's shift (a cover replaces every holder). By default,
     their own time."""
     spared = {me.id, covering.id}  # the one taking it over loses nothing
-    own = _own_end(uow, role, me, now)
-    own = next((at for at, people in _holding(uow, role, now, own) if people - spared), own)
+    shift_end = _own_end(uow, role, me, now)
+    own = next(
+        (at for at, people in _holding(uow, role, now, shift_end) if people - spared), shift_end
+    )
     until = own if text is None or not text.strip() else _until(uow, role, text, now, tz)
     displaced = {
         person.id: person
@@ -144,7 +146,9 @@ def _own_until(
     if displaced:
         names = " and ".join(person.name for person in displaced.values())
         raise ServiceError(
-            f"You can hand over only your own time on {role} (until {local_time(own, tz)}), "
+            # A colleague holding it beside them now: name their own shift's end, not now.
+            f"You can hand over only your own time on {role} "
+            f"(until {local_time(own if own > now else shift_end, tz)}), "
             f"not {names}'s. Ask a rota admin."
         )
     return until

@@ -85,8 +85,12 @@ def test_a_holder_cannot_hand_over_a_colleague_holding_the_role_beside_them(serv
     """Two people may hold a role at once, and a cover replaces every holder: Alex giving up
     outreach must not take Jordan, on the same role at the same time, off the bleep."""
     on_rota(services.db, "outreach", "Jordan Lee", "U01JORDAN", utc(2026, 12, 1, 8))
-    with pytest.raises(ServiceError, match="not Jordan Lee's. Ask a rota admin."):
+    with pytest.raises(ServiceError) as refused:
         cover(services, by=ALEX)
+    assert str(refused.value) == (
+        "You can hand over only your own time on outreach (until 20:00 Tue 01 Dec), not Jordan "
+        "Lee's. Ask a rota admin."
+    )
     assert holders(services, utc(2026, 12, 1, 15)) == ["Alex Carter", "Jordan Lee"]
 
 
