@@ -382,7 +382,9 @@ class _Drain:
         self._done(rows)
         if rows and not self.stopping:
             with self.services.db.unit_of_work() as uow:
-                uow.outbox.release([row.id or 0 for row in rows], now=self.services.clock.now())
+                uow.outbox.release(
+                    [row.id or 0 for row in rows], now=self.services.clock.now(), by=DRAINER
+                )
 
 
 def recover(services: Services) -> int:

@@ -282,6 +282,24 @@ RELEASE = _both(
         )
     )
 )
+# The same, for rows the drainer :by still holds: a drainer stalled past its lease must not hand
+# back a row another drainer has claimed since (and may be sending).
+RELEASE_OWN = _both(
+    lambda postgres: (
+        update(Outbox)
+        .where(
+            _among(col(Outbox.id), "ids", postgres),
+            col(Outbox.state) == "sending",
+            col(Outbox.claimed_by) == bindparam("by"),
+        )
+        .values(
+            state="pending",
+            next_attempt_at=bindparam("now"),
+            attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
+            claimed_by=None,
+        )
+    )
+)
 # Hand back what the dead drainer :by still holds, in one statement (a row another drainer has
 # claimed since carries its name, not :by): due at :now, the attempt uncounted, and looked for
 # before it goes again, since it may have arrived.
@@ -507,11 +525,17 @@ class OutboxStore:
         if outbox_ids:
             self._core(RENEW[self._postgres], {"ids": list(outbox_ids), "until": until})
 
-    def release(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
+    def release(self, outbox_ids: Sequence[int], *, now: datetime, by: str | None = None) -> None:
         """Hand claimed rows back unsent and uncounted (an earlier one to their destination
-        failed, or this drainer ran out of lease time)."""
-        if outbox_ids:
+        failed, or this drainer ran out of lease time); with `by`, only those that drainer
+        still holds."""
+        if not outbox_ids:
+            return
+        if by is None:
             self._core(RELEASE[self._postgres], {"ids": list(outbox_ids), "now": now})
+        else:
+            values = {"ids": list(outbox_ids), "now": now, "by": by}
+            self._core(RELEASE_OWN[self._postgres], values)
 
     def drop_pending_escalations(self, review_id: int) -> int:
         """Once a review is acknowledged or closed, its unsent pings and reminders are moot.

@@ -601,3 +601,28 @@ def test_only_what_the_dead_drainer_claimed_is_handed_back_and_looked_for_first(
     assert (dead.state, dead.maybe_sent, dead.next_attempt_at) == ("pending", True, clock.now())
     assert (alive.state, alive.maybe_sent) == ("sending", False)
     assert outbox.hand_back(services, "dead") == 0  # nothing twice
+
+
+def test_a_drainer_stalled_past_its_lease_hands_back_only_what_it_still_holds(
+    services, clock
+) -> None:
+    """Drainer A stalls past its lease; B claims the row and is sending it. When A wakes and
+    hands back what it had not begun, B's claim stands: nothing goes again behind B's back."""
+    queue(services, "U1", "ping")
+    with services.db.unit_of_work() as uow:
+        [row] = uow.outbox.claim(
+            now=clock.now(), lease=LEASE, limit=10, platforms=["slack"], by="A"
+        )
+    clock.advance(seconds=LEASE.total_seconds() + 1)  # A stalled: its lease ran out
+    with services.db.unit_of_work() as uow:
+        [again] = uow.outbox.claim(
+            now=clock.now(), lease=LEASE, limit=10, platforms=["slack"], by="B"
+        )
+    assert again.id == row.id
+    with services.db.unit_of_work() as uow:
+        uow.outbox.release([row.id], now=clock.now(), by="A")
+    held = rows(services)["test:U1:ping"]
+    assert (held.state, held.claimed_by) == ("sending", "B")
+    with services.db.unit_of_work() as uow:
+        uow.outbox.release([row.id], now=clock.now(), by="B")
+    assert rows(services)["test:U1:ping"].state == "pending"
