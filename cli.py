@@ -335,16 +335,13 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Bot], int]] = {
 }
 
 
-def person_identity(person: str, bot: Bot | None = None) -> tuple[str, str]:
+def person_identity(person: str, bot: Bot) -> tuple[str, str]:
     """An email is a directory identity; otherwise whoever the staff directory knows by that
     Slack or Teams user id, else by that name as the rota gives it ("Sam Patel"), when one
-    person has it (BadInput when none does, or several). Without `bot`, a Slack id (U…/W…)
-    or a Teams id."""
+    person has it (BadInput when none does, or several)."""
     person = person.strip()
     if "@" in person:
         return "shell", person.lower()
-    if bot is None:
-        return ("slack", person) if person[:1] in ("U", "W") else ("teams", person)
     with bot.services.db.reading() as uow:
         for platform in ("slack", "teams"):
             if uow.rota.staff_by_platform_id(platform, person) is not None:

@@ -117,6 +117,9 @@ def _record(
     return CheckinResult(row, review, True, confirmation(row, review))
 
 
+WORSE_KEY = "checkin-worse:"  # a public page's "worse", told to its ward's channel
+
+
 def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: datetime) -> None:
     """A family said "worse" on the public page, with no staff beside them: the ward's channel
     is told (never their words), so the nurse can offer a review and repeat observations; where
@@ -145,9 +148,6 @@ def tell_ward(uow: UnitOfWork, services: Services, checkin: Checkin, now: dateti
         )
     if not told:
         log.error('check-in %s: a "worse" from the public page reached no channel', checkin.id)
-
-
-WORSE_KEY = "checkin-worse:"
 
 
 def worse_not_delivered(

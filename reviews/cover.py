@@ -135,13 +135,15 @@ def _own_until(
     spared = {me.id, covering.id}  # the one taking it over loses nothing
     shift_end = _own_end(uow, role, me, now)
     own = next(
-        (at for at, people in _holding(uow, role, now, shift_end) if people - spared), shift_end
+        (at for at, people in _holding(uow, role, now, shift_end) if people.keys() - spared),
+        shift_end,
     )
     until = own if text is None or not text.strip() else _until(uow, role, text, now, tz)
     displaced = {
-        person.id: person
+        staff_id: person
         for _at, people in _holding(uow, role, now, until)
-        for person in _staff(uow, people - spared)
+        for staff_id, person in people.items()
+        if staff_id not in spared
     }
     if displaced:
         names = " and ".join(person.name for person in displaced.values())
@@ -156,21 +158,16 @@ def _own_until(
 
 def _holding(
     uow: UnitOfWork, role: str, start: datetime, end: datetime
-) -> list[tuple[datetime, set[int | None]]]:
-    """(moment, ids of who holds `role` from then) through [start, end), as things stand: who
+) -> list[tuple[datetime, dict[int | None, Staff]]]:
+    """(moment, who holds `role` from then, by id) through [start, end), as things stand: who
     holds it changes only where a shift or cover begins or ends, so those moments are enough."""
     shifts, covers = uow.rota.spans_between(role, start, end)
     bounds = [(s.start, s.end) for s in shifts] + [(c.start, c.end) for c in covers]
     moments = {start} | {moment for pair in bounds for moment in pair if start < moment < end}
     return [
-        (moment, {person.id for person in who_holds(uow, role, moment)})
+        (moment, {person.id: person for person in who_holds(uow, role, moment)})
         for moment in sorted(moments)
     ]
-
-
-def _staff(uow: UnitOfWork, ids: set[int | None]) -> list[Staff]:
-    found = (uow.session.get(Staff, staff_id) for staff_id in sorted(i for i in ids if i))
-    return [person for person in found if person is not None]
 
 
 def _own_end(uow: UnitOfWork, role: str, me: Staff, now: datetime) -> datetime:

@@ -799,7 +799,7 @@ def _to(row: Outbox) -> str:
     if row.kind not in ("card", "card_update", "thread", "channel"):
         return ""  # a person's conversation, or their mobile or pager: not for a channel
     what = {
-        "checkin-worse:": ' (a public page\'s "worse" check-in)',
+        checkins.WORSE_KEY: ' (a public page\'s "worse" check-in)',
         "checkin-prompt:": " (the daily check-in prompt)",
         "digest": " (the daily digest)",
     }

@@ -269,50 +269,38 @@ RENEW = _both(
         .values(next_attempt_at=bindparam("until"))
     )
 )
+
+
+def _handed_back() -> dict[str, Any]:
+    """A claimed row given back: due at :now, the attempt uncounted, held by no drainer."""
+    return {
+        "state": "pending",
+        "next_attempt_at": bindparam("now"),
+        "attempts": case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
+        "claimed_by": None,
+    }
+
+
+def _release(postgres: bool, *, own: bool) -> Any:
+    """Give back claimed :ids (with `own`, only those the drainer :by still holds)."""
+    where = [_among(col(Outbox.id), "ids", postgres), col(Outbox.state) == "sending"]
+    if own:
+        where.append(col(Outbox.claimed_by) == bindparam("by"))
+    return update(Outbox).where(*where).values(**_handed_back())
+
+
 # Hand claimed :ids back, due at :now, the attempt uncounted.
-RELEASE = _both(
-    lambda postgres: (
-        update(Outbox)
-        .where(_among(col(Outbox.id), "ids", postgres), col(Outbox.state) == "sending")
-        .values(
-            state="pending",
-            next_attempt_at=bindparam("now"),
-            attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
-            claimed_by=None,
-        )
-    )
-)
+RELEASE = _both(lambda postgres: _release(postgres, own=False))
 # The same, for rows the drainer :by still holds: a drainer stalled past its lease must not hand
 # back a row another drainer has claimed since (and may be sending).
-RELEASE_OWN = _both(
-    lambda postgres: (
-        update(Outbox)
-        .where(
-            _among(col(Outbox.id), "ids", postgres),
-            col(Outbox.state) == "sending",
-            col(Outbox.claimed_by) == bindparam("by"),
-        )
-        .values(
-            state="pending",
-            next_attempt_at=bindparam("now"),
-            attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
-            claimed_by=None,
-        )
-    )
-)
+RELEASE_OWN = _both(lambda postgres: _release(postgres, own=True))
 # Hand back what the dead drainer :by still holds, in one statement (a row another drainer has
-# claimed since carries its name, not :by): due at :now, the attempt uncounted, and looked for
-# before it goes again, since it may have arrived.
+# claimed since carries its name, not :by), looked for before it goes again, since it may have
+# arrived.
 HAND_BACK = (
     update(Outbox)
     .where(col(Outbox.state) == "sending", col(Outbox.claimed_by) == bindparam("by"))
-    .values(
-        state="pending",
-        maybe_sent=True,
-        next_attempt_at=bindparam("now"),
-        attempts=case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0),
-        claimed_by=None,
-    )
+    .values(**_handed_back(), maybe_sent=True)
     .returning(col(Outbox.id))
 )
 
