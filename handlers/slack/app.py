@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -55,7 +56,28 @@ def build_slack_app(
     if not settings.slack_socket_mode and not settings.slack_signing_secret:
         raise ValueError("SLACK_SIGNING_SECRET: needed to verify Slack's requests over HTTP")
     token = client.token
-    app = App(
+    bolt_logger = quiet_bolt_logger()
+    # bolt reads SLACK_BOT_TOKEN from the environment itself, and warned at every start that the
+    # token it found there is unused beside `client` (it is: `authorize` gives it).
+    unused_token = logging.Filter()
+    unused_token.filter = lambda record: (  # type: ignore[method-assign]
+        record.getMessage() != warning_client_prioritized_and_token_skipped()
+    )
+    bolt_logger.addFilter(unused_token)
+    try:
+        app = _app(settings, client, token, bolt_logger)
+    finally:
+        bolt_logger.removeFilter(unused_token)
+    share_connections(app, client)
+    commands.register(app, services, settings, relay or FormRelay(services, client))
+    for group in (submissions, checkin, home, direct):
+        group.register(app, services, settings)
+    actions.register(app, services, settings, after_ack)
+    return app
+
+
+def _app(settings: Settings, client: WebClient, token: str | None, logger: logging.Logger) -> App:
+    return App(
         client=tokenless(client),
         authorize=lambda enterprise_id, team_id: AuthorizeResult(
             enterprise_id=enterprise_id, team_id=team_id, bot_token=token
@@ -66,14 +88,8 @@ def build_slack_app(
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="slack"),
         token_verification_enabled=False,
-        logger=quiet_bolt_logger(),
+        logger=logger,
     )
-    share_connections(app, client)
-    commands.register(app, services, settings, relay or FormRelay(services, client))
-    for group in (submissions, checkin, home, direct):
-        group.register(app, services, settings)
-    actions.register(app, services, settings, after_ack)
-    return app
 
 
 def share_connections(app: App, client: WebClient) -> None:
