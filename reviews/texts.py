@@ -48,7 +48,10 @@ def text_for(review: Review, level: int, platforms: tuple[str, ...]) -> str:
     where = "in " + " or ".join(PLATFORM_NAMES.get(p, p) for p in platforms) if platforms else ""
     head = f"{reference} {review.urgency.upper()} rapid review, "
     bed = f" bed {gsm(review.bed)}" if review.bed else ""
-    tail = f": NOT YET ACKNOWLEDGED (level {level}). Acknowledge {where} now.".replace("  ", " ")
+    # The first call is the one the chat message made; later ones are named as the chat names
+    # them ("Escalation level 2"), so that a text and its direct message read as one.
+    named = f" (escalation level {level})" if level else ""
+    tail = f": NOT YET ACKNOWLEDGED{named}. Acknowledge {where} now.".replace("  ", " ")
     room = SMS_LENGTH - len(gsm(head)) - len(bed) - len(tail)
     ward = gsm(review.ward)
     if len(ward) > room:

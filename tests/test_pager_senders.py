@@ -23,7 +23,10 @@ from tests.support.fake_texts import (
     PAGER_SECRET,
 )
 
-TEXT = "RR-0042 URGENT rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 1). Acknowledge"
+TEXT = (
+    "RR-0042 URGENT rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (escalation level 1). "
+    "Acknowledge"
+)
 
 
 def page(to: str = "BLEEP-2345") -> OutboundItem:

@@ -32,8 +32,7 @@ def test_a_level_that_texts_prints_the_text_to_the_bleep_holder(tmp_path):
         shell.expect("[text message to +447700900000] ")
         assert " ".join(shell.expect("shell now.").split()) == (
             "RR-0001 STANDARD rapid review, Ward 7 (Acute Medicine) bed 12: NOT YET "
-            "ACKNOWLEDGED (level 0). "
-            "Acknowledge in the rapidreview shell now."
+            "ACKNOWLEDGED. Acknowledge in the rapidreview shell now."
         )
     finally:
         shell.stop()

@@ -132,7 +132,7 @@ def test_the_text_says_where_and_how_urgent_and_never_who(services, senders, clo
     tick(services, senders, clock, minutes=2)
     text = pager.pages()[0]["text"]
     assert text == (
-        "RR-0001 STANDARD rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED (level 0). "
+        "RR-0001 STANDARD rapid review, Ward 7 bed 12: NOT YET ACKNOWLEDGED. "
         "Acknowledge in Slack now."
     )
     for identifier in ("9990000018", "900123", "Mum", FILLED_FORM["concern"], "Alex", "Nurse"):
@@ -150,7 +150,7 @@ def test_a_long_ward_name_is_shortened_to_keep_one_sms(db, clock, senders, pager
     assert len(text) <= 160 and text.isascii()
     assert re.fullmatch(
         r"RR-0001 STANDARD rapid review, Florence Nightingale Acute Medical Unit - [^–]+\. "
-        r"bed Side room 14 bay C: NOT YET ACKNOWLEDGED \(level 0\)\. Acknowledge in Slack now\.",
+        r"bed Side room 14 bay C: NOT YET ACKNOWLEDGED\. Acknowledge in Slack now\.",
         text,
     )
 
@@ -164,7 +164,7 @@ def test_a_level_with_sms_pages_and_texts_its_holders_with_the_direct_message(
     tick(services, senders, clock, minutes=3)
     assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
     assert [number for number, _ in notify.texts()] == [SAM_MOBILE]
-    assert "(level 1)" in notify.texts()[0][1]
+    assert "(escalation level 1)" in notify.texts()[0][1]
     assert notify.calls[0].body["template_id"] == NOTIFY_TEMPLATE_ID
     # The fallback for level 1's messages finds its texts already sent: nothing doubles.
     tick(services, senders, clock, minutes=3)

@@ -102,7 +102,7 @@ def test_a_text_notify_took_but_whose_answer_was_lost_is_sent_once(
     assert len(sams_texts(notify)) == 1 and the_text_row(services).state == "pending"
     settle(services, clock, notify)
     assert len(sams_texts(notify)) == 1, "the text was sent again after its answer was lost"
-    assert "(level 1)" in sams_texts(notify)[0]
+    assert "(escalation level 1)" in sams_texts(notify)[0]
     assert len(notify.listed()) == 1, "Notify's list was read once before sending again"
     row = the_text_row(services)
     assert (row.state, row.message_id) == ("sent", notify.taken[0]["id"])

@@ -250,7 +250,7 @@ def texting_settings(notify: FakeNotify, pager: FakePager) -> dict[str, str]:
     }
 
 
-LEVEL = re.compile(r"\(level (\d+)\)")
+LEVEL = re.compile(r"\(escalation level (\d+)\)")  # none at the first level
 
 
 def texts_arrived(notify: FakeNotify, pager: FakePager) -> list[tuple[str, str, int, float]]:
@@ -259,7 +259,7 @@ def texts_arrived(notify: FakeNotify, pager: FakePager) -> list[tuple[str, str, 
     for call in pager.delivered():
         arrived.append((call.body["to"], call.body["reference"], call.body["level"], call.arrived))
     for call in notify.delivered():
-        level = int(LEVEL.findall(call.body["personalisation"]["message"])[0])
+        level = int(next(iter(LEVEL.findall(call.body["personalisation"]["message"])), 0))
         reference = call.body["reference"].split(" ")[0]  # the request's, before the rows' tags
         arrived.append((call.body["phone_number"], reference, level, call.arrived))
     return arrived
