@@ -212,6 +212,7 @@ def rota_cover(args: argparse.Namespace, bot: Bot) -> int:
             covering_user_id=user_id,
             by=operator(args.by),
             until_text=args.until,
+            say_until="--until",
         )
     except ServiceError as refused:
         raise BadInput(str(refused)) from None

@@ -33,9 +33,11 @@ def record_cover(
     covering_user_id: str,
     by: Actor,
     until_text: str | None,
+    say_until: str = "until",
 ) -> str:
     """Put the covering person on `role` from now until `until_text` (default: the end of the
-    current shift of that role); the confirmation to show.
+    current shift of that role); the confirmation to show. `say_until` is how the caller's own
+    syntax asks for the time (the command line's `--until`), for the examples in a refusal.
 
     Raises NotFound (no such role, covering person not in the directory), NotAllowed (not a
     rota admin nor the current holder) or ServiceError (an unreadable or past time).
@@ -54,9 +56,11 @@ def record_cover(
         holders = who_holds(uow, role, now)
         giving_up = check_cover(uow, services, by, role, holders)
         if giving_up is None:  # a rota admin: anyone's time on the role
-            until = _until(uow, role, until_text, now, services.timezone)
+            until = _until(uow, role, until_text, now, services.timezone, say_until)
         else:
-            until = _own_until(uow, role, giving_up, covering, until_text, now, services.timezone)
+            until = _own_until(
+                uow, role, giving_up, covering, until_text, now, services.timezone, say_until
+            )
         _make_room(uow, role, now, until)
         uow.session.add(
             Cover(
@@ -101,15 +105,22 @@ def _check_role(uow: UnitOfWork, services: Services, role: str) -> None:
         raise NotFound(f"There is no role called {role!r}. Roles: {', '.join(roles)}.")
 
 
-def _until(uow: UnitOfWork, role: str, text: str | None, now: datetime, tz: ZoneInfo) -> datetime:
+def _until(
+    uow: UnitOfWork,
+    role: str,
+    text: str | None,
+    now: datetime,
+    tz: ZoneInfo,
+    say_until: str = "until",
+) -> datetime:
     if text is None or not text.strip():
         until = _end_of_current_shift(uow, role, now)
         if until is None:
             raise ServiceError(
-                f"Nobody's shift on {role} runs now, so say until when, e.g. until 20:00."
+                f"Nobody's shift on {role} runs now, so say until when, e.g. {say_until} 20:00."
             )
         return until
-    until = _read_time(text.strip(), now, tz)
+    until = _read_time(text.strip(), now, tz, say_until)
     if until <= now:
         raise ServiceError(f"{text.strip()} has already passed; give a time still to come.")
     if until - now > LONGEST_COVER:
@@ -125,6 +136,7 @@ def _own_until(
     text: str | None,
     now: datetime,
     tz: ZoneInfo,
+    say_until: str = "until",
 ) -> datetime:
     """Until when a holder (not a rota admin) gives `role` up, to `covering`: their own time
     on it (their cover or shift now, and any of theirs that follows without a gap, until
@@ -138,7 +150,10 @@ def _own_until(
         (at for at, people in _holding(uow, role, now, shift_end) if people.keys() - spared),
         shift_end,
     )
-    until = own if text is None or not text.strip() else _until(uow, role, text, now, tz)
+    if text is None or not text.strip():
+        until = own
+    else:
+        until = _until(uow, role, text, now, tz, say_until)
     displaced = {
         staff_id: person
         for _at, people in _holding(uow, role, now, until)
@@ -183,7 +198,7 @@ def _own_end(uow: UnitOfWork, role: str, me: Staff, now: datetime) -> datetime:
         end = later
 
 
-def _read_time(text: str, now: datetime, tz: ZoneInfo) -> datetime:
+def _read_time(text: str, now: datetime, tz: ZoneInfo, say_until: str = "until") -> datetime:
     clock = CLOCK_TIME.fullmatch(text)
     if clock:
         return next_wall_time(int(clock["hour"]), int(clock["minute"]), after=now, tz=tz)
@@ -191,8 +206,8 @@ def _read_time(text: str, now: datetime, tz: ZoneInfo) -> datetime:
         return parse_rota_time(text, tz)[0]
     except BadTime:
         raise ServiceError(
-            f"I could not read {text!r} as a time; write e.g. until 20:00 or "
-            "until 2026-12-01T20:00."
+            f"I could not read {text!r} as a time; write e.g. {say_until} 20:00 or "
+            f"{say_until} 2026-12-01T20:00."
         ) from None
 
 

@@ -69,6 +69,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
 def test_a_person_may_be_named_as_the_rota_names_them(tmp_path):
     """At 3 a.m. the operator types the name the rota shows, not an email they must look up."""
     assert bot("import", str(ROTA / "december-2026.csv"), tmp_path=tmp_path).returncode == 0
+    unreadable = bot(
+        "cover", "outreach", "Sam Patel", "--until", "25:00", "--by", "lead@nhs.net",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert unreadable.returncode == 2
+    assert unreadable.stderr.strip().splitlines()[-1] == (  # the command line's own option
+        "rapidreview: I could not read '25:00' as a time; write e.g. --until 20:00 or "
+        "--until 2026-12-01T20:00."
+    )
     covered = bot(
         "cover", "outreach", "Sam Patel", "--until", "23:59", "--by", "lead@nhs.net",
         tmp_path=tmp_path,
