@@ -236,7 +236,7 @@ def rota_remove(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def digest(args: argparse.Namespace, bot: Bot) -> int:
-    from reviews.digest import build_digest, destinations, latest_day, post_digest
+    from reviews.digest import build_digest, destinations, latest_day, post_digest, undelivered
     from reviews.outbox import drain
 
     services = bot.services
@@ -254,7 +254,18 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
     if args.post:
         posted = post_digest(services, day=day)
         drain(services, bot.senders)  # send it now, as a running replica would
-        print("Posted." if posted else "Already posted for that day; not posted again.")
+        if not posted:
+            print("Already posted for that day; not posted again.")
+            return 0
+        waiting = undelivered(services, day=day)
+        channels = ", ".join(channel for _, channel in destinations(services))
+        if not waiting:
+            print(f"Posted to {channels}.")
+            return 0
+        print(
+            f"Queued, not yet sent ({'; '.join(waiting)}). "
+            "A running bot sends it as soon as the platform takes it."
+        )
     return 0
 
 

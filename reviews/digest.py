@@ -187,6 +187,19 @@ def post_digest(services: Services, *, day: date, late: bool = False) -> bool:
     return bool(posted)
 
 
+def undelivered(services: Services, *, day: date) -> list[str]:
+    """Each digest channel whose figures for `day` have not gone yet, with why ("#digest:
+    channel_not_found"); empty once every one has."""
+    keys = {f"digest:{day.isoformat()}:{p}:{c}": c for p, c in destinations(services)}
+    with services.db.reading() as uow:
+        rows = uow.outbox.by_key(list(keys))
+    return [
+        f"{keys[row.key]}: {row.last_error or 'waiting to send'}"
+        for row in rows
+        if row.state != "sent"
+    ]
+
+
 def split_chart(message: Message) -> list[tuple[str, Message]]:
     """("", the figures) and, when there is a chart, ("-chart", the chart with a caption)."""
     parts = [("", Message(text=message.text, review=message.review))]

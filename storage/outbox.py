@@ -569,6 +569,9 @@ class OutboxStore:
     def get(self, outbox_id: int) -> Outbox | None:
         return self.session.get(Outbox, outbox_id)
 
+    def by_key(self, keys: Sequence[str]) -> Sequence[Outbox]:
+        return self.session.exec(select(Outbox).where(col(Outbox.key).in_(keys))).all()
+
     def for_review(self, review_id: int) -> Sequence[Outbox]:
         query = select(Outbox).where(Outbox.review_id == review_id).order_by(col(Outbox.id))
         return self.session.exec(query).all()
