@@ -200,6 +200,7 @@ class Figures:
     cpu: float
     sender_cpu: float  # the bot's sender process's, where it has one
     slack_cpu: float  # the fake Slack's: on this machine here, at Slack in production
+    client_cpu: float  # this process's, the clients': Slack's servers, in production
     not_confirmed: int
     errors: int
     answered: dict[int, float]  # request number -> when its answer came (epoch seconds)
@@ -264,6 +265,7 @@ def load(
     sender = sender_of(pid)
     cpu_before, began = cpu_seconds(pid), time.perf_counter()
     sender_before, slack_before = cpu_seconds(sender), cpu_seconds(slack_pid)
+    clients_before = cpu_seconds(os.getpid())
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -275,6 +277,7 @@ def load(
         cpu_seconds(pid) - cpu_before,
         cpu_seconds(sender) - sender_before,
         cpu_seconds(slack_pid) - slack_before,
+        cpu_seconds(os.getpid()) - clients_before,
         tally["not_confirmed"],
         tally["errors"],
         answered,
@@ -383,7 +386,8 @@ def row(name: str, figures: Figures, bare: Figures | None) -> str:
             if figures.sender_cpu
             else ""
         )
-        + f" (Slack's {figures.slack_cpu / count * 1000:3.1f})"
+        + f" (Slack's {figures.slack_cpu / count * 1000:3.1f},"
+        f" the clients' {figures.client_cpu / count * 1000:3.1f})"
         f"  errors {figures.errors}  {ratio}"
     )
 
