@@ -8,13 +8,13 @@ SKIP LOCKED; SQLite's write lock), its due levels fire into the outbox under key
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
 from reviews import fallback, messages, notify
 from reviews.clock import next_slot
 from reviews.context import Services
+from reviews.isolation import isolated
 from reviews.model import State, format_reference
 from reviews.policy import Ladder, Level
 from reviews.reminders import remind_to_attend
@@ -39,11 +39,12 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             due = uow.reviews.claim_due_escalations(now, batch)
             on_call = OnCall(uow, now)  # one rota lookup per role for the whole batch
             fired = [
-                _isolated(
+                isolated(
                     uow,
                     services,
-                    review,
+                    review.id,
                     partial(fire_due_levels, uow, services, review, now, on_call=on_call),
+                    doing="escalated",
                 )
                 for review in due
             ]
@@ -54,8 +55,12 @@ def sweep(services: Services, *, batch: int = 100) -> int:
         with services.db.unit_of_work() as uow:
             late = uow.reviews.claim_due_attend_reminders(now, batch)
             reminded = [
-                _isolated(
-                    uow, services, review, partial(remind_to_attend, uow, services, review, now)
+                isolated(
+                    uow,
+                    services,
+                    review.id,
+                    partial(remind_to_attend, uow, services, review, now),
+                    doing="escalated",
                 )
                 for review in late
             ]
@@ -64,36 +69,6 @@ def sweep(services: Services, *, batch: int = 100) -> int:
             break
     fallback.follow_up(services, batch=batch)
     return moved
-
-
-def _isolated(
-    uow: UnitOfWork, services: Services, review: Review, step: Callable[[], None]
-) -> bool:
-    """Run one review's step in a savepoint: a review that cannot be escalated (a bug, a
-    damaged snapshot) never holds up everyone else's. It is retried every tick, and the digest
-    channel is told once, so a person can chase that request by hand."""
-    said = len(uow.on_commit)
-    try:
-        with uow.session.begin_nested():
-            step()
-    except Exception as error:
-        del uow.on_commit[said:]  # what the rolled-back step would have logged
-        reference = format_reference(review.id or 0)
-        # The type only: a database error's text can carry the request's own words.
-        log.error("%s: escalation step failed (%s); will retry", reference, type(error).__name__)
-        notify.to_digest_channel(
-            uow,
-            services.routes,
-            key=f"broken:{review.id}",
-            message=messages.Message(
-                text=f"{reference} could not be escalated ({type(error).__name__}); the bot "
-                "keeps trying. Make sure the outreach team knows about it."
-            ),
-            at=services.clock.now(),
-            review_id=review.id,
-        )
-        return False
-    return True
 
 
 class OnCall:
@@ -128,7 +103,12 @@ def fire_due_levels(
         index, repeat = review.escalation_level, review.escalation_repeat
         due, level = review.next_escalation_at, ladder.levels[index]
         has_next = index + 1 < len(ladder.levels)
-        someone_told = _fire(uow, services, on_call, review, index, repeat, level, now, has_next)
+        # The last level with nobody to tell calls everyone on the levels before it instead: it
+        # has no next level to skip to, and its repeats reached no person at all.
+        earlier = () if has_next else _roles_before(ladder, index)
+        someone_told = _fire(
+            uow, services, on_call, review, index, repeat, level, now, has_next, earlier
+        )
         fallback.level_fired(uow, services, review, ladder, index, repeat, on_call, now)
         if has_next:
             review.escalation_level = index + 1
@@ -155,13 +135,15 @@ def _fire(
     level: Level,
     now: datetime,
     has_next: bool,
+    earlier: tuple[str, ...] = (),
 ) -> bool:
-    """Queue one level's messages and its audit event; False when nobody could be told."""
+    """Queue one level's messages and its audit event; False when nobody could be told. If
+    nobody at the level could be told, `earlier`'s holders are told instead, and the outreach
+    channel too."""
     assert review.id is not None
     key = f"esc:{review.id}:{index}:{repeat}"
-    message = messages.with_acknowledge(
-        review, services.timezone, _level_text(review, index, repeat, now)
-    )
+    text = _level_text(review, index, repeat, now)
+    message = messages.with_acknowledge(review, services.timezone, text)
     told, unreachable, gaps = notify.tell_holders(
         uow,
         services.routes,
@@ -172,7 +154,27 @@ def _fire(
         now=now,
         review_id=review.id,
     )
-    if level.channel:
+    called_back = bool(earlier) and not told
+    if called_back:
+        nobody = ", ".join(level.notify)
+        message = messages.with_acknowledge(
+            review,
+            services.timezone,
+            f"{text} Nobody holding {nobody} could be told, so everyone on the earlier levels "
+            "is called again.",
+        )
+        told, more_unreachable, _ = notify.tell_holders(
+            uow,
+            services.routes,
+            earlier,
+            on_call,
+            key=f"{key}:earlier",
+            message=message,
+            now=now,
+            review_id=review.id,
+        )
+        unreachable |= more_unreachable
+    if level.channel or (not has_next and not told) or called_back:
         notify.to_outreach(
             uow,
             services.routes,
@@ -206,6 +208,7 @@ def _fire(
         nobody_on_call=gaps,
         unreachable=list(unreachable.values()),
         channel=level.channel,
+        earlier_called=list(earlier) if called_back else [],
     )
     # Logged once committed: a tick the database refuses would otherwise say so every time.
     uow.on_commit.append(
@@ -219,6 +222,11 @@ def _fire(
         )
     )
     return bool(told)
+
+
+def _roles_before(ladder: Ladder, index: int) -> tuple[str, ...]:
+    """Every role on the levels before `index`, each once, in the order they are called."""
+    return tuple(dict.fromkeys(role for level in ladder.levels[:index] for role in level.notify))
 
 
 def _level_text(review: Review, index: int, repeat: int, now: datetime) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reviews.policy_lines import SourceLines, syntax_error
+from rotas.rows import role_name
 
 DURATION = re.compile(r"^(\d+)(s|m|h)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -292,6 +293,15 @@ def _levels(raw: Any, table: str, fail: Any) -> tuple[Level, ...]:
         )
         repeat = entry.get("repeat_every")
         repeat_every = None
+        if repeat is None and index == len(raw) - 1:
+            # Without it the ladder ended there, a request unacknowledged and nothing to follow.
+            raise fail(
+                f'{here}: the last level needs repeat_every (e.g. repeat_every = "5m"): it '
+                "repeats until someone acknowledges",
+                table,
+                index,
+                "repeat_every",
+            )
         if repeat is not None:
             if index != len(raw) - 1:
                 raise fail(
@@ -314,13 +324,29 @@ def _levels(raw: Any, table: str, fail: Any) -> tuple[Level, ...]:
         levels.append(
             Level(
                 after=after,
-                notify=tuple(r.strip() for r in notify),
+                notify=_roles(notify, here, fail, (table, index, "notify")),
                 channel=channel,
                 repeat_every=repeat_every,
                 sms=sms,
             )
         )
     return tuple(levels)
+
+
+def _roles(
+    notify: list[str], here: str, fail: Any, where: tuple[str, int | None, str]
+) -> tuple[str, ...]:
+    """The roles as the rota names them (lower-cased: "Outreach" is the rota's "outreach"),
+    each once."""
+    roles: list[str] = []
+    for text in notify:
+        try:
+            role = role_name(text)
+        except ValueError as error:
+            raise fail(f"{here}: notify: {error}", *where) from None
+        if role not in roles:
+            roles.append(role)
+    return tuple(roles)
 
 
 def _duration(

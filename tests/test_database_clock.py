@@ -32,6 +32,7 @@ notify = ["outreach"]
 [[levels]]
 after = "30s"
 notify = ["outreach-backup"]
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 [urgency.standard]
 news2_at_least = 0
 attend_within = "1h"

@@ -54,6 +54,7 @@ notify = ["outreach"]
 [[levels]]
 after = "8s"
 notify = ["outreach-backup"]
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 
 [urgency.standard]
 news2_at_least = 0

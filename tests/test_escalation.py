@@ -186,6 +186,42 @@ def test_a_level_with_nobody_on_call_is_passed_at_once_and_reported(
     assert len(pings(slack, MO)) == 2 and len(pings(slack, DIGEST)) == 1
 
 
+def test_a_last_level_nobody_holds_calls_every_earlier_level_again_each_repeat(
+    services, slack, clock, db
+):
+    """No site manager on the rota: the repeating last level used to reach no person at all,
+    only the digest channel, while outreach, its backup and the registrar sat on call."""
+    with db.unit_of_work() as uow:
+        for shift in uow.rota.shifts_at("site-manager", clock.now()):
+            shift.end = clock.now()
+    review_id = raise_standard(services, slack)
+    for _ in range(3):
+        tick(services, slack, clock, minutes=5)  # levels 1, 2, then 3 at 15 min
+    called_again = (
+        "Escalation level 3: RR-0001 (standard) has waited 15 min without acknowledgement. "
+        "Nobody holding site-manager could be told, so everyone on the earlier levels is called "
+        "again."
+    )
+    for person in (ALEX, SAM, IRIS):
+        assert pings(slack, person)[-1] == called_again
+    assert pings(slack, CHANNEL)[-1] == called_again  # the team sees it too
+    tick(services, slack, clock, minutes=5)  # the repeat at 20 min: again
+    assert pings(slack, ALEX)[-1].startswith("Escalation level 3, repeat 1: RR-0001")
+    assert len(pings(slack, IRIS)) == 3  # level 2, then the two calls back
+    level_3 = [e for e in events(services, review_id, "escalated") if e["level"] == 3]
+    assert [(e["notified"], e["earlier_called"]) for e in level_3] == [
+        (
+            ["Alex Carter", "Sam Patel", "Iris Khan"],
+            ["outreach", "outreach-backup", "icu-registrar"],
+        )
+    ] * 2
+    # Still reported as a gap every time, as before.
+    assert sum("nobody holds site-manager" in text for text in pings(slack, DIGEST)) == 2
+    service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+    tick(services, slack, clock, minutes=5)
+    assert len(pings(slack, IRIS)) == 3
+
+
 def test_nobody_holding_the_bleep_calls_level_one_at_raise(services, slack, clock, db):
     with db.unit_of_work() as uow:
         for shift in uow.rota.shifts_at("outreach", clock.now()):
@@ -232,6 +268,7 @@ notify = ["outreach"]
 [[levels]]
 after = "10m"
 notify = ["site-manager"]
+repeat_every = "10m"
 
 [urgency.emergency]
 news2_at_least = 7
@@ -243,6 +280,7 @@ notify = ["outreach", "icu-registrar"]
 after = "2m"
 notify = ["site-manager"]
 channel = true
+repeat_every = "10m"
 
 [urgency.standard]
 news2_at_least = 0
@@ -344,7 +382,7 @@ def test_a_review_that_cannot_be_escalated_holds_up_nobody_else(services, slack,
         review.policy = review.policy.replace('"levels": [', '"levels": [7, ')  # damaged
     tick(services, slack, clock, minutes=5)
     assert [t.split(":")[1][:8] for t in pings(slack, SAM)] == [" RR-0002"]
-    assert "RR-0001: escalation step failed (TypeError); will retry" in caplog.text
+    assert "RR-0001 could not be escalated (TypeError); will retry" in caplog.text
     assert "Traceback" not in caplog.text  # a database error's text can carry the request
     with services.db.unit_of_work() as uow:
         assert uow.reviews.get(broken).escalation_level == 1  # untouched: still due

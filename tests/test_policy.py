@@ -148,7 +148,44 @@ def test_a_policy_without_levels_or_bands_says_what_it_needs(tmp_path):
     assert "[[levels]]" in error_for(
         tmp_path, '[urgency.standard]\nnews2_at_least = 0\nattend_within = "1h"\n'
     )
-    assert "[urgency.NAME]" in error_for(tmp_path, '[[levels]]\nafter = "0s"\nnotify = ["a"]\n')
+    assert "[urgency.NAME]" in error_for(
+        tmp_path, '[[levels]]\nafter = "0s"\nnotify = ["a"]\nrepeat_every = "5m"\n'
+    )
+
+
+def test_a_ladder_whose_last_level_does_not_repeat_is_refused(tmp_path):
+    """Its request, unacknowledged, would have been called no more after the last level."""
+    said = error_for(
+        tmp_path,
+        '[[levels]]\nafter = "0s"\nnotify = ["outreach"]\n'
+        '[[levels]]\nafter = "5m"\nnotify = ["site-manager"]\n'
+        '[urgency.standard]\nnews2_at_least = 0\nattend_within = "1h"\n',
+    )
+    assert said.endswith(
+        "line 4: [[levels]] number 2: the last level needs repeat_every (e.g. repeat_every = "
+        '"5m"): it repeats until someone acknowledges'
+    )
+
+
+def test_roles_are_read_as_the_rota_writes_them(tmp_path):
+    """The rota lower-cases its roles: "Outreach" in the policy used to match nobody, and every
+    level was skipped as a gap while the bleep-holder was on shift."""
+    path = tmp_path / "escalation.toml"
+    path.write_text(
+        '[[levels]]\nafter = "0s"\nnotify = [" Outreach", "ICU-Registrar", "outreach"]\n'
+        'repeat_every = "5m"\n'
+        '[urgency.standard]\nnews2_at_least = 0\nattend_within = "1h"\n'
+    )
+    assert load_policy(path).levels[0].notify == ("outreach", "icu-registrar")
+    said = error_for(
+        tmp_path,
+        '[[levels]]\nafter = "0s"\nnotify = ["site manager"]\nrepeat_every = "5m"\n'
+        '[urgency.standard]\nnews2_at_least = 0\nattend_within = "1h"\n',
+    )
+    assert said.endswith(
+        "line 3: [[levels]] number 1: notify: unknown role format 'site manager': a role is "
+        "one word of letters, digits and hyphens, e.g. outreach-backup"
+    )
 
 
 def test_an_unreadable_policy_file_is_a_policy_error(tmp_path):

@@ -15,6 +15,7 @@ POLICY = """\
 after = "0s"
 notify = ["outreach"]
 sms = true
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 [urgency.standard]
 news2_at_least = 0
 attend_within = "1h"

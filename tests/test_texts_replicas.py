@@ -40,6 +40,7 @@ sms = true
 [[levels]]
 after = "4s"
 notify = ["site-manager"]
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 [fallback]
 after = "1s"
 [urgency.standard]

@@ -39,6 +39,7 @@ notify = ["outreach"]
 after = "5m"
 notify = ["outreach-backup"]
 sms = true
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 [urgency.standard]
 news2_at_least = 0
 attend_within = "1h"

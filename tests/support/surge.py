@@ -37,6 +37,7 @@ notify = ["outreach"]
 after = "1h"
 notify = ["outreach"]
 channel = true
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 [urgency.standard]
 news2_at_least = 0
 attend_within = "1h"
