@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from reviews.context import Services
+from reviews.isolation import isolated
 from reviews.messages import Message
 from reviews.model import State, format_reference
 from reviews.notify import person_address
@@ -33,6 +34,7 @@ from storage.tables import Outbox, Review, Staff
 log = logging.getLogger(__name__)
 
 UNDELIVERED_AFTER = timedelta(seconds=60)
+BROKEN_RETRY = timedelta(minutes=1)  # a follow-up that failed is looked at again this much later
 TEXT = "text"  # the outbox kind of a text or page
 
 
@@ -126,11 +128,24 @@ def follow_up(services: Services, *, batch: int = 100) -> int:
     while True:
         with services.db.unit_of_work() as uow:
             due = uow.outbox.claim_follow_ups(now, batch)
-            outcomes = [_follow_up(uow, services, row, now) for row in due]
+            outcomes = [_isolated_follow_up(uow, services, row, now) for row in due]
         queued += outcomes.count(True)
         # A row whose review was busy stays due: looping on would only claim it again.
         if len(due) < batch or None in outcomes:
             return queued
+
+
+def _isolated_follow_up(
+    uow: UnitOfWork, services: Services, row: Outbox, now: datetime
+) -> bool | None:
+    """_follow_up in a savepoint: one request that cannot be followed up (a damaged snapshot)
+    stopped every other request's texts. Its row is looked at again in a minute."""
+    outcome: list[bool | None] = []
+    step = lambda: outcome.append(_follow_up(uow, services, row, now))  # noqa: E731
+    if isolated(uow, services, row.review_id, step, doing="followed by a text or page"):
+        return outcome[0]
+    row.follow_up_at = now + BROKEN_RETRY
+    return None
 
 
 def _follow_up(uow: UnitOfWork, services: Services, row: Outbox, now: datetime) -> bool | None:

@@ -48,6 +48,7 @@ notify = ["outreach"]
 [[levels]]
 after = "5m"
 notify = ["outreach", "outreach-backup"]
+repeat_every = "24h"  # beyond the test: the ladder must repeat
 {sms}
 [fallback]
 after = "{fallback}"
@@ -125,6 +126,25 @@ def test_an_unacknowledged_direct_message_is_followed_by_a_page_after_the_fallba
     ]
     tick(services, senders, clock, seconds=30)
     assert len(pager.pages()) == 1 and notify.texts() == []
+
+
+def test_one_request_that_cannot_be_followed_up_holds_up_nobody_elses_page(
+    services, senders, clock, pager, slack
+):
+    """A damaged request (as tests/test_escalation.py damages one) used to raise in every
+    sweep before any other request's text was queued: nobody was paged, for anything."""
+    broken = raise_one(services, senders)
+    raise_one(services, senders)
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(broken)
+        review.policy = review.policy.replace('"levels": [', '"levels": [7, ')
+    tick(services, senders, clock, minutes=2)
+    assert [(p["to"], p["reference"]) for p in pager.pages()] == [(ALEX_PAGER, "RR-0002")]
+    told = [item.message.text for item in slack.to("C0DIGEST")]
+    assert told == [
+        "RR-0001 could not be followed by a text or page (TypeError); the bot keeps trying. Make "
+        "sure the outreach team knows about it."
+    ]
 
 
 def test_the_text_says_where_and_how_urgent_and_never_who(services, senders, clock, pager):
