@@ -8,7 +8,7 @@ call. A person nobody knows is reported by name and never guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from rotas.contact import masked
 from rotas.rows import ShiftRow
@@ -43,8 +43,10 @@ def resolve_person(
     slack_ids: dict[str, str | None],
     changes: list[str],
     teams_ids: dict[str, str | None] | None = None,
+    named: Collection[int] = (),
 ) -> Staff:
-    """The directory's entry for the row's person, added or completed from the row.
+    """The directory's entry for the row's person, added or completed from the row. `named`:
+    the people earlier rows of the same file named by email or id, whom a name alone may find.
 
     Raises UnknownPerson when only a name is given and the directory does not know it (or
     knows two), when no platform asked knows the email and no id is given or known, or when
@@ -54,7 +56,7 @@ def resolve_person(
     slack = row.slack_user_id or slack_ids.get(row.email or "")
     teams = row.teams_user_id or teams_ids.get(row.email or "")
     if not (row.email or slack or teams):
-        return _complete(uow, _by_name(uow, row.name), row, {}, changes)
+        return _complete(uow, _by_name(uow, row.name, named), row, {}, changes)
     asked = [name for name, ids in (("Slack", slack_ids), ("Teams", teams_ids)) if row.email in ids]
     if asked and not (slack or teams) and not _reachable(uow, row.email or ""):
         raise UnknownPerson(_not_known(row, asked))
@@ -155,13 +157,19 @@ def _found_by_email(row: ShiftRow, slack: str | None, teams: str | None) -> str:
     return f" ({' and '.join(found)} id{'s' * (len(found) > 1)} found by email)"
 
 
-def _by_name(uow: UnitOfWork, name: str) -> Staff:
-    matches = uow.rota.staff_by_name(name)
+def _by_name(uow: UnitOfWork, name: str, named: Collection[int]) -> Staff:
+    """The one person of that name a rota has named before (or an earlier row of this file,
+    `named`). Anyone who messages the bot is in the directory too (Slack and Teams add them on
+    first contact): a name alone must never hand a shift, its pings and its Acknowledge button,
+    to a stranger who shares it."""
+    known = uow.rota.staff_by_name(name)
+    matches = uow.rota.rostered(known) + [p for p in known if p.id in named]
+    matches = list({person.id: person for person in matches}.values())
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise UnknownPerson(
-            f"unknown person: {name} is not in the staff directory; give their email, "
+            f"unknown person: {name} has not been on the rota before; give their email, "
             "slack_user_id or teams_user_id"
         )
     raise UnknownPerson(f"{name} matches {len(matches)} people in the directory; give their email")

@@ -109,7 +109,9 @@ def _apply(
     rejected = list(read.rejected)
     for row in read.rows:
         try:
-            person = resolve_person(uow, row, ids["slack"], report.directory, ids["teams"])
+            person = resolve_person(
+                uow, row, ids["slack"], report.directory, ids["teams"], named=people
+            )
         except UnknownPerson as error:
             rejected.append(Rejection(row.line, str(error)))
             continue

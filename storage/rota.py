@@ -191,6 +191,15 @@ class RotaStore:
         query = select(Staff).where(func.lower(Staff.name) == name.strip().lower())
         return self.session.exec(query).all()
 
+    def rostered(self, staff: Sequence[Staff]) -> list[Staff]:
+        """Those of `staff` who have ever had a shift or a cover (superseded ones too): put on
+        the rota by a rota admin, not only known from talking to the bot."""
+        ids = [person.id for person in staff]
+        shifts = select(Shift.staff_id).where(col(Shift.staff_id).in_(ids))
+        covers = select(Cover.staff_id).where(col(Cover.staff_id).in_(ids))
+        on_rota = set(self.session.exec(shifts).all()) | set(self.session.exec(covers).all())
+        return [person for person in staff if person.id in on_rota]
+
     def latest_end_before(self, role: str, at: datetime) -> datetime | None:
         """When the last live shift or cover of `role` ending at or before `at` ended."""
         shifts = select(func.max(Shift.end)).where(

@@ -131,7 +131,7 @@ def test_every_bad_row_is_named_and_nothing_is_imported(db, clock):
         (6, "unknown person"),
         (7, "bad times"),
     ]
-    assert "line 6: unknown person: Dr Nobody Known is not in the staff directory" in "\n".join(
+    assert "line 6: unknown person: Dr Nobody Known has not been on the rota before" in "\n".join(
         report.lines()
     )
     assert live_shifts(services) == []
@@ -375,3 +375,37 @@ def test_a_role_with_one_shift_is_counted_in_the_singular(db, clock, tmp_path):
     )
     printed = "\n".join(import_rota(services=make_services(db, clock), path=one).lines())
     assert "outreach: 1 shift, 08:00 Tue 01 Dec to 20:00 Tue 01 Dec" in printed
+
+
+def test_a_name_alone_never_puts_a_stranger_who_messaged_the_bot_on_call(db, clock, tmp_path):
+    """A porter called Sam Patel messaged the bot once (Teams and Slack add everyone who does
+    to the directory). A row naming only "Sam Patel" handed him the outreach shift, its pings
+    and its Acknowledge button."""
+    services = make_services(db, clock)
+    with db.unit_of_work() as uow:
+        uow.rota.add_staff(Staff(name="Sam Patel", teams_user_id="5a5a5a5a-0000-4000-8000-0009"))
+    name_only = HEADER + "outreach,Sam Patel,,,,2026-12-01T08:00,2026-12-01T20:00\n"
+    report = import_rota(services=services, path=write(tmp_path, "a.csv", name_only))
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (
+            2,
+            "unknown person: Sam Patel has not been on the rota before; give their email, "
+            "slack_user_id or teams_user_id",
+        )
+    ]
+    assert live_shifts(services) == []
+    # Once a rota has named the nurse Sam Patel by email, her name alone finds her, in the same
+    # file and in later ones; the porter, never on a rota, is not mistaken for her.
+    with_email = (
+        HEADER
+        + "outreach,Sam Patel,sam.patel@nhs.net,U01SAM,,2026-12-01T08:00,2026-12-01T20:00\n"
+        + "outreach-backup,Sam Patel,,,,2026-12-01T20:00,2026-12-02T08:00\n"
+    )
+    report = import_rota(services=services, path=write(tmp_path, "b.csv", with_email))
+    assert report.ok, report.lines()
+    assert holder(services, "outreach-backup", utc(2026, 12, 1, 21)) == ["Sam Patel"]
+    with db.unit_of_work() as uow:
+        (nurse,) = uow.rota.rostered(uow.rota.staff_by_name("Sam Patel"))
+        assert nurse.email == "sam.patel@nhs.net"
+        backup = who_holds(uow, "outreach-backup", utc(2026, 12, 1, 21))
+        assert [person.id for person in backup] == [nurse.id]
