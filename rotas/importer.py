@@ -185,5 +185,35 @@ def _replace(
             )
     for shift in gone:
         when = describe(role, shift.start, shift.end, tz)
-        report.removed.append(f"{when}: {people[shift.staff_id].name}")
+        kept = _outside(uow, shift, start, end, now)
+        if kept:
+            times = " and ".join(f"{local_time(a, tz)} - {local_time(b, tz)}" for a, b in kept)
+            report.changed.append(
+                f"{when}: {people[shift.staff_id].name} now only {times}, outside this file's "
+                "period"
+            )
+        else:
+            report.removed.append(f"{when}: {people[shift.staff_id].name}")
     uow.session.flush()
+
+
+def _outside(
+    uow: UnitOfWork, shift: Shift, start: datetime, end: datetime, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Keep the parts of a replaced `shift` outside [start, end), as shifts of its own file:
+    a file speaks only for its period. (The night of 30 November, 20:00-08:00, lost its whole
+    night to a December file starting at 07:00 on the 1st: nobody held the bleep from 20:00.)"""
+    parts = [(shift.start, start)] if shift.start < start else []
+    parts += [(end, shift.end)] if shift.end > end else []
+    for begin, finish in parts:
+        uow.session.add(
+            Shift(
+                role=shift.role,
+                staff_id=shift.staff_id,
+                start=begin,
+                end=finish,
+                source=shift.source,
+                imported_at=now,
+            )
+        )
+    return parts

@@ -409,3 +409,37 @@ def test_a_name_alone_never_puts_a_stranger_who_messaged_the_bot_on_call(db, clo
         assert nurse.email == "sam.patel@nhs.net"
         backup = who_holds(uow, "outreach-backup", utc(2026, 12, 1, 21))
         assert [person.id for person in backup] == [nurse.id]
+
+
+def test_a_file_replaces_only_its_own_period_of_a_shift_that_runs_past_it(db, clock, tmp_path):
+    """November's night, 20:00 on the 30th to 08:00, overlaps December's file (from 07:00 on
+    the 1st) by one hour. The whole night was replaced: nobody held the bleep from 20:00."""
+    services = make_services(db, clock)
+    november = HEADER + (
+        "outreach,Priya Shah,priya.shah@nhs.net,U01PRIYA,,2026-11-30T08:00,2026-11-30T20:00\n"
+        "outreach,Alex Carter,alex.carter@nhs.net,U01ALEX,,2026-11-30T20:00,2026-12-01T08:00\n"
+        "outreach,Priya Shah,priya.shah@nhs.net,U01PRIYA,,2026-12-02T06:00,2026-12-02T18:00\n"
+    )
+    assert import_rota(services=services, path=write(tmp_path, "nov.csv", november)).ok
+    december = write(
+        tmp_path,
+        "dec.csv",
+        HEADER
+        + "outreach,Sam Patel,sam.patel@nhs.net,U01SAM,,2026-12-01T07:00,2026-12-01T19:00\n"
+        + "outreach,Priya Shah,priya.shah@nhs.net,U01PRIYA,,2026-12-01T19:00,2026-12-02T07:00\n",
+    )
+    report = import_rota(services=services, path=december)
+    assert report.ok, report.lines()
+    assert holder(services, "outreach", utc(2026, 11, 30, 23)) == ["Alex Carter"]
+    assert holder(services, "outreach", utc(2026, 12, 1, 7, 30)) == ["Sam Patel"]
+    assert holder(services, "outreach", utc(2026, 12, 2, 6, 30)) == ["Priya Shah"]  # December's
+    assert holder(services, "outreach", utc(2026, 12, 2, 12)) == ["Priya Shah"]  # November's
+    assert report.changed == [
+        "outreach 20:00 Mon 30 Nov - 08:00 Tue 01 Dec: Alex Carter now only 20:00 Mon 30 Nov - "
+        "07:00 Tue 01 Dec, outside this file's period",
+        "outreach 06:00 Wed 02 Dec - 18:00 Wed 02 Dec: Priya Shah now only 07:00 Wed 02 Dec - "
+        "18:00 Wed 02 Dec, outside this file's period",
+    ]
+    assert report.removed == []
+    again = import_rota(services=services, path=december)
+    assert again.ok and not again.changes
