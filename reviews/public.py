@@ -16,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from reviews.context import Actor, Services
 from reviews.messages import local_time
-from reviews.model import WEB_PLATFORM, ValidRequest, format_reference
+from reviews.model import WEB_PLATFORM, State, ValidRequest, format_reference
 from reviews.service import Result, ServiceError, add_review
 from storage.database import UnitOfWork
+from storage.tables import Review
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def raise_from_public_page(
     except IntegrityError:
         # Two copies of one form raced: the other one recorded it.
         with services.db.unit_of_work() as uow:
-            existing = uow.reviews.by_submission_key(submission_key)
+            existing, _ = _still_open(uow, submission_key)
         if existing is None:
             raise
         return Result(existing, False, f"{format_reference(existing.id or 0)} was already raised.")
@@ -84,7 +85,8 @@ def raise_from_public_page(
 def _raise(services: Services, request: ValidRequest, key: str, sender: str) -> Result:
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
-        if existing := uow.reviews.by_submission_key(key):
+        existing, key = _still_open(uow, key)
+        if existing:
             return Result(
                 existing, False, f"{format_reference(existing.id or 0)} was already raised."
             )
@@ -93,6 +95,17 @@ def _raise(services: Services, request: ValidRequest, key: str, sender: str) -> 
     reference = format_reference(review.id or 0)
     log.info("%s raised from the public page (%s)", reference, review.urgency)
     return Result(review, True, f"{reference} raised.")
+
+
+def _still_open(uow: UnitOfWork, key: str) -> tuple[Review | None, str]:
+    """The request the form with `key` raised, while it is open: a double tap or a reload.
+    Once that request is closed or cancelled, the same form sent again (the phone still showing
+    it, the patient worse again) is a new request: None, and the key it is stored under."""
+    existing = uow.reviews.by_submission_key(key)
+    while existing is not None and not State(existing.state).is_open:
+        key = f"{key}+{existing.id}"
+        existing = uow.reviews.by_submission_key(key)
+    return existing, key
 
 
 def count_submission(uow: UnitOfWork, sender: str, now: datetime) -> None:

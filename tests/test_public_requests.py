@@ -54,6 +54,26 @@ def test_a_double_tapped_send_raises_one_request(site: PublicPages) -> None:
     assert send(site, token=token).status_code == 200 and len(stored(site)) == 1  # a reload
 
 
+def test_the_same_form_sent_again_after_its_request_closed_raises_a_new_one(
+    site: PublicPages, clock: FrozenClock
+) -> None:
+    """The phone still shows the form; the outreach team saw Mum and closed the request; an
+    hour later she is worse and her son presses Send again. He was told "the team has been
+    told" with the closed request's reference, and nothing was raised."""
+    token = form_token(site)
+    assert "RR-0001" in send(site, token=token).text
+    clock.advance(minutes=40)
+    service.record_outcome(
+        services=site.services, review_id=1, by=OUTREACH, outcome=Outcome.NO_CHANGE
+    )
+    clock.advance(minutes=30)
+    again = send(site, token=token)
+    assert again.status_code == 200 and "RR-0002" in again.text
+    assert [r.state for r in stored(site)] == ["closed", "raised"]
+    reloaded = send(site, token=token)  # a double tap on the new one still counts once
+    assert "RR-0002" in reloaded.text and len(stored(site)) == 2
+
+
 def test_two_relatives_at_once_raise_two(site: PublicPages) -> None:
     first, second = form_token(site), form_token(site)
     answers = at_once(lambda: send(site, token=first), lambda: send(site, token=second))
