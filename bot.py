@@ -449,6 +449,22 @@ def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
     threading.Event().wait()
 
 
+def live_platforms(bot: Bot) -> list[str]:
+    """The platforms other than the shell this database has held messages for: it is a live
+    bot's, whose settings are missing here."""
+    with bot.services.db.reading() as uow:
+        return sorted(uow.outbox.platforms() - {"shell"})
+
+
+def not_the_shells(platforms: list[str]) -> str:
+    return (
+        f"DATABASE_URL is a live bot's database (it holds messages for {', '.join(platforms)}), "
+        "but no Slack or Teams settings are set here. The shell would take over its open "
+        "requests' escalation, into this terminal. Set the bot's settings (its .env), or point "
+        "DATABASE_URL at a database of the shell's own."
+    )
+
+
 def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> None:
     """The local shell until the person quits; the scheduler runs behind it. `moved` says why
     the shell is not on the configured database, if it is not."""
@@ -590,6 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Database schema is up to date.")
             return 0
         if shell:
+            if moved is None and (live := live_platforms(bot)):
+                print(f"rapidreview: {not_the_shells(live)}", file=sys.stderr)
+                return 2
             # The terminal is the chat: only problems are logged into it.
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
             run_shell(bot, announce=args.command is None, moved=moved)

@@ -576,6 +576,10 @@ class OutboxStore:
         query = select(Outbox).where(Outbox.review_id == review_id).order_by(col(Outbox.id))
         return self.session.exec(query).all()
 
+    def platforms(self) -> set[str]:
+        """Every platform a message was ever queued for."""
+        return set(self.session.exec(select(Outbox.platform).distinct()).all())
+
     def count_by_state(self) -> dict[str, int]:
         query = select(Outbox.state, func.count()).group_by(col(Outbox.state))
         return {state: count for state, count in self.session.exec(query).all()}

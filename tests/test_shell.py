@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import socket
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from reviews import service
+from storage.database import Database
+from storage.migrate import upgrade
+from tests.support.builders import NURSE, make_services, request
+from tests.support.clock import FrozenClock
 from tests.support.databases import postgres_database, postgres_unavailable
-from tests.support.process import BotProcess, bot_environment
+from tests.support.process import BotProcess, bot_environment, run_bot
 from tests.support.terminal import CTRL_C, CTRL_D, UP, PtyBot
 
 pytestmark = pytest.mark.slow
@@ -227,6 +232,32 @@ def test_a_configured_trusts_bot_is_left_alone(tmp_path):
         bot.stop()
     assert not trust_db.exists()
     assert (tmp_path / "rapidreview-shell.db").exists()
+
+
+def test_a_live_bots_database_without_its_settings_is_refused_not_taken_over(tmp_path):
+    """The bot's .env went missing on the server: `python bot.py` found nothing configured and
+    started the shell on the trust's own database, whose sweep fired its open requests' next
+    levels into the terminal, where nobody was; their Slack messages were never queued."""
+    url = f"sqlite:///{tmp_path}/trust.db"
+    db = Database(url)
+    upgrade(db.engine)
+    clock = FrozenClock(datetime.now(UTC) - timedelta(minutes=30))
+    review = service.raise_review(services=make_services(db, clock), request=request(), by=NURSE)
+    with db.reading() as uow:
+        before = sorted(row.key for row in uow.outbox.for_review(review.review.id))
+    for command in ((), ("shell",)):
+        refused = run_bot(*command, cwd=tmp_path, DATABASE_URL=url)
+        assert refused.returncode == 2
+        assert refused.stderr.strip() == (
+            "rapidreview: DATABASE_URL is a live bot's database (it holds messages for slack), "
+            "but no Slack or Teams settings are set here. The shell would take over its open "
+            "requests' escalation, into this terminal. Set the bot's settings (its .env), or "
+            "point DATABASE_URL at a database of the shell's own."
+        )
+    with db.reading() as uow:
+        assert sorted(row.key for row in uow.outbox.for_review(review.review.id)) == before
+        assert uow.reviews.get(review.review.id).escalation_level == review.review.escalation_level
+    db.dispose()
 
 
 @pytest.mark.postgres
