@@ -7,7 +7,14 @@ import io
 from zoneinfo import ZoneInfo
 
 from rotas.contact import pager_id, uk_mobile
-from rotas.rows import ReadResult, ShiftRow, check_span, reject_duplicates, role_name
+from rotas.rows import (
+    ReadResult,
+    ShiftRow,
+    check_span,
+    email_address,
+    reject_duplicates,
+    role_name,
+)
 from rotas.times import BadTime, parse_rota_time
 
 HEADER = ["role", "name", "email", "slack_user_id", "teams_user_id", "start", "end"]
@@ -66,6 +73,11 @@ def _read_row(
         result.reject(line, "no name given")
         return
     try:
+        email = email_address(email) if email else ""
+    except ValueError as error:
+        result.reject(line, str(error))
+        return
+    try:
         start, start_note = parse_rota_time(start_text, tz)
         end, end_note = parse_rota_time(end_text, tz)
     except BadTime as error:
@@ -81,7 +93,7 @@ def _read_row(
             line,
             role,
             name,
-            email.lower() or None,
+            email or None,
             slack or None,
             teams or None,
             start,

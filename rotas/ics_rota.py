@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar
 
-from rotas.rows import ReadResult, ShiftRow, check_span, reject_duplicates, role_name
+from rotas.rows import (
+    ReadResult,
+    ShiftRow,
+    check_span,
+    email_address,
+    reject_duplicates,
+    role_name,
+)
 from rotas.times import local_to_utc
 
 SEPARATOR = re.compile(r"\s*(?::|\s-\s)\s*")
@@ -97,8 +104,9 @@ def _role_and_person(event: Any) -> tuple[str, str, str | None]:
     if attendees is not None:
         address = str(attendees)
         email = address.split(":", 1)[1] if address.lower().startswith("mailto:") else ""
+        email = email_address(email) if email.strip() else ""
         name = str(attendees.params.get("CN", "")).strip() or summary_name.strip()
-        return role, name or email, email.strip().lower() or None
+        return role, name or email, email or None
     if not summary_name.strip():
         raise ValueError("unknown person: no ATTENDEE and no name in SUMMARY")
     return role, summary_name.strip(), None

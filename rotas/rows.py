@@ -55,6 +55,19 @@ class ReadResult:
         self.rejected.append(Rejection(line, reason))
 
 
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def email_address(text: str) -> str:
+    """The email, lower-cased; ValueError with a sentence if it cannot be one. (An email is
+    how a rota row finds its person: "not-an-email" once replaced a nurse's own address in the
+    staff directory, and her next correct row then made a second of her.)"""
+    email = text.strip().lower()
+    if not EMAIL.fullmatch(email):
+        raise ValueError(f"not an email address: {text.strip()!r} (e.g. alex.carter@nhs.net)")
+    return email
+
+
 def role_name(text: str) -> str:
     """The role, lower-cased; ValueError with a sentence if it is not one word."""
     role = text.strip().lower()

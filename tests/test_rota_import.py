@@ -443,3 +443,33 @@ def test_a_file_replaces_only_its_own_period_of_a_shift_that_runs_past_it(db, cl
     assert report.removed == []
     again = import_rota(services=services, path=december)
     assert again.ok and not again.changes
+
+
+def test_an_email_that_cannot_be_one_is_rejected_and_changes_nobody(db, clock, tmp_path):
+    """ "not-an-email" replaced Alex's address in the staff directory; her next, correct, row then
+    made a second Alex Carter."""
+    services = make_services(db, clock)
+    good = (
+        HEADER
+        + "outreach,Alex Carter,alex.carter@nhs.net,U01ALEX,,2026-12-01T08:00,2026-12-01T20:00\n"
+    )
+    assert import_rota(services=services, path=write(tmp_path, "a.csv", good)).ok
+    bad = HEADER + "outreach,Alex Carter,not-an-email,U01ALEX,,2026-12-02T08:00,2026-12-02T20:00\n"
+    report = import_rota(services=services, path=write(tmp_path, "b.csv", bad))
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (2, "not an email address: 'not-an-email' (e.g. alex.carter@nhs.net)")
+    ]
+    ics = write(
+        tmp_path,
+        "c.ics",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:1\r\n"
+        "SUMMARY:outreach: Alex Carter\r\nATTENDEE;CN=Alex Carter:mailto:alex carter@nhs\r\n"
+        "DTSTART:20261203T080000\r\nDTEND:20261203T200000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    assert "not an email address: 'alex carter@nhs'" in "\n".join(
+        import_rota(services=services, path=ics).lines()
+    )
+    with db.unit_of_work() as uow:
+        assert [(p.name, p.email) for p in uow.rota.all_staff()] == [
+            ("Alex Carter", "alex.carter@nhs.net")
+        ]
