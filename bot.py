@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy.exc import OperationalError
@@ -311,6 +311,7 @@ def run(bot: Bot) -> None:
             platform,
         )
     say_wards_without_a_phone(bot)
+    say_a_time_zone_without_summer_time(bot.settings)
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -368,6 +369,19 @@ def unwatched_alarms(settings: Settings) -> list[tuple[str, str]]:
     if settings.teams_configured and not settings.teams_digest_conversation:
         unset.append(("Teams", "TEAMS_DIGEST_CONVERSATION"))
     return unset
+
+
+def say_a_time_zone_without_summer_time(settings: Settings) -> None:
+    """TIMEZONE=GMT (or UTC) is valid, and an hour out for every UK rota time all summer: a
+    July 08:00 shift began at 09:00, and the bleep holder was not called until then."""
+    zone = settings.timezone
+    winter, summer = (datetime(2026, month, 1, tzinfo=zone).utcoffset() for month in (1, 7))
+    if winter == summer and winter == timedelta(0):
+        log.warning(
+            "TIMEZONE=%s has no summer time: every rota time and time shown would be an hour "
+            "out in British Summer Time. For wards in the UK, set TIMEZONE=Europe/London.",
+            zone.key,
+        )
 
 
 def say_wards_without_a_phone(bot: Bot) -> None:

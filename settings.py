@@ -142,8 +142,8 @@ def load_settings(
             "TEAMS_OPENID_METADATA_URL", get("TEAMS_OPENID_METADATA_URL", DEFAULT_TEAMS_OPENID)
         ),
         teams_authority=_authority(get("TEAMS_AUTHORITY"), get("TEAMS_TENANT_ID")),
-        managers=_people(get("MANAGERS")),
-        rota_admins=_people(get("ROTA_ADMINS")),
+        managers=_people("MANAGERS", get("MANAGERS")),
+        rota_admins=_people("ROTA_ADMINS", get("ROTA_ADMINS")),
         timezone=_timezone(get("TIMEZONE", "Europe/London")),
         digest_time=_clock_time("DIGEST_TIME", get("DIGEST_TIME", "08:00")),
         checkin_time=_clock_time("CHECKIN_TIME", get("CHECKIN_TIME", "10:00")),
@@ -224,6 +224,12 @@ def _check_combinations(s: Settings) -> None:
                 bool(s.pager_webhook_secret and not s.pager_webhook_url),
                 "PAGER_WEBHOOK_URL: PAGER_WEBHOOK_URL and PAGER_WEBHOOK_SECRET go together",
             ),
+            (
+                # As the Teams package checks it: otherwise every token Teams sends is refused.
+                bool(s.teams_app_id and not GUID.fullmatch(s.teams_app_id)),
+                "TEAMS_APP_ID: must be the Azure bot's Microsoft App ID, a GUID like "
+                "00000000-1111-4222-8333-444444444444",
+            ),
         )
         if needed
     ]
@@ -231,10 +237,19 @@ def _check_combinations(s: Settings) -> None:
         raise SettingsError("; ".join(problems))
 
 
+GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
 def _database_url(value: str) -> str:
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
         raise SettingsError(
             "DATABASE_URL: must be sqlite:///FILE or postgresql+psycopg://user@host/db"
+        )
+    if re.match(r"^sqlite(\+\w+)?://", value) and not re.match(r"^sqlite(\+\w+)?:///.", value):
+        # sqlite://tmp/x.db (two slashes) passed this check and failed at start with a traceback.
+        raise SettingsError(
+            "DATABASE_URL: a SQLite URL is sqlite:/// then the file, e.g. sqlite:///rapidreview.db "
+            "(four slashes for a full path: sqlite:////var/lib/rapidreview/rapidreview.db)"
         )
     if value.startswith("postgresql://"):
         value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
@@ -309,8 +324,16 @@ def _authority(value: str, tenant: str) -> str:
     return f"https://login.microsoftonline.com/{tenant}" if tenant else ""
 
 
-def _people(value: str) -> frozenset[str]:
-    return frozenset(p.strip().lower() for p in value.split(",") if p.strip())
+def _people(name: str, value: str) -> frozenset[str]:
+    """Comma-separated emails or user ids. "U0NURSE; U0OTHER" was taken as one person nobody
+    is, and made nobody a manager without a word."""
+    people = frozenset(p.strip().lower() for p in value.split(",") if p.strip())
+    odd = sorted(p for p in people if re.search(r"[\s;|]", p))
+    if odd:
+        raise SettingsError(
+            f"{name}: separate people with commas, e.g. U0123ABC,lead@nhs.net; got {odd[0]!r}"
+        )
+    return people
 
 
 def _timezone(value: str) -> ZoneInfo:
@@ -330,7 +353,7 @@ def _clock_time(name: str, value: str) -> time:
 def _retention_days(value: str) -> int:
     if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 36500:
         raise SettingsError(
-            f"RETENTION_DAYS: must be a whole number of days, 1 or more, got {value!r}"
+            f"RETENTION_DAYS: must be a whole number of days from 1 to 36500, got {value!r}"
         )
     return int(value)
 

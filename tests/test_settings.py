@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_modes():
     http = settings(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", OUTREACH_CHANNEL="C1")
     assert not http.slack_socket_mode and http.serves_http
     teams = settings(
-        TEAMS_APP_ID="a",
+        TEAMS_APP_ID="00000000-1111-4222-8333-444444444444",
         TEAMS_APP_PASSWORD="p",
         TEAMS_TENANT_ID="t",
         TEAMS_OUTREACH_CONVERSATION="19:x@thread.tacv2",
@@ -56,7 +57,7 @@ def test_modes():
         ({"TEAMS_APP_ID": "a"}, "TEAMS_APP_PASSWORD"),
         (
             {
-                "TEAMS_APP_ID": "a",
+                "TEAMS_APP_ID": "00000000-1111-4222-8333-444444444444",
                 "TEAMS_APP_PASSWORD": "p",
                 "TEAMS_TENANT_ID": "t",
                 "TEAMS_OUTREACH_CONVERSATION": "19:x",
@@ -85,6 +86,19 @@ def test_modes():
         ({"FORWARDED_ALLOW_IPS": "zzz"}, "FORWARDED_ALLOW_IPS"),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.5, proxy.example"}, "FORWARDED_ALLOW_IPS"),
         ({"FORWARDED_ALLOW_IPS": "10.1.0.1/16"}, "FORWARDED_ALLOW_IPS"),  # host bits set
+        ({"DATABASE_URL": "sqlite://tmp/x.db"}, "DATABASE_URL"),  # two slashes: a traceback
+        ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL"),
+        ({"MANAGERS": "U0NURSE; U0OTHER"}, "MANAGERS"),  # made nobody a manager
+        ({"ROTA_ADMINS": "lead@nhs.net bed.manager@nhs.net"}, "ROTA_ADMINS"),
+        (
+            {
+                "TEAMS_APP_ID": "my-bot",
+                "TEAMS_APP_PASSWORD": "p",
+                "TEAMS_TENANT_ID": "t",
+                "TEAMS_OUTREACH_CONVERSATION": "19:x@thread.tacv2",
+            },
+            "TEAMS_APP_ID",
+        ),
     ],
 )
 def test_each_bad_setting_is_named(env, names):
@@ -167,3 +181,23 @@ def test_a_password_in_a_bad_url_is_never_echoed():
     with pytest.raises(SettingsError) as raised:
         settings(TEAMS_OPENID_METADATA_URL="ftp://bot:Sekrit-pw@login.example/")
     assert "Sekrit-pw" not in str(raised.value) and "bot:***@login.example" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("zone", "warned"), [("GMT", True), ("UTC", True), ("Europe/London", False)]
+)
+def test_a_time_zone_without_summer_time_is_warned_at_start(zone, warned, caplog):
+    """TIMEZONE=GMT is a real zone, and an hour out for every UK rota time all summer."""
+    from bot import say_a_time_zone_without_summer_time
+
+    with caplog.at_level(logging.WARNING):
+        say_a_time_zone_without_summer_time(settings(TIMEZONE=zone))
+    said = [r.getMessage() for r in caplog.records]
+    assert said == (
+        [
+            f"TIMEZONE={zone} has no summer time: every rota time and time shown would be an hour "
+            "out in British Summer Time. For wards in the UK, set TIMEZONE=Europe/London."
+        ]
+        if warned
+        else []
+    )
