@@ -127,13 +127,40 @@ def _instant(event: Any, name: str, line: int, tz: ZoneInfo, result: ReadResult)
         raise ValueError(f"bad times: {name} is a date without a time (an all-day event)")
     if value.tzinfo is not None and value.utcoffset() == timedelta(0) and "TZID" not in prop.params:
         return value.astimezone(UTC)
-    zone = tz
-    if "TZID" in prop.params:
-        try:
-            zone = ZoneInfo(str(prop.params["TZID"]))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"bad times: unknown time zone {prop.params['TZID']!r}") from None
+    zone = _zone(str(prop.params["TZID"])) if "TZID" in prop.params else tz
     instant, note = local_to_utc(value.replace(tzinfo=None), zone)
     if note:
         result.notes.append(f"line {line}: {note}")
     return instant
+
+
+# Outlook and Exchange name zones as Windows does ("GMT Standard Time"), with the zone's rules in
+# the file: every Outlook rota was refused as "unknown time zone". These are the names of the
+# zones (Unicode CLDR's windowsZones) a UK or European trust's calendars use; the display name
+# Outlook sometimes writes instead ends with the cities.
+WINDOWS_ZONES = {
+    "gmt standard time": "Europe/London",
+    "greenwich standard time": "Atlantic/Reykjavik",
+    "utc": "UTC",
+    "w. europe standard time": "Europe/Berlin",
+    "romance standard time": "Europe/Paris",
+    "central europe standard time": "Europe/Budapest",
+    "central european standard time": "Europe/Warsaw",
+    "gtb standard time": "Europe/Bucharest",
+    "fle standard time": "Europe/Kiev",
+    "e. europe standard time": "Europe/Chisinau",
+}
+DISPLAY_NAMES = {"dublin, edinburgh, lisbon, london": "Europe/London"}
+
+
+def _zone(tzid: str) -> ZoneInfo:
+    """The zone a TZID names: an IANA name (Europe/London) or a Windows one."""
+    name = tzid.strip()
+    name = WINDOWS_ZONES.get(name.lower(), name)
+    for cities, iana in DISPLAY_NAMES.items():
+        if name.lower().endswith(cities):
+            name = iana
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"bad times: unknown time zone {tzid!r}") from None

@@ -473,3 +473,38 @@ def test_an_email_that_cannot_be_one_is_rejected_and_changes_nobody(db, clock, t
         assert [(p.name, p.email) for p in uow.rota.all_staff()] == [
             ("Alex Carter", "alex.carter@nhs.net")
         ]
+
+
+def test_an_outlook_calendar_with_windows_time_zone_names_is_read(db, clock, tmp_path):
+    """Outlook names zones as Windows does; every Outlook rota was refused as "unknown time
+    zone 'GMT Standard Time'". In July, 08:00 London time is 07:00 UTC."""
+    services = make_services(db, clock)
+    outlook = write(
+        tmp_path,
+        "outlook.ics",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:Microsoft Exchange Server 2010\r\n"
+        "BEGIN:VEVENT\r\nUID:1\r\nSUMMARY:outreach: Alex Carter\r\n"
+        "ATTENDEE;CN=Alex Carter:mailto:alex.carter@nhs.net\r\n"
+        "DTSTART;TZID=GMT Standard Time:20270701T080000\r\n"
+        "DTEND;TZID=GMT Standard Time:20270701T200000\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:2\r\nSUMMARY:outreach: Alex Carter\r\n"
+        "ATTENDEE;CN=Alex Carter:mailto:alex.carter@nhs.net\r\n"
+        'DTSTART;TZID="(UTC+00:00) Dublin, Edinburgh, Lisbon, London":20270702T080000\r\n'
+        'DTEND;TZID="(UTC+00:00) Dublin, Edinburgh, Lisbon, London":20270702T200000\r\n'
+        "END:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    with db.unit_of_work() as uow:
+        uow.rota.add_staff(
+            Staff(name="Alex Carter", email="alex.carter@nhs.net", slack_user_id="U01ALEX")
+        )
+    report = import_rota(services=services, path=outlook)
+    assert report.ok, report.lines()
+    assert holder(services, "outreach", utc(2027, 7, 1, 7)) == ["Alex Carter"]
+    assert holder(services, "outreach", utc(2027, 7, 1, 6, 59)) == []
+    assert holder(services, "outreach", utc(2027, 7, 2, 7)) == ["Alex Carter"]
+    atlantis = write(
+        tmp_path, "x.ics", outlook.read_text().replace("GMT Standard Time", "Atlantis Time")
+    )
+    assert "unknown time zone 'Atlantis Time'" in "\n".join(
+        import_rota(services=services, path=atlantis).lines()
+    )
