@@ -553,9 +553,13 @@ WIRE_LOGGERS = {
     # Its own level, not just its parent's: slack_sdk tests this logger's own level (NOTSET
     # passes) before formatting every call's whole body for a debug line that is then dropped
     # (about 40 us a request form, more for a card).
-    "slack_sdk.web.base_client": logging.INFO,
-    # At INFO its retries quote the whole response_url, which lets its holder answer the nurse.
-    "slack_sdk.webhook.client": logging.WARNING,
+    # CRITICAL: it also logs an ERROR for every call that fails, and while Slack is down that
+    # was a line for every message, beside the one the outbox writes itself for each attempt
+    # (and the one line the scheduler writes for the outage).
+    "slack_sdk.web.base_client": logging.CRITICAL,
+    # At INFO its retries quote the whole response_url, which lets its holder answer the nurse;
+    # its ERROR for a failed answer repeats the line the command logs itself.
+    "slack_sdk.webhook.client": logging.CRITICAL,
     "msal": logging.INFO,
     "urllib3": logging.INFO,
     "requests": logging.INFO,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -156,3 +159,20 @@ def test_an_unexpected_failure_still_answers_with_the_fallback_contact(
     reply = private_reply(bot, fake, "rota")
     assert reply.startswith("That could not be done just now.")
     assert "Bleep the outreach team directly" in reply
+
+
+def test_an_answer_slack_cannot_take_is_one_line_in_the_log_not_a_traceback(
+    bot: SlackBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack unreachable: every command's answer logged bolt's whole traceback."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}/commands/1"
+    with caplog.at_level(logging.WARNING):
+        assert bot.post(slash_command("rota", response_url=nowhere)).status_code == 200
+        deadline = time.monotonic() + 10
+        while "could not answer" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("handlers")]
+    assert said == ["could not answer a /rapidreview command: URLError"]
+    assert not [r for r in caplog.records if r.exc_info]  # bolt's "Failed to run listener"

@@ -69,11 +69,16 @@ def register(app: App, services: Services, settings: Settings, relay: FormRelay)
         except Exception as error:  # noqa: BLE001 - whoever asked still hears, and where to turn
             log.error("/rapidreview %s failed: %s", word, type(error).__name__)
             reply = f"That could not be done just now. {services.fallback_contact}"
-        respond(text=reply, response_type="ephemeral")
+        tell(respond, reply)
 
 
 def tell(respond: Respond, text: str) -> None:
-    respond(text=text, response_type="ephemeral")
+    """An ephemeral answer through the command's response_url. Slack unreachable is one
+    line in the log (the scheduler reports the outage), not bolt's traceback for each."""
+    try:
+        respond(text=text, response_type="ephemeral")
+    except Exception as error:  # noqa: BLE001 - the person's own Slack is not answering either
+        log.warning("could not answer a /rapidreview command: %s", type(error).__name__)
 
 
 def _answer(services: Services, client: WebClient, text: str, user: dict[str, Any]) -> str:
