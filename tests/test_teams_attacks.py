@@ -1,6 +1,7 @@
 """Teams check-ins and requests when what arrives is odd: a card still open on another device,
-a card's data that is not what the card sends, a ward or bed of 10 KB. Always an answer, never
-a 500 and never a lost bed. Real adapter over real HTTP (real JWTs), SQLite and PostgreSQL."""
+a card's data that is not what the card sends, a ward or bed of 10 KB, a body that is not an
+activity. Always an answer, never a 500 and never a lost bed. Real adapter over real HTTP (real
+JWTs), SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from settings import DEFAULT_FALLBACK
 from storage.database import Database
@@ -76,3 +78,30 @@ def test_an_invoke_whose_value_is_not_a_card_press_gets_an_answer(
     assert answer.status_code == 200
     assert DEFAULT_FALLBACK in json.dumps(answer.json())
     assert checkins(bot) == 0
+
+
+def test_a_body_nested_too_deep_to_read_is_a_bad_request(
+    bot: TeamsBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+    answer = requests.post(f"{bot.url}/api/messages", data=nested, timeout=10)
+    assert answer.status_code == 400
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("part", "value"),
+    [
+        ("channelData", "x"),
+        ("channelData", {"tenant": ["x"]}),
+        ("conversation", "x"),
+        ("from", 7),
+    ],
+)
+def test_a_signed_activity_whose_parts_are_not_objects_is_a_bad_request(
+    bot: TeamsBot, caplog: pytest.LogCaptureFixture, part: str, value: Any
+) -> None:
+    answer = bot.post(activity(bot.ms, NURSE, text="help", **{part: value}))
+    assert answer.status_code == 400
+    assert "Traceback" not in caplog.text
+    assert bot.ms.connector_calls() == []

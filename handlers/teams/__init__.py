@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -74,9 +75,7 @@ def build_teams(
     async def messages(request: Request) -> Response:
         try:
             # handlers/limits.py has already refused a body over 256 KB.
-            activity = json.loads(await request.body())
-            if not isinstance(activity, dict):
-                raise ValueError("not an object")
+            activity = parse_activity(await request.body())
         except ValueError:
             return JSONResponse({"error": "not a JSON activity"}, status_code=400)
         authorization = request.headers.get("authorization")
@@ -102,6 +101,24 @@ def build_teams(
     return TeamsAdapter(
         routes=routes, sender=sender, verifier=verifier, handler=handler, settings=settings
     )
+
+
+def parse_activity(body: bytes) -> dict[str, Any]:
+    """The activity in a request body. ValueError when it is not JSON (or nests too deep for the
+    parser), or a part we read as an object (`from`, `conversation`, `channelData` and its
+    `tenant`) is something else: Teams never sends that, and it must not become a 500."""
+    try:
+        activity = json.loads(body)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(activity, dict):
+        raise ValueError("not an object")
+    channel_data = activity.get("channelData")
+    tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
+    parts = (activity.get("from"), activity.get("conversation"), channel_data, tenant)
+    if any(part is not None and not isinstance(part, dict) for part in parts):
+        raise ValueError("a part of the activity is not an object")
+    return activity
 
 
 def default_session(ca_bundle: str) -> requests.Session:
