@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlmodel import select
 
-from handlers.teams.auth import TokenVerifier, Unauthorized
+from handlers.teams.auth import KeysUnavailable, TokenVerifier, Unauthorized
 from reviews.notify import Route
 from storage.database import Database
 from storage.tables import Staff
@@ -131,6 +131,76 @@ def test_keys_are_cached_refetched_daily_and_on_a_new_key_id(ms: FakeMicrosoft) 
 
     ticks.now += 24 * 3600 + 1
     verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 3
+
+
+def test_teams_is_still_answered_while_the_daily_key_refresh_fails(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    ticks = Ticks()
+    bot.adapter.verifier.monotonic = ticks
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    ms.keys_down = True
+    ticks.now += 24 * 3600 + 1  # the cached key still signs Teams' tokens
+    for _ in range(3):
+        assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    assert len(ms.posts_to(f"a:personal-{NURSE.teams_id}")) == 4
+    assert ms.metadata_fetches == 2  # the refresh was tried once, not once a request
+    # A key we could not fetch: the Bot Framework is asked to retry, not told it is forged.
+    unknown = bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=new_key()))
+    assert unknown.status_code == 503
+
+
+def test_a_failed_key_refresh_is_logged_once_and_tried_again_five_minutes_later(
+    ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = Ticks()
+    verifier = TokenVerifier(
+        app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session(), monotonic=ticks
+    )
+    seen = activity(ms, NURSE)
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    ms.keys_down = True
+    ticks.now += 24 * 3600 + 1
+    for _ in range(3):
+        verifier.verify(f"Bearer {ms.token()}", seen)
+        ticks.now += 60
+    assert ms.metadata_fetches == 2
+    ticks.now += 120
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 3
+    assert caplog.text.count("could not be refreshed") == 1
+
+    ms.keys_down = False
+    ticks.now += 300
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    ticks.now += 300
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    assert ms.metadata_fetches == 4  # fresh again: the next refresh is a day away
+
+
+def test_a_new_key_id_during_an_outage_asks_for_a_retry_without_fetching_each_time(
+    ms: FakeMicrosoft,
+) -> None:
+    ticks = Ticks()
+    verifier = TokenVerifier(
+        app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session(), monotonic=ticks
+    )
+    seen = activity(ms, NURSE)
+    verifier.verify(f"Bearer {ms.token()}", seen)
+    ms.keys_down = True
+    ticks.now += 61
+    rotated = new_key()
+    for _ in range(3):  # a key we cannot fetch (or a forger's): the endpoint answers 503
+        with pytest.raises(KeysUnavailable):
+            verifier.verify(f"Bearer {ms.token(key=rotated)}", seen)
+    assert ms.metadata_fetches == 2
+    verifier.verify(f"Bearer {ms.token()}", seen)  # the cached key still serves
+
+    ms.keys_down = False
+    ms.keys = [rotated]  # fetched once the back-off is over
+    ticks.now += 300
+    verifier.verify(f"Bearer {ms.token(key=rotated)}", seen)
     assert ms.metadata_fetches == 3
 
 

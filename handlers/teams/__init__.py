@@ -20,7 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.teams.activities import ActivityHandler
-from handlers.teams.auth import Forbidden, TokenVerifier, Unauthorized, check_origin
+from handlers.teams.auth import (
+    Forbidden,
+    KeysUnavailable,
+    TokenVerifier,
+    Unauthorized,
+    check_origin,
+)
 from handlers.teams.connector import Connector
 from handlers.teams.roster import lookup_teams_id
 from handlers.teams.sender import TeamsSender
@@ -88,7 +94,7 @@ def build_teams(
         except Forbidden as refused:
             log.warning("Teams request refused: %s", refused)
             return JSONResponse({"error": "forbidden"}, status_code=403)
-        except (requests.RequestException, KeyError, ValueError) as error:
+        except (requests.RequestException, KeyError, ValueError, KeysUnavailable) as error:
             # We could not fetch Microsoft's keys: ask the Bot Framework to try again.
             log.error("Teams signing keys unavailable: %s", type(error).__name__)
             return JSONResponse({"error": "keys unavailable"}, status_code=503)

@@ -4,7 +4,8 @@ Every request to POST /api/messages carries a Bearer JWT signed by one of the ke
 TEAMS_OPENID_METADATA_URL. A token is accepted only when its signature, issuer, audience (our
 app id), expiry (with five minutes of skew), the key's endorsement of the activity's channel
 and its service URL claim all check out. Keys are cached and fetched again daily, or when a
-token names a key id we have not seen (Microsoft rotates keys without notice).
+token names a key id we have not seen (Microsoft rotates keys without notice). A refresh that
+fails keeps the cached keys in use and is tried again a few minutes later.
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ SKEW_SECONDS = 300
 KEYS_MAX_AGE = 24 * 3600.0
 # Refetch on an unknown key id at most this often: forged tokens must not drive our traffic.
 UNKNOWN_KEY_REFETCH_AFTER = 60.0
+# After a failed refresh, the cached keys serve this long before we try again: each try can
+# hold every Teams request behind it for TIMEOUT.
+RETRY_AFTER_FAILURE = 300.0
 TIMEOUT = 10.0
 
 
 class Unauthorized(Exception):
     """The request is not from the Bot Framework for this bot; the message says why (for logs)."""
+
+
+class KeysUnavailable(Exception):
+    """The token names a key we do not have, and Microsoft's keys cannot be fetched just now."""
 
 
 class Forbidden(Exception):
@@ -70,13 +78,16 @@ class TokenVerifier:
         self.unknown_key_refetch_after = unknown_key_refetch_after
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at: float | None = None
+        self._attempted_at = 0.0
+        self._failing = False  # the last refresh failed (and that was logged once)
         self._lock = threading.Lock()
 
     def verify(self, authorization: str | None, activity: dict[str, Any]) -> dict[str, Any]:
         """The token's claims; Unauthorized when anything about it is wrong.
 
-        Fetching the keys can also fail (requests.RequestException): the caller answers 503 so
-        the Bot Framework retries, rather than refusing a genuine request.
+        Without the token's key in the cache, fetching the keys can also fail
+        (requests.RequestException, KeysUnavailable): the caller answers 503 so the Bot
+        Framework retries, rather than refusing a genuine request.
         """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -115,17 +126,44 @@ class TokenVerifier:
     def _key(self, kid: str) -> dict[str, Any]:
         with self._lock:
             now = self.monotonic()
-            stale = self._fetched_at is None or now - self._fetched_at > KEYS_MAX_AGE
-            unknown = kid not in self._keys and (
-                self._fetched_at is None or now - self._fetched_at >= self.unknown_key_refetch_after
-            )
-            if stale or unknown:
-                self._keys = self._fetch_keys()
-                self._fetched_at = now
+            if self._refresh_due(kid, now):
+                self._refresh(now)
             key = self._keys.get(kid)
+            if key is None and self._failing:
+                raise KeysUnavailable(f"signing key {kid!r} is not cached")
         if key is None:
             raise Unauthorized(f"unknown signing key {kid!r}")
         return key
+
+    def _refresh_due(self, kid: str, now: float) -> bool:
+        if self._fetched_at is None:
+            return True  # nothing can be checked without keys
+        stale = now - self._fetched_at > KEYS_MAX_AGE
+        since_attempt = now - self._attempted_at
+        if self._failing:
+            return (stale or kid not in self._keys) and since_attempt >= RETRY_AFTER_FAILURE
+        return stale or (kid not in self._keys and since_attempt >= self.unknown_key_refetch_after)
+
+    def _refresh(self, now: float) -> None:
+        """Fetches the keys; when that fails with keys cached, keeps them (the error propagates
+        only when there are none)."""
+        self._attempted_at = now
+        try:
+            keys = self._fetch_keys()
+        except (requests.RequestException, KeyError, ValueError) as error:
+            if self._fetched_at is None:
+                raise
+            if not self._failing:
+                log.warning(
+                    "Bot Framework signing keys could not be refreshed (%s): using the %d cached "
+                    "keys, trying again every %d minutes",
+                    type(error).__name__,
+                    len(self._keys),
+                    RETRY_AFTER_FAILURE // 60,
+                )
+            self._failing = True
+            return
+        self._keys, self._fetched_at, self._failing = keys, now, False
 
     def _fetch_keys(self) -> dict[str, dict[str, Any]]:
         metadata = self._get_json(self.metadata_url)

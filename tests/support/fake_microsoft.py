@@ -79,6 +79,7 @@ class FakeMicrosoft:
         self.calls: list[Call] = []
         self.failures: list[tuple[int, float | None, str]] = []
         self.metadata_fetches = 0
+        self.keys_down = False  # the metadata answers 503 (login.botframework.com has an outage)
         self.token_requests = 0
         self.issued_tokens: set[str] = set()
         self.members: list[dict[str, str]] = []
@@ -230,6 +231,8 @@ class FakeMicrosoft:
         if path == "/botframework/openid":
             with self._lock:
                 self.metadata_fetches += 1
+            if self.keys_down:
+                return 503, {"error": "service unavailable"}, {}
             document = {
                 "issuer": ISSUER,
                 "jwks_uri": f"{self.url}/botframework/keys",
