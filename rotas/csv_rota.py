@@ -16,6 +16,7 @@ from rotas.rows import (
     role_name,
 )
 from rotas.times import BadTime, parse_rota_time
+from storage.rota import platform_user_id
 
 HEADER = ["role", "name", "email", "slack_user_id", "teams_user_id", "start", "end"]
 # After those, either or both of these, in any order (CONTRACT.md "Text messages and pages").
@@ -95,7 +96,7 @@ def _read_row(
             name,
             email or None,
             slack or None,
-            teams or None,
+            platform_user_id("teams", teams) or None,
             start,
             end,
             **contact,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,8 @@ from storage.tables import Cover, Shift, Staff
 
 # Which Staff column holds a person's id on each platform.
 PLATFORM_ID_COLUMN = {"slack": "slack_user_id", "teams": "teams_user_id", "shell": "email"}
+# A Microsoft Entra object id (Teams' aadObjectId): a GUID.
+ENTRA_OBJECT_ID = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
 
 # Built once, with bound parameters: who holds a role, and who a platform's user is, are asked
 # for every request raised, every level fired and every button pressed, and building each
@@ -83,6 +86,15 @@ SHIFT_BETWEEN = _between(Shift, SHIFT_LIVE)
 COVER_BETWEEN = _between(Cover, COVER_LIVE)
 
 
+def platform_user_id(platform: str, user_id: str) -> str:
+    """`user_id` as the directory keeps it: a Teams Entra object id in lower case, as Teams
+    sends it (a rota may give it in upper case). Anything else as given: Slack's ids are upper
+    case by design, and Teams' own `29:` ids are case-sensitive."""
+    if platform == "teams" and ENTRA_OBJECT_ID.fullmatch(user_id):
+        return user_id.lower()
+    return user_id
+
+
 class RotaStore:
     def __init__(self, session: Session):
         self.session = session
@@ -102,7 +114,8 @@ class RotaStore:
         query = STAFF_BY_PLATFORM_ID.get(platform)
         if query is None:
             return None
-        return self.session.exec(query, params={"user_id": user_id}).first()
+        params = {"user_id": platform_user_id(platform, user_id)}
+        return self.session.exec(query, params=params).first()
 
     def staff_by_email(self, email: str) -> Staff | None:
         return self.session.exec(select(Staff).where(Staff.email == email.lower())).first()

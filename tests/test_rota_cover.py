@@ -15,6 +15,7 @@ from rotas.lookup import who_holds
 from storage.tables import Cover, ReviewEvent
 from tests.support.builders import make_services, on_rota
 from tests.support.moments import utc
+from tests.support.teams_activities import on_teams_rota
 from tests.support.together import at_once
 
 ADMIN = Actor(platform="slack", user_id="U0ADMIN", name="Rota Admin")
@@ -201,3 +202,19 @@ def test_the_holder_keeping_their_own_role_longer_is_not_told_nobody_held_it(ser
     said = cover(services, by=ALEX, who="U01ALEX", until="22:00")
     assert said == "Alex Carter now holds outreach until 22:00 Tue 01 Dec (already holding it)."
     assert holders(services, utc(2026, 12, 1, 21)) == ["Alex Carter"]
+
+
+def test_a_teams_person_is_found_by_their_object_id_typed_in_upper_case(services):
+    grace = "9ace9ace-0000-4000-8000-000000000005"
+    on_teams_rota(services.db, "outreach-backup", "Grace Okafor", grace, utc(2026, 12, 2, 8))
+    said = record_cover(
+        services=services,
+        role="outreach",
+        covering_platform="teams",
+        covering_user_id=grace.upper(),
+        by=ADMIN,
+        until_text=None,
+    )
+    assert said.startswith("Grace Okafor now holds outreach")
+    with pytest.raises(NotFound):  # Slack's ids are upper case by design: exactly as given
+        cover(services, by=ADMIN, who="u01sam")

@@ -366,6 +366,22 @@ def test_a_non_existent_local_time_follows_the_rule_and_leaves_no_gap(db, clock)
     assert isinstance(staff["Mark Davies"], Staff)
 
 
+def test_a_teams_object_id_typed_in_upper_case_is_kept_as_teams_sends_it(db, clock, tmp_path):
+    services = make_services(db, clock)
+    rota = write(
+        tmp_path,
+        "rota.csv",
+        HEADER + "outreach,Grace Okafor,,U01GRACE,9ACE9ACE-0000-4000-8000-000000000005,"
+        "2026-12-01T08:00,2026-12-01T20:00\n",
+    )
+    assert import_rota(services=services, path=rota).ok
+    with db.unit_of_work() as uow:
+        [grace] = uow.rota.all_staff()
+    # Teams sends object ids in lower case; Slack's ids are upper case by design.
+    assert grace.teams_user_id == "9ace9ace-0000-4000-8000-000000000005"
+    assert grace.slack_user_id == "U01GRACE"
+
+
 def test_a_role_with_one_shift_is_counted_in_the_singular(db, clock, tmp_path):
     one = write(
         tmp_path,

@@ -116,6 +116,19 @@ def test_pressing_acknowledge_as_first_contact_works(
     assert [p.teams_user_id for p in directory(services)] == [GRACE.aad_object_id]
 
 
+def test_a_rota_giving_her_object_id_in_upper_case_still_lets_her_acknowledge(
+    bot: TeamsBot, ms: FakeMicrosoft, services: Services, tmp_path: Path
+) -> None:
+    upper = ROTA.replace(f"{GRACE_EMAIL},,,", f"{GRACE_EMAIL},,{GRACE.aad_object_id.upper()},")
+    (tmp_path / "rota.csv").write_text(upper)
+    assert import_rota(services=services, path=tmp_path / "rota.csv").ok
+    service.raise_review(services=services, request=request(), by=NURSE)
+    pressed = bot.post(execute(ms, GRACE, "acknowledge", {"review": 1}, personal=False)).json()
+    assert "Acknowledged by Grace Okafor" in json.dumps(pressed["value"])
+    [grace] = directory(services)  # her rota entry, not a second record
+    assert grace.teams_user_id == GRACE.aad_object_id
+
+
 def test_someone_not_on_the_rota_gets_a_record_with_their_email_and_no_rights(
     bot: TeamsBot, ms: FakeMicrosoft, services: Services
 ) -> None:

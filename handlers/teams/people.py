@@ -22,6 +22,7 @@ from handlers.teams.roster import member_addresses
 from reviews.context import Actor, Services
 from reviews.outbox import DeliveryError
 from storage.database import UnitOfWork
+from storage.rota import platform_user_id
 from storage.tables import Staff
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ PLATFORM = "teams"
 
 def teams_user_id(activity: dict[str, Any]) -> str:
     sender = activity.get("from") or {}
-    return str(sender.get("aadObjectId") or sender.get("id") or "")
+    return platform_user_id(PLATFORM, str(sender.get("aadObjectId") or sender.get("id") or ""))
 
 
 def actor(services: Services, activity: dict[str, Any]) -> Actor:

@@ -12,6 +12,7 @@ from typing import Any
 
 from handlers.teams.connector import Connector
 from reviews.outbox import DeliveryError
+from storage.rota import platform_user_id
 
 # 500 a page (the connector's largest): 200 pages is far beyond any trust's team.
 MAX_PAGES = 200
@@ -45,7 +46,7 @@ def member_addresses(member: dict[str, Any]) -> list[str]:
 
 def member_id(member: dict[str, Any]) -> str:
     """The id the directory keeps for a member: their Entra object id, else their Teams id."""
-    return str(member.get("aadObjectId") or member.get("id") or "")
+    return platform_user_id("teams", str(member.get("aadObjectId") or member.get("id") or ""))
 
 
 def _read_roster(connector: Connector, service_url: str, conversation_id: str) -> dict[str, str]:
