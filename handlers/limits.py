@@ -49,11 +49,10 @@ class BodyLimit:
 
 
 # Slack's largest payloads (a modal with its state) stay well under 1 MB; a Teams activity with
-# an Adaptive Card under 256 KB; the public pages' forms are a few KB of text.
+# an Adaptive Card under 256 KB. The public pages bring their own (handlers.web.body_limit).
 BODY_LIMITS: tuple[BodyLimit, ...] = (
     BodyLimit("/slack/", 1024 * 1024),
     BodyLimit("/api/messages", 256 * 1024),
-    BodyLimit("/concern", 16 * 1024),
 )
 DEFAULT_LIMIT = BodyLimit("/", 16 * 1024)
 

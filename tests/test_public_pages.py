@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from bot import build, say_wards_without_a_phone
+from handlers.web import MAX_BODY
 from settings import Settings
 from storage.database import Database
 from tests.support.builders import make_services
@@ -69,13 +70,36 @@ def test_the_stylesheet_is_our_own_and_nothing_comes_from_another_site(site: Pub
     assert "url(" not in css.text and "@import" not in css.text
 
 
-def test_a_body_over_16_kb_is_refused_with_the_phone_line(site: PublicPages) -> None:
+def test_a_body_over_the_limit_is_refused_with_the_phone_line(site: PublicPages) -> None:
     answer = requests.post(
-        site.url + "/concern/ward-7/review", data={"concern": "x" * 17_000}, timeout=10
+        site.url + "/concern/ward-7/review", data={"concern": "x" * MAX_BODY}, timeout=10
     )
     assert answer.status_code == 413
     assert_secure(answer)
     assert "NOT sent" in answer.text and PHONE in answer.text
+
+
+def test_a_form_at_every_limit_in_any_script_is_taken(site: PublicPages) -> None:
+    """A concern in Chinese is 9 bytes a character once the browser encodes it; a character
+    outside the Basic Multilingual Plane (here one used in Japanese names), 12."""
+    wide = "\U00020bb7"
+    answer = send(
+        site,
+        your_name=wide * 100,
+        relationship=wide * 60,
+        patient_name=wide * 100,
+        bed=wide * 20,
+        concern=wide * 2000,
+    )
+    assert answer.status_code == 200 and "RR-0001" in answer.text
+    chinese = send(site, concern=("我妈妈说话不清楚，比早上更困了。" * 125)[:2000])
+    assert chinese.status_code == 200 and "RR-0002" in chinese.text
+    [_, review] = stored(site)
+    assert review.concern.startswith("我妈妈说话不清楚")
+
+    too_long = send(site, concern=wide * 2001)  # the form's own limit counts characters
+    assert too_long.status_code == 400
+    assert "Use 2,000 characters or fewer (you used 2,001)" in too_long.text
 
 
 def test_a_relative_asks_and_the_outreach_team_is_told(site: PublicPages) -> None:

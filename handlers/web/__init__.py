@@ -23,7 +23,12 @@ from reviews.wards import Ward
 from settings import Settings
 from storage.database import DatabaseUnavailable
 
-MAX_BODY = 16 * 1024
+# The longest form a person may send, in any script: its typed fields at their limits in
+# characters (the concern, or the daily view's worries, 2,000; your_name and patient_name 100
+# each; relationship 60; bed 20) at 12 bytes a character (4 bytes of UTF-8, each
+# percent-encoded as 3), plus 1 KB for the rest (field names, choices, the phone number, the
+# anti-forgery token). The forms' own checks still count characters.
+MAX_BODY = (2000 + 100 + 100 + 60 + 20) * 12 + 1024
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -157,7 +162,7 @@ def error_pages(settings: Settings) -> dict[int, Callable[[Request, HTTPExceptio
 
 
 def body_limit(settings: Settings) -> BodyLimit:
-    """/concern's 16 KB limit, refused with a page that gives the phone line."""
+    """/concern's MAX_BODY limit, refused with a page that gives the phone line."""
     pages = Pages(public_site(settings))
     refusal = pages.render(
         "problem.html",
