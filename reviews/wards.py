@@ -13,6 +13,9 @@ from typing import Any
 
 CODE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 KEYS = {"code", "name", "site", "beds", "phone", "slack_channel", "teams_conversation"}
+# Codes the public pages' own addresses use where a ward code goes (/concern/status/TOKEN, in
+# handlers/web): a ward with one of them would have no working form.
+RESERVED_CODES = frozenset({"status"})
 
 
 class WardsError(ValueError):
@@ -98,6 +101,11 @@ def _ward(entry: dict[str, Any], name: str, index: int) -> Ward:
             'e.g. code = "ward-7"'
         )
     where = f"{name}: ward {code!r}"
+    if code.lower() in RESERVED_CODES:
+        raise WardsError(
+            f"{where}: the code {code!r} is taken by the public pages' own address "
+            f'/concern/{code.lower()}/...; choose another code, e.g. code = "{code}-ward"'
+        )
     unknown = sorted(set(entry) - KEYS)
     if unknown:
         raise WardsError(

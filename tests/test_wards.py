@@ -7,10 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from starlette.routing import Route
 
 from handlers.slack.forms import REQUEST_FORM
-from reviews.wards import WardsError, load_wards
-from settings import SettingsError, load_settings
+from handlers.web import web_routes
+from reviews.wards import RESERVED_CODES, WardsError, load_wards
+from settings import Settings, SettingsError, load_settings
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services
 from tests.support.clock import FrozenClock
@@ -63,6 +65,11 @@ GOOD = '[[wards]]\ncode = "ward-7"\nname = "Ward 7"\n'
         (GOOD + 'phone = "call us"\n', "ward 'ward-7': phone must be a phone number"),
         (GOOD + 'bleep = "1234"\n', "ward 'ward-7': unknown setting 'bleep'"),
         (GOOD + GOOD, "ward 'ward-7': 'ward-7' is used by ward 'ward-7' too"),
+        (
+            '[[wards]]\ncode = "Status"\nname = "Status Ward"\n',
+            "ward 'Status': the code 'Status' is taken by the public pages' own address "
+            '/concern/status/...; choose another code, e.g. code = "Status-ward"',
+        ),
         ("wards = 3\n", "needs at least one [[wards]] table"),
         ("[[wards]\n", "TOML syntax"),
     ],
@@ -76,6 +83,15 @@ def test_a_bad_wards_file_is_one_line_naming_file_ward_and_problem(
     message = str(caught.value)
     assert message.startswith(str(path)) and says in message
     assert "\n" not in message
+
+
+def test_every_fixed_address_where_a_ward_code_goes_is_refused_as_a_code(
+    db: Database, clock: FrozenClock
+) -> None:
+    routes = web_routes(make_services(db, clock), Settings(database_url=db.url))
+    paths = [route.path for route in routes if isinstance(route, Route)]
+    where_a_code_goes = [path.split("/")[2] for path in paths if path.startswith("/concern/")]
+    assert {part for part in where_a_code_goes if not part.startswith("{")} == RESERVED_CODES
 
 
 def test_wards_file_setting(tmp_path: Path) -> None:
