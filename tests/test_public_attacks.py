@@ -119,3 +119,21 @@ def test_a_phone_number_typed_in_full_width_digits_is_taken(site: PublicPages) -
     answer = send(site, callback_number="０７７００ ９００１２３")
     assert answer.status_code == 200, re.findall(r"Error:</span>([^<]*)", answer.text)
     assert [review.callback_number for review in stored(site)] == ["07700900123"]
+
+
+def test_a_file_in_place_of_a_field_is_refused_as_a_form_we_cannot_read(site: PublicPages) -> None:
+    url = f"{site.url}/concern/ward-7/review"
+    fields = {name: (None, value) for name, value in FAMILY_FORM.items()}
+    with_a_file: dict[str, Any] = {
+        **fields,
+        "concern": ("worry.txt", b"Mum is not making sense", "text/plain"),
+    }
+    answer = requests.post(
+        url, files={**with_a_file, "token": (None, form_token(site))}, timeout=10
+    )
+    assert answer.status_code == 400
+    assert "We could not read that form" in answer.text and PHONE in answer.text
+    assert stored(site) == []
+    # The same form sent as multipart text is read as any other.
+    answer = requests.post(url, files={**fields, "token": (None, form_token(site))}, timeout=10)
+    assert answer.status_code == 200 and "RR-0001" in answer.text

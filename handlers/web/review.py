@@ -75,6 +75,11 @@ class ReviewPages:
         except Exception as error:  # noqa: BLE001 - a malformed body, whatever the parser says
             log.warning("public form unreadable (%s)", type(error).__name__)
             return self.refused(ward, 400, "We could not read that form")
+        if any(not isinstance(value, str) for _, value in posted.multi_items()):
+            # A file: our forms never send one, so the body was made by hand.
+            await posted.close()
+            log.warning("public form unreadable (a file among its fields)")
+            return self.refused(ward, 400, "We could not read that form")
         typed = {name: str(posted.get(name) or "") for name in self.fields}
         token = str(posted.get("token") or "")
         address = request.client.host if request.client else "unknown"
