@@ -245,12 +245,6 @@ def _database_url(value: str) -> str:
         raise SettingsError(
             "DATABASE_URL: must be sqlite:///FILE or postgresql+psycopg://user@host/db"
         )
-    if re.match(r"^sqlite(\+\w+)?://", value) and not re.match(r"^sqlite(\+\w+)?:///.", value):
-        # sqlite://tmp/x.db (two slashes) passed this check and failed at start with a traceback.
-        raise SettingsError(
-            "DATABASE_URL: a SQLite URL is sqlite:/// then the file, e.g. sqlite:///rapidreview.db "
-            "(four slashes for a full path: sqlite:////var/lib/rapidreview/rapidreview.db)"
-        )
     if value.startswith("postgresql://"):
         value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
     try:
@@ -262,6 +256,12 @@ def _database_url(value: str) -> str:
             "is not installed, or a malformed host or port); use sqlite:///FILE or "
             "postgresql+psycopg://user@host/db"
         ) from None
+    if value.startswith("sqlite") and not re.match(r"^sqlite(\+\w+)?:///.", value):
+        # sqlite://tmp/x.db (two slashes) passed this check and failed at start with a traceback.
+        raise SettingsError(
+            "DATABASE_URL: a SQLite URL is sqlite:/// then the file, e.g. sqlite:///rapidreview.db "
+            "(four slashes for a full path: sqlite:////var/lib/rapidreview/rapidreview.db)"
+        )
     return value
 
 

@@ -63,9 +63,10 @@ def opened(fake: FakeSlack, trigger_id: str, timeout: float = 10) -> Call:
 
 
 def told(fake: FakeSlack, timeout: float = 10) -> str:
-    """What was said privately through a response_url."""
-    [said] = fake.wait_for("response_url", timeout=timeout)
-    return str(said.body.get("text"))
+    """What was said privately through a response_url, once."""
+    texts = [str(call.body.get("text")) for call in fake.wait_for("response_url", timeout=timeout)]
+    assert len(texts) == 1, f"told {len(texts)} times: {texts}"
+    return texts[0]
 
 
 @pytest.mark.slow

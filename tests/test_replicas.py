@@ -143,7 +143,9 @@ def test_killed_mid_ladder_and_restarted_nothing_lost_nothing_doubled(
         bot.stop()
     # Both fell due while the bot was down and go together, to two people side by side: either
     # may land a moment first.
-    assert abs(level_3 - level_2) < 0.5 and level_3 - restarted < 3
+    if level_2 >= restarted:  # not gone before the kill (a loaded machine's slow level 1)
+        assert abs(level_3 - level_2) < 0.5
+    assert level_3 - restarted < 3
     counts = assert_each_once(fake, reference)
     # Nothing after the acknowledgement but a send already in flight when it was committed.
     assert all(arrived <= acknowledged + 1.0 for arrived, _ in fake.pings())
