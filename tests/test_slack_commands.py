@@ -36,7 +36,8 @@ def private_reply(bot: SlackBot, fake: FakeSlack, text: str, user_id: str = NURS
     before = len(fake.called("response_url"))
     response = bot.post(slash_command(text, user_id=user_id, response_url=fake.response_url()))
     assert response.status_code == 200 and not response.content
-    [reply] = fake.wait_for("response_url", before + 1)[before:]
+    # A manager's digest draws its chart first: seconds on a loaded machine.
+    [reply] = fake.wait_for("response_url", before + 1, timeout=15)[before:]
     assert reply.body["response_type"] == "ephemeral"
     return reply.body["text"]
 
