@@ -361,6 +361,28 @@ def run(bot: Bot) -> None:
             sender.stop()
 
 
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the bot could not listen on HOST:PORT, naming the settings; None if it can. Before
+    anything starts: uvicorn said only "[Errno 98] address already in use" and exited 3."""
+    import socket
+
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        return (
+            f"PORT / HOST: cannot listen on {host}:{port} ({why}): another program (or another "
+            "copy of the bot) may be using the port, or HOST is not an address of this machine. "
+            "Set PORT to a free port, or HOST to this machine's address (0.0.0.0: all of them)."
+        )
+    return None
+
+
 def unwatched_alarms(settings: Settings) -> list[tuple[str, str]]:
     """The configured platforms with no digest channel: (platform, its setting)."""
     unset = []
@@ -632,6 +654,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_shell(bot, announce=args.command is None, moved=moved)
             return 0
         if args.command is None:
+            if settings.serves_http and (taken := cannot_listen(settings.host, settings.port)):
+                print(f"rapidreview: {taken}", file=sys.stderr)
+                return 2
             run(bot)
             return 0
         return command(args, bot)

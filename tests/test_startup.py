@@ -6,6 +6,7 @@ the escalation sweep; it is said once, shown in /healthz, and retried.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -116,3 +117,19 @@ def test_a_bad_database_url_is_one_line_and_exit_2(url: str) -> None:
     [line] = result.stderr.splitlines()
     assert line.startswith("rapidreview: DATABASE_URL: not a URL the bot can use")
     assert "secret" not in line
+
+
+def test_a_port_already_in_use_is_one_line_naming_the_setting_and_exit_2(database_url: str) -> None:
+    """uvicorn said only "[Errno 98] address already in use" and exited 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_bot(**slack_env(dead_url(), database_url, PORT=str(port)))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"rapidreview: PORT / HOST: cannot listen on 127.0.0.1:{port} (Address already in use): "
+        "another program (or another copy of the bot) may be using the port, or HOST is not an "
+        "address of this machine. Set PORT to a free port, or HOST to this machine's address "
+        "(0.0.0.0: all of them)."
+    )
