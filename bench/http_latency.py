@@ -14,7 +14,10 @@ per request (and, on PostgreSQL, its sender process's; and the fake Slack's, whi
 spends elsewhere) and the ratio of our p99
 to the bare app's; how many submissions were answered NOT CONFIRMED (the safety figure: it must
 be 0); and, for commands, when the form reached Slack (views.open) after the command was sent:
-what the nurse waits for, since a slash command's own answer is empty. No asserts.
+what the nurse waits for, since a slash command's own answer is empty. For commands, a third
+app in the same run, bare bolt whose command listener acks and then opens the same request form
+(`bolt+form`), is the like-for-like control: bare bolt only acks, ours must open a form, and the
+ratio to bolt+form is what our own code adds. No asserts.
 """
 
 from __future__ import annotations
@@ -98,8 +101,10 @@ def serve_fake_slack(pipe: multiprocessing.connection.Connection) -> None:
             )
 
 
-def serve_bare(port: int, slack_url: str) -> None:
-    """The control: bolt + Starlette + uvicorn, listeners that only ack."""
+def serve_bare(port: int, slack_url: str, form: bool = False) -> None:
+    """The control: bolt + Starlette + uvicorn, listeners that only ack. With `form`, the
+    command's listener then opens the same request form as ours, as a bolt app is written
+    (`client.views_open` on the client bolt hands it): the like-for-like control for commands."""
     import gc
     import re
 
@@ -115,7 +120,18 @@ def serve_bare(port: int, slack_url: str) -> None:
     app = App(
         client=WebClient(token="xoxb-bare", base_url=slack_url), signing_secret=SIGNING_SECRET
     )
-    app.command("/rapidreview")(lambda ack: ack())
+    if form:
+        from handlers.slack.forms import request_view
+
+        view = request_view(("Ward 7", "Ward 9", "Ward 3"))
+
+        def command(ack, body, client):
+            ack()
+            client.views_open(trigger_id=body["trigger_id"], view=view)
+
+        app.command("/rapidreview")(command)
+    else:
+        app.command("/rapidreview")(lambda ack: ack())
     app.view(REQUEST_FORM)(lambda ack: ack())
     app.action(re.compile(f"^{ACTION_PREFIX}"))(lambda ack: ack())
 
@@ -138,11 +154,10 @@ def serve_bare(port: int, slack_url: str) -> None:
 
 
 @contextmanager
-def bare_app(slack_url: str) -> Iterator[tuple[str, int]]:
+def bare_app(slack_url: str, form: bool = False) -> Iterator[tuple[str, int]]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare", f"{port},{slack_url}"], cwd=ROOT
-    )
+    serve = f"{port},{int(form)},{slack_url}"
+    process = subprocess.Popen([sys.executable, __file__, "--serve-bare", serve], cwd=ROOT)
     try:
         wait_listening(port)
         yield f"http://127.0.0.1:{port}/slack/events", process.pid
@@ -374,11 +389,15 @@ def spread(what: str, seconds: list[float], out_of: int) -> str:
     )
 
 
+def ratio(figures: Figures, control: Figures) -> str:
+    return f"{figures.pct(0.99) / control.pct(0.99):5.1f}x"
+
+
 def row(name: str, figures: Figures, bare: Figures | None) -> str:
-    ratio = f"{figures.pct(0.99) / bare.pct(0.99):5.1f}x" if bare else ""
+    against = ratio(figures, bare) if bare else ""
     count = len(figures.latencies)
     return (
-        f"  {name:7} p50 {figures.pct(0.5) * 1000:7.1f}  p99 {figures.pct(0.99) * 1000:7.1f}  "
+        f"  {name:9} p50 {figures.pct(0.5) * 1000:7.1f}  p99 {figures.pct(0.99) * 1000:7.1f}  "
         f"max {max(figures.latencies) * 1000:7.1f} ms  {count / figures.seconds:6.1f} req/s"
         f"  cpu {figures.cpu / count * 1000:5.1f} ms/req"
         + (
@@ -388,7 +407,7 @@ def row(name: str, figures: Figures, bare: Figures | None) -> str:
         )
         + f" (Slack's {figures.slack_cpu / count * 1000:3.1f},"
         f" the clients' {figures.client_cpu / count * 1000:3.1f})"
-        f"  errors {figures.errors}  {ratio}"
+        f"  errors {figures.errors}  {against}"
     )
 
 
@@ -411,7 +430,11 @@ def run(
     slack_url, slack_pid, slack_pipe = slack
     db = Database(url)
     on_rota(db, "outreach", "Alex Carter", ALEX, datetime.now(UTC) - timedelta(hours=1))
-    with our_bot(url, slack_url) as (ours, our_pid), bare_app(slack_url) as (bare, bare_pid):
+    with (
+        our_bot(url, slack_url) as (ours, our_pid),
+        bare_app(slack_url) as (bare, bare_pid),
+        bare_app(slack_url, form=True) as (formed, formed_pid),
+    ):
         for number, concurrent in enumerate(clients):
             print(
                 f" {concurrent} concurrent, {count} requests each  (load {os.getloadavg()[0]:.1f})"
@@ -419,7 +442,10 @@ def run(
             for kind in kinds:
                 warm = WARM_UP * concurrent
                 review_ids = open_reviews(db, count + warm) if kind == "press" else []
-                for app, pid, name in ((bare, bare_pid, "b"), (ours, our_pid, "o")):
+                apps = [(bare, bare_pid, "b"), (ours, our_pid, "o")]
+                if kind == "command":
+                    apps.append((formed, formed_pid, "f"))
+                for app, pid, name in apps:
                     # Presses on requests of their own (bare bolt's change nothing).
                     warming = requests_for(kind, f"{name}{number}w", review_ids[count:])
                     load(app, (pid, slack_pid), warming, warm, concurrent)
@@ -440,6 +466,17 @@ def run(
                 )
                 print(row("bare", control, None))
                 print(row(kind, figures, control))
+                if kind == "command":
+                    # The same work as ours in bare bolt: ack, then open the form.
+                    like = load(
+                        formed,
+                        (formed_pid, slack_pid),
+                        requests_for(kind, f"f{number}", review_ids),
+                        count,
+                        concurrent,
+                    )
+                    print(row("bolt+form", like, control))
+                    print(f"  ours beside bare bolt opening the same form: {ratio(figures, like)}")
                 if kind == "submit":
                     print(f"  submissions answered NOT CONFIRMED: {figures.not_confirmed}")
                     acknowledge_all(db)
@@ -459,8 +496,8 @@ def main() -> None:
     parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
-        port, slack_url = args.serve_bare.split(",", 1)
-        serve_bare(int(port), slack_url)
+        port, form, slack_url = args.serve_bare.split(",", 2)
+        serve_bare(int(port), slack_url, form=form == "1")
         return
     clients = [int(c) for c in args.clients.split(",")]
     print(
