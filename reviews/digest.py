@@ -68,6 +68,7 @@ def gather(uow: UnitOfWork, window: Window) -> Figures:
         escalations=store.escalations(start, end),
         cover_gaps=store.event_count("cover_gap", start, end),
         delivery_failures=store.event_count("delivery_failed", start, end),
+        delivery_delays=store.event_count("delivery_delayed", start, end),
         texts_sent=texts_sent,
         texts_failed=texts_failed,
     )

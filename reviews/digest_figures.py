@@ -37,6 +37,7 @@ class Figures:
     delivery_failures: int
     texts_sent: int = 0  # texts and pages to on-call staff, sent in the window
     texts_failed: int = 0
+    delivery_delays: int = 0  # messages held up past the outbox's alarm, and still tried
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,8 @@ def _struggles(now: Figures, before: Figures) -> list[str]:
         f"({_per_day(before.cover_gaps)})",
         f"  Messages that failed delivery: {now.delivery_failures} "
         f"({_per_day(before.delivery_failures)})",
+        f"  Messages held up over 2 minutes, then tried again: {now.delivery_delays} "
+        f"({_per_day(before.delivery_delays)})",
         f"  Texts and pages to on-call staff: {now.texts_sent} sent "
         f"({_per_day(before.texts_sent)}), {now.texts_failed} failed "
         f"({_per_day(before.texts_failed)})",

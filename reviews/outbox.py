@@ -68,13 +68,23 @@ TOGETHER_MOST = 20  # lines in one message: Slack's text section holds 3,000 cha
 # section's text there, and lines past it would be recorded as sent yet never seen. Fewer of
 # the person's messages go together when their lines are long (a cancellation's reason).
 TOGETHER_CHARS = 3000
-MAX_ATTEMPTS = 8
+# A message that does not go for a reason that can pass (a platform down, a 5xx, a timeout, a
+# 429) is tried again after 1, 2, 4 ... seconds, then every MAX_BACKOFF, until RETRY_FOR after it
+# was queued: a card must still appear, and a ping still arrive while its request waits, once
+# the platform is back from an outage of hours. (A ping or text about a request acknowledged or
+# closed meanwhile is dropped then: storage.outbox.drop_pending_escalations.)
+RETRY_FOR = timedelta(hours=24)
+# Failed attempts (about two minutes of backoff) after which the digest channel is told, once,
+# that a message is held up; it is still tried. A message failing this often while messages
+# queued after it go to its platform (within MAX_BACKOFF) is failed then instead: it is this
+# message, not the platform, and it holds up everything behind it to its destination.
+ALARM_ATTEMPTS = 8
 # Attempts after which a row a platform will not yet let us look for (429 on the look) is sent
 # without looking: twice rather than held back for ever.
 LOOK_ATTEMPTS = 3
 # Seconds a row waits at most when the platform asks us to wait before looking for it.
 LOOK_WAIT_MOST = 30.0
-MAX_BACKOFF = 300.0
+MAX_BACKOFF = 60.0
 CREDENTIALS_RETRY = timedelta(seconds=30)  # how often a platform refusing the bot is tried again
 # Names this process's claims (Outbox.claimed_by): new for each process, or given it by the bot
 # that started it as its sender process, so the bot can hand back what a dead sender held.
@@ -89,7 +99,9 @@ class DeliveryError(Exception):
     platform refuses the bot itself (a revoked token, an expired secret); no message can go
     until a person fixes it, and then every one should, so the message waits. `uncertain`: the
     platform may have taken the message all the same (its answer was lost to the network or a
-    5xx), so the next attempt looks for it first.
+    5xx), so the next attempt looks for it first. `throttled`: the platform is up and asks us to
+    slow down (429; Teams' 412); any other failure that is not permanent says the platform
+    cannot be reached or is failing (5xx, the network, a timeout).
     """
 
     def __init__(
@@ -100,12 +112,14 @@ class DeliveryError(Exception):
         permanent: bool = False,
         credentials: bool = False,
         uncertain: bool = False,
+        throttled: bool = False,
     ):
         super().__init__(reason)
         self.retry_after = retry_after
         self.permanent = permanent
         self.credentials = credentials
         self.uncertain = uncertain
+        self.throttled = throttled
 
 
 @dataclass(frozen=True)
@@ -551,7 +565,8 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
             # The wait a platform asks for before a look is capped: the look only saves a
             # duplicate, and must not hold a ping back for long.
             wait = min(error.retry_after, LOOK_WAIT_MOST) if error.retry_after else None
-            _record_failure(services, rows[0], DeliveryError(f"look: {error}", retry_after=wait))
+            looking = DeliveryError(f"look: {error}", retry_after=wait, throttled=True)
+            _record_failure(services, rows[0], looking)
             return None
         log.warning("outbox %s: still cannot look (%s); sending it again", rows[0].id, error)
     except Exception as error:  # noqa: BLE001 - unreadable, or a looker's bug: send as before
@@ -658,40 +673,12 @@ def _record_failure(
         if error.credentials:
             _hold_for_credentials(uow, services, stored, error)
             return
-        if error.permanent or stored.attempts >= MAX_ATTEMPTS:
-            stored.state = "failed"
-            log.error(
-                "outbox %s (%s to %s%s) failed: %s",
-                row.id,
-                row.kind,
-                row.platform,
-                _about(row),
-                error,
-            )
-            uow.events.record(
-                review_id=row.review_id,
-                kind="delivery_failed",
-                at=now,
-                outbox_id=row.id,
-                platform=row.platform,
-                message_kind=row.kind,
-                error=str(error)[:200],
-            )
-            rerouted = _undeliverable(uow, services, stored, str(error))
-            if not row.key.startswith("failure:"):
-                notify.to_digest_channel(
-                    uow,
-                    services.routes,
-                    key=f"failure:{row.id}",
-                    at=now,
-                    review_id=row.review_id,
-                    message=Message(
-                        text=f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)} "
-                        f"could not be delivered after {_attempts(stored.attempts)}: {error}"
-                        + (f"; it went to {rerouted} instead" if rerouted else "")
-                    ),
-                )
+        given_up = _given_up(uow, stored, error, now)
+        if given_up is not None:
+            _fail(uow, services, stored, f"{_attempts(stored.attempts)}{given_up}", error)
             return
+        if stored.attempts >= ALARM_ATTEMPTS:
+            _held_up(uow, services, stored, error)
         delay = error.retry_after if error.retry_after is not None else backoff(stored.attempts)
         stored.state = "pending"
         stored.claimed_by = None  # no drainer holds it now
@@ -704,6 +691,112 @@ def _record_failure(
             error,
             delay,
         )
+
+
+def _given_up(uow: UnitOfWork, row: Outbox, error: DeliveryError, now: datetime) -> str | None:
+    """Whether `row` is failed for good after this failure (what to add to "after N attempts"
+    to say why), or None while it is still worth trying."""
+    if error.permanent:
+        return ""
+    created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+    if now - created >= RETRY_FOR:
+        return f" over {RETRY_FOR.total_seconds() / 3600:g} hours"
+    if (
+        row.attempts >= ALARM_ATTEMPTS
+        and not error.throttled
+        and uow.outbox.went_since(
+            platform=row.platform,
+            queued_after=row.id or 0,
+            since=now - timedelta(seconds=MAX_BACKOFF),
+        )
+    ):
+        return f" while later messages on {row.platform} went"
+    return None
+
+
+def _fail(
+    uow: UnitOfWork, services: Services, row: Outbox, after: str, error: DeliveryError
+) -> None:
+    """`row` will never go: mark it, audit it, report it, and do what follows from it."""
+    now = services.clock.now()
+    row.state = "failed"
+    log.error(
+        "outbox %s (%s to %s%s) failed: %s",
+        row.id,
+        row.kind,
+        row.platform,
+        _about(row),
+        error,
+    )
+    _audit(uow, row, "delivery_failed", error, now)
+    rerouted = _undeliverable(uow, services, row, str(error))
+    if not _is_alarm(row):
+        notify.to_digest_channel(
+            uow,
+            services.routes,
+            key=f"failure:{row.id}",
+            at=now,
+            review_id=row.review_id,
+            message=Message(
+                text=f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)} "
+                f"could not be delivered after {after}: {error}"
+                + (f"; it went to {rerouted} instead" if rerouted else "")
+            ),
+        )
+
+
+def _held_up(uow: UnitOfWork, services: Services, row: Outbox, error: DeliveryError) -> None:
+    """`row` has failed ALARM_ATTEMPTS times and is still tried: said once (the digest channel's
+    key is taken after), as promptly as a message failed for good is."""
+    now = services.clock.now()
+    alarm = _is_alarm(row)  # held up, it raises no alarm of its own: only the log says it
+    if alarm:
+        first = row.attempts == ALARM_ATTEMPTS
+    else:
+        urgent = row.review_id is not None
+        hours = f"{RETRY_FOR.total_seconds() / 3600:g} hours"
+        first = notify.to_digest_channel(
+            uow,
+            services.routes,
+            key=f"delayed:{row.id}",
+            at=now,
+            review_id=row.review_id,
+            message=Message(
+                text=f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)} has not "
+                f"gone after {_attempts(row.attempts)}: {error}. It is still being tried, and "
+                f"goes as soon as {row.platform} takes it (for up to {hours})."
+                + (" Meanwhile, bleep the outreach team for anything urgent." if urgent else "")
+            ),
+        )
+    if first:
+        log.error(
+            "outbox %s (%s to %s%s) not delivered after %s: %s; still trying",
+            row.id,
+            row.kind,
+            row.platform,
+            _about(row),
+            _attempts(row.attempts),
+            error,
+        )
+    if first and not alarm:
+        _audit(uow, row, "delivery_delayed", error, now)
+
+
+def _audit(uow: UnitOfWork, row: Outbox, kind: str, error: DeliveryError, at: datetime) -> None:
+    uow.events.record(
+        review_id=row.review_id,
+        kind=kind,
+        at=at,
+        outbox_id=row.id,
+        platform=row.platform,
+        message_kind=row.kind,
+        error=str(error)[:200],
+    )
+
+
+def _is_alarm(row: Outbox) -> bool:
+    """An alarm about another message: not alarmed about in turn, or they would chain."""
+    return row.key.startswith(("failure:", "delayed:"))
 
 
 def _hold_for_credentials(
@@ -812,5 +905,5 @@ def _attempts(count: int) -> str:
 
 
 def backoff(attempts: int) -> float:
-    """Seconds before the next try: 1, 2, 4 ... capped at five minutes."""
-    return float(min(2 ** max(attempts - 1, 0), MAX_BACKOFF))
+    """Seconds before the next try: 1, 2, 4 ... capped at a minute."""
+    return float(min(2 ** min(max(attempts - 1, 0), 16), MAX_BACKOFF))

@@ -16,8 +16,8 @@ from reviews import notify, outbox, service
 from reviews.messages import Message
 from reviews.notify import Route
 from reviews.outbox import (
+    ALARM_ATTEMPTS,
     LEASE,
-    MAX_ATTEMPTS,
     DeliveryError,
     OutboundItem,
     backoff,
@@ -107,7 +107,7 @@ def test_network_errors_and_5xx_are_retried_with_backoff(services, clock):
     assert texts(slack, "U1") == ["ping"]
     row = rows(services)["test:U1:ping"]
     assert (row.state, row.attempts, row.sent_at) == ("sent", 3, clock.now())
-    assert (backoff(1), backoff(2), backoff(3), backoff(20)) == (1, 2, 4, 300)
+    assert (backoff(1), backoff(2), backoff(3), backoff(7), backoff(2000)) == (1, 2, 4, 60, 60)
 
 
 def test_429_is_retried_exactly_after_retry_after(services, clock):
@@ -123,22 +123,24 @@ def test_429_is_retried_exactly_after_retry_after(services, clock):
     assert texts(slack, "U1") == ["ping"]
 
 
-def test_a_message_that_keeps_failing_is_marked_failed_and_reported(services, clock):
-    slack = RecordingSender(failures=[DeliveryError("Slack 500")] * MAX_ATTEMPTS)
+def test_a_message_that_keeps_failing_is_reported_once_and_still_tried(services, clock):
+    down = RecordingSender(failures=[DeliveryError("Slack 500")] * 1000)
     queue(services, "U1", "ping")
-    for _ in range(MAX_ATTEMPTS):
-        drain(services, {"slack": slack})
-        clock.advance(backoff(MAX_ATTEMPTS))
-    drain(services, {"slack": slack})
+    for _ in range(ALARM_ATTEMPTS + 5):  # Slack down: nothing else goes either
+        drain(services, {"slack": down})
+        clock.advance(backoff(ALARM_ATTEMPTS))
     row = rows(services)["test:U1:ping"]
-    assert (row.state, row.attempts, row.last_error) == ("failed", MAX_ATTEMPTS, "Slack 500")
-    assert texts(slack, "U1") == []
+    assert (row.state, row.attempts, row.last_error) == ("pending", ALARM_ATTEMPTS + 5, "Slack 500")
+    slack = RecordingSender()  # Slack is back
+    drain(services, {"slack": slack})
+    assert texts(slack, "U1") == ["ping"]
     assert texts(slack, DIGEST) == [
-        f"A direct message on slack could not be delivered after {MAX_ATTEMPTS} attempts: Slack 500"
+        f"A direct message on slack has not gone after {ALARM_ATTEMPTS} attempts: Slack 500. "
+        "It is still being tried, and goes as soon as slack takes it (for up to 24 hours)."
     ]
     with services.db.unit_of_work() as uow:
         event = uow.session.exec(select(ReviewEvent)).one()
-    assert event.kind == "delivery_failed" and json.loads(event.detail)["outbox_id"] == row.id
+    assert event.kind == "delivery_delayed" and json.loads(event.detail)["outbox_id"] == row.id
 
 
 def test_a_permanent_refusal_fails_at_once_and_is_reported(services):

@@ -77,7 +77,9 @@ class GatewaySender:
             return _gateway_id(response)
         status = response.status_code
         if status == 429:
-            raise DeliveryError("paging gateway 429", retry_after=_seconds(response))
+            raise DeliveryError(
+                "paging gateway 429", retry_after=_seconds(response), throttled=True
+            )
         if status == 408 or status >= 500:
             raise DeliveryError(f"paging gateway {status}")
         raise DeliveryError(f"paging gateway refused the page ({status})", permanent=True)

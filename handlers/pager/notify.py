@@ -132,7 +132,9 @@ def _delivery_error(error: APIError, *, late: float | None = None) -> DeliveryEr
     if status < 300:  # taken, as far as Notify is concerned, but its answer is unreadable
         return DeliveryError(f"Notify {status} with an answer that is not JSON", uncertain=True)
     if status == 429:
-        return DeliveryError(f"Notify 429 ({kind})", retry_after=_retry_after(error.response))
+        return DeliveryError(
+            f"Notify 429 ({kind})", retry_after=_retry_after(error.response), throttled=True
+        )
     if status >= 500:
         return DeliveryError(f"Notify {status} ({kind})", uncertain=True)
     return DeliveryError(f"Notify refused the text: {status} ({kind})", permanent=True)

@@ -213,7 +213,9 @@ def _delivery_error(error: SlackApiError) -> DeliveryError:
     if status == 429:
         retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
         return DeliveryError(
-            f"rate limited ({reason})", retry_after=float(retry_after) if retry_after else None
+            f"rate limited ({reason})",
+            retry_after=float(retry_after) if retry_after else None,
+            throttled=True,
         )
     if status >= 500:
         return DeliveryError(f"Slack {status} ({reason})", uncertain=True)

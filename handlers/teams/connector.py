@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SCOPE = "https://api.botframework.com/.default"
 TIMEOUT = 10.0
 RETRYABLE = {412, 429, 500, 502, 503, 504}
+THROTTLED = {412, 429}  # the connector is up: slow down (429), or an edit raced another (412)
 # Entra refusing the bot's own id or secret (an expired TEAMS_APP_PASSWORD): every message
 # fails alike until IT fixes it, so messages are held, not failed.
 CREDENTIAL_TOKEN_ERRORS = {"invalid_client", "unauthorized_client"}
@@ -116,7 +117,9 @@ class Connector:
             raise DeliveryError(f"network: {type(error).__name__}") from error
         if response.status_code in RETRYABLE:
             raise DeliveryError(
-                f"Bot Connector {response.status_code}", retry_after=_retry_after(response)
+                f"Bot Connector {response.status_code}",
+                retry_after=_retry_after(response),
+                throttled=response.status_code in THROTTLED,
             )
         if response.status_code == 401:
             # The connector refused our token: the bot's registration, not this message.
