@@ -35,6 +35,9 @@ class _Outage:
     kind: str  # "credentials" (503) or "unreachable" (a warning)
     reason: str
     retry_at: datetime | None = None
+    # Unreachable as a message found it: only a message that goes ends it. The platform's
+    # check can answer while its messages fail (a connector taking GETs and failing posts).
+    by_delivery: bool = False
 
 
 class Health:
@@ -126,19 +129,30 @@ class Health:
             self._outages[platform] = _Outage("credentials", reason, retry_at)
         return began
 
-    def unreachable(self, platform: str, reason: str) -> bool:
-        """Record that `platform` cannot be reached; True when this begins an outage."""
+    def unreachable(self, platform: str, reason: str, *, by_delivery: bool = False) -> bool:
+        """Record that `platform` cannot be reached (or answers 5xx), as its check found, or
+        with `by_delivery` as a message sent to it found; True when this begins an outage."""
         with self._lock:
             current = self._outages.get(platform)
             if current is not None and current.kind == "credentials":
                 return False  # refused credentials is the worse news: keep saying that
-            self._outages[platform] = _Outage("unreachable", reason)
+            by_delivery = by_delivery or (current is not None and current.by_delivery)
+            self._outages[platform] = _Outage("unreachable", reason, by_delivery=by_delivery)
             return current is None
 
     def platform_ok(self, platform: str) -> _Outage | None:
-        """Record that `platform` took a call; the outage this ends, if one."""
+        """Record that a message went to `platform`; the outage this ends, if one."""
         with self._lock:
             return self._outages.pop(platform, None)
+
+    def platform_answered(self, platform: str) -> _Outage | None:
+        """Record that `platform`'s check reached it and it took the bot's credentials; the
+        outage this ends, if one. Not one a message found: only a message going ends that."""
+        with self._lock:
+            current = self._outages.get(platform)
+            if current is None or current.by_delivery:
+                return None
+            return self._outages.pop(platform)
 
     def may_send(self, platform: str, now: datetime) -> bool:
         """False while `platform` refuses our credentials and its next try is not yet due."""

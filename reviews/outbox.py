@@ -522,6 +522,8 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
         message_id = sender.deliver(item)
     except DeliveryError as error:
         _record_failure(services, first, error, together=rows[1:])
+        if not (error.permanent or error.credentials or error.throttled):
+            _unreachable(services, first.platform, f"a message failed: {error}", by_delivery=True)
         return False
     except Exception as error:  # noqa: BLE001 - a sender bug must not stop other deliveries
         log.exception("outbox %s: sender raised", first.id)
@@ -839,9 +841,11 @@ def credentials_refused(
 
 
 def check_platforms(services: Services, senders: Mapping[str, Sender]) -> None:
-    """Ask each platform that can be asked (a sender with `check()`) whether it takes the
-    bot's credentials, so a revoked token or an unreachable platform shows in /healthz and the
-    log before a request needs it. DatabaseUnavailable if the alarm cannot be queued."""
+    """Ask each platform that can be asked (a sender with `check()`, which must really reach
+    the platform) whether it takes the bot's credentials, so a revoked token or an unreachable
+    platform shows in /healthz and the log before a request needs it, also in a process that
+    sends nothing (the bot beside its sender process). DatabaseUnavailable if the alarm cannot
+    be queued."""
     for platform, sender in senders.items():
         check = getattr(sender, "check", None)
         if check is None:
@@ -854,17 +858,29 @@ def check_platforms(services: Services, senders: Mapping[str, Sender]) -> None:
                     credentials_refused(
                         uow, services, platform, error, retry_at=services.clock.now()
                     )
-            elif services.health.unreachable(platform, str(error)):
-                log.error(
-                    "%s cannot be reached (%s); everything else carries on and messages to "
-                    "%s wait; trying again every minute",
-                    platform,
-                    error,
-                    platform,
-                )
+            else:
+                _unreachable(services, platform, str(error))
             continue
-        if services.health.platform_ok(platform) is not None:
+        # A check reaches the platform itself (Slack's auth.test, a Bot Connector call) with
+        # the bot's credentials: it ends their refusal, but not an outage a message found.
+        if services.health.platform_answered(platform) is not None:
             log.warning("%s: reachable and accepting the bot's credentials again", platform)
+
+
+def _unreachable(
+    services: Services, platform: str, reason: str, *, by_delivery: bool = False
+) -> None:
+    """`platform` cannot be reached, or answers 5xx: /healthz warns (and a public page asks a
+    family to phone as well, when it is the trust's only platform) until a message goes there,
+    or, when only its check found it, until the check reaches it; the log says so once."""
+    if services.health.unreachable(platform, reason, by_delivery=by_delivery):
+        log.error(
+            "%s cannot be reached (%s); everything else carries on and messages to %s wait "
+            "and are retried",
+            platform,
+            reason,
+            platform,
+        )
 
 
 def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox, reason: str) -> str:

@@ -115,3 +115,17 @@ def test_messages_are_delayed_only_while_every_platform_is_down() -> None:
     assert health.all_down(both)
     health.platform_ok("teams")
     assert not health.all_down(both)
+
+
+def test_only_a_message_going_ends_an_outage_a_message_found() -> None:
+    """A platform's check can answer while its messages fail (a connector taking GETs and
+    failing posts): an outage a failed message found lasts until a message goes."""
+    health = Health()
+    health.unreachable("teams", "a message failed: Bot Connector 503", by_delivery=True)
+    health.unreachable("teams", "Bot Connector 503")  # the check failed too
+    assert health.platform_answered("teams") is None and health.all_down(["teams"])
+    assert health.platform_ok("teams") is not None and not health.all_down(["teams"])
+    health.unreachable("slack", "network: URLError")  # only the check found it
+    assert health.platform_answered("slack") is not None and not health.all_down(["slack"])
+    health.credentials_refused("slack", "invalid_auth", retry_at=datetime.now(UTC))
+    assert health.platform_answered("slack") is not None and health.problems() == []

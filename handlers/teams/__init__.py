@@ -76,6 +76,7 @@ def build_teams(
         services=services,
         service_url=settings.teams_service_url,
         tenant_id=settings.teams_tenant_id,
+        outreach_conversation=settings.teams_outreach_conversation,
     )
 
     async def messages(request: Request) -> Response:

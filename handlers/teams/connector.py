@@ -1,4 +1,5 @@
-"""The Bot Connector REST API: an msal token, then post, update and create-conversation calls.
+"""The Bot Connector REST API: an msal token, then post, update and create-conversation calls,
+and the one cheap call (`reach`) with which the minute's platform check proves the connector up.
 
 Answers map onto the outbox's retry rules: 429 and 412 (Teams' own throttling and concurrent
 edits), 502, 503, 504 and network failures are worth retrying (Retry-After honoured); any other
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SCOPE = "https://api.botframework.com/.default"
 TIMEOUT = 10.0
+REACH_TIMEOUT = 5.0  # the minute's check: a connector this slow is as good as down
 RETRYABLE = {412, 429, 500, 502, 503, 504}
 THROTTLED = {412, 429}  # the connector is up: slow down (429), or an edit raced another (412)
 # Entra refusing the bot's own id or secret (an expired TEAMS_APP_PASSWORD): every message
@@ -135,9 +137,27 @@ class Connector:
             data = {}
         return data if isinstance(data, dict) else {}
 
-    def check_token(self) -> None:
-        """Whether Entra gives the bot a token (msal caches it); DeliveryError if not."""
-        self._token()
+    def reach(self, service_url: str, conversation_id: str) -> None:
+        """One cheap call that really reaches the Bot Connector with the bot's token (msal
+        serves the token from its cache, so asking Entra alone proves nothing about the
+        connector): the bot's own membership of `conversation_id`. Any answer but a 5xx or a
+        401 shows the connector up and taking the token (the bot is no member of its own
+        conversation: 404). DeliveryError: credentials (Entra or the connector refuses the
+        bot), or transient (no answer, a 5xx, Entra unreachable)."""
+        token = self._token()
+        url = (
+            f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}"
+            f"/members/{quote(f'28:{self.app_id}', safe='')}"
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            response = self.http.request("GET", url, headers=headers, timeout=REACH_TIMEOUT)
+        except requests.RequestException as error:
+            raise DeliveryError(f"Bot Connector: network: {type(error).__name__}") from error
+        if response.status_code == 401:
+            raise DeliveryError("Bot Connector refused the bot's token (401)", credentials=True)
+        if response.status_code >= 500:
+            raise DeliveryError(f"Bot Connector {response.status_code}")
 
     def _token(self) -> str:
         try:

@@ -26,12 +26,19 @@ class TeamsSender:
     """A reviews.outbox.Sender for platform "teams"."""
 
     def __init__(
-        self, *, connector: Connector, services: Services, service_url: str, tenant_id: str
+        self,
+        *,
+        connector: Connector,
+        services: Services,
+        service_url: str,
+        tenant_id: str,
+        outreach_conversation: str,
     ):
         self.connector = connector
         self.services = services
         self.service_url = service_url
         self.tenant_id = tenant_id
+        self.outreach_conversation = outreach_conversation
 
     def deliver(self, item: OutboundItem) -> str | None:
         """Send `item`; DeliveryError (retry_after / transient / permanent) when Teams says no."""
@@ -48,8 +55,9 @@ class TeamsSender:
         return self.connector.post_activity(self.service_url, item.address, activity)
 
     def check(self) -> None:
-        """A token from Entra: DeliveryError (credentials, or transient) when it is refused."""
-        self.connector.check_token()
+        """A token from Entra, and the Bot Connector reached with it: DeliveryError
+        (credentials, or transient) when either refuses the bot or cannot be reached."""
+        self.connector.reach(self.service_url, self.outreach_conversation)
 
     def _direct(self, user_id: str, activity: dict[str, Any]) -> str:
         reference = reference_for(self.services, user_id)

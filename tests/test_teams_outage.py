@@ -1,0 +1,123 @@
+"""A Teams trust while the Bot Connector is down: the family is asked to phone as well.
+
+The bot knows its messages are not getting through when one fails (a 5xx, no answer) or when
+its minute's check, which calls the connector itself, fails; an msal token from msal's cache
+proves nothing about the connector. The warning ends when a message goes, or, when only the
+check found the outage, when the check reaches the connector again. A connector refusing the
+bot's token keeps the warning (and /healthz 503) until it takes the token again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import requests
+
+from handlers.teams import build_teams
+from reviews.outbox import Sender, check_platforms, drain
+from storage.database import Database
+from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
+from tests.support.fake_microsoft import FakeMicrosoft
+from tests.support.public_pages import PublicPages, public_pages, send, stored
+from tests.support.teams_activities import OUTREACH, TEAMS_ROUTE, teams_settings
+
+DELAYED = "Our messages to the outreach team are not getting through right now"
+TOLD = "The critical care outreach team has been told"
+
+
+@pytest.fixture
+def site(db: Database, clock: FrozenClock) -> Iterator[PublicPages]:
+    with public_pages(make_services(db, clock, routes=(TEAMS_ROUTE,))) as site:
+        yield site
+
+
+@pytest.fixture
+def teams(site: PublicPages, ms: FakeMicrosoft) -> dict[str, Sender]:
+    adapter = build_teams(site.services, teams_settings(ms), http_client=ms.session())
+    return {"teams": adapter.sender}
+
+
+def connector_back(ms: FakeMicrosoft) -> None:
+    with ms._lock:
+        ms.failures.clear()
+
+
+def cards(ms: FakeMicrosoft) -> list[str]:
+    """The request cards the outreach channel was sent (tried, or shown)."""
+    texts = [str(call.body.get("text", "")) for call in ms.posts_to(OUTREACH)]
+    return [text for text in texts if text.startswith("Rapid review")]
+
+
+def healthz(site: PublicPages) -> requests.Response:
+    return requests.get(site.url + "/healthz", timeout=10)
+
+
+def test_while_the_connector_fails_messages_the_family_is_asked_to_phone_until_one_goes(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    services = site.services
+    check_platforms(services, teams)  # Entra gives the bot a token; the connector answers
+    ms.fail_next(503, times=1000, to="/v3/conversations")  # then the connector fails
+    assert TOLD in send(site).text  # nothing has failed yet: the bot cannot know
+    drain(services, teams)  # the card fails
+    assert DELAYED in send(site).text
+    answer = healthz(site)
+    assert answer.status_code == 200 and answer.json()["warnings"] == [
+        "teams cannot be reached (a message failed: Bot Connector 503); messages wait and "
+        "are retried"
+    ]
+    check_platforms(services, teams)  # the minute's check fails too
+    assert DELAYED in send(site).text
+
+    connector_back(ms)
+    tried = len(cards(ms))
+    check_platforms(services, teams)  # it answers the check: not yet proof messages go
+    assert DELAYED in send(site).text
+    clock.advance(minutes=1)
+    drain(services, teams)  # the cards go, each once
+    assert len(cards(ms)[tried:]) == len(set(cards(ms))) == len(stored(site)) == 4
+    third = send(site)
+    assert TOLD in third.text and DELAYED not in third.text
+    answer = healthz(site)
+    assert answer.status_code == 200 and answer.json()["warnings"] == []
+
+
+def test_the_minute_check_finds_the_connector_down_when_no_message_has_tried(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft
+) -> None:
+    # As the bot beside its sender process on PostgreSQL, which sends nothing itself.
+    check_platforms(site.services, teams)  # msal now holds a token in its cache
+    ms.fail_next(503, times=1000, to="/v3/conversations")
+    check_platforms(site.services, teams)
+    assert DELAYED in send(site).text
+    connector_back(ms)
+    check_platforms(site.services, teams)
+    assert DELAYED not in send(site).text
+
+
+def test_a_connector_refusing_the_bot_keeps_the_warning_until_it_takes_the_token(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    services = site.services
+    ms.fail_next(401, times=1000, to="/v3/conversations")  # the connector refuses the bot
+    send(site)
+    drain(services, teams)
+    assert DELAYED in send(site).text
+    check_platforms(services, teams)  # a minute later: msal's cached token is no proof
+    assert DELAYED in send(site).text
+    refused = healthz(site)
+    assert refused.status_code == 503
+    assert refused.json()["problems"] == [
+        "teams refuses the bot's credentials (Bot Connector refused the bot's token (401))"
+    ]
+
+    connector_back(ms)  # IT fixes the registration
+    tried = len(cards(ms))
+    check_platforms(services, teams)
+    assert DELAYED not in send(site).text and healthz(site).status_code == 200
+    clock.advance(timedelta(minutes=1).total_seconds())
+    drain(services, teams)  # the held cards go, each once
+    assert len(cards(ms)[tried:]) == len(set(cards(ms))) == len(stored(site)) == 4
