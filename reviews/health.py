@@ -53,6 +53,7 @@ class Health:
         self._watched: set[str] = set()  # jobs that must complete every `stale_after`
         self._outages: dict[str, _Outage] = {}
         self._notices: dict[str, str] = {}  # what is wrong in the bot but covered meanwhile
+        self._refusing_channels: dict[str, str] = {}  # "platform channel" -> why it refuses
         self._described: dict[str, Callable[[], str]] = {}  # /healthz's other figures
         self.on_completed: list[Callable[[str, float], None]] = []  # (job, seconds): metrics
 
@@ -122,6 +123,17 @@ class Health:
             else:
                 self._notices[key] = warning
 
+    def channel(self, where: str, refused: str | None) -> bool:
+        """Record whether the channel `where` ("slack channel C0123") takes the bot's messages:
+        `refused` says why not, None that it does. True when this changes what is known."""
+        with self._lock:
+            before = self._refusing_channels.get(where)
+            if refused is None:
+                self._refusing_channels.pop(where, None)
+            else:
+                self._refusing_channels[where] = refused
+        return before != refused
+
     def credentials_refused(self, platform: str, reason: str, *, retry_at: datetime) -> bool:
         """Record that `platform` refuses our credentials; True when this begins an outage."""
         with self._lock:
@@ -187,6 +199,11 @@ class Health:
                 f"{platform} refuses the bot's credentials ({outage.reason})"
                 for platform, outage in sorted(self._outages.items())
                 if outage.kind == "credentials"
+            ]
+            reasons += [
+                f"the outreach {where} does not take the bot's messages ({why}): its cards and "
+                "alerts are not being seen"
+                for where, why in sorted(self._refusing_channels.items())
             ]
         return reasons
 

@@ -592,6 +592,20 @@ class OutboxStore:
         query = select(Outbox).where(Outbox.review_id == review_id).order_by(col(Outbox.id))
         return self.session.exec(query).all()
 
+    def last_outcome(self, platform: str, address: str) -> Outbox | None:
+        """The latest message to `address` on `platform` that went or failed for good."""
+        query = (
+            select(Outbox)
+            .where(
+                Outbox.platform == platform,
+                Outbox.address == address,
+                col(Outbox.state).in_(("sent", "failed")),
+            )
+            .order_by(col(Outbox.id).desc())
+            .limit(1)
+        )
+        return self.session.exec(query).first()
+
     def platforms(self) -> set[str]:
         """Every platform a message was ever queued for."""
         return set(self.session.exec(select(Outbox.platform).distinct()).all())

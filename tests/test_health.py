@@ -12,9 +12,11 @@ import requests
 from bot import build, start_scheduler
 from handlers.http import make_http_app
 from reviews.health import Health
+from reviews.outbox import check_channels, drain
 from reviews.service import raise_review
 from settings import Settings
 from storage.database import Database
+from storage.migrate import upgrade
 from tests.support.builders import NURSE, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.databases import postgres_database, postgres_unavailable
@@ -129,3 +131,40 @@ def test_only_a_message_going_ends_an_outage_a_message_found() -> None:
     assert health.platform_answered("slack") is not None and not health.all_down(["slack"])
     health.credentials_refused("slack", "invalid_auth", retry_at=datetime.now(UTC))
     assert health.platform_answered("slack") is not None and health.problems() == []
+
+
+def test_an_outreach_channel_that_refuses_the_bot_is_a_problem_until_a_message_goes(
+    tmp_path, clock: FrozenClock
+) -> None:
+    """The bot was never invited to its channel: every card failed, the failure notices (no
+    digest channel) failed too, and /healthz said all was well."""
+    with FakeSlack() as fake:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path}/rr.db",
+            slack_bot_token="xoxb-test",
+            slack_signing_secret="test-secret",
+            slack_api_url=fake.url,
+            outreach_channel="C0OUTREACH",
+        )
+        bot = build(settings, clock=clock)
+        upgrade(bot.services.db.engine)
+        on_rota(bot.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+        fake.fail("chat.postMessage", times=100, error="not_in_channel", channel="C0OUTREACH")
+        try:
+            raise_review(services=bot.services, request=request(), by=NURSE)
+            drain(bot.services, bot.senders)
+            check_channels(bot.services)
+            with serve(bot.http_app) as url:
+                answer = requests.get(f"{url}/healthz", timeout=10)
+                assert answer.status_code == 503
+                assert answer.json()["problems"] == [
+                    "the outreach slack channel C0OUTREACH does not take the bot's messages "
+                    "(Slack refused: not_in_channel): its cards and alerts are not being seen"
+                ]
+                fake.failures.clear()  # invited
+                raise_review(services=bot.services, request=request(), by=NURSE)
+                drain(bot.services, bot.senders)
+                check_channels(bot.services)
+                assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
+        finally:
+            bot.services.db.dispose()
