@@ -48,11 +48,6 @@ HELP = (
 )
 MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 REMEMBER_DEADLINE = 0.5  # seconds; the change then gets handlers.deadline.DEADLINE
-# A press (or a card's submit) acts as whoever pressed: someone known only by email on the rota
-# is known to the bot by Teams id only once the connector has said who they are (a second or
-# more). Given only REMEMBER_DEADLINE, her first press went ahead not knowing her, and she was
-# told she was not on the rota. This, and the change's DEADLINE, fit in Teams' 5 s for an invoke.
-REMEMBER_BEFORE_ACTING = 2.0
 Answer = tuple[str, Any]  # ("card", Adaptive Card) or ("text", str)
 
 
@@ -64,13 +59,12 @@ class ActivityHandler:
     def handle(self, activity: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         """The HTTP status and body to answer an authenticated activity with."""
         kind = activity.get("type")
-        acting = kind == "invoke" or isinstance(activity.get("value"), dict)
         try:
             # Briefly: a stalled database must leave the form its own deadline to answer in.
             within_deadline(
                 lambda: remember(self.services, activity, self.connector),
                 "Teams conversation reference",
-                seconds=REMEMBER_BEFORE_ACTING if acting else REMEMBER_DEADLINE,
+                seconds=REMEMBER_DEADLINE,
             )
         except (DatabaseUnavailable, IntegrityError, NotConfirmed) as error:
             # Not worth failing the request: the reference is stored on their next message.
