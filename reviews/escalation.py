@@ -163,12 +163,14 @@ def _fire(
             f"{text} Nobody holding {nobody} could be told, so everyone on the earlier levels "
             "is called again.",
         )
+        # Under the level's own key (nobody at the level was told, so no person's key is
+        # taken): the texts that follow an unanswered direct message read the person from it.
         told, more_unreachable, _ = notify.tell_holders(
             uow,
             services.routes,
             earlier,
             on_call,
-            key=f"{key}:earlier",
+            key=key,
             message=message,
             now=now,
             review_id=review.id,

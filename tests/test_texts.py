@@ -102,6 +102,10 @@ class SlackFailingAlex(RecordingSender):
         return super().deliver(item)
 
 
+def texts_to(slack, address):
+    return [item.message.text for item in slack.to(address)]
+
+
 def tick(services, senders, clock, **advance):
     clock.advance(**advance)
     escalation.sweep(services)
@@ -190,6 +194,26 @@ def test_a_level_with_sms_pages_and_texts_its_holders_with_the_direct_message(
     tick(services, senders, clock, minutes=3)
     assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
     assert len(notify.texts()) == 1
+
+
+def test_a_call_back_to_the_earlier_levels_is_followed_by_a_page_like_any_ping(
+    db, clock, senders, pager, slack
+):
+    """No site manager on the rota: the last level calls Alex back. Its direct message, keyed
+    apart, could not be read by the follow-up, which failed every minute, and no page came."""
+    services = ward(db, clock)
+    policy = POLICY.format(sms="", fallback="2m").replace(
+        'after = "5m"\nnotify = ["outreach", "outreach-backup"]',
+        'after = "5m"\nnotify = ["site-manager"]',
+    )
+    services = dataclasses.replace(services, policy=parse_policy(tomllib.loads(policy)))
+    raise_one(services, senders)
+    tick(services, senders, clock, minutes=2)  # level 0's page
+    tick(services, senders, clock, minutes=3)  # level 1: nobody, so Alex is called back
+    assert texts_to(slack, ALEX)[-1].endswith("everyone on the earlier levels is called again.")
+    tick(services, senders, clock, minutes=2)  # the call-back, unanswered for 2 minutes
+    assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
+    assert not [t for t in texts_to(slack, "C0DIGEST") if "could not be followed" in t]
 
 
 def test_nothing_is_texted_after_an_acknowledge(services, senders, clock, pager, notify):
