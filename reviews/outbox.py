@@ -79,6 +79,9 @@ RETRY_FOR = timedelta(hours=24)
 # queued after it go to its platform (within MAX_BACKOFF) is failed then instead: it is this
 # message, not the platform, and it holds up everything behind it to its destination.
 ALARM_ATTEMPTS = 8
+# How long later messages must have been going to a platform before one that still fails there
+# is taken to be the problem itself, and failed (about five more tries, a minute apart).
+BACK_FOR = timedelta(minutes=5)
 # Attempts after which a row a platform will not yet let us look for (429 on the look) is sent
 # without looking: twice rather than held back for ever.
 LOOK_ATTEMPTS = 3
@@ -587,6 +590,9 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
     if arrived:
         ids = ",".join(str(row.id) for row, _ in arrived)
         log.info("outbox %s: already arrived; not sent again", ids)
+        # A message the platform took is the news that ends an outage, however it is learned.
+        if services.health.platform_ok(rows[0].platform) is not None:
+            log.warning("%s: messages go out again", rows[0].platform)
     return [row for row, _ in arrived]
 
 
@@ -711,8 +717,16 @@ def _given_up(uow: UnitOfWork, row: Outbox, error: DeliveryError, now: datetime)
             queued_after=row.id or 0,
             since=now - timedelta(seconds=MAX_BACKOFF),
         )
+        # ... and has for BACK_FOR: a platform coming back unevenly answers a few 503s still,
+        # and a card held up through the outage was failed at the first of them.
+        and uow.outbox.went_since(
+            platform=row.platform,
+            queued_after=row.id or 0,
+            since=created,
+            until=now - BACK_FOR,
+        )
     ):
-        return f" while later messages on {row.platform} went"
+        return f" while later messages on {row.platform} went for {_minutes(BACK_FOR)}"
     return None
 
 
@@ -796,9 +810,15 @@ def _audit(uow: UnitOfWork, row: Outbox, kind: str, error: DeliveryError, at: da
     )
 
 
+# The keys of the alarms queued to the digest channel (notify.to_digest_channel's callers).
+ALARM_KEYS = ("failure:", "delayed:", "gap:", "unreached:", "broken:", "credentials:", "rota-gap:")
+
+
 def _is_alarm(row: Outbox) -> bool:
-    """An alarm about another message: not alarmed about in turn, or they would chain."""
-    return row.key.startswith(("failure:", "delayed:"))
+    """An alarm for the managers (about another message, a cover gap, a broken request): not
+    alarmed about in turn. Held up, it waits behind the message or outage it reports, and an
+    alarm about it would come only after both."""
+    return row.key.startswith(ALARM_KEYS)
 
 
 def _hold_for_credentials(
@@ -936,6 +956,10 @@ def _to(row: Outbox) -> str:
     }
     label = next((text for prefix, text in what.items() if row.key.startswith(prefix)), "")
     return f" to {row.address}{label}"
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} minutes"
 
 
 def _attempts(count: int) -> str:

@@ -525,21 +525,26 @@ class OutboxStore:
             values = {"ids": list(outbox_ids), "now": now, "by": by}
             self._core(RELEASE_OWN[self._postgres], values)
 
-    def went_since(self, *, platform: str, queued_after: int, since: datetime) -> bool:
+    def went_since(
+        self,
+        *,
+        platform: str,
+        queued_after: int,
+        since: datetime,
+        until: datetime | None = None,
+    ) -> bool:
         """Whether a message queued after row `queued_after` has gone to `platform` since
-        `since`: the platform takes messages. (Rows queued after one: a range of the primary
-        key, however many were sent before it.)"""
-        query = (
-            select(Outbox.id)
-            .where(
-                col(Outbox.id) > queued_after,
-                Outbox.platform == platform,
-                Outbox.state == "sent",
-                col(Outbox.sent_at) >= since,
-            )
-            .limit(1)
+        `since` (and by `until`): the platform takes messages. (Rows queued after one: a range
+        of the primary key, however many were sent before it.)"""
+        query = select(Outbox.id).where(
+            col(Outbox.id) > queued_after,
+            Outbox.platform == platform,
+            Outbox.state == "sent",
+            col(Outbox.sent_at) >= since,
         )
-        return self.session.exec(query).first() is not None
+        if until is not None:
+            query = query.where(col(Outbox.sent_at) <= until)
+        return self.session.exec(query.limit(1)).first() is not None
 
     def drop_pending_escalations(self, review_id: int) -> int:
         """Once a review is acknowledged or closed, its unsent pings and reminders are moot.
