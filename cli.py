@@ -7,6 +7,7 @@ given to argparse are what `--help` shows: they are written for the trust's oper
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -16,6 +17,8 @@ from typing import Any, NoReturn, Protocol
 from reviews.context import Services, operator
 from reviews.outbox import Sender
 from settings import Settings
+
+CALLED_FROM = "RAPIDREVIEW_CALLED_FROM"  # set by ./scripts/run: the folder it was run in
 
 
 class Bot(Protocol):
@@ -72,8 +75,8 @@ def make_parser() -> argparse.ArgumentParser:
         dest="rota_command", required=True, metavar="import|show|cover|remove"
     )
     add(rota, "import", "import shifts from a CSV or .ics file (see docs/rota.md)").add_argument(
-        "file", type=Path, metavar="FILE", help="the rota file: .csv, or .ics from a rostering "
-        "system; prints what was added, changed and rejected"
+        "file", type=given_path, metavar="FILE", help="the rota file: .csv, or .ics from a "
+        "rostering system; prints what was added, changed and rejected"
     )
     add(rota, "show", "who holds each role, and who is next").add_argument(
         "--at", default=None, metavar="TIME", help="another moment, local time, e.g. "
@@ -117,7 +120,7 @@ def make_parser() -> argparse.ArgumentParser:
     export = add(commands, "export", "write a month's requests (or check-ins) to a CSV file")
     export.add_argument("--month", required=True, metavar="YYYY-MM", help="the month, e.g. 2026-12")
     export.add_argument(
-        "--out", type=Path, default=None, metavar="FILE", help="the file to write (default: "
+        "--out", type=given_path, default=None, metavar="FILE", help="the file to write (default: "
         "rapidreview-YYYY-MM.csv, or rapidreview-checkins-YYYY-MM.csv, in the current folder)"
     )
     export.add_argument(
@@ -147,7 +150,7 @@ def make_parser() -> argparse.ArgumentParser:
         "build the zip to upload to Teams (needs TEAMS_APP_ID only; see docs/teams.md)",
     )
     teams.add_argument(
-        "--out", type=Path, default=Path("rapidreview-teams.zip"), metavar="FILE",
+        "--out", type=given_path, default="rapidreview-teams.zip", metavar="FILE",
         help="the zip to write (default: rapidreview-teams.zip)"
     )
     posters = add(commands, "posters", "printable A4 posters for the wards (PDF)")
@@ -155,7 +158,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--ward", default=None, metavar="CODE", help="only this ward's code, e.g. ward-7"
     )
     posters.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="the folder to write them to "
+        "--out", type=given_path, required=True, metavar="DIR", help="the folder to write them to "
         "(needs PUBLIC_URL and CONCERN_PHONE or each ward's phone)"
     )
     return parser
@@ -269,12 +272,23 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
     return 0
 
 
+def given_path(text: str) -> Path:
+    """A file named on the command line, from the folder it was typed in: ./scripts/run runs
+    the bot in its own folder (where its database is) and says where it was called from."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else Path(os.environ.get(CALLED_FROM, ".")) / path
+
+
 def export(args: argparse.Namespace, bot: Bot) -> int:
     from reviews.checkin_export import write_checkin_export
     from reviews.export import ExportError, write_export
 
     if args.checkins and args.with_identifiers:
         raise BadInput("--checkins: the check-in export never carries identifiers")
+    if args.out is None and os.environ.get(CALLED_FROM):
+        # Its usual name, in the folder ./scripts/run was run in (a bad month is refused first).
+        kind = "checkins-" if args.checkins else ""
+        args.out = given_path(f"rapidreview-{kind}{args.month}.csv")
     try:
         if args.checkins:
             path = write_checkin_export(services=bot.services, month=args.month, out=args.out)

@@ -90,3 +90,21 @@ def test_a_person_may_be_named_as_the_rota_names_them(tmp_path):
         "rapidreview: Nobody in the staff directory is called 'Walter White': give their email "
         "as the rota has it, or their Slack or Teams user id"
     )
+
+
+def test_files_named_by_the_coordinator_are_read_where_they_typed_the_command(tmp_path):
+    """`cd ~/rotas && /opt/rapidreview/scripts/run rota import december.csv`: the file is in
+    ~/rotas, the bot's database in its own folder. Run where the coordinator stood, the import
+    went into a new, empty database there, and the live bot showed nobody on call."""
+    bot_folder, coordinator = tmp_path / "rapidreview", tmp_path / "rotas"
+    bot_folder.mkdir()
+    coordinator.mkdir()
+    (coordinator / "december.csv").write_bytes((ROTA / "december-2026.csv").read_bytes())
+    env = {"DATABASE_URL": "sqlite:///rapidreview.db", "RAPIDREVIEW_CALLED_FROM": str(coordinator)}
+    imported = run_bot("rota", "import", "december.csv", cwd=bot_folder, **env)
+    assert imported.returncode == 0, imported.stderr
+    shown = run_bot("rota", "show", "--at", "2026-12-01T12:00", cwd=bot_folder, **env)
+    assert "outreach: Alex Carter" in shown.stdout
+    assert sorted(p.name for p in coordinator.iterdir()) == ["december.csv"]  # no database
+    exported = run_bot("export", "--month", "2026-12", "--checkins", cwd=bot_folder, **env)
+    assert exported.stdout.strip() == f"Wrote {coordinator}/rapidreview-checkins-2026-12.csv"
