@@ -487,10 +487,10 @@ def socket_mode(bot: Bot, *, retry_every: float = 30.0) -> None:
 
 
 def live_platforms(bot: Bot) -> list[str]:
-    """The platforms other than the shell this database has held messages for: it is a live
-    bot's, whose settings are missing here."""
+    """The chat platforms this database has held messages for: it is a live bot's, whose
+    settings are missing here. (Not texts and pages: the shell's own trial sends those.)"""
     with bot.services.db.reading() as uow:
-        return sorted(uow.outbox.platforms() - {"shell"})
+        return sorted(uow.outbox.platforms() & {"slack", "teams"})
 
 
 def not_the_shells(platforms: list[str]) -> str:

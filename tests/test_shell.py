@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from reviews import service
+from reviews.messages import Message
 from storage.database import Database
 from storage.migrate import upgrade
 from tests.support.builders import NURSE, make_services, request
@@ -258,6 +259,30 @@ def test_a_live_bots_database_without_its_settings_is_refused_not_taken_over(tmp
         assert sorted(row.key for row in uow.outbox.for_review(review.review.id)) == before
         assert uow.reviews.get(review.review.id).escalation_level == review.review.escalation_level
     db.dispose()
+
+
+def test_the_shells_own_database_after_it_texted_is_still_the_shells(tmp_path):
+    """The trial texts (the shipped policy's fallback) go out as platform "notify": a trial
+    database that had sent one was refused as a live bot's."""
+    url = f"sqlite:///{tmp_path}/trial.db"
+    db = Database(url)
+    upgrade(db.engine)
+    with db.unit_of_work() as uow:
+        for platform in ("shell", "notify", "pager"):
+            uow.outbox.enqueue(
+                key=f"trial:{platform}",
+                platform=platform,
+                kind="direct",
+                address="someone",
+                payload=Message(text="hello").to_json(),
+                at=datetime.now(UTC),
+            )
+    db.dispose()
+    shell = PtyBot(env=bot_environment(DATABASE_URL=url))
+    try:
+        shell.expect("> ")
+    finally:
+        shell.stop()
 
 
 @pytest.mark.postgres
