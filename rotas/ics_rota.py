@@ -43,6 +43,9 @@ def read_ics(text: str, tz: ZoneInfo) -> ReadResult:
     except ValueError as error:
         result.reject(1, f"not an iCalendar file ({error})")
         return result
+    except OSError:  # the reader looked a TZID up itself: "Europe" is a folder of zones
+        result.reject(*_bad_zone(text))
+        return result
     # iCalendar's names are case-insensitive: "Begin:VEvent" begins an event too. Each event is
     # read; one never matched to its line (were the two counts ever to differ) would be lost.
     begins = [n for n, raw in enumerate(text.splitlines(), 1) if raw.strip().upper() == BEGIN]
@@ -153,6 +156,17 @@ WINDOWS_ZONES = {
 DISPLAY_NAMES = {"dublin, edinburgh, lisbon, london": "Europe/London"}
 
 
+def _bad_zone(text: str) -> tuple[int, str]:
+    """The line and the rejection of the first TZID that names no zone."""
+    for number, line in enumerate(text.splitlines(), 1):
+        for tzid in re.findall(r"TZID=\"?([^\";:]+)", line, re.IGNORECASE):
+            try:
+                _zone(tzid)
+            except ValueError as error:
+                return number, str(error)
+    return 1, "bad times: a TZID names no time zone"
+
+
 def _zone(tzid: str) -> ZoneInfo:
     """The zone a TZID names: an IANA name (Europe/London) or a Windows one."""
     name = tzid.strip()
@@ -162,5 +176,5 @@ def _zone(tzid: str) -> ZoneInfo:
             name = iana
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder of zones
         raise ValueError(f"bad times: unknown time zone {tzid!r}") from None

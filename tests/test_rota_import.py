@@ -518,9 +518,8 @@ def test_an_outlook_calendar_with_windows_time_zone_names_is_read(db, clock, tmp
     assert holder(services, "outreach", utc(2027, 7, 1, 7)) == ["Alex Carter"]
     assert holder(services, "outreach", utc(2027, 7, 1, 6, 59)) == []
     assert holder(services, "outreach", utc(2027, 7, 2, 7)) == ["Alex Carter"]
-    atlantis = write(
-        tmp_path, "x.ics", outlook.read_text().replace("GMT Standard Time", "Atlantis Time")
-    )
-    assert "unknown time zone 'Atlantis Time'" in "\n".join(
-        import_rota(services=services, path=atlantis).lines()
-    )
+    for wrong in ("Atlantis Time", "Europe"):  # "Europe" is a folder of zones: a traceback
+        bad = write(tmp_path, "x.ics", outlook.read_text().replace("GMT Standard Time", wrong))
+        assert f"unknown time zone '{wrong}'" in "\n".join(
+            import_rota(services=services, path=bad).lines()
+        )
