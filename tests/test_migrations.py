@@ -70,3 +70,34 @@ def test_upper_case_teams_ids_are_lowered_and_a_second_entry_merged(db: Database
     assert people[1].teams_conversation == '{"userId": "29:9ace"}'
     # Slack's ids and Teams' own 29: ids are case-sensitive: left as they were.
     assert (people[3].slack_user_id, people[3].teams_user_id) == ("U01ALEX", "29:AbCdEf")
+
+
+def test_the_rotas_entry_is_kept_when_the_one_teams_made_came_first(db: Database) -> None:
+    """Grace wrote to the bot before a rota named her by her object id in upper case: the entry
+    Teams made had the lower id, and the rota's entry, with its name, was the one deleted."""
+    grace = "9ace9ace-0000-4000-8000-000000000005"
+    config = alembic_config(db.engine)
+    command.downgrade(config, "0007_outbox_claimed_by")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO staff (id, name, email, teams_user_id, teams_conversation) VALUES "
+                "(1, 'OKAFOR, Grace (EXAMPLE NHS TRUST)', 'grace.okafor@nhs.net', :lower, "
+                "'{\"userId\": \"29:9ace\"}'), (2, 'Grace Okafor', NULL, :upper, NULL)"
+            ),
+            {"upper": grace.upper(), "lower": grace},
+        )
+        connection.execute(
+            text(
+                'INSERT INTO shift (role, staff_id, start, "end", source, imported_at) VALUES '
+                "('outreach', 2, '2026-12-01 08:00:00', '2026-12-01 20:00:00', 'rota.csv', "
+                "'2026-11-30 00:00:00')"
+            )
+        )
+    command.upgrade(config, "head")
+    with db.reading() as uow:
+        [kept] = uow.session.exec(select(Staff)).all()
+        [shift] = uow.session.exec(select(Shift)).all()
+    assert (kept.id, kept.name, kept.teams_user_id) == (2, "Grace Okafor", grace)
+    assert kept.email == "grace.okafor@nhs.net" and kept.teams_conversation  # from Teams'
+    assert shift.staff_id == 2

@@ -6,7 +6,7 @@ Revises: 0007_outbox_claimed_by
 Rota imports stored a Teams Entra object id (a GUID) as typed; Teams sends it in lower case, so
 someone imported in upper case was refused as not on the rota, and their first message to the
 bot made them a second directory entry under the lower-case id. Each such id is lower-cased;
-a second entry is merged into the first (its shifts, cover and whatever the first lacks).
+the second entry is merged into the rota's (its shifts, cover and whatever the rota's lacks).
 """
 
 import re
@@ -41,12 +41,13 @@ def upgrade() -> None:
         lower = teams_id.lower()
         if lower == teams_id or not ENTRA_OBJECT_ID.fullmatch(teams_id):
             continue
+        # The entry that gave the id in upper case is the rota's: it is kept, with its name, and
+        # the one Teams made under the lower-case id when they first wrote is merged into it.
         twin = holder.get(lower)
-        kept = staff_id if twin is None else min(staff_id, twin)
-        if twin is not None:
-            _merge(bind, max(staff_id, twin), into=kept)
-        bind.execute(staff.update().where(staff.c.id == kept).values(teams_user_id=lower))
-        holder[lower] = kept
+        if twin is not None and twin != staff_id:
+            _merge(bind, twin, into=staff_id)
+        bind.execute(staff.update().where(staff.c.id == staff_id).values(teams_user_id=lower))
+        holder[lower] = staff_id
 
 
 def _merge(bind: sa.Connection, gone: int, *, into: int) -> None:
