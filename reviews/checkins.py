@@ -18,7 +18,7 @@ from reviews.checkin_model import WORSE_ADVICE, Answer, Respondent, ValidCheckin
 from reviews.checkin_prompt import ward_address
 from reviews.context import Actor, Services
 from reviews.messages import Message, local_time
-from reviews.model import Caller, ConcernKind, Source, ValidRequest, format_reference
+from reviews.model import Caller, ConcernKind, Source, State, ValidRequest, format_reference
 from reviews.service import add_review
 from storage.database import UnitOfWork
 from storage.tables import Checkin, Outbox, Review
@@ -59,7 +59,7 @@ def record_checkin(
         if submission_key is None:
             raise
         with services.db.unit_of_work() as uow:
-            existing = _existing(uow, submission_key)
+            existing, _ = _still_open(uow, submission_key)
         if existing is None:
             raise
         return existing
@@ -76,8 +76,10 @@ def _record(
 ) -> CheckinResult:
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
-        if submission_key and (existing := _existing(uow, submission_key)):
-            return existing
+        if submission_key:
+            existing, submission_key = _still_open(uow, submission_key)
+            if existing:
+                return existing
         if sender is not None:
             public.count_submission(uow, sender, now)
         review = None
@@ -173,6 +175,19 @@ def worse_not_delivered(
 
 def _raised_log(review: Review | None) -> str:
     return f", raised {format_reference(review.id or 0)}" if review else ""
+
+
+def _still_open(uow: UnitOfWork, key: str) -> tuple[CheckinResult | None, str]:
+    """The check-in the form with `key` recorded: a double tap or a reload. Once the review it
+    raised is closed or cancelled, the same form sent again (the patient worse again) is a new
+    check-in and review: None, and the key it is stored under (as reviews.public does)."""
+    existing = _existing(uow, key)
+    while existing is not None and existing.review is not None:
+        if State(existing.review.state).is_open:
+            break
+        key = f"{key}+{existing.checkin.id}"
+        existing = _existing(uow, key)
+    return existing, key
 
 
 def _existing(uow: UnitOfWork, submission_key: str) -> CheckinResult | None:

@@ -10,10 +10,12 @@ import pytest
 import requests
 from sqlmodel import col, select
 
+from reviews import service
+from reviews.model import Outcome
 from reviews.outbox import DeliveryError, drain
 from storage.database import Database
 from storage.tables import Checkin
-from tests.support.builders import RecordingSender, make_services
+from tests.support.builders import OUTREACH, RecordingSender, make_services, on_rota
 from tests.support.clock import FrozenClock
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
 from tests.support.public_pages import send as send_request
@@ -83,6 +85,27 @@ def test_a_wish_for_review_raises_one_with_the_callers_details_once(site: Public
     assert all("Bloggs" not in row.payload for row in outbox(site))
     [card] = [row for row in outbox(site) if row.kind == "card"]
     assert "Family, carer or advocate, from a daily check-in on the public page" in card.payload
+
+
+def test_the_same_daily_view_sent_again_after_its_request_closed_raises_a_new_one(
+    site: PublicPages, clock: FrozenClock
+) -> None:
+    """As the request form's: the team saw Mum and closed the request; an hour on the same
+    "worse, review me now" page, sent again, showed the closed RR-0001 and raised nothing."""
+    on_rota(site.services.db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now())
+    form_token = token(site)
+    assert (
+        "RR-0001"
+        in send(site, form_token=form_token, answer="worse", wants_review="yes", **CONTACT).text
+    )
+    clock.advance(minutes=40)
+    service.record_outcome(
+        services=site.services, review_id=1, by=OUTREACH, outcome=Outcome.NO_CHANGE
+    )
+    clock.advance(minutes=30)
+    again = send(site, form_token=form_token, answer="worse", wants_review="yes", **CONTACT)
+    assert "RR-0002" in again.text
+    assert [r.state for r in stored(site)] == ["closed", "raised"] and len(checkins(site)) == 2
 
 
 def test_mistakes_come_back_beside_their_fields_and_nothing_is_recorded(
