@@ -524,7 +524,8 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
     try:
         message_id = sender.deliver(item)
     except DeliveryError as error:
-        _record_failure(services, first, error, together=rows[1:])
+        blind = getattr(sender, "resends_blind", False)  # it cannot say what arrived
+        _record_failure(services, first, error, together=rows[1:], blind=blind)
         if not (error.permanent or error.credentials or error.throttled):
             _unreachable(services, first.platform, f"a message failed: {error}", by_delivery=True)
         return False
@@ -664,10 +665,17 @@ def together_text(messages: list[Message]) -> str:
 
 
 def _record_failure(
-    services: Services, row: Outbox, error: DeliveryError, *, together: Sequence[Outbox] = ()
+    services: Services,
+    row: Outbox,
+    error: DeliveryError,
+    *,
+    together: Sequence[Outbox] = (),
+    blind: bool = False,
 ) -> None:
     """`row`'s attempt failed (with the rows that went `together` with it, handed back by the
-    caller: on an uncertain failure, each of them may have arrived too)."""
+    caller: on an uncertain failure, each of them may have arrived too). `blind`: its sender
+    cannot say whether a message arrived, so one that may have arrived each time is not resent
+    for a day (a Teams card landed every minute while the connector answered late)."""
     now = services.clock.now()
     with services.db.unit_of_work() as uow:
         stored = uow.outbox.get(row.id or 0)
@@ -681,7 +689,7 @@ def _record_failure(
         if error.credentials:
             _hold_for_credentials(uow, services, stored, error)
             return
-        given_up = _given_up(uow, stored, error, now)
+        given_up = _given_up(uow, stored, error, now, blind=blind)
         if given_up is not None:
             _fail(uow, services, stored, f"{_attempts(stored.attempts)}{given_up}", error)
             return
@@ -701,11 +709,15 @@ def _record_failure(
         )
 
 
-def _given_up(uow: UnitOfWork, row: Outbox, error: DeliveryError, now: datetime) -> str | None:
+def _given_up(
+    uow: UnitOfWork, row: Outbox, error: DeliveryError, now: datetime, *, blind: bool = False
+) -> str | None:
     """Whether `row` is failed for good after this failure (what to add to "after N attempts"
     to say why), or None while it is still worth trying."""
     if error.permanent:
         return ""
+    if blind and error.uncertain and row.attempts >= ALARM_ATTEMPTS:
+        return f" (each may have arrived; {row.platform} cannot be asked, so not sent again)"
     created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
     if now - created >= RETRY_FOR:
         return f" over {RETRY_FOR.total_seconds() / 3600:g} hours"
@@ -897,7 +909,8 @@ def check_channels(services: Services) -> None:
     with services.db.reading() as uow:
         latest = {(p, c): uow.outbox.last_outcome(p, c) for p, c in channels if c}
     for (platform, channel), row in latest.items():
-        failed = row is not None and row.state == "failed"
+        # A message that may have arrived (its answers lost) says nothing of the channel.
+        failed = row is not None and row.state == "failed" and not row.maybe_sent
         refused = (row.last_error or "failed") if row is not None and failed else None
         where = f"{platform} channel {channel}"
         if services.health.channel(where, refused) and refused:

@@ -16,9 +16,10 @@ import pytest
 import requests
 
 from handlers.teams import build_teams
-from reviews.outbox import Sender, check_platforms, drain
+from reviews import escalation, service
+from reviews.outbox import ALARM_ATTEMPTS, Sender, check_channels, check_platforms, drain
 from storage.database import Database
-from tests.support.builders import make_services
+from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.public_pages import PublicPages, public_pages, send, stored
@@ -121,3 +122,35 @@ def test_a_connector_refusing_the_bot_keeps_the_warning_until_it_takes_the_token
     clock.advance(timedelta(minutes=1).total_seconds())
     drain(services, teams)  # the held cards go, each once
     assert len(cards(ms)[tried:]) == len(set(cards(ms))) == len(stored(site)) == 4
+
+
+class LateConnector(requests.Session):
+    """The Bot Connector posts every activity and answers after the bot stopped waiting."""
+
+    def __init__(self, inner: requests.Session):
+        super().__init__()
+        self.inner = inner
+
+    def request(self, method, url, *args, **kwargs):
+        answer = self.inner.request(method, url, *args, **kwargs)
+        if method == "POST" and "/activities" in url:
+            raise requests.ReadTimeout("read timed out")
+        return answer
+
+
+def test_a_card_whose_answers_are_lost_is_not_posted_every_minute_for_a_day(db, clock, ms):
+    """Teams cannot be asked whether a message arrived: with every answer lost, the same card
+    landed in the channel every minute (35 times in 30 minutes), for up to a day."""
+    services = make_services(db, clock, routes=(TEAMS_ROUTE,))
+    adapter = build_teams(services, teams_settings(ms), http_client=LateConnector(ms.session()))
+    service.raise_review(services=services, request=request(news2=""), by=NURSE)
+    for _ in range(30 * 6):  # 30 minutes, 10 s ticks
+        clock.advance(seconds=10)
+        escalation.sweep(services)
+        drain(services, {"teams": adapter.sender})
+    landed = [
+        c for c in ms.posts_to(OUTREACH) if str(c.body.get("text", "")).startswith("Rapid review")
+    ]
+    assert 1 <= len(landed) <= ALARM_ATTEMPTS
+    check_channels(services)
+    assert services.health.problems() == []  # they arrived: the channel takes the bot's posts

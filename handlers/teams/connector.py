@@ -116,12 +116,16 @@ class Connector:
                 method, url, json=body, params=params, headers=headers, timeout=timeout
             )
         except requests.RequestException as error:
-            raise DeliveryError(f"network: {type(error).__name__}") from error
+            # A post whose answer did not come (a read timeout, a connection dropped after the
+            # request went) may have arrived: Teams cannot be asked, so it is not resent for ever.
+            sent = method != "GET" and not isinstance(error, requests.ConnectionError)
+            raise DeliveryError(f"network: {type(error).__name__}", uncertain=sent) from error
         if response.status_code in RETRYABLE:
             raise DeliveryError(
                 f"Bot Connector {response.status_code}",
                 retry_after=_retry_after(response),
                 throttled=response.status_code in THROTTLED,
+                uncertain=method != "GET" and response.status_code in (502, 504),
             )
         if response.status_code == 401:
             # The connector refused our token: the bot's registration, not this message.

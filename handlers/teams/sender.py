@@ -25,6 +25,10 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 class TeamsSender:
     """A reviews.outbox.Sender for platform "teams"."""
 
+    # Teams cannot be asked whether a message arrived, and one sent again shows twice: a message
+    # whose answers keep being lost is not resent for a day (reviews.outbox._given_up).
+    resends_blind = True
+
     def __init__(
         self,
         *,
