@@ -24,12 +24,26 @@ class NotConfirmed(Exception):
     """The change did not finish in time: it may still be recorded, or may not."""
 
 
-def within_deadline(work: Callable[[], T], what: str, seconds: float = DEADLINE) -> T:
-    """`work()`'s result, or NotConfirmed after `seconds`; `work`'s own errors propagate.
-    `what` names the change in the logs ("request from Teams"), never its contents."""
+def within_deadline(
+    work: Callable[[], T],
+    what: str,
+    seconds: float = DEADLINE,
+    *,
+    longer: Callable[[], bool] = lambda: False,
+    more: float = 0.0,
+) -> T:
+    """`work()`'s result, or NotConfirmed after `seconds` (and `more` seconds after that, if
+    `longer()` says then that the wait is worth it); `work`'s own errors propagate. `what`
+    names the change in the logs ("request from Teams"), never its contents."""
     future = _in_background(work)
     try:
         return future.result(timeout=seconds)
+    except TimeoutError:
+        pass
+    try:
+        if more and longer():
+            return future.result(timeout=more)
+        raise TimeoutError
     except TimeoutError:
         log.error("%s not confirmed within %.1f s", what, seconds)
         future.add_done_callback(lambda done: _log_late_outcome(done, what))

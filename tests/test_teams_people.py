@@ -116,6 +116,20 @@ def test_pressing_acknowledge_as_first_contact_works(
     assert [p.teams_user_id for p in directory(services)] == [GRACE.aad_object_id]
 
 
+def test_her_first_press_waits_for_a_slow_connector_to_say_who_she_is(
+    bot: TeamsBot, ms: FakeMicrosoft, services: Services
+) -> None:
+    """The connector took a second to answer; the press waited half a second for it, then
+    went ahead not knowing her, and the on-call nurse was told she was not on the rota."""
+    service.raise_review(services=services, request=request(), by=NURSE)
+    bot.drain()
+    ms.member_delay = 1.0
+    started = time.perf_counter()
+    pressed = bot.post(execute(ms, GRACE, "acknowledge", {"review": 1}, personal=False)).json()
+    assert time.perf_counter() - started < 4.5  # inside Teams' 5 s for an invoke
+    assert "Acknowledged by Grace Okafor" in json.dumps(pressed["value"])
+
+
 def test_a_rota_giving_her_object_id_in_upper_case_still_lets_her_acknowledge(
     bot: TeamsBot, ms: FakeMicrosoft, services: Services, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,12 @@ HELP = (
 )
 MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 REMEMBER_DEADLINE = 0.5  # seconds; the change then gets handlers.deadline.DEADLINE
+# A press (or a card's submit) acts as whoever pressed: someone on the rota by email only is known
+# by Teams id once the connector has said who they are, a second or more. While it is being
+# asked (the database having answered), a press waits this much longer: she was told she was
+# not on the rota. A stalled database is not waited for longer: with the change's DEADLINE,
+# a press is answered inside Teams' 5 s for an invoke either way.
+ASKING_CONNECTOR_MORE = 1.5
 Answer = tuple[str, Any]  # ("card", Adaptive Card) or ("text", str)
 
 
@@ -59,12 +66,16 @@ class ActivityHandler:
     def handle(self, activity: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         """The HTTP status and body to answer an authenticated activity with."""
         kind = activity.get("type")
+        acting = kind == "invoke" or isinstance(activity.get("value"), dict)
+        asking = threading.Event()
         try:
             # Briefly: a stalled database must leave the form its own deadline to answer in.
             within_deadline(
-                lambda: remember(self.services, activity, self.connector),
+                lambda: remember(self.services, activity, self.connector, asking),
                 "Teams conversation reference",
                 seconds=REMEMBER_DEADLINE,
+                longer=lambda: acting and asking.is_set(),
+                more=ASKING_CONNECTOR_MORE,
             )
         except (DatabaseUnavailable, IntegrityError, NotConfirmed) as error:
             # Not worth failing the request: the reference is stored on their next message.

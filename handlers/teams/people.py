@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 from handlers.teams.connector import Connector
@@ -51,7 +52,10 @@ def actor(services: Services, activity: dict[str, Any]) -> Actor:
 
 
 def remember(
-    services: Services, activity: dict[str, Any], connector: Connector | None = None
+    services: Services,
+    activity: dict[str, Any],
+    connector: Connector | None = None,
+    asking: threading.Event | None = None,
 ) -> None:
     """Store (or refresh) the sender's conversation reference.
 
@@ -59,13 +63,16 @@ def remember(
     transaction): a directory entry with their email gets their Teams id; otherwise they get a
     new staff record, which gives no rights (responders need a shift). When the connector cannot
     answer just now nothing is stored, so their next message tries again (a record made without
-    the email match would split a rota person in two). Database errors propagate.
+    the email match would split a rota person in two). `asking` is set while the connector is
+    asked (the database having answered). Database errors propagate.
     """
     user_id = teams_user_id(activity)
     if not user_id or not activity.get("serviceUrl"):
         return
     if connector is not None and _store(services, activity, None):
         return
+    if asking is not None:
+        asking.set()
     member = _member_details(connector, activity) if connector else {}
     if member is not None:
         _store(services, activity, member)

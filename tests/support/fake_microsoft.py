@@ -84,6 +84,7 @@ class FakeMicrosoft:
         self.issued_tokens: set[str] = set()
         self.members: list[dict[str, str]] = []
         self.roster_page_size = 500  # the real connector's largest page
+        self.member_delay = 0.0  # seconds the connector takes to say who someone is
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -212,6 +213,7 @@ class FakeMicrosoft:
                 page["continuationToken"] = str(start + size)
             return 200, page, {}
         wanted = path.rsplit("/members/", 1)[-1]
+        time.sleep(self.member_delay)
         for member in self.members:
             if wanted in (member["id"], member["aadObjectId"]):
                 return 200, member, {}
