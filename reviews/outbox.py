@@ -748,14 +748,7 @@ def _fail(
     """`row` will never go: mark it, audit it, report it, and do what follows from it."""
     now = services.clock.now()
     row.state = "failed"
-    log.error(
-        "outbox %s (%s to %s%s) failed: %s",
-        row.id,
-        row.kind,
-        row.platform,
-        _about(row),
-        error,
-    )
+    log.error("outbox %s (%s) failed: %s", row.id, _label(row), error)
     _audit(uow, row, "delivery_failed", error, now)
     rerouted = _undeliverable(uow, services, row, str(error))
     if not _is_alarm(row):
@@ -766,8 +759,7 @@ def _fail(
             at=now,
             review_id=row.review_id,
             message=Message(
-                text=f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)} "
-                f"could not be delivered after {after}: {error}"
+                text=f"{_described(row)} could not be delivered after {after}: {error}"
                 + (f"; it went to {rerouted} instead" if rerouted else "")
             ),
         )
@@ -790,19 +782,17 @@ def _held_up(uow: UnitOfWork, services: Services, row: Outbox, error: DeliveryEr
             at=now,
             review_id=row.review_id,
             message=Message(
-                text=f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)} has not "
-                f"gone after {_attempts(row.attempts)}: {error}. It is still being tried, and "
+                text=f"{_described(row)} has not gone after {_attempts(row.attempts)}: "
+                f"{error}. It is still being tried, and "
                 f"goes as soon as {row.platform} takes it (for up to {hours})."
                 + (" Meanwhile, bleep the outreach team for anything urgent." if urgent else "")
             ),
         )
     if first:
         log.error(
-            "outbox %s (%s to %s%s) not delivered after %s: %s; still trying",
+            "outbox %s (%s) not delivered after %s: %s; still trying",
             row.id,
-            row.kind,
-            row.platform,
-            _about(row),
+            _label(row),
             _attempts(row.attempts),
             error,
         )
@@ -951,6 +941,16 @@ def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox, reason: str
     if checkins.worse_not_delivered(uow, services, row, reason, now):
         return "the outreach channel"
     return ""
+
+
+def _label(row: Outbox) -> str:
+    """For the log: "card to slack about RR-0042"."""
+    return f"{row.kind} to {row.platform}{_about(row)}"
+
+
+def _described(row: Outbox) -> str:
+    """For the managers: "A card message on slack about RR-0042 to C0123"."""
+    return f"A {row.kind} message on {row.platform}{_about(row)}{_to(row)}"
 
 
 def _about(row: Outbox) -> str:

@@ -8,16 +8,14 @@ Teams admin centre. The template's {{TEAMS_APP_ID}} becomes the Azure bot's app 
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from settings import Settings
+from settings import GUID, Settings
 
 SOURCES = Path(__file__).resolve().parent / "app_package"
 ICONS = ("color.png", "outline.png")
-GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 class PackageError(ValueError):
@@ -26,7 +24,7 @@ class PackageError(ValueError):
 
 def manifest(settings: Settings, sources: Path = SOURCES) -> dict[str, Any]:
     """The manifest for this bot: the template with TEAMS_APP_ID filled in."""
-    if not GUID.match(settings.teams_app_id):
+    if not GUID.fullmatch(settings.teams_app_id):
         raise PackageError(
             "TEAMS_APP_ID: must be the Azure bot's Microsoft App ID (a GUID) to build the package"
         )
