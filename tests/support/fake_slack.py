@@ -44,6 +44,7 @@ class Call:
     headers: dict[str, str]
     answer: dict[str, Any] = field(default_factory=dict)  # what the fake said back
     connection: tuple[str, int] = ("", 0)  # the caller's address and port: one per connection
+    path: str = ""  # the URL's path: which response_url, for "response_url"
     answered: threading.Event = field(default_factory=threading.Event)  # set once it was sent
 
 
@@ -364,7 +365,13 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             method = parts[1] if parts[0] == "api" and len(parts) > 1 else parts[0]
             if method == "response":
                 method = "response_url"
-            call = Call(method, body, dict(self.headers.items()), connection=self.client_address)
+            call = Call(
+                method,
+                body,
+                dict(self.headers.items()),
+                connection=self.client_address,
+                path=url.path,
+            )
             delay = fake.latency_for(body)
             if delay > 0:
                 time.sleep(delay)  # on this request's own thread: other calls go on meanwhile
