@@ -31,7 +31,7 @@ from reviews.wards import WardsError, load_wards
 from sender_process import STANDBY, SenderProcess, ignore_stop_signals, is_sender
 from sender_process import command as sender_command
 from sender_process import serve as serve_sender
-from settings import Settings, SettingsError, load_settings
+from settings import SHORT_RETENTION_DAYS, Settings, SettingsError, load_settings
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("rapidreview")
@@ -313,6 +313,7 @@ def run(bot: Bot) -> None:
         )
     say_wards_without_a_phone(bot)
     say_a_time_zone_without_summer_time(bot.settings)
+    say_a_short_retention(bot.settings)
     # Only the bot itself, never a shell or a command sharing its SQLite file, takes back what
     # a killed predecessor had claimed: a running bot may be sending those rows right now.
     try:
@@ -404,6 +405,21 @@ def say_a_time_zone_without_summer_time(settings: Settings) -> None:
             "TIMEZONE=%s has no summer time: every rota time and time shown would be an hour "
             "out in British Summer Time. For wards in the UK, set TIMEZONE=Europe/London.",
             zone.key,
+        )
+
+
+def say_a_short_retention(settings: Settings) -> None:
+    """RETENTION_DAYS=9 (a typo for 90) is a valid choice a trust may make, and erases patient
+    identifiers at the next daily job: under SHORT_RETENTION_DAYS it is said at start."""
+    days = settings.retention_days
+    if days < SHORT_RETENTION_DAYS:
+        log.warning(
+            "RETENTION_DAYS=%d: patient identifiers and free text of requests closed (and "
+            "check-ins recorded) more than %d days ago will be erased at the daily retention "
+            "job (minutes from now if it has not run today, else just after midnight); set "
+            "RETENTION_DAYS=90 if that is a typo",
+            days,
+            days,
         )
 
 

@@ -350,6 +350,11 @@ def _clock_time(name: str, value: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
+# A trust may keep identifiers for less, but below this a value is more likely a typo (9 for
+# 90): start-up warns (bot.say_a_short_retention) rather than refuses.
+SHORT_RETENTION_DAYS = 30
+
+
 def _retention_days(value: str) -> int:
     if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= 36500:
         raise SettingsError(

@@ -28,10 +28,11 @@ class Erasure:
     def line(self, services: Services) -> str:
         """What was (or would be) erased, as one line for an operator."""
         before = self.cutoff.astimezone(services.timezone).strftime("%H:%M %a %d %b %Y")
+        days = services.retention_days
         what = (
             f"{self.reviews} request{'s' * (self.reviews != 1)} closed or cancelled and "
             f"{self.checkins} check-in{'s' * (self.checkins != 1)} recorded before {before} "
-            f"({services.retention_days} days ago)"
+            f"({days} day{'s' * (days != 1)} ago)"
         )
         if self.applied:
             return f"Erased the patient identifiers and free text of {what}."

@@ -201,3 +201,45 @@ def test_a_time_zone_without_summer_time_is_warned_at_start(zone, warned, caplog
         if warned
         else []
     )
+
+
+@pytest.mark.parametrize(
+    ("days", "warned"), [("9", True), ("29", True), ("30", False), ("90", False)]
+)
+def test_a_short_retention_is_said_at_start_with_what_it_erases(days, warned, caplog):
+    """RETENTION_DAYS=9 (a typo for 90) is a choice a trust may make, so not refused: but it
+    erases identifiers at the next daily job, so start-up says so in one line."""
+    from bot import say_a_short_retention
+
+    with caplog.at_level(logging.WARNING):
+        say_a_short_retention(settings(RETENTION_DAYS=days))
+    said = [r.getMessage() for r in caplog.records]
+    assert said == (
+        [
+            f"RETENTION_DAYS={days}: patient identifiers and free text of requests closed (and "
+            f"check-ins recorded) more than {days} days ago will be erased at the daily retention "
+            "job (minutes from now if it has not run today, else just after midnight); set "
+            "RETENTION_DAYS=90 if that is a typo"
+        ]
+        if warned
+        else []
+    )
+
+
+@pytest.mark.slow
+def test_the_running_bot_warns_once_of_a_short_retention(tmp_path):
+    from tests.support.fake_slack import FakeSlack
+    from tests.support.process import start_slack_bot
+
+    with FakeSlack() as fake:
+        bot = start_slack_bot(
+            fake.url,
+            f"sqlite:///{tmp_path}/rr.db",
+            ROOT / "escalation.toml",
+            RETENTION_DAYS="9",
+            DIGEST_CHANNEL="C0DIGEST",
+        )
+        bot.stop()
+    said = [line for line in bot.log if "RETENTION_DAYS=9:" in line]
+    assert len(said) == 1 and "WARNING" in said[0], bot.log
+    assert "more than 9 days ago will be erased" in said[0]
