@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -133,8 +133,12 @@ def load_settings(
         teams_app_id=get("TEAMS_APP_ID"),
         teams_app_password=get("TEAMS_APP_PASSWORD"),
         teams_tenant_id=get("TEAMS_TENANT_ID"),
-        teams_outreach_conversation=get("TEAMS_OUTREACH_CONVERSATION"),
-        teams_digest_conversation=get("TEAMS_DIGEST_CONVERSATION"),
+        teams_outreach_conversation=_conversation(
+            "TEAMS_OUTREACH_CONVERSATION", get("TEAMS_OUTREACH_CONVERSATION")
+        ),
+        teams_digest_conversation=_conversation(
+            "TEAMS_DIGEST_CONVERSATION", get("TEAMS_DIGEST_CONVERSATION")
+        ),
         teams_service_url=_base_url(
             "TEAMS_SERVICE_URL", get("TEAMS_SERVICE_URL", DEFAULT_TEAMS_SERVICE_URL)
         ),
@@ -314,6 +318,35 @@ def _notify_key(value: str) -> str:
             "NOTIFY_API_KEY: not a GOV.UK Notify API key (name, then two UUIDs; copy the whole key)"
         )
     return value
+
+
+# A Teams channel's conversation id: 19:<id>@thread.tacv2 (older channels: @thread.skype).
+CONVERSATION = re.compile(r"19:[^\s@;/?#%]+@thread\.[A-Za-z0-9]+")
+
+
+def _conversation(name: str, value: str) -> str:
+    """A Teams channel conversation id. Teams' "Get link to channel" holds it percent-encoded
+    (19%3a...%40thread.tacv2) and docs/teams.md says to decode it: a pasted encoded one is
+    decoded here. That is safe because a real id never holds a '%', so decoding cannot turn one
+    id into another, and what it gives must still be a whole id. A ;messageid= suffix (one
+    message's reply thread, copied from a log or a message link) is refused: every card would
+    go into that thread instead of the channel."""
+    if not value:
+        return value
+    decoded = unquote(value)
+    channel, _, suffix = decoded.partition(";")
+    if suffix.lower().startswith("messageid="):
+        raise SettingsError(
+            f"{name}: remove the ;messageid=... part, which names one message's reply thread, "
+            "not the channel"
+            + (f": set it to {channel}" if CONVERSATION.fullmatch(channel) else "")
+        )
+    if not CONVERSATION.fullmatch(decoded):
+        raise SettingsError(
+            f"{name}: must be a Teams channel conversation ID like 19:abc123@thread.tacv2 (in "
+            f"Teams, Get link to channel: the part after /channel/), got {value!r}"
+        )
+    return decoded
 
 
 def _authority(value: str, tenant: str) -> str:

@@ -60,7 +60,7 @@ def test_modes():
                 "TEAMS_APP_ID": "00000000-1111-4222-8333-444444444444",
                 "TEAMS_APP_PASSWORD": "p",
                 "TEAMS_TENANT_ID": "t",
-                "TEAMS_OUTREACH_CONVERSATION": "19:x",
+                "TEAMS_OUTREACH_CONVERSATION": "19:x@thread.tacv2",
                 "TEAMS_AUTHORITY": "http://x",
             },
             "TEAMS_AUTHORITY",
@@ -243,3 +243,81 @@ def test_the_running_bot_warns_once_of_a_short_retention(tmp_path):
     said = [line for line in bot.log if "RETENTION_DAYS=9:" in line]
     assert len(said) == 1 and "WARNING" in said[0], bot.log
     assert "more than 9 days ago will be erased" in said[0]
+
+
+TEAMS = {
+    "TEAMS_APP_ID": "00000000-1111-4222-8333-444444444444",
+    "TEAMS_APP_PASSWORD": "p",
+    "TEAMS_TENANT_ID": "t",
+    "TEAMS_OUTREACH_CONVERSATION": "19:outreach@thread.tacv2",
+}
+CHANNEL = "19:4a95f7d8db4c4e7fae857bcebe0623e6@thread.tacv2"
+
+
+@pytest.mark.parametrize("name", ["TEAMS_OUTREACH_CONVERSATION", "TEAMS_DIGEST_CONVERSATION"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "General",  # the channel's name
+        "4a95f7d8db4c4e7fae857bcebe0623e6",  # without 19: and @thread
+        "19:4a95f7d8db4c4e7fae857bcebe0623e6",
+        "19:4a95f7d8db4c4e7fae857bcebe0623e6@thread",
+        f"https://teams.microsoft.com/l/channel/{CHANNEL}/General?groupId=x",  # the whole link
+        f"{CHANNEL}/General",
+        "a:1Hk2lPq7",  # a personal chat's id
+        "C0123ABCD",  # a Slack channel
+    ],
+)
+def test_a_teams_conversation_that_is_not_a_channel_id_is_refused_naming_it(name, value):
+    with pytest.raises(SettingsError) as raised:
+        settings(**{**TEAMS, name: value})
+    assert str(raised.value) == (
+        f"{name}: must be a Teams channel conversation ID like 19:abc123@thread.tacv2 (in Teams, "
+        f"Get link to channel: the part after /channel/), got {value!r}"
+    )
+
+
+@pytest.mark.parametrize("name", ["TEAMS_OUTREACH_CONVERSATION", "TEAMS_DIGEST_CONVERSATION"])
+@pytest.mark.parametrize("suffix", [";messageid=1718000000000", ";messageId=1718000000000"])
+def test_a_teams_conversation_with_a_message_id_is_refused_saying_what_to_remove(name, suffix):
+    """A channel reply's conversation id (in a log, or a message's link) names one thread: every
+    card would have gone into it, under an old message, instead of into the channel."""
+    with pytest.raises(SettingsError) as raised:
+        settings(**{**TEAMS, name: CHANNEL + suffix})
+    assert str(raised.value) == (
+        f"{name}: remove the ;messageid=... part, which names one message's reply thread, not "
+        f"the channel: set it to {CHANNEL}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        (CHANNEL, CHANNEL),
+        ("19:General_4a95f7d8-db4c@thread.skype", "19:General_4a95f7d8-db4c@thread.skype"),
+        # As Get link to channel gives it: decoded, since a real id never holds a '%'.
+        ("19%3a4a95f7d8db4c4e7fae857bcebe0623e6%40thread.tacv2", CHANNEL),
+        ("19%3A4a95f7d8db4c4e7fae857bcebe0623e6%40thread.tacv2", CHANNEL),
+    ],
+)
+def test_a_teams_channel_id_is_taken_and_a_link_encoded_one_decoded(value, read):
+    outreach = settings(**{**TEAMS, "TEAMS_OUTREACH_CONVERSATION": value})
+    assert outreach.teams_outreach_conversation == read
+    digest = settings(**{**TEAMS, "TEAMS_DIGEST_CONVERSATION": value})
+    assert digest.teams_digest_conversation == read
+
+
+def test_a_bad_teams_conversation_stops_the_bot_with_one_line(tmp_path):
+    from tests.support.process import run_bot
+
+    result = run_bot(
+        **TEAMS,
+        TEAMS_DIGEST_CONVERSATION=CHANNEL + ";messageid=1718000000000",
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "rapidreview: TEAMS_DIGEST_CONVERSATION: remove the ;messageid=... part, which names one "
+        f"message's reply thread, not the channel: set it to {CHANNEL}"
+    ]
+    assert result.stdout == ""
