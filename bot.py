@@ -31,7 +31,13 @@ from reviews.wards import WardsError, load_wards
 from sender_process import STANDBY, SenderProcess, ignore_stop_signals, is_sender
 from sender_process import command as sender_command
 from sender_process import serve as serve_sender
-from settings import SHORT_RETENTION_DAYS, Settings, SettingsError, load_settings
+from settings import (
+    SHORT_RETENTION_DAYS,
+    Settings,
+    SettingsError,
+    load_settings,
+    log_format_of,
+)
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("rapidreview")
@@ -450,8 +456,9 @@ def run_sender(bot: Bot) -> int:
     from apscheduler.events import EVENT_JOB_EXECUTED
 
     if bot.services.db.is_sqlite:
-        print("rapidreview: a sender process is for PostgreSQL only", file=sys.stderr)
-        return 2
+        return refuse(
+            "a sender process is for PostgreSQL only", bot.settings.log_format, process="sender"
+        )
 
     stopping = threading.Event()
     forms = None
@@ -622,14 +629,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args([] if sending else argv)
     # The Teams package needs TEAMS_APP_ID only: the rest of Teams may not be set up yet.
     package_only = args.command == "teams"
+    process = "sender" if sending else None
     try:
         settings = load_settings(complete=not package_only)
     except SettingsError as error:
-        print(f"rapidreview: {error}", file=sys.stderr)
-        return 2
+        return refuse(str(error), log_format_of(), process=process)
     from handlers.logs import configure
 
-    configure(settings.log_level, settings.log_format, process="sender" if sending else None)
+    configure(settings.log_level, settings.log_format, process=process)
     # Migrations at every start are routine; their chatter would bury a command's one line.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     quiet_wire_loggers()
@@ -641,8 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return settings_command(args, settings)
         except BadInput as error:
-            print(f"rapidreview: {error}", file=sys.stderr)
-            return 2
+            return refuse(str(error), settings.log_format)
     configured = settings.slack_configured or settings.teams_configured
     shell = args.command == "shell" or (args.command is None and not configured)
     moved = None
@@ -664,25 +670,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if shell:
             if moved is None and (live := live_platforms(bot)):
-                print(f"rapidreview: {not_the_shells(live)}", file=sys.stderr)
-                return 2
+                return refuse(not_the_shells(live), settings.log_format)
             # The terminal is the chat: only problems are logged into it.
             logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
             run_shell(bot, announce=args.command is None, moved=moved)
             return 0
         if args.command is None:
             if settings.serves_http and (taken := cannot_listen(settings.host, settings.port)):
-                print(f"rapidreview: {taken}", file=sys.stderr)
-                return 2
+                return refuse(taken, settings.log_format)
             run(bot)
             return 0
         return command(args, bot)
     except (PolicyError, WardsError, BadInput) as error:
-        print(f"rapidreview: {error}", file=sys.stderr)
-        return 2
+        return refuse(str(error), settings.log_format, process=process)
     except (OperationalError, DatabaseUnavailable) as error:
-        print(f"rapidreview: {unreachable(error, settings.database_url)}", file=sys.stderr)
-        return 2
+        return refuse(
+            unreachable(error, settings.database_url), settings.log_format, process=process
+        )
+
+
+def refuse(message: str, log_format: str, *, process: str | None = None) -> int:
+    """Says on stderr, in one line of LOG_FORMAT, why the bot will not start or a command will
+    not run; the exit status for bad input (2)."""
+    from handlers.logs import refusal_line
+
+    print(refusal_line(message, log_format, process=process), file=sys.stderr)
+    return 2
 
 
 def unreachable(error: Exception, url: str) -> str:

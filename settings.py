@@ -114,10 +114,7 @@ def load_settings(
 ) -> Settings:
     """Read settings from `environ` (default os.environ) over the values in `env_file`.
     Without `complete`, settings that go together are not checked for their partners."""
-    values: dict[str, str] = {}
-    if env_file is not None and env_file.is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    values.update(os.environ if environ is None else environ)
+    values = _values(environ, env_file)
 
     def get(name: str, default: str = "") -> str:
         return values.get(name, default).strip() or default
@@ -176,6 +173,24 @@ def load_settings(
     if complete:
         _check_combinations(settings)
     return settings
+
+
+def log_format_of(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = HERE / ".env"
+) -> str:
+    """LOG_FORMAT alone, read as load_settings reads it, for saying why the other settings were
+    refused: "json" when it says json, else "text" (a LOG_FORMAT that is neither is itself
+    refused, in text)."""
+    value = _values(environ, env_file).get("LOG_FORMAT", "").strip().lower()
+    return "json" if value == "json" else "text"
+
+
+def _values(environ: Mapping[str, str] | None, env_file: Path | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return values
 
 
 def _check_combinations(s: Settings) -> None:

@@ -53,3 +53,13 @@ def configure(level: str, log_format: str, *, process: str | None = None) -> Non
         JsonFormatter(process) if log_format == "json" else logging.Formatter(text)
     )
     logging.basicConfig(level=level, handlers=[handler])
+
+
+def refusal_line(message: str, log_format: str, *, process: str | None = None) -> str:
+    """Why the bot will not start (or a command will not run), as one line: "rapidreview:
+    MESSAGE" in text; with LOG_FORMAT=json, one object like every other line of the log (level
+    ERROR, logger "rapidreview"), so that a log shipper reading JSON takes it too."""
+    if log_format != "json":
+        return f"rapidreview: {message}"
+    record = logging.LogRecord("rapidreview", logging.ERROR, __file__, 0, message, None, None)
+    return JsonFormatter(process).format(record)

@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
 from handlers.logs import JsonFormatter
 from reviews.clock import SystemClock
 from reviews.service import raise_review
-from settings import SettingsError, load_settings
+from settings import SettingsError, load_settings, log_format_of
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.fake_slack import FakeSlack
-from tests.support.process import BotProcess, slack_environment
+from tests.support.process import BotProcess, run_bot, slack_environment
 
 
 @pytest.mark.slow
@@ -59,3 +60,60 @@ def test_an_exception_stays_inside_its_line() -> None:
 def test_an_unknown_log_format_is_one_line_naming_it() -> None:
     with pytest.raises(SettingsError, match="LOG_FORMAT: must be text or json"):
         load_settings({"LOG_FORMAT": "xml"}, env_file=None)
+
+
+def refusal_of(tmp_path: Path, case: str, **settings: str) -> dict[str, str]:
+    """The environment of a `python bot.py` that must refuse to start, for `case`."""
+    broken_policy = tmp_path / "policy.toml"
+    broken_policy.write_text("[[levels]]\nafter = 'soon'\n")
+    return {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/rr.db",
+        **{
+            "a refused setting": {"TIMEZONE": "Europe/Atlantis"},
+            "a broken policy file": {"ESCALATION_POLICY": str(broken_policy)},
+            "an unreachable database": {
+                "DATABASE_URL": "postgresql+psycopg://rr:Sekrit-pw@127.0.0.1:1/trust"
+            },
+        }[case],
+        **settings,
+    }
+
+
+REFUSALS = ["a refused setting", "a broken policy file", "an unreachable database"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", REFUSALS)
+def test_a_refusal_at_start_is_one_json_line_with_log_format_json(tmp_path: Path, case: str):
+    """A log shipper reading the bot's stderr as JSON must take the line that says why it did
+    not start, like any other; in text, the line reads as it always has, with the same words."""
+    text = run_bot(**refusal_of(tmp_path, case))
+    as_json = run_bot(**refusal_of(tmp_path, case, LOG_FORMAT="json"))
+    assert text.returncode == as_json.returncode == 2
+    assert text.stdout == as_json.stdout == ""
+    [plain] = text.stderr.splitlines()
+    [line] = as_json.stderr.splitlines()
+    said = json.loads(line)
+    assert said.keys() == {"time", "level", "logger", "message"}
+    assert said["level"] == "ERROR" and said["logger"] == "rapidreview"
+    assert plain == f"rapidreview: {said['message']}"
+    assert "Sekrit-pw" not in plain + line
+
+
+@pytest.mark.slow
+def test_an_unknown_log_format_is_refused_in_plain_text(tmp_path: Path) -> None:
+    result = run_bot(**refusal_of(tmp_path, "a broken policy file", LOG_FORMAT="xml"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "rapidreview: LOG_FORMAT: must be text or json, got 'xml'"
+    ]
+
+
+def test_the_log_format_for_a_refusal_is_read_as_the_settings_are(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("LOG_FORMAT=json\n")
+    assert log_format_of({}, env_file) == "json"
+    assert log_format_of({"LOG_FORMAT": " JSON "}, None) == "json"
+    assert log_format_of({"LOG_FORMAT": "text"}, env_file) == "text"  # the environment wins
+    assert log_format_of({"LOG_FORMAT": "xml"}, None) == "text"
+    assert log_format_of({}, None) == "text"
