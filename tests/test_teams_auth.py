@@ -6,14 +6,14 @@ real HTTP against keys fetched from its OpenID metadata document.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
-import requests
 from sqlmodel import select
 
-from handlers.teams.auth import KeysUnavailable, TokenVerifier, Unauthorized
+from handlers.teams.auth import TIMEOUT, WAIT_FOR_KEYS, KeysUnavailable, TokenVerifier, Unauthorized
 from reviews.notify import Route
 from storage.database import Database
 from storage.tables import Staff
@@ -21,6 +21,7 @@ from tests.support.builders import make_services
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import APP_ID, FakeMicrosoft, new_key
 from tests.support.teams_activities import OUTREACH, TeamsBot, activity, person, teams_bot
+from tests.support.waiting import eventually
 
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
 ROUTES = (Route(platform="teams", outreach_channel=OUTREACH),)
@@ -110,10 +111,20 @@ class Ticks:
         return self.now
 
 
+def at_once(refresh: Callable[[], None]) -> None:
+    """A key refresh run in the request that starts it, not in a thread of its own: for tests
+    of when keys are fetched, which then need not wait for a thread."""
+    refresh()
+
+
 def test_keys_are_cached_refetched_daily_and_on_a_new_key_id(ms: FakeMicrosoft) -> None:
     ticks = Ticks()
     verifier = TokenVerifier(
-        app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session(), monotonic=ticks
+        app_id=APP_ID,
+        metadata_url=ms.metadata_url,
+        http=ms.session(),
+        monotonic=ticks,
+        in_background=at_once,
     )
     seen = activity(ms, NURSE)
     for _ in range(3):
@@ -139,6 +150,7 @@ def test_teams_is_still_answered_while_the_daily_key_refresh_fails(
 ) -> None:
     ticks = Ticks()
     bot.adapter.verifier.monotonic = ticks
+    bot.adapter.verifier.in_background = at_once
     assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
     ms.keys_down = True
     ticks.now += 24 * 3600 + 1  # the cached key still signs Teams' tokens
@@ -156,7 +168,11 @@ def test_a_failed_key_refresh_is_logged_once_and_tried_again_five_minutes_later(
 ) -> None:
     ticks = Ticks()
     verifier = TokenVerifier(
-        app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session(), monotonic=ticks
+        app_id=APP_ID,
+        metadata_url=ms.metadata_url,
+        http=ms.session(),
+        monotonic=ticks,
+        in_background=at_once,
     )
     seen = activity(ms, NURSE)
     verifier.verify(f"Bearer {ms.token()}", seen)
@@ -209,10 +225,58 @@ def test_a_refused_request_does_not_reach_the_database(ms: FakeMicrosoft) -> Non
     verifier = TokenVerifier(app_id=APP_ID, metadata_url=ms.metadata_url, http=ms.session())
     with pytest.raises(Unauthorized, match="audience|Audience"):
         verifier.verify(f"Bearer {ms.token(audience='other')}", activity(ms, NURSE))
-    with pytest.raises(requests.RequestException):
+    with pytest.raises(KeysUnavailable, match=r"no signing keys could be fetched \(HTTPError\)"):
         TokenVerifier(app_id=APP_ID, metadata_url=f"{ms.url}/missing", http=ms.session()).verify(
             f"Bearer {ms.token()}", activity(ms, NURSE)
         )
+
+
+def test_a_known_key_is_served_at_once_while_a_slow_key_refresh_hangs(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    """login.botframework.com slow to answer the daily refresh: every Teams request waited
+    behind the one refreshing, up to TIMEOUT for each of its fetches."""
+    ticks = Ticks()
+    bot.adapter.verifier.monotonic = ticks
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    ms.hold_keys()
+    ticks.now += 24 * 3600 + 1  # the daily refresh is due
+    for _ in range(3):
+        started = time.monotonic()
+        assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+        assert time.monotonic() - started < TIMEOUT, "it waited for the key refresh"
+    eventually(lambda: ms.keys_waiting == 1, "one refresh, hanging")
+    assert len(ms.posts_to(f"a:personal-{NURSE.teams_id}")) == 4
+
+    rotated = new_key()
+    ms.keys = [*ms.keys, rotated]
+    ms.release_keys()  # the refresh ends in the background, with the new key
+    assert bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=rotated)).ok
+    assert ms.metadata_fetches == 2
+
+
+def test_a_new_key_id_waits_for_the_refresh_under_way_but_not_for_long(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    ticks = Ticks()
+    verifier = bot.adapter.verifier
+    verifier.monotonic, verifier.wait_for_keys = ticks, 0.5
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    rotated = new_key()
+    ms.keys = [*ms.keys, rotated]
+    ms.hold_keys()
+    ticks.now += 61  # a key id not seen yet is looked for
+    started = time.monotonic()
+    waited = bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=rotated))
+    assert waited.status_code == 503  # the Bot Framework retries
+    assert time.monotonic() - started < TIMEOUT
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200  # a known key: at once
+
+    verifier.wait_for_keys = WAIT_FOR_KEYS
+    ms.release_keys()
+    again = bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=rotated))
+    assert again.status_code == 200
+    assert ms.metadata_fetches == 2  # the one refresh served both
 
 
 WEBCHAT = "https://webchat.botframework.com/"

@@ -97,7 +97,8 @@ def build_teams(
             return JSONResponse({"error": "forbidden"}, status_code=403)
         except (requests.RequestException, KeyError, ValueError, KeysUnavailable) as error:
             # We could not fetch Microsoft's keys: ask the Bot Framework to try again.
-            log.error("Teams signing keys unavailable: %s", type(error).__name__)
+            why = str(error) if isinstance(error, KeysUnavailable) else type(error).__name__
+            log.error("Teams signing keys unavailable: %s", why)
             return JSONResponse({"error": "keys unavailable"}, status_code=503)
         status, answer = await run_in_threadpool(handler.handle, activity)
         if answer is None:

@@ -6,6 +6,10 @@ app id), expiry (with five minutes of skew), the key's endorsement of the activi
 and its service URL claim all check out. Keys are cached and fetched again daily, or when a
 token names a key id we have not seen (Microsoft rotates keys without notice). A refresh that
 fails keeps the cached keys in use and is tried again a few minutes later.
+
+A refresh runs in the background, one at a time: a request whose key is cached never waits for
+it (a slow login.botframework.com held every Teams request behind its lock). Only a request
+whose key is not cached waits for a refresh under way, and for at most WAIT_FOR_KEYS.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ UNKNOWN_KEY_REFETCH_AFTER = 60.0
 # hold every Teams request behind it for TIMEOUT.
 RETRY_AFTER_FAILURE = 300.0
 TIMEOUT = 10.0
+# How long a request whose key is not cached waits for the refresh that may bring it; then 503
+# (the Bot Framework retries) while the refresh carries on. Well inside the Bot Framework's
+# 15 s for an answer, with the activity's own work still to do.
+WAIT_FOR_KEYS = 5.0
 
 
 class Unauthorized(Exception):
@@ -59,8 +67,13 @@ def check_origin(activity: dict[str, Any], tenant_id: str) -> None:
         raise Forbidden("the activity is not from the configured tenant")
 
 
+def in_a_thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="teams-keys", daemon=True).start()
+
+
 class TokenVerifier:
-    """Verifies the Authorization header of inbound activities against Microsoft's keys."""
+    """Verifies the Authorization header of inbound activities against Microsoft's keys.
+    `in_background` runs a key refresh (default: in a thread of its own)."""
 
     def __init__(
         self,
@@ -70,24 +83,31 @@ class TokenVerifier:
         http: requests.Session,
         monotonic: Callable[[], float] = time.monotonic,
         unknown_key_refetch_after: float = UNKNOWN_KEY_REFETCH_AFTER,
+        wait_for_keys: float = WAIT_FOR_KEYS,
+        in_background: Callable[[Callable[[], None]], None] = in_a_thread,
     ):
         self.app_id = app_id
         self.metadata_url = metadata_url
         self.http = http
         self.monotonic = monotonic
         self.unknown_key_refetch_after = unknown_key_refetch_after
+        self.wait_for_keys = wait_for_keys
+        self.in_background = in_background
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at: float | None = None
         self._attempted_at = 0.0
         self._failing = False  # the last refresh failed (and that was logged once)
+        self._failure = ""  # why, while no keys have ever been fetched
+        self._refreshing: threading.Event | None = None  # set when the refresh under way ends
+        # Guards the fields above; never held while fetching.
         self._lock = threading.Lock()
 
     def verify(self, authorization: str | None, activity: dict[str, Any]) -> dict[str, Any]:
         """The token's claims; Unauthorized when anything about it is wrong.
 
-        Without the token's key in the cache, fetching the keys can also fail
-        (requests.RequestException, KeysUnavailable): the caller answers 503 so the Bot
-        Framework retries, rather than refusing a genuine request.
+        Without the token's key in the cache, fetching the keys can also fail, or not end
+        within WAIT_FOR_KEYS (KeysUnavailable): the caller answers 503 so the Bot Framework
+        retries, rather than refusing a genuine request.
         """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -126,11 +146,23 @@ class TokenVerifier:
     def _key(self, kid: str) -> dict[str, Any]:
         with self._lock:
             now = self.monotonic()
-            if self._refresh_due(kid, now):
-                self._refresh(now)
             key = self._keys.get(kid)
+            refreshing, start = self._refreshing, False
+            if refreshing is None and self._refresh_due(kid, now):
+                refreshing = self._refreshing = threading.Event()
+                self._attempted_at, start = now, True
+        if start:
+            self.in_background(lambda: self._refresh(now))
+        if key is not None:
+            return key  # the refresh under way, if any, finishes without this request
+        if refreshing is not None and not refreshing.wait(self.wait_for_keys):
+            raise KeysUnavailable(f"signing key {kid[:40]!r}: the keys are still being fetched")
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is None and self._fetched_at is None:
+                raise KeysUnavailable(f"no signing keys could be fetched ({self._failure})")
             if key is None and self._failing:
-                raise KeysUnavailable(f"signing key {kid!r} is not cached")
+                raise KeysUnavailable(f"signing key {kid[:40]!r} is not cached")
         if key is None:
             raise Unauthorized(f"unknown signing key {kid!r}")
         return key
@@ -144,26 +176,38 @@ class TokenVerifier:
             return (stale or kid not in self._keys) and since_attempt >= RETRY_AFTER_FAILURE
         return stale or (kid not in self._keys and since_attempt >= self.unknown_key_refetch_after)
 
-    def _refresh(self, now: float) -> None:
-        """Fetches the keys; when that fails with keys cached, keeps them (the error propagates
-        only when there are none)."""
-        self._attempted_at = now
+    def _refresh(self, started: float) -> None:
+        """Fetches the keys (started at `started`); when that fails, any cached keys stay in
+        use. Either way, whoever waits for this refresh is then woken."""
+        keys: dict[str, dict[str, Any]] | None = None
         try:
             keys = self._fetch_keys()
-        except (requests.RequestException, KeyError, ValueError) as error:
-            if self._fetched_at is None:
-                raise
-            if not self._failing:
-                log.warning(
-                    "Bot Framework signing keys could not be refreshed (%s): using the %d cached "
-                    "keys, trying again every %d minutes",
-                    type(error).__name__,
-                    len(self._keys),
-                    RETRY_AFTER_FAILURE // 60,
-                )
-            self._failing = True
-            return
-        self._keys, self._fetched_at, self._failing = keys, now, False
+        # Anything (a KeyError or ValueError for a document of the wrong shape, a bug): in
+        # this thread of its own, whoever waits must still be woken and the next refresh let
+        # start.
+        except Exception as error:
+            with self._lock:
+                self._failed(error)
+        with self._lock:
+            if keys is not None:
+                self._keys, self._fetched_at, self._failing = keys, started, False
+            done, self._refreshing = self._refreshing, None
+        if done is not None:
+            done.set()
+
+    def _failed(self, error: Exception) -> None:
+        """Called with the lock held: logged once until a refresh works again."""
+        if self._fetched_at is None:
+            self._failure = type(error).__name__
+        elif not self._failing:
+            log.warning(
+                "Bot Framework signing keys could not be refreshed (%s): using the %d cached "
+                "keys, trying again every %d minutes",
+                type(error).__name__,
+                len(self._keys),
+                RETRY_AFTER_FAILURE // 60,
+            )
+        self._failing = True
 
     def _fetch_keys(self) -> dict[str, dict[str, Any]]:
         metadata = self._get_json(self.metadata_url)

@@ -80,6 +80,9 @@ class FakeMicrosoft:
         self.failures: list[tuple[int, float | None, str]] = []
         self.metadata_fetches = 0
         self.keys_down = False  # the metadata answers 503 (login.botframework.com has an outage)
+        self.keys_waiting = 0  # fetches of the keys held by hold_keys() just now
+        self._keys_open = threading.Event()
+        self._keys_open.set()
         self.token_requests = 0
         self.issued_tokens: set[str] = set()
         self.members: list[dict[str, str]] = []
@@ -104,6 +107,7 @@ class FakeMicrosoft:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.release_keys()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -128,6 +132,14 @@ class FakeMicrosoft:
         session.trust_env = False
         session.verify = str(self.ca_file)
         return session
+
+    def hold_keys(self) -> None:
+        """The keys document (the JWKS) does not answer until release_keys(): a slow
+        login.botframework.com. The metadata document still answers."""
+        self._keys_open.clear()
+
+    def release_keys(self) -> None:
+        self._keys_open.set()
 
     # Inbound tokens, signed as the Bot Framework signs them.
     def token(
@@ -242,6 +254,11 @@ class FakeMicrosoft:
             }
             return 200, document, {}
         if path == "/botframework/keys":
+            with self._lock:
+                self.keys_waiting += 1
+            self._keys_open.wait(timeout=60)
+            with self._lock:
+                self.keys_waiting -= 1
             return 200, {"keys": [k.jwk() for k in self.keys]}, {}
         if path == f"/{TENANT}/v2.0/.well-known/openid-configuration":
             base = f"{self.url}/{TENANT}"
