@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from datetime import UTC, datetime
+from types import TracebackType
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REFERENCE = re.compile(r"\bRR-\d{4,}\b")
@@ -53,6 +55,21 @@ def configure(level: str, log_format: str, *, process: str | None = None) -> Non
         JsonFormatter(process) if log_format == "json" else logging.Formatter(text)
     )
     logging.basicConfig(level=level, handlers=[handler])
+    if log_format == "json":
+        # An error nobody foresaw (a database upgraded by a newer release) would otherwise
+        # print a bare traceback into the JSON log, where its shipper chokes on it.
+        sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logging.getLogger("rapidreview").critical(
+        "stopped by an unexpected error", exc_info=(kind, error, trace)
+    )
 
 
 def refusal_line(message: str, log_format: str, *, process: str | None = None) -> str:

@@ -117,3 +117,21 @@ def test_the_log_format_for_a_refusal_is_read_as_the_settings_are(tmp_path: Path
     assert log_format_of({"LOG_FORMAT": "text"}, env_file) == "text"  # the environment wins
     assert log_format_of({"LOG_FORMAT": "xml"}, None) == "text"
     assert log_format_of({}, None) == "text"
+
+
+@pytest.mark.slow
+def test_an_unexpected_error_at_start_is_json_too(tmp_path: Path) -> None:
+    """A database a newer release has upgraded: Alembic cannot find its revision, and the
+    traceback was plain text in a JSON log."""
+    import sqlite3
+
+    newer = tmp_path / "rr.db"
+    with sqlite3.connect(newer) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        connection.execute("INSERT INTO alembic_version VALUES ('ffffffffffff')")
+    connection.close()
+    result = run_bot("db", "upgrade", DATABASE_URL=f"sqlite:///{newer}", LOG_FORMAT="json")
+    assert result.returncode == 1  # as Python exits on an uncaught error
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [(line["level"], line["logger"]) for line in lines] == [("CRITICAL", "rapidreview")]
+    assert "Can't locate revision identified by 'ffffffffffff'" in lines[0]["exception"]
