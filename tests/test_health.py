@@ -11,8 +11,9 @@ import requests
 
 from bot import build, start_scheduler
 from handlers.http import make_http_app
+from reviews.channels import check_channels
 from reviews.health import Health
-from reviews.outbox import check_channels, drain
+from reviews.outbox import drain
 from reviews.service import raise_review
 from settings import Settings
 from storage.database import Database

@@ -17,7 +17,8 @@ import requests
 
 from handlers.teams import build_teams
 from reviews import escalation, service
-from reviews.outbox import ALARM_ATTEMPTS, Sender, check_channels, check_platforms, drain
+from reviews.channels import check_channels
+from reviews.outbox import ALARM_ATTEMPTS, Sender, check_platforms, drain
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
