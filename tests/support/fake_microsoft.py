@@ -8,7 +8,9 @@ refuses plain http) serves:
   client-credentials endpoint msal talks to;
 - `v3/conversations...`, the Bot Connector, which records every call and can be told to fail;
   it also answers who is who (`.../members/{id}` and the paged roster, `.../pagedmembers`) from
-  the people given to `add_member`.
+  the people given to `add_member`. A conversation in `not_installed` is one whose team the bot
+  was never added to (or was removed from): every connector call about it is refused, 403
+  BotNotInConversationRoster, as Teams refuses it.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class FakeMicrosoft:
         self.members: list[dict[str, str]] = []
         self.roster_page_size = 500  # the real connector's largest page
         self.member_delay = 0.0  # seconds the connector takes to say who someone is
+        self.not_installed: set[str] = set()  # conversations whose team lacks the bot
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -207,6 +210,8 @@ class FakeMicrosoft:
                 status, retry_after, _ = failure
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
                 return status, {"error": {"code": "Throttled"}}, headers
+            if _conversation(path) in self.not_installed:
+                return 403, NOT_IN_ROSTER, {}
             count = len(self.calls)
         if method == "GET":
             return self._who(path, parse_qs(query))
@@ -215,6 +220,11 @@ class FakeMicrosoft:
         if method == "PUT":
             return 200, {"id": path.rsplit("/", 1)[1]}, {}
         return 201, {"id": f"activity-{count}"}, {}
+
+    def install(self, conversation: str) -> None:
+        """Someone adds the bot to the team holding `conversation`: Teams takes its calls."""
+        with self._lock:
+            self.not_installed.discard(conversation)
 
     def _who(self, path: str, query: dict[str, list[str]]) -> tuple:
         if path.endswith("/pagedmembers"):
@@ -272,6 +282,21 @@ class FakeMicrosoft:
                 {},
             )
         return 404, {"error": "not found"}, {}
+
+
+NOT_IN_ROSTER = {
+    "error": {
+        "code": "BotNotInConversationRoster",
+        "message": "The bot is not part of the conversation roster.",
+    }
+}
+
+
+def _conversation(path: str) -> str:
+    """The conversation a connector path is about ("19:a@thread.tacv2" of a thread's
+    "/v3/conversations/19:a@thread.tacv2;messageid=7/activities"); "" for none."""
+    parts = path.split("/")
+    return parts[3].split(";", 1)[0] if len(parts) > 3 else ""
 
 
 def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:

@@ -6,7 +6,9 @@ a method fail N times with a 5xx, a 429 with Retry-After, or a Slack API error; 
 and then lose its answer (`lands=True`: a 5xx, or with status 0 the connection closed
 unanswered, after `hold` seconds), as when Slack posted a message whose answer never came back.
 Posted messages are kept per conversation, with their metadata, for conversations.history and
-conversations.replies.
+conversations.replies. A channel in `outside` is one the bot was never invited to (or was removed
+from): Slack refuses to post or read there (not_in_channel), and conversations.info says the bot
+is no member, until `invite`.
 
     with FakeSlack() as fake:
         fake.fail("chat.postMessage", times=2, status=429, retry_after=7)
@@ -70,6 +72,7 @@ class FakeSlack:
     slow: dict[str, float] = field(default_factory=dict)  # channel -> seconds, instead
     # conversation id -> its messages as Slack keeps them (thread replies carry thread_ts)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -125,6 +128,11 @@ class FakeSlack:
                 Failure(times, status, retry_after, error, channel, lands, hold)
             )
 
+    def invite(self, channel: str) -> None:
+        """Someone invites the bot to `channel`: it may post and read there from now on."""
+        with self._lock:
+            self.outside.discard(channel)
+
     def response_url(self, name: str = "r1") -> str:
         """A response_url for a payload; what is posted to it is recorded as "response_url"."""
         return f"{self.root}response/{name}"
@@ -173,6 +181,10 @@ class FakeSlack:
 
     def answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         """What Slack would say to `method` with `body`."""
+        with self._lock:
+            outside = str(body.get("channel", "")) in self.outside
+        if outside and method in MEMBERS_ONLY:
+            return {"ok": False, "error": "not_in_channel"}
         handler = ANSWERS.get(method)
         return handler(self, body) if handler else {"ok": True}
 
@@ -282,6 +294,24 @@ def _complete_upload(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title", "")} for f in files]}
 
 
+def _conversation_info(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
+    """A public channel, as conversations.info describes it: is_member says whether the bot
+    is in it (any channel id is taken for one that exists)."""
+    channel = str(body.get("channel", ""))
+    with fake._lock:
+        member = channel not in fake.outside
+    return {
+        "ok": True,
+        "channel": {
+            "id": channel,
+            "is_channel": True,
+            "is_private": False,
+            "is_archived": False,
+            "is_member": member,
+        },
+    }
+
+
 def _open_conversation(fake: FakeSlack, body: dict[str, Any]) -> dict[str, Any]:
     users = str(body.get("users", ""))
     return {"ok": True, "channel": {"id": "D" + users.split(",")[0][1:]}}
@@ -304,6 +334,7 @@ ANSWERS: dict[str, Any] = {
     "views.update": _view,
     "views.publish": _view,
     "views.push": _view,
+    "conversations.info": _conversation_info,
     "conversations.open": _open_conversation,
     "conversations.history": _history,
     "conversations.replies": _replies,
@@ -313,6 +344,12 @@ ANSWERS: dict[str, Any] = {
     "files.completeUploadExternal": _complete_upload,
     "response_url": lambda fake, body: {"ok": True},
 }
+
+
+# What Slack refuses in a channel the bot is not a member of (not_in_channel).
+MEMBERS_ONLY = frozenset(
+    {"chat.postMessage", "chat.update", "conversations.history", "conversations.replies"}
+)
 
 
 def parse_body(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
