@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from storage.channels import ChannelStore
 from storage.checkins import CheckinStore
 from storage.digest import DigestStore
 from storage.events import EventLog
@@ -73,6 +74,7 @@ class UnitOfWork:
         self.reviews = ReviewStore(session)
         self.events = EventLog(session)
         self.outbox = OutboxStore(session)
+        self.channels = ChannelStore(session)
         self.rota = RotaStore(session)
         self.digest = DigestStore(session)
         self.checkins = CheckinStore(session)

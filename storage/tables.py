@@ -95,6 +95,23 @@ class Card(SQLModel, table=True):
     message_id: str = Field(max_length=200)
 
 
+class ChannelCheck(SQLModel, table=True):
+    """An outreach channel that refused the bot's messages for good, whose platform, asked
+    since, said the bot may post there again (invited back): read by every replica's check,
+    so /healthz clears on each of them, not only on the replica that asked."""
+
+    __tablename__ = "channel_check"
+    __table_args__ = (UniqueConstraint("platform", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20)
+    channel: str = Field(max_length=200)
+    # The channel's latest failed message (an outbox id) when the platform said so: that
+    # failure is answered; one after it is news again.
+    failure_id: int
+    verified_at: datetime
+
+
 class Outbox(SQLModel, table=True):
     """A message waiting to go out, or the record of one that went (or failed)."""
 
