@@ -251,7 +251,7 @@ def start_scheduler(
         ("sweep", lambda: escalation.sweep(services), 0.5),
         ("outbox", drain, 0.25),
         ("platforms", lambda: outbox.check_platforms(services, senders), 60.0),
-        ("channels", lambda: channels.check_channels(services), 30.0),
+        ("channels", lambda: channels.check_channels(services, senders), 30.0),
         ("handovers", lambda: rota_jobs.announce_handovers(services), 60.0),
         ("cover-gaps", lambda: rota_jobs.warn_cover_gaps(services), 60.0),
         ("digest", lambda: digest.digest_job(services, send_late=late_digest), 30.0),

@@ -1,32 +1,94 @@
-"""Whether each outreach channel takes the bot's messages, for /healthz and the log."""
+"""Whether each outreach channel takes the bot's messages, for /healthz and the log.
+
+A channel whose latest message failed for good (the bot never invited to it, or removed) is a
+problem until it takes the bot's messages again. Waiting for the next message to go to learn
+that took hours on a quiet night, with /healthz paging someone about a problem already fixed,
+so while it lasts the check asks the platform (a sender's `can_post`, which posts nothing).
+The platform's yes is recorded in the database: every replica's next check clears it.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 from reviews.context import Services
+from reviews.outbox import DeliveryError, Sender
+from storage.tables import Outbox
 
 log = logging.getLogger(__name__)
 
 
-def check_channels(services: Services) -> None:
+class ChannelAsker(Protocol):
+    """A sender that can ask its platform whether the bot may post in a channel."""
+
+    def can_post(self, channel: str, refused: str) -> bool | None:
+        """Whether the bot may now post in `channel`, where the platform refused a message for
+        good as `refused` (the failure as recorded), asked without posting anything; None when
+        that refusal is not one the platform can be asked about (a message it could not take,
+        not the bot it would not take). DeliveryError when the platform cannot be asked now."""
+        ...
+
+
+def check_channels(services: Services, senders: Mapping[str, Sender]) -> None:
     """Whether each outreach channel's latest message went or failed for good: a bot never
     invited to its channel (not_in_channel), or a channel archived, failed every card, and
     /healthz said nothing while the failure notices, with no digest channel, failed too. Read
     from the database, so the bot knows what its sender process or another replica found.
-    DatabaseUnavailable if it cannot be read."""
-    channels = [(r.platform, r.outreach_channel) for r in services.routes if r.platform != "shell"]
+    While the latest failed, its platform is asked whether the bot may post there now.
+    DatabaseUnavailable if the database cannot be read or written."""
+    for route in services.routes:
+        if route.platform != "shell" and route.outreach_channel:
+            _check(services, senders, route.platform, route.outreach_channel)
+
+
+def _check(services: Services, senders: Mapping[str, Sender], platform: str, channel: str) -> None:
+    """Record in /healthz whether `channel` takes the bot's messages, and log a change."""
     with services.db.reading() as uow:
-        latest = {(p, c): uow.outbox.last_outcome(p, c) for p, c in channels if c}
-    for (platform, channel), row in latest.items():
-        # A message that may have arrived (its answers lost) says nothing of the channel.
-        failed = row is not None and row.state == "failed" and not row.maybe_sent
-        refused = (row.last_error or "failed") if row is not None and failed else None
-        where = f"{platform} channel {channel}"
-        if services.health.channel(where, refused) and refused:
-            log.error(
-                "the outreach %s does not take the bot's messages (%s): invite the bot to the "
-                "channel, or correct its setting; direct messages still go",
-                where,
-                refused,
-            )
+        latest = uow.outbox.last_outcome(platform, channel)
+        answered = uow.channels.answered_failure(platform, channel)
+    refused = _refusal(latest)
+    if refused and latest is not None:
+        # The platform said the bot may post there since this failure, or says so now.
+        if (latest.id or 0) <= (answered or 0) or _may_post(services, senders, latest):
+            refused = None
+    where = f"{platform} channel {channel}"
+    if not services.health.channel(where, refused):
+        return
+    if refused:
+        log.error(
+            "the outreach %s does not take the bot's messages (%s): invite the bot to the "
+            "channel, or correct its setting; direct messages still go",
+            where,
+            refused,
+        )
+    else:
+        log.warning("the outreach %s takes the bot's messages again", where)
+
+
+def _refusal(latest: Outbox | None) -> str | None:
+    """Why the channel's latest message failed for good; None if it went (or none has)."""
+    # A message that may have arrived (its answers lost) says nothing of the channel.
+    if latest is None or latest.state != "failed" or latest.maybe_sent:
+        return None
+    return latest.last_error or "failed"
+
+
+def _may_post(services: Services, senders: Mapping[str, Sender], failure: Outbox) -> bool:
+    """Ask `failure`'s platform whether the bot may now post where it failed; its yes is
+    recorded for every replica. False when it says no, cannot say, or cannot be asked."""
+    ask = getattr(senders.get(failure.platform), "can_post", None)  # a ChannelAsker's
+    if ask is None:
+        return False
+    try:
+        answer = ask(failure.address, failure.last_error or "")
+    except DeliveryError:
+        return False  # asked again at the next check; the platform's own check reports outages
+    if answer is not True:
+        return False
+    with services.db.unit_of_work() as uow:
+        uow.channels.verified(
+            failure.platform, failure.address, failure_id=failure.id or 0, at=services.clock.now()
+        )
+    return True

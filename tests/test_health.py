@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 import requests
 
-from bot import build, start_scheduler
+from bot import Bot, build, start_scheduler
 from handlers.http import make_http_app
 from reviews.channels import check_channels
 from reviews.health import Health
@@ -17,7 +19,6 @@ from reviews.outbox import drain
 from reviews.service import raise_review
 from settings import Settings
 from storage.database import Database
-from storage.migrate import upgrade
 from tests.support.builders import NURSE, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.databases import postgres_database, postgres_unavailable
@@ -134,38 +135,84 @@ def test_only_a_message_going_ends_an_outage_a_message_found() -> None:
     assert health.platform_answered("slack") is not None and health.problems() == []
 
 
+CHANNEL = "C0OUTREACH"
+REFUSED = (
+    f"the outreach slack channel {CHANNEL} does not take the bot's messages "
+    "(Slack refused: not_in_channel): its cards and alerts are not being seen"
+)
+
+
+@contextmanager
+def slack_bot(database_url: str, clock: FrozenClock, fake: FakeSlack) -> Iterator[Bot]:
+    """A copy of the bot on Slack (one replica), serving /healthz and its other endpoints."""
+    settings = Settings(
+        database_url=database_url,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="test-secret",
+        slack_api_url=fake.url,
+        outreach_channel=CHANNEL,
+    )
+    bot = build(settings, clock=clock)
+    try:
+        yield bot
+    finally:
+        bot.services.db.dispose()
+
+
+def healthz(url: str) -> requests.Response:
+    return requests.get(f"{url}/healthz", timeout=10)
+
+
 def test_an_outreach_channel_that_refuses_the_bot_is_a_problem_until_a_message_goes(
-    tmp_path, clock: FrozenClock
+    database_url: str, clock: FrozenClock
 ) -> None:
     """The bot was never invited to its channel: every card failed, the failure notices (no
-    digest channel) failed too, and /healthz said all was well."""
-    with FakeSlack() as fake:
-        settings = Settings(
-            database_url=f"sqlite:///{tmp_path}/rr.db",
-            slack_bot_token="xoxb-test",
-            slack_signing_secret="test-secret",
-            slack_api_url=fake.url,
-            outreach_channel="C0OUTREACH",
-        )
-        bot = build(settings, clock=clock)
-        upgrade(bot.services.db.engine)
+    digest channel) failed too, and /healthz said all was well. An app installed without the
+    scopes to ask Slack whether it is in the channel learns it was invited when a message goes."""
+    with FakeSlack(outside={CHANNEL}) as fake, slack_bot(database_url, clock, fake) as bot:
+        fake.fail("conversations.info", times=100, status=200, error="missing_scope")
         on_rota(bot.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
-        fake.fail("chat.postMessage", times=100, error="not_in_channel", channel="C0OUTREACH")
-        try:
+        raise_review(services=bot.services, request=request(), by=NURSE)
+        drain(bot.services, bot.senders)
+        check_channels(bot.services, bot.senders)
+        with serve(bot.http_app) as url:
+            assert healthz(url).status_code == 503
+            assert healthz(url).json()["problems"] == [REFUSED]
+            fake.invite(CHANNEL)
+            check_channels(bot.services, bot.senders)
+            assert healthz(url).json()["problems"] == [REFUSED]  # Slack could not be asked
             raise_review(services=bot.services, request=request(), by=NURSE)
             drain(bot.services, bot.senders)
-            check_channels(bot.services)
-            with serve(bot.http_app) as url:
-                answer = requests.get(f"{url}/healthz", timeout=10)
-                assert answer.status_code == 503
-                assert answer.json()["problems"] == [
-                    "the outreach slack channel C0OUTREACH does not take the bot's messages "
-                    "(Slack refused: not_in_channel): its cards and alerts are not being seen"
-                ]
-                fake.failures.clear()  # invited
-                raise_review(services=bot.services, request=request(), by=NURSE)
-                drain(bot.services, bot.senders)
-                check_channels(bot.services)
-                assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
-        finally:
-            bot.services.db.dispose()
+            check_channels(bot.services, bot.senders)
+            assert healthz(url).status_code == 200
+
+
+def test_an_outreach_channel_the_bot_is_invited_to_clears_on_every_replica_within_a_check(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """Invited at last, on a quiet night: /healthz stayed 503 until the next request's card
+    went, hours later, and monitoring paged about a problem already mended. The check asks
+    Slack (conversations.info, which posts nothing), and keeps its yes in the database: the
+    other replica clears at its next check without asking again."""
+    with (
+        FakeSlack(outside={CHANNEL}) as fake,
+        slack_bot(database_url, clock, fake) as bot,
+        slack_bot(database_url, clock, fake) as other,
+        serve(bot.http_app) as url,
+        serve(other.http_app) as other_url,
+    ):
+        on_rota(bot.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+        raise_review(services=bot.services, request=request(), by=NURSE)
+        drain(bot.services, bot.senders)
+        for replica in (bot, other):
+            check_channels(replica.services, replica.senders)
+        assert [healthz(u).json()["problems"] for u in (url, other_url)] == [[REFUSED]] * 2
+        fake.invite(CHANNEL)
+        posted = len(fake.called("chat.postMessage"))
+        check_channels(bot.services, bot.senders)
+        assert healthz(url).status_code == 200
+        asked = len(fake.called("conversations.info"))
+        check_channels(other.services, other.senders)
+        assert healthz(other_url).status_code == 200
+        assert len(fake.called("conversations.info")) == asked  # the database said so
+        assert len(fake.called("chat.postMessage")) == posted  # no message shows for a check

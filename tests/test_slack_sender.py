@@ -194,3 +194,27 @@ def test_lookup_slack_id_by_email(fake: FakeSlack) -> None:
     lookup = lookup_slack_id(WebClient(token="xoxb-test", base_url=fake.url))
     assert lookup("sam.patel@nhs.net") == "U01SAM"
     assert lookup("nobody@nhs.net") is None
+
+
+def test_slack_is_asked_whether_the_bot_may_post_only_about_a_refusal_an_invite_mends(
+    sender: SlackSender, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """conversations.info (which posts nothing) for a channel the bot was not in; not for a
+    message Slack could not take (posting restricted to admins), or /healthz would clear
+    after each refusal. An app without the scopes to ask is told how to mend it, once."""
+    not_in = "Slack refused: not_in_channel"
+    fake.outside.add("C0OUTREACH")
+    assert sender.can_post("C0OUTREACH", not_in) is False
+    fake.invite("C0OUTREACH")
+    assert sender.can_post("C0OUTREACH", not_in) is True
+    assert sender.can_post("C0OUTREACH", "Slack refused: restricted_action") is None
+    assert len(fake.called("conversations.info")) == 2
+    fake.fail("conversations.info", status=200, error="channel_not_found")
+    assert sender.can_post("G0PRIVATE", "Slack refused: channel_not_found") is False
+    fake.fail("conversations.info", status=503)
+    with pytest.raises(DeliveryError):
+        sender.can_post("C0OUTREACH", not_in)
+    fake.fail("conversations.info", times=2, status=200, error="missing_scope")
+    assert [sender.can_post("C0OUTREACH", not_in) for _ in range(2)] == [None, None]
+    told = [r.message for r in caplog.records if "missing_scope" in r.message]
+    assert len(told) == 1 and "channels:read, groups:read" in told[0]

@@ -153,5 +153,27 @@ def test_a_card_whose_answers_are_lost_is_not_posted_every_minute_for_a_day(db, 
         c for c in ms.posts_to(OUTREACH) if str(c.body.get("text", "")).startswith("Rapid review")
     ]
     assert 1 <= len(landed) <= ALARM_ATTEMPTS
-    check_channels(services)
+    check_channels(services, {"teams": adapter.sender})
     assert services.health.problems() == []  # they arrived: the channel takes the bot's posts
+
+
+def test_an_outreach_channel_the_bot_is_added_to_clears_within_a_check(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft
+) -> None:
+    """The bot's app was never added to the outreach team: Teams refused every card (403), and
+    /healthz named the channel until the next card went, hours later on a quiet night. The
+    check reads one member of the channel's roster, which posts nothing."""
+    services = site.services
+    ms.not_installed.add(OUTREACH)
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, teams)
+    check_channels(services, teams)
+    assert healthz(site).json()["problems"] == [
+        f"the outreach teams channel {OUTREACH} does not take the bot's messages (Bot Connector "
+        "refused (403: BotNotInConversationRoster)): its cards and alerts are not being seen"
+    ]
+    ms.install(OUTREACH)
+    posted = len(ms.connector_calls("POST"))
+    check_channels(services, teams)
+    assert healthz(site).status_code == 200
+    assert len(ms.connector_calls("POST")) == posted  # no message shows for a check

@@ -18,6 +18,7 @@ missing history scope, Slack down), the message is sent again: twice rather than
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -28,12 +29,19 @@ from handlers.slack.blocks import escape, render
 from reviews.messages import Message
 from reviews.outbox import DeliveryError, OutboundItem, unseen
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Slack's answers that mean the bot's token itself is refused, not this one message.
 CREDENTIAL_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
+# Slack's refusals of a message to a channel the bot is not a member of (never invited, or
+# removed; a private channel it is not in is "not found") or that is archived: conversations.info
+# says when it may post there again.
+NOT_IN_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+# The scopes conversations.info needs: public channels, private channels.
+CHANNEL_SCOPES = "channels:read, groups:read"
 # The metadata event type tagging the outbox's messages with their rows' ids.
 TAGGED = "rapidreview_outbox"
 # A conversation's newest messages read to find an earlier attempt: Slack takes about one
@@ -56,6 +64,7 @@ class SlackSender:
         self.looker = copy.copy(self.client)
         self.looker.timeout = min(LOOK_TIMEOUT, self.client.timeout)
         self._bot_id: str | None = None  # auth.test's, read when first needed
+        self._told_scopes = False  # the log says once that conversations.info is not allowed
 
     def deliver(self, item: OutboundItem) -> str | None:
         """Send `item`; DeliveryError (retry_after / transient / permanent / credentials)
@@ -65,6 +74,38 @@ class SlackSender:
     def check(self) -> None:
         """auth.test: DeliveryError (credentials, or transient) when Slack will not take us."""
         _answered(self.client.auth_test)
+
+    def can_post(self, channel: str, refused: str) -> bool | None:
+        """reviews.channels.ChannelAsker: after Slack refused a message to `channel` as
+        `refused`, whether the bot is now a member of it and it is not archived
+        (conversations.info: reads no message, posts nothing). None for a refusal membership
+        does not explain, or when the app was installed without the scopes to ask (said once
+        in the log). DeliveryError when Slack cannot be asked now."""
+        if refused.removeprefix("Slack refused: ") not in NOT_IN_CHANNEL:
+            return None
+        try:
+            found = self.looker.conversations_info(channel=channel).get("channel") or {}
+        except SlackApiError as error:
+            code = error.response.get("error") if isinstance(error.response.data, dict) else ""
+            if code == "channel_not_found":
+                return False  # none, or a private channel the bot is not in
+            if code == "missing_scope":
+                self._tell_scopes()
+                return None
+            raise _delivery_error(error) from error
+        except (SlackClientError, OSError) as error:
+            raise DeliveryError(f"network: {type(error).__name__}") from error
+        return bool(found.get("is_member")) and not found.get("is_archived")
+
+    def _tell_scopes(self) -> None:
+        if not self._told_scopes:
+            self._told_scopes = True
+            log.warning(
+                "Slack: the app may not ask whether it is in a channel (missing_scope: %s); "
+                "reinstall it with manifest.yml's scopes, or an outreach channel that refused "
+                "it is seen to take its messages again only when one goes",
+                CHANNEL_SCOPES,
+            )
 
     def _send(self, item: OutboundItem) -> str | None:
         message = item.message

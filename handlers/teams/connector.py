@@ -92,11 +92,16 @@ class Connector:
         return self._call("GET", url, timeout=timeout)
 
     def members_page(
-        self, service_url: str, conversation_id: str, continuation: str | None
+        self,
+        service_url: str,
+        conversation_id: str,
+        continuation: str | None,
+        *,
+        page_size: int = 500,
     ) -> dict[str, Any]:
         """One page of a team's roster: {"members": [...], "continuationToken": ...}."""
         url = f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}/pagedmembers"
-        params = {"pageSize": "500"}
+        params = {"pageSize": str(page_size)}
         if continuation:
             params["continuationToken"] = continuation
         return self._call("GET", url, params=params)

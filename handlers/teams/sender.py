@@ -19,6 +19,10 @@ from reviews.context import Services
 from reviews.outbox import DeliveryError, OutboundItem
 
 log = logging.getLogger(__name__)
+# The Bot Connector's refusals of a conversation whose team the bot is not in (403,
+# BotNotInConversationRoster; BotDisabledByAdmin) or that it does not know (404): its roster,
+# read since, says when it takes the bot there again.
+NOT_IN_TEAM = ("Bot Connector refused (403:", "Bot Connector refused (404:")
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -62,6 +66,21 @@ class TeamsSender:
         """A token from Entra, and the Bot Connector reached with it: DeliveryError
         (credentials, or transient) when either refuses the bot or cannot be reached."""
         self.connector.reach(self.service_url, self.outreach_conversation)
+
+    def can_post(self, channel: str, refused: str) -> bool | None:
+        """reviews.channels.ChannelAsker: after the connector refused a message to `channel`
+        as `refused`, whether it now takes the bot there: one member of the conversation's
+        roster read (posts nothing), which it refuses (403) to a bot not in the team. None
+        for another refusal. DeliveryError when the connector cannot be asked now."""
+        if not refused.startswith(NOT_IN_TEAM):
+            return None
+        try:
+            self.connector.members_page(self.service_url, channel, None, page_size=1)
+        except DeliveryError as error:
+            if error.permanent:
+                return False
+            raise
+        return True
 
     def _direct(self, user_id: str, activity: dict[str, Any]) -> str:
         reference = reference_for(self.services, user_id)
