@@ -45,12 +45,13 @@ class ChannelStore:
             upsert.on_conflict_do_update(index_elements=["platform", "channel"], set_=values)
         )
 
-    def cards_owed(self, platform: str, channel: str) -> Sequence[Review]:
+    def cards_owed(self, platform: str, channel: str, *, lock: bool = False) -> Sequence[Review]:
         """Open requests whose card failed for good on `platform` (to this channel or to one
         the outreach channel was before) and was never posted in `channel`, oldest first.
         Not one whose card may have arrived all the same (its answers lost: posted again, it
         could show twice), one with a card message still to go (it posts the card itself), nor
-        one whose card was posted again already (CARD_AGAIN)."""
+        one whose card was posted again already (CARD_AGAIN). With `lock`, each is locked
+        for this transaction (PostgreSQL: skipping one another transaction is changing)."""
         about = and_(
             col(Outbox.review_id) == col(Review.id),
             col(Outbox.platform) == platform,
@@ -75,4 +76,6 @@ class ChannelStore:
             .where(col(Review.state).in_(OPEN), failed, ~unsettled, ~posted)
             .order_by(col(Review.id))
         )
+        if lock:
+            query = query.with_for_update(of=Review, skip_locked=True)
         return self.session.exec(query).all()

@@ -15,11 +15,12 @@ from bot import Bot, build, start_scheduler
 from handlers.http import make_http_app
 from reviews.channels import check_channels
 from reviews.health import Health
+from reviews.model import format_reference
 from reviews.outbox import drain
-from reviews.service import raise_review
+from reviews.service import acknowledge, cancel, raise_review
 from settings import Settings
 from storage.database import Database
-from tests.support.builders import NURSE, on_rota, request
+from tests.support.builders import NURSE, OUTREACH, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.fake_slack import FakeSlack
@@ -216,3 +217,49 @@ def test_an_outreach_channel_the_bot_is_invited_to_clears_on_every_replica_withi
         assert healthz(other_url).status_code == 200
         assert len(fake.called("conversations.info")) == asked  # the database said so
         assert len(fake.called("chat.postMessage")) == posted  # no message shows for a check
+
+
+def test_the_cards_that_never_reached_the_channel_go_once_when_the_bot_is_invited(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """While the bot was not in the channel each card was refused, the managers were told of
+    each, and that was all: the team never saw requests still waiting for them. Once it is
+    invited, each open request's card goes, as the request stands now: once, however many
+    replicas check; none for a request cancelled meanwhile."""
+    with (
+        FakeSlack(outside={CHANNEL}) as fake,
+        slack_bot(database_url, clock, fake) as bot,
+        slack_bot(database_url, clock, fake) as other,
+    ):
+        on_rota(bot.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+        waiting, taken, withdrawn = (
+            raise_review(services=bot.services, request=request(), by=NURSE).review_id
+            for _ in range(3)
+        )
+        acknowledge(services=bot.services, review_id=taken, by=OUTREACH)
+        cancel(services=bot.services, review_id=withdrawn, by=NURSE, reason="Raised in error")
+        drain(bot.services, bot.senders)
+        assert cards_shown(fake) == {}  # refused, each reported to the managers
+        fake.invite(CHANNEL)
+        for replica in (bot, other, bot, other):
+            check_channels(replica.services, replica.senders)
+            drain(replica.services, replica.senders)
+        assert cards_shown(fake) == {
+            format_reference(waiting): ["raised"],
+            format_reference(taken): ["acknowledged"],
+        }
+
+
+def cards_shown(fake: FakeSlack) -> dict[str, list[str]]:
+    """{reference: the state each of its cards showed} of the request cards that appeared in
+    the outreach channel."""
+    shown: dict[str, list[str]] = {}
+    for call in fake.called("chat.postMessage"):
+        text = str(call.body.get("text", ""))
+        if call.body.get("channel") != CHANNEL or not call.answer.get("ok"):
+            continue
+        if text.startswith("Rapid review "):
+            [context] = [b for b in call.body["blocks"] if b["type"] == "context"]
+            state = context["elements"][0]["text"].split("*")[1].lower()
+            shown.setdefault(text.split()[2], []).append(state)
+    return shown

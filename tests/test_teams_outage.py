@@ -162,7 +162,8 @@ def test_an_outreach_channel_the_bot_is_added_to_clears_within_a_check(
 ) -> None:
     """The bot's app was never added to the outreach team: Teams refused every card (403), and
     /healthz named the channel until the next card went, hours later on a quiet night. The
-    check reads one member of the channel's roster, which posts nothing."""
+    check reads one member of the channel's roster, which posts nothing; the card Teams
+    refused then goes, once."""
     services = site.services
     ms.not_installed.add(OUTREACH)
     service.raise_review(services=services, request=request(), by=NURSE)
@@ -177,3 +178,7 @@ def test_an_outreach_channel_the_bot_is_added_to_clears_within_a_check(
     check_channels(services, teams)
     assert healthz(site).status_code == 200
     assert len(ms.connector_calls("POST")) == posted  # no message shows for a check
+    for _ in range(2):
+        drain(services, teams)
+        check_channels(services, teams)
+    assert cards(ms) == [cards(ms)[0]] * 2  # refused, then shown once the bot was added
