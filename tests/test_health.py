@@ -194,7 +194,8 @@ def test_an_outreach_channel_the_bot_is_invited_to_clears_on_every_replica_withi
     """Invited at last, on a quiet night: /healthz stayed 503 until the next request's card
     went, hours later, and monitoring paged about a problem already mended. The check asks
     Slack (conversations.info, which posts nothing), and keeps its yes in the database: the
-    other replica clears at its next check without asking again."""
+    other replica clears at its next check without asking again. A card refused after it is
+    a problem again."""
     with (
         FakeSlack(outside={CHANNEL}) as fake,
         slack_bot(database_url, clock, fake) as bot,
@@ -217,6 +218,13 @@ def test_an_outreach_channel_the_bot_is_invited_to_clears_on_every_replica_withi
         assert healthz(other_url).status_code == 200
         assert len(fake.called("conversations.info")) == asked  # the database said so
         assert len(fake.called("chat.postMessage")) == posted  # no message shows for a check
+
+        fake.outside.add(CHANNEL)  # removed again: a card refused after the yes is news
+        raise_review(services=bot.services, request=request(), by=NURSE)
+        drain(bot.services, bot.senders)
+        for replica in (bot, other):
+            check_channels(replica.services, replica.senders)
+        assert [healthz(u).json()["problems"] for u in (url, other_url)] == [[REFUSED]] * 2
 
 
 def test_the_cards_that_never_reached_the_channel_go_once_when_the_bot_is_invited(

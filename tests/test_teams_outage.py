@@ -156,6 +156,18 @@ def test_a_card_whose_answers_are_lost_is_not_posted_every_minute_for_a_day(db, 
     check_channels(services, {"teams": adapter.sender})
     assert services.health.problems() == []  # they arrived: the channel takes the bot's posts
 
+    # The connector answers again and the next card goes: the channel takes the bot's posts,
+    # yet the first card, which may be there already, is not posted again.
+    answering = {
+        "teams": build_teams(services, teams_settings(ms), http_client=ms.session()).sender
+    }
+    service.raise_review(services=services, request=request(news2=""), by=NURSE)
+    for _ in range(3):
+        clock.advance(minutes=1)  # what still waits to retry to the channel goes first
+        drain(services, answering)
+        check_channels(services, answering)
+    assert cards(ms)[len(landed) :] == ["Rapid review RR-0002 · URGENT · Ward 7 bed 12"]
+
 
 def test_an_outreach_channel_the_bot_is_added_to_clears_within_a_check(
     site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft
