@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.support.fake_slack import POLL
+
 ISSUER = "https://api.botframework.com"
 APP_ID = "00000000-0000-4000-8000-00000000b07a"
 APP_PASSWORD = "test-app-password"
@@ -102,7 +104,7 @@ class FakeMicrosoft:
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True
         )
 
     def __enter__(self) -> FakeMicrosoft:

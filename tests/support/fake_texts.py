@@ -28,6 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 
+from tests.support.fake_slack import POLL
+
 # A Notify key of the right shape: KEYNAME-SERVICEID-SECRET. Made up; not a real service.
 NOTIFY_SERVICE_ID = "5a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
 NOTIFY_SECRET = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
@@ -81,7 +83,9 @@ class FakeService:
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": POLL}, daemon=True
+        )
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> Self:
