@@ -7,6 +7,7 @@ SKIP LOCKED; SQLite's write lock), its due levels fire into the outbox under key
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from functools import partial
@@ -291,19 +292,35 @@ def report_gap(
 
 
 def nobody_reached(
-    uow: UnitOfWork, services: Services, review_id: int, index: int, repeat: int, now: datetime
+    uow: UnitOfWork,
+    services: Services,
+    review_id: int,
+    index: int,
+    repeat: int,
+    now: datetime,
+    *,
+    held_up_after: int,
 ) -> None:
-    """Every direct message of level `index` (repeat `repeat`) has failed for good: a level
-    that reached nobody is not waited for, as one with nobody on call is not. The next level
-    is called at once, with an audit event and a report to the digest channel."""
+    """Every direct message of level `index` (repeat `repeat`) has failed for good, or is held
+    up (failed `held_up_after` times, its platform down, and still tried): a level that reached
+    nobody is not waited for, as one with nobody on call is not. The next level is called at
+    once, with an audit event and a report to the digest channel, once per level and repeat."""
     prefix = f"esc:{review_id}:{index}:{repeat}:"
     directs = [
         row
         for row in uow.outbox.for_review(review_id)
         if row.kind == "direct" and row.key.startswith(prefix)
     ]
-    if not directs or any(row.state != "failed" for row in directs):
+    held_up = [row for row in directs if row.state != "failed"]
+    if not directs or any(row.state == "sent" or row.attempts < held_up_after for row in held_up):
         return  # someone was reached, or may still be
+    said = [
+        json.loads(event.detail)
+        for event in uow.events.for_review(review_id)
+        if event.kind == "level_unreachable"
+    ]
+    if any(detail["level"] == index and detail["repeat"] == repeat for detail in said):
+        return  # held up, then failed for good: said when it was held up
     review = uow.reviews.get(review_id, for_update=True)
     if review is None or review.state != State.RAISED:
         return
@@ -327,13 +344,18 @@ def nobody_reached(
     )
     log.warning("%s: nobody at escalation level %s could be reached", reference, index)
     then = " The next level is being called now." if waiting else ""
+    why = (
+        "could be reached: no direct message has gone (each failed, or is held up and still "
+        "being tried)"
+        if held_up
+        else "could be reached: every direct message failed"
+    )
     notify.to_digest_channel(
         uow,
         services.routes,
         key=f"unreached:{review_id}:{index}:{repeat}",
         message=messages.Message(
-            text=f"Nobody at escalation level {index} of {reference} could be reached: every "
-            f"direct message failed.{then}"
+            text=f"Nobody at escalation level {index} of {reference} {why}.{then}"
         ),
         at=now,
         review_id=review_id,

@@ -798,6 +798,25 @@ def _held_up(uow: UnitOfWork, services: Services, row: Outbox, error: DeliveryEr
         )
     if first and not alarm:
         _audit(uow, row, "delivery_delayed", error, now)
+    if row.attempts == ALARM_ATTEMPTS:
+        _not_reaching(uow, services, row, now)
+
+
+def _not_reaching(uow: UnitOfWork, services: Services, row: Outbox, now: datetime) -> None:
+    """A direct message of an escalation level failed for good, or has not gone after
+    ALARM_ATTEMPTS (about two minutes, its platform down): when no one at its level was reached,
+    the next level is called now (a held-up ping had kept the next level waiting its own time)."""
+    if row.kind == "direct" and row.review_id is not None and row.key.startswith("esc:"):
+        _, _, level, repeat = row.key.split(":", 4)[:4]
+        escalation.nobody_reached(
+            uow,
+            services,
+            row.review_id,
+            int(level),
+            int(repeat),
+            now,
+            held_up_after=ALARM_ATTEMPTS,
+        )
 
 
 def _audit(uow: UnitOfWork, row: Outbox, kind: str, error: DeliveryError, at: datetime) -> None:
@@ -912,9 +931,7 @@ def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox, reason: str
     it went instead, if anywhere."""
     now = services.clock.now()
     fallback.undelivered(uow, row, now)
-    if row.kind == "direct" and row.review_id is not None and row.key.startswith("esc:"):
-        _, _, level, repeat = row.key.split(":", 4)[:4]
-        escalation.nobody_reached(uow, services, row.review_id, int(level), int(repeat), now)
+    _not_reaching(uow, services, row, now)
     if checkins.worse_not_delivered(uow, services, row, reason, now):
         return "the outreach channel"
     return ""

@@ -88,3 +88,47 @@ def test_a_level_where_someone_was_reached_keeps_its_time(services, clock):
     drain(services, {"slack": slack})
     assert slack.pings(IRIS) == [], "level 2 waits for its 10 minutes"
     assert not [t for t in slack.pings(DIGEST) if "could be reached" in t]
+
+
+@dataclass
+class HeldUpSender(RefusingSender):
+    """Slack down for some people's direct messages (a 503 each time): held up, not refused."""
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if item.address in self.refused:
+            raise DeliveryError("Slack answered 503")
+        self.sent.append(item)
+        return f"msg-{len(self.sent)}"
+
+
+def test_a_level_whose_only_ping_is_held_up_moves_on_once_at_about_two_minutes(services, clock):
+    slack = HeldUpSender(refused={ALEX})
+    review_id = raise_and_deliver(services, slack)
+    for _ in range(150):  # five minutes of the bot's ticks, two seconds apart
+        clock.advance(seconds=2)
+        escalation.sweep(services)
+        drain(services, {"slack": slack})
+        if slack.pings(SAM):
+            break
+    # Alex's level-0 ping has not gone: Sam (level 1, due at 5m) is called at about 2 minutes.
+    assert slack.pings(SAM) and "Escalation level 1" in slack.pings(SAM)[0]
+    assert clock.now() - raised_at(services, review_id) < timedelta(minutes=2, seconds=30)
+    [report] = [t for t in slack.pings(DIGEST) if "could be reached" in t]
+    assert report == (
+        "Nobody at escalation level 0 of RR-0001 could be reached: no direct message has gone "
+        "(each failed, or is held up and still being tried). The next level is being called now."
+    )
+    # Alex's ping is still tried, and fails for good a day later: said once, not again.
+    clock.advance(hours=25)
+    escalation.sweep(services)
+    drain(services, {"slack": slack})
+    assert events(services, review_id, "level_unreachable") == [
+        {"level": 0, "repeat": 0, "moved_on": True}
+    ]
+
+
+def raised_at(services, review_id):
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(review_id)
+        assert review is not None
+        return review.raised_at.replace(tzinfo=services.clock.now().tzinfo)
