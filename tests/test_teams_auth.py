@@ -13,7 +13,14 @@ import jwt
 import pytest
 from sqlmodel import select
 
-from handlers.teams.auth import TIMEOUT, WAIT_FOR_KEYS, KeysUnavailable, TokenVerifier, Unauthorized
+from handlers.teams.auth import (
+    RETRY_AFTER_FAILURE,
+    TIMEOUT,
+    WAIT_FOR_KEYS,
+    KeysUnavailable,
+    TokenVerifier,
+    Unauthorized,
+)
 from reviews.notify import Route
 from storage.database import Database
 from storage.tables import Staff
@@ -277,6 +284,38 @@ def test_a_new_key_id_waits_for_the_refresh_under_way_but_not_for_long(
     again = bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=rotated))
     assert again.status_code == 200
     assert ms.metadata_fetches == 2  # the one refresh served both
+
+
+def test_a_key_refresh_that_cannot_start_is_a_503_and_later_refreshes_still_run(
+    bot: TeamsBot, ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Thread.start() raised once (a process at its thread limit in a surge). The refresh
+    stayed "under way" for ever: no refresh ran again, and every new key id Microsoft rotated
+    to waited and got 503 for the life of the process, so Teams went dark."""
+    ticks = Ticks()
+    verifier = bot.adapter.verifier
+    verifier.monotonic, verifier.wait_for_keys = ticks, 0.5
+    starts: list[object] = []
+
+    def cannot_start_the_second(refresh: Callable[[], None]) -> None:
+        starts.append(refresh)
+        if len(starts) == 2:
+            raise RuntimeError("can't start new thread")
+        refresh()
+
+    verifier.in_background = cannot_start_the_second
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    ticks.now += 24 * 3600 + 1  # the daily refresh is due; its thread cannot start
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 503  # retried, not a 500
+    assert "a key refresh could not start (RuntimeError: can't start new thread)" in caplog.text
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200  # the cached key
+
+    rotated = new_key()
+    ms.keys = [*ms.keys, rotated]  # Microsoft rotates
+    ticks.now += RETRY_AFTER_FAILURE
+    answer = bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=rotated))
+    assert answer.status_code == 200
+    assert len(starts) == 3 and ms.metadata_fetches == 2
 
 
 WEBCHAT = "https://webchat.botframework.com/"

@@ -49,6 +49,12 @@ class KeysUnavailable(Exception):
     """The token names a key we do not have, and Microsoft's keys cannot be fetched just now."""
 
 
+class RefreshNotStarted(KeysUnavailable, RuntimeError):
+    """The key refresh this request needed could not be started: `in_background` raised
+    (Thread.start(): "can't start new thread", a process at its thread limit). The request is
+    answered 503 like any KeysUnavailable; a RuntimeError as Thread.start()'s own error is."""
+
+
 class Forbidden(Exception):
     """A genuine Bot Framework request from somewhere this bot does not serve (another channel
     such as Web Chat, whose sender ids the client chooses, or another tenant)."""
@@ -147,12 +153,12 @@ class TokenVerifier:
         with self._lock:
             now = self.monotonic()
             key = self._keys.get(kid)
-            refreshing, start = self._refreshing, False
+            refreshing, started = self._refreshing, None
             if refreshing is None and self._refresh_due(kid, now):
-                refreshing = self._refreshing = threading.Event()
-                self._attempted_at, start = now, True
-        if start:
-            self.in_background(lambda: self._refresh(now))
+                refreshing = started = self._refreshing = threading.Event()
+                self._attempted_at = now
+        if started is not None:
+            self._start(started, now)
         if key is not None:
             return key  # the refresh under way, if any, finishes without this request
         if refreshing is not None and not refreshing.wait(self.wait_for_keys):
@@ -166,6 +172,25 @@ class TokenVerifier:
         if key is None:
             raise Unauthorized(f"unknown signing key {kid!r}")
         return key
+
+    def _start(self, refreshing: threading.Event, now: float) -> None:
+        """Runs the refresh `refreshing` stands for in the background. When it cannot be
+        started, that counts as a failed refresh (tried again after the back-off), whoever
+        waits for it is woken, and this request is answered 503 (RefreshNotStarted): left
+        set, the refresh under way would never end, and no refresh would ever run again."""
+        try:
+            self.in_background(lambda: self._refresh(now))
+        except BaseException as error:
+            with self._lock:
+                if self._refreshing is refreshing:  # else the job ran, and ended it itself
+                    self._refreshing = None
+                    self._failed(error)
+            refreshing.set()
+            if not isinstance(error, Exception):
+                raise
+            raise RefreshNotStarted(
+                f"a key refresh could not start ({type(error).__name__}: {error})"
+            ) from error
 
     def _refresh_due(self, kid: str, now: float) -> bool:
         if self._fetched_at is None:
@@ -195,7 +220,7 @@ class TokenVerifier:
         if done is not None:
             done.set()
 
-    def _failed(self, error: Exception) -> None:
+    def _failed(self, error: BaseException) -> None:
         """Called with the lock held: logged once until a refresh works again."""
         if self._fetched_at is None:
             self._failure = type(error).__name__
