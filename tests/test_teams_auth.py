@@ -15,6 +15,7 @@ from sqlmodel import select
 
 from handlers.teams.auth import (
     RETRY_AFTER_FAILURE,
+    RETRY_BEFORE_FIRST_KEYS,
     TIMEOUT,
     WAIT_FOR_KEYS,
     KeysUnavailable,
@@ -316,6 +317,33 @@ def test_a_key_refresh_that_cannot_start_is_a_503_and_later_refreshes_still_run(
     answer = bot.post(activity(ms, NURSE, text="help"), token=ms.token(key=rotated))
     assert answer.status_code == 200
     assert len(starts) == 3 and ms.metadata_fetches == 2
+
+
+def test_while_microsoft_is_down_at_first_start_a_token_is_not_a_fetch_each(
+    bot: TeamsBot, ms: FakeMicrosoft
+) -> None:
+    """No keys fetched yet and login.botframework.com answering 503: every request with a
+    well-formed RS256 header, forged by anyone on the internet, made the bot fetch the
+    metadata. Each is still answered 503 at once (a genuine one is retried by the Bot
+    Framework), and the keys are tried again a few seconds later."""
+    ticks = Ticks()
+    verifier = bot.adapter.verifier
+    verifier.monotonic, verifier.in_background = ticks, at_once
+    ms.keys_down = True
+    forged = new_key()
+    for _ in range(20):
+        started = time.monotonic()
+        answer = bot.post(activity(ms, NURSE, text="rapidreview"), token=ms.token(key=forged))
+        assert answer.status_code == 503
+        assert time.monotonic() - started < WAIT_FOR_KEYS
+        ticks.now += 0.5
+    assert ms.metadata_fetches == 1
+    assert nothing_happened(bot)
+
+    ms.keys_down = False  # Microsoft is back: Teams is answered within the back-off
+    ticks.now += RETRY_BEFORE_FIRST_KEYS
+    assert bot.post(activity(ms, NURSE, text="help")).status_code == 200
+    assert ms.metadata_fetches == 2
 
 
 WEBCHAT = "https://webchat.botframework.com/"

@@ -5,7 +5,9 @@ TEAMS_OPENID_METADATA_URL. A token is accepted only when its signature, issuer, 
 app id), expiry (with five minutes of skew), the key's endorsement of the activity's channel
 and its service URL claim all check out. Keys are cached and fetched again daily, or when a
 token names a key id we have not seen (Microsoft rotates keys without notice). A refresh that
-fails keeps the cached keys in use and is tried again a few minutes later.
+fails keeps the cached keys in use and is tried again a few minutes later; before any keys were
+ever fetched, a few seconds later (nothing can be answered meanwhile, but no request, forged
+or not, may drive a fetch of its own).
 
 A refresh runs in the background, one at a time: a request whose key is cached never waits for
 it (a slow login.botframework.com held every Teams request behind its lock). Only a request
@@ -34,6 +36,13 @@ UNKNOWN_KEY_REFETCH_AFTER = 60.0
 # After a failed refresh, the cached keys serve this long before we try again: each try can
 # hold every Teams request behind it for TIMEOUT.
 RETRY_AFTER_FAILURE = 300.0
+# Before any keys were ever fetched (Microsoft down when the bot started), a failed refresh is
+# tried again after this instead: no Teams request can be answered without keys, so the first
+# genuine one after Microsoft is back should not wait minutes; yet anyone may post a
+# well-formed token, and each would otherwise cost a fetch (one thread, up to two TIMEOUTs).
+# 15 s: whatever is posted, at most four fetches a minute; once Microsoft answers again, Teams
+# is answered again within 15 s (each request meanwhile gets 503 at once, for a retry).
+RETRY_BEFORE_FIRST_KEYS = 15.0
 TIMEOUT = 10.0
 # How long a request whose key is not cached waits for the refresh that may bring it; then 503
 # (the Bot Framework retries) while the refresh carries on. Well inside the Bot Framework's
@@ -101,7 +110,7 @@ class TokenVerifier:
         self.in_background = in_background
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at: float | None = None
-        self._attempted_at = 0.0
+        self._attempted_at = float("-inf")  # when the last refresh was started
         self._failing = False  # the last refresh failed (and that was logged once)
         self._failure = ""  # why, while no keys have ever been fetched
         self._refreshing: threading.Event | None = None  # set when the refresh under way ends
@@ -193,10 +202,12 @@ class TokenVerifier:
             ) from error
 
     def _refresh_due(self, kid: str, now: float) -> bool:
-        if self._fetched_at is None:
-            return True  # nothing can be checked without keys
-        stale = now - self._fetched_at > KEYS_MAX_AGE
         since_attempt = now - self._attempted_at
+        if self._fetched_at is None:
+            # Nothing can be checked without keys; after a failure, try again soon, not on
+            # every request.
+            return not self._failing or since_attempt >= RETRY_BEFORE_FIRST_KEYS
+        stale = now - self._fetched_at > KEYS_MAX_AGE
         if self._failing:
             return (stale or kid not in self._keys) and since_attempt >= RETRY_AFTER_FAILURE
         return stale or (kid not in self._keys and since_attempt >= self.unknown_key_refetch_after)
