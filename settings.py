@@ -298,6 +298,33 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+# The user-information part of a URL, with or without a scheme ("rr:pw@proxy/api" too).
+USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?([^/?#@]*)@")
+
+
+def shown_url(value: str) -> str:
+    """A URL setting as a refusal may quote it: mask_url's, and also without a user name that
+    has no password (some webhooks take their token as one: ***@) and without any query string
+    or fragment (a webhook's token or signature: ?*** and #***)."""
+    cut = min((i for i in (value.find("?"), value.find("#")) if i >= 0), default=len(value))
+    kept, rest = value[:cut], value[cut:]
+
+    def userinfo(found: re.Match[str]) -> str:
+        user, colon, _ = found[2].partition(":")
+        return f"{found[1] or ''}{user + ':***' if colon else '***'}@"
+
+    return mask_url(USERINFO.sub(userinfo, kept)) + (f"{rest[0]}***" if rest else "")
+
+
+def _got(value: str) -> str:
+    """How a refusal of a URL setting ends: the value as shown_url shows it, or, for one that
+    is no URL at all (no scheme://), not the value: that may be the secret pasted into the
+    wrong setting (PAGER_WEBHOOK_SECRET's value in PAGER_WEBHOOK_URL)."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        return f", got {shown_url(value)!r}"
+    return " (what is set has no https:// and is not shown, in case it is a secret)"
+
+
 def _prefixed(name: str, value: str, prefix: str) -> str:
     if value and not value.startswith(prefix):
         raise SettingsError(f"{name}: must start with {prefix} (check you copied the right token)")
@@ -305,9 +332,12 @@ def _prefixed(name: str, value: str, prefix: str) -> str:
 
 
 def _url(name: str, value: str) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(f"{name}: must be an http(s) URL, got {mask_url(value)!r}")
+    try:
+        parsed = urlparse(value)
+    except ValueError:  # "Invalid IPv6 URL": a traceback, not a refusal, before
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(f"{name}: must be an http(s) URL{_got(value)}")
     return value
 
 
@@ -316,7 +346,8 @@ def _base_url(name: str, value: str) -> str:
         return value
     _url(name, value)
     if not value.endswith("/"):
-        raise SettingsError(f"{name}: must end with '/', e.g. {value}/")
+        address = re.split(r"[?#]", value, maxsplit=1)[0]
+        raise SettingsError(f"{name}: must end with '/', e.g. {shown_url(address)}/")
     return value
 
 
@@ -366,7 +397,11 @@ def _conversation(name: str, value: str) -> str:
 
 def _authority(value: str, tenant: str) -> str:
     if value:
-        if urlparse(value).scheme != "https":
+        try:
+            https = urlparse(value).scheme == "https"
+        except ValueError:  # "Invalid IPv6 URL"
+            https = False
+        if not https:
             raise SettingsError("TEAMS_AUTHORITY: must be an https URL (msal requires https)")
         return value.rstrip("/")
     return f"https://login.microsoftonline.com/{tenant}" if tenant else ""
@@ -430,12 +465,15 @@ def _wards_file(value: str) -> Path | None:
 def _public_url(value: str) -> str:
     if not value:
         return value
-    parsed = urlparse(value)
-    local = parsed.hostname in ("localhost", "127.0.0.1")
+    try:
+        parsed = urlparse(value)
+        local = parsed.hostname in ("localhost", "127.0.0.1")
+    except ValueError:
+        parsed, local = urlparse(""), False
     if parsed.scheme != "https" and not (parsed.scheme == "http" and local):
         raise SettingsError(
             f"PUBLIC_URL: must be the https address families use, e.g. "
-            f"https://concern.example.nhs.uk, got {value!r}"
+            f"https://concern.example.nhs.uk{_got(value)}"
         )
     if parsed.path not in ("", "/") or parsed.query:
         raise SettingsError(

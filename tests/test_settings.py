@@ -183,6 +183,85 @@ def test_a_password_in_a_bad_url_is_never_echoed():
     assert "Sekrit-pw" not in str(raised.value) and "bot:***@login.example" in str(raised.value)
 
 
+# Every URL setting, given a value that holds a secret (a proxy's password, a webhook's token in
+# its query, a token as the user name, the secret pasted into the wrong setting) and that is
+# refused: the refusal names the setting and never the secret.
+SECRET_BEARING_URLS = [
+    ("SLACK_API_URL", "https://rr:S3cretPw@proxy.example/api"),  # no trailing '/'
+    ("SLACK_API_URL", "ftp://rr:S3cretPw@proxy.example/api/"),
+    ("SLACK_API_URL", "rr:S3cretPw@proxy.example/api/"),  # no scheme
+    ("SLACK_API_URL", "https://proxy.example/api?token=S3cretTok"),
+    ("TEAMS_SERVICE_URL", "https://rr:S3cretPw@proxy.example/uk"),
+    ("TEAMS_SERVICE_URL", "https://[::1/uk?sig=S3cretSig"),  # unreadable: was a traceback
+    ("TEAMS_OPENID_METADATA_URL", "ftp://S3cretTok@login.example/#S3cretFrag"),
+    ("TEAMS_AUTHORITY", "http://rr:S3cretPw@login.example/tenant"),
+    ("TEAMS_AUTHORITY", "https://[::1/tenant?sig=S3cretSig"),
+    ("NOTIFY_BASE_URL", "api.notifications.example?key=S3cretKey"),
+    ("PAGER_WEBHOOK_URL", "ftp://gw/hook?token=S3cretTok"),
+    ("PAGER_WEBHOOK_URL", "ftp://S3cretTok@gw.example/hook"),
+    ("PAGER_WEBHOOK_URL", "S3cretTok"),  # PAGER_WEBHOOK_SECRET's value, in the wrong setting
+    ("PUBLIC_URL", "http://rr:S3cretPw@concern.example"),
+    ("PUBLIC_URL", "https://concern.example/?token=S3cretTok"),
+    ("PUBLIC_URL", "https://rr:S3cretPw@[::1"),
+    ("DATABASE_URL", "mysql://rr:S3cretPw@db.example/rr"),
+    ("DATABASE_URL", "postgresql+nodriver://rr:S3cretPw@db.example/rr"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), SECRET_BEARING_URLS)
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_refused_url_setting_never_shows_its_secret(name, value, log_format, capsys):
+    """SLACK_API_URL='https://rr:S3cretProxyPw@proxy.example/api' was refused with "must end
+    with '/', e.g. https://rr:S3cretProxyPw@proxy.example/api/", and PAGER_WEBHOOK_URL's token
+    was quoted whole: into a terminal, a ticket, or the log shipper's index."""
+    import json
+
+    from bot import refuse
+
+    with pytest.raises(SettingsError) as raised:
+        settings(**{name: value}, LOG_FORMAT=log_format)
+    assert refuse(str(raised.value), log_format) == 2
+    said = capsys.readouterr().err
+    assert "S3cret" not in said
+    [line] = said.splitlines()
+    message = json.loads(line)["message"] if log_format == "json" else line
+    assert message.startswith(f"rapidreview: {name}: " if log_format == "text" else f"{name}: ")
+
+
+def test_a_refused_url_is_quoted_without_its_secrets_but_still_helps():
+    def refusal(**env: str) -> str:
+        with pytest.raises(SettingsError) as raised:
+            settings(**env)
+        return str(raised.value)
+
+    assert refusal(SLACK_API_URL="https://rr:S3cretPw@proxy.example/api?t=x") == (
+        "SLACK_API_URL: must end with '/', e.g. https://rr:***@proxy.example/api/"
+    )
+    assert refusal(PAGER_WEBHOOK_URL="ftp://S3cretTok@gw.example/hook?token=S3cretTok") == (
+        "PAGER_WEBHOOK_URL: must be an http(s) URL, got 'ftp://***@gw.example/hook?***'"
+    )
+    assert refusal(PAGER_WEBHOOK_URL="gw.example/hook") == (
+        "PAGER_WEBHOOK_URL: must be an http(s) URL (what is set has no https:// and is not "
+        "shown, in case it is a secret)"
+    )
+
+
+def test_a_secret_in_a_url_setting_is_not_in_the_refusal_of_the_real_bot(tmp_path):
+    """As an operator meets it: LOG_FORMAT=json and a proxy's password in SLACK_API_URL."""
+    from tests.support.process import run_bot
+
+    result = run_bot(
+        "rota",
+        "show",
+        LOG_FORMAT="json",
+        SLACK_API_URL="https://rr:S3cretProxyPw@proxy.example/api",
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+    )
+    assert result.returncode == 2
+    assert "S3cretProxyPw" not in result.stderr + result.stdout
+    assert "https://rr:***@proxy.example/api/" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("zone", "warned"), [("GMT", True), ("UTC", True), ("Europe/London", False)]
 )
