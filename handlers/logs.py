@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+import threading
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -59,6 +60,9 @@ def configure(level: str, log_format: str, *, process: str | None = None) -> Non
         # An error nobody foresaw (a database upgraded by a newer release) would otherwise
         # print a bare traceback into the JSON log, where its shipper chokes on it.
         sys.excepthook = _log_uncaught
+        # Likewise an error nobody caught in a thread of our own or a library's; the thread
+        # ends, as it would have, and the process carries on.
+        threading.excepthook = _log_uncaught_in_thread
 
 
 def _log_uncaught(
@@ -69,6 +73,19 @@ def _log_uncaught(
         return
     logging.getLogger("rapidreview").critical(
         "stopped by an unexpected error", exc_info=(kind, error, trace)
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if issubclass(args.exc_type, SystemExit):
+        return  # as Python's own hook: a thread may end itself so
+    name = args.thread.name if args.thread is not None else "unknown"
+    error = args.exc_value
+    logging.getLogger("rapidreview").error(
+        "thread %s stopped by an unexpected error (%s); the process carries on without it",
+        name,
+        args.exc_type.__name__,
+        exc_info=(args.exc_type, error, args.exc_traceback) if error is not None else None,
     )
 
 

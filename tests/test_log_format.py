@@ -135,3 +135,32 @@ def test_an_unexpected_error_at_start_is_json_too(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     assert [(line["level"], line["logger"]) for line in lines] == [("CRITICAL", "rapidreview")]
     assert "Can't locate revision identified by 'ffffffffffff'" in lines[0]["exception"]
+
+
+def test_an_error_nobody_caught_in_a_thread_is_one_json_line_naming_it() -> None:
+    """A thread's uncaught error was Python's multi-line traceback in the JSON log (only
+    sys.excepthook was set): the shipper took it as a dozen lines of nothing, and nobody saw
+    which thread had stopped. The process carries on, as it would have."""
+    import subprocess
+
+    code = (
+        "import threading\n"
+        "from handlers.logs import configure\n"
+        "configure('INFO', 'json')\n"
+        "thread = threading.Thread(target=lambda: 1 / 0, name='teams-keys')\n"
+        "thread.start(); thread.join()\n"
+        "print('still running')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout == "still running\n"
+    [line] = [json.loads(line) for line in result.stderr.splitlines()]
+    assert (line["level"], line["logger"]) == ("ERROR", "rapidreview")
+    assert "thread teams-keys stopped" in line["message"]
+    assert "ZeroDivisionError: division by zero" in line["exception"]
