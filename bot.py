@@ -626,10 +626,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sending = is_sender(argv)
     if sending:
         ignore_stop_signals()
-    args = parse_args([] if sending else argv)
+    process = "sender" if sending else None
+    try:
+        args = parse_args([] if sending else argv)
+    except BadInput as error:
+        # Before the settings are read: LOG_FORMAT alone says how to refuse.
+        return refuse(str(error), log_format_of(), process=process)
     # The Teams package needs TEAMS_APP_ID only: the rest of Teams may not be set up yet.
     package_only = args.command == "teams"
-    process = "sender" if sending else None
     try:
         settings = load_settings(complete=not package_only)
     except SettingsError as error:

@@ -36,10 +36,11 @@ class BadInput(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Bad input is one line saying what is wrong, and exit status 2."""
+    """Bad input is BadInput, which bot.main prints as one line of LOG_FORMAT (exit status 2),
+    as it does every refusal."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"rapidreview: {message} (see python bot.py --help)\n")
+        raise BadInput(f"{message} (see python bot.py --help)")
 
 
 DESCRIPTION = """rapidreview: Martha's Rule rapid reviews in Slack and Microsoft Teams.
@@ -52,6 +53,7 @@ AUDIT_BY = "your name or email, recorded in the audit trail with your operating-
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line's arguments; BadInput for a mistake (--help still prints and exits)."""
     return make_parser().parse_args(argv)
 
 

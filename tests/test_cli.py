@@ -136,6 +136,25 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, says):
     assert len(said) == (2 if args[:2] == ["rota", "import"] else 1), said
 
 
+@pytest.mark.parametrize("args", [["rota", "bogus"], ["export"]])
+def test_a_command_line_mistake_is_refused_in_json_with_log_format_json(tmp_path, args):
+    """docs/operations.md: a command that will not run is refused in one JSON line. A mistake
+    argparse found was its own text line whatever LOG_FORMAT said, which a log shipper reading
+    JSON drops; in text, the line is as it was."""
+    import json
+
+    text = run_bot(*args, DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
+    as_json = run_bot(*args, DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", LOG_FORMAT="json")
+    assert text.returncode == as_json.returncode == 2
+    assert text.stdout == as_json.stdout == ""
+    [plain] = text.stderr.splitlines()
+    [line] = as_json.stderr.splitlines()
+    said = json.loads(line)
+    assert (said["level"], said["logger"]) == ("ERROR", "rapidreview")
+    assert said["message"].endswith("(see python bot.py --help)")
+    assert plain == f"rapidreview: {said['message']}"
+
+
 def test_db_upgrade_brings_a_new_database_up_to_date(tmp_path):
     result = run_bot("db", "upgrade", DATABASE_URL=f"sqlite:///{tmp_path}/rr.db")
     assert result.returncode == 0
