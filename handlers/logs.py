@@ -12,11 +12,43 @@ import logging
 import re
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REFERENCE = re.compile(r"\bRR-\d{4,}\b")
+
+
+class Sparing:
+    """A log line said at most once every `every` seconds, for what anyone on the internet can
+    cause (a forged Teams request): a flood of them must not flood the log, or bury the lines
+    that matter. The next line said counts those held back meanwhile."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.logger = logger
+        self.every = every
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._said_at = float("-inf")
+        self._held = 0
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        with self._lock:
+            now = self._monotonic()
+            if now - self._said_at < self.every:
+                self._held += 1
+                return
+            held, self._held, self._said_at = self._held, 0, now
+        if held:
+            message += f" (and {held} more like it in the last {self.every:g} s or longer)"
+        self.logger.log(level, message, *args)
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,6 +6,7 @@ real HTTP against keys fetched from its OpenID metadata document.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,6 +14,7 @@ import jwt
 import pytest
 from sqlmodel import select
 
+from handlers.logs import Sparing
 from handlers.teams.auth import (
     RETRY_AFTER_FAILURE,
     RETRY_BEFORE_FIRST_KEYS,
@@ -76,6 +78,34 @@ def test_bad_tokens_are_refused_and_change_nothing(
     response = bot.post(activity(ms, NURSE, text="rapidreview"), token=token, unsigned=True)
     assert response.status_code == 401
     assert nothing_happened(bot)
+
+
+def test_a_flood_of_forged_requests_is_one_log_line_a_minute(
+    bot: TeamsBot, ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(30):
+        forged = ms.token(key=FORGED_KEY, kid=ms.keys[0].kid)
+        response = bot.post(activity(ms, NURSE, text="rapidreview"), token=forged, unsigned=True)
+        assert response.status_code == 401
+    refused = [r.getMessage() for r in caplog.records if "Teams request refused" in r.getMessage()]
+    assert len(refused) == 1 and "signature" in refused[0].lower(), refused
+    assert nothing_happened(bot)
+
+
+def test_a_line_held_back_is_counted_in_the_next_one_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    sparing = Sparing(logging.getLogger("rapidreview.test"), every=60, monotonic=lambda: now[0])
+    with caplog.at_level(logging.WARNING):
+        for second in range(0, 130, 2):  # one a second for over two minutes
+            now[0] = second
+            sparing.log(logging.WARNING, "refused: %s", f"#{second}")
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused: #0",
+        "refused: #60 (and 29 more like it in the last 60 s or longer)",
+        "refused: #120 (and 29 more like it in the last 60 s or longer)",
+    ]
 
 
 def test_a_key_that_does_not_endorse_the_channel_is_refused(

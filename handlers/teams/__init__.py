@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from handlers.logs import Sparing
 from handlers.teams.activities import ActivityHandler
 from handlers.teams.auth import (
     Forbidden,
@@ -79,6 +80,9 @@ def build_teams(
         outreach_conversation=settings.teams_outreach_conversation,
     )
 
+    # Anyone may post to /api/messages: each kind of refusal is logged at most once a minute.
+    unauthorized, forbidden, no_keys = (Sparing(log) for _ in range(3))
+
     async def messages(request: Request) -> Response:
         try:
             # handlers/limits.py has already refused a body over 256 KB.
@@ -90,15 +94,15 @@ def build_teams(
             await run_in_threadpool(verifier.verify, authorization, activity)
             check_origin(activity, settings.teams_tenant_id)
         except Unauthorized as refused:
-            log.warning("Teams request refused: %s", refused)
+            unauthorized.log(logging.WARNING, "Teams request refused: %s", refused)
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         except Forbidden as refused:
-            log.warning("Teams request refused: %s", refused)
+            forbidden.log(logging.WARNING, "Teams request refused: %s", refused)
             return JSONResponse({"error": "forbidden"}, status_code=403)
         except (requests.RequestException, KeyError, ValueError, KeysUnavailable) as error:
             # We could not fetch Microsoft's keys: ask the Bot Framework to try again.
             why = str(error) if isinstance(error, KeysUnavailable) else type(error).__name__
-            log.error("Teams signing keys unavailable: %s", why)
+            no_keys.log(logging.ERROR, "Teams signing keys unavailable: %s", why)
             return JSONResponse({"error": "keys unavailable"}, status_code=503)
         status, answer = await run_in_threadpool(handler.handle, activity)
         if answer is None:
