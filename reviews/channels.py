@@ -66,8 +66,13 @@ def _check(services: Services, senders: Mapping[str, Sender], platform: str, cha
     takes = latest is not None and latest.state == "sent"
     if refused and latest is not None:
         # The platform said the bot may post there since this failure, or says so now.
-        if (latest.id or 0) <= (answered or 0) or _may_post(services, senders, latest):
+        answer = (latest.id or 0) <= (answered or 0) or _may_post(services, senders, latest)
+        if answer:
             refused, takes = None, True
+        elif answer is None and latest.maybe_sent:
+            # It may have arrived (its answers lost), then failed for a reason its platform
+            # cannot be asked about (given up on those lost answers): nothing of the channel.
+            refused = None
     _say(services, f"{platform} channel {channel}", refused)
     return takes
 
@@ -89,24 +94,24 @@ def _say(services: Services, where: str, refused: str | None) -> None:
 
 def _refusal(latest: Outbox | None) -> str | None:
     """Why the channel's latest message failed for good; None if it went (or none has)."""
-    # A message that may have arrived (its answers lost) says nothing of the channel.
-    if latest is None or latest.state != "failed" or latest.maybe_sent:
+    if latest is None or latest.state != "failed":
         return None
     return latest.last_error or "failed"
 
 
-def _may_post(services: Services, senders: Mapping[str, Sender], failure: Outbox) -> bool:
+def _may_post(services: Services, senders: Mapping[str, Sender], failure: Outbox) -> bool | None:
     """Ask `failure`'s platform whether the bot may now post where it failed; its yes is
-    recorded for every replica. False when it says no, cannot say, or cannot be asked."""
+    recorded for every replica. False when it says no or cannot be asked now; None when that
+    failure is not one it can be asked about (or it cannot be asked at all)."""
     ask = getattr(senders.get(failure.platform), "can_post", None)  # a ChannelAsker's
     if ask is None:
-        return False
+        return None
     try:
         answer = ask(failure.address, failure.last_error or "")
     except DeliveryError:
         return False  # asked again at the next check; the platform's own check reports outages
     if answer is not True:
-        return False
+        return answer
     with services.db.unit_of_work() as uow:
         uow.channels.verified(
             failure.platform, failure.address, failure_id=failure.id or 0, at=services.clock.now()

@@ -145,10 +145,15 @@ class Looker(Protocol):
     """A sender that can tell whether a message it sent arrived though its answer was lost."""
 
     def arrived(self, items: Sequence[OutboundItem]) -> dict[str, str]:
-        """{tag: message id} for those of the items' tags found on a message already there;
-        DeliveryError(retry_after) when the platform asks us to wait before looking; {} for
-        the rest when it will not show us (they are then sent again)."""
+        """{tag: message id} for those of the items' tags found on a message already there,
+        {tag: UNSEEN} for those it could not look for (the platform will not show us: they
+        are sent again, still flagged as maybe there); a tag left out was looked for and is
+        not there. DeliveryError(retry_after) when the platform asks us to wait first."""
         ...
+
+
+# A Looker's answer for a tag it could not look for (unseen): not a message id.
+UNSEEN = ""
 
 
 def drain(
@@ -486,14 +491,16 @@ def _item(services: Services, row: Outbox) -> OutboundItem:
 
 
 def unseen(tags: Iterable[str], why: object) -> dict[str, str]:
-    """A Looker's answer when the platform will not show what arrived: nothing found, so the
-    messages go again (twice rather than never), and the log says so."""
+    """A Looker's answer when the platform will not show what arrived: not looked for, so the
+    messages go again (twice rather than never), each still flagged as maybe there, and the
+    log says so."""
+    tags = sorted(tags)
     log.warning(
         "outbox %s: cannot see whether it already arrived (%s); sending it again",
-        ",".join(sorted(tags)),
+        ",".join(tags),
         why,
     )
-    return {}
+    return dict.fromkeys(tags, UNSEEN)
 
 
 def outbox_tag(row: Outbox) -> str:
@@ -555,12 +562,15 @@ def _save_card(uow: UnitOfWork, row: Outbox, item: OutboundItem, message_id: str
 
 def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox] | None:
     """Of `rows` (about to go to one destination), those flagged maybe_sent that the platform
-    shows already arrived, recorded as sent now; the others flagged are no longer (they were
-    looked for, and go now). None when the platform asks us to wait before it shows us: the
-    first row waits as it asked, until LOOK_ATTEMPTS, after which they go without looking."""
+    shows already arrived, recorded as sent now; the others go now. Only those it was really
+    looked for and not found are flagged no longer: one the platform would not show us (the
+    bot removed from the channel, a sender that cannot look: Teams) may still be there, and
+    stays flagged, so that a card failed after it is never posted again (reviews.channels).
+    None when the platform asks us to wait before it shows us: the first row waits as it
+    asked, until LOOK_ATTEMPTS, after which they go without looking."""
     maybe = [row for row in rows if row.maybe_sent]
     look = getattr(sender, "arrived", None)  # a Looker's
-    found: dict[str, str] = {}
+    found: dict[str, str] | None = None  # None: not looked for at all
     items: list[OutboundItem] = []
     try:
         items = [_item(services, row) for row in maybe]
@@ -577,17 +587,19 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
         log.warning("outbox %s: still cannot look (%s); sending it again", rows[0].id, error)
     except Exception as error:  # noqa: BLE001 - unreadable, or a looker's bug: send as before
         log.warning("outbox %s: cannot look (%s); sending it", rows[0].id, type(error).__name__)
-    # `items` is empty when one could not be read; then nothing is found either.
-    arrived = [(r, item) for r, item in zip(maybe, items, strict=False) if outbox_tag(r) in found]
+    # `items` is empty when one could not be read; then nothing was looked for either.
+    answers = {outbox_tag(row): (found or {}).get(outbox_tag(row)) for row in maybe}
+    arrived = [(r, item) for r, item in zip(maybe, items, strict=False) if answers[outbox_tag(r)]]
     with services.db.unit_of_work() as uow:
         for row, item in arrived:
-            message_id = found[outbox_tag(row)]
+            message_id = answers[outbox_tag(row)]
             uow.outbox.mark_sent([row.id or 0], at=services.clock.now(), message_id=message_id)
             _save_card(uow, row, item, message_id)
-        not_found = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
-        uow.outbox.flag_maybe_sent(not_found, False)
+        if found is not None:
+            not_found = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
+            uow.outbox.flag_maybe_sent(not_found, False)
     for row in maybe:
-        row.maybe_sent = False
+        row.maybe_sent = False  # looked for (or not to be) in this drain: it goes now
     if arrived:
         ids = ",".join(str(row.id) for row, _ in arrived)
         log.info("outbox %s: already arrived; not sent again", ids)

@@ -202,6 +202,7 @@ MARK_SENT = _both(
             sent_at=bindparam("at"),
             message_id=bindparam("sent_as"),
             last_error=None,
+            maybe_sent=False,  # it went: nothing is in doubt
             follow_up_at=case((col(Outbox.follow_up_at).is_(None), None), else_=bindparam("at")),
         )
     )

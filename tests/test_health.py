@@ -258,6 +258,41 @@ def test_the_cards_that_never_reached_the_channel_go_once_when_the_bot_is_invite
         }
 
 
+def test_a_card_that_arrived_but_was_recorded_failed_is_not_posted_twice(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """Slack posted the card but its answer was lost (a 500 after it landed); the bot was then
+    removed from the channel before the retry: the look (conversations.history) was refused
+    not_in_channel, which cleared maybe_sent as though the bot had looked and found nothing,
+    and the retry was refused for good. Invited back, the card was posted again: the channel
+    showed it twice, the first copy with live buttons and a stale state for ever."""
+    with FakeSlack() as fake, slack_bot(database_url, clock, fake) as bot:
+        on_rota(bot.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+        fake.fail("chat.postMessage", times=1, status=500, lands=True, channel=CHANNEL)
+        review = raise_review(services=bot.services, request=request(), by=NURSE).review_id
+        drain(bot.services, bot.senders)  # the card lands; its answer is a 500
+        assert cards_in_channel(fake) == {format_reference(review): 1}
+        fake.outside.add(CHANNEL)  # removed
+        clock.advance(seconds=5)
+        drain(bot.services, bot.senders)  # look refused, retry refused: failed for good
+        fake.invite(CHANNEL)
+        for _ in range(2):
+            check_channels(bot.services, bot.senders)
+            drain(bot.services, bot.senders)
+        assert cards_in_channel(fake) == {format_reference(review): 1}
+
+
+def cards_in_channel(fake: FakeSlack) -> dict[str, int]:
+    """{reference: how many request cards for it the outreach channel shows}: what people see,
+    a card whose answer was lost included."""
+    shown: dict[str, int] = {}
+    for message in fake.messages.get(CHANNEL, []):
+        words = str(message.get("text", "")).split()
+        if message.get("thread_ts") in (None, message["ts"]) and words[:2] == ["Rapid", "review"]:
+            shown[words[2]] = shown.get(words[2], 0) + 1
+    return shown
+
+
 def cards_shown(fake: FakeSlack) -> dict[str, list[str]]:
     """{reference: the state each of its cards showed} of the request cards that appeared in
     the outreach channel."""

@@ -20,7 +20,7 @@ from reviews import escalation, service
 from reviews.channels import check_channels
 from reviews.outbox import ALARM_ATTEMPTS, Sender, check_platforms, drain
 from storage.database import Database
-from tests.support.builders import NURSE, make_services, request
+from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.public_pages import PublicPages, public_pages, send, stored
@@ -194,3 +194,33 @@ def test_an_outreach_channel_the_bot_is_added_to_clears_within_a_check(
         drain(services, teams)
         check_channels(services, teams)
     assert cards(ms) == [cards(ms)[0]] * 2  # refused, then shown once the bot was added
+
+
+def test_a_card_that_may_be_in_the_channel_is_not_posted_again_when_the_bot_is_added_back(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    """The connector answered 502 (it may have posted the card), then the bot's app was removed
+    from the team before the retry, which Teams refused (403). Teams cannot be asked whether
+    the first one arrived, yet the retry cleared that doubt: added back, the bot posted the card
+    again, the first copy (if there) with live buttons and a stale state. Meanwhile /healthz
+    names the channel: the refusal says the bot may not post there, whatever arrived before."""
+    services = site.services
+    teams_id = {"teams_user_id": "0a0a0a0a-0000-4000-8000-0000000000a1"}
+    on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", clock.now(), contact=teams_id)
+    ms.fail_next(502, to=OUTREACH)
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, teams)  # 502: it may be there
+    ms.not_installed.add(OUTREACH)
+    clock.advance(seconds=5)
+    drain(services, teams)  # refused (403): failed for good
+    check_channels(services, teams)
+    assert healthz(site).json()["problems"] == [
+        f"the outreach teams channel {OUTREACH} does not take the bot's messages (Bot Connector "
+        "refused (403: BotNotInConversationRoster)): its cards and alerts are not being seen"
+    ]
+    ms.install(OUTREACH)
+    for _ in range(2):
+        check_channels(services, teams)
+        drain(services, teams)
+    assert healthz(site).status_code == 200
+    assert len(cards(ms)) == 2  # the one that may be there, and the retry refused

@@ -21,7 +21,8 @@ from sqlmodel import select
 from handlers.pager.notify import NotifySender
 from reviews import escalation, service
 from reviews.context import Services
-from reviews.outbox import drain, outbox_tag
+from reviews.messages import Message
+from reviews.outbox import UNSEEN, OutboundItem, drain, outbox_tag
 from reviews.policy import parse_policy
 from storage.database import Database
 from storage.tables import Outbox
@@ -222,3 +223,37 @@ def test_a_text_another_database_tagged_alike_is_not_taken_for_ours(
     settle(services, clock, notify)
     assert len(sams_texts(notify)) == 2  # the other bot's and ours
     assert the_text_row(services).message_id != "00000000-0000-4000-8000-000000000001"
+
+
+def test_a_look_notify_breaks_off_keeps_what_it_found_and_marks_the_rest_unseen(
+    notify: FakeNotify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notify failed while the bot looked for the second of three texts: what was found of the
+    first was dropped, and the third, never looked for, was taken for one looked for and not
+    there (its maybe-sent flag cleared)."""
+    sender = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    texts = [
+        OutboundItem(
+            kind="direct",
+            address=SAM_MOBILE,
+            message=Message(text=f"text {n}"),
+            card_id=None,
+            review_id=1,
+            tags=(f"{n}@1700000000000000",),
+        )
+        for n in (1, 2, 3)
+    ]
+    taken = sender.deliver(texts[0])
+    listing = sender.looker.get_all_notifications
+
+    def then_failing(**query: object) -> object:
+        answer = listing(**query)
+        notify.fail(status=500, method="GET")  # the next look fails
+        return answer
+
+    monkeypatch.setattr(sender.looker, "get_all_notifications", then_failing)
+    assert sender.arrived(texts) == {
+        "1@1700000000000000": taken,
+        "2@1700000000000000": UNSEEN,
+        "3@1700000000000000": UNSEEN,
+    }

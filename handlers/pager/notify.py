@@ -78,7 +78,7 @@ class NotifySender:
         """reviews.outbox.Looker: {tag: Notify's id} for the items Notify holds a text of,
         asked for by each item's own reference."""
         found: dict[str, str] = {}
-        for item in items:
+        for index, item in enumerate(items):
             if not item.tags:
                 continue
             try:
@@ -89,7 +89,8 @@ class NotifySender:
                 failure = _delivery_error(error)
                 if error.status_code == 429:
                     raise failure from error  # wait as asked, then look
-                return unseen(item.tags, failure)
+                # Neither this text nor those after it were looked for.
+                return found | unseen([t for i in items[index:] for t in i.tags], failure)
             notifications = listed.get("notifications") if isinstance(listed, dict) else None
             for notification in notifications if isinstance(notifications, list) else []:
                 if not isinstance(notification, dict) or not notification.get("id"):
