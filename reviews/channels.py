@@ -9,25 +9,33 @@ The platform's yes is recorded in the database: every replica's next check clear
 The cards refused meanwhile were reported to the digest channel, one by one, and that was all:
 the team never saw requests still waiting for them. Once the channel takes the bot's messages
 again (a message went, or its platform said so), each open request whose card never reached it
-has its card posted there, with its state now; once, across replicas (the outbox's UNIQUE key).
+has its card posted there, with its state now: once for each refusal, across replicas (the
+outbox's UNIQUE key names the refusal answered). A re-send refused in turn (the bot removed again
+before it went) is a refusal of its own, answered once the channel takes the bot's messages
+again; a card that may have arrived (its answers lost) is never posted again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from reviews import messages
 from reviews.context import Services
 from reviews.model import format_reference
 from reviews.outbox import DeliveryError, Sender
-from storage.channels import CARD_AGAIN
+from storage.channels import CARD_AGAIN, Owed
 from storage.database import UnitOfWork
-from storage.tables import Outbox, Review
+from storage.tables import Outbox
 
 log = logging.getLogger(__name__)
+
+# How long a request's card waits to be posted again once two of its re-sends were refused
+# (then doubling with each, up to AGAIN_PACE_MOST): see _due.
+AGAIN_PACE = timedelta(minutes=1)
+AGAIN_PACE_MOST = timedelta(hours=1)
 
 
 class ChannelAsker(Protocol):
@@ -120,17 +128,20 @@ def _may_post(services: Services, senders: Mapping[str, Sender], failure: Outbox
 
 
 def post_cards_owed(services: Services, platform: str, channel: str) -> list[int]:
-    """Post in `channel`, once each, the cards of open requests that never reached it (each
-    refused for good while the bot was not in it, or sent to the channel set before): the ids
-    of the requests whose cards were queued. DatabaseUnavailable if the database cannot be
-    read or written."""
-    with services.db.reading() as uow:
-        if not uow.channels.cards_owed(platform, channel):
-            return []  # nearly always: asked every 30 s, without a write transaction
+    """Post in `channel` the cards of open requests that never reached it (each refused for
+    good while the bot was not in it, or sent to the channel set before): one for each refusal,
+    across replicas, a re-send refused in turn answered by one more, paced once refused twice
+    (_due). The ids of the requests whose cards were queued. DatabaseUnavailable if the
+    database cannot be read or written."""
     now = services.clock.now()
+    with services.db.reading() as uow:
+        if not any(_due(owed, now) for owed in uow.channels.cards_owed(platform, channel)):
+            return []  # nearly always: asked every 30 s, without a write transaction
     with services.db.unit_of_work() as uow:
-        owed = uow.channels.cards_owed(platform, channel, lock=True)
-        queued = [r.id or 0 for r in owed if _card_again(uow, services, r, platform, channel, now)]
+        owed = [o for o in uow.channels.cards_owed(platform, channel, lock=True) if _due(o, now)]
+        queued = [
+            o.review.id or 0 for o in owed if _card_again(uow, services, o, platform, channel, now)
+        ]
     if queued:
         log.warning(
             "the outreach %s channel %s is sent the cards it never showed of %s",
@@ -141,18 +152,33 @@ def post_cards_owed(services: Services, platform: str, channel: str) -> list[int
     return queued
 
 
+def _due(owed: Owed, now: datetime) -> bool:
+    """Whether `owed`'s card may be posted again now. A re-send refused in turn goes again as
+    soon as the channel takes the bot's messages (the bot removed again before it went, then
+    invited back); from the second refused, each waits AGAIN_PACE doubling after the last was
+    queued, up to AGAIN_PACE_MOST: a platform that says the bot may post where it then refuses
+    it (a Teams channel only its moderators may post in) would otherwise have every owed card
+    posted, refused and reported to the managers at every check."""
+    if owed.refused_again < 2 or owed.last_again_at is None:
+        return True
+    wait = min(AGAIN_PACE * 2 ** (owed.refused_again - 2), AGAIN_PACE_MOST)
+    last = owed.last_again_at.replace(tzinfo=owed.last_again_at.tzinfo or UTC)
+    return now >= last + wait
+
+
 def _card_again(
     uow: UnitOfWork,
     services: Services,
-    review: Review,
+    owed: Owed,
     platform: str,
     channel: str,
     now: datetime,
 ) -> bool:
-    """Queue `review`'s card, as it stands now, for `channel`, and audit it; False if another
-    replica has already."""
+    """Queue the card of `owed`'s request, as it stands now, for `channel`, and audit it;
+    False if another replica has already, for the same refusal."""
+    review = owed.review
     queued = uow.outbox.enqueue(
-        key=f"{CARD_AGAIN}{review.id}:{platform}",
+        key=f"{CARD_AGAIN}{review.id}:{platform}:{owed.failure_id}",
         platform=platform,
         kind="card",
         address=channel,
@@ -167,5 +193,6 @@ def _card_again(
             at=now,
             platform=platform,
             channel=channel,
+            answers=owed.failure_id,
         )
     return queued

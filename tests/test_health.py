@@ -144,14 +144,17 @@ REFUSED = (
 
 
 @contextmanager
-def slack_bot(database_url: str, clock: FrozenClock, fake: FakeSlack) -> Iterator[Bot]:
-    """A copy of the bot on Slack (one replica), serving /healthz and its other endpoints."""
+def slack_bot(
+    database_url: str, clock: FrozenClock, fake: FakeSlack, channel: str = CHANNEL
+) -> Iterator[Bot]:
+    """A copy of the bot on Slack (one replica), serving /healthz and its other endpoints;
+    `channel` its OUTREACH_CHANNEL."""
     settings = Settings(
         database_url=database_url,
         slack_bot_token="xoxb-test",
         slack_signing_secret="test-secret",
         slack_api_url=fake.url,
-        outreach_channel=CHANNEL,
+        outreach_channel=channel,
     )
     bot = build(settings, clock=clock)
     try:
@@ -258,6 +261,65 @@ def test_the_cards_that_never_reached_the_channel_go_once_when_the_bot_is_invite
         }
 
 
+def test_a_card_refused_again_after_the_invite_goes_when_the_bot_is_invited_once_more(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """Invited, then removed again before the re-sent card went (someone tidying the channel's
+    members at 3 am), then invited back: the open request's card must still reach the team.
+    The re-send was keyed once per request and platform, and any re-send, a refused one
+    included, settled the request: it was never owed a card again. Now each refusal is
+    answered by one re-send, once however many replicas check."""
+    with (
+        FakeSlack(outside={CHANNEL}) as fake,
+        slack_bot(database_url, clock, fake) as bot,
+        slack_bot(database_url, clock, fake) as other,
+    ):
+        on_rota(bot.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+        review = raise_review(services=bot.services, request=request(), by=NURSE).review_id
+        drain(bot.services, bot.senders)  # refused: not_in_channel
+        fake.invite(CHANNEL)
+        check_channels(bot.services, bot.senders)  # yes: the card is queued again
+        fake.outside.add(CHANNEL)  # removed before it went
+        drain(bot.services, bot.senders)  # the re-sent card is refused too
+        fake.invite(CHANNEL)  # invited back for good
+        for replica in (bot, other, bot, other):
+            check_channels(replica.services, replica.senders)
+            drain(replica.services, replica.senders)
+        assert cards_in_channel(fake) == {format_reference(review): 1}
+
+
+def test_a_card_posted_again_settles_the_refusals_before_it_not_those_after(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """A card posted again in the outreach channel of the time is not posted in the next one,
+    as a card that went there first is not; a card refused there after it still is."""
+    with FakeSlack(outside={"C0OLD"}) as fake:
+        with slack_bot(database_url, clock, fake, channel="C0OLD") as before:
+            on_rota(before.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+            review = raise_review(services=before.services, request=request(), by=NURSE)
+            drain(before.services, before.senders)  # refused
+            fake.invite("C0OLD")
+            check_channels(before.services, before.senders)
+            drain(before.services, before.senders)  # posted again: the team sees it
+        reference = format_reference(review.review_id)
+        assert cards_in_channel(fake, "C0OLD") == {reference: 1}
+        with slack_bot(database_url, clock, fake) as after:  # OUTREACH_CHANNEL changed
+            for _ in range(2):
+                check_channels(after.services, after.senders)
+                drain(after.services, after.senders)
+            assert cards_in_channel(fake) == {}
+            with after.services.db.reading() as uow:  # so each check reads, and writes nothing
+                assert uow.channels.cards_owed("slack", CHANNEL) == []
+            fake.outside.add(CHANNEL)  # the bot removed from the new one
+            acknowledge(services=after.services, review_id=review.review_id, by=OUTREACH)
+            drain(after.services, after.senders)  # the card, updated, refused in the new one
+            fake.invite(CHANNEL)
+            for _ in range(2):
+                check_channels(after.services, after.senders)
+                drain(after.services, after.senders)
+        assert cards_in_channel(fake) == {reference: 1}
+
+
 def test_a_card_that_arrived_but_was_recorded_failed_is_not_posted_twice(
     database_url: str, clock: FrozenClock
 ) -> None:
@@ -282,11 +344,11 @@ def test_a_card_that_arrived_but_was_recorded_failed_is_not_posted_twice(
         assert cards_in_channel(fake) == {format_reference(review): 1}
 
 
-def cards_in_channel(fake: FakeSlack) -> dict[str, int]:
-    """{reference: how many request cards for it the outreach channel shows}: what people see,
-    a card whose answer was lost included."""
+def cards_in_channel(fake: FakeSlack, channel: str = CHANNEL) -> dict[str, int]:
+    """{reference: how many request cards for it `channel` shows}: what people see, a card
+    whose answer was lost included."""
     shown: dict[str, int] = {}
-    for message in fake.messages.get(CHANNEL, []):
+    for message in fake.messages.get(channel, []):
         words = str(message.get("text", "")).split()
         if message.get("thread_ts") in (None, message["ts"]) and words[:2] == ["Rapid", "review"]:
             shown[words[2]] = shown.get(words[2], 0) + 1

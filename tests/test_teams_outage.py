@@ -224,3 +224,33 @@ def test_a_card_that_may_be_in_the_channel_is_not_posted_again_when_the_bot_is_a
         drain(services, teams)
     assert healthz(site).status_code == 200
     assert len(cards(ms)) == 2  # the one that may be there, and the retry refused
+
+
+def test_a_channel_that_takes_the_roster_read_but_refuses_posts_is_not_sent_a_card_each_check(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    """Teams lets the bot read the channel's roster yet refuses its posts (403: a channel only
+    its moderators may post in). Each refusal is answered by a re-send once Teams says the bot
+    may post, so without a pace every check (30 s) would post the card again, be refused and
+    report it to the managers, all night. Two go at once; then one a minute, doubling."""
+    services = site.services
+    teams_id = {"teams_user_id": "0a0a0a0a-0000-4000-8000-0000000000a1"}
+    on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", clock.now(), contact=teams_id)
+    ms.fail_next(403, times=1000, to=f"/v3/conversations/{OUTREACH}/activities")
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, teams)  # refused
+
+    def checks(times: int) -> int:
+        """How many times the card was tried in `times` checks (and drains), 30 s apart."""
+        before = len(cards(ms))
+        for _ in range(times):
+            check_channels(services, teams)
+            drain(services, teams)
+            clock.advance(seconds=30)
+        return len(cards(ms)) - before
+
+    assert checks(1) == 1  # Teams says yes: the card goes again, and is refused
+    assert checks(1) == 1  # perhaps removed again meanwhile: once more at once
+    assert checks(2) == 1  # then one a minute after the last,
+    assert checks(4) == 1  # two minutes,
+    assert checks(8) == 1  # four minutes
