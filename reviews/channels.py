@@ -55,7 +55,10 @@ def check_channels(services: Services, senders: Mapping[str, Sender]) -> None:
     /healthz said nothing while the failure notices, with no digest channel, failed too. Read
     from the database, so the bot knows what its sender process or another replica found.
     While the latest failed, its platform is asked whether the bot may post there now; once it
-    takes the bot's messages, the cards it never showed are posted (post_cards_owed).
+    takes the bot's messages, the cards it never showed are posted (post_cards_owed). So they
+    are at once on a channel nothing has gone to or failed in yet (OUTREACH_CHANNEL corrected):
+    posting, rather than asking first, either shows them or records a refusal that names the
+    channel in /healthz, where a "no" would have left it silent, nothing having failed there.
     DatabaseUnavailable if the database cannot be read or written."""
     for route in services.routes:
         if route.platform == "shell" or not route.outreach_channel:
@@ -66,12 +69,15 @@ def check_channels(services: Services, senders: Mapping[str, Sender]) -> None:
 
 def _check(services: Services, senders: Mapping[str, Sender], platform: str, channel: str) -> bool:
     """Record in /healthz whether `channel` takes the bot's messages, and log a change; True
-    when it is known to (its latest message went, or its platform has said so since)."""
+    when it is known to (its latest message went, or its platform has said so since), or
+    nothing sent there has yet gone or failed."""
     with services.db.reading() as uow:
         latest = uow.outbox.last_outcome(platform, channel)
         answered = uow.channels.answered_failure(platform, channel)
     refused = _refusal(latest)
-    takes = latest is not None and latest.state == "sent"
+    # Nothing has gone or failed there yet (OUTREACH_CHANNEL just corrected): nothing says it
+    # refuses the bot, so the cards owed are posted now, and a refusal of them is news as any.
+    takes = latest is None or latest.state == "sent"
     if refused and latest is not None:
         # The platform said the bot may post there since this failure, or says so now.
         answer = (latest.id or 0) <= (answered or 0) or _may_post(services, senders, latest)

@@ -320,6 +320,51 @@ def test_a_card_posted_again_settles_the_refusals_before_it_not_those_after(
         assert cards_in_channel(fake) == {reference: 1}
 
 
+def test_the_cards_owed_reach_a_corrected_outreach_channel_without_waiting_for_a_new_one(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """OUTREACH_CHANNEL named the wrong channel (the bot not in it): the night's cards were
+    refused. IT corrects the setting and restarts. The check posted what was owed only once
+    the channel's latest message went, and a channel nothing was ever sent to has none: the
+    open requests' cards waited for the next request's card to go there, hours on a quiet
+    night. Now they go at the next check."""
+    with FakeSlack(outside={"C0WRONG"}) as fake:
+        with slack_bot(database_url, clock, fake, channel="C0WRONG") as before:
+            on_rota(before.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+            review = raise_review(services=before.services, request=request(), by=NURSE)
+            drain(before.services, before.senders)  # refused in the wrong channel
+        with slack_bot(database_url, clock, fake) as after:  # OUTREACH_CHANNEL corrected
+            for _ in range(2):
+                check_channels(after.services, after.senders)
+                drain(after.services, after.senders)
+        assert cards_in_channel(fake) == {format_reference(review.review_id): 1}
+
+
+def test_a_corrected_outreach_channel_the_bot_is_not_in_either_is_named_at_once(
+    database_url: str, clock: FrozenClock
+) -> None:
+    """The corrected channel is one the bot was not invited to either. Its owed cards are
+    posted without asking Slack first, so their refusal names the channel in /healthz at once
+    (asked instead, Slack's no would have left /healthz silent, nothing having failed there);
+    once the bot is invited, they go."""
+    with FakeSlack(outside={"C0WRONG", CHANNEL}) as fake:
+        with slack_bot(database_url, clock, fake, channel="C0WRONG") as before:
+            on_rota(before.services.db, "outreach", "Alex Carter", "U01ALEX", clock.now())
+            review = raise_review(services=before.services, request=request(), by=NURSE)
+            drain(before.services, before.senders)
+        with slack_bot(database_url, clock, fake) as after, serve(after.http_app) as url:
+            check_channels(after.services, after.senders)  # nothing gone or failed there yet
+            drain(after.services, after.senders)  # the owed card is refused
+            check_channels(after.services, after.senders)
+            assert healthz(url).json()["problems"] == [REFUSED]
+            fake.invite(CHANNEL)
+            for _ in range(2):
+                check_channels(after.services, after.senders)
+                drain(after.services, after.senders)
+            assert healthz(url).status_code == 200
+        assert cards_in_channel(fake) == {format_reference(review.review_id): 1}
+
+
 def test_a_card_that_arrived_but_was_recorded_failed_is_not_posted_twice(
     database_url: str, clock: FrozenClock
 ) -> None:
