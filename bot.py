@@ -42,6 +42,12 @@ from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger("rapidreview")
 
+ZERO = timedelta(0)
+# The daily retention job's first run after a start: every other job runs at once, but an
+# erasure cannot be undone, and a RETENTION_DAYS typo (9 for 90) said at start must be
+# stoppable before anything is erased. Daily, so ten minutes late costs nothing.
+RETENTION_FIRST_AFTER = timedelta(minutes=10)
+
 
 @dataclass
 class Bot:
@@ -269,13 +275,14 @@ def start_scheduler(
     for watched in ("sweep", "outbox"):
         if only is None or watched in only:
             health.watch(watched)
+    started = datetime.now(bot.settings.timezone)
     for name, job, seconds in ticks:
         scheduler.add_job(
             guarded(name, job),
             "interval",
             seconds=seconds,
             id=name,
-            next_run_time=datetime.now(bot.settings.timezone),
+            next_run_time=started + (RETENTION_FIRST_AFTER if name == "retention" else ZERO),
         )
     scheduler.start()
     bot.scheduler = scheduler
@@ -422,10 +429,11 @@ def say_a_short_retention(settings: Settings) -> None:
         log.warning(
             "RETENTION_DAYS=%d: patient identifiers and free text of requests closed (and "
             "check-ins recorded) more than %d days ago will be erased at the daily retention "
-            "job (minutes from now if it has not run today, else just after midnight); set "
-            "RETENTION_DAYS=90 if that is a typo",
+            "job (first %g minutes from now if it has not run today, else just after "
+            "midnight); if that is a typo, stop the bot and set RETENTION_DAYS=90",
             days,
             days,
+            RETENTION_FIRST_AFTER.total_seconds() / 60,
         )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+import requests
 from sqlmodel import SQLModel, select
 
 from reviews.checkin_export import write_checkin_export
@@ -17,7 +19,9 @@ from storage.database import Database
 from storage.migrate import upgrade
 from storage.tables import Checkin, ReviewEvent
 from tests.support.builders import NURSE, make_services, on_rota
-from tests.support.process import run_bot
+from tests.support.fake_slack import FakeSlack
+from tests.support.process import ROOT, free_port, run_bot, start_slack_bot
+from tests.support.waiting import eventually
 from tests.test_digest import a_known_day
 
 IDENTIFIERS = ("9990000018", "07700 900123", "much more confused", "Raised twice", "gasping")
@@ -127,3 +131,31 @@ def test_the_command_counts_then_applies(tmp_path, clock):
     assert applied.startswith("Erased the patient identifiers and free text of 4 requests")
     assert applied.endswith("(1 day ago).")  # RETENTION_DAYS as it was read: a typo shows
     assert run().startswith("0 requests")
+
+
+@pytest.mark.slow
+def test_a_short_retention_erases_nothing_in_the_minutes_after_its_warning(tmp_path, clock):
+    """RETENTION_DAYS=1 (a typo?) is warned of at start: the daily job waits ten minutes, so
+    the bot can be stopped and the value corrected before anything is erased."""
+    url = f"sqlite:///{tmp_path}/rr.db"
+    db = Database(url)
+    upgrade(db.engine)
+    a_known_month(db, clock)  # closed on 1-2 December 2026, days before any run of this test
+    port = free_port()
+    with FakeSlack() as fake:
+        bot = start_slack_bot(
+            fake.url, url, ROOT / "escalation.toml", RETENTION_DAYS="1", PORT=str(port)
+        )
+        try:
+            eventually(
+                lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok,
+                "the bot's jobs running",
+                ignoring=(requests.RequestException,),
+            )
+        finally:
+            bot.stop()
+    [said] = [line for line in bot.log if "RETENTION_DAYS=1:" in line]
+    assert "first 10 minutes from now" in said and "stop the bot" in said
+    assert not [line for line in bot.log if "retention: erased" in line]
+    assert all(found in database_text(db) for found in IDENTIFIERS)
+    db.dispose()

@@ -297,8 +297,8 @@ def test_a_short_retention_is_said_at_start_with_what_it_erases(days, warned, ca
         [
             f"RETENTION_DAYS={days}: patient identifiers and free text of requests closed (and "
             f"check-ins recorded) more than {days} days ago will be erased at the daily retention "
-            "job (minutes from now if it has not run today, else just after midnight); set "
-            "RETENTION_DAYS=90 if that is a typo"
+            "job (first 10 minutes from now if it has not run today, else just after "
+            "midnight); if that is a typo, stop the bot and set RETENTION_DAYS=90"
         ]
         if warned
         else []
