@@ -370,6 +370,10 @@ def _notify_key(value: str) -> str:
 CONVERSATION = re.compile(r"19:[^\s@;/?#%]+@thread\.[A-Za-z0-9]+")
 
 
+# What makes a wrong TEAMS_*_CONVERSATION worth quoting back: a try at an id, or a link.
+TEAMS_ID_ATTEMPT = re.compile(r"19:|@thread|/channel/", re.IGNORECASE)
+
+
 def _conversation(name: str, value: str) -> str:
     """A Teams channel conversation id. Teams' "Get link to channel" holds it percent-encoded
     (19%3a...%40thread.tacv2) and docs/teams.md says to decode it: a pasted encoded one is
@@ -388,9 +392,13 @@ def _conversation(name: str, value: str) -> str:
             + (f": set it to {channel}" if CONVERSATION.fullmatch(channel) else "")
         )
     if not CONVERSATION.fullmatch(decoded):
+        # Quoted only when it is an attempt at an id or a link: anything else may be a secret
+        # pasted into the wrong setting (a Teams app password), and the refusal is logged.
+        attempt = TEAMS_ID_ATTEMPT.search(decoded)
+        got = repr(value) if attempt else "a value not shown here (it is no Teams id or link)"
         raise SettingsError(
             f"{name}: must be a Teams channel conversation ID like 19:abc123@thread.tacv2 (in "
-            f"Teams, Get link to channel: the part after /channel/), got {value!r}"
+            f"Teams, Get link to channel: the part after /channel/), got {got}"
         )
     return decoded
 

@@ -350,10 +350,20 @@ CHANNEL = "19:4a95f7d8db4c4e7fae857bcebe0623e6@thread.tacv2"
 def test_a_teams_conversation_that_is_not_a_channel_id_is_refused_naming_it(name, value):
     with pytest.raises(SettingsError) as raised:
         settings(**{**TEAMS, name: value})
+    # A try at an id or a link is quoted back; anything else may be a secret set in the wrong
+    # place (as an app password is), and is not.
+    attempt = "19:" in value or "/channel/" in value
+    got = repr(value) if attempt else "a value not shown here (it is no Teams id or link)"
     assert str(raised.value) == (
         f"{name}: must be a Teams channel conversation ID like 19:abc123@thread.tacv2 (in Teams, "
-        f"Get link to channel: the part after /channel/), got {value!r}"
+        f"Get link to channel: the part after /channel/), got {got}"
     )
+
+
+def test_a_secret_set_as_a_teams_conversation_is_not_quoted_back() -> None:
+    with pytest.raises(SettingsError) as raised:
+        settings(**{**TEAMS, "TEAMS_OUTREACH_CONVERSATION": "Vq8Q~secretvalue.abc"})
+    assert "secretvalue" not in str(raised.value)
 
 
 @pytest.mark.parametrize("name", ["TEAMS_OUTREACH_CONVERSATION", "TEAMS_DIGEST_CONVERSATION"])
