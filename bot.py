@@ -715,15 +715,21 @@ def unreachable(error: Exception, url: str) -> str:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        where = parsed.database or "memory"
-    else:
-        where = f"{parsed.host}:{parsed.port or 5432}/{parsed.database}"
     cause = getattr(error, "orig", None) or error.__cause__ or error
     cause = getattr(cause, "orig", None) or cause  # DatabaseUnavailable wraps SQLAlchemy's
     reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     if parsed.password:
         reason = reason.replace(str(parsed.password), "***")
+    if parsed.get_backend_name() == "sqlite":
+        where = parsed.database or "memory"
+    elif "@" in (parsed.host or ""):
+        # A password holding an '@' not written %40: the host as read holds the rest of it.
+        return (
+            "DATABASE_URL: cannot reach the database: its host as read holds an '@' (write an "
+            "'@' in the password as %40)"
+        )
+    else:
+        where = f"{parsed.host}:{parsed.port or 5432}/{parsed.database}"
     return f"DATABASE_URL: cannot reach the database at {where} ({reason})"
 
 

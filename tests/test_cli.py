@@ -70,6 +70,14 @@ def test_an_unreachable_database_is_named_with_its_reason_but_not_its_password()
     assert "Sekrit-pw" not in line
 
 
+def test_a_password_with_an_unwritten_at_sign_is_not_shown_in_part():
+    """An '@' in the password not written %40 makes the rest of it read as the host's start."""
+    result = run_bot("rota", "show", DATABASE_URL="postgresql://rr:Sek@rit-pw@127.0.0.1:1/trust")
+    [line] = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "rit-pw" not in line
+    assert line.endswith("(write an '@' in the password as %40)")
+
+
 def test_a_rejected_rota_is_reported_on_stderr(tmp_path):
     rota = tmp_path / "rota.csv"
     rota.write_text("role,name,email,start,end\noutreach,Alex,alex@example.nhs.uk,tomorrow,\n")
