@@ -92,6 +92,16 @@ def test_a_flood_of_forged_requests_is_one_log_line_a_minute(
     assert nothing_happened(bot)
 
 
+def test_what_a_forged_token_says_of_itself_is_cut_short_in_the_log(
+    bot: TeamsBot, ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = ms.token(key=FORGED_KEY, kid="k" * 8000)
+    response = bot.post(activity(ms, NURSE, text="rapidreview"), token=forged, unsigned=True)
+    assert response.status_code == 401
+    [said] = [r.getMessage() for r in caplog.records if "Teams request refused" in r.getMessage()]
+    assert "unknown signing key" in said and len(said) < 200, len(said)
+
+
 def test_a_line_held_back_is_counted_in_the_next_one_said(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

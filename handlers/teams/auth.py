@@ -132,12 +132,12 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             raise Unauthorized(f"malformed token: {error}") from None
         if header.get("alg") != "RS256":
-            raise Unauthorized(f"algorithm {header.get('alg')!r} is not accepted")
+            raise Unauthorized(f"algorithm {str(header.get('alg'))[:40]!r} is not accepted")
         key = self._key(str(header.get("kid") or ""))
         claims = self._decode(token, key)
         channel = str(activity.get("channelId") or "")
         if channel not in key.get("endorsements", []):
-            raise Unauthorized(f"the signing key does not endorse channel {channel!r}")
+            raise Unauthorized(f"the signing key does not endorse channel {channel[:40]!r}")
         claimed = claims.get("serviceurl") or claims.get("serviceUrl")
         if not claimed or not _same_url(str(claimed), str(activity.get("serviceUrl") or "")):
             raise Unauthorized("the token's service URL does not match the activity's")
@@ -179,7 +179,7 @@ class TokenVerifier:
             if key is None and self._failing:
                 raise KeysUnavailable(f"signing key {kid[:40]!r} is not cached")
         if key is None:
-            raise Unauthorized(f"unknown signing key {kid!r}")
+            raise Unauthorized(f"unknown signing key {kid[:40]!r}")
         return key
 
     def _start(self, refreshing: threading.Event, now: float) -> None:
