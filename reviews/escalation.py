@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -21,7 +22,7 @@ from reviews.policy import Ladder, Level
 from reviews.reminders import remind_to_attend
 from rotas.lookup import who_holds
 from storage.database import UnitOfWork
-from storage.tables import Review, Staff
+from storage.tables import Outbox, Review, Staff
 
 log = logging.getLogger(__name__)
 
@@ -299,20 +300,21 @@ def nobody_reached(
     repeat: int,
     now: datetime,
     *,
-    held_up_after: int,
+    held_up: Callable[[Outbox], bool],
 ) -> None:
-    """Every direct message of level `index` (repeat `repeat`) has failed for good, or is held
-    up (failed `held_up_after` times, its platform down, and still tried): a level that reached
-    nobody is not waited for, as one with nobody on call is not. The next level is called at
-    once, with an audit event and a report to the digest channel, once per level and repeat."""
+    """Every direct message of level `index` (repeat `repeat`) has failed for good, or is
+    `held_up` (its platform down: still tried, or waiting behind one that is): a level that
+    reached nobody is not waited for, as one with nobody on call is not. The next level is
+    called at once, with an audit event and a report to the digest channel, once per level and
+    repeat."""
     prefix = f"esc:{review_id}:{index}:{repeat}:"
     directs = [
         row
         for row in uow.outbox.for_review(review_id)
         if row.kind == "direct" and row.key.startswith(prefix)
     ]
-    held_up = [row for row in directs if row.state != "failed"]
-    if not directs or any(row.state == "sent" or row.attempts < held_up_after for row in held_up):
+    unsent = [row for row in directs if row.state != "failed"]
+    if not directs or not all(held_up(row) for row in unsent):
         return  # someone was reached, or may still be
     said = [
         json.loads(event.detail)
@@ -347,7 +349,7 @@ def nobody_reached(
     why = (
         "could be reached: no direct message has gone (each failed, or is held up and still "
         "being tried)"
-        if held_up
+        if unsent
         else "could be reached: every direct message failed"
     )
     notify.to_digest_channel(

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from reviews import checkins, escalation, fallback, notify
@@ -79,6 +80,9 @@ RETRY_FOR = timedelta(hours=24)
 # queued after it go to its platform (within MAX_BACKOFF) is failed then instead: it is this
 # message, not the platform, and it holds up everything behind it to its destination.
 ALARM_ATTEMPTS = 8
+# About as long as ALARM_ATTEMPTS tries take (1 + 2 + 4 ... + 60 s): a ping untried that long
+# behind a held-up one to the same person is held up too (reviews.escalation.nobody_reached).
+HELD_UP_FOR = timedelta(minutes=2)
 # How long later messages must have been going to a platform before one that still fails there
 # is taken to be the problem itself, and failed (about five more tries, a minute apart).
 BACK_FOR = timedelta(minutes=5)
@@ -812,12 +816,18 @@ def _held_up(uow: UnitOfWork, services: Services, row: Outbox, error: DeliveryEr
         _audit(uow, row, "delivery_delayed", error, now)
     if row.attempts == ALARM_ATTEMPTS:
         _not_reaching(uow, services, row, now)
+    if row.kind == "direct":
+        # The person's later pings wait behind this one, untried: each is held up as well once
+        # it has waited as long (looked at again with each retry of this one, a minute apart).
+        for behind in uow.outbox.waiting_behind(row, queued_by=now - HELD_UP_FOR):
+            _not_reaching(uow, services, behind, now)
 
 
 def _not_reaching(uow: UnitOfWork, services: Services, row: Outbox, now: datetime) -> None:
-    """A direct message of an escalation level failed for good, or has not gone after
-    ALARM_ATTEMPTS (about two minutes, its platform down): when no one at its level was reached,
-    the next level is called now (a held-up ping had kept the next level waiting its own time)."""
+    """A direct message of an escalation level failed for good, or is held up (not gone after
+    ALARM_ATTEMPTS, about two minutes, its platform down; or waiting that long behind one that
+    is): when no one at its level was reached, the next level is called now (a held-up ping had
+    kept the next level waiting its own time)."""
     if row.kind == "direct" and row.review_id is not None and row.key.startswith("esc:"):
         _, _, level, repeat = row.key.split(":", 4)[:4]
         escalation.nobody_reached(
@@ -827,8 +837,19 @@ def _not_reaching(uow: UnitOfWork, services: Services, row: Outbox, now: datetim
             int(level),
             int(repeat),
             now,
-            held_up_after=ALARM_ATTEMPTS,
+            held_up=partial(_is_held_up, uow, now),
         )
+
+
+def _is_held_up(uow: UnitOfWork, now: datetime, row: Outbox) -> bool:
+    """Whether `row`, not failed, is held up: tried ALARM_ATTEMPTS times and still tried, or
+    untried for HELD_UP_FOR behind a message to its destination that is."""
+    if row.state not in ("pending", "sending"):
+        return False  # sent, or dropped (its request acknowledged)
+    if row.attempts >= ALARM_ATTEMPTS:
+        return True
+    created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
+    return now - created >= HELD_UP_FOR and uow.outbox.held_up_before(row, attempts=ALARM_ATTEMPTS)
 
 
 def _audit(uow: UnitOfWork, row: Outbox, kind: str, error: DeliveryError, at: datetime) -> None:

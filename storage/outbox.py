@@ -547,6 +547,36 @@ class OutboxStore:
             query = query.where(col(Outbox.sent_at) <= until)
         return self.session.exec(query.limit(1)).first() is not None
 
+    def waiting_behind(self, row: Outbox, queued_by: datetime) -> Sequence[Outbox]:
+        """Escalation direct messages to `row`'s destination, queued after it and by
+        `queued_by`, that have not gone: they wait for it, as the order requires."""
+        query = (
+            select(Outbox)
+            .where(
+                col(Outbox.id) > (row.id or 0),
+                Outbox.platform == row.platform,
+                Outbox.address == row.address,
+                Outbox.kind == "direct",
+                col(Outbox.key).startswith("esc:"),
+                col(Outbox.state).in_(("pending", "sending")),
+                col(Outbox.created_at) <= queued_by,
+            )
+            .order_by(col(Outbox.id))
+        )
+        return self.session.exec(query).all()
+
+    def held_up_before(self, row: Outbox, *, attempts: int) -> bool:
+        """Whether a message queued before `row` to its destination has not gone after
+        `attempts` tries and is still tried: `row` waits behind it."""
+        query = select(Outbox.id).where(
+            col(Outbox.id) < (row.id or 0),
+            Outbox.platform == row.platform,
+            Outbox.address == row.address,
+            col(Outbox.state).in_(("pending", "sending")),
+            col(Outbox.attempts) >= attempts,
+        )
+        return self.session.exec(query.limit(1)).first() is not None
+
     def drop_pending_escalations(self, review_id: int) -> int:
         """Once a review is acknowledged or closed, its unsent pings and reminders are moot.
 

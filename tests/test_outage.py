@@ -9,6 +9,7 @@ channel for good), and one still not delivered a day later is given up and repor
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from datetime import timedelta
 from typing import Any
@@ -93,21 +94,35 @@ def test_after_a_ten_minute_slack_outage_the_card_and_pings_go_once_in_order(
     assert alex[0].startswith("New rapid review RR-0001") and len(alex) == len(set(alex)) == 2
     assert alex[1].startswith("Escalation level 1: RR-0001")
     assert "failed" not in states(services.db).values()
+    # Nobody could be reached at each level in turn, so each called the next at about 2
+    # minutes rather than at its 5 (the last level repeats on its own time).
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(1)
+        assert review is not None
+        unreached = [
+            (event.at - review.raised_at, json.loads(event.detail))
+            for event in uow.session.exec(select(ReviewEvent)).all()
+            if event.kind == "level_unreachable"
+        ]
+    assert [detail for _, detail in unreached] == [
+        {"level": level, "repeat": 0, "moved_on": level < 3} for level in range(4)
+    ]
+    assert all(at < timedelta(minutes=2.5 * (n + 1)) for n, (at, _) in enumerate(unreached))
     # The managers heard about each held-up message once (about 2 minutes in), not each retry.
-    # The card, Alex's level-0 ping and Sam's level-1 ping were each tried 8 times; Alex's
-    # level-1 ping waited behind his first, and the alarms held up raise none of their own.
+    # The card and the first ping of each level (Alex, Sam, Iris, Mo) were each tried 8 times;
+    # Alex's level-1 ping waited behind his first, and the alarms held up raise none of their
+    # own.
     held_up = [text.split(":")[0] for text in in_slack(fake, DIGEST) if HELD_UP in text]
     assert sorted(held_up) == [
         f"A card message on slack about RR-0001 to {CHANNEL} has not gone after 8 attempts",
-        "A direct message on slack about RR-0001 has not gone after 8 attempts",
-        "A direct message on slack about RR-0001 has not gone after 8 attempts",
+        *["A direct message on slack about RR-0001 has not gone after 8 attempts"] * 4,
     ]
     # Each alarm was raised about two minutes after its message was queued.
     with services.db.unit_of_work() as uow:
         queued = {row.id: row.created_at for row in uow.session.exec(select(Outbox)).all()}
         alarms = uow.session.exec(select(Outbox).where(col(Outbox.key).startswith("delayed:")))
         waited = [row.created_at - queued[int(row.key.split(":")[1])] for row in alarms]
-    assert len(waited) == 3 and all(wait < timedelta(minutes=2, seconds=10) for wait in waited)
+    assert len(waited) == 5 and all(wait < timedelta(minutes=2, seconds=10) for wait in waited)
 
 
 def test_a_paging_gateway_down_for_three_minutes_still_pages_level_0_once(

@@ -128,6 +128,58 @@ def test_a_level_whose_only_ping_is_held_up_moves_on_once_at_about_two_minutes(s
     ]
 
 
+def test_a_second_request_whose_ping_waits_behind_a_held_up_one_moves_on_as_soon(services, clock):
+    """Alex's second ping waits, untried, behind his first, held up: his second request's
+    level is no more reached than the first's, and its next level comes as soon after it."""
+    slack = HeldUpSender(refused={ALEX})
+    raise_and_deliver(services, slack)
+    ticks(services, slack, clock, seconds=30)
+    second = raise_and_deliver(services, slack)
+    for _ in range(150):  # five minutes
+        ticks(services, slack, clock, seconds=2)
+        if any("RR-0002" in text for text in slack.pings(SAM)):
+            break
+    [called] = [text for text in slack.pings(SAM) if "RR-0002" in text]
+    assert called.startswith("Escalation level 1: RR-0002")
+    waited = clock.now() - raised_at(services, second)
+    assert timedelta(minutes=1, seconds=30) < waited < timedelta(minutes=3, seconds=30), waited
+    assert events(services, second, "level_unreachable") == [
+        {"level": 0, "repeat": 0, "moved_on": True}
+    ]
+
+
+@dataclass
+class SlowingSender(HeldUpSender):
+    """Alex's Slack down (503s); Sam's asking the bot to wait five minutes (429): throttled,
+    which is Slack up and pacing the bot, not a ping held up."""
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if item.address == SAM:
+            raise DeliveryError("Slack answered 429", retry_after=300, throttled=True)
+        return super().deliver(item)
+
+
+def test_a_level_where_one_ping_is_only_paced_by_slack_keeps_its_time(services, clock):
+    slack = SlowingSender(refused={ALEX})
+    review_id = raise_and_deliver(services, slack)
+    # Level 0 (Alex, held up) moves on at about 2 minutes; level 1 is Alex (waiting behind his
+    # first ping) and Sam (paced by Slack): not a level that reached nobody, so level 2 (Iris)
+    # keeps its 10 minutes.
+    ticks(services, slack, clock, seconds=8 * 60)
+    assert events(services, review_id, "level_unreachable") == [
+        {"level": 0, "repeat": 0, "moved_on": True}
+    ]
+    assert slack.pings(IRIS) == []
+
+
+def ticks(services, slack, clock, *, seconds):
+    """The bot's sweep and outbox for `seconds`, two seconds apart."""
+    for _ in range(seconds // 2):
+        clock.advance(seconds=2)
+        escalation.sweep(services)
+        drain(services, {"slack": slack})
+
+
 def raised_at(services, review_id):
     with services.db.unit_of_work() as uow:
         review = uow.reviews.get(review_id)
