@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from handlers.slack import SlackSender, lookup_slack_id
 from handlers.slack.client import PooledWebClient
+from handlers.slack.sender import SCOPES
 from reviews.messages import Attachment, Message
 from reviews.outbox import WORKERS, DeliveryError, OutboundItem, drain
 from reviews.service import raise_review
@@ -19,6 +20,7 @@ from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
+from tests.support.process import ROOT
 
 
 @pytest.fixture
@@ -218,3 +220,29 @@ def test_slack_is_asked_whether_the_bot_may_post_only_about_a_refusal_an_invite_
     assert [sender.can_post("C0OUTREACH", not_in) for _ in range(2)] == [None, None]
     told = [r.message for r in caplog.records if "missing_scope" in r.message]
     assert len(told) == 1 and "channels:read, groups:read" in told[0]
+
+
+def test_an_app_lacking_the_manifests_scopes_is_told_once_what_each_costs(
+    fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app upgraded by pasting manifest.yml but never reinstalled keeps its old scopes."""
+    fake.scopes = [s for s in SCOPES if s not in ("channels:read", "groups:read")]
+    sender = SlackSender(PooledWebClient(token="xoxb-test", base_url=fake.url))
+    sender.check()
+    sender.check()
+    said = [r.getMessage() for r in caplog.records if "lacks" in r.getMessage()]
+    assert len(said) == 1
+    assert said[0].startswith("the Slack app lacks 2 of manifest.yml's scopes, so: without ")
+    assert "channels:read, an outreach channel that refused the bot" in said[0]
+    assert "reinstall it" in said[0]
+    caplog.clear()
+    fake.scopes = list(SCOPES)
+    SlackSender(PooledWebClient(token="xoxb-test", base_url=fake.url)).check()
+    assert not [r for r in caplog.records if "lacks" in r.getMessage()]
+
+
+def test_the_scopes_checked_are_the_manifests() -> None:
+    manifest = (ROOT / "manifest.yml").read_text()
+    bot_scopes = manifest.split("    bot:\n", 1)[1].split("\nsettings:", 1)[0]
+    listed = [line.strip()[2:] for line in bot_scopes.splitlines() if line.strip()[:2] == "- "]
+    assert list(SCOPES) == listed

@@ -43,6 +43,22 @@ NOT_IN_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived"
 # The scopes conversations.info needs: public channels, private channels.
 CHANNEL_SCOPES = "channels:read, groups:read"
 # The metadata event type tagging the outbox's messages with their rows' ids.
+# manifest.yml's bot scopes, each with what the bot cannot do without it (said at start when
+# the token lacks one: an app upgraded by pasting the manifest but never reinstalled).
+SCOPES = {
+    "chat:write": "nothing can be posted",
+    "commands": "/rapidreview cannot be used",
+    "users:read": "rota members cannot be found by name",
+    "users:read.email": "rota members cannot be found by email",
+    "files:write": "the digest goes without its chart",
+    "im:write": "no direct message reaches the bleep-holder",
+    "im:history": "the Messages tab is silent, and a ping whose answer was lost may go twice",
+    "channels:history": "a card whose answer was lost may be posted twice",
+    "groups:history": "the same in a private channel",
+    "channels:read": "an outreach channel that refused the bot is a /healthz problem until a "
+    "message to it goes, even once the bot is invited",
+    "groups:read": "the same for a private channel",
+}
 TAGGED = "rapidreview_outbox"
 # A conversation's newest messages read to find an earlier attempt: Slack takes about one
 # post a second in one conversation, so a retry minutes later still finds it among these. A
@@ -65,6 +81,7 @@ class SlackSender:
         self.looker.timeout = min(LOOK_TIMEOUT, self.client.timeout)
         self._bot_id: str | None = None  # auth.test's, read when first needed
         self._told_scopes = False  # the log says once that conversations.info is not allowed
+        self._told_missing = False  # the first check says which scopes the app lacks
 
     def deliver(self, item: OutboundItem) -> str | None:
         """Send `item`; DeliveryError (retry_after / transient / permanent / credentials)
@@ -72,8 +89,25 @@ class SlackSender:
         return _answered(lambda: self._send(item), late=self.client.timeout)
 
     def check(self) -> None:
-        """auth.test: DeliveryError (credentials, or transient) when Slack will not take us."""
-        _answered(self.client.auth_test)
+        """auth.test: DeliveryError (credentials, or transient) when Slack will not take us.
+        The first answer's scopes are compared with manifest.yml's, and any it lacks said once
+        (an app upgraded without reinstalling it), with what each costs."""
+        answer = _answered(self.client.auth_test)
+        if self._told_missing:
+            return
+        self._told_missing = True
+        said = [v for k, v in answer.headers.items() if k.lower() == "x-oauth-scopes"]
+        if not said:
+            return  # Slack did not say
+        granted = {scope.strip() for scope in str(said[0]).split(",")}
+        missing = [scope for scope in SCOPES if scope not in granted]
+        if missing:
+            log.warning(
+                "the Slack app lacks %s of manifest.yml's scopes, so: %s. Paste manifest.yml "
+                "into the app's settings and reinstall it (README, Upgrading an app)",
+                len(missing),
+                "; ".join(f"without {scope}, {SCOPES[scope]}" for scope in missing),
+            )
 
     def can_post(self, channel: str, refused: str) -> bool | None:
         """reviews.channels.ChannelAsker: after Slack refused a message to `channel` as

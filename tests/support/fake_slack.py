@@ -78,6 +78,8 @@ class FakeSlack:
     # conversation id -> its messages as Slack keeps them (thread replies carry thread_ts)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
+    # The app's scopes, as auth.test's x-oauth-scopes header gives them (None: no header).
+    scopes: list[str] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -445,11 +447,16 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             if method == "upload" and failure is None:
                 self._send_text(200, f"OK - {len(raw)}")
             else:
-                self._send(status, call.answer, retry_after=retry_after)
+                scopes = fake.scopes if method == "auth.test" else None
+                self._send(status, call.answer, retry_after=retry_after, scopes=scopes)
             call.answered.set()
 
         def _send(
-            self, status: int, payload: dict[str, Any], retry_after: int | None = None
+            self,
+            status: int,
+            payload: dict[str, Any],
+            retry_after: int | None = None,
+            scopes: list[str] | None = None,
         ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -457,6 +464,8 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             if retry_after is not None:
                 self.send_header("Retry-After", str(retry_after))
+            if scopes is not None:
+                self.send_header("x-oauth-scopes", ",".join(scopes))
             self.end_headers()
             self.wfile.write(data)
 
