@@ -40,7 +40,7 @@ class OneLineParser(argparse.ArgumentParser):
     as it does every refusal."""
 
     def error(self, message: str) -> NoReturn:
-        raise BadInput(f"{message} (see python bot.py --help)")
+        raise BadInput(f"{message} (see {self.prog} --help)")
 
 
 DESCRIPTION = """rapidreview: Martha's Rule rapid reviews in Slack and Microsoft Teams.

@@ -144,8 +144,11 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, says):
     assert len(said) == (2 if args[:2] == ["rota", "import"] else 1), said
 
 
-@pytest.mark.parametrize("args", [["rota", "bogus"], ["export"]])
-def test_a_command_line_mistake_is_refused_in_json_with_log_format_json(tmp_path, args):
+@pytest.mark.parametrize(
+    ("args", "helped"),
+    [(["rota", "bogus"], "python bot.py rota --help"), (["export"], "python bot.py export --help")],
+)
+def test_a_command_line_mistake_is_refused_in_json_with_log_format_json(tmp_path, args, helped):
     """docs/operations.md: a command that will not run is refused in one JSON line. A mistake
     argparse found was its own text line whatever LOG_FORMAT said, which a log shipper reading
     JSON drops; in text, the line is as it was."""
@@ -159,7 +162,7 @@ def test_a_command_line_mistake_is_refused_in_json_with_log_format_json(tmp_path
     [line] = as_json.stderr.splitlines()
     said = json.loads(line)
     assert (said["level"], said["logger"]) == ("ERROR", "rapidreview")
-    assert said["message"].endswith("(see python bot.py --help)")
+    assert said["message"].endswith(f"(see {helped})")  # the help of the command mistyped
     assert plain == f"rapidreview: {said['message']}"
 
 
