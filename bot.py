@@ -43,9 +43,11 @@ from storage.database import Database, DatabaseUnavailable
 log = logging.getLogger("rapidreview")
 
 ZERO = timedelta(0)
-# The daily retention job's first run after a start: every other job runs at once, but an
-# erasure cannot be undone, and a RETENTION_DAYS typo (9 for 90) said at start must be
-# stoppable before anything is erased. Daily, so ten minutes late costs nothing.
+# With a RETENTION_DAYS under SHORT_RETENTION_DAYS (warned of at start: 9 may be a typo for
+# 90), the daily retention job first runs this long after a start, so that the bot can be
+# stopped before anything is erased: an erasure cannot be undone. Every other job, and
+# retention with a longer value, runs at once (a bot restarted more often than this would
+# otherwise never erase).
 RETENTION_FIRST_AFTER = timedelta(minutes=10)
 
 
@@ -276,13 +278,15 @@ def start_scheduler(
         if only is None or watched in only:
             health.watch(watched)
     started = datetime.now(bot.settings.timezone)
+    short = bot.settings.retention_days < SHORT_RETENTION_DAYS
+    first_retention = RETENTION_FIRST_AFTER if short else ZERO
     for name, job, seconds in ticks:
         scheduler.add_job(
             guarded(name, job),
             "interval",
             seconds=seconds,
             id=name,
-            next_run_time=started + (RETENTION_FIRST_AFTER if name == "retention" else ZERO),
+            next_run_time=started + (first_retention if name == "retention" else ZERO),
         )
     scheduler.start()
     bot.scheduler = scheduler
@@ -722,11 +726,12 @@ def unreachable(error: Exception, url: str) -> str:
         reason = reason.replace(str(parsed.password), "***")
     if parsed.get_backend_name() == "sqlite":
         where = parsed.database or "memory"
-    elif "@" in (parsed.host or ""):
-        # A password holding an '@' not written %40: the host as read holds the rest of it.
+    elif url.count("@") > 1:
+        # A password holding an '@' not written %40: the host, or the database name, as read
+        # holds the rest of it.
         return (
-            "DATABASE_URL: cannot reach the database: its host as read holds an '@' (write an "
-            "'@' in the password as %40)"
+            "DATABASE_URL: cannot reach the database: its address holds more than one '@' "
+            "(write an '@' in the password as %40)"
         )
     else:
         where = f"{parsed.host}:{parsed.port or 5432}/{parsed.database}"

@@ -228,6 +228,18 @@ def _fire(
     return bool(told)
 
 
+def _said(uow: UnitOfWork, review_id: int, index: int, repeat: int) -> bool:
+    """Whether nobody reached at level `index` (repeat `repeat`) was recorded already."""
+    return any(
+        detail["level"] == index and detail["repeat"] == repeat
+        for detail in (
+            json.loads(event.detail)
+            for event in uow.events.for_review(review_id)
+            if event.kind == "level_unreachable"
+        )
+    )
+
+
 def _roles_before(ladder: Ladder, index: int) -> tuple[str, ...]:
     """Every role on the levels before `index`, each once, in the order they are called."""
     return tuple(dict.fromkeys(role for level in ladder.levels[:index] for role in level.notify))
@@ -313,18 +325,14 @@ def nobody_reached(
         for row in uow.outbox.for_review(review_id)
         if row.kind == "direct" and row.key.startswith(prefix)
     ]
+    if not directs or _said(uow, review_id, index, repeat):
+        return  # nothing sent at that level, or said already (held up, then failed for good)
     unsent = [row for row in directs if row.state != "failed"]
-    if not directs or not all(held_up(row) for row in unsent):
+    if not all(held_up(row) for row in unsent):
         return  # someone was reached, or may still be
-    said = [
-        json.loads(event.detail)
-        for event in uow.events.for_review(review_id)
-        if event.kind == "level_unreachable"
-    ]
-    if any(detail["level"] == index and detail["repeat"] == repeat for detail in said):
-        return  # held up, then failed for good: said when it was held up
     review = uow.reviews.get(review_id, for_update=True)
-    if review is None or review.state != State.RAISED:
+    # Read again under the review's lock: another replica may have said it meanwhile.
+    if review is None or review.state != State.RAISED or _said(uow, review_id, index, repeat):
         return
     waiting = (
         review.escalation_level == index + 1

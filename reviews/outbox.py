@@ -83,6 +83,10 @@ ALARM_ATTEMPTS = 8
 # About as long as ALARM_ATTEMPTS tries take (1 + 2 + 4 ... + 60 s): a ping untried that long
 # behind a held-up one to the same person is held up too (reviews.escalation.nobody_reached).
 HELD_UP_FOR = timedelta(minutes=2)
+# How far back a held-up message's retry looks for pings behind it that came to HELD_UP_FOR: a
+# little over the time between its retries (MAX_BACKOFF), so that each is looked at about once,
+# not every minute for as long as the outage lasts.
+BEHIND_LOOKED_AT = timedelta(minutes=3)
 # How long later messages must have been going to a platform before one that still fails there
 # is taken to be the problem itself, and failed (about five more tries, a minute apart).
 BACK_FOR = timedelta(minutes=5)
@@ -814,12 +818,17 @@ def _held_up(uow: UnitOfWork, services: Services, row: Outbox, error: DeliveryEr
         )
     if first and not alarm:
         _audit(uow, row, "delivery_delayed", error, now)
-    if row.attempts == ALARM_ATTEMPTS:
+    if error.throttled:
+        return  # the platform is up and pacing us (a surge): not a ping held up by an outage
+    if _is_held_up(uow, now, row):
         _not_reaching(uow, services, row, now)
     if row.kind == "direct":
         # The person's later pings wait behind this one, untried: each is held up as well once
-        # it has waited as long (looked at again with each retry of this one, a minute apart).
-        for behind in uow.outbox.waiting_behind(row, queued_by=now - HELD_UP_FOR):
+        # it has waited as long. Looked at with each retry of this one (a minute apart, or as
+        # the platform asks): those that came to HELD_UP_FOR since about the last retry.
+        for behind in uow.outbox.waiting_behind(
+            row, queued_after=now - HELD_UP_FOR - BEHIND_LOOKED_AT, queued_by=now - HELD_UP_FOR
+        ):
             _not_reaching(uow, services, behind, now)
 
 
@@ -842,14 +851,15 @@ def _not_reaching(uow: UnitOfWork, services: Services, row: Outbox, now: datetim
 
 
 def _is_held_up(uow: UnitOfWork, now: datetime, row: Outbox) -> bool:
-    """Whether `row`, not failed, is held up: tried ALARM_ATTEMPTS times and still tried, or
-    untried for HELD_UP_FOR behind a message to its destination that is."""
+    """Whether `row`, not failed, is held up: queued HELD_UP_FOR ago and tried ALARM_ATTEMPTS
+    times since (a short Retry-After makes those tries quicker), or untried behind a message to
+    its destination that is."""
     if row.state not in ("pending", "sending"):
         return False  # sent, or dropped (its request acknowledged)
-    if row.attempts >= ALARM_ATTEMPTS:
-        return True
     created = row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC)
-    return now - created >= HELD_UP_FOR and uow.outbox.held_up_before(row, attempts=ALARM_ATTEMPTS)
+    if now - created < HELD_UP_FOR:
+        return False
+    return row.attempts >= ALARM_ATTEMPTS or uow.outbox.held_up_before(row, attempts=ALARM_ATTEMPTS)
 
 
 def _audit(uow: UnitOfWork, row: Outbox, kind: str, error: DeliveryError, at: datetime) -> None:

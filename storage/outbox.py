@@ -547,9 +547,12 @@ class OutboxStore:
             query = query.where(col(Outbox.sent_at) <= until)
         return self.session.exec(query.limit(1)).first() is not None
 
-    def waiting_behind(self, row: Outbox, queued_by: datetime) -> Sequence[Outbox]:
-        """Escalation direct messages to `row`'s destination, queued after it and by
-        `queued_by`, that have not gone: they wait for it, as the order requires."""
+    def waiting_behind(
+        self, row: Outbox, *, queued_after: datetime, queued_by: datetime
+    ) -> Sequence[Outbox]:
+        """Escalation direct messages to `row`'s destination, queued after it (and between
+        `queued_after` and `queued_by`), that have not gone: they wait for it, as the order
+        requires."""
         query = (
             select(Outbox)
             .where(
@@ -559,6 +562,7 @@ class OutboxStore:
                 Outbox.kind == "direct",
                 col(Outbox.key).startswith("esc:"),
                 col(Outbox.state).in_(("pending", "sending")),
+                col(Outbox.created_at) > queued_after,
                 col(Outbox.created_at) <= queued_by,
             )
             .order_by(col(Outbox.id))

@@ -70,11 +70,19 @@ def test_an_unreachable_database_is_named_with_its_reason_but_not_its_password()
     assert "Sekrit-pw" not in line
 
 
-def test_a_password_with_an_unwritten_at_sign_is_not_shown_in_part():
-    """An '@' in the password not written %40 makes the rest of it read as the host's start."""
-    result = run_bot("rota", "show", DATABASE_URL="postgresql://rr:Sek@rit-pw@127.0.0.1:1/trust")
+@pytest.mark.parametrize(
+    ("url", "rest"),
+    [
+        # The rest of the password read as the host's start...
+        ("postgresql://rr:Sek@rit-pw@127.0.0.1:1/trust", "rit-pw"),
+        # ... or, after a '/', as a host and the database's name (found by a review).
+        ("postgresql://rr:Sek@ri/t-pw@127.0.0.1:1/trust", "t-pw"),
+    ],
+)
+def test_a_password_with_an_unwritten_at_sign_is_not_shown_in_part(url, rest):
+    result = run_bot("rota", "show", DATABASE_URL=url)
     [line] = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and "rit-pw" not in line
+    assert result.returncode == 2 and rest not in line
     assert line.endswith("(write an '@' in the password as %40)")
 
 

@@ -3,6 +3,7 @@ enough ago are erased, the audit says so, and every digest and export figure sta
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime
 
 import pytest
@@ -17,7 +18,7 @@ from reviews.export import write_export
 from reviews.retention import erase, retention_job
 from storage.database import Database
 from storage.migrate import upgrade
-from storage.tables import Checkin, ReviewEvent
+from storage.tables import Checkin, DigestRun, ReviewEvent
 from tests.support.builders import NURSE, make_services, on_rota
 from tests.support.fake_slack import FakeSlack
 from tests.support.process import ROOT, free_port, run_bot, start_slack_bot
@@ -159,3 +160,35 @@ def test_a_short_retention_erases_nothing_in_the_minutes_after_its_warning(tmp_p
     assert not [line for line in bot.log if "retention: erased" in line]
     assert all(found in database_text(db) for found in IDENTIFIERS)
     db.dispose()
+
+
+@pytest.mark.parametrize("days", [9, 29, 30, 90])
+def test_only_a_short_retention_waits_ten_minutes_after_a_start(tmp_path, days):
+    """A bot restarted more often than every ten minutes must still erase what is due: only
+    the value warned of (under 30 days, perhaps a typo) waits (found by a review)."""
+    from datetime import timedelta
+
+    from bot import build, start_scheduler, stop_scheduler
+    from settings import Settings
+
+    url = f"sqlite:///{tmp_path}/rr.db"
+    upgrade(Database(url).engine)
+    bot = build(Settings(database_url=url, retention_days=days))
+    started = datetime.now(UTC)
+    start_scheduler(bot, only=("retention",))
+
+    def ran() -> bool:
+        with bot.services.db.reading() as uow:
+            runs = uow.session.exec(select(DigestRun)).all()
+        return any(run.destination == "retention" for run in runs)
+
+    try:
+        if days < 30:
+            waits = bot.scheduler.get_job("retention").next_run_time - started
+            assert timedelta(minutes=9, seconds=55) < waits < timedelta(minutes=10, seconds=5)
+            assert not ran()
+        else:
+            eventually(ran, "the retention job's run at start", 10)
+    finally:
+        stop_scheduler(bot, threading.Event())
+        bot.services.db.dispose()

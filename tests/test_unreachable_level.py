@@ -4,6 +4,7 @@ nobody at a level could be reached, the next level is called at once, audited an
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -170,6 +171,58 @@ def test_a_level_where_one_ping_is_only_paced_by_slack_keeps_its_time(services, 
         {"level": 0, "repeat": 0, "moved_on": True}
     ]
     assert slack.pings(IRIS) == []
+
+
+@dataclass
+class PacingSender(RefusingSender):
+    """Slack up, pacing Alex's pings in a surge: 429 with a short Retry-After (throttled)."""
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if item.address in self.refused:
+            raise DeliveryError("Slack answered 429", retry_after=5, throttled=True)
+        self.sent.append(item)
+        return f"msg-{len(self.sent)}"
+
+
+def test_a_ping_slack_paces_for_minutes_does_not_move_the_level_on(services, clock):
+    """A review found a short Retry-After bringing 8 tries, and the next level, within 40 s."""
+    slack = PacingSender(refused={ALEX})
+    review_id = raise_and_deliver(services, slack)
+    ticks(services, slack, clock, seconds=4 * 60)
+    assert events(services, review_id, "level_unreachable") == []
+    assert slack.pings(SAM) == []
+
+
+@pytest.mark.postgres
+def test_two_replicas_finding_nobody_reached_at_once_record_it_once(services, clock):
+    """Two drainers (replicas, or the sender process and its standby) find the level's pings
+    held up at the same moment: both read that nothing was said before either says it."""
+    if not services.db.engine.url.drivername.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: two transactions cannot interleave")
+    review_id = raise_and_deliver(services, RefusingSender(refused=set()))
+    barrier = threading.Barrier(2, timeout=10)
+
+    def replica() -> None:
+        with services.db.unit_of_work() as uow:
+            read, first = uow.events.for_review, [True]
+
+            def for_review(review: int):
+                events = list(read(review))
+                if first.pop() if first else False:
+                    barrier.wait()  # both have read the events before either writes
+                return events
+
+            uow.events.for_review = for_review
+            escalation.nobody_reached(
+                uow, services, review_id, 0, 0, clock.now(), held_up=lambda _row: True
+            )
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(events(services, review_id, "level_unreachable")) == 1
 
 
 def ticks(services, slack, clock, *, seconds):
