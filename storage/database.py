@@ -30,6 +30,7 @@ from storage.events import EventLog
 from storage.faults import WriteFaults, driver_said, storage_fault
 from storage.metrics import MetricsStore
 from storage.outbox import OutboxStore
+from storage.platforms import PlatformStore
 from storage.reviews import ReviewStore
 from storage.rota import RotaStore
 from storage.tables import Review
@@ -75,6 +76,7 @@ class UnitOfWork:
         self.events = EventLog(session)
         self.outbox = OutboxStore(session)
         self.channels = ChannelStore(session)
+        self.platforms = PlatformStore(session)
         self.rota = RotaStore(session)
         self.digest = DigestStore(session)
         self.checkins = CheckinStore(session)

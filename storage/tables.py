@@ -144,6 +144,19 @@ class Outbox(SQLModel, table=True):
     follow_up_at: datetime | None = Field(default=None, index=True)
 
 
+class PlatformOutage(SQLModel, table=True):
+    """A platform a message found it cannot reach (a 5xx, a network failure), until a message
+    to it goes: written by the process that sent it, read by every process (a sender process's
+    failure must reach the bot's public pages, and every replica's). One row a platform."""
+
+    __tablename__ = "platform_outage"
+
+    platform: str = Field(primary_key=True, max_length=20)
+    reason: str = Field(max_length=500)
+    since: datetime  # the first failure of this outage
+    last_failed_at: datetime
+
+
 class Staff(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
