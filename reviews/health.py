@@ -18,6 +18,9 @@ from datetime import datetime
 log = logging.getLogger(__name__)
 
 STALE_AFTER = 10.0  # seconds without a completed sweep or drain before /healthz says 503
+# How long what the database says of other processes' outages (PlatformOutage) is taken as it
+# stands before it is read again: a public page reads it at most this often.
+SHARED_FOR = 2.0
 
 
 @dataclass
@@ -38,6 +41,7 @@ class _Outage:
     # Unreachable as a message found it: only a message that goes ends it. The platform's
     # check can answer while its messages fail (a connector taking GETs and failing posts).
     by_delivery: bool = False
+    delivery_failed: float = 0.0  # when (monotonic) a message last found it, if one did
 
 
 class Health:
@@ -55,6 +59,10 @@ class Health:
         self._notices: dict[str, str] = {}  # what is wrong in the bot but covered meanwhile
         self._refusing_channels: dict[str, str] = {}  # "platform channel" -> why it refuses
         self._described: dict[str, Callable[[], str]] = {}  # /healthz's other figures
+        # Platforms a message sent by any process found unreachable, as last read from the
+        # database (PlatformOutage), and when (monotonic): see elsewhere_due.
+        self._elsewhere: dict[str, str] = {}
+        self._elsewhere_read: float | None = None
         self.on_completed: list[Callable[[str, float], None]] = []  # (job, seconds): metrics
 
     def watch(self, job: str) -> None:
@@ -148,14 +156,53 @@ class Health:
             current = self._outages.get(platform)
             if current is not None and current.kind == "credentials":
                 return False  # refused credentials is the worse news: keep saying that
+            failed = self._monotonic() if by_delivery else current.delivery_failed if current else 0
             by_delivery = by_delivery or (current is not None and current.by_delivery)
-            self._outages[platform] = _Outage("unreachable", reason, by_delivery=by_delivery)
+            self._outages[platform] = _Outage(
+                "unreachable", reason, by_delivery=by_delivery, delivery_failed=failed
+            )
             return current is None
 
     def platform_ok(self, platform: str) -> _Outage | None:
-        """Record that a message went to `platform`; the outage this ends, if one."""
+        """Record that a message went to `platform`; the outage this ends, if one (an outage
+        read from the database is over too: the caller clears it there)."""
         with self._lock:
+            self._elsewhere.pop(platform, None)
             return self._outages.pop(platform, None)
+
+    def elsewhere_due(self) -> float | None:
+        """Whether what the database says of outages is to be read again (elsewhere): never
+        read, or read more than SHARED_FOR seconds ago. If so, now (monotonic), for
+        `elsewhere`'s `read_at`."""
+        now = self._monotonic()
+        with self._lock:
+            read = self._elsewhere_read
+        return now if read is None or now - read > SHARED_FOR else None
+
+    def elsewhere(self, unreachable: dict[str, str], *, read_at: float) -> list[str]:
+        """What the database says, as read from `read_at` (elsewhere_due's): each platform a
+        message (sent by any process) found unreachable, none having gone since, and why. The
+        platforms whose outage a message sent here found it ends (a message has gone since,
+        sent by another process): those this process had recorded before `read_at`, and so
+        in the database before that (outbox._unreachable writes it there first)."""
+        with self._lock:
+            self._elsewhere = dict(unreachable)
+            self._elsewhere_read = read_at
+            ended = [
+                platform
+                for platform, outage in self._outages.items()
+                if outage.by_delivery
+                and outage.delivery_failed < read_at
+                and platform not in unreachable
+            ]
+            for platform in ended:
+                del self._outages[platform]
+        return ended
+
+    def unreachable_elsewhere(self, platform: str) -> bool:
+        """Whether the database said, when last read, that messages to `platform` fail."""
+        with self._lock:
+            return platform in self._elsewhere
 
     def platform_answered(self, platform: str) -> _Outage | None:
         """Record that `platform`'s check reached it and it took the bot's credentials; the
@@ -180,11 +227,12 @@ class Health:
 
     def all_down(self, platforms: Iterable[str]) -> bool:
         """True when each of `platforms` refuses our credentials or cannot be reached, as far
-        as this process has seen: what is queued for them waits (a public page asks the person
-        to phone as well)."""
+        as this process has seen or the database said when last read (a message another
+        process sent failed): what is queued for them waits (a public page asks the person to
+        phone as well)."""
         wanted = set(platforms)
         with self._lock:
-            return bool(wanted) and wanted <= self._outages.keys()
+            return bool(wanted) and wanted <= self._outages.keys() | self._elsewhere.keys()
 
     def problems(self) -> list[str]:
         """Every reason this process is not doing its work (each one makes /healthz 503)."""

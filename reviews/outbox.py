@@ -551,10 +551,40 @@ def _send_item(services: Services, sender: Sender, item: OutboundItem, rows: lis
     with services.db.unit_of_work() as uow:
         ids = [row.id or 0 for row in rows]
         uow.outbox.mark_sent(ids, at=services.clock.now(), message_id=message_id)
-        if services.health.platform_ok(first.platform) is not None:
-            log.warning("%s: messages go out again", first.platform)
+        _went(uow, services, first.platform)
         _save_card(uow, first, item, message_id)
     return True
+
+
+def _went(uow: UnitOfWork, services: Services, platform: str) -> None:
+    """A message went to `platform`: the outage it ends, in this process and, when one may be
+    recorded there, in the database for every process (in `uow`, with the message marked sent).
+    Nothing is written for the message that goes while none is known: the drain's hot path."""
+    shared = services.health.unreachable_elsewhere(platform)
+    ended = services.health.platform_ok(platform)
+    if ended is not None or shared:
+        uow.platforms.went(platform)
+    if ended is not None:
+        log.warning("%s: messages go out again", platform)
+
+
+def unreachable_elsewhere(services: Services) -> None:
+    """Read from the database, at most every SHARED_FOR seconds, which platforms a message sent
+    by any process (the sender process, another replica) found unreachable, none having gone
+    since: so this process's public pages ask a family to phone as well within seconds of it,
+    not at its own platform check, a minute later. Kept as last read if the database cannot be
+    read now. An outage a message sent here found ends once a message another process sent
+    went (it cleared the database)."""
+    read_at = services.health.elsewhere_due()
+    if read_at is None:
+        return
+    try:
+        with services.db.reading() as uow:
+            found = uow.platforms.unreachable_now()
+    except DatabaseUnavailable:
+        return
+    for platform in services.health.elsewhere(found, read_at=read_at):
+        log.warning("%s: messages go out again (as another process found)", platform)
 
 
 def _save_card(uow: UnitOfWork, row: Outbox, item: OutboundItem, message_id: str | None) -> None:
@@ -606,14 +636,14 @@ def _look(services: Services, sender: Sender, rows: list[Outbox]) -> list[Outbox
         if found is not None:
             not_found = [row.id or 0 for row in maybe if outbox_tag(row) not in found]
             uow.outbox.flag_maybe_sent(not_found, False)
+        if arrived:
+            # A message the platform took is the news that ends an outage, however learned.
+            _went(uow, services, rows[0].platform)
     for row in maybe:
         row.maybe_sent = False  # looked for (or not to be) in this drain: it goes now
     if arrived:
         ids = ",".join(str(row.id) for row, _ in arrived)
         log.info("outbox %s: already arrived; not sent again", ids)
-        # A message the platform took is the news that ends an outage, however it is learned.
-        if services.health.platform_ok(rows[0].platform) is not None:
-            log.warning("%s: messages go out again", rows[0].platform)
     return [row for row, _ in arrived]
 
 
@@ -957,6 +987,9 @@ def _unreachable(
     """`platform` cannot be reached, or answers 5xx: /healthz warns (and a public page asks a
     family to phone as well, when it is the trust's only platform) until a message goes there,
     or, when only its check found it, until the check reaches it; the log says so once."""
+    if by_delivery:  # every process is to know, the bot's public pages first
+        with services.db.unit_of_work() as uow:
+            uow.platforms.unreachable(platform, reason, at=services.clock.now())
     if services.health.unreachable(platform, reason, by_delivery=by_delivery):
         log.error(
             "%s cannot be reached (%s); everything else carries on and messages to %s wait "

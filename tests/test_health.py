@@ -136,6 +136,25 @@ def test_only_a_message_going_ends_an_outage_a_message_found() -> None:
     assert health.platform_answered("slack") is not None and health.problems() == []
 
 
+def test_the_database_ends_an_outage_only_as_read_after_this_process_recorded_it() -> None:
+    """Another process's message going clears the database, and this process's outage a
+    message found ends as it reads that; but a read begun before this process recorded its
+    own failure (written to the database first) cannot have seen it, and ends nothing."""
+    now = [100.0]
+    health = Health(monotonic=lambda: now[0])
+    read_at = health.elsewhere_due()
+    assert read_at == 100.0
+    now[0] = 101.0
+    health.unreachable("slack", "a message failed: 503", by_delivery=True)
+    assert health.elsewhere({}, read_at=read_at) == [] and health.all_down(["slack"])
+    assert health.elsewhere_due() is None  # read a moment ago: taken as it stands
+    now[0] = 103.0
+    read_at = health.elsewhere_due()
+    assert read_at == 103.0
+    assert health.elsewhere({}, read_at=read_at) == ["slack"] and not health.all_down(["slack"])
+    assert health.warnings() == []
+
+
 CHANNEL = "C0OUTREACH"
 REFUSED = (
     f"the outreach slack channel {CHANNEL} does not take the bot's messages "

@@ -16,6 +16,7 @@ from handlers.web.render import Pages
 from reviews import public
 from reviews.context import Services
 from reviews.model import FormErrors
+from reviews.outbox import unreachable_elsewhere
 from reviews.public_form import PublicForm, readable_phone, validate_public
 from reviews.wards import Ward
 from storage.database import DatabaseUnavailable
@@ -26,7 +27,9 @@ log = logging.getLogger(__name__)
 def delayed(services: Services) -> bool:
     """Whether no platform the outreach team is told on can be reached now (a revoked token,
     Slack down): a page that would say "the team has been told" asks the person to phone as
-    well."""
+    well. A message another process sent (the sender process) counts as soon as the database
+    says so, within SHARED_FOR seconds."""
+    unreachable_elsewhere(services)
     return services.health.all_down(route.platform for route in services.routes)
 
 
