@@ -265,11 +265,15 @@ def test_slack_failing_then_recovering_delivers_once_after_retry_after(
     alex = [(t, answer) for t, channel, answer in posts if channel == ALEX]
     assert [answer for _, answer in alex] == ["failed", "ok", "ok"]  # level 0, then level 1
     # Backoff: a second, then the next drain (the upper bounds only catch a retry storm or a
-    # lost retry; other jobs on a loaded machine can delay a drain by a second or two).
-    assert 1 <= alex[1][0] - alex[0][0] < 5
+    # lost retry; other jobs on a loaded machine can delay a drain by a second or two). On
+    # PostgreSQL the bot keeps the database's time, its offset from this machine's clock
+    # estimated anew every 5 s to within a few milliseconds: once, a retry came 1.4 ms short
+    # of the second as this machine's clock measured it.
+    early = 0.05
+    assert 1 - early <= alex[1][0] - alex[0][0] < 5
     card = [(t, answer) for t, channel, answer in posts if channel == CHANNEL][:2]
     assert [answer for _, answer in card] == ["failed", "ok"]
-    assert 3 <= card[1][0] - card[0][0] < 7  # Retry-After: 3 seconds, honoured
+    assert 3 - early <= card[1][0] - card[0][0] < 7  # Retry-After: 3 seconds, honoured
     counts = Counter(key for _, key in fake.pings())
     assert counts[(ALEX, reference, 0, 0)] == 1  # delivered once (the refused call is above)
     assert counts[(ALEX, reference, 1, 0)] == 1
