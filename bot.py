@@ -556,6 +556,7 @@ def run_shell(bot: Bot, *, announce: bool = False, moved: str | None = None) -> 
     # Background work speaks above the prompt, not into the middle of what is being typed.
     shell_log = TerminalLog(terminal)
     logging.getLogger().handlers[:] = [shell_log]
+    say_a_short_retention(bot.settings)  # the shell erases too, on the same delay
     # Ctrl-C must reach the main thread, which waits in readline: a signal taken by a
     # background thread would leave readline waiting for another key. Threads inherit the
     # mask of the thread that starts them, so they all start with SIGINT blocked.

@@ -315,3 +315,15 @@ def test_with_port_set_the_shell_serves_the_family_pages(tmp_path):
         assert bot.wait() == 0
     finally:
         bot.stop()
+
+
+def test_a_short_retention_is_said_in_the_shell_too(tmp_path):
+    """The shell runs the daily retention job as the bot does: a RETENTION_DAYS typo is said
+    on its screen, before the 10 minutes it waits are up."""
+    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", RETENTION_DAYS="9")
+    bot = PtyBot(env=env)
+    try:
+        said = bot.expect("> ")
+        assert "RETENTION_DAYS=9:" in said and "stop the bot and set RETENTION_DAYS=90" in said
+    finally:
+        bot.stop()
