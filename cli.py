@@ -191,9 +191,17 @@ def rota_import(args: argparse.Namespace, bot: Bot) -> int:
         lookup_slack_id=lookup_slack_id,
         lookup_teams_id=bot.teams.lookup_teams_id() if bot.teams is not None else None,
     )
-    # A rejected file's problems are errors: stderr, as for every other mistake.
-    print("\n".join(report.lines()), file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 2
+    if report.ok:
+        print("\n".join(report.lines()))
+        return 0
+    # A rejected file's problems are errors: stderr, as for every other mistake; with
+    # LOG_FORMAT=json, one JSON line, as every refusal is (its lines in its message).
+    from handlers.logs import refusal_line
+
+    said = "\n".join(report.lines())
+    json_line = bot.settings.log_format == "json"
+    print(refusal_line(said, "json") if json_line else said, file=sys.stderr)
+    return 2
 
 
 def rota_show(args: argparse.Namespace, bot: Bot) -> int:

@@ -202,3 +202,20 @@ def test_a_person_is_found_by_teams_or_slack_id_or_by_name(db):
     with pytest.raises(BadInput, match="Nobody in the staff directory is called 'U0NOBODY'"):
         person_identity("U0NOBODY", bot)
     bot.services.db.dispose()
+
+
+def test_a_rejected_rota_is_one_json_line_with_log_format_json(tmp_path):
+    """A log shipper reading JSON took the rejected import's report as so many broken lines."""
+    import json
+
+    rota = tmp_path / "rota.csv"
+    rota.write_text("role,name,email,start,end\noutreach,Alex,alex@example.nhs.uk,tomorrow,\n")
+    result = run_bot(
+        "rota", "import", str(rota), DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", LOG_FORMAT="json"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    said = json.loads(line)
+    assert said["level"] == "ERROR"
+    assert said["message"].splitlines()[0] == "Nothing imported from rota.csv: 1 problem."
+    assert "line 1: wrong header" in said["message"]
