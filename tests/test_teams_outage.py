@@ -229,14 +229,14 @@ def test_a_card_that_may_be_in_the_channel_is_not_posted_again_when_the_bot_is_a
 def test_a_channel_that_takes_the_roster_read_but_refuses_posts_is_not_sent_a_card_each_check(
     site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
 ) -> None:
-    """Teams lets the bot read the channel's roster yet refuses its posts (403: a channel only
-    its moderators may post in). Each refusal is answered by a re-send once Teams says the bot
-    may post, so without a pace every check (30 s) would post the card again, be refused and
+    """Teams lets the bot read the channel's roster yet refuses its posts as a conversation it
+    does not know (404). Each refusal is answered by a re-send once Teams says the bot may
+    post, so without a pace every check (30 s) would post the card again, be refused and
     report it to the managers, all night. Two go at once; then one a minute, doubling."""
     services = site.services
     teams_id = {"teams_user_id": "0a0a0a0a-0000-4000-8000-0000000000a1"}
     on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", clock.now(), contact=teams_id)
-    ms.fail_next(403, times=1000, to=f"/v3/conversations/{OUTREACH}/activities")
+    ms.fail_next(404, times=1000, to=f"/v3/conversations/{OUTREACH}/activities")
     service.raise_review(services=services, request=request(), by=NURSE)
     drain(services, teams)  # refused
 
@@ -254,3 +254,23 @@ def test_a_channel_that_takes_the_roster_read_but_refuses_posts_is_not_sent_a_ca
     assert checks(2) == 1  # then one a minute after the last,
     assert checks(4) == 1  # two minutes,
     assert checks(8) == 1  # four minutes
+
+
+def test_a_channel_only_its_moderators_may_post_in_stays_a_problem_without_asking(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    """A 403 that is not the bot missing from the team (a moderated channel) is not one an
+    invitation mends: the roster (which would say yes) is not read, /healthz keeps naming the
+    channel, and the card is not posted again at each check."""
+    services = site.services
+    ms.fail_next(403, times=1000, to=f"/v3/conversations/{OUTREACH}/activities")
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, teams)  # refused
+    for _ in range(6):
+        check_channels(services, teams)
+        drain(services, teams)
+        clock.advance(seconds=30)
+    assert len(cards(ms)) == 1
+    assert not [c for c in ms.connector_calls("GET") if c.path.endswith("/pagedmembers")]
+    answer = healthz(site)
+    assert answer.status_code == 503 and OUTREACH in " ".join(answer.json()["problems"])

@@ -21,8 +21,14 @@ from reviews.outbox import DeliveryError, OutboundItem
 log = logging.getLogger(__name__)
 # The Bot Connector's refusals of a conversation whose team the bot is not in (403,
 # BotNotInConversationRoster; BotDisabledByAdmin) or that it does not know (404): its roster,
-# read since, says when it takes the bot there again.
-NOT_IN_TEAM = ("Bot Connector refused (403:", "Bot Connector refused (404:")
+# read since, says when it takes the bot there again. Not any other 403 (a channel only its
+# moderators may post in): the roster would say yes while every post is refused, and /healthz
+# would clear and fail again at each check.
+NOT_IN_TEAM = (
+    "Bot Connector refused (403: BotNotInConversationRoster)",
+    "Bot Connector refused (403: BotDisabledByAdmin)",
+    "Bot Connector refused (404:",
+)
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
