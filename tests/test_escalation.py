@@ -14,6 +14,7 @@ import pytest
 
 from reviews import escalation, service
 from reviews.model import Outcome, format_reference
+from reviews.notify import Route
 from reviews.outbox import DeliveryError, drain
 from reviews.policy import load_policy
 from storage.database import Database
@@ -153,6 +154,21 @@ def test_cancelled_and_closed_requests_never_escalate(services, slack, clock):
     assert pings(slack, SAM) == pings(slack, IRIS) == pings(slack, MO) == []
     for review_id in (cancelled, closed):
         assert [e["level"] for e in events(services, review_id, "escalated")] == [0]
+
+
+def test_a_cover_gap_without_a_digest_channel_is_reported_in_the_outreach_channel(db, clock, slack):
+    """DIGEST_CHANNEL is optional: without it a cover gap is said where the team will see it."""
+    start = clock.now() - timedelta(hours=1)
+    on_rota(db, "outreach-backup", "Sam Patel", SAM, start, hours=24)  # nobody holds outreach
+    services = make_services(db, clock, routes=(Route("slack", CHANNEL),))
+    raise_standard(services, slack)
+    gaps = [text for text in pings(slack, CHANNEL) if text.startswith("Cover gap")]
+    assert gaps == [
+        "Cover gap: nobody holds outreach at escalation level 0 of RR-0001. Nobody at that "
+        "level could be told, so the next level was called at once.",
+        "Cover gap: nobody holds outreach at escalation level 1 of RR-0001.",  # Sam was told
+    ]
+    assert pings(slack, DIGEST) == []
 
 
 def test_a_level_with_nobody_on_call_is_passed_at_once_and_reported(
