@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, or_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, col, select
@@ -16,6 +14,7 @@ from sqlmodel import Session, col, select
 from storage.outbox import UNSENT
 from storage.reviews import OPEN
 from storage.tables import Card, ChannelCheck, Outbox, Review
+from storage.upsert import insert_for
 
 # The key of a card posted again (CARD_AGAIN + "<review id>:<platform>:<failure>", failure the
 # outbox id of the card refused for good that it answers): once per refusal, across replicas,
@@ -50,9 +49,8 @@ class ChannelStore:
     def verified(self, platform: str, channel: str, *, failure_id: int, at: datetime) -> None:
         """Record that the platform says the bot may post in `channel` again, since its failed
         message `failure_id`. Two replicas recording it at once both succeed."""
-        postgres = self.session.get_bind().dialect.name == "postgresql"
         values = {"failure_id": failure_id, "verified_at": at}
-        upsert = (pg_insert if postgres else sqlite_insert)(ChannelCheck).values(
+        upsert = insert_for(self.session)(ChannelCheck).values(
             platform=platform, channel=channel, **values
         )
         self.session.execute(

@@ -27,13 +27,12 @@ from sqlalchemy import (
     type_coerce,
     union,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 from storage.tables import DigestRun, Outbox, Review, ReviewEvent
+from storage.upsert import insert_for
 
 OPEN = ("raised", "acknowledged", "attending")
 
@@ -332,11 +331,8 @@ class DigestRuns:
     def claim(self, *, day: date, destination: str, at: datetime, late: bool) -> bool:
         """True if this transaction claimed the day for the destination; False if taken.
         On PostgreSQL a concurrent claimant waits for the first to commit, then gets False."""
-        insert = (
-            pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
         statement = (
-            insert(DigestRun)
+            insert_for(self.session)(DigestRun)
             .values(day=day, destination=destination, claimed_at=at, late=late)
             .on_conflict_do_nothing(index_elements=["day", "destination"])
         )

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.tables import PlatformOutage
+from storage.upsert import insert_for
 
 
 class PlatformStore:
@@ -20,9 +19,8 @@ class PlatformStore:
         """Record that a message to `platform` failed as it cannot be reached: an outage since
         the first such failure, until a message goes. Two processes recording it at once both
         succeed."""
-        postgres = self.session.get_bind().dialect.name == "postgresql"
         values = {"reason": reason[:500], "last_failed_at": at}
-        upsert = (pg_insert if postgres else sqlite_insert)(PlatformOutage).values(
+        upsert = insert_for(self.session)(PlatformOutage).values(
             platform=platform, since=at, **values
         )
         self.session.execute(upsert.on_conflict_do_update(index_elements=["platform"], set_=values))

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from storage.tables import AppSecret, Review, WebSubmission
+from storage.upsert import insert_for
 
 
 class WebStore:
@@ -19,10 +18,10 @@ class WebStore:
     def secret(self, name: str, candidate: str) -> str:
         """The key stored under `name`; `candidate` becomes it if there is none yet. Replicas
         racing to create it all end up with the one that was stored first."""
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
         self.session.execute(
-            insert(AppSecret).values(name=name, value=candidate).on_conflict_do_nothing()
+            insert_for(self.session)(AppSecret)
+            .values(name=name, value=candidate)
+            .on_conflict_do_nothing()
         )
         return self.session.exec(select(AppSecret.value).where(AppSecret.name == name)).one()
 
