@@ -92,6 +92,24 @@ def test_a_flood_of_forged_requests_is_one_log_line_a_minute(
     assert nothing_happened(bot)
 
 
+def test_a_flood_of_forgeries_does_not_hide_a_genuine_token_refused(
+    bot: TeamsBot, ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Microsoft signed it, but it expired 6 minutes ago: our clock is wrong, or it is replayed.
+    # Either way the operator must hear of it, however many forgeries came first.
+    for _ in range(30):
+        forged = ms.token(key=FORGED_KEY, kid=ms.keys[0].kid)
+        bot.post(activity(ms, NURSE, text="rapidreview"), token=forged, unsigned=True)
+    for _ in range(5):
+        expired = ms.token(expires_in=-306)
+        response = bot.post(activity(ms, NURSE, text="rapidreview"), token=expired, unsigned=True)
+        assert response.status_code == 401
+    refused = [r.getMessage() for r in caplog.records if "Teams request refused" in r.getMessage()]
+    assert len(refused) == 2, refused
+    assert "signature" in refused[0].lower() and "expired" in refused[1].lower(), refused
+    assert nothing_happened(bot)
+
+
 def test_what_a_forged_token_says_of_itself_is_cut_short_in_the_log(
     bot: TeamsBot, ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -50,8 +50,25 @@ TIMEOUT = 10.0
 WAIT_FOR_KEYS = 5.0
 
 
+CLAIM_ERRORS = (
+    jwt.ExpiredSignatureError,
+    jwt.ImmatureSignatureError,
+    jwt.InvalidAudienceError,
+    jwt.InvalidIssuerError,
+    jwt.InvalidIssuedAtError,
+    jwt.MissingRequiredClaimError,
+)
+
+
 class Unauthorized(Exception):
-    """The request is not from the Bot Framework for this bot; the message says why (for logs)."""
+    """The request is not from the Bot Framework for this bot; the message says why (for logs).
+    `signed`: Microsoft's key did sign the token, but its claims are refused (expired, another
+    audience or issuer). Anyone can forge; only a wrong clock, a wrong app id or a replayed
+    token gives that, so it is logged apart from the forgeries that could bury it."""
+
+    def __init__(self, message: str, *, signed: bool = False):
+        super().__init__(message)
+        self.signed = signed
 
 
 class KeysUnavailable(Exception):
@@ -137,10 +154,12 @@ class TokenVerifier:
         claims = self._decode(token, key)
         channel = str(activity.get("channelId") or "")
         if channel not in key.get("endorsements", []):
-            raise Unauthorized(f"the signing key does not endorse channel {channel[:40]!r}")
+            raise Unauthorized(
+                f"the signing key does not endorse channel {channel[:40]!r}", signed=True
+            )
         claimed = claims.get("serviceurl") or claims.get("serviceUrl")
         if not claimed or not _same_url(str(claimed), str(activity.get("serviceUrl") or "")):
-            raise Unauthorized("the token's service URL does not match the activity's")
+            raise Unauthorized("the token's service URL does not match the activity's", signed=True)
         return claims
 
     def _decode(self, token: str, key: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +175,9 @@ class TokenVerifier:
                 options={"require": ["exp", "iss", "aud"]},
             )
         except jwt.PyJWTError as error:
-            raise Unauthorized(f"{type(error).__name__}: {error}") from None
+            # PyJWT checks the signature before any claim: a claim refused was signed.
+            signed = isinstance(error, CLAIM_ERRORS)
+            raise Unauthorized(f"{type(error).__name__}: {error}", signed=signed) from None
 
     def _key(self, kid: str) -> dict[str, Any]:
         with self._lock:
