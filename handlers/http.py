@@ -46,8 +46,9 @@ def make_http_app(
     or `health` names a problem (a stale sweep or drain, refused credentials); `problems` lists
     every reason, `warnings` what is wrong but mends itself (a platform unreachable: messages
     wait) or soon will be (little disk left). A SQLite database's free disk is
-    `disk_free_bytes`. `error_pages` are Starlette exception handlers (the public pages' own
-    404 and 405).
+    `disk_free_bytes`. A platform another process's message found unreachable (the sender
+    process's, another replica's) is a warning here too. `error_pages` are Starlette exception
+    handlers (the public pages' own 404 and 405).
     """
     health = health or Health()
 
@@ -57,9 +58,11 @@ def make_http_app(
             with db.reading() as uow:
                 open_requests = uow.reviews.count_open()
                 outbox = uow.outbox.count_by_state()
+                elsewhere = uow.platforms.unreachable_now()
         except DatabaseUnavailable:
             body = {"status": "unavailable", "database": "unreachable"}
             return 503, {**body, "problems": ["the database does not answer", *problems]}
+        warnings = [*warnings, *health.warnings_elsewhere(elsewhere)]
         cannot = db.cannot_write()
         if cannot:
             problems = [cannot, *problems]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -264,6 +264,19 @@ class Health:
                 for platform, outage in sorted(self._outages.items())
                 if outage.kind == "unreachable"
             ] + [warning for _, warning in sorted(self._notices.items())]
+
+    def warnings_elsewhere(self, unreachable: Mapping[str, str]) -> list[str]:
+        """What the database says (PlatformOutage, just read) of platforms a message another
+        process sent found unreachable, where this process has not found so itself: the
+        sender process sends, but a load balancer asks the bot's /healthz."""
+        with self._lock:
+            known = set(self._outages)
+        return [
+            f"{platform} cannot be reached, as a message another process sent found ({reason}); "
+            "messages wait and are retried"
+            for platform, reason in sorted(unreachable.items())
+            if platform not in known
+        ]
 
     def _age(self, state: _Job) -> float:
         return self._monotonic() - state.since

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import requests
@@ -65,6 +66,13 @@ def slack(fake: FakeSlack) -> dict[str, Sender]:
     return {"slack": SlackSender(PooledWebClient(token="xoxb-test", base_url=fake.url))}
 
 
+def healthz(site: PublicPages) -> dict[str, Any]:
+    answer = requests.get(f"{site.url}/healthz", timeout=10)
+    assert answer.status_code == 200  # an unreachable platform is a warning: messages wait
+    body: dict[str, Any] = answer.json()
+    return body
+
+
 def slack_back(fake: FakeSlack) -> None:
     with fake._lock:
         fake.failures.clear()
@@ -87,6 +95,9 @@ def test_an_outage_the_sender_process_met_asks_a_family_on_the_bots_page_to_phon
         answer = send(site)
         assert DELAYED in answer.text and TOLD not in answer.text
         assert DELAYED in requests.get(status_link(answer), timeout=10).text
+        # What the bot's /healthz tells a load balancer or the on-call engineer, at once.
+        [warning] = healthz(site)["warnings"]
+        assert warning.startswith("slack cannot be reached, as a message another process sent")
 
         slack_back(fake)
         clock.advance(minutes=5)
@@ -95,6 +106,7 @@ def test_an_outage_the_sender_process_met_asks_a_family_on_the_bots_page_to_phon
         monotonic.advance()
         after = send(site)
         assert TOLD in after.text and DELAYED not in after.text
+        assert healthz(site)["warnings"] == []
 
 
 def test_a_message_another_process_sends_ends_the_outage_for_every_process(
