@@ -80,6 +80,8 @@ class FakeSlack:
     outside: set[str] = field(default_factory=set)  # channels the bot is not a member of
     # The app's scopes, as auth.test's x-oauth-scopes header gives them (None: no header).
     scopes: list[str] | None = None
+    # Where apps.connections.open sends a Socket Mode client (tests/support/fake_socket_mode.py).
+    socket_url: str = ""
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -353,6 +355,11 @@ ANSWERS: dict[str, Any] = {
     "files.getUploadURLExternal": _upload_url,
     "files.completeUploadExternal": _complete_upload,
     "response_url": lambda fake, body: {"ok": True},
+    "apps.connections.open": lambda fake, body: (
+        {"ok": True, "url": fake.socket_url}
+        if fake.socket_url
+        else {"ok": False, "error": "not_allowed_token_type"}
+    ),
 }
 
 
