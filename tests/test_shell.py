@@ -6,9 +6,11 @@ from __future__ import annotations
 import socket
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 from reviews import service
 from reviews.messages import Message
@@ -18,6 +20,7 @@ from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.databases import postgres_database, postgres_unavailable
 from tests.support.process import BotProcess, bot_environment, run_bot
+from tests.support.public_pages import send, status_link
 from tests.support.terminal import CTRL_C, CTRL_D, UP, PtyBot
 
 pytestmark = pytest.mark.slow
@@ -325,5 +328,32 @@ def test_a_short_retention_is_said_in_the_shell_too(tmp_path):
     try:
         said = bot.expect("> ")
         assert "RETENTION_DAYS=9:" in said and "stop the bot and set RETENTION_DAYS=90" in said
+    finally:
+        bot.stop()
+
+
+def test_a_relative_asks_on_the_shells_family_page_and_it_arrives_in_the_shell(tmp_path):
+    """README: with PORT set, "send a request as a relative would, and watch it arrive in the
+    shell"; taking it gives the names and call-back number, and the relative's status link
+    shows it seen."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = bot_environment(DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", PORT=str(port))
+    bot = PtyBot(env=env)
+    try:
+        bot.expect("> ")
+        site = SimpleNamespace(url=f"http://127.0.0.1:{port}")
+        answer = send(site, "ward-7")
+        assert answer.status_code == 200 and "RR-0001" in answer.text
+        arrived = bot.expect("Mum is not making sense")
+        assert "RR-0001" in arrived and "07700" not in arrived and "Bloggs" not in arrived
+        bot.type("ack 1")
+        taken = bot.expect("call back on")
+        assert "Jo Bloggs" in taken + bot.rest()
+        status = requests.get(status_link(answer), timeout=10)
+        assert status.status_code == 200 and "The outreach team has seen it" in status.text
+        bot.press(CTRL_C)
+        assert bot.wait() == 0
     finally:
         bot.stop()
