@@ -259,6 +259,13 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
         day = last_complete + timedelta(days=1)
         if args.post:
             raise BadInput("--post: only a complete day's digest is posted; drop --so-far")
+    if args.post and day > last_complete:
+        # Posting it would mark the day's digest as sent: the whole day's would never go.
+        raise BadInput(
+            f"--post: the digest for {day} is not complete until "
+            f"{services.digest_time:%H:%M} that day, when it is posted by itself; only a "
+            "complete day's digest is posted"
+        )
     print(build_digest(services, day=day).text)
     if not (args.date or args.so_far):
         print("\n(That is the last complete day. For the requests since: digest --so-far)")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from reviews import service
+from reviews.digest import digest_job
+from reviews.notify import Route
 from storage.database import Database
 from storage.migrate import upgrade
 from tests.support.builders import NURSE, make_services, request
@@ -15,6 +18,9 @@ from tests.support.clock import FrozenClock
 from tests.support.process import free_port, run_bot
 
 pytestmark = pytest.mark.slow
+LONDON = ZoneInfo("Europe/London")
+# The digest channel of a bot with no platform configured: the terminal (handlers/shell).
+SHELL = Route(platform="shell", outreach_channel="outreach", digest_channel="digest")
 
 
 @pytest.fixture
@@ -82,3 +88,26 @@ def test_export_writes_the_file_and_refuses_a_bad_month(database_file, tmp_path)
     assert done.returncode == 0
     assert "Wrote rapidreview-2026-12-WITH-IDENTIFIERS.csv" in done.stdout
     assert "9990000018" in (tmp_path / "rapidreview-2026-12-WITH-IDENTIFIERS.csv").read_text()
+
+
+def test_a_day_not_yet_over_is_not_posted_so_its_digest_still_goes_at_digest_time(
+    database_file, tmp_path
+):
+    """`digest --date TOMORROW --post` (a mistyped year, or a manager wanting it early) posted
+    the figures so far and marked the day's digest as posted: at DIGEST_TIME the scheduled one,
+    with the whole day, never went."""
+    tomorrow = datetime.now(LONDON).date() + timedelta(days=1)
+    early = bot("digest", "--date", f"{tomorrow}", "--post", url=database_file, cwd=tmp_path)
+    assert early.returncode == 2
+    [line] = early.stderr.splitlines()
+    assert "--post" in line and "08:00" in line and "--so-far" not in line
+    assert "Posted" not in early.stdout
+    db = Database(database_file)
+    try:
+        with db.reading() as uow:
+            assert uow.digest.runs.claimed(tomorrow) == set()
+        at_digest_time = datetime.combine(tomorrow, time(8, 0, 30), tzinfo=LONDON)
+        services = make_services(db, FrozenClock(at_digest_time.astimezone(UTC)), routes=(SHELL,))
+        assert digest_job(services) is True
+    finally:
+        db.dispose()
