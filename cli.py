@@ -255,6 +255,11 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
     services = bot.services
     last_complete = latest_day(services)
     day = parse_date(args.date) if args.date else last_complete
+    if day > last_complete + timedelta(days=1):
+        raise BadInput(
+            f"--date: {day}'s digest covers the 24 hours to {services.digest_time:%H:%M} that "
+            "day, which have not begun; for the requests since the last digest: --so-far"
+        )
     if args.so_far:
         day = last_complete + timedelta(days=1)
         if args.post:

@@ -93,11 +93,13 @@ def test_export_writes_the_file_and_refuses_a_bad_month(database_file, tmp_path)
 def test_a_day_not_yet_over_is_not_posted_so_its_digest_still_goes_at_digest_time(
     database_file, tmp_path
 ):
-    """`digest --date TOMORROW --post` (a mistyped year, or a manager wanting it early) posted
+    """`digest --date DAY --post` for the day in progress (a manager wanting it early) posted
     the figures so far and marked the day's digest as posted: at DIGEST_TIME the scheduled one,
     with the whole day, never went."""
-    tomorrow = datetime.now(LONDON).date() + timedelta(days=1)
-    early = bot("digest", "--date", f"{tomorrow}", "--post", url=database_file, cwd=tmp_path)
+    now = datetime.now(LONDON)
+    # The day whose 24 hours to 08:00 are under way: today before 08:00, else under_way.
+    under_way = now.date() + timedelta(days=0 if now.time() < time(8) else 1)
+    early = bot("digest", "--date", f"{under_way}", "--post", url=database_file, cwd=tmp_path)
     assert early.returncode == 2
     [line] = early.stderr.splitlines()
     assert "--post" in line and "08:00" in line and "--so-far" not in line
@@ -105,9 +107,19 @@ def test_a_day_not_yet_over_is_not_posted_so_its_digest_still_goes_at_digest_tim
     db = Database(database_file)
     try:
         with db.reading() as uow:
-            assert uow.digest.runs.claimed(tomorrow) == set()
-        at_digest_time = datetime.combine(tomorrow, time(8, 0, 30), tzinfo=LONDON)
+            assert uow.digest.runs.claimed(under_way) == set()
+        at_digest_time = datetime.combine(under_way, time(8, 0, 30), tzinfo=LONDON)
         services = make_services(db, FrozenClock(at_digest_time.astimezone(UTC)), routes=(SHELL,))
         assert digest_job(services) is True
     finally:
         db.dispose()
+
+
+def test_a_day_whose_hours_have_not_begun_is_refused_not_shown_as_so_far(database_file, tmp_path):
+    """It printed "so far: from 08:00 Wed 30 Dec to now, 08:00 Wed 30 Dec", a "now" weeks
+    away, with every figure zero."""
+    later = datetime.now(LONDON).date() + timedelta(days=3)
+    shown = bot("digest", "--date", f"{later}", url=database_file, cwd=tmp_path)
+    assert shown.returncode == 2 and shown.stdout == ""
+    [line] = shown.stderr.splitlines()
+    assert f"--date: {later}" in line and "not begun" in line
