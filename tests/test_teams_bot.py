@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 import bot as rapidreview
@@ -13,14 +15,17 @@ from reviews.outbox import drain
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.http import serve
+from tests.support.process import BotProcess, bot_environment, free_port
 from tests.support.teams_activities import (
     OUTREACH,
     activity,
     execute,
     on_teams_rota,
     person,
+    teams_environment,
     teams_settings,
 )
+from tests.support.waiting import eventually
 from tests.test_teams_flow import FORM
 
 NURSE = person("Wendy Ward", "0a0a0a0a-0000-4000-8000-000000000001")
@@ -63,3 +68,42 @@ def test_a_teams_only_bot_takes_a_request_end_to_end(
             assert post(activity(ms, NURSE, text="open")).status_code == 200
             assert requests.post(f"{url}/api/messages", json={}, timeout=10).status_code == 401
         bot.services.db.dispose()
+
+
+@pytest.mark.slow
+def test_outbound_https_trusts_the_bundle_named_by_ssl_cert_file(
+    database_url: str, tmp_path: Path
+) -> None:
+    """CONTRACT.md: outbound HTTPS trusts "the bundle named by SSL_CERT_FILE / REQUESTS_CA_BUNDLE
+    when set". requests (msal's token, the Bot Connector) reads only REQUESTS_CA_BUNDLE by
+    itself; the real process, given SSL_CERT_FILE alone, still gets its token and answers."""
+    port = free_port()
+    with FakeMicrosoft(tmp_path) as ms:
+        env = bot_environment(
+            **teams_environment(ms),
+            SSL_CERT_FILE=str(ms.ca_file),
+            DATABASE_URL=database_url,
+            HOST="127.0.0.1",
+            PORT=str(port),
+        )
+        env.pop("REQUESTS_CA_BUNDLE", None)
+        env.pop("CURL_CA_BUNDLE", None)
+        bot = BotProcess(env=env)
+        try:
+            bot.wait_for("Uvicorn running", timeout=60)
+            body = activity(ms, NURSE, text="help")
+            token = ms.token(service_url=body["serviceUrl"])
+            answer = requests.post(
+                f"http://127.0.0.1:{port}/api/messages",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert answer.status_code == 200
+            eventually(
+                lambda: any("`rota`" in json.dumps(c.body) for c in ms.connector_calls()),
+                "the help, sent back through the Bot Connector over https",
+            )
+        finally:
+            bot.stop()
+    assert not [line for line in bot.log if "CERTIFICATE_VERIFY_FAILED" in line]
