@@ -137,3 +137,45 @@ def test_a_file_in_place_of_a_field_is_refused_as_a_form_we_cannot_read(site: Pu
     # The same form sent as multipart text is read as any other.
     answer = requests.post(url, files={**fields, "token": (None, form_token(site))}, timeout=10)
     assert answer.status_code == 200 and "RR-0001" in answer.text
+
+
+def test_a_form_posted_from_another_site_is_refused_and_records_nothing(
+    site: PublicPages,
+) -> None:
+    # A page elsewhere (an advert on the hospital's guest Wi-Fi) fetches a fresh form token on
+    # its own server and has each visitor's browser post a made-up request with it: every
+    # visitor's own address, so no hourly limit holds, and the Wi-Fi's allowance is used up.
+    token = form_token(site)
+    forged = {"your_name": "Not Real", "concern": "Made up by another site"}
+    browsers = [
+        {"Sec-Fetch-Site": "cross-site", "Origin": "null"},  # a browser of today
+        {"Sec-Fetch-Site": "same-site", "Origin": "https://advert.example.nhs.uk"},
+        {"Origin": "https://advert.example"},  # an older browser, without Sec-Fetch-Site
+    ]
+    for headers in browsers:
+        answer = send(site, token=token, headers=headers, **forged)
+        assert answer.status_code == 403, headers
+        assert "Nothing was sent" in answer.text and PHONE in answer.text
+    wish = {"caller": "family", "answer": "worse", "wants_review": "yes", **FAMILY_FORM}
+    page = requests.get(f"{site.url}/concern/ward-7/today", timeout=10)
+    today_token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert today_token
+    answer = requests.post(
+        f"{site.url}/concern/ward-7/today",
+        data={**wish, "token": today_token[1]},
+        headers=browsers[0],
+        timeout=10,
+    )
+    assert answer.status_code == 403 and PHONE in answer.text
+    assert stored(site) == []
+    # The form sent from its own page is taken, whatever the browser says of its origin (a
+    # POST from a page with Referrer-Policy: no-referrer carries "Origin: null").
+    ours = [
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        {"Origin": site.url},
+        {},
+    ]
+    for number, headers in enumerate(ours):
+        answer = send(site, token=token, headers=headers, bed=str(number + 1))
+        assert answer.status_code == 200, headers
+    assert len(stored(site)) == 3

@@ -6,6 +6,7 @@ Nothing typed here is ever logged: log lines carry the reference, or an error's 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,6 +42,23 @@ def told_to_phone(ward: Ward) -> None:
     )
 
 
+def from_another_site(request: Request, public_url: str) -> bool:
+    """Whether the browser says this form was posted by another site's page (cross-site request
+    forgery). The form's token alone cannot tell: another site's server can load the form and
+    hand its token to every visitor's browser, each posting from the visitor's own address.
+    Sec-Fetch-Site, set by the browser itself, decides when present; an older browser's Origin
+    must then be this site's (its Host, or PUBLIC_URL's); "null" (our pages' no-referrer policy
+    makes a browser send it with our own forms) or none at all cannot tell, and is taken."""
+    fetched_from = request.headers.get("sec-fetch-site")
+    if fetched_from is not None:
+        return fetched_from.strip().lower() not in ("same-origin", "none")
+    origin = request.headers.get("origin", "").strip().lower()
+    if origin in ("", "null"):
+        return False
+    ours = {request.headers.get("host", "").lower(), urlsplit(public_url).netloc.lower()}
+    return urlsplit(origin).netloc not in ours - {""}
+
+
 FIELDS = tuple(PublicForm.__dataclass_fields__)
 
 
@@ -73,6 +91,9 @@ class ReviewPages:
         return self._form(ward, token, {}, {})
 
     async def submit(self, request: Request, ward: Ward, base_url: str) -> Response:
+        if from_another_site(request, self.pages.site.public_url):
+            log.warning("public form on %s refused: sent from another site", ward.code)
+            return self.refused(ward, 403, "This form could not be sent")
         try:
             posted = await request.form()
         except Exception as error:  # noqa: BLE001 - a malformed body, whatever the parser says
