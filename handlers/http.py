@@ -96,6 +96,40 @@ def make_http_app(
     return app
 
 
+class NearestProxy:
+    """FORWARDED_ALLOW_IPS=*: any address may be the proxy in front of the bot, and the client
+    is whom that proxy says connected to it, the LAST address of X-Forwarded-For. uvicorn's own
+    "*" took the first, which the visitor writes themselves when the proxy appends to what they
+    sent (nginx's $proxy_add_x_forwarded_for, Azure Application Gateway, AWS ALB): each request
+    could name a new address, and the public pages' hourly limit held nobody."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            forwarded = [v for n, v in scope["headers"] if n == b"x-forwarded-for"]
+            host, port = _host_port(b",".join(forwarded).decode("latin1").split(",")[-1].strip())
+            if host:
+                scope["client"] = (host, port)
+            proto = dict(scope["headers"]).get(b"x-forwarded-proto", b"").decode("latin1")
+            if proto.strip() in ("http", "https"):
+                scope["scheme"] = proto.strip()
+        await self.app(scope, receive, send)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    """An X-Forwarded-For entry as (host, port): "[2001:db8::1]:443", "192.0.2.1:5000" (some
+    proxies add the port) or a bare address (port 0)."""
+    host, port = value, ""
+    if value.startswith("[") and "]" in value:
+        host, _, rest = value[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    return host, int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else 0
+
+
 class HttpServer:
     """uvicorn in the foreground or on a thread; `port` is the bound port once started.
 
@@ -114,8 +148,9 @@ class HttpServer:
         header_seconds: float = HEADER_SECONDS,
         forwarded_allow_ips: str = "127.0.0.1",
     ):
+        any_proxy = forwarded_allow_ips.strip() == "*"
         config = uvicorn.Config(
-            app,
+            NearestProxy(app) if any_proxy else app,
             host=host,
             port=port,
             log_level=log_level.lower(),
@@ -128,6 +163,8 @@ class HttpServer:
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             h11_max_incomplete_event_size=HEADER_BYTES,
             # Whose X-Forwarded-For names the client (the address the public pages count).
+            # "*" is NearestProxy's: uvicorn's own took the address the visitor wrote.
+            proxy_headers=not any_proxy,
             forwarded_allow_ips=forwarded_allow_ips or [],
         )
         self.server = uvicorn.Server(config)

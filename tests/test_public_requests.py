@@ -107,6 +107,24 @@ def test_an_untrusted_client_cannot_dodge_the_limit_with_a_forwarded_header(
         assert refused.status_code == 429
 
 
+def test_behind_any_proxy_the_visitor_cannot_name_their_own_address(
+    db: Database, clock: FrozenClock
+) -> None:
+    # FORWARDED_ALLOW_IPS=* (the proxy's address unknown or changing: a cloud load balancer).
+    # The proxy appends the address it saw (nginx's $proxy_add_x_forwarded_for, Azure
+    # Application Gateway, AWS ALB) to whatever X-Forwarded-For the visitor sent themselves.
+    with public_pages(make_services(db, clock), forwarded_allow_ips="*") as site:
+        for number in range(5):
+            written = {"X-Forwarded-For": f"198.51.100.{number}, 203.0.113.7"}
+            assert send(site, headers=written).ok
+        refused = send(site, headers={"X-Forwarded-For": "198.51.100.99, 203.0.113.7"})
+        assert refused.status_code == 429 and PHONE in refused.text
+        # Another visitor, with the port some proxies add, and one the proxy alone names.
+        assert send(site, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.8:50123"}).ok
+        assert send(site, headers={"X-Forwarded-For": "[2001:db8:1:2::5]:443"}).ok
+    assert len(stored(site)) == 7
+
+
 def test_database_down_says_not_sent_and_to_call_now(
     db: Database, clock: FrozenClock, tmp_path: Path
 ) -> None:
