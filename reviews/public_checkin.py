@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 
 from reviews.checkin_model import Answer, CheckinForm, ValidCheckin, validate_checkin
 from reviews.checkins import review_request
-from reviews.model import FormErrors, ValidRequest
-from reviews.public_form import PublicForm, validate_public
+from reviews.model import FormErrors, ValidRequest, clean_text
+from reviews.public_form import BED, BED_ERROR, PublicForm, validate_public
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ def validate_public_checkin(
         )
     except FormErrors as problems:
         errors.update(MESSAGES[field] for field in problems.errors if field in MESSAGES)
+    if "bed" not in errors and not BED.fullmatch(clean_text(form.bed)):
+        errors["bed"] = BED_ERROR
     if form.answer not in {a.value for a in Answer}:  # asked even before "who are you?"
         errors["answer"] = MESSAGES["answer"][1]
     if form.wants_review not in ("yes", "no"):
@@ -64,7 +66,9 @@ def validate_public_checkin(
         try:
             contact = validate_public(_contact(form), ward_name)
         except FormErrors as problems:
-            errors.update({k: v for k, v in problems.errors.items() if k in CONTACT_FIELDS})
+            # The bed too: a wish for review must never be dropped for a mistake not shown.
+            kept = (*CONTACT_FIELDS, "bed")
+            errors.update({k: v for k, v in problems.errors.items() if k in kept})
     if errors or checkin is None:
         raise FormErrors(errors)
     if contact is None:

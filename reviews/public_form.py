@@ -12,6 +12,11 @@ from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest,
 # A UK number once spaces, dashes and brackets are gone: 0 and 9 or 10 digits, or +44 and 9-10.
 UK_PHONE = re.compile(r"^(?:0[0-9]{9,10}|\+44[0-9]{9,10})$")
 PHONE_EXAMPLE = "07700 900 982"
+# What a bed is called, in any script: "12", "Side room 3", "Bay 2/5", "Gwely 4 (ffenestr)".
+# Never a web or email address: a stranger's bed goes into the texts and pages to on-call staff
+# and onto the channels' cards, where a phone or chat makes a link of "nhs-login.co/x".
+BED = re.compile(r"[\w '()/#,&+-]*")
+BED_ERROR = "Use letters, numbers and spaces only, like 12 or Side room 3"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ def validate_public(form: PublicForm, ward_name: str) -> ValidRequest:
     )
     relationship = _text(form.relationship, 60, "relationship", "", errors)
     bed = _text(form.bed, 20, "bed", "", errors)
+    if not BED.fullmatch(bed):
+        errors.setdefault("bed", BED_ERROR)
     concern = _text(form.concern, 2000, "concern", "Tell us what is worrying you", errors)
     spoken = {"yes": True, "no": False, "": None}.get(form.spoken_to_ward, None)
     callback = _phone(form.callback_number, errors)

@@ -14,6 +14,7 @@ from tests.support.public_pages import (
     PHONE,
     PublicPages,
     form_token,
+    outbox,
     send,
     stored,
 )
@@ -179,3 +180,33 @@ def test_a_form_posted_from_another_site_is_refused_and_records_nothing(
         answer = send(site, token=token, headers=headers, bed=str(number + 1))
         assert answer.status_code == 200, headers
     assert len(stored(site)) == 3
+
+
+def test_a_web_address_typed_as_the_bed_never_reaches_a_text_or_a_channel(
+    site: PublicPages,
+) -> None:
+    # The bed is the one thing a stranger types that goes into the texts and pages to on-call
+    # staff (from the trust's own sender: "RR-0042 URGENT rapid review, Ward 7 bed
+    # nhs-login.co/x: NOT YET ACKNOWLEDGED"), and onto the cards in the outreach and ward
+    # channels, where phones and chat make a link of it.
+    for bed in ("nhs-login.co/x", "https://x.example", "reset@nhs.example", "bit.ly/abc"):
+        answer = send(site, bed=bed)
+        assert answer.status_code == 400, bed
+        assert "Use letters, numbers and spaces only" in answer.text
+        assert f'value="{bed}"' in answer.text  # kept, to put right
+        page = requests.get(f"{site.url}/concern/ward-7/today", timeout=10)
+        today_token = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert today_token
+        for wish in ("yes", "no"):
+            view = {"caller": "family", "answer": "worse", "wants_review": wish, "bed": bed}
+            answer = requests.post(
+                f"{site.url}/concern/ward-7/today",
+                data={**FAMILY_FORM, **view, "token": today_token[1]},
+                timeout=10,
+            )
+            assert answer.status_code == 400, (bed, wish)
+            assert "Use letters, numbers and spaces only" in answer.text
+    assert stored(site) == [] and outbox(site) == []
+    for bed in ("12", "Side room 3", "Bay 2/5", "12A", "Gwely 4 (ffenestr)"):
+        assert send(site, bed=bed).status_code == 200, bed
+    assert [review.bed for review in stored(site)][-1] == "Gwely 4 (ffenestr)"
