@@ -12,6 +12,11 @@ from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest,
 # A UK number once spaces, dashes and brackets are gone: 0 and 9 or 10 digits, or +44 and 9-10.
 UK_PHONE = re.compile(r"^(?:0[0-9]{9,10}|\+44[0-9]{9,10})$")
 PHONE_EXAMPLE = "07700 900 982"
+# Numbers that cost the caller more than a call (Ofcom): premium rate (09), personal numbering
+# (070, a favourite of fraud) and service-charged 084 and 087. A stranger's call-back number is
+# dialled by the outreach team, so the public pages take none of them: toll fraud in the NHS's
+# name, at a rate of five an hour per address.
+CHARGED = re.compile(r"^(?:0|\+44)(?:9|70|84|87)")
 # What a bed is called, in any script: "12", "Side room 3", "Bay 2/5", "Gwely 4 (ffenestr)".
 # Never a web or email address: a stranger's bed goes into the texts and pages to on-call staff
 # and onto the channels' cards, where a phone or chat makes a link of "nhs-login.co/x".
@@ -90,6 +95,11 @@ def _phone(value: str, errors: dict[str, str]) -> str:
         errors["callback_number"] = f"Enter a phone number we can call you on, like {PHONE_EXAMPLE}"
     elif not UK_PHONE.match(digits):
         errors["callback_number"] = f"Enter a UK phone number, like {PHONE_EXAMPLE}"
+    elif CHARGED.match(digits):
+        errors["callback_number"] = (
+            "We cannot call 09, 070, 084 or 087 numbers. Enter a mobile or home phone number, "
+            f"like {PHONE_EXAMPLE}"
+        )
     return digits
 
 

@@ -122,6 +122,22 @@ def test_a_phone_number_typed_in_full_width_digits_is_taken(site: PublicPages) -
     assert [review.callback_number for review in stored(site)] == ["07700900123"]
 
 
+@pytest.mark.parametrize(
+    "number",
+    # Ofcom's premium-rate drama range, then made-up numbers in the other charged ranges (the
+    # form refuses them, so they are never stored, dialled or texted).
+    ["09098 790123", "+44 9098 790123", "070 0090 0123", "0871 0900 123", "0844 0900 123"],
+)
+def test_a_call_back_number_that_charges_the_caller_is_refused(
+    site: PublicPages, number: str
+) -> None:
+    # The outreach team dials the call-back number: a premium one is toll fraud in its name.
+    answer = send(site, callback_number=number)
+    assert answer.status_code == 400 and "We cannot call 09, 070, 084 or 087 numbers" in answer.text
+    assert f'value="{number}"' in answer.text  # what was typed is kept
+    assert stored(site) == []
+
+
 def test_a_file_in_place_of_a_field_is_refused_as_a_form_we_cannot_read(site: PublicPages) -> None:
     url = f"{site.url}/concern/ward-7/review"
     fields = {name: (None, value) for name, value in FAMILY_FORM.items()}
