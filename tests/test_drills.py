@@ -398,3 +398,40 @@ def test_a_full_disk(fake: FakeSlack, disk: Disk, tmp_path: Path) -> None:
     db.dispose()
     assert reviews == [1, 2, 3]
     assert audited - {None} == queued - {None} == {1, 2, 3}  # (a job's events name none)
+
+
+PROXY_PAGE = "<html><body><h1>502 Bad Gateway</h1>The trust's web proxy could not reach the site."
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        {"status": 200, "page": PROXY_PAGE},  # a corporate proxy's error page, as a 200
+        {"status": 200, "error": "internal_error"},  # Slack's own transient failures, as 200s
+        {"status": 200, "error": "fatal_error"},
+        {"status": 200, "error": "service_unavailable"},
+        {"status": 200, "error": "request_timeout"},
+    ],
+    ids=["html-page", "internal_error", "fatal_error", "service_unavailable", "request_timeout"],
+)
+def test_slack_answering_200_with_a_failure_that_passes(
+    fake: FakeSlack, database_url: str, tmp_path: Path, garbled: dict[str, Any]
+) -> None:
+    """A proxy's error page or Slack's own passing failure, answered as HTTP 200: the ping is
+    tried again and reaches the bleep-holder, once; it is never failed for good."""
+    put_on_rota(database_url)
+    fake.fail("chat.postMessage", times=3, **garbled)
+    bot, base = start_bot(fake, database_url, tmp_path)
+    try:
+        assert "RR-0001 raised" in submit(base, "V0GARBLED").text
+        [ping] = eventually(lambda: direct_messages(fake, ALEX), "level 0 reached Alex", 40)
+        assert "RR-0001" in ping
+        eventually(lambda: metric(base, "rapidreview_outbox_pending") == 0, "drained", 40)
+        assert metric(base, "rapidreview_outbox_failed_total") == 0
+        time.sleep(1)
+        assert direct_messages(fake, ALEX) == [ping], "sent once"
+        posted = [c.body.get("text", "") for c in fake.called("chat.postMessage")]
+        assert not [text for text in posted if "could not be delivered" in text]
+    finally:
+        bot.stop()
+    assert not [line for line in bot.log if "Traceback" in line]

@@ -1,10 +1,11 @@
 """Delivering outbox items to Slack, and finding people's Slack ids by email.
 
 Slack's answers map onto the outbox's retry rules: 429 -> retry after Slack's Retry-After;
-5xx and network failures -> retry with backoff; a refused token (invalid_auth, token_revoked
-...) -> held until the token works again, since every message fails alike until IT fixes it;
-any other API error (channel_not_found, not_in_channel ...) -> permanent, because sending it
-again cannot help.
+5xx, Slack's passing errors (internal_error ...), an answer that is not Slack's JSON (a proxy's
+error page) and network failures -> retry with backoff; a refused token (invalid_auth,
+token_revoked ...) -> held until the token works again, since every message fails alike until
+IT fixes it; any other API error (channel_not_found, not_in_channel ...) -> permanent, because
+sending it again cannot help.
 
 Posted only once, though an answer is lost: each message the outbox posts carries metadata
 naming its outbox rows (reviews.outbox.outbox_tag). When an earlier attempt may have arrived
@@ -36,6 +37,15 @@ T = TypeVar("T")
 CREDENTIAL_ERRORS = frozenset(
     {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 )
+# Slack's answers (with HTTP 200, as Slack gives its errors) that say Slack failed this once, not
+# that it refuses the message: Slack's documentation says of the first two that some of it may
+# have taken effect, so each is sent again only after a look for it.
+PASSING_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# slack_sdk's `error` for an answer that is no JSON at all: not Slack's (a corporate proxy's error
+# page, a captive portal), whatever its status, and no word from Slack on the message.
+NOT_JSON = "Received a response in a non-JSON format: "
 # Slack's refusals of a message to a channel the bot is not a member of (never invited, or
 # removed; a private channel it is not in is "not found") or that is archived: conversations.info
 # says when it may post there again.
@@ -292,8 +302,11 @@ def _delivery_error(error: SlackApiError) -> DeliveryError:
             retry_after=float(retry_after) if retry_after else None,
             throttled=True,
         )
-    if status >= 500:
+    if status >= 500 or reason in PASSING_ERRORS:
         return DeliveryError(f"Slack {status} ({reason})", uncertain=True)
+    if reason.startswith(NOT_JSON):
+        page = reason.removeprefix(NOT_JSON)
+        return DeliveryError(f"an answer that is not Slack's, {status}: {page}", uncertain=True)
     if reason in CREDENTIAL_ERRORS or status == 401:
         return DeliveryError(f"Slack refused the token: {reason}", credentials=True)
     return DeliveryError(f"Slack refused: {reason}", permanent=True)

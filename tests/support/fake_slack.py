@@ -64,6 +64,7 @@ class Failure:
     channel: str | None = None  # only calls to this channel (or user) fail
     lands: bool = False  # the call takes effect; only its answer fails (status 0: none at all)
     hold: float = 0.0  # seconds between taking effect and the failed answer
+    page: str | None = None  # answered as this text/html body instead (a proxy's error page)
 
 
 @dataclass
@@ -130,14 +131,16 @@ class FakeSlack:
         channel: str | None = None,
         lands: bool = False,
         hold: float = 0.0,
+        page: str | None = None,
     ) -> None:
         """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error);
         with `channel`, only calls to that channel (the bot sends to several at once). With
         `lands`, each takes effect first and only its answer fails, `hold` seconds later
-        (status 0: the connection is closed with no answer)."""
+        (status 0: the connection is closed with no answer). With `page`, the answer is that
+        HTML with `status`, as a corporate proxy answers in Slack's place."""
         with self._lock:
             self.failures.setdefault(method, []).append(
-                Failure(times, status, retry_after, error, channel, lands, hold)
+                Failure(times, status, retry_after, error, channel, lands, hold, page)
             )
 
     def invite(self, channel: str) -> None:
@@ -442,6 +445,12 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                     self._send(failure.status, call.answer, retry_after=failure.retry_after)
                 call.answered.set()
                 return
+            if failure is not None and failure.page is not None:
+                call.answer = {"ok": False, "error": "page"}
+                fake.record(call)
+                self._send_text(failure.status, failure.page, "text/html; charset=utf-8")
+                call.answered.set()
+                return
             if failure is not None and failure.error is None:
                 status, retry_after = failure.status, failure.retry_after
                 call.answer = {"ok": False, "error": "fake_failure"}
@@ -476,10 +485,10 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _send_text(self, status: int, text: str) -> None:
+        def _send_text(self, status: int, text: str, kind: str = "text/plain") -> None:
             data = text.encode()
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
