@@ -274,3 +274,25 @@ def test_a_channel_only_its_moderators_may_post_in_stays_a_problem_without_askin
     assert not [c for c in ms.connector_calls("GET") if c.path.endswith("/pagedmembers")]
     answer = healthz(site)
     assert answer.status_code == 503 and OUTREACH in " ".join(answer.json()["problems"])
+
+
+PROXY_PAGE = "<html><body><h1>Bad Gateway</h1>The trust's web proxy could not reach the site."
+
+
+def test_a_proxys_page_answered_in_the_connectors_place_is_no_card_posted(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    """A corporate proxy answering a post with its own error page, as HTTP 200, said nothing of
+    the card: it was taken as posted (with no id) and never tried again, so the outreach channel
+    never saw the request. It is tried again, and goes."""
+    services = site.services
+    service.raise_review(services=services, request=request(), by=NURSE)
+    ms.fail_next(200, times=1, to=OUTREACH, page=PROXY_PAGE)
+    drain(services, teams)
+    assert cards(ms) == ["Rapid review RR-0001 · URGENT · Ward 7 bed 12"]  # the page
+    clock.advance(minutes=1)
+    drain(services, teams)
+    assert cards(ms) == ["Rapid review RR-0001 · URGENT · Ward 7 bed 12"] * 2  # it went
+    with services.db.reading() as uow:
+        left = uow.outbox.count_by_state()
+    assert left.get("pending", 0) == left.get("failed", 0) == 0

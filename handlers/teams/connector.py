@@ -135,15 +135,18 @@ class Connector:
         if response.status_code == 401:
             # The connector refused our token: the bot's registration, not this message.
             raise DeliveryError("Bot Connector refused the bot's token (401)", credentials=True)
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:
+            # Not the connector's answer (it answers in JSON): a corporate proxy's error page in
+            # its place, as a 200 or a 4xx. It says nothing of the message, which may or may not
+            # have reached the connector: neither posted nor refused, so tried again.
+            raise DeliveryError(_not_the_connectors(response), uncertain=method != "GET") from None
         if response.status_code >= 400:
             raise DeliveryError(
                 f"Bot Connector refused ({response.status_code}: {_error_code(response)})",
                 permanent=True,
             )
-        try:
-            data = response.json() if response.content else {}
-        except ValueError:
-            data = {}
         return data if isinstance(data, dict) else {}
 
     def reach(self, service_url: str, conversation_id: str) -> None:
@@ -167,6 +170,10 @@ class Connector:
             raise DeliveryError("Bot Connector refused the bot's token (401)", credentials=True)
         if response.status_code >= 500:
             raise DeliveryError(f"Bot Connector {response.status_code}")
+        try:
+            response.json() if response.content else None
+        except ValueError:
+            raise DeliveryError(_not_the_connectors(response)) from None
 
     def _token(self) -> str:
         try:
@@ -208,6 +215,11 @@ class Connector:
 
 def _base(service_url: str) -> str:
     return service_url if service_url.endswith("/") else service_url + "/"
+
+
+def _not_the_connectors(response: requests.Response) -> str:
+    kind = response.headers.get("Content-Type") or "no content type"
+    return f"an answer that is not the Bot Connector's ({response.status_code}, {kind})"
 
 
 def _retry_after(response: requests.Response) -> float | None:

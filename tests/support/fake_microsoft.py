@@ -81,7 +81,8 @@ class FakeMicrosoft:
         self.ca_file = directory / "fake-microsoft.pem"
         self.keys = [_first_key()]
         self.calls: list[Call] = []
-        self.failures: list[tuple[int, float | None, str]] = []
+        # (status, Retry-After, path part, an HTML page answered instead of the JSON error)
+        self.failures: list[tuple[int, float | None, str, str | None]] = []
         self.metadata_fetches = 0
         self.keys_down = False  # the metadata answers 503 (login.botframework.com has an outage)
         self.keys_waiting = 0  # fetches of the keys held by hold_keys() just now
@@ -173,11 +174,19 @@ class FakeMicrosoft:
 
     # The connector.
     def fail_next(
-        self, status: int, *, retry_after: float | None = None, times: int = 1, to: str = ""
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        times: int = 1,
+        to: str = "",
+        page: str | None = None,
     ) -> None:
-        """The next `times` connector calls fail (only those whose path holds `to`, if given)."""
+        """The next `times` connector calls fail (only those whose path holds `to`, if given);
+        with `page`, answered by that HTML with `status`, as a corporate proxy answers in the
+        connector's place."""
         with self._lock:
-            self.failures += [(status, retry_after, to)] * times
+            self.failures += [(status, retry_after, to, page)] * times
 
     def add_member(self, name: str, aad_object_id: str, email: str, upn: str | None = None) -> None:
         """A person in the tenant (and the outreach team), as the connector describes them."""
@@ -209,7 +218,9 @@ class FakeMicrosoft:
             failure = next((f for f in self.failures if f[2] in path), None)
             if failure is not None:
                 self.failures.remove(failure)
-                status, retry_after, _ = failure
+                status, retry_after, _, page = failure
+                if page is not None:
+                    return status, page, {}
                 headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
                 return status, {"error": {"code": "Throttled"}}, headers
             if _conversation(path) in self.not_installed:
@@ -306,10 +317,11 @@ def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *_: Any) -> None:  # keep test output quiet
             pass
 
-        def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-            data = json.dumps(body).encode()
+        def _answer(self, status: int, body: dict[str, Any] | str, headers: dict[str, str]) -> None:
+            page = isinstance(body, str)  # a proxy's page, in the connector's place
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if page else "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)
