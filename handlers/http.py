@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, Generic, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,6 +31,11 @@ from reviews.health import Health
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Seconds /healthz waits for the database before answering 503 without it: inside a monitor's
+# usual 10 s, and past the 3 s a new connection is given (storage.database.POSTGRES_CONNECT).
+DATABASE_WAIT = 5.0
 
 
 def make_http_app(
@@ -52,18 +59,26 @@ def make_http_app(
     """
     health = health or Health()
 
+    def look() -> tuple[int, dict[str, int], dict[str, str], str | None]:
+        with db.reading() as uow:
+            open_requests = uow.reviews.count_open()
+            outbox = uow.outbox.count_by_state()
+            elsewhere = uow.platforms.unreachable_now()
+        return open_requests, outbox, elsewhere, db.cannot_write()
+
+    looking = OneAtATime(look)
+
     def check() -> tuple[int, dict[str, object]]:
         problems, warnings = health.problems(), health.warnings()
+        unreachable = {"status": "unavailable", "database": "unreachable"}
         try:
-            with db.reading() as uow:
-                open_requests = uow.reviews.count_open()
-                outbox = uow.outbox.count_by_state()
-                elsewhere = uow.platforms.unreachable_now()
+            open_requests, outbox, elsewhere, cannot = looking.result(DATABASE_WAIT)
         except DatabaseUnavailable:
-            body = {"status": "unavailable", "database": "unreachable"}
-            return 503, {**body, "problems": ["the database does not answer", *problems]}
+            return 503, {**unreachable, "problems": ["the database does not answer", *problems]}
+        except Waited as waited:
+            said = f"the database does not answer (asked {waited.seconds:.0f} s ago)"
+            return 503, {**unreachable, "problems": [said, *problems]}
         warnings = [*warnings, *health.warnings_elsewhere(elsewhere)]
-        cannot = db.cannot_write()
         if cannot:
             problems = [cannot, *problems]
         free = db.faults.free_bytes()
@@ -128,6 +143,49 @@ def _host_port(value: str) -> tuple[str, int]:
     elif value.count(":") == 1:
         host, _, port = value.partition(":")
     return host, int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else 0
+
+
+class Waited(Exception):
+    """OneAtATime's work has not ended within the wait: it began `seconds` ago."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"{seconds:.0f} s")
+        self.seconds = seconds
+
+
+class OneAtATime(Generic[T]):
+    """`work` on a daemon thread of its own, one run at a time, its result waited for at most
+    so long. A database that hangs without closing anything (a server stopped, or stuck on its
+    storage, still takes connections and acknowledges every byte, so no timeout of the driver
+    fires, and a pooled connection waits for ever) left each /healthz unanswered, holding a
+    server thread and a connection: now each probe meanwhile waits on the same run, and is
+    answered once its wait is up."""
+
+    def __init__(self, work: Callable[[], T]):
+        self._work = work
+        self._lock = threading.Lock()
+        self._running: Future[T] | None = None
+        self._began = 0.0
+
+    def result(self, wait: float) -> T:
+        """`work()`'s result (its errors propagate), or Waited after `wait` seconds."""
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running, self._began = Future(), time.monotonic()
+                threading.Thread(
+                    target=self._run, args=(self._running,), daemon=True, name="health"
+                ).start()
+            running, began = self._running, self._began
+        try:
+            return running.result(timeout=wait)
+        except TimeoutError:
+            raise Waited(time.monotonic() - began) from None
+
+    def _run(self, future: Future[T]) -> None:
+        try:
+            future.set_result(self._work())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(error)
 
 
 class HttpServer:

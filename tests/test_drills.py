@@ -16,6 +16,7 @@ import resource
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -153,6 +154,57 @@ def test_postgresql_cut_then_back(fake: FakeSlack, tmp_path: Path) -> None:
         assert [r.id for r in reviews] == [1], "nothing half-written from the refused request"
         assert [o.key for o in orphans if o.review_id is not None] == []
     assert not [line for line in bot.log if "Traceback" in line]
+
+
+@pytest.mark.postgres
+def test_postgresql_hanging_then_back(fake: FakeSlack, tmp_path: Path) -> None:
+    """The server stops answering without closing anything (stopped, or stuck on its storage):
+    connections are taken and every byte acknowledged, so no timeout of the driver fires, and
+    a pooled connection waits for ever. /healthz went unanswered while it lasted."""
+    if reason := postgres_unavailable():
+        pytest.skip(reason)
+    with postgres_database() as direct_url, TcpProxy("127.0.0.1", 5432) as proxy:
+        put_on_rota(direct_url)
+        bot, base = start_bot(fake, direct_url.replace(":5432/", f":{proxy.port}/"), tmp_path)
+        try:
+            assert "RR-0001 raised" in submit(base, "V0BEFORE").text
+            eventually(lambda: direct_messages(fake, ALEX), "level 0 reached Alex")
+            # A monitor's probes side by side leave the pool holding connections to reuse.
+            with ThreadPoolExecutor(8) as probes:
+                assert {a.status_code for a in probes.map(lambda _: healthz(base), range(8))} == {
+                    200
+                }
+
+            proxy.freeze()
+            started = time.monotonic()
+            said = json.dumps(submit(base, "V0DURING").json())
+            assert time.monotonic() - started < 3, "answered inside Slack's 3 seconds"
+            assert "NOT CONFIRMED" in said and FALLBACK in said
+            for _ in range(4):  # a monitor probing, as each probe gives up after 10 s
+                started = time.monotonic()
+                answer = healthz(base)
+                assert answer.status_code == 503 and time.monotonic() - started < 9
+                assert answer.json()["problems"][0].startswith("the database does not answer")
+            time.sleep(8)  # level 1 of RR-0001 falls due while the database hangs
+            down = healthz(base).json()["problems"]
+            assert "sweep has not completed for" in " ".join(down), down
+
+            proxy.thaw()
+            eventually(lambda: health_body(base, 200), "healthy again by itself")
+            sam, alex = (
+                (lambda: " ".join(direct_messages(fake, SAM))),
+                (lambda: " ".join(direct_messages(fake, ALEX))),
+            )
+            eventually(lambda: "RR-0001" in sam(), "level 1 reached Sam")
+            # The request NOT CONFIRMED was recorded once the database answered: the team has it.
+            eventually(lambda: "RR-0002" in alex(), "RR-0002 reached Alex")
+        finally:
+            bot.stop()
+    assert not [line for line in bot.log if "Traceback" in line]
+
+
+def healthz(base: str) -> requests.Response:
+    return requests.get(f"{base}/healthz", timeout=10)
 
 
 class SlowSlack(FakeSlack):

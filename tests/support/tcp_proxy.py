@@ -1,6 +1,8 @@
 """A loopback TCP proxy a test controls, to cut the bot off from PostgreSQL without touching the
 shared server: `cut()` drops every connection and turns new ones away at once; `restore()`
-forwards again."""
+forwards again. `freeze()` is a server that hangs instead (stopped, or stuck on its storage):
+connections stay open and new ones are accepted, but nothing is passed on either way, while
+the kernel still acknowledges every byte and keepalive; `thaw()` passes on what was held."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open = True
         self._sockets: set[socket.socket] = set()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._thread = threading.Thread(target=self._accept, daemon=True, name="tcp-proxy")
 
     def __enter__(self) -> TcpProxy:
@@ -37,6 +41,12 @@ class TcpProxy:
         with self._lock:
             self._open = True
 
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def _accept(self) -> None:
         while True:
             try:
@@ -57,12 +67,15 @@ class TcpProxy:
             with self._lock:
                 self._sockets |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                threading.Thread(
+                    target=_pump, args=(source, sink, self._flowing), daemon=True
+                ).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, flowing: threading.Event) -> None:
     try:
         while data := source.recv(65536):
+            flowing.wait()
             sink.sendall(data)
     except OSError:
         pass
