@@ -77,3 +77,45 @@ def test_daily_checkins_at_the_terminal(tmp_path):
         shell.expect("Cancelled: nothing was raised.")
     finally:
         shell.stop()
+
+
+def test_a_ward_named_by_its_code_or_its_short_name_is_the_same_ward_everywhere(tmp_path):
+    # The shell's own hint is "checkins Ward 7", and the public page's address names a ward by
+    # its code (/concern/ward-12): both must find the ward the forms recorded, and a form
+    # given the code must record the ward's name, not a second "ward-12" in the digest.
+    env = bot_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db",
+        WARDS_FILE=str(ROOT / "wards.example.toml"),
+        CHECKIN_TIME="23:59",
+    )
+    shell = PtyBot(env=env)
+    try:
+        shell.expect("> ")
+        shell.type("checkin")
+        shell.expect("Ward (Ward 7 (Acute Medicine)")
+        shell.type("ward-12")  # the code, as in the page's address
+        shell.type("4")
+        shell.type("1")  # the patient
+        shell.type("1")  # better
+        shell.type("")
+        shell.type("1")  # no review wanted
+        said = shell.expect("> ")
+        assert "Check-in recorded for Ward 12 (Elderly Care) bed 4: better." in said
+
+        shell.type("checkins Ward 12")  # as the shell's own hint, "checkins Ward 7", puts it
+        said = shell.expect("> ")
+        assert "Check-ins on Ward 12 (Elderly Care) today: 1" in said
+        assert "not a ward of the wards file" not in said
+
+        shell.type("raise")
+        shell.type("1")  # staff
+        shell.type("CEDAR")  # the code, in capitals
+        shell.type("3")
+        shell.type("")
+        shell.type("")
+        shell.type("2")
+        shell.type("Low urine output")
+        shell.expect("RR-0001 raised.")
+        shell.expect("RR-0001 · STANDARD · Cedar Ward (Surgery) bed 3")
+    finally:
+        shell.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from handlers.shell.forms import Answers, Question, fill
+from handlers.shell.forms import Answers, Question, fill, ward_question
 from handlers.shell.terminal import Terminal
 from handlers.shell.trial import SHELL_USER
 from reviews.checkin_model import (
@@ -20,6 +20,7 @@ from reviews.checkin_model import (
 from reviews.checkins import last_ward, record_checkin, ward_day
 from reviews.context import Services
 from reviews.model import FormErrors
+from reviews.wards import Wards
 
 
 def checkin_check(field: str, last: str = "") -> Callable[[Answers], str | None]:
@@ -39,12 +40,11 @@ def _asked(answers: Answers) -> bool:
     return answers.get("respondent") != Respondent.NOT_ASKED
 
 
-def checkin_form(wards: list[str], last: str) -> tuple[Question, ...]:
+def checkin_form(wards: Wards, last: str) -> tuple[Question, ...]:
     """The questions; the ward offers the wards file's and starts on the last one used."""
     ward = "Ward" + (f" (Enter for {last})" if last else "") + ":"
-    choices = {w: w for w in wards} or None
     return (
-        Question("ward", ward, choices, checkin_check("ward", last), named=choices is not None),
+        ward_question(ward, wards, checkin_check("ward", last)),
         Question("bed", "Bed:", check=checkin_check("bed")),
         Question(
             "respondent",
@@ -82,12 +82,11 @@ def todays_checkins(services: Services, args: list[str]) -> str:
     ward = " ".join(args) or last_ward(services=services, by=SHELL_USER) or ""
     if not ward:
         return "Which ward? e.g. checkins Ward 7"
-    coded = services.wards.by_code(ward)  # the wards file's code: checkins ward-7
+    # Found as the forms find it: "Ward 7", "7", or the code of the page's address, "ward-7".
+    ward = ward_question("Ward:", services.wards).value(ward)
     names = services.wards.names()
-    named = next((name for name in names if name.lower() == ward.lower()), None)
-    ward = coded.name if coded else named or ward
     # Staff may record a ward not on the list, so it is said rather than refused.
-    listed = coded is not None or named is not None or not names
+    listed = ward in names or not names
     heading_note = "" if listed else f" (not a ward of the wards file: {', '.join(names)})"
     today = services.clock.now().astimezone(services.timezone).date()
     lines = ward_day(services=services, ward=ward, day=today)
@@ -99,7 +98,7 @@ def checkin(services: Services, terminal: Terminal) -> str:
     """Ask, record, and what to say (the reference, or what to do for "worse").
     Cancelled on Ctrl-C or Ctrl-D; DatabaseUnavailable if nothing could be recorded."""
     last = last_ward(services=services, by=SHELL_USER) or ""
-    answers = fill(terminal, checkin_form(services.wards.names(), last))
+    answers = fill(terminal, checkin_form(services.wards, last))
     answers["ward"] = answers["ward"] or last
     answers["wants_review"] = "yes" if answers.get("wants_review") == "yes" else ""
     valid = validate_checkin(CheckinForm(**answers))  # every answer has passed its own check

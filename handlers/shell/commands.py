@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable
 
 from handlers.shell.checkin import checkin, todays_checkins
-from handlers.shell.forms import Answers, Cancelled, Question, fill
+from handlers.shell.forms import Answers, Cancelled, Question, fill, ward_question
 from handlers.shell.terminal import Terminal
 from handlers.shell.trial import SHELL_USER
 from reviews import service
@@ -33,6 +33,7 @@ from reviews.model import (
     validate_outcome,
     validate_reason,
 )
+from reviews.wards import Wards
 from storage.database import DatabaseUnavailable
 
 HELP = """Commands:
@@ -66,7 +67,7 @@ def _asks_callback(answers: Answers) -> bool:
     return answers.get("caller") in (Caller.PATIENT, Caller.FAMILY)
 
 
-def review_form(wards: list[str]) -> tuple[Question, ...]:
+def review_form(wards: Wards) -> tuple[Question, ...]:
     """The request form's questions; the ward offers the wards file's (a ward not listed may
     still be typed, as on Slack and Teams)."""
     return (
@@ -76,7 +77,7 @@ def review_form(wards: list[str]) -> tuple[Question, ...]:
             {c.value: label for c, label in CALLER_LABELS.items()},
             review_check("caller"),
         ),
-        Question("ward", "Ward:", {w: w for w in wards} or None, review_check("ward"), named=True),
+        ward_question("Ward:", wards, review_check("ward")),
         Question("bed", "Bed:", check=review_check("bed")),
         Question("nhs_number", "NHS number (optional):", check=review_check("nhs_number")),
         Question("news2", "NEWS2 score 0-20 (optional):", check=review_check("news2")),
@@ -209,7 +210,7 @@ class Shell:
 
     def raise_review(self) -> None:
         try:
-            answers = fill(self.terminal, review_form(self.services.wards.names()))
+            answers = fill(self.terminal, review_form(self.services.wards))
         except Cancelled:
             self.say("Cancelled: nothing was raised.")
             return

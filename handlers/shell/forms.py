@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from handlers.shell.terminal import Terminal
+from reviews.wards import Wards
 
 Answers = dict[str, str]
 # The answers so far, this one included -> what is wrong with this one, or None.
@@ -32,6 +33,9 @@ class Question:
     # Offered by name only, never by a menu number: a ward's own name has numbers in it
     # ("Ward 12"), and "12" must never pick the twelfth ward on the list.
     named: bool = False
+    # Other words that name a choice, lower case -> value: a ward's code ("ward-7", as in the
+    # public page's address), so it records the ward's name rather than a ward of its own.
+    aliases: Mapping[str, str] | None = None
 
     def prompt(self) -> str:
         if not self.choices:
@@ -50,6 +54,8 @@ class Question:
         if not self.choices:
             return typed
         values = list(self.choices)
+        if self.aliases and typed.lower() in self.aliases:
+            return self.aliases[typed.lower()]
         if self.named:
             having = [
                 value for value, label in self.choices.items() if typed.lower() in _words(label)
@@ -66,6 +72,20 @@ class Question:
         if self.choices and len(self.choices) > 1 and not self.named:
             return f"{problem} Type a number from 1 to {len(self.choices)}."
         return problem
+
+
+def ward_question(text: str, wards: Wards, check: Check | None = None) -> Question:
+    """The ward, offered by name from the wards file (none: typed freely), found by its name, its
+    name without the description in brackets, a word only its name has, or its code: the same
+    ward whichever the forms, and `checkins WARD`, were given."""
+    return Question(
+        "ward",
+        text,
+        {w.name: w.name for w in wards} or None,
+        check,
+        named=True,
+        aliases={w.code.lower(): w.name for w in wards},
+    )
 
 
 def _plain(label: str) -> str:
