@@ -81,6 +81,9 @@ def test_one_ward_and_its_own_phone(tmp_path: Path) -> None:
         ([], {"PUBLIC_URL": ""}, "PUBLIC_URL: set the https address families use"),
         (["--ward", "ward-99"], {}, "--ward: no ward 'ward-99' in the wards file"),
         ([], {"CONCERN_PHONE": ""}, "CONCERN_PHONE: set the trust's 24/7 line"),
+        # A newcomer's first try, before any wards file: what to do about it, not only what
+        # is missing.
+        ([], {"WARDS_FILE": ""}, "copy wards.example.toml to wards.toml beside bot.py"),
     ],
 )
 def test_posters_refuse_in_one_line(tmp_path: Path, args, settings, says) -> None:

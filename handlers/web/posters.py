@@ -53,7 +53,11 @@ def write_posters(
         )
     chosen = [w for w in wards if only is None or w.code.lower() == only.lower()]
     if not wards:
-        raise PosterError("WARDS_FILE: no wards file, so there are no wards to make posters for")
+        raise PosterError(
+            "WARDS_FILE: no wards file, so there are no wards to make posters for: copy "
+            "wards.example.toml to wards.toml beside bot.py (or set WARDS_FILE) and give your "
+            "wards' codes and names"
+        )
     if not chosen:
         raise PosterError(f"--ward: no ward {only!r} in the wards file")
     missing = [w.code for w in chosen if not (w.phone or phone)]
