@@ -80,6 +80,8 @@ def test_one_ward_and_its_own_phone(tmp_path: Path) -> None:
     [
         ([], {"PUBLIC_URL": ""}, "PUBLIC_URL: set the https address families use"),
         (["--ward", "ward-99"], {}, "--ward: no ward 'ward-99' in the wards file"),
+        # The ward's name is what people call it; the option wants its code, so say them.
+        (["--ward", "Ward 7"], {}, "give a code: ward-7, ward-12, cedar"),
         ([], {"CONCERN_PHONE": ""}, "CONCERN_PHONE: set the trust's 24/7 line"),
         # A newcomer's first try, before any wards file: what to do about it, not only what
         # is missing.

@@ -59,7 +59,8 @@ def write_posters(
             "wards' codes and names"
         )
     if not chosen:
-        raise PosterError(f"--ward: no ward {only!r} in the wards file")
+        codes = ", ".join(w.code for w in wards)
+        raise PosterError(f"--ward: no ward {only!r} in the wards file; give a code: {codes}")
     missing = [w.code for w in chosen if not (w.phone or phone)]
     if missing:
         raise PosterError(
