@@ -18,27 +18,45 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from sqlalchemy.exc import OperationalError
+try:
+    from sqlalchemy.exc import OperationalError
 
-from cli import BadInput, command, parse_args, settings_command
-from reviews.clock import Clock, DatabaseClock, SystemClock
-from reviews.context import Services
-from reviews.health import Health
-from reviews.notify import Route
-from reviews.outbox import Sender
-from reviews.policy import PolicyError, load_policy
-from reviews.wards import WardsError, load_wards
-from sender_process import STANDBY, SenderProcess, ignore_stop_signals, is_sender
-from sender_process import command as sender_command
-from sender_process import serve as serve_sender
-from settings import (
-    SHORT_RETENTION_DAYS,
-    Settings,
-    SettingsError,
-    load_settings,
-    log_format_of,
-)
-from storage.database import Database, DatabaseUnavailable
+    from cli import BadInput, command, parse_args, settings_command
+    from reviews.clock import Clock, DatabaseClock, SystemClock
+    from reviews.context import Services
+    from reviews.health import Health
+    from reviews.notify import Route
+    from reviews.outbox import Sender
+    from reviews.policy import PolicyError, load_policy
+    from reviews.wards import WardsError, load_wards
+    from sender_process import STANDBY, SenderProcess, ignore_stop_signals, is_sender
+    from sender_process import command as sender_command
+    from sender_process import serve as serve_sender
+    from settings import (
+        SHORT_RETENTION_DAYS,
+        Settings,
+        SettingsError,
+        load_settings,
+        log_format_of,
+    )
+    from storage.database import Database, DatabaseUnavailable
+except ModuleNotFoundError as missing:  # a python without .venv's packages: say what to run
+    import os
+    import shlex
+
+    from handlers.logs import refusal_line  # the standard library's alone
+
+    typed = shlex.join(["./scripts/run", *sys.argv[1:]])
+    print(
+        refusal_line(
+            f"{missing.name} is not installed for {sys.executable}: run {typed} (it makes .venv "
+            "and installs the project into it), or .venv/bin/python bot.py with the same "
+            "arguments once it has",
+            os.environ.get("LOG_FORMAT", "").strip().lower(),
+        ),
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 log = logging.getLogger("rapidreview")
 

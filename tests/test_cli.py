@@ -4,11 +4,14 @@ saying what is wrong with exit status 2, answers on stdout and problems on stder
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 
 import pytest
 
 from cli import make_parser
-from tests.support.process import run_bot
+from tests.support.process import ROOT, run_bot
 
 APP_ID = "00000000-1111-4222-8333-444444444444"
 
@@ -37,6 +40,27 @@ def test_help_is_printed_and_exits_0():
     result = run_bot("export", "--help")
     assert result.returncode == 0 and result.stderr == ""
     assert "--with-identifiers  add NHS and call-back numbers" in result.stdout
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_python_without_the_projects_packages_says_to_use_scripts_run(tmp_path, log_format):
+    # The README writes every command as `python bot.py ...`; a newcomer's own python, without
+    # .venv's packages (-S leaves out site-packages, as a system python would lack them), must
+    # be told what to run instead, not shown a traceback about sqlalchemy.
+    result = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "bot.py"), "rota", "show"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "LOG_FORMAT": log_format},
+        timeout=60,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    said = json.loads(lines[0])["message"] if log_format == "json" else lines[0]
+    assert "Traceback" not in said
+    assert "./scripts/run rota show" in said and ".venv/bin/python bot.py" in said
 
 
 def test_teams_package_needs_the_app_id_only_and_no_database(tmp_path):
