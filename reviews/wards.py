@@ -52,11 +52,24 @@ class Wards:
     def names(self) -> list[str]:
         return [w.name for w in self.wards]
 
+    def named(self, typed: str) -> Ward | None:
+        """The ward `typed` names, ignoring case and spaces around it: its code ("ward-7"), its
+        name, or its name before the description in brackets ("Ward 7" of "Ward 7 (Acute
+        Medicine)"); None when no ward is named so."""
+        wanted = " ".join(typed.split()).lower()
+        for ward in self.wards:
+            name = ward.name.lower()
+            if wanted in (ward.code.lower(), name, name.split("(")[0].strip()):
+                return ward
+        return None
 
-def chosen_ward(chosen: str, typed: str) -> str:
+
+def chosen_ward(chosen: str, typed: str, wards: Wards | None = None) -> str:
     """The ward of a staff form that lists the wards and has a box for one not listed: what
-    was typed wins, since nobody types a ward that the list offered."""
-    return typed.strip() or chosen.strip()
+    was typed wins, as the listed ward's name when it names one ("Ward 7", "ward-7"), so that
+    its check-ins and requests count as that ward's."""
+    listed = wards.named(typed) if wards is not None and typed.strip() else None
+    return listed.name if listed else typed.strip() or chosen.strip()
 
 
 def load_wards(path: Path | None) -> Wards:

@@ -179,3 +179,27 @@ def test_a_checkin_that_cannot_be_saved_says_so_with_the_fallback(
     said = json.dumps(answer["view"])
     assert "Check-in NOT recorded" in said and "Bleep the outreach team directly" in said
     unreachable.dispose()
+
+
+def test_a_listed_ward_typed_in_the_other_box_is_recorded_as_the_listed_ward(
+    db: Database, clock: FrozenClock, fake: FakeSlack
+) -> None:
+    # A nurse who types "Ward 7", or the code "cedar", in the box for a ward not on the list
+    # means the listed ward: recorded under another name, its check-ins would be missing from
+    # its ward's count in the prompt and the digest ("wards with none").
+    wards = Wards(
+        (
+            Ward(code="ward-7", name="Ward 7 (Acute Medicine)"),
+            Ward(code="cedar", name="Cedar Ward (Surgery)"),
+        )
+    )
+    with slack_bot(replace(make_services(db, clock), wards=wards), fake) as bot:
+        for typed, recorded in [
+            ("Ward 7", "Ward 7 (Acute Medicine)"),
+            ("CEDAR", "Cedar Ward (Surgery)"),
+            (" ward 7 (acute medicine) ", "Ward 7 (Acute Medicine)"),
+            ("Discharge lounge", "Discharge lounge"),
+        ]:
+            values = {**checkin_form(ward=""), "ward_other": {"value": text_value(typed)}}
+            answer, _ = submit(bot, values)
+            assert f"Check-in recorded for {recorded} bed 12" in json.dumps(answer["view"])

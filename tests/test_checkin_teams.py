@@ -122,3 +122,13 @@ def test_a_checkin_that_cannot_be_saved_says_so_with_the_fallback(
     said = json.dumps(answer)
     assert "Check-in NOT recorded" in said and "Bleep the outreach team directly" in said
     unreachable.dispose()
+
+
+def test_a_listed_ward_typed_in_the_other_box_is_recorded_as_the_listed_ward(
+    db: Database, clock: FrozenClock, ms: FakeMicrosoft
+) -> None:
+    wards = Wards((Ward(code="ward-7", name="Ward 7 (Acute Medicine)"),))
+    services = replace(make_services(db, clock, routes=(TEAMS_ROUTE,)), wards=wards)
+    with teams_bot(services, ms) as bot:
+        answer = record(bot, form_id(open_form(bot)), ward="", ward_other="ward-7", bed="3")
+        assert "Ward 7 (Acute Medicine) bed 3" in json.dumps(answer)

@@ -38,7 +38,7 @@ from reviews.checkin_model import (
 from reviews.checkins import CheckinResult, record_checkin
 from reviews.context import Services
 from reviews.model import FormErrors, fingerprint
-from reviews.wards import chosen_ward
+from reviews.wards import Wards, chosen_ward
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def checkin_view(
     )
 
 
-def read_checkin(values: dict[str, Any]) -> CheckinForm:
+def read_checkin(values: dict[str, Any], wards: Wards | None = None) -> CheckinForm:
     """What was typed and chosen on the check-in form (not yet validated)."""
     chosen = (values.get("wants_review") or {}).get("value") or {}
     wants = any(o.get("value") == WANTS_REVIEW for o in chosen.get("selected_options") or ())
@@ -110,7 +110,7 @@ def read_checkin(values: dict[str, Any]) -> CheckinForm:
         for name in CheckinForm.__dataclass_fields__
         if name != "wants_review"
     }
-    fields["ward"] = chosen_ward(fields["ward"], field_value(values, "ward_other"))
+    fields["ward"] = chosen_ward(fields["ward"], field_value(values, "ward_other"), wards)
     return CheckinForm(**fields, wants_review=WANTS_REVIEW if wants else "")
 
 
@@ -120,7 +120,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
     @app.view(CHECKIN_FORM)
     def submit_checkin(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
-            checkin = validate_checkin(read_checkin(view["state"]["values"]))
+            checkin = validate_checkin(read_checkin(view["state"]["values"], services.wards))
             count = int(metadata(view).get("count") or 0)
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)

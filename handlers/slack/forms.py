@@ -18,7 +18,7 @@ from reviews.model import (
     TRANSFER_DESTINATIONS,
     ReviewForm,
 )
-from reviews.wards import chosen_ward
+from reviews.wards import Wards, chosen_ward
 
 REQUEST_FORM = "rapidreview_request"
 OUTCOME_FORM = "rapidreview_outcome"
@@ -148,10 +148,10 @@ def request_view(wards: Sequence[str] = ()) -> dict[str, Any]:
     )
 
 
-def read_request(values: dict[str, Any]) -> ReviewForm:
+def read_request(values: dict[str, Any], wards: Wards | None = None) -> ReviewForm:
     """What was typed into the request form, as a ReviewForm (not yet validated)."""
     typed = {name: field_value(values, name) for name in ReviewForm.__dataclass_fields__}
-    typed["ward"] = chosen_ward(typed["ward"], field_value(values, "ward_other"))
+    typed["ward"] = chosen_ward(typed["ward"], field_value(values, "ward_other"), wards)
     return ReviewForm(**typed)
 
 

@@ -48,7 +48,7 @@ def register(app: App, services: Services, settings: Settings) -> None:
     @app.view(REQUEST_FORM)
     def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
-            request = validate(read_request(view["state"]["values"]))
+            request = validate(read_request(view["state"]["values"], services.wards))
         except FormErrors as problems:
             ack(response_action="errors", errors=problems.errors)
             return

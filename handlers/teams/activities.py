@@ -196,7 +196,9 @@ class ActivityHandler:
 
     def _raise(self, activity: dict[str, Any], data: dict[str, Any]) -> Answer:
         typed = {name: str(data.get(name) or "") for name in ReviewForm.__dataclass_fields__}
-        typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""))
+        typed["ward"] = chosen_ward(
+            typed["ward"], str(data.get("ward_other") or ""), self.services.wards
+        )
         form_id = str(data.get("rr_form") or "") or None
         try:
             request = validate(ReviewForm(**typed))

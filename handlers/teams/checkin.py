@@ -100,7 +100,7 @@ def open_card(services: Services, activity: dict[str, Any]) -> Card:
 def record(services: Services, activity: dict[str, Any], data: dict[str, Any]) -> Card:
     """Record a submitted check-in card; the card to answer with (the next one, or why not)."""
     typed = {name: str(data.get(name) or "") for name in CheckinForm.__dataclass_fields__}
-    typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""))
+    typed["ward"] = chosen_ward(typed["ward"], str(data.get("ward_other") or ""), services.wards)
     wards = services.wards.names()
     try:
         checkin = validate_checkin(CheckinForm(**typed))
