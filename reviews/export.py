@@ -62,7 +62,15 @@ def month_of(text: str, services: Services) -> Month:
     def midnight(day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=services.timezone).astimezone(UTC)
 
-    return Month(first, midnight(first), midnight(following))
+    month = Month(first, midnight(first), midnight(following))
+    now = services.clock.now()
+    if month.start > now:
+        this_month = now.astimezone(services.timezone)
+        raise ExportError(
+            f"--month: {first:%B %Y} has not begun, so it has no requests; give a month that "
+            f"has, e.g. {this_month:%Y-%m}"
+        )
+    return month
 
 
 def export_path(month: Month, out: Path | None, with_identifiers: bool) -> Path:

@@ -164,6 +164,9 @@ def test_an_export_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, where
         (["export"], "required: --month"),
         (["rota", "show", "--at", "2026-12-01"], "--at: '2026-12-01' has no time of day"),
         (["digest", "--date", "2026-13-01"], "--date: '2026-13-01' is not a date"),
+        # A mistyped year wrote an empty file and said "Wrote"; a month to come has no requests.
+        (["export", "--month", "2099-12"], "--month: December 2099 has not begun"),
+        (["export", "--month", "2099-12", "--checkins"], "--month: December 2099 has not begun"),
         (["rota", "import", "/no/such/rota.csv"], "cannot read rota.csv"),
     ],
 )

@@ -149,12 +149,12 @@ def test_no_identifiers_unless_asked_and_then_the_name_says_so(services, clock, 
 def test_default_file_name(services, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert (
-        write_export(services=services, month="2026-12", out=None, with_identifiers=False).name
-        == "rapidreview-2026-12.csv"
+        write_export(services=services, month="2026-07", out=None, with_identifiers=False).name
+        == "rapidreview-2026-07.csv"
     )
     assert (
-        write_export(services=services, month="2026-12", out=None, with_identifiers=True).name
-        == "rapidreview-2026-12-WITH-IDENTIFIERS.csv"
+        write_export(services=services, month="2026-07", out=None, with_identifiers=True).name
+        == "rapidreview-2026-07-WITH-IDENTIFIERS.csv"
     )
 
 
