@@ -43,6 +43,12 @@ try:
 except ModuleNotFoundError as missing:  # a python without .venv's packages: say what to run
     import os
     import shlex
+    from pathlib import Path
+
+    top = (missing.name or "").split(".")[0]
+    here = Path(__file__).resolve().parent
+    if not top or (here / top).is_dir() or (here / f"{top}.py").exists():
+        raise  # one of our own modules: a defect, not a missing install
 
     from handlers.logs import refusal_line  # the standard library's alone
 
