@@ -125,8 +125,8 @@ def load_settings(
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
         slack_app_token=_prefixed("SLACK_APP_TOKEN", get("SLACK_APP_TOKEN"), "xapp-"),
         slack_api_url=_base_url("SLACK_API_URL", get("SLACK_API_URL")),
-        outreach_channel=get("OUTREACH_CHANNEL"),
-        digest_channel=get("DIGEST_CHANNEL"),
+        outreach_channel=_slack_channel("OUTREACH_CHANNEL", get("OUTREACH_CHANNEL")),
+        digest_channel=_slack_channel("DIGEST_CHANNEL", get("DIGEST_CHANNEL")),
         teams_app_id=get("TEAMS_APP_ID"),
         teams_app_password=get("TEAMS_APP_PASSWORD"),
         teams_tenant_id=get("TEAMS_TENANT_ID"),
@@ -364,6 +364,26 @@ def _notify_key(value: str) -> str:
             "NOTIFY_API_KEY: not a GOV.UK Notify API key (name, then two UUIDs; copy the whole key)"
         )
     return value
+
+
+# A Slack channel's ID: C... (public or private), G... (a private channel made before 2021).
+SLACK_CHANNEL = re.compile(r"[CG][A-Z0-9]+")
+# A Slack channel's name as people write it, worth quoting back: no secret looks like one (a
+# signing secret is lower-case hex, a token xoxb-..., so a bare name is not quoted).
+SLACK_CHANNEL_NAME = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
+
+
+def _slack_channel(name: str, value: str) -> str:
+    """A Slack channel ID. Its name ("#outreach") would post the first card, since
+    chat.postMessage looks names up, and then fail every update of it (chat.update takes only
+    an ID): the team would see every request stay "raised" however it was answered."""
+    if not value or SLACK_CHANNEL.fullmatch(value):
+        return value
+    got = repr(value) if SLACK_CHANNEL_NAME.fullmatch(value) else "a value not shown here"
+    raise SettingsError(
+        f"{name}: must be the Slack channel's ID like C0123ABCD, not its name (in Slack, open "
+        f"the channel's details: the ID is at the bottom of About), got {got}"
+    )
 
 
 # A Teams channel's conversation id: 19:<id>@thread.tacv2 (older channels: @thread.skype).

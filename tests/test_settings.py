@@ -410,3 +410,32 @@ def test_a_bad_teams_conversation_stops_the_bot_with_one_line(tmp_path):
         f"message's reply thread, not the channel: set it to {CHANNEL}"
     ]
     assert result.stdout == ""
+
+
+SLACK = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "OUTREACH_CHANNEL": "C1"}
+
+
+@pytest.mark.parametrize("name", ["OUTREACH_CHANNEL", "DIGEST_CHANNEL"])
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        ("#outreach", "'#outreach'"),
+        ("#outreach-team", "'#outreach-team'"),
+        # Without its #, as a secret in the wrong place might be: not quoted.
+        ("outreach", "a value not shown here"),
+        ("c0123abcd", "a value not shown here"),  # an ID in lower case is no ID Slack knows
+        ("xoxb-1-2-secret", "a value not shown here"),
+    ],
+)
+def test_a_slack_channel_given_by_name_is_refused_saying_where_its_id_is(name, value, got):
+    with pytest.raises(SettingsError) as raised:
+        settings(**{**SLACK, name: value})
+    assert str(raised.value) == (
+        f"{name}: must be the Slack channel's ID like C0123ABCD, not its name (in Slack, open "
+        f"the channel's details: the ID is at the bottom of About), got {got}"
+    )
+
+
+@pytest.mark.parametrize("value", ["C0123ABCD", "G01ABCDEF2", "C1"])
+def test_a_slack_channel_id_is_taken(value):
+    assert settings(**{**SLACK, "OUTREACH_CHANNEL": value}).outreach_channel == value
