@@ -422,3 +422,23 @@ def test_a_ping_failing_as_the_request_is_acknowledged_is_not_retried(services, 
     drain(services, {"slack": AcknowledgedMidSend()})
     tick(services, slack, clock, minutes=1)
     assert pings(slack, SAM) == []
+
+
+def test_a_review_that_breaks_halfway_through_a_level_leaves_nothing_of_itself(
+    services, slack, clock, caplog
+):
+    # Its level 1 damaged after its first role: Sam's ping is queued before the step breaks.
+    broken = raise_standard(services, slack)
+    raise_standard(services, slack)
+    with services.db.unit_of_work() as uow:
+        review = uow.reviews.get(broken)
+        policy = json.loads(review.policy)
+        policy["levels"][1]["notify"] = ["outreach-backup", {"damaged": True}]
+        review.policy = json.dumps(policy)
+    tick(services, slack, clock, minutes=5)
+    # Sam hears of the request that escalated, never of the one that broke half-way.
+    assert [t.split(":")[1][:8] for t in pings(slack, SAM)] == [" RR-0002"]
+    assert "RR-0001 could not be escalated" in caplog.text
+    with services.db.unit_of_work() as uow:
+        assert uow.reviews.get(broken).escalation_level == 1  # untouched: still due
+    assert [e["level"] for e in events(services, broken, "escalated")] == [0]
