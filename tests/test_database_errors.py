@@ -7,10 +7,11 @@ from __future__ import annotations
 import traceback
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from reviews.service import add_review
-from storage.database import Database
+from storage.database import Database, DatabaseUnavailable
 from tests.support.builders import FILLED_FORM, NURSE, make_services, request
 from tests.support.clock import FrozenClock
 
@@ -42,5 +43,22 @@ def test_a_row_the_database_refuses_is_not_quoted_back(db: Database, clock: Froz
             review.ward = None  # type: ignore[assignment]
     told = "".join(traceback.format_exception(refused.value))
     assert "ward" in told  # still says what failed
+    for detail in ("9990000018", "07700", FILLED_FORM["concern"]):
+        assert detail not in told
+
+
+def test_a_database_refusing_a_write_does_not_quote_the_patients_details(
+    db: Database, clock: FrozenClock
+) -> None:
+    # Not a constraint but the database itself saying no (read-only, its disk full): the error
+    # is DatabaseUnavailable, and the driver's message it was raised from comes with it.
+    services = make_services(db, clock)
+    read_only = "PRAGMA query_only = ON" if db.is_sqlite else "SET TRANSACTION READ ONLY"
+    with pytest.raises(DatabaseUnavailable) as refused:
+        with db.unit_of_work() as uow:
+            uow.session.execute(text(read_only))
+            add_review(uow, services, request(), NURSE, now=clock.now())
+    told = "".join(traceback.format_exception(refused.value))
+    assert "INSERT INTO review" in told  # still says what failed
     for detail in ("9990000018", "07700", FILLED_FORM["concern"]):
         assert detail not in told
