@@ -4,21 +4,24 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from sqlmodel import select
 
 from reviews import service
 from reviews.errors import NotAllowed
 from reviews.model import Outcome
 from reviews.public import public_actor
 from storage.database import Database
+from storage.tables import Review
 from tests.support.builders import OUTREACH, make_services, on_rota
 from tests.support.clock import FrozenClock
 from tests.support.public_pages import (
@@ -32,6 +35,7 @@ from tests.support.public_pages import (
     status_link,
     stored,
 )
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.together import at_once
 from tests.test_public_checkin import CONTACT
 from tests.test_public_checkin import send as public_checkin
@@ -138,6 +142,55 @@ def test_database_down_says_not_sent_and_to_call_now(
             assert answer.status_code == 503
             assert PHONE in answer.text
         assert "Your request was NOT sent: call us now" in send(down, token=token).text
+
+
+@contextlib.contextmanager
+def cut_off_later(database_url: str) -> Iterator[tuple[Database, Callable[[], None]]]:
+    """A database and a cut() that takes it away from the bot mid-test: PostgreSQL behind a
+    proxy that drops every connection; SQLite's file replaced by a folder it cannot open. The
+    database is back (and whole) when the block ends."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        db = Database(database_url)
+
+        def cut() -> None:
+            db.dispose()
+            path.rename(path.with_suffix(".away"))
+            path.mkdir()
+
+        try:
+            yield db, cut
+        finally:
+            db.dispose()
+            if path.is_dir():
+                path.rmdir()
+                path.with_suffix(".away").rename(path)
+        return
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        db = Database(database_url.replace(":5432/", f":{proxy.port}/"))
+        try:
+            yield db, proxy.cut
+        finally:
+            db.dispose()
+
+
+def test_a_database_lost_while_the_form_was_open_says_not_sent_and_to_call_now(
+    database_url: str, clock: FrozenClock
+) -> None:
+    # The page that served the form holds its signing key: only the request's own transaction
+    # meets the database gone, and the family must hear it was NOT sent.
+    with cut_off_later(database_url) as (db, cut):
+        with public_pages(make_services(db, clock)) as site:
+            token = form_token(site)
+            cut()
+            answer = send(site, token=token)
+        assert answer.status_code == 503
+        assert "Your request was NOT sent: call us now" in answer.text and PHONE in answer.text
+        assert "RR-0" not in answer.text
+    whole = Database(database_url)
+    with whole.unit_of_work() as uow:
+        assert uow.session.exec(select(Review)).all() == []
+    whole.dispose()
 
 
 def test_while_slack_cannot_be_reached_the_family_is_asked_to_phone_as_well(
