@@ -238,3 +238,23 @@ def raised_at(services, review_id):
         review = uow.reviews.get(review_id)
         assert review is not None
         return review.raised_at.replace(tzinfo=services.clock.now().tzinfo)
+
+
+@dataclass
+class RevokedSender(RefusingSender):
+    """Slack refusing the bot's token: no message goes to anyone until IT fixes it."""
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        raise DeliveryError("Slack refused the token: token_revoked", credentials=True)
+
+
+def test_a_level_whose_pings_wait_for_refused_credentials_keeps_its_time(services, clock):
+    """The limit docs/escalation.md owns: messages held while the platform refuses the bot are
+    uncounted, never held up, so the ladder climbs on its own times, not every 2 minutes."""
+    slack = RevokedSender(refused=set())
+    review_id = raise_and_deliver(services, slack)
+    ticks(services, slack, clock, seconds=4 * 60 + 50)
+    assert events(services, review_id, "level_unreachable") == []
+    assert [e["level"] for e in events(services, review_id, "escalated")] == [0]
+    ticks(services, slack, clock, seconds=20)  # level 1 falls due at 5 minutes
+    assert [e["level"] for e in events(services, review_id, "escalated")] == [0, 1]
