@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from reviews.context import Actor
@@ -179,6 +181,11 @@ def test_with_nobody_on_shift_the_admin_must_say_until_when(services):
     assert "instead of nobody" in cover(services, by=ADMIN, role="site-manager", until="17:00")
 
 
+def slow_cover_insert(_conn, _cursor, statement, *_args) -> None:
+    if statement.lstrip().upper().startswith("INSERT INTO COVER"):
+        time.sleep(0.3)
+
+
 def test_two_covers_recorded_at_once_leave_one_holder(services, database_url, clock):
     import dataclasses
 
@@ -187,6 +194,10 @@ def test_two_covers_recorded_at_once_leave_one_holder(services, database_url, cl
     on_rota(services.db, "icu-registrar", "Dr Fatima Malik", "U01FATIMA", utc(2026, 12, 1, 0))
     # Each as another replica, on its own connection pool.
     own = [dataclasses.replace(services, db=Database(database_url)) for _ in range(2)]
+    for replica in own:
+        # A database slow to write (a busy server): each replica has read the role's cover
+        # and holds its transaction open while the other reads, as replicas do under load.
+        event.listen(replica.db.engine, "before_cursor_execute", slow_cover_insert)
     try:
         at_once(
             lambda: cover(own[0], by=ADMIN, who="U01SAM", until="18:00"),
