@@ -70,6 +70,22 @@ def wait_for_health(url: str, status: int, naming: str = "", timeout: float = 20
         time.sleep(0.1)
 
 
+def test_a_sweep_or_drain_not_completed_for_ten_seconds_is_a_problem() -> None:
+    # The bot's own limit (the test below shortens it to see a real hang quickly).
+    now = [0.0]
+    health = Health(monotonic=lambda: now[0])
+    for job in ("sweep", "outbox"):
+        health.watch(job)
+    health.started("sweep")
+    now[0] = 9.9
+    assert health.problems() == []
+    now[0] = 10.1
+    assert health.problems() == [
+        "outbox has not completed for 10 s",
+        "sweep has not completed for 10 s (still running)",
+    ]
+
+
 @pytest.mark.postgres
 def test_a_hung_sweep_makes_healthz_503_naming_it(
     clock: FrozenClock, caplog: pytest.LogCaptureFixture
