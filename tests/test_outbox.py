@@ -445,6 +445,12 @@ def test_a_long_queue_behind_one_failing_recipient_holds_up_nobody_else(services
     queue(services, "U2", "other")
     drain(services, {"slack": slack})
     assert texts(slack, "U2") == ["other"] and texts(slack, "U1") == []
+    # While U1's first waits to be tried again, what is queued for others later goes at once.
+    queue(services, "U2", "later")
+    queue(services, "C0OUTREACH", "card")
+    drain(services, {"slack": slack})
+    assert texts(slack, "U2") == ["other", "later"] and texts(slack, "C0OUTREACH") == ["card"]
+    assert texts(slack, "U1") == []
     clock.advance(backoff(1))
     drain(services, {"slack": slack})
     assert texts(slack, "U1") == [f"{number:02d}" for number in range(60)]
