@@ -15,13 +15,18 @@ from reviews.checkin_model import CheckinForm, validate_checkin
 from reviews.checkins import record_checkin
 from reviews.digest import build_digest, collect
 from reviews.export import write_export
+from reviews.model import Outcome
+from reviews.public import raise_from_public_page
+from reviews.public_form import PublicForm, validate_public
 from reviews.retention import erase, retention_job
+from reviews.service import record_outcome
 from storage.database import Database
 from storage.migrate import upgrade
 from storage.tables import Checkin, DigestRun, ReviewEvent
-from tests.support.builders import NURSE, make_services, on_rota
+from tests.support.builders import NURSE, OUTREACH, make_services, on_rota
 from tests.support.fake_slack import FakeSlack
 from tests.support.process import ROOT, free_port, run_bot, start_slack_bot
+from tests.support.public_pages import FAMILY_FORM
 from tests.support.waiting import eventually
 from tests.test_digest import a_known_day
 
@@ -97,6 +102,23 @@ def test_every_figure_is_the_same_after_erasure(db, clock, tmp_path):
     assert closed[0].outcome_detail == "ICU"  # a destination is a figure, not free text
     assert len(audit) == 1 and '"reviews": 4' in audit[0].detail
     assert erase(services=services, apply=True).reviews == 0  # nothing twice
+
+
+def test_the_names_a_family_gave_on_the_public_page_are_erased(db, clock):
+    on_rota(db, "outreach", "Alex Carter", "U01ALEX", clock.now(), hours=48)
+    services = make_services(db, clock)
+    asked = validate_public(PublicForm(**FAMILY_FORM), "Ward 7")
+    raised = raise_from_public_page(
+        services=services, request=asked, submission_key="web:form", sender="ab" * 32
+    )
+    # Taking it sends Alex the call-back number and the names, privately.
+    closed = Outcome.NO_CHANGE
+    record_outcome(services=services, review_id=raised.review_id, by=OUTREACH, outcome=closed)
+    names = (FAMILY_FORM["your_name"], FAMILY_FORM["patient_name"], FAMILY_FORM["relationship"])
+    assert all(name in database_text(db) for name in names)
+    clock.advance(days=91)
+    assert erase(services=services, apply=True).reviews == 1
+    assert not [name for name in names if name in database_text(db)]
 
 
 def test_the_daily_job_erases_once_a_day_across_replicas(db, clock):
