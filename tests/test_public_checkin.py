@@ -5,6 +5,7 @@ with the family's contact details, and the public pages' abuse rules hold."""
 from __future__ import annotations
 
 import re
+from time import monotonic
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from storage.database import Database
 from storage.tables import Checkin
 from tests.support.builders import OUTREACH, RecordingSender, make_services, on_rota
 from tests.support.clock import FrozenClock
+from tests.support.databases import stalled
 from tests.support.public_pages import PHONE, PublicPages, outbox, public_pages, stored
 from tests.support.public_pages import send as send_request
 
@@ -218,3 +220,16 @@ def test_worse_for_a_ward_with_no_channel_is_told_to_the_outreach_channel(
     assert "Ward 7 bed 12: their family says they are worse than yesterday" in told.payload
     assert "Ward 7 has no channel of its own: please tell the ward." in told.payload
     assert "cried" not in told.payload
+
+
+def test_a_wish_for_review_a_stalled_database_holds_is_told_within_seconds_to_call(
+    site: PublicPages,
+) -> None:
+    form = token(site)
+    with stalled(site.services.db):
+        started = monotonic()
+        answer = send(site, form_token=form, answer="worse", wants_review="yes", **CONTACT)
+        waited = monotonic() - started
+    assert waited < 3.5, waited
+    assert answer.status_code == 503 and PHONE in answer.text
+    assert "We could not confirm that your request was sent: call us now" in answer.text

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from time import monotonic
 
 import pytest
 import requests
@@ -24,6 +25,7 @@ from storage.database import Database
 from storage.tables import Review
 from tests.support.builders import OUTREACH, make_services, on_rota
 from tests.support.clock import FrozenClock
+from tests.support.databases import stalled
 from tests.support.public_pages import (
     FAMILY_FORM,
     PHONE,
@@ -142,6 +144,23 @@ def test_database_down_says_not_sent_and_to_call_now(
             assert answer.status_code == 503
             assert PHONE in answer.text
         assert "Your request was NOT sent: call us now" in send(down, token=token).text
+
+
+def test_a_stalled_database_tells_the_family_within_seconds_to_call(
+    db: Database, clock: FrozenClock
+) -> None:
+    # A database slow to commit (a stuck transaction holding the request's table): the family
+    # is not left watching a page load for 5 to 30 seconds, and is never told the team knows.
+    with public_pages(make_services(db, clock)) as site:
+        token = form_token(site)
+        with stalled(db):
+            started = monotonic()
+            answer = send(site, token=token)
+            waited = monotonic() - started
+    assert waited < 3.5, waited
+    assert answer.status_code == 503
+    assert "We could not confirm that your request was sent: call us now" in answer.text
+    assert PHONE in answer.text and "The critical care outreach team has been" not in answer.text
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from handlers.deadline import NotConfirmed, within_deadline
 from handlers.web.forgery import Expired, Forged, FormTokens
 from handlers.web.render import Pages
 from reviews import public
@@ -138,12 +139,17 @@ class ReviewPages:
         except FormErrors as problems:
             return self._form(ward, token, typed, problems.errors, status=400)
         try:
-            result = public.raise_from_public_page(
-                services=self.services,
-                request=request,
-                submission_key=key,
-                sender=sender,
+            result = within_deadline(
+                lambda: public.raise_from_public_page(
+                    services=self.services,
+                    request=request,
+                    submission_key=key,
+                    sender=sender,
+                ),
+                "request from the public page",
             )
+        except NotConfirmed:
+            return self.not_confirmed(ward)
         except public.TooMany:
             return self.refused(ward, 429, "Too many requests from this connection")
         except DatabaseUnavailable:
@@ -192,6 +198,23 @@ class ReviewPages:
             call_now=True,
             lines=lines,
             not_sent=True,
+        )
+
+    def not_confirmed(self, ward: Ward) -> Response:
+        """The database did not confirm the request within DEADLINE: it may yet be recorded
+        (and the team told), or may not; the person must not wait to find out."""
+        lines = [
+            "Our system is slow to answer just now, so we cannot tell whether the outreach "
+            "team has been told."
+        ]
+        return self.pages.render(
+            "problem.html",
+            status=503,
+            ward=ward,
+            title="We could not confirm that your request was sent",
+            call_now=True,
+            lines=lines,
+            not_sent=False,
         )
 
     def not_working(self, ward: Ward) -> Response:

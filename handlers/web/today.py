@@ -8,6 +8,7 @@ import logging
 
 from starlette.responses import Response
 
+from handlers.deadline import NotConfirmed, within_deadline
 from handlers.web.review import ReviewPages, delayed, told_to_phone
 from reviews import public
 from reviews.checkins import record_checkin
@@ -37,15 +38,20 @@ class TodayPages(ReviewPages):
         except FormErrors as problems:
             return self._form(ward, token, typed, problems.errors, status=400)
         try:
-            result = record_checkin(
-                services=self.services,
-                checkin=checkin,
-                by=public.public_actor(key),
-                source="web",
-                submission_key=key,
-                wish=wish,
-                sender=sender,
+            result = within_deadline(
+                lambda: record_checkin(
+                    services=self.services,
+                    checkin=checkin,
+                    by=public.public_actor(key),
+                    source="web",
+                    submission_key=key,
+                    wish=wish,
+                    sender=sender,
+                ),
+                "daily view from the public page",
             )
+        except NotConfirmed:
+            return self.not_confirmed(ward)
         except public.TooMany:
             return self.refused(ward, 429, "Too many forms sent from this connection")
         except DatabaseUnavailable:
