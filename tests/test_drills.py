@@ -180,14 +180,17 @@ def test_postgresql_hanging_then_back(fake: FakeSlack, tmp_path: Path) -> None:
             said = json.dumps(submit(base, "V0DURING").json())
             assert time.monotonic() - started < 3, "answered inside Slack's 3 seconds"
             assert "NOT CONFIRMED" in said and FALLBACK in said
-            for _ in range(4):  # a monitor probing, as each probe gives up after 10 s
+            for _ in range(2):  # a monitor probing, as each probe gives up after 10 s
                 started = time.monotonic()
                 answer = healthz(base)
                 assert answer.status_code == 503 and time.monotonic() - started < 9
                 assert answer.json()["problems"][0].startswith("the database does not answer")
-            time.sleep(8)  # level 1 of RR-0001 falls due while the database hangs
-            down = healthz(base).json()["problems"]
-            assert "sweep has not completed for" in " ".join(down), down
+
+            def sweep_stalled() -> bool:
+                return "sweep has not completed for" in " ".join(healthz(base).json()["problems"])
+
+            # Meanwhile level 1 of RR-0001 falls due, and the sweep cannot claim it.
+            eventually(sweep_stalled, "the stalled sweep named", 20)
 
             proxy.thaw()
             eventually(lambda: health_body(base, 200), "healthy again by itself")
@@ -455,24 +458,14 @@ def test_a_full_disk(fake: FakeSlack, disk: Disk, tmp_path: Path) -> None:
 PROXY_PAGE = "<html><body><h1>502 Bad Gateway</h1>The trust's web proxy could not reach the site."
 
 
-@pytest.mark.parametrize(
-    "garbled",
-    [
-        {"status": 200, "page": PROXY_PAGE},  # a corporate proxy's error page, as a 200
-        {"status": 200, "error": "internal_error"},  # Slack's own transient failures, as 200s
-        {"status": 200, "error": "fatal_error"},
-        {"status": 200, "error": "service_unavailable"},
-        {"status": 200, "error": "request_timeout"},
-    ],
-    ids=["html-page", "internal_error", "fatal_error", "service_unavailable", "request_timeout"],
-)
 def test_slack_answering_200_with_a_failure_that_passes(
-    fake: FakeSlack, database_url: str, tmp_path: Path, garbled: dict[str, Any]
+    fake: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    """A proxy's error page or Slack's own passing failure, answered as HTTP 200: the ping is
-    tried again and reaches the bleep-holder, once; it is never failed for good."""
+    """A corporate proxy's error page answered as HTTP 200 in Slack's place: the ping is tried
+    again and reaches the bleep-holder, once; it is never failed for good. (Slack's own passing
+    failures answered as 200s are mapped alike: tests/test_slack_sender.py.)"""
     put_on_rota(database_url)
-    fake.fail("chat.postMessage", times=3, **garbled)
+    fake.fail("chat.postMessage", times=3, status=200, page=PROXY_PAGE)
     bot, base = start_bot(fake, database_url, tmp_path)
     try:
         assert "RR-0001 raised" in submit(base, "V0GARBLED").text

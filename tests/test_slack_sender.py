@@ -155,6 +155,30 @@ def test_slack_failures_map_to_retries_or_give_up(
     assert raised.value.credentials is credentials
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 200, "page": "<html><body><h1>502 Bad Gateway</h1>The trust's proxy failed."},
+        # Slack's own passing failures, answered as 200s (tests/test_drills.py drives the first
+        # case through a real bot).
+        {"status": 200, "error": "internal_error"},
+        {"status": 200, "error": "fatal_error"},
+        {"status": 200, "error": "service_unavailable"},
+        {"status": 200, "error": "request_timeout"},
+    ],
+    ids=["html-page", "internal_error", "fatal_error", "service_unavailable", "request_timeout"],
+)
+def test_a_200_that_says_slack_failed_this_once_is_retried_after_a_look(
+    sender: SlackSender, fake: FakeSlack, failure: dict
+) -> None:
+    """Not a refusal: tried again, and looked for first, since part of it may have been done."""
+    fake.fail("chat.postMessage", **failure)
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(item("card"))
+    assert not raised.value.permanent and not raised.value.credentials
+    assert raised.value.uncertain
+
+
 def test_network_failure_is_a_retry() -> None:
     with FakeSlack() as gone:
         url = gone.url
