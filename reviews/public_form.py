@@ -91,6 +91,9 @@ def _phone(value: str, errors: dict[str, str]) -> str:
     # Some phone keyboards type full-width digits (０７７００); NFKC makes them 07700.
     typed = unicodedata.normalize("NFKC", clean_text(value))
     digits = re.sub(r"[ ()-]", "", typed)
+    # The same UK number written for abroad: "+44 (0)7700 900123" (as letterheads print it),
+    # "0044 7700 900123" (as some phones store it).
+    digits = re.sub(r"^(?:\+|00)440?(?=[1-9])", "+44", digits)
     if not typed:
         errors["callback_number"] = f"Enter a phone number we can call you on, like {PHONE_EXAMPLE}"
     elif not UK_PHONE.match(digits):

@@ -226,3 +226,22 @@ def test_a_web_address_typed_as_the_bed_never_reaches_a_text_or_a_channel(
     for bed in ("12", "Side room 3", "Bay 2/5", "12A", "Gwely 4 (ffenestr)"):
         assert send(site, bed=bed).status_code == 200, bed
     assert [review.bed for review in stored(site)][-1] == "Gwely 4 (ffenestr)"
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("+44 (0)7700 900123", "+447700900123"),  # how UK numbers are printed for abroad
+        ("+44 0 7700 900124", "+447700900124"),
+        ("0044 7700 900125", "+447700900125"),  # dialled from abroad, as some phones store it
+    ],
+)
+def test_a_uk_number_written_in_its_international_forms_is_taken(
+    site: PublicPages, typed: str, kept: str
+) -> None:
+    # A frightened relative copies their number as their phone or letterhead shows it: it is a
+    # UK number, and "Enter a UK phone number" would only stop them asking for a review.
+    answer = send(site, callback_number=typed)
+    assert answer.status_code == 200, re.findall(r"Error:</span>([^<]*)", answer.text)
+    assert [review.callback_number for review in stored(site)] == [kept]
+    assert "RR-0001" in answer.text
