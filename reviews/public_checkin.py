@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from reviews.checkin_model import Answer, CheckinForm, ValidCheckin, validate_checkin
 from reviews.checkins import review_request
 from reviews.model import FormErrors, ValidRequest, clean_text
-from reviews.public_form import BED, BED_ERROR, PublicForm, validate_public
+from reviews.public_form import BED_ERROR, PublicForm, is_bed, validate_public
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def validate_public_checkin(
         )
     except FormErrors as problems:
         errors.update(MESSAGES[field] for field in problems.errors if field in MESSAGES)
-    if "bed" not in errors and not BED.fullmatch(clean_text(form.bed)):
+    if "bed" not in errors and not is_bed(clean_text(form.bed)):
         errors["bed"] = BED_ERROR
     if form.answer not in {a.value for a in Answer}:  # asked even before "who are you?"
         errors["answer"] = MESSAGES["answer"][1]

@@ -17,11 +17,22 @@ PHONE_EXAMPLE = "07700 900 982"
 # dialled by the outreach team, so the public pages take none of them: toll fraud in the NHS's
 # name, at a rate of five an hour per address.
 CHARGED = re.compile(r"^(?:0|\+44)(?:9|70|84|87)")
-# What a bed is called, in any script: "12", "Side room 3", "Bay 2/5", "Gwely 4 (ffenestr)".
-# Never a web or email address: a stranger's bed goes into the texts and pages to on-call staff
-# and onto the channels' cards, where a phone or chat makes a link of "nhs-login.co/x".
-BED = re.compile(r"[\w '()/#,&+-]*")
+# What a bed is called, in any script: "12", "Side room 3", "Bay 2/5", "Gwely 4 (ffenestr)",
+# "Room 2.14" (floor 2, room 14), "Women’s bay" (an iPhone's apostrophe). Never a web or email
+# address: a stranger's bed goes into the texts and pages to on-call staff and onto the
+# channels' cards, where a phone or chat makes a link of "nhs-login.co/x". So no @ or :, and
+# a full stop only where it cannot join a web address: not before a letter ("x.co") nor in an
+# IP address's run of numbers ("10.0.0.1").
+BED = re.compile(r"[\w '’()/#,&+.-]*")
+LINKED = re.compile(r"\.[^\W\d_]|[0-9]\.[0-9]+\.[0-9]")
 BED_ERROR = "Use letters, numbers and spaces only, like 12 or Side room 3"
+
+
+def is_bed(text: str) -> bool:
+    """Whether `text` (cleaned) is what a bed is called, never a web or email address. An
+    accent typed as a mark of its own (w and ^ for ŵ) counts as its letter."""
+    letters = "".join(c for c in text if not unicodedata.category(c).startswith("M"))
+    return bool(BED.fullmatch(letters)) and not LINKED.search(letters)
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ def validate_public(form: PublicForm, ward_name: str) -> ValidRequest:
     )
     relationship = _text(form.relationship, 60, "relationship", "", errors)
     bed = _text(form.bed, 20, "bed", "", errors)
-    if not BED.fullmatch(bed):
+    if not is_bed(bed):
         errors.setdefault("bed", BED_ERROR)
     concern = _text(form.concern, 2000, "concern", "Tell us what is worrying you", errors)
     spoken = {"yes": True, "no": False, "": None}.get(form.spoken_to_ward, None)

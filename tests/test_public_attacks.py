@@ -245,3 +245,25 @@ def test_a_uk_number_written_in_its_international_forms_is_taken(
     assert answer.status_code == 200, re.findall(r"Error:</span>([^<]*)", answer.text)
     assert [review.callback_number for review in stored(site)] == [kept]
     assert "RR-0001" in answer.text
+
+
+def test_a_bed_as_families_type_it_is_taken(site: PublicPages) -> None:
+    # What a relative reads off the sign over the bed, or types on an iPhone (which turns ' into
+    # ’): a floor-and-room number, a full stop, a Welsh name, an accent typed as its own mark.
+    beds = [
+        "Room 2.14",  # new hospitals number rooms by floor: 2.14
+        "Bed 4.",
+        "Women’s bay, bed 4",
+        "Bay 3, bed 2",
+        "SR1",
+        "Gwely 4, Bae 2",
+        "Ystafell ochr 3",
+        "Gwely\u0302 4",  # ŵ as w and its accent, as some keyboards and pastes give it
+    ]
+    for number, bed in enumerate(beds):  # from households of their own (5 an hour each)
+        answer = send(site, bed=bed, headers={"X-Forwarded-For": f"198.51.100.{number}"})
+        assert answer.status_code == 200, (bed, re.findall(r"Error:</span>([^<]*)", answer.text))
+    assert [review.bed for review in stored(site)] == beds
+    # A web address is still refused, with a dot or without a scheme.
+    for bed in ("nhs-login.co/x", "x.co", "10.0.0.1/x", "bit.ly/abc", "https://x", "x.CO"):
+        assert send(site, bed=bed).status_code == 400, bed
