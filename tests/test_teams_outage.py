@@ -296,3 +296,26 @@ def test_a_proxys_page_answered_in_the_connectors_place_is_no_card_posted(
     with services.db.reading() as uow:
         left = uow.outbox.count_by_state()
     assert left.get("pending", 0) == left.get("failed", 0) == 0
+
+
+@pytest.mark.parametrize("status", [200, 204])
+def test_an_empty_answer_to_a_card_is_no_card_posted(
+    site: PublicPages,
+    teams: dict[str, Sender],
+    ms: FakeMicrosoft,
+    clock: FrozenClock,
+    status: int,
+) -> None:
+    """A proxy or WAF in front of the connector answering a post with nothing at all (an empty
+    200, a 204) said nothing of the card either: the connector gives every message it posts an
+    id. The card was taken as posted and never tried again. It is tried again, and goes."""
+    services = site.services
+    service.raise_review(services=services, request=request(), by=NURSE)
+    ms.fail_next(status, times=1, to=OUTREACH, page="")
+    drain(services, teams)
+    clock.advance(minutes=1)
+    drain(services, teams)
+    assert cards(ms) == ["Rapid review RR-0001 · URGENT · Ward 7 bed 12"] * 2  # it went
+    with services.db.reading() as uow:
+        left = uow.outbox.count_by_state()
+    assert left.get("pending", 0) == left.get("failed", 0) == 0

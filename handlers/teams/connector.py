@@ -52,9 +52,16 @@ class Connector:
     def post_activity(
         self, service_url: str, conversation_id: str, activity: dict[str, Any]
     ) -> str:
-        """Post into a conversation (or a channel thread); the new activity's id."""
+        """Post into a conversation (or a channel thread); the new activity's id. DeliveryError
+        (uncertain) for an answer naming none, which is not the connector's: it names every
+        activity it posts, and a proxy or WAF in its place may answer an empty 200 or a 204."""
         url = f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}/activities"
-        return str(self._call("POST", url, activity).get("id") or "")
+        posted = str(self._call("POST", url, activity).get("id") or "")
+        if not posted:
+            raise DeliveryError(
+                "an answer naming no activity posted, not the Bot Connector's", uncertain=True
+            )
+        return posted
 
     def update_activity(
         self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
