@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 import requests
 
+from storage.database import Database
+from tests.support.builders import make_services
+from tests.support.clock import FrozenClock
 from tests.support.public_pages import (
     FAMILY_FORM,
     PHONE,
     PublicPages,
     form_token,
     outbox,
+    public_pages,
     send,
     stored,
 )
@@ -267,3 +271,26 @@ def test_a_bed_as_families_type_it_is_taken(site: PublicPages) -> None:
     # A web address is still refused, with a dot or without a scheme.
     for bed in ("nhs-login.co/x", "x.co", "10.0.0.1/x", "bit.ly/abc", "https://x", "x.CO"):
         assert send(site, bed=bed).status_code == 400, bed
+
+
+def test_an_older_browser_behind_a_proxy_that_rewrites_host_is_not_taken_for_another_site(
+    db: Database, clock: FrozenClock
+) -> None:
+    # An older phone's browser sends no Sec-Fetch-Site, only Origin: the address it loaded the
+    # form from. The trust's proxy gives the bot its own name for it in Host (Azure Application
+    # Gateway's "override with backend host name"), with the visitor's in X-Forwarded-Host.
+    family = "https://concern.example.nhs.uk"
+    proxied = {"Origin": family, "Host": "rapidreview.internal:8000"}
+    # PUBLIC_URL written with the https port, which no browser puts in Origin.
+    with public_pages(make_services(db, clock), public_url=f"{family}:443") as site:
+        answer = send(site, headers=proxied)
+        assert answer.status_code == 200 and "RR-0001" in answer.text
+    # No PUBLIC_URL: the proxy's X-Forwarded-Host names the address the family used.
+    with public_pages(make_services(db, clock)) as site:
+        answer = send(site, headers={**proxied, "X-Forwarded-Host": "concern.example.nhs.uk"})
+        assert answer.status_code == 200 and "RR-0002" in answer.text
+        # Another site's page is still refused, whatever the proxy says.
+        forged = {**proxied, "Origin": "https://advert.example"}
+        answer = send(site, headers={**forged, "X-Forwarded-Host": "concern.example.nhs.uk"})
+        assert answer.status_code == 403 and PHONE in answer.text
+    assert len(stored(site)) == 2

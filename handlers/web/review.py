@@ -48,16 +48,29 @@ def from_another_site(request: Request, public_url: str) -> bool:
     forgery). The form's token alone cannot tell: another site's server can load the form and
     hand its token to every visitor's browser, each posting from the visitor's own address.
     Sec-Fetch-Site, set by the browser itself, decides when present; an older browser's Origin
-    must then be this site's (its Host, or PUBLIC_URL's); "null" (our pages' no-referrer policy
-    makes a browser send it with our own forms) or none at all cannot tell, and is taken."""
+    must then be this site's (its Host, the X-Forwarded-Host of a proxy that gives the bot its
+    own name in Host, or PUBLIC_URL's, each without a default port no browser puts in Origin);
+    "null" (our pages' no-referrer policy makes a browser send it with our own forms) or none at
+    all cannot tell, and is taken. Another site's page cannot add X-Forwarded-Host to a form."""
     fetched_from = request.headers.get("sec-fetch-site")
     if fetched_from is not None:
         return fetched_from.strip().lower() not in ("same-origin", "none")
     origin = request.headers.get("origin", "").strip().lower()
     if origin in ("", "null"):
         return False
-    ours = {request.headers.get("host", "").lower(), urlsplit(public_url).netloc.lower()}
-    return urlsplit(origin).netloc not in ours - {""}
+    named = [request.headers.get("host", ""), urlsplit(public_url).netloc]
+    for forwarded in request.headers.getlist("x-forwarded-host"):
+        named += forwarded.split(",")
+    ours = {_site(name) for name in named} - {""}
+    return _site(urlsplit(origin).netloc) not in ours
+
+
+def _site(netloc: str) -> str:
+    """A host as Origin gives it: lower case, without the default port ("example:443")."""
+    host = netloc.strip().lower()
+    for default in (":443", ":80"):
+        host = host.removesuffix(default)
+    return host
 
 
 FIELDS = tuple(PublicForm.__dataclass_fields__)
