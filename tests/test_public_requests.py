@@ -131,6 +131,22 @@ def test_behind_any_proxy_the_visitor_cannot_name_their_own_address(
     assert len(stored(site)) == 7
 
 
+def test_behind_two_proxies_each_family_is_counted_once_both_are_named(
+    db: Database, clock: FrozenClock
+) -> None:
+    # A content network's edge (192.0.2.0/24) in front of the trust's own load balancer (the
+    # bot's peer here): X-Forwarded-For reads "visitor, edge". With "*" the last address is the
+    # edge's, shared by every family it carries, and a sixth family in the hour is refused.
+    chain = [{"X-Forwarded-For": f"198.51.100.{n}, 192.0.2.10"} for n in range(7)]
+    with public_pages(make_services(db, clock), forwarded_allow_ips="*") as site:
+        assert [send(site, headers=family).status_code for family in chain[:6]] == [200] * 5 + [429]
+    clock.advance(hours=2)
+    # Named, both proxies are passed over and each family is its own address.
+    named = "127.0.0.1,192.0.2.0/24"
+    with public_pages(make_services(db, clock), forwarded_allow_ips=named) as site:
+        assert [send(site, headers=family).status_code for family in chain] == [200] * 7
+
+
 def test_database_down_says_not_sent_and_to_call_now(
     db: Database, clock: FrozenClock, tmp_path: Path
 ) -> None:
