@@ -55,13 +55,14 @@ class Wards:
     def named(self, typed: str) -> Ward | None:
         """The ward `typed` names, ignoring case and spaces around it: its code ("ward-7"), its
         name, or its name before the description in brackets ("Ward 7" of "Ward 7 (Acute
-        Medicine)"); None when no ward is named so."""
+        Medicine)") when no other ward's is the same; None when no ward is named so, or two
+        are ("Ward 7" of a trust with a Ward 7 at each of its hospitals: never guessed)."""
         wanted = " ".join(typed.split()).lower()
         for ward in self.wards:
-            name = ward.name.lower()
-            if wanted in (ward.code.lower(), name, name.split("(")[0].strip()):
-                return ward
-        return None
+            if wanted in (ward.code.lower(), " ".join(ward.name.split()).lower()):
+                return ward  # codes and names are each a ward's own (parse_wards)
+        short = [w for w in self.wards if " ".join(w.name.split("(")[0].split()).lower() == wanted]
+        return short[0] if len(short) == 1 else None
 
 
 def chosen_ward(chosen: str, typed: str, wards: Wards | None = None) -> str:

@@ -174,3 +174,46 @@ def test_the_teams_form_offers_the_wards_and_takes_one_not_listed(
         assert answer.status_code == 200
     with db.unit_of_work() as uow:
         assert getattr(uow.reviews.get(1), "ward", None) == "Discharge lounge"
+
+
+TWO_SITES = """
+[[wards]]
+code = "ri-ward-7"
+name = "Ward 7 (Royal Infirmary)"
+site = "Royal Infirmary"
+
+[[wards]]
+code = "gh-ward-7"
+name = "Ward 7 (General Hospital)"
+site = "General Hospital"
+"""
+
+
+def test_a_ward_typed_that_two_sites_share_is_never_recorded_as_the_first_sites(
+    db: Database, clock: FrozenClock, fake: FakeSlack, tmp_path: Path
+) -> None:
+    # A trust of two hospitals, each with its Ward 7. A nurse at the General types "Ward 7" in
+    # the box for a ward not listed: the request must not go down as the Royal Infirmary's
+    # Ward 7, where the outreach team would look for the patient.
+    wards = load_wards(write(tmp_path, TWO_SITES))
+    services = dataclasses.replace(make_services(db, clock), wards=wards)
+    with slack_bot(services, fake) as bot:
+        for number, typed in enumerate(["Ward 7", "ward 7 (general hospital)", "gh-ward-7"]):
+            form = {
+                **request_form(),
+                "ward": {"value": choice(None)},
+                "ward_other": {"value": text_value(typed)},
+            }
+            view = f"V{number}"
+            assert (
+                bot.post(
+                    view_submission(REQUEST_FORM, form, user_id="U0NURSE", view_id=view)
+                ).status_code
+                == 200
+            )
+    with db.unit_of_work() as uow:
+        assert [getattr(uow.reviews.get(i), "ward", None) for i in (1, 2, 3)] == [
+            "Ward 7",  # as typed: which hospital's is for the team to ask, never guessed
+            "Ward 7 (General Hospital)",
+            "Ward 7 (General Hospital)",
+        ]
