@@ -439,3 +439,25 @@ def reference_of(bot: TeamsBot, aad_object_id: str) -> str | None:
     with bot.services.db.unit_of_work() as uow:
         person = uow.rota.staff_by_platform_id("teams", aad_object_id)
         return person.teams_conversation if person else None
+
+
+def test_another_bots_genuine_tokens_do_not_hide_ours_refused(
+    bot: TeamsBot, ms: FakeMicrosoft, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone can register a bot of their own with Microsoft and be sent tokens Microsoft really
+    # signed, for their app id: current ones, and, kept an hour, expired ones. A flood of those
+    # must not keep out of the log that a token for THIS bot is refused as expired (our clock).
+    for _ in range(15):
+        theirs = ms.token(audience="another-bot-of-anyones")
+        bot.post(activity(ms, NURSE, text="rapidreview"), token=theirs, unsigned=True)
+        stale = ms.token(audience="another-bot-of-anyones", expires_in=-3600)
+        bot.post(activity(ms, NURSE, text="rapidreview"), token=stale, unsigned=True)
+    for _ in range(5):
+        expired = ms.token(expires_in=-306)
+        response = bot.post(activity(ms, NURSE, text="rapidreview"), token=expired, unsigned=True)
+        assert response.status_code == 401
+    refused = [r.getMessage() for r in caplog.records if "Teams request refused" in r.getMessage()]
+    ours = [line for line in refused if "expired" in line.lower() and "more like it" not in line]
+    assert ours, refused
+    assert len(refused) <= 3, refused  # still at most a line a minute for each kind
+    assert nothing_happened(bot)

@@ -81,8 +81,9 @@ def build_teams(
     )
 
     # Anyone may post to /api/messages: each kind of refusal is logged at most once a minute.
-    # A token Microsoft signed but we refuse (our clock, our app id) has a line of its own.
-    forged, refused_signed, forbidden, no_keys = (Sparing(log) for _ in range(4))
+    # A token Microsoft signed for this bot but we refuse (our clock, a replay) has a line of
+    # its own, apart from forgeries and from tokens signed for other bots (anyone may have one).
+    forged, another_app, refused_ours, forbidden, no_keys = (Sparing(log) for _ in range(5))
 
     async def messages(request: Request) -> Response:
         try:
@@ -95,7 +96,7 @@ def build_teams(
             await run_in_threadpool(verifier.verify, authorization, activity)
             check_origin(activity, settings.teams_tenant_id)
         except Unauthorized as refused:
-            sparing = refused_signed if refused.signed else forged
+            sparing = refused_ours if refused.ours else another_app if refused.signed else forged
             sparing.log(logging.WARNING, "Teams request refused: %s", refused)
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         except Forbidden as refused:

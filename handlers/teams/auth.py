@@ -62,13 +62,17 @@ CLAIM_ERRORS = (
 
 class Unauthorized(Exception):
     """The request is not from the Bot Framework for this bot; the message says why (for logs).
-    `signed`: Microsoft's key did sign the token, but its claims are refused (expired, another
-    audience or issuer). Anyone can forge; only a wrong clock, a wrong app id or a replayed
-    token gives that, so it is logged apart from the forgeries that could bury it."""
+    `signed`: Microsoft's key did sign the token, but its claims are refused (expired, not yet
+    valid, another issuer or service URL). `ours`: and it is a token for this bot (its audience
+    is our app id). Anyone can forge, and anyone can have Microsoft sign tokens for a bot of
+    their own; only a wrong clock or a replay gives a token for us refused, so that is logged
+    apart from the floods that could bury it. A signed token for another app (or our app id
+    mistyped) is a kind of its own."""
 
-    def __init__(self, message: str, *, signed: bool = False):
+    def __init__(self, message: str, *, signed: bool = False, ours: bool = False):
         super().__init__(message)
         self.signed = signed
+        self.ours = ours
 
 
 class KeysUnavailable(Exception):
@@ -155,11 +159,15 @@ class TokenVerifier:
         channel = str(activity.get("channelId") or "")
         if channel not in key.get("endorsements", []):
             raise Unauthorized(
-                f"the signing key does not endorse channel {channel[:40]!r}", signed=True
+                f"the signing key does not endorse channel {channel[:40]!r}",
+                signed=True,
+                ours=True,
             )
         claimed = claims.get("serviceurl") or claims.get("serviceUrl")
         if not claimed or not _same_url(str(claimed), str(activity.get("serviceUrl") or "")):
-            raise Unauthorized("the token's service URL does not match the activity's", signed=True)
+            raise Unauthorized(
+                "the token's service URL does not match the activity's", signed=True, ours=True
+            )
         return claims
 
     def _decode(self, token: str, key: dict[str, Any]) -> dict[str, Any]:
@@ -175,9 +183,20 @@ class TokenVerifier:
                 options={"require": ["exp", "iss", "aud"]},
             )
         except jwt.PyJWTError as error:
-            # PyJWT checks the signature before any claim: a claim refused was signed.
+            # PyJWT checks the signature before any claim: a claim refused was signed, so its
+            # audience is Microsoft's word (PyJWT looks at it after the expiry, though).
             signed = isinstance(error, CLAIM_ERRORS)
-            raise Unauthorized(f"{type(error).__name__}: {error}", signed=signed) from None
+            ours = signed and self._for_us(token)
+            said = f"{type(error).__name__}: {error}"
+            raise Unauthorized(said, signed=signed, ours=ours) from None
+
+    def _for_us(self, token: str) -> bool:
+        """Whether a token whose signature was found good names this bot as its audience."""
+        try:
+            audience = jwt.decode(token, options={"verify_signature": False}).get("aud")
+        except jwt.PyJWTError:
+            return False
+        return self.app_id in (audience if isinstance(audience, list) else [audience])
 
     def _key(self, kid: str) -> dict[str, Any]:
         with self._lock:
