@@ -119,3 +119,35 @@ def test_a_ward_named_by_its_code_or_its_short_name_is_the_same_ward_everywhere(
         shell.expect("RR-0001 · STANDARD · Cedar Ward (Surgery) bed 3")
     finally:
         shell.stop()
+
+
+def test_a_ward_two_hospitals_share_is_never_taken_for_one_of_them(tmp_path):
+    # A trust of two hospitals, each with its Ward 7. "Ward 7" names neither: recorded as the
+    # last one listed, a check-in (and a request) went down on the other hospital's ward.
+    wards = tmp_path / "wards.toml"
+    wards.write_text(
+        '[[wards]]\ncode = "ri-ward-7"\nname = "Ward 7 (Royal Infirmary)"\n\n'
+        '[[wards]]\ncode = "gh-ward-7"\nname = "Ward 7 (General Hospital)"\n'
+    )
+    env = bot_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path}/rr.db", WARDS_FILE=str(wards), CHECKIN_TIME="23:59"
+    )
+    shell = PtyBot(env=env)
+    try:
+        shell.expect("> ")
+        for typed, bed in (("Ward 7", "4"), ("ri-ward-7", "5")):
+            shell.type("checkin")
+            shell.expect("Ward")
+            shell.type(typed)
+            shell.type(bed)
+            shell.type("1")  # the patient
+            shell.type("1")  # better
+            shell.type("")
+            shell.type("1")  # no review wanted
+            said = shell.expect("> ")
+            if typed == "Ward 7":
+                assert "Check-in recorded for Ward 7 bed 4: better." in said
+            else:
+                assert "Check-in recorded for Ward 7 (Royal Infirmary) bed 5: better." in said
+    finally:
+        shell.stop()

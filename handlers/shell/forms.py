@@ -65,7 +65,13 @@ class Question:
         elif typed.isascii() and typed.isdigit() and 1 <= int(typed) <= len(values):
             return values[int(typed) - 1]
         by_label = {label.lower(): value for value, label in self.choices.items()}
-        by_label |= {_plain(label): value for value, label in self.choices.items()}
+        # A name before its brackets finds its ward only when no other ward's is the same:
+        # "Ward 7" of a trust with a Ward 7 at each of two hospitals names neither.
+        plain = [(_plain(label), value) for value, label in self.choices.items()]
+        shared = {name for name, _ in plain if sum(name == other for other, _ in plain) > 1}
+        for name, value in plain:
+            if name not in shared:
+                by_label.setdefault(name, value)
         return by_label.get(typed.lower(), typed)
 
     def refusal(self, problem: str) -> str:
