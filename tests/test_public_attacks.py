@@ -294,3 +294,26 @@ def test_an_older_browser_behind_a_proxy_that_rewrites_host_is_not_taken_for_ano
         answer = send(site, headers={**forged, "X-Forwarded-Host": "concern.example.nhs.uk"})
         assert answer.status_code == 403 and PHONE in answer.text
     assert len(stored(site)) == 2
+
+
+def test_a_browser_whose_fetch_header_was_blanked_is_judged_by_its_origin(
+    site: PublicPages,
+) -> None:
+    # A privacy extension, or a filtering proxy on a hospital's or a school's network, that
+    # blanks the browser's Sec-Fetch-Site rather than removing it (or a browser with a value of
+    # its own): the family's own form was refused. Its Origin decides instead, as for a browser
+    # without the header; a page elsewhere is still refused.
+    token = form_token(site)
+    for number, headers in enumerate(
+        [
+            {"Sec-Fetch-Site": ""},
+            {"Sec-Fetch-Site": "", "Origin": site.url},
+            {"Sec-Fetch-Site": "?"},
+        ]
+    ):
+        answer = send(site, token=token, headers=headers, bed=str(number + 1))
+        assert answer.status_code == 200, headers
+    elsewhere = {"Sec-Fetch-Site": "", "Origin": "https://advert.example"}
+    answer = send(site, token=token, headers=elsewhere)
+    assert answer.status_code == 403 and PHONE in answer.text
+    assert len(stored(site)) == 3

@@ -47,14 +47,18 @@ def from_another_site(request: Request, public_url: str) -> bool:
     """Whether the browser says this form was posted by another site's page (cross-site request
     forgery). The form's token alone cannot tell: another site's server can load the form and
     hand its token to every visitor's browser, each posting from the visitor's own address.
-    Sec-Fetch-Site, set by the browser itself, decides when present; an older browser's Origin
-    must then be this site's (its Host, the X-Forwarded-Host of a proxy that gives the bot its
-    own name in Host, or PUBLIC_URL's, each without a default port no browser puts in Origin);
-    "null" (our pages' no-referrer policy makes a browser send it with our own forms) or none at
-    all cannot tell, and is taken. Another site's page cannot add X-Forwarded-Host to a form."""
-    fetched_from = request.headers.get("sec-fetch-site")
-    if fetched_from is not None:
-        return fetched_from.strip().lower() not in ("same-origin", "none")
+    Sec-Fetch-Site, set by the browser itself, decides when it says; without it (an older
+    browser; blanked, or a value we do not know) the Origin must be this site's (its Host, the
+    X-Forwarded-Host of a proxy that gives the bot its own name in Host, or PUBLIC_URL's, each
+    without a default port no browser puts in Origin); "null" (our pages' no-referrer policy
+    makes a browser send it with our own forms) or none at all cannot tell, and is taken.
+    Another site's page cannot add X-Forwarded-Host to a form."""
+    fetched_from = (request.headers.get("sec-fetch-site") or "").strip().lower()
+    if fetched_from in ("same-origin", "none"):
+        return False
+    if fetched_from in ("same-site", "cross-site"):
+        return True
+    # None, blank (a privacy extension or filtering proxy blanks it) or unknown: by Origin.
     origin = request.headers.get("origin", "").strip().lower()
     if origin in ("", "null"):
         return False
