@@ -18,11 +18,11 @@ import requests
 from handlers.teams import build_teams
 from reviews import escalation, service
 from reviews.channels import check_channels
-from reviews.outbox import ALARM_ATTEMPTS, Sender, check_platforms, drain
+from reviews.outbox import ALARM_ATTEMPTS, DeliveryError, Sender, check_platforms, drain
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
-from tests.support.fake_microsoft import FakeMicrosoft
+from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.public_pages import PublicPages, public_pages, send, stored
 from tests.support.teams_activities import OUTREACH, TEAMS_ROUTE, teams_settings
 
@@ -319,3 +319,20 @@ def test_an_empty_answer_to_a_card_is_no_card_posted(
     with services.db.reading() as uow:
         left = uow.outbox.count_by_state()
     assert left.get("pending", 0) == left.get("failed", 0) == 0
+
+
+def test_an_empty_answer_to_opening_a_chat_is_tried_again_not_a_crash(
+    teams: dict[str, Sender], ms: FakeMicrosoft
+) -> None:
+    """A proxy's empty 200 where the connector opens a 1:1 chat for a direct message: no chat
+    id, so nothing could be posted. It was a KeyError (a traceback in the log); it is a failure
+    to try again, as any the connector's absence gives."""
+    sender = teams["teams"]
+    ms.fail_next(200, page="")
+    with pytest.raises(DeliveryError) as raised:
+        sender.connector.create_personal_conversation(  # type: ignore[attr-defined]
+            sender.service_url,  # type: ignore[attr-defined]
+            "29:a1e0a1e0",
+            TENANT,
+        )
+    assert not raised.value.permanent and not raised.value.credentials

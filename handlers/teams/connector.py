@@ -85,7 +85,14 @@ class Connector:
             "tenantId": tenant_id,
             "channelData": {"tenant": {"id": tenant_id}},
         }
-        return str(self._call("POST", f"{_base(service_url)}v3/conversations", body)["id"])
+        opened = str(
+            self._call("POST", f"{_base(service_url)}v3/conversations", body).get("id") or ""
+        )
+        if not opened:
+            # As post_activity: a proxy's empty answer in the connector's place. Nothing was
+            # posted yet, so it is simply tried again.
+            raise DeliveryError("an answer naming no conversation, not the Bot Connector's")
+        return opened
 
     def member(
         self, service_url: str, conversation_id: str, member_id: str, *, timeout: float = TIMEOUT
