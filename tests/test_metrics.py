@@ -79,6 +79,7 @@ def test_the_figures_come_from_the_database(db, clock):
         again = scrape(make_services(replica, clock))
     finally:
         replica.dispose()
+
     def from_database(samples):  # the sweep's figures are each process's own
         return {key: value for key, value in samples.items() if "sweep" not in key[0]}
 
