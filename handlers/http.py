@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,11 +25,11 @@ from handlers.limits import (
     LimitBodies,
     header_deadline,
 )
+from handlers.one_at_a_time import OneAtATime, Waited
 from reviews.health import Health
 from storage.database import Database, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Seconds /healthz waits for the database before answering 503 without it: inside a monitor's
 # usual 10 s, and past the 3 s a new connection is given (storage.database.POSTGRES_CONNECT).
@@ -66,7 +64,7 @@ def make_http_app(
             elsewhere = uow.platforms.unreachable_now()
         return open_requests, outbox, elsewhere, db.cannot_write()
 
-    looking = OneAtATime(look)
+    looking = OneAtATime(look, name="health")
 
     def check() -> tuple[int, dict[str, object]]:
         problems, warnings = health.problems(), health.warnings()
@@ -143,49 +141,6 @@ def _host_port(value: str) -> tuple[str, int]:
     elif value.count(":") == 1:
         host, _, port = value.partition(":")
     return host, int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else 0
-
-
-class Waited(Exception):
-    """OneAtATime's work has not ended within the wait: it began `seconds` ago."""
-
-    def __init__(self, seconds: float):
-        super().__init__(f"{seconds:.0f} s")
-        self.seconds = seconds
-
-
-class OneAtATime(Generic[T]):
-    """`work` on a daemon thread of its own, one run at a time, its result waited for at most
-    so long. A database that hangs without closing anything (a server stopped, or stuck on its
-    storage, still takes connections and acknowledges every byte, so no timeout of the driver
-    fires, and a pooled connection waits for ever) left each /healthz unanswered, holding a
-    server thread and a connection: now each probe meanwhile waits on the same run, and is
-    answered once its wait is up."""
-
-    def __init__(self, work: Callable[[], T]):
-        self._work = work
-        self._lock = threading.Lock()
-        self._running: Future[T] | None = None
-        self._began = 0.0
-
-    def result(self, wait: float) -> T:
-        """`work()`'s result (its errors propagate), or Waited after `wait` seconds."""
-        with self._lock:
-            if self._running is None or self._running.done():
-                self._running, self._began = Future(), time.monotonic()
-                threading.Thread(
-                    target=self._run, args=(self._running,), daemon=True, name="health"
-                ).start()
-            running, began = self._running, self._began
-        try:
-            return running.result(timeout=wait)
-        except TimeoutError:
-            raise Waited(time.monotonic() - began) from None
-
-    def _run(self, future: Future[T]) -> None:
-        try:
-            future.set_result(self._work())
-        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
-            future.set_exception(error)
 
 
 class HttpServer:

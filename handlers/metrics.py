@@ -24,25 +24,37 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from handlers.one_at_a_time import OneAtATime, Waited
 from reviews.context import Services
 from storage.database import DatabaseUnavailable
+from storage.metrics import Figures
 
+# Seconds a scrape waits for the database's figures: a million stored requests took 6-7 s on a
+# 2-core machine (docs/operations.md); a hung database is said as rapidreview_database_up 0.
+DATABASE_WAIT = 20.0
 # A sweep takes milliseconds; seconds mean a lock or a slow database.
 SWEEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class DatabaseFigures(Collector):
-    """The figures that must agree across replicas, read from the database per scrape."""
+    """The figures that must agree across replicas, read from the database per scrape. Scrapes
+    at once share one read, and one the database has not answered within `wait` seconds is
+    answered with rapidreview_database_up 0 (a hung database: handlers/one_at_a_time.py)."""
 
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, *, wait: float = DATABASE_WAIT):
         self.services = services
+        self.wait = wait
+        self._reading = OneAtATime(self._read, name="metrics")
+
+    def _read(self) -> Figures:
+        with self.services.db.reading() as uow:  # a scrape never waits for a writer
+            return uow.metrics.figures()
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("rapidreview_database_up", "1 when the database answered")
         try:
-            with self.services.db.reading() as uow:  # a scrape never waits for a writer
-                figures = uow.metrics.figures()
-        except DatabaseUnavailable:
+            figures = self._reading.result(self.wait)
+        except (DatabaseUnavailable, Waited):
             up.add_metric([], 0)
             yield up
             return

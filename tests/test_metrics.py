@@ -3,13 +3,17 @@ replica serves the same ones."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.http import make_http_app
-from handlers.metrics import metrics_route
+from handlers.metrics import DatabaseFigures, metrics_route
 from reviews import escalation, service
 from reviews.outbox import DeliveryError, drain
 from storage.database import Database
@@ -22,6 +26,8 @@ from tests.support.builders import (
     request,
 )
 from tests.support.http import serve
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 
 def scrape(services) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -103,3 +109,33 @@ def test_a_scrape_while_the_database_is_down_still_answers(clock):
     figures = scrape(make_services(unreachable, clock))
     assert figures[("rapidreview_database_up", ())] == 0
     assert ("rapidreview_open_requests", ()) not in figures
+
+
+def test_scrapes_while_the_database_hangs_share_one_read_and_say_it_is_down(postgres_url, clock):
+    """A server that takes connections and never answers fires no timeout of the driver: each
+    scrape held a server thread and a connection for as long as it hung, and a monitor
+    scraping every few seconds would in time hold every thread (and /healthz with them)."""
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
+        services = make_services(db, clock)
+        registry = CollectorRegistry()
+        registry.register(DatabaseFigures(services, wait=1.0))
+        monitors = ThreadPoolExecutor(6)
+        try:
+            assert b"rapidreview_database_up 1.0" in generate_latest(registry)
+            proxy.freeze()
+            started = time.monotonic()
+            scrapes = monitors.map(lambda _: generate_latest(registry), range(6), timeout=10)
+            said = list(scrapes)
+            took = time.monotonic() - started
+            assert all(b"rapidreview_database_up 0.0" in text for text in said)
+            assert took < 3, took  # answered once the wait is up, not when the database is
+            hung = [t for t in threading.enumerate() if t.name == "metrics"]
+            assert len(hung) == 1  # one read waits on the database, not one a scrape
+
+            proxy.thaw()
+            eventually(lambda: b"rapidreview_database_up 1.0" in generate_latest(registry), "up")
+        finally:
+            proxy.thaw()  # what still waits on the database ends
+            monitors.shutdown()
+            db.dispose()

@@ -1,0 +1,56 @@
+"""One look at the database at a time, waited for at most so long (/healthz, /metrics)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Waited(Exception):
+    """OneAtATime's work has not ended within the wait: it began `seconds` ago."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"{seconds:.0f} s")
+        self.seconds = seconds
+
+
+class OneAtATime(Generic[T]):
+    """`work` on a daemon thread of its own (named `name`), one run at a time, its result waited
+    for at most so long. A database that hangs without closing anything (a server stopped, or
+    stuck on its storage, still takes connections and acknowledges every byte, so no timeout of
+    the driver fires, and a pooled connection waits for ever) left each /healthz or /metrics
+    unanswered, holding a server thread and a connection: a monitor asking every few seconds
+    would in time hold every thread the server has. Now each request meanwhile waits on the
+    same run, and is answered once its wait is up."""
+
+    def __init__(self, work: Callable[[], T], *, name: str):
+        self._work = work
+        self._name = name
+        self._lock = threading.Lock()
+        self._running: Future[T] | None = None
+        self._began = 0.0
+
+    def result(self, wait: float) -> T:
+        """`work()`'s result (its errors propagate), or Waited after `wait` seconds."""
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running, self._began = Future(), time.monotonic()
+                threading.Thread(
+                    target=self._run, args=(self._running,), daemon=True, name=self._name
+                ).start()
+            running, began = self._running, self._began
+        try:
+            return running.result(timeout=wait)
+        except TimeoutError:
+            raise Waited(time.monotonic() - began) from None
+
+    def _run(self, future: Future[T]) -> None:
+        try:
+            future.set_result(self._work())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(error)
