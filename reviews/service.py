@@ -233,6 +233,7 @@ def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
     stops, and whoever took it is sent the call-back number privately (never on the card)."""
     review.next_escalation_at = None
     if review.acknowledged_at is not None:
+        _callback_again(uow, review, by, now)
         return
     review.acknowledged_at, review.acknowledged_by = now, by.label
     review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
@@ -241,11 +242,64 @@ def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
             uow,
             platform=by.platform,
             user_id=by.user_id,
-            key=f"callback:{review.id}",
+            key=callback_key(review.id or 0),
             at=now,
             review_id=review.id,
             message=messages.Message(text=messages.callback_line(review)),
         )
+
+
+def callback_key(review_id: int) -> str:
+    """The outbox key of the private message giving whoever took a request its call-back
+    number."""
+    return f"callback:{review_id}"
+
+
+def _callback_again(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
+    """Whoever moves a taken request on (Attending, Record outcome) is sent its call-back
+    number privately, once, if the message giving it to whoever took it failed for good:
+    otherwise nobody on the team had the number the family waits to be called back on."""
+    if not review.callback_number:
+        return
+    if [row.state for row in uow.outbox.by_key([callback_key(review.id or 0)])] != ["failed"]:
+        return
+    notify.to_user(
+        uow,
+        platform=by.platform,
+        user_id=by.user_id,
+        key=f"callback-again:{review.id}:{by.platform}:{by.user_id}",
+        at=now,
+        review_id=review.id,
+        message=messages.Message(text=messages.callback_line(review)),
+    )
+
+
+def callback_not_delivered(uow: UnitOfWork, services: Services, review_id: int) -> None:
+    """The private message with a request's call-back number failed for good: the outreach
+    channel's thread says so, and how whoever calls the family back gets it instead."""
+    review = uow.reviews.get(review_id)
+    if review is None:
+        return
+    reference = format_reference(review_id)
+    line = (
+        f"{reference}: the call-back number could not be sent privately to "
+        f"{review.acknowledged_by or 'whoever took it'}."
+    )
+    if State(review.state) in (State.ACKNOWLEDGED, State.RAISED):
+        line += " Whoever presses Attending on this card is sent it privately."
+    elif State(review.state) is State.ATTENDING:
+        line += " Whoever records its outcome is sent it privately."
+    else:
+        line += " A manager can find it in the month's export with identifiers."
+    notify.to_outreach(
+        uow,
+        services.routes,
+        key=f"callback-lost:{review_id}",
+        kind="thread",
+        message=messages.Message(text=line),
+        at=services.clock.now(),
+        review_id=review_id,
+    )
 
 
 ALLOWED_FROM = {

@@ -7,7 +7,7 @@ import pytest
 from reviews import service
 from reviews.context import Actor
 from reviews.model import Outcome
-from reviews.outbox import drain
+from reviews.outbox import DeliveryError, drain
 from tests.support.builders import (
     NURSE,
     OUTREACH,
@@ -175,3 +175,54 @@ def test_asking_for_an_outcome_or_a_reason_is_checked_before_the_form_opens(serv
         service.check_may(
             services=services, review_id=review_id, by=OUTREACH, action=Action.RECORD_OUTCOME
         )
+
+
+SAM = Actor(platform="slack", user_id="U02SAM", name="Sam Patel")
+CALLBACK = "RR-0001: call back on 07700 900123 (family, carer or advocate)."
+
+
+def test_a_call_back_number_that_never_reached_whoever_took_it_goes_to_whoever_attends(
+    services, db, clock
+):
+    """The family waits to be called back on the number only whoever took the request is sent.
+    If that private message fails for good, the team is told in the card's thread, and whoever
+    moves the request on next is sent the number instead."""
+    on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, {"slack": RecordingSender()})  # the card and level 0's pings
+    service.acknowledge(services=services, review_id=1, by=OUTREACH)
+    refused = DeliveryError("Slack refused: cannot_dm_bot", permanent=True)
+    alex_unreachable = RecordingSender(failures=[refused], failing="U01ALEX")
+    drain(services, {"slack": alex_unreachable})
+    assert not [i for i in alex_unreachable.to("U01ALEX") if "call back" in i.message.text]
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    told = alex_unreachable.to("C0OUTREACH") + slack.to("C0OUTREACH")
+    thread = [i.message.text for i in told if i.kind == "thread"]
+    assert (
+        "RR-0001: the call-back number could not be sent privately to Alex Carter. Whoever "
+        "presses Attending on this card is sent it privately."
+    ) in thread
+    assert not any("07700" in text for text in thread)
+
+    service.attend(services=services, review_id=1, by=SAM)
+    drain(services, {"slack": slack})
+    assert [i.message.text for i in slack.to("U02SAM") if "call back" in i.message.text] == [
+        CALLBACK
+    ]
+
+
+def test_the_call_back_number_goes_to_nobody_else_once_it_reached_whoever_took_it(
+    services, db, clock
+):
+    on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
+    service.acknowledge(services=services, review_id=1, by=OUTREACH)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    service.attend(services=services, review_id=1, by=SAM)
+    drain(services, {"slack": slack})
+    assert [i.message.text for i in slack.to("U01ALEX") if "call back" in i.message.text] == [
+        CALLBACK
+    ]
+    assert not [i for i in slack.to("U02SAM") if "call back" in i.message.text]
