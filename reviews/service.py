@@ -238,15 +238,7 @@ def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
     review.acknowledged_at, review.acknowledged_by = now, by.label
     review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
     if review.callback_number:
-        notify.to_user(
-            uow,
-            platform=by.platform,
-            user_id=by.user_id,
-            key=callback_key(review.id or 0),
-            at=now,
-            review_id=review.id,
-            message=messages.Message(text=messages.callback_line(review)),
-        )
+        _send_callback(uow, review, by, callback_key(review.id or 0), now)
 
 
 def callback_key(review_id: int) -> str:
@@ -263,11 +255,15 @@ def _callback_again(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -
         return
     if [row.state for row in uow.outbox.by_key([callback_key(review.id or 0)])] != ["failed"]:
         return
+    _send_callback(uow, review, by, f"callback-again:{review.id}:{by.platform}:{by.user_id}", now)
+
+
+def _send_callback(uow: UnitOfWork, review: Review, by: Actor, key: str, now: datetime) -> None:
     notify.to_user(
         uow,
         platform=by.platform,
         user_id=by.user_id,
-        key=f"callback-again:{review.id}:{by.platform}:{by.user_id}",
+        key=key,
         at=now,
         review_id=review.id,
         message=messages.Message(text=messages.callback_line(review)),
