@@ -247,15 +247,33 @@ def callback_key(review_id: int) -> str:
     return f"callback:{review_id}"
 
 
+def callback_again_key(review_id: int, platform: str, user_id: str) -> str:
+    """The outbox key of the call-back number sent again, to `user_id`, after it failed."""
+    return f"{CALLBACK_AGAIN}{review_id}:{platform}:{user_id}"
+
+
+CALLBACK_AGAIN = "callback-again:"
+
+
+def is_callback(review_id: int, key: str) -> bool:
+    """Whether `key` is a private message giving request `review_id`'s call-back number."""
+    return key == callback_key(review_id) or key.startswith(f"{CALLBACK_AGAIN}{review_id}:")
+
+
 def _callback_again(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
     """Whoever moves a taken request on (Attending, Record outcome) is sent its call-back
-    number privately, once, if the message giving it to whoever took it failed for good:
-    otherwise nobody on the team had the number the family waits to be called back on."""
+    number privately, once, while every message giving it to someone has failed for good:
+    otherwise nobody on the team had the number the family waits to be called back on. Once
+    one has gone (or still waits to), nobody else is sent it."""
     if not review.callback_number:
         return
-    if [row.state for row in uow.outbox.by_key([callback_key(review.id or 0)])] != ["failed"]:
+    review_id = review.id or 0
+    states = [
+        row.state for row in uow.outbox.for_review(review_id) if is_callback(review_id, row.key)
+    ]
+    if not states or any(state != "failed" for state in states):
         return
-    _send_callback(uow, review, by, f"callback-again:{review.id}:{by.platform}:{by.user_id}", now)
+    _send_callback(uow, review, by, callback_again_key(review_id, by.platform, by.user_id), now)
 
 
 def _send_callback(uow: UnitOfWork, review: Review, by: Actor, key: str, now: datetime) -> None:

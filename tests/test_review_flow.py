@@ -226,3 +226,30 @@ def test_the_call_back_number_goes_to_nobody_else_once_it_reached_whoever_took_i
         CALLBACK
     ]
     assert not [i for i in slack.to("U02SAM") if "call back" in i.message.text]
+
+
+PAT = Actor(platform="slack", user_id="U03PAT", name="Pat Jones")
+
+
+def _callbacks(slack: RecordingSender, user_id: str) -> list[str]:
+    return [i.message.text for i in slack.to(user_id) if "call back" in i.message.text]
+
+
+def test_once_the_call_back_number_reached_someone_it_goes_to_nobody_else(services, db, clock):
+    """Whoever presses Attending after the first private message failed is sent the number;
+    whoever records the outcome afterwards was sent it as well, though someone had it."""
+    on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+    on_rota(db, "outreach", PAT.name, PAT.user_id, clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, {"slack": RecordingSender()})
+    service.acknowledge(services=services, review_id=1, by=OUTREACH)
+    refused = DeliveryError("Slack refused: cannot_dm_bot", permanent=True)
+    drain(services, {"slack": RecordingSender(failures=[refused], failing="U01ALEX")})
+
+    slack = RecordingSender()
+    service.attend(services=services, review_id=1, by=SAM)
+    drain(services, {"slack": slack})
+    service.record_outcome(services=services, review_id=1, by=PAT, outcome=Outcome.NO_CHANGE)
+    drain(services, {"slack": slack})
+    assert _callbacks(slack, "U02SAM") == [CALLBACK]
+    assert not _callbacks(slack, "U03PAT")
