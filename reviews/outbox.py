@@ -1008,8 +1008,8 @@ def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox, reason: str
     now = services.clock.now()
     fallback.undelivered(uow, row, now)
     _not_reaching(uow, services, row, now)
-    if row.review_id is not None and row.key == service.callback_key(row.review_id):
-        service.callback_not_delivered(uow, services, row.review_id)
+    if row.review_id is not None and service.is_callback(row.review_id, row.key):
+        service.callback_not_delivered(uow, services, row)
     if checkins.worse_not_delivered(uow, services, row, reason, now):
         return "the outreach channel"
     return ""

@@ -38,7 +38,7 @@ from reviews.model import (
 from reviews.permissions import check_review_action
 from reviews.policy import Ladder
 from storage.database import UnitOfWork
-from storage.tables import Review
+from storage.tables import Outbox, Review
 
 log = logging.getLogger(__name__)
 
@@ -288,17 +288,28 @@ def _send_callback(uow: UnitOfWork, review: Review, by: Actor, key: str, now: da
     )
 
 
-def callback_not_delivered(uow: UnitOfWork, services: Services, review_id: int) -> None:
-    """The private message with a request's call-back number failed for good: the outreach
-    channel's thread says so, and how whoever calls the family back gets it instead."""
+def callback_not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
+    """`row`, a private message with a request's call-back number, failed for good: the
+    outreach channel's thread says so, each time one does, and how whoever calls the family
+    back gets it instead (sent again to the same unreachable person at Attending, its failing
+    again had been said nowhere but the digest channel, and the thread read as if they had
+    it now)."""
+    review_id = row.review_id or 0
     review = uow.reviews.get(review_id)
     if review is None:
         return
     reference = format_reference(review_id)
-    line = (
-        f"{reference}: the call-back number could not be sent privately to "
-        f"{review.acknowledged_by or 'whoever took it'}."
-    )
+    if row.key == callback_key(review_id):
+        to, key = review.acknowledged_by or "whoever took it", f"callback-lost:{review_id}"
+    else:
+        person = uow.rota.staff_by_platform_id(row.platform, row.address)
+        took = (row.platform, row.address) == (
+            review.acknowledged_platform,
+            review.acknowledged_user,
+        )
+        named = person.name if person else (review.acknowledged_by if took else None)
+        to, key = named or "whoever pressed it", f"callback-lost:{row.key}"
+    line = f"{reference}: the call-back number could not be sent privately to {to}."
     if State(review.state) in (State.ACKNOWLEDGED, State.RAISED):
         line += " Whoever presses Attending on this card is sent it privately."
     elif State(review.state) is State.ATTENDING:
@@ -308,7 +319,7 @@ def callback_not_delivered(uow: UnitOfWork, services: Services, review_id: int) 
     notify.to_outreach(
         uow,
         services.routes,
-        key=f"callback-lost:{review_id}",
+        key=key,
         kind="thread",
         message=messages.Message(text=line),
         at=services.clock.now(),

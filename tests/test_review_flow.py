@@ -235,6 +235,46 @@ def _callbacks(slack: RecordingSender, user_id: str) -> list[str]:
     return [i.message.text for i in slack.to(user_id) if "call back" in i.message.text]
 
 
+def _thread(slack: RecordingSender) -> list[str]:
+    return [i.message.text for i in slack.to("C0OUTREACH") if i.kind == "thread"]
+
+
+def test_a_call_back_number_that_fails_again_for_whoever_attends_is_said_again(
+    services, db, clock
+):
+    """Whoever took a request is usually who attends: when their private messages fail for
+    good (a Teams person without the bot), the number went again to the same unreachable
+    conversation at Attending, failed again, and nothing more was said: the thread's "whoever
+    presses Attending is sent it" read as if they now had it. Each failure is said, with who
+    is sent it next."""
+    on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, {"slack": RecordingSender()})
+
+    def alex_refused() -> RecordingSender:
+        refused = DeliveryError("Slack refused: cannot_dm_bot", permanent=True)
+        return RecordingSender(failures=[refused], failing="U01ALEX")
+
+    service.acknowledge(services=services, review_id=1, by=OUTREACH)
+    first = alex_refused()
+    drain(services, {"slack": first})
+    drain(services, {"slack": first})
+    service.attend(services=services, review_id=1, by=OUTREACH)
+    again = alex_refused()
+    drain(services, {"slack": again})
+    drain(services, {"slack": again})
+    assert not _callbacks(first, "U01ALEX") + _callbacks(again, "U01ALEX")
+    assert (
+        "RR-0001: the call-back number could not be sent privately to Alex Carter. Whoever "
+        "records its outcome is sent it privately."
+    ) in _thread(again)
+
+    service.record_outcome(services=services, review_id=1, by=SAM, outcome=Outcome.NO_CHANGE)
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+    assert _callbacks(slack, "U02SAM") == [CALLBACK]
+
+
 def test_once_the_call_back_number_reached_someone_it_goes_to_nobody_else(services, db, clock):
     """Whoever presses Attending after the first private message failed is sent the number;
     whoever records the outcome afterwards was sent it as well, though someone had it."""
