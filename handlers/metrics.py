@@ -8,6 +8,7 @@ rapidreview_database_up 0 and the process's figures.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -32,6 +33,11 @@ from storage.metrics import Figures
 # Seconds a scrape waits for the database's figures: a million stored requests took 6-7 s on a
 # 2-core machine (docs/operations.md); a hung database is said as rapidreview_database_up 0.
 DATABASE_WAIT = 20.0
+# Prometheus says how long it waits for a scrape (its scrape_timeout, 10 s unless set): a scrape
+# answers this much before that, or it is abandoned and rapidreview_database_up 0 never read.
+TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+BEFORE_TIMEOUT = 1.0
+LEAST_WAIT = 0.5
 # A sweep takes milliseconds; seconds mean a lock or a slow database.
 SWEEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -51,9 +57,14 @@ class DatabaseFigures(Collector):
             return uow.metrics.figures()
 
     def collect(self) -> Iterator[Metric]:
+        return self.collect_within(self.wait)
+
+    def collect_within(self, wait: float) -> Iterator[Metric]:
+        """The figures, or rapidreview_database_up 0 if the database has not answered within
+        `wait` seconds (at most the collector's own)."""
         up = GaugeMetricFamily("rapidreview_database_up", "1 when the database answered")
         try:
-            figures = self._reading.result(self.wait)
+            figures = self._reading.result(min(wait, self.wait))
         except (DatabaseUnavailable, Waited):
             up.add_metric([], 0)
             yield up
@@ -143,7 +154,7 @@ class ProcessFigures(Collector):
 def metrics_route(services: Services) -> Route:
     """GET /metrics for `services`, with its own registry (never the global one)."""
     registry = CollectorRegistry()
-    registry.register(DatabaseFigures(services))
+    database = DatabaseFigures(services)
     registry.register(ProcessFigures(services))
     sweeps = Histogram(
         "rapidreview_sweep_duration_seconds",
@@ -155,8 +166,33 @@ def metrics_route(services: Services) -> Route:
         lambda job, seconds: sweeps.observe(seconds) if job == "sweep" else None
     )
 
-    async def metrics(_request: Request) -> Response:
-        body = await run_in_threadpool(generate_latest, registry)
+    async def metrics(request: Request) -> Response:
+        scrape = _Scrape(database, registry, _wait(request.headers.get(TIMEOUT_HEADER)))
+        body = await run_in_threadpool(generate_latest, scrape)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return Route("/metrics", metrics, methods=["GET"])
+
+
+def _wait(timeout: str | None) -> float:
+    """How long this scrape waits for the database: DATABASE_WAIT, or less when the monitor
+    gives up sooner (its header; one it sends that is not a number is not heeded)."""
+    try:
+        seconds = float(timeout or "")
+    except ValueError:
+        return DATABASE_WAIT
+    if not math.isfinite(seconds):
+        return DATABASE_WAIT
+    return min(DATABASE_WAIT, max(seconds - BEFORE_TIMEOUT, LEAST_WAIT))
+
+
+class _Scrape:
+    """One scrape: the database's figures, waited for as long as this monitor waits, then the
+    registry's own."""
+
+    def __init__(self, database: DatabaseFigures, registry: CollectorRegistry, wait: float):
+        self.database, self.registry, self.wait = database, registry, wait
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.database.collect_within(self.wait)
+        yield from self.registry.collect()

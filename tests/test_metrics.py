@@ -139,3 +139,29 @@ def test_scrapes_while_the_database_hangs_share_one_read_and_say_it_is_down(post
             proxy.thaw()  # what still waits on the database ends
             monitors.shutdown()
             db.dispose()
+
+
+def test_a_scrape_of_a_hung_database_answers_within_the_monitors_own_timeout(postgres_url, clock):
+    """Prometheus gives up on a scrape after its scrape_timeout (10 s unless set), and says how
+    long in X-Prometheus-Scrape-Timeout-Seconds. Waiting 20 s for a hung database, the scrape
+    was abandoned: rapidreview_database_up 0 was never read, so an alert on it never fired."""
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
+        services = make_services(db, clock)
+        try:
+            with serve(make_http_app(db, [metrics_route(services)])) as url:
+                assert (
+                    "rapidreview_database_up 1.0" in requests.get(f"{url}/metrics", timeout=10).text
+                )
+                proxy.freeze()
+                started = time.monotonic()
+                answer = requests.get(
+                    f"{url}/metrics",
+                    headers={"X-Prometheus-Scrape-Timeout-Seconds": "3"},
+                    timeout=3,
+                )
+                assert time.monotonic() - started < 3
+                assert "rapidreview_database_up 0.0" in answer.text
+        finally:
+            proxy.thaw()  # what still waits on the database ends
+            db.dispose()
