@@ -1,4 +1,4 @@
-"""One look at the database at a time, waited for at most so long (/healthz, /metrics)."""
+"""Looks at the database waited for at most so long (/healthz, /metrics, the status page)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class OneAtATime(Generic[T]):
             if self._running is None or self._running.done():
                 self._running, self._began = Future(), time.monotonic()
                 threading.Thread(
-                    target=self._run, args=(self._running,), daemon=True, name=self._name
+                    target=_run, args=(self._work, self._running), daemon=True, name=self._name
                 ).start()
             running, began = self._running, self._began
         try:
@@ -49,8 +49,23 @@ class OneAtATime(Generic[T]):
         except TimeoutError:
             raise Waited(time.monotonic() - began) from None
 
-    def _run(self, future: Future[T]) -> None:
-        try:
-            future.set_result(self._work())
-        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
-            future.set_exception(error)
+
+def in_time(work: Callable[[], T], wait: float, *, name: str) -> T:
+    """`work()` on a daemon thread of its own, its result (or its error), or Waited after
+    `wait` seconds, the thread left to finish when the database answers. For a page whose
+    every request looks at something of its own (a family's status link), so that a hung
+    database holds none of the server's threads past `wait`."""
+    future: Future[T] = Future()
+    began = time.monotonic()
+    threading.Thread(target=_run, args=(work, future), daemon=True, name=name).start()
+    try:
+        return future.result(timeout=wait)
+    except TimeoutError:
+        raise Waited(time.monotonic() - began) from None
+
+
+def _run(work: Callable[[], T], future: Future[T]) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+        future.set_exception(error)

@@ -228,6 +228,32 @@ def test_a_database_lost_while_the_form_was_open_says_not_sent_and_to_call_now(
     whole.dispose()
 
 
+def test_the_status_page_of_a_hung_database_says_so_within_seconds(
+    postgres_url: str, clock: FrozenClock
+) -> None:
+    """The server takes connections and never answers: a family refreshing the status link
+    waited for as long as it hung, each refresh holding one of the server's threads (which
+    Slack's requests and /healthz need too). Now the page says it cannot be shown just now."""
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
+        try:
+            with public_pages(make_services(db, clock)) as site:
+                link = status_link(send(site))
+                assert requests.get(link, timeout=10).status_code == 200
+                proxy.freeze()
+                for _ in range(2):  # a worried relative refreshing
+                    started = monotonic()
+                    page = requests.get(link, timeout=15)
+                    assert monotonic() - started < 8
+                    assert page.status_code == 503
+                    assert "We cannot show this page just now" in page.text and PHONE in page.text
+                proxy.thaw()
+                assert requests.get(link, timeout=10).status_code == 200
+        finally:
+            proxy.thaw()
+            db.dispose()
+
+
 def test_while_slack_cannot_be_reached_the_family_is_asked_to_phone_as_well(
     site: PublicPages, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:

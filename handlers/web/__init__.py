@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from handlers.limits import BodyLimit
+from handlers.one_at_a_time import Waited, in_time
 from handlers.web.render import SECURITY_HEADERS, STYLESHEET, Pages, PublicSite
 from handlers.web.review import ReviewPages, delayed
 from handlers.web.today import TodayPages
@@ -29,6 +30,8 @@ from storage.database import DatabaseUnavailable
 # percent-encoded as 3), plus 1 KB for the rest (field names, choices, the phone number, the
 # anti-forgery token). The forms' own checks still count characters.
 MAX_BODY = (2000 + 100 + 100 + 60 + 20) * 12 + 1024
+# Seconds the status page waits for the database before saying it cannot be shown just now.
+STATUS_WAIT = 5.0
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -64,7 +67,8 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
         return page
 
     async def status_page(request: Request) -> Response:
-        return await run_in_threadpool(show_status, services, pages, request.path_params["token"])
+        token = request.path_params["token"]
+        return await run_in_threadpool(status_in_time, services, pages, token)
 
     async def stylesheet(_request: Request) -> Response:
         return pages.css()
@@ -85,19 +89,33 @@ def web_routes(services: Services, settings: Settings) -> list[BaseRoute]:
     ]
 
 
+def status_in_time(services: Services, pages: Pages, token: str) -> Response:
+    """The status page, or, when the database has not answered within STATUS_WAIT (it hangs),
+    the page that says it cannot be shown just now: a family refreshing it then holds none of
+    the server's threads for as long as the database hangs."""
+    try:
+        return in_time(lambda: show_status(services, pages, token), STATUS_WAIT, name="status")
+    except Waited:
+        return cannot_show(pages)
+
+
+def cannot_show(pages: Pages) -> Response:
+    lines = ["We cannot show this page just now. Please try again in a few minutes."]
+    return pages.render(
+        "problem.html",
+        status=503,
+        title="Sorry, there is a problem",
+        lines=lines,
+        not_sent=False,
+    )
+
+
 def show_status(services: Services, pages: Pages, token: str) -> Response:
     """The status page, or 404 (with the phone line) for a link that is wrong or has expired."""
     try:
         status = public_status(services=services, token=token) if TOKEN.match(token) else None
     except DatabaseUnavailable:
-        lines = ["We cannot show this page just now. Please try again in a few minutes."]
-        return pages.render(
-            "problem.html",
-            status=503,
-            title="Sorry, there is a problem",
-            lines=lines,
-            not_sent=False,
-        )
+        return cannot_show(pages)
     if status is None:
         lines = [
             "This link is wrong, or it has stopped working. Links stop working 7 days after "
