@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 import rotas.view
+from handlers.slack import commands
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
 from tests.support.slack_requests import SlackBot, event, slack_bot, slash_command
+from tests.support.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
 ALEX, NURSE_ID = "U01ALEX", NURSE.user_id
@@ -177,3 +179,27 @@ def test_an_answer_slack_cannot_take_is_one_line_in_the_log_not_a_traceback(
     said = [r.getMessage() for r in caplog.records if r.name.startswith("handlers")]
     assert said == ["could not answer a /rapidreview command: URLError"]
     assert not [r for r in caplog.records if r.exc_info]  # bolt's "Failed to run listener"
+
+
+def test_a_command_that_meets_a_hung_database_is_answered_within_seconds(
+    postgres_url: str, clock: FrozenClock, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes connections and never answers: `/rapidreview open` waited for ever on
+    one of bolt's few listener threads, and ten such left none for a nurse's request form."""
+    monkeypatch.setattr(commands, "ANSWER_WAIT", 1.0)  # 15 s in service
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
+        try:
+            with slack_bot(make_services(db, clock), fake) as bot:
+                assert private_reply(bot, fake, "open") == "No open requests."
+                proxy.freeze()
+                started = time.monotonic()
+                reply = private_reply(bot, fake, "open")
+                assert time.monotonic() - started < 5
+                assert reply.startswith("The bot cannot reach its database just now.")
+                assert "Bleep the outreach team directly" in reply
+                proxy.thaw()
+                assert private_reply(bot, fake, "open") == "No open requests."
+        finally:
+            proxy.thaw()
+            db.dispose()

@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from handlers.one_at_a_time import Waited, in_time
 from handlers.slack.blocks import escape
 from handlers.slack.form_relay import FormAsked, FormRelay
 from handlers.slack.people import actor, with_email
@@ -30,6 +31,11 @@ HELP = """*Rapid review* (Martha's Rule): ask the critical care outreach team to
 • `/rapidreview help` - this help
 In an emergency call 2222."""
 
+# Seconds an answer waits for the database before saying it cannot reach it. Bolt runs a
+# listener on one of a few threads: one waiting on a database that hangs (takes connections,
+# never answers) waited for ever, and ten such took every thread, so a nurse's request form
+# then got no answer at all. Long enough for a manager's digest on a busy machine.
+ANSWER_WAIT = 15.0
 COVER = re.compile(
     r"rota\s+cover\s+(?P<role>\S+)\s+<@(?P<user>[UW][A-Z0-9]+)(?:\|[^>]*)?>"
     r"(?:\s+until\s+(?P<until>.+))?",
@@ -60,10 +66,12 @@ def register(app: App, services: Services, settings: Settings, relay: FormRelay)
         ack()
         user = {"id": command.get("user_id"), "name": command.get("user_name")}
         try:
-            reply = _answer(services, client, text, user)
+            reply = in_time(
+                lambda: _answer(services, client, text, user), ANSWER_WAIT, name="command"
+            )
         except ServiceError as error:
             reply = escape(str(error))  # it may repeat what was typed
-        except DatabaseUnavailable:
+        except (DatabaseUnavailable, Waited):
             log.warning("/rapidreview %s: database unavailable", word)
             reply = f"The bot cannot reach its database just now. {services.fallback_contact}"
         except Exception as error:  # noqa: BLE001 - whoever asked still hears, and where to turn
