@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import rotas.view
-from handlers.slack import commands
+from handlers.slack import commands, home
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
@@ -181,23 +181,31 @@ def test_an_answer_slack_cannot_take_is_one_line_in_the_log_not_a_traceback(
     assert not [r for r in caplog.records if r.exc_info]  # bolt's "Failed to run listener"
 
 
-def test_a_command_that_meets_a_hung_database_is_answered_within_seconds(
+def test_a_command_or_the_home_tab_meeting_a_hung_database_is_answered_within_seconds(
     postgres_url: str, clock: FrozenClock, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that takes connections and never answers: `/rapidreview open` waited for ever on
     one of bolt's few listener threads, and ten such left none for a nurse's request form."""
     monkeypatch.setattr(commands, "ANSWER_WAIT", 1.0)  # 15 s in service
+    monkeypatch.setattr(home, "ANSWER_WAIT", 1.0)
     with TcpProxy("127.0.0.1", 5432) as proxy:
         db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
         try:
             with slack_bot(make_services(db, clock), fake) as bot:
                 assert private_reply(bot, fake, "open") == "No open requests."
-                proxy.freeze()
+                with db.reading() as one, db.reading() as another:  # two idle in the pool
+                    one.reviews.count_open() + another.reviews.count_open()
+                proxy.freeze()  # what takes an idle connection now waits for ever
                 started = time.monotonic()
                 reply = private_reply(bot, fake, "open")
                 assert time.monotonic() - started < 5
                 assert reply.startswith("The bot cannot reach its database just now.")
                 assert "Bleep the outreach team directly" in reply
+                # Everyone opening the Home tab meanwhile took a listener thread each too.
+                opened = {"type": "app_home_opened", "user": NURSE_ID, "tab": "home"}
+                assert bot.post(event(opened)).status_code == 200
+                [published] = fake.wait_for("views.publish", timeout=5)
+                assert "The bot cannot reach its database just now." in str(published.body)
                 proxy.thaw()
                 assert private_reply(bot, fake, "open") == "No open requests."
         finally:

@@ -8,8 +8,9 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from handlers.one_at_a_time import Waited, in_time
 from handlers.slack.blocks import Block, escape, plain, section
-from handlers.slack.commands import open_requests
+from handlers.slack.commands import ANSWER_WAIT, open_requests
 from reviews.context import Services
 from reviews.messages import local_time
 from reviews.model import format_reference
@@ -26,9 +27,11 @@ def register(app: App, services: Services, settings: Settings) -> None:
             return
         user_id = str(event["user"])
         try:
-            blocks = home_blocks(services, user_id)
-        except DatabaseUnavailable as error:
-            log.warning("App Home: database unavailable (%s)", error)
+            # As a command's answer: on a thread of its own, so a hung database holds none of
+            # bolt's listener threads (everyone opening the Home tab would take one each).
+            blocks = in_time(lambda: home_blocks(services, user_id), ANSWER_WAIT, name="home")
+        except (DatabaseUnavailable, Waited) as error:
+            log.warning("App Home: database unavailable (%s)", type(error).__name__)
             blocks = [
                 section(
                     "The bot cannot reach its database just now. "
