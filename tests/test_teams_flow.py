@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from handlers.teams import activities
 from reviews import service
 from reviews.context import Actor
 from storage.database import Database
 from tests.support.builders import FILLED_FORM, make_services, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.teams_activities import (
     ALEX,
     NURSE,
@@ -231,3 +233,27 @@ def test_a_form_with_mistakes_in_a_channel_never_shows_the_identifiers_again(
     posted = json.dumps([p.body for p in ms.posts_to(OUTREACH)])
     assert "Enter the ward." in posted
     assert "9990000018" not in posted and "07700 900123" not in posted
+
+
+def test_open_meeting_a_hung_database_is_answered_within_seconds(
+    postgres_url: str, clock: FrozenClock, ms: FakeMicrosoft, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that takes connections and never answers: `open` held one of the server's
+    threads for as long as it hung, and Teams got no answer at all."""
+    monkeypatch.setattr(activities, "ANSWER_WAIT", 1.0)  # 10 s in service
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
+        try:
+            with teams_bot(make_services(db, clock, routes=(TEAMS_ROUTE,)), ms) as bot:
+                bot.post(activity(ms, ALEX, text="open"))
+                with db.reading() as one, db.reading() as another:  # two idle in the pool
+                    one.reviews.count_open() + another.reviews.count_open()
+                proxy.freeze()  # what takes an idle connection now waits for ever
+                started = time.monotonic()
+                bot.post(activity(ms, ALEX, text="open"))
+                assert time.monotonic() - started < 6
+                reply = ms.posts_to(f"a:personal-{ALEX.teams_id}")[-1].body["text"]
+                assert reply.startswith("The bot cannot reach its database just now.")
+        finally:
+            proxy.thaw()
+            db.dispose()

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from handlers.deadline import NotConfirmed, within_deadline
+from handlers.one_at_a_time import Waited, in_time
 from handlers.teams import cards, checkin
 from handlers.teams.connector import Connector
 from handlers.teams.people import actor, remember, teams_user_id
@@ -55,6 +56,9 @@ REMEMBER_DEADLINE = 0.5  # seconds; the change then gets handlers.deadline.DEADL
 # not on the rota. A stalled database is not waited for longer: with the change's DEADLINE,
 # a press is answered inside Teams' 5 s for an invoke either way.
 ASKING_CONNECTOR_MORE = 1.5
+# Seconds `open`, `rota` or a check-in card waits for the database before saying it cannot
+# reach it: inside the 15 s the Bot Framework gives an answer.
+ANSWER_WAIT = 10.0
 Answer = tuple[str, Any]  # ("card", Adaptive Card) or ("text", str)
 
 
@@ -112,16 +116,21 @@ class ActivityHandler:
             words = words[1:]  # "rapidreview open" works like Slack's "/rapidreview open"
         word = words[0] if words else ""
         try:
-            if word == "":
-                return "card", cards.request_form(wards=self.services.wards.names())
-            if word == "checkin":
-                return "card", checkin.open_card(self.services, activity)
-            if word == "open":
-                return "text", open_requests(self.services)
-            if word == "rota":
-                return "text", self._rota()
-        except DatabaseUnavailable:
+            # On a thread of its own: one waiting on a database that hangs (takes connections,
+            # never answers) held one of the server's threads for as long as it hung.
+            return in_time(lambda: self._answer(word, activity), ANSWER_WAIT, name="teams")
+        except (DatabaseUnavailable, Waited):
             return "text", f"The bot cannot reach its database just now. {self._fallback}"
+
+    def _answer(self, word: str, activity: dict[str, Any]) -> Answer:
+        if word == "":
+            return "card", cards.request_form(wards=self.services.wards.names())
+        if word == "checkin":
+            return "card", checkin.open_card(self.services, activity)
+        if word == "open":
+            return "text", open_requests(self.services)
+        if word == "rota":
+            return "text", self._rota()
         return "text", HELP
 
     def _rota(self) -> str:
