@@ -12,13 +12,19 @@ from pathlib import Path
 import pytest
 
 import rotas.view
-from handlers.slack import commands, home
+from handlers.slack import actions, commands, home
 from reviews.service import raise_review
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
 from tests.support.fake_slack import FakeSlack
-from tests.support.slack_requests import SlackBot, event, slack_bot, slash_command
+from tests.support.slack_requests import (
+    SlackBot,
+    button_click,
+    event,
+    slack_bot,
+    slash_command,
+)
 from tests.support.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,21 +187,22 @@ def test_an_answer_slack_cannot_take_is_one_line_in_the_log_not_a_traceback(
     assert not [r for r in caplog.records if r.exc_info]  # bolt's "Failed to run listener"
 
 
-def test_a_command_or_the_home_tab_meeting_a_hung_database_is_answered_within_seconds(
+def test_a_command_home_tab_or_press_meeting_a_hung_database_is_answered_within_seconds(
     postgres_url: str, clock: FrozenClock, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that takes connections and never answers: `/rapidreview open` waited for ever on
     one of bolt's few listener threads, and ten such left none for a nurse's request form."""
     monkeypatch.setattr(commands, "ANSWER_WAIT", 1.0)  # 15 s in service
     monkeypatch.setattr(home, "ANSWER_WAIT", 1.0)
+    monkeypatch.setattr(actions, "FORM_WAIT", 1.0)  # 2.5 s in service
     with TcpProxy("127.0.0.1", 5432) as proxy:
         db = Database(postgres_url.replace(":5432/", f":{proxy.port}/"))
         try:
             with slack_bot(make_services(db, clock), fake) as bot:
                 assert private_reply(bot, fake, "open") == "No open requests."
-                with db.reading() as one, db.reading() as another:  # two idle in the pool
-                    one.reviews.count_open() + another.reviews.count_open()
-                proxy.freeze()  # what takes an idle connection now waits for ever
+                with db.reading() as a, db.reading() as b, db.reading() as c:
+                    a.reviews.count_open() + b.reviews.count_open() + c.reviews.count_open()
+                proxy.freeze()  # what takes one of those idle connections now waits for ever
                 started = time.monotonic()
                 reply = private_reply(bot, fake, "open")
                 assert time.monotonic() - started < 5
@@ -206,6 +213,11 @@ def test_a_command_or_the_home_tab_meeting_a_hung_database_is_answered_within_se
                 assert bot.post(event(opened)).status_code == 200
                 [published] = fake.wait_for("views.publish", timeout=5)
                 assert "The bot cannot reach its database just now." in str(published.body)
+                # And whoever pressed Record outcome, on a bolt thread of its own until now.
+                press = button_click("review_record_outcome", "1", user_id=NURSE_ID)
+                assert bot.post(press).status_code == 200
+                [told] = fake.wait_for("chat.postEphemeral", timeout=6)
+                assert told.body["text"].startswith("The bot cannot reach its database just now.")
                 proxy.thaw()
                 assert private_reply(bot, fake, "open") == "No open requests."
         finally:

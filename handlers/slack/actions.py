@@ -16,6 +16,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from handlers.one_at_a_time import Waited, in_time
 from handlers.slack.after_ack import AfterAck
 from handlers.slack.blocks import ACTION_PREFIX
 from handlers.slack.forms import cancel_view, outcome_view
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 # (handlers/slack/after_ack.py). Record outcome and Cancel open a form at once instead (Slack's
 # trigger for it expires after 3 s).
 CHANGED_AFTER_ACK = (Action.ACKNOWLEDGE, Action.ATTEND)
+# Seconds Record outcome or Cancel waits for the database before saying it cannot reach it:
+# inside the 3 s Slack's trigger for the form lasts.
+FORM_WAIT = 2.5
 
 
 def register(app: App, services: Services, settings: Settings, after_ack: AfterAck) -> None:
@@ -41,8 +45,23 @@ def register(app: App, services: Services, settings: Settings, after_ack: AfterA
         ack()
         if action["action_id"].removeprefix(ACTION_PREFIX) in CHANGED_AFTER_ACK:
             after_ack.submit(partial(_handle, services, client, body, action))
-        else:
-            _handle(services, client, body, action)
+            return
+        try:
+            # On a thread of its own: one waiting on a database that hangs (takes connections,
+            # never answers) held one of bolt's few listener threads for as long as it hung.
+            in_time(partial(_handle, services, client, body, action), FORM_WAIT, name="press")
+        except Waited:
+            log.warning("button on Slack: the database did not answer in %.1f s", FORM_WAIT)
+            text = f"The bot cannot reach its database just now. {services.fallback_contact}"
+            tell(client, user_id=body["user"]["id"], channel_id=_pressed_in(body), text=text)
+
+
+def _pressed_in(body: dict[str, Any]) -> str | None:
+    """The conversation the button was pressed in (a channel, or a DM's container)."""
+    channel: str | None = (body.get("channel") or {}).get("id") or (
+        body.get("container") or {}
+    ).get("channel_id")
+    return channel
 
 
 def _handle(
@@ -50,9 +69,7 @@ def _handle(
 ) -> None:
     """Do what the button says, and tell the presser privately of anything but a change."""
     user_id = body["user"]["id"]
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id"
-    )
+    channel = _pressed_in(body)
     try:
         pressed = Action(action["action_id"].removeprefix(ACTION_PREFIX))
         review_id = int(action["value"])
