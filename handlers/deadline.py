@@ -9,10 +9,11 @@ CONFIRMED with FALLBACK_CONTACT, and what became of the change is logged when it
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TypeVar
+
+from handlers.one_at_a_time import in_background
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def within_deadline(
     """`work()`'s result, or NotConfirmed after `seconds` (and `more` seconds after that, if
     `longer()` says then that the wait is worth it); `work`'s own errors propagate. `what`
     names the change in the logs ("request from Teams"), never its contents."""
-    future = _in_background(work)
+    future = in_background(work, name="change")
     try:
         return future.result(timeout=seconds)
     except TimeoutError:
@@ -48,20 +49,6 @@ def within_deadline(
         log.error("%s not confirmed within %.1f s", what, seconds)
         future.add_done_callback(lambda done: _log_late_outcome(done, what))
         raise NotConfirmed(what) from None
-
-
-def _in_background(work: Callable[[], T]) -> Future[T]:
-    """`work` on a daemon thread: one stuck on a stalled database never blocks shutdown."""
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="change", daemon=True).start()
-    return future
 
 
 def _log_late_outcome(done: Future[T], what: str) -> None:

@@ -1,4 +1,5 @@
-"""Looks at the database waited for at most so long (/healthz, /metrics, the status page)."""
+"""Work on a thread of its own, waited for at most so long: a database that hangs holds none
+of the server's threads (/healthz, /metrics, pages and commands; handlers/deadline.py)."""
 
 from __future__ import annotations
 
@@ -39,10 +40,8 @@ class OneAtATime(Generic[T]):
         """`work()`'s result (its errors propagate), or Waited after `wait` seconds."""
         with self._lock:
             if self._running is None or self._running.done():
-                self._running, self._began = Future(), time.monotonic()
-                threading.Thread(
-                    target=_run, args=(self._work, self._running), daemon=True, name=self._name
-                ).start()
+                self._began = time.monotonic()
+                self._running = in_background(self._work, name=self._name)
             running, began = self._running, self._began
         try:
             return running.result(timeout=wait)
@@ -55,17 +54,24 @@ def in_time(work: Callable[[], T], wait: float, *, name: str) -> T:
     `wait` seconds, the thread left to finish when the database answers. For a page whose
     every request looks at something of its own (a family's status link), so that a hung
     database holds none of the server's threads past `wait`."""
-    future: Future[T] = Future()
     began = time.monotonic()
-    threading.Thread(target=_run, args=(work, future), daemon=True, name=name).start()
+    future = in_background(work, name=name)
     try:
         return future.result(timeout=wait)
     except TimeoutError:
         raise Waited(time.monotonic() - began) from None
 
 
-def _run(work: Callable[[], T], future: Future[T]) -> None:
-    try:
-        future.set_result(work())
-    except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
-        future.set_exception(error)
+def in_background(work: Callable[[], T], *, name: str) -> Future[T]:
+    """`work` on a daemon thread named `name`, its result or error in the future returned: a
+    thread stuck on a stalled database never blocks shutdown."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, daemon=True, name=name).start()
+    return future

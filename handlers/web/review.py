@@ -6,6 +6,8 @@ Nothing typed here is ever logged: log lines carry the reference, or an error's 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +26,7 @@ from reviews.wards import Ward
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def delayed(services: Services) -> bool:
@@ -155,25 +158,16 @@ class ReviewPages:
             request = validate_public(PublicForm(**typed), ward.name)
         except FormErrors as problems:
             return self._form(ward, token, typed, problems.errors, status=400)
-        try:
-            result = within_deadline(
-                lambda: public.raise_from_public_page(
-                    services=self.services,
-                    request=request,
-                    submission_key=key,
-                    sender=sender,
-                ),
-                "request from the public page",
-            )
-        except NotConfirmed:
-            return self.not_confirmed(ward)
-        except public.TooMany:
-            return self.refused(ward, 429, "Too many requests from this connection")
-        except DatabaseUnavailable:
-            return self.not_sent(ward)
-        except Exception as error:  # noqa: BLE001 - never a success page for something not stored
-            log.error("public request on %s failed: %s", ward.code, type(error).__name__)
-            return self.not_sent(ward, status=500)
+        result = self._store(
+            ward,
+            lambda: public.raise_from_public_page(
+                services=self.services, request=request, submission_key=key, sender=sender
+            ),
+            what="request",
+            too_many="Too many requests from this connection",
+        )
+        if isinstance(result, Response):
+            return result
         review = result.review
         late = delayed(self.services)
         if late:
@@ -186,6 +180,24 @@ class ReviewPages:
             status_link=f"{base_url}/concern/status/{review.status_token}",
             delayed=late,
         )
+
+    def _store(
+        self, ward: Ward, store: Callable[[], T], *, what: str, too_many: str
+    ) -> T | Response:
+        """`store()`'s result, stored within DEADLINE, or the page that tells the person what
+        became of it (never a success page for something not stored); `what` names it in the
+        log ("request", "daily view"), never what was typed."""
+        try:
+            return within_deadline(store, f"{what} from the public page")
+        except NotConfirmed:
+            return self.not_confirmed(ward)
+        except public.TooMany:
+            return self.refused(ward, 429, too_many)
+        except DatabaseUnavailable:
+            return self.not_sent(ward)
+        except Exception as error:  # noqa: BLE001 - never a success page for something not stored
+            log.error("public %s on %s failed: %s", what, ward.code, type(error).__name__)
+            return self.not_sent(ward, status=500)
 
     def _form(
         self,
@@ -206,42 +218,39 @@ class ReviewPages:
         )
 
     def not_sent(self, ward: Ward, status: int = 503) -> Response:
-        lines = ["Something went wrong on our side, so the outreach team has NOT been told."]
-        return self.pages.render(
-            "problem.html",
+        return self._call_now(
+            ward,
+            "Your request was NOT sent",
+            "Something went wrong on our side, so the outreach team has NOT been told.",
             status=status,
-            ward=ward,
-            title="Your request was NOT sent",
-            call_now=True,
-            lines=lines,
             not_sent=True,
         )
 
     def not_confirmed(self, ward: Ward) -> Response:
         """The database did not confirm the request within DEADLINE: it may yet be recorded
         (and the team told), or may not; the person must not wait to find out."""
-        lines = [
+        return self._call_now(
+            ward,
+            "We could not confirm that your request was sent",
             "Our system is slow to answer just now, so we cannot tell whether the outreach "
-            "team has been told."
-        ]
-        return self.pages.render(
-            "problem.html",
-            status=503,
-            ward=ward,
-            title="We could not confirm that your request was sent",
-            call_now=True,
-            lines=lines,
-            not_sent=False,
+            "team has been told.",
         )
 
     def not_working(self, ward: Ward) -> Response:
-        lines = ["This form is not working just now."]
+        return self._call_now(
+            ward, "This form is not working", "This form is not working just now."
+        )
+
+    def _call_now(
+        self, ward: Ward, title: str, line: str, *, status: int = 503, not_sent: bool = False
+    ) -> Response:
+        """A problem page that asks the person to call now, on the ward's phone line."""
         return self.pages.render(
             "problem.html",
-            status=503,
+            status=status,
             ward=ward,
-            title="This form is not working",
+            title=title,
             call_now=True,
-            lines=lines,
-            not_sent=False,
+            lines=[line],
+            not_sent=not_sent,
         )

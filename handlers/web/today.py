@@ -8,7 +8,6 @@ import logging
 
 from starlette.responses import Response
 
-from handlers.deadline import NotConfirmed, within_deadline
 from handlers.web.review import ReviewPages, delayed, told_to_phone
 from reviews import public
 from reviews.checkins import record_checkin
@@ -16,7 +15,6 @@ from reviews.model import FormErrors
 from reviews.public_checkin import PublicCheckinForm, validate_public_checkin
 from reviews.public_form import readable_phone
 from reviews.wards import Ward
-from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +35,22 @@ class TodayPages(ReviewPages):
             checkin, wish = validate_public_checkin(PublicCheckinForm(**typed), ward.name)
         except FormErrors as problems:
             return self._form(ward, token, typed, problems.errors, status=400)
-        try:
-            result = within_deadline(
-                lambda: record_checkin(
-                    services=self.services,
-                    checkin=checkin,
-                    by=public.public_actor(key),
-                    source="web",
-                    submission_key=key,
-                    wish=wish,
-                    sender=sender,
-                ),
-                "daily view from the public page",
-            )
-        except NotConfirmed:
-            return self.not_confirmed(ward)
-        except public.TooMany:
-            return self.refused(ward, 429, "Too many forms sent from this connection")
-        except DatabaseUnavailable:
-            return self.not_sent(ward)
-        except Exception as error:  # noqa: BLE001 - never a thank-you for something not stored
-            log.error("daily view on %s failed: %s", ward.code, type(error).__name__)
-            return self.not_sent(ward, status=500)
+        result = self._store(
+            ward,
+            lambda: record_checkin(
+                services=self.services,
+                checkin=checkin,
+                by=public.public_actor(key),
+                source="web",
+                submission_key=key,
+                wish=wish,
+                sender=sender,
+            ),
+            what="daily view",
+            too_many="Too many forms sent from this connection",
+        )
+        if isinstance(result, Response):
+            return result
         review = result.review
         late = review is not None and delayed(self.services)
         if late:
