@@ -1,7 +1,8 @@
 """Latency over real HTTP: rapidreview beside a bare slack_bolt app on the same stack.
 
     .venv/bin/python bench/http_latency.py [--db sqlite,postgres] [--clients 1,10,50]
-                                           [--count 1000]
+                                           [--count 1000] [--kinds command,submit,press]
+                                           [--rate REQUESTS_A_SECOND]
 
 For each database, starts `python bot.py` (Slack over HTTP, a fake Slack Web API in its own
 process) and, in the same run, a bare slack_bolt App on the same Starlette + uvicorn stack
@@ -18,6 +19,14 @@ what the nurse waits for, since a slash command's own answer is empty. For comma
 app in the same run, bare bolt whose command listener acks and then opens the same request form
 (`bolt+form`), is the like-for-like control: bare bolt only acks, ours must open a form, and the
 ratio to bolt+form is what our own code adds. No asserts.
+
+With `--rate`, requests fall due at that many a second, whatever the answers (an open loop),
+sent from `--clients` connections, and each latency counts from when its request fell due. With
+a fixed number of clients each sending its next request on the last one's answer (a closed
+loop, the default), the clients keep the machine busy whatever each request costs, so the
+latency mostly reads how much CPU a request costs all the processes on the machine (the bot,
+its sender, the fake Slack, the clients). At a rate the machine keeps up with, it reads how long
+a request waits for its own answer.
 """
 
 from __future__ import annotations
@@ -232,9 +241,13 @@ def load(
     make: Callable[[int], SlackRequest],
     count: int,
     clients: int,
+    rate: float | None = None,
 ) -> Figures:
     """`count` requests from `clients` threads, each on one keep-alive connection; `pids` are
-    the server's and the fake Slack's, whose CPU is counted.
+    the server's and the fake Slack's, whose CPU is counted. With `rate`, the requests are due
+    at that many a second (an open loop): a request is sent when it falls due, by the first
+    client free, and its latency counts from when it fell due, so a wait for a free client
+    counts too.
 
     Every request is built and signed before the clock starts, and sent with the standard
     library's http.client: the clients share this process's two cores with the servers, and a
@@ -260,8 +273,11 @@ def load(
                 if number is None:
                     return
                 slack_request = prepared[number]
+                due = began_all + number / rate if rate else 0.0
+                if rate:
+                    time.sleep(max(0.0, due - time.perf_counter()))
                 sent[number] = time.time()
-                began = time.perf_counter()
+                began = due if rate else time.perf_counter()
                 connection.request(
                     "POST", address.path, slack_request.body.encode(), slack_request.headers
                 )
@@ -281,6 +297,7 @@ def load(
     cpu_before, began = cpu_seconds(pid), time.perf_counter()
     sender_before, slack_before = cpu_seconds(sender), cpu_seconds(slack_pid)
     clients_before = cpu_seconds(os.getpid())
+    began_all = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -426,6 +443,7 @@ def run(
     count: int,
     slack: tuple[str, int, multiprocessing.connection.Connection],
     kinds: list[str],
+    rate: float | None = None,
 ) -> None:
     slack_url, slack_pid, slack_pipe = slack
     db = Database(url)
@@ -436,8 +454,10 @@ def run(
         bare_app(slack_url, form=True) as (formed, formed_pid),
     ):
         for number, concurrent in enumerate(clients):
+            paced = f"{rate:g} a second (open loop) from {concurrent} connections" if rate else ""
             print(
-                f" {concurrent} concurrent, {count} requests each  (load {os.getloadavg()[0]:.1f})"
+                f" {paced or f'{concurrent} concurrent'}, {count} requests each  "
+                f"(load {os.getloadavg()[0]:.1f})"
             )
             for kind in kinds:
                 warm = WARM_UP * concurrent
@@ -456,6 +476,7 @@ def run(
                     requests_for(kind, f"b{number}", review_ids),
                     count,
                     concurrent,
+                    rate,
                 )
                 figures = load(
                     ours,
@@ -463,6 +484,7 @@ def run(
                     requests_for(kind, f"o{number}", review_ids),
                     count,
                     concurrent,
+                    rate,
                 )
                 print(row("bare", control, None))
                 print(row(kind, figures, control))
@@ -474,6 +496,7 @@ def run(
                         requests_for(kind, f"f{number}", review_ids),
                         count,
                         concurrent,
+                        rate,
                     )
                     print(row("bolt+form", like, control))
                     print(f"  ours beside bare bolt opening the same form: {ratio(figures, like)}")
@@ -493,6 +516,12 @@ def main() -> None:
     parser.add_argument("--clients", default="1,10,50")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--kinds", default=",".join(KINDS), help="command,submit,press")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="requests a second, due on a fixed schedule (an open loop); --clients is then "
+        "how many connections send them",
+    )
     parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -519,7 +548,7 @@ def main() -> None:
                     url = stack.enter_context(sqlite_database(workdir))
                 print(f"database: {name}")
                 fake = (slack_url, slack.pid or 0, ours)
-                run(url, clients, args.count, fake, args.kinds.split(","))
+                run(url, clients, args.count, fake, args.kinds.split(","), args.rate)
     finally:
         ours.send("stop")
         slack.join(timeout=10)
