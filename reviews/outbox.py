@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from reviews import checkins, escalation, fallback, notify, service
+from reviews import callback, checkins, escalation, fallback, notify
 from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
@@ -1008,8 +1008,8 @@ def _undeliverable(uow: UnitOfWork, services: Services, row: Outbox, reason: str
     now = services.clock.now()
     fallback.undelivered(uow, row, now)
     _not_reaching(uow, services, row, now)
-    if row.review_id is not None and service.is_callback(row.review_id, row.key):
-        service.callback_not_delivered(uow, services, row)
+    if row.review_id is not None and callback.is_callback(row.review_id, row.key):
+        callback.not_delivered(uow, services, row)
     if checkins.worse_not_delivered(uow, services, row, reason, now):
         return "the outreach channel"
     return ""

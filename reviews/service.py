@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from reviews import messages, notify
+from reviews import callback, messages, notify
 from reviews.context import Actor, Services, known_as
 from reviews.errors import BadInput as BadInput
 from reviews.errors import NotAllowed as NotAllowed
@@ -38,7 +38,7 @@ from reviews.model import (
 from reviews.permissions import check_review_action
 from reviews.policy import Ladder
 from storage.database import UnitOfWork
-from storage.tables import Outbox, Review
+from storage.tables import Review
 
 log = logging.getLogger(__name__)
 
@@ -233,98 +233,12 @@ def _take(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
     stops, and whoever took it is sent the call-back number privately (never on the card)."""
     review.next_escalation_at = None
     if review.acknowledged_at is not None:
-        _callback_again(uow, review, by, now)
+        callback.send_again(uow, review, by, now)
         return
     review.acknowledged_at, review.acknowledged_by = now, by.label
     review.acknowledged_platform, review.acknowledged_user = by.platform, by.user_id
     if review.callback_number:
-        _send_callback(uow, review, by, callback_key(review.id or 0), now)
-
-
-def callback_key(review_id: int) -> str:
-    """The outbox key of the private message giving whoever took a request its call-back
-    number."""
-    return f"callback:{review_id}"
-
-
-def callback_again_key(review_id: int, platform: str, user_id: str) -> str:
-    """The outbox key of the call-back number sent again, to `user_id`, after it failed."""
-    return f"{CALLBACK_AGAIN}{review_id}:{platform}:{user_id}"
-
-
-CALLBACK_AGAIN = "callback-again:"
-
-
-def is_callback(review_id: int, key: str) -> bool:
-    """Whether `key` is a private message giving request `review_id`'s call-back number."""
-    return key == callback_key(review_id) or key.startswith(f"{CALLBACK_AGAIN}{review_id}:")
-
-
-def _callback_again(uow: UnitOfWork, review: Review, by: Actor, now: datetime) -> None:
-    """Whoever moves a taken request on (Attending, Record outcome) is sent its call-back
-    number privately, once, while every message giving it to someone has failed for good:
-    otherwise nobody on the team had the number the family waits to be called back on. Once
-    one has gone (or still waits to), nobody else is sent it."""
-    if not review.callback_number:
-        return
-    review_id = review.id or 0
-    states = [
-        row.state for row in uow.outbox.for_review(review_id) if is_callback(review_id, row.key)
-    ]
-    if not states or any(state != "failed" for state in states):
-        return
-    _send_callback(uow, review, by, callback_again_key(review_id, by.platform, by.user_id), now)
-
-
-def _send_callback(uow: UnitOfWork, review: Review, by: Actor, key: str, now: datetime) -> None:
-    notify.to_user(
-        uow,
-        platform=by.platform,
-        user_id=by.user_id,
-        key=key,
-        at=now,
-        review_id=review.id,
-        message=messages.Message(text=messages.callback_line(review)),
-    )
-
-
-def callback_not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
-    """`row`, a private message with a request's call-back number, failed for good: the
-    outreach channel's thread says so, each time one does, and how whoever calls the family
-    back gets it instead (sent again to the same unreachable person at Attending, its failing
-    again had been said nowhere but the digest channel, and the thread read as if they had
-    it now)."""
-    review_id = row.review_id or 0
-    review = uow.reviews.get(review_id)
-    if review is None:
-        return
-    reference = format_reference(review_id)
-    if row.key == callback_key(review_id):
-        to, key = review.acknowledged_by or "whoever took it", f"callback-lost:{review_id}"
-    else:
-        person = uow.rota.staff_by_platform_id(row.platform, row.address)
-        took = (row.platform, row.address) == (
-            review.acknowledged_platform,
-            review.acknowledged_user,
-        )
-        named = person.name if person else (review.acknowledged_by if took else None)
-        to, key = named or "whoever pressed it", f"callback-lost:{row.key}"
-    line = f"{reference}: the call-back number could not be sent privately to {to}."
-    if State(review.state) in (State.ACKNOWLEDGED, State.RAISED):
-        line += " Whoever presses Attending on this card is sent it privately."
-    elif State(review.state) is State.ATTENDING:
-        line += " Whoever records its outcome is sent it privately."
-    else:
-        line += " A manager can find it in the month's export with identifiers."
-    notify.to_outreach(
-        uow,
-        services.routes,
-        key=key,
-        kind="thread",
-        message=messages.Message(text=line),
-        at=services.clock.now(),
-        review_id=review_id,
-    )
+        callback.send(uow, review, by, callback.callback_key(review.id or 0), now)
 
 
 ALLOWED_FROM = {
