@@ -9,6 +9,9 @@ from datetime import datetime
 from reviews import messages, notify
 from reviews.context import Actor, Services
 from reviews.model import State, format_reference
+from reviews.notify import person_address
+from reviews.policy import Ladder
+from rotas.lookup import who_holds
 from storage.database import UnitOfWork
 from storage.tables import Outbox, Review
 
@@ -63,11 +66,14 @@ def send(uow: UnitOfWork, review: Review, by: Actor, key: str, now: datetime) ->
 def not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
     """`row`, a private message with a request's call-back number, failed for good: the
     outreach channel's thread says so, each time one does, and how whoever calls the family
-    back gets it instead (sent again to the same unreachable person at Attending, its failing
-    again had been said nowhere but the digest channel, and the thread read as if they had
-    it now)."""
+    back gets it instead. Whoever has moved the request on since (attending it, recording its
+    outcome) and was not sent it is sent it now; once it is closed, so is whoever holds the
+    first level's role now (the bleep-holder), as nobody else will press anything."""
     review_id = row.review_id or 0
-    review = uow.reviews.get(review_id)
+    # Locked: a press of Attending at this moment has read this message as still on its way
+    # (so sent the number to nobody) and is seen here having moved the request on, or it waits
+    # for this to commit and reads the message failed.
+    review = uow.reviews.get(review_id, for_update=True)
     if review is None:
         return
     reference = format_reference(review_id)
@@ -82,7 +88,10 @@ def not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
         named = person.name if person else (review.acknowledged_by if took else None)
         to, key = named or "whoever pressed it", f"callback-lost:{row.key}"
     line = f"{reference}: the call-back number could not be sent privately to {to}."
-    if State(review.state) in (State.ACKNOWLEDGED, State.RAISED):
+    instead = _send_instead(uow, services, review)
+    if instead:
+        line += f" It is sent privately to {' and '.join(instead)} instead."
+    elif State(review.state) in (State.ACKNOWLEDGED, State.RAISED):
         line += " Whoever presses Attending on this card is sent it privately."
     elif State(review.state) is State.ATTENDING:
         line += " Whoever records its outcome is sent it privately."
@@ -97,3 +106,49 @@ def not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
         at=services.clock.now(),
         review_id=review_id,
     )
+
+
+def _send_instead(uow: UnitOfWork, services: Services, review: Review) -> list[str]:
+    """Send the number to the first of these never sent it: whoever attended the request (its
+    state now), whoever recorded its outcome, then whoever holds the bleep now. Their names;
+    none while the request waits for Attending, or once everyone was tried."""
+    review_id = review.id or 0
+    tried = {
+        (row.platform, row.address)
+        for row in uow.outbox.for_review(review_id)
+        if is_callback(review_id, row.key)
+    }
+    now = services.clock.now()
+    for people in _who_could_call_back(uow, services, review):
+        untried = [p for p in people if (p.platform, p.user_id) not in tried]
+        for person in untried:
+            key = callback_again_key(review_id, person.platform, person.user_id)
+            send(uow, review, person, key, now)
+        if untried:
+            return list(dict.fromkeys(person.label for person in untried))
+    return []
+
+
+def _who_could_call_back(uow: UnitOfWork, services: Services, review: Review) -> list[list[Actor]]:
+    """For a request past Acknowledge: whoever moved it on last, then the bleep-holders."""
+    state = State(review.state)
+    if state is State.ATTENDING:
+        attended = [e for e in uow.events.for_review(review.id or 0) if e.kind == "attending"]
+        return [[_actor(e.platform, e.actor_id, e.actor) for e in attended[-1:] if e.actor_id]]
+    if state not in (State.CLOSED, State.CANCELLED):
+        return []
+    closer = []
+    if state is State.CLOSED and review.closed_platform and review.closed_user:
+        closer = [_actor(review.closed_platform, review.closed_user, review.closed_by)]
+    holders = [
+        _actor(route.platform, address, person.name)
+        for role in Ladder.from_json(review.policy).levels[0].notify
+        for person in who_holds(uow, role, services.clock.now())
+        for route in services.routes
+        if (address := person_address(route, person))
+    ]
+    return [closer, holders]
+
+
+def _actor(platform: str, user_id: str, name: str | None) -> Actor:
+    return Actor(platform=platform, user_id=user_id, name=name or "")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from sqlalchemy import event, text
 
 from reviews import service
 from reviews.context import Actor
 from reviews.model import Outcome
 from reviews.outbox import DeliveryError, drain
+from storage.database import Database
 from tests.support.builders import (
     NURSE,
     OUTREACH,
@@ -16,6 +20,7 @@ from tests.support.builders import (
     on_rota,
     request,
 )
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -239,9 +244,7 @@ def _thread(slack: RecordingSender) -> list[str]:
     return [i.message.text for i in slack.to("C0OUTREACH") if i.kind == "thread"]
 
 
-def test_a_call_back_number_that_fails_again_for_whoever_attends_is_said_again(
-    services, db, clock
-):
+def test_a_call_back_number_that_fails_again_for_whoever_attends_is_said_again(services, db, clock):
     """Whoever took a request is usually who attends: when their private messages fail for
     good (a Teams person without the bot), the number went again to the same unreachable
     conversation at Attending, failed again, and nothing more was said: the thread's "whoever
@@ -293,3 +296,94 @@ def test_once_the_call_back_number_reached_someone_it_goes_to_nobody_else(servic
     drain(services, {"slack": slack})
     assert _callbacks(slack, "U02SAM") == [CALLBACK]
     assert not _callbacks(slack, "U03PAT")
+
+
+def test_a_call_back_number_failing_as_attending_is_pressed_goes_to_whoever_attends(
+    postgres_url, clock
+):
+    """On PostgreSQL the private message to whoever took the request can fail for good while
+    someone presses Attending: the press read the message as still on its way, so sent the
+    number to nobody, and the failure, waiting on the press, read the request attended and
+    said whoever records its outcome is sent it. The number went at the outcome rather than at
+    Attending. Whoever attended is sent it at once."""
+    db = Database(postgres_url)
+    try:
+        on_rota(db, "outreach", OUTREACH.name, OUTREACH.user_id, clock.now())
+        on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+        services = make_services(db, clock)
+        service.raise_review(services=services, request=request(), by=NURSE)
+        drain(services, {"slack": RecordingSender()})
+        service.acknowledge(services=services, review_id=1, by=OUTREACH)
+
+        pressed, go_on = threading.Event(), threading.Event()
+        attending = threading.Thread(
+            target=service.attend, kwargs={"services": services, "review_id": 1, "by": SAM}
+        )
+
+        def hold_the_press(_connection: object) -> None:
+            # Attending has read the request and its messages, and is about to commit.
+            if threading.current_thread() is attending and not pressed.is_set():
+                pressed.set()
+                go_on.wait(30)
+
+        event.listen(db.engine, "commit", hold_the_press)
+        attending.start()
+        assert pressed.wait(30)
+        refused = DeliveryError("Slack refused: cannot_dm_bot", permanent=True)
+        alex_unreachable = RecordingSender(failures=[refused], failing="U01ALEX")
+        failing = threading.Thread(target=drain, args=(services, {"slack": alex_unreachable}))
+        failing.start()
+        eventually(lambda: not failing.is_alive() or _waiting_for_a_lock(db), "the failure")
+        go_on.set()
+        attending.join(30)
+        failing.join(30)
+        event.remove(db.engine, "commit", hold_the_press)
+
+        slack = RecordingSender()
+        drain(services, {"slack": slack})
+        assert _callbacks(alex_unreachable, "U02SAM") + _callbacks(slack, "U02SAM") == [CALLBACK]
+        assert (
+            "RR-0001: the call-back number could not be sent privately to Alex Carter. It is "
+            "sent privately to Sam Patel instead."
+        ) in _thread(alex_unreachable) + _thread(slack)
+    finally:
+        db.dispose()
+
+
+def _waiting_for_a_lock(db: Database) -> bool:
+    with db.engine.connect() as connection:
+        waiting = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
+
+
+def test_a_call_back_number_nobody_pressing_could_be_sent_goes_to_the_bleep_holder(
+    services, db, clock
+):
+    """Whoever took the request could not be sent the number privately, and recorded the
+    outcome themselves: it went again to them alone, failed again, and the thread said only
+    that a manager could find it in the month's export. The family waited all night. It goes
+    privately to whoever holds the bleep now instead, and the thread says so, without it."""
+    on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, {"slack": RecordingSender()})
+    refused = DeliveryError("Slack refused: cannot_dm_bot", permanent=True)
+    service.acknowledge(services=services, review_id=1, by=OUTREACH)
+    drain(services, {"slack": RecordingSender(failures=[refused], failing="U01ALEX")})
+    service.record_outcome(services=services, review_id=1, by=OUTREACH, outcome=Outcome.NO_CHANGE)
+    alex_unreachable = RecordingSender(failures=[refused], failing="U01ALEX")
+    drain(services, {"slack": alex_unreachable})
+    slack = RecordingSender()
+    drain(services, {"slack": slack})
+
+    assert _callbacks(alex_unreachable, "U02SAM") + _callbacks(slack, "U02SAM") == [CALLBACK]
+    thread = _thread(alex_unreachable) + _thread(slack)
+    assert (
+        "RR-0001: the call-back number could not be sent privately to Alex Carter. It is sent "
+        "privately to Sam Patel instead."
+    ) in thread
+    assert not any("07700" in line for line in thread)
