@@ -165,8 +165,18 @@ def test_slack_failures_map_to_retries_or_give_up(
         {"status": 200, "error": "fatal_error"},
         {"status": 200, "error": "service_unavailable"},
         {"status": 200, "error": "request_timeout"},
+        # No "ok" and no error named: not Slack saying no (it names every refusal), so a
+        # ping answered so had failed for good, unseen by anyone.
+        {"status": 200, "said": {}},
     ],
-    ids=["html-page", "internal_error", "fatal_error", "service_unavailable", "request_timeout"],
+    ids=[
+        "html-page",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "no-ok",
+    ],
 )
 def test_a_200_that_says_slack_failed_this_once_is_retried_after_a_look(
     sender: SlackSender, fake: FakeSlack, failure: dict

@@ -2,10 +2,10 @@
 
 Slack's answers map onto the outbox's retry rules: 429 -> retry after Slack's Retry-After;
 5xx, Slack's passing errors (internal_error ...), an answer that is not Slack's JSON (a proxy's
-error page) and network failures -> retry with backoff; a refused token (invalid_auth,
-token_revoked ...) -> held until the token works again, since every message fails alike until
-IT fixes it; any other API error (channel_not_found, not_in_channel ...) -> permanent, because
-sending it again cannot help.
+error page), a 200 naming neither "ok" nor an error ({}) and network failures -> retry with
+backoff; a refused token (invalid_auth, token_revoked ...) -> held until the token works again,
+since every message fails alike until IT fixes it; any other API error (channel_not_found,
+not_in_channel ...) -> permanent, because sending it again cannot help.
 
 Posted only once, though an answer is lost: each message the outbox posts carries metadata
 naming its outbox rows (reviews.outbox.outbox_tag). When an earlier attempt may have arrived
@@ -292,9 +292,8 @@ def split_message_id(message_id: str, default_channel: str) -> tuple[str, str]:
 def _delivery_error(error: SlackApiError) -> DeliveryError:
     response = error.response
     status = response.status_code
-    reason = str(response.get("error", "") if isinstance(response.data, dict) else "") or str(
-        status
-    )
+    code = str(response.get("error", "") if isinstance(response.data, dict) else "")
+    reason = code or str(status)
     if status == 429:
         retry_after = response.headers.get("Retry-After") or response.headers.get("retry-after")
         return DeliveryError(
@@ -307,6 +306,10 @@ def _delivery_error(error: SlackApiError) -> DeliveryError:
     if reason.startswith(NOT_JSON):
         page = reason.removeprefix(NOT_JSON)
         return DeliveryError(f"an answer that is not Slack's, {status}: {page}", uncertain=True)
+    if status == 200 and not code:
+        # Slack names the error of every refusal: a 200 naming none ({}, no "ok") is no word
+        # on the message, which may have been posted.
+        return DeliveryError("a 200 from Slack naming no error and no ok", uncertain=True)
     if reason in CREDENTIAL_ERRORS or status == 401:
         return DeliveryError(f"Slack refused the token: {reason}", credentials=True)
     return DeliveryError(f"Slack refused: {reason}", permanent=True)

@@ -65,6 +65,7 @@ class Failure:
     lands: bool = False  # the call takes effect; only its answer fails (status 0: none at all)
     hold: float = 0.0  # seconds between taking effect and the failed answer
     page: str | None = None  # answered as this text/html body instead (a proxy's error page)
+    said: dict[str, Any] | None = None  # answered as this JSON instead (Slack's {}: no "ok")
 
 
 @dataclass
@@ -132,15 +133,17 @@ class FakeSlack:
         lands: bool = False,
         hold: float = 0.0,
         page: str | None = None,
+        said: dict[str, Any] | None = None,
     ) -> None:
         """The next `times` calls of `method` fail: HTTP `status` (200 with `error` = API error);
         with `channel`, only calls to that channel (the bot sends to several at once). With
         `lands`, each takes effect first and only its answer fails, `hold` seconds later
         (status 0: the connection is closed with no answer). With `page`, the answer is that
-        HTML with `status`, as a corporate proxy answers in Slack's place."""
+        HTML with `status`, as a corporate proxy answers in Slack's place. With `said`, that
+        JSON with `status`, not Slack's usual shape (an empty {})."""
         with self._lock:
             self.failures.setdefault(method, []).append(
-                Failure(times, status, retry_after, error, channel, lands, hold, page)
+                Failure(times, status, retry_after, error, channel, lands, hold, page, said)
             )
 
     def invite(self, channel: str) -> None:
@@ -449,6 +452,12 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 call.answer = {"ok": False, "error": "page"}
                 fake.record(call)
                 self._send_text(failure.status, failure.page, "text/html; charset=utf-8")
+                call.answered.set()
+                return
+            if failure is not None and failure.said is not None:
+                call.answer = failure.said
+                fake.record(call)
+                self._send(failure.status, failure.said)
                 call.answered.set()
                 return
             if failure is not None and failure.error is None:
