@@ -21,6 +21,7 @@ from reviews.channels import check_channels
 from reviews.outbox import ALARM_ATTEMPTS, DeliveryError, Sender, check_platforms, drain
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
+from tests.support.builders import OUTREACH as OUTREACH_NURSE
 from tests.support.clock import FrozenClock
 from tests.support.fake_microsoft import TENANT, FakeMicrosoft
 from tests.support.public_pages import PublicPages, public_pages, send, stored
@@ -319,6 +320,30 @@ def test_an_empty_answer_to_a_card_is_no_card_posted(
     with services.db.reading() as uow:
         left = uow.outbox.count_by_state()
     assert left.get("pending", 0) == left.get("failed", 0) == 0
+
+
+def test_an_empty_answer_to_a_card_update_is_no_card_updated(
+    site: PublicPages, teams: dict[str, Sender], ms: FakeMicrosoft, clock: FrozenClock
+) -> None:
+    """The connector answers an update as it answers a post, naming the activity (its API
+    reference: an Identification object). A proxy's empty 200 in its place was taken as
+    the card updated: the channel's card went on showing the request waiting for someone, its
+    Acknowledge button live, though Alex had taken it. It is tried again, and goes."""
+    services = site.services
+    teams_id = {"teams_user_id": "0a0a0a0a-0000-4000-8000-0000000000a1"}
+    on_rota(services.db, "outreach", "Alex Carter", "U01ALEX", clock.now(), contact=teams_id)
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, teams)
+    service.acknowledge(services=services, review_id=1, by=OUTREACH_NURSE)
+    ms.fail_next(200, times=1, to=f"{OUTREACH}/activities/", page="")
+    drain(services, teams)
+    clock.advance(minutes=1)
+    drain(services, teams)
+    updates = [c for c in ms.connector_calls("PUT") if OUTREACH in c.path]
+    assert len(updates) == 2  # the one answered with nothing, and the one that went
+    with services.db.reading() as uow:
+        rows = uow.outbox.for_review(1)
+    assert [row.state for row in rows if row.kind == "card_update"] == ["sent"]
 
 
 def test_an_empty_answer_to_opening_a_chat_is_tried_again_not_a_crash(

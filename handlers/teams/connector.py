@@ -66,11 +66,17 @@ class Connector:
     def update_activity(
         self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]
     ) -> None:
+        """Replace a posted activity (a card). DeliveryError (uncertain) for an empty answer:
+        the connector answers an update with the activity's identification, as it does a post,
+        so an empty 200 or a 204 is a proxy's in its place and says nothing of the update."""
         url = (
             f"{_base(service_url)}v3/conversations/{quote(conversation_id, safe='')}"
             f"/activities/{quote(activity_id, safe='')}"
         )
-        self._call("PUT", url, {**activity, "id": activity_id})
+        if not self._call("PUT", url, {**activity, "id": activity_id}):
+            raise DeliveryError(
+                "an empty answer to an update, not the Bot Connector's", uncertain=True
+            )
 
     def create_personal_conversation(self, service_url: str, member_id: str, tenant_id: str) -> str:
         """Open (or find) the 1:1 chat between the bot and `member_id`; its conversation id.
