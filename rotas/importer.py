@@ -107,14 +107,22 @@ def _apply(
     people: dict[int, Staff] = {}
     wanted: dict[str, dict[tuple[int, datetime, datetime], ShiftRow]] = defaultdict(dict)
     rejected = list(read.rejected)
+    # A person named by email or id is resolved once a file, not once a row (three queries
+    # each): their next row finds what the first found. A name alone is asked each time, as
+    # a later row of the file may have named a second person of that name.
+    resolved: dict[tuple[object, ...], Staff] = {}
     for row in read.rows:
-        try:
-            person = resolve_person(
-                uow, row, ids["slack"], report.directory, ids["teams"], named=people
-            )
-        except UnknownPerson as error:
-            rejected.append(Rejection(row.line, str(error)))
-            continue
+        key = (row.identity, row.mobile, row.pager)
+        person = resolved.get(key) if row.identity[1:] != ("", "", "") else None
+        if person is None:
+            try:
+                person = resolve_person(
+                    uow, row, ids["slack"], report.directory, ids["teams"], named=people
+                )
+            except UnknownPerson as error:
+                rejected.append(Rejection(row.line, str(error)))
+                continue
+            resolved[key] = person
         assert person.id is not None
         people[person.id] = person
         wanted[row.role][(person.id, row.start, row.end)] = row
@@ -159,10 +167,14 @@ def _replace(
     gone = [shift for key, shift in existing.items() if key not in wanted]
     new = [key for key in wanted if key not in existing]
     report.unchanged += len(wanted) - len(new)
+    # The replaced shifts by slot, so each new shift finds the one it changes at once.
+    slots: dict[tuple[datetime, datetime], list[Shift]] = defaultdict(list)
     for shift in gone:
         shift.superseded_at = now
+        slots[(shift.start, shift.end)].append(shift)
         if shift.staff_id not in people:
             people[shift.staff_id] = uow.rota.staff(shift.staff_id) or Staff(name="someone")
+    changed: set[int] = set()
     for staff_id, begin, finish in new:
         uow.session.add(
             Shift(
@@ -175,15 +187,15 @@ def _replace(
             )
         )
         when = describe(role, begin, finish, tz)
-        before = next((s for s in gone if (s.start, s.end) == (begin, finish)), None)
+        before = slots[(begin, finish)].pop(0) if slots.get((begin, finish)) else None
         if before is None:
             report.added.append(f"{when}: {people[staff_id].name}")
         else:
-            gone.remove(before)
+            changed.add(id(before))
             report.changed.append(
                 f"{when}: {people[before.staff_id].name} -> {people[staff_id].name}"
             )
-    for shift in gone:
+    for shift in (shift for shift in gone if id(shift) not in changed):
         when = describe(role, shift.start, shift.end, tz)
         kept = _outside(uow, shift, start, end, now)
         if kept:

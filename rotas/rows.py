@@ -4,6 +4,7 @@ format shares (role names, times, duplicates)."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -92,24 +93,28 @@ def check_span(start: datetime, end: datetime) -> str | None:
 
 def reject_duplicates(result: ReadResult) -> None:
     """A row repeating another (same role, person, start and end), or the same person on the
-    same role twice at once, is rejected with the line it repeats."""
-    kept: list[ShiftRow] = []
+    same role twice at once, is rejected with the line it repeats.
+
+    Each person's kept shifts of a role never overlap, so the ones a row meets are found by
+    bisecting them by start: a year's trust-wide rota of 100,000 rows is checked in a second,
+    where comparing every row with every other took hours."""
+    kept: dict[tuple[str, tuple[str, str, str, str]], list[tuple[datetime, datetime, ShiftRow]]]
+    kept = {}
+    rows: list[ShiftRow] = []
     for row in result.rows:
-        twin = next(
-            (
-                k
-                for k in kept
-                if k.role == row.role
-                and k.identity == row.identity
-                and k.start < row.end
-                and row.start < k.end
-            ),
-            None,
-        )
-        if twin is None:
-            kept.append(row)
-        elif (twin.start, twin.end) == (row.start, row.end):
+        spans = kept.setdefault((row.role, row.identity), [])
+        # Kept spans are disjoint and sorted by start, so also by end: those the row meets
+        # are the run from the first ending after its start to the last starting before its end.
+        first = bisect_right(spans, row.start, key=lambda span: span[1])
+        last = bisect_left(spans, row.end, key=lambda span: span[0])
+        met = [span[2] for span in spans[first:last]]
+        if not met:
+            insort(spans, (row.start, row.end, row), key=lambda span: span[0])
+            rows.append(row)
+            continue
+        twin = min(met, key=lambda k: k.line)
+        if (twin.start, twin.end) == (row.start, row.end):
             result.reject(row.line, f"duplicate row: the same shift as line {twin.line}")
         else:
             result.reject(row.line, f"overlaps line {twin.line}: {row.name} on {row.role} twice")
-    result.rows = kept
+    result.rows = rows

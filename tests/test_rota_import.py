@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -523,3 +524,36 @@ def test_an_outlook_calendar_with_windows_time_zone_names_is_read(db, clock, tmp
         assert f"unknown time zone '{wrong}'" in "\n".join(
             import_rota(services=services, path=bad).lines()
         )
+
+
+def a_years_rota(roles: int) -> str:
+    """A year of day and night shifts for `roles` roles, three people rotating on each."""
+    rows = [HEADER]
+    for day in range(365):
+        date = datetime(2027, 1, 1) + timedelta(days=day)
+        following = date + timedelta(days=1)
+        for r in range(roles):
+            for half, (start, end) in enumerate(
+                (
+                    (f"{date:%Y-%m-%d}T08:00", f"{date:%Y-%m-%d}T20:00"),
+                    (f"{date:%Y-%m-%d}T20:00", f"{following:%Y-%m-%d}T08:00"),
+                )
+            ):
+                n = r * 3 + (day + half) % 3
+                rows.append(f"role-{r},Person {n},person.{n}@nhs.net,,,{start},{end}\n")
+    return "".join(rows)
+
+
+def test_a_years_rota_for_a_whole_trust_imports_in_seconds(db, clock, tmp_path):
+    # 40 roles, day and night, for a year: 29,200 rows. Every row was compared with every
+    # other, and each asked the database for its person three times: the import took half a
+    # minute, with SQLite's lock held for most of it, so the bot could not escalate meanwhile.
+    services = make_services(db, clock)
+    path = write(tmp_path, "trust-2027.csv", a_years_rota(40))
+    started = time.perf_counter()
+    report = import_rota(services=services, path=path)
+    took = time.perf_counter() - started
+    assert report.ok, report.lines()[:5]
+    assert report.lines()[0].startswith("Imported trust-2027.csv: 29200 added")
+    assert took < 15, f"took {took:.1f} s"
+    assert holder(services, "role-39", utc(2027, 12, 31, 21)) == ["Person 119"]
