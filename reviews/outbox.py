@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from reviews import callback, checkins, escalation, fallback, notify
+from reviews import callback, checkins, escalation, fallback, notify, texts
 from reviews.context import Services
 from reviews.messages import Message
 from reviews.model import format_reference
@@ -945,12 +945,26 @@ def credentials_refused(
         others,
         key=f"credentials:{platform}:{now:%Y-%m-%dT%H}",
         at=now,
-        message=Message(
-            text=f"{platform.capitalize()} refuses the bot's credentials ({error}): nothing "
-            "can be posted there until IT fixes them, and requests raised there may not reach "
-            "the outreach team. Held messages go once it works again. Meanwhile, bleep the "
-            "outreach team for anything urgent."
-        ),
+        message=Message(text=_refused_alarm(platform, error)),
+    )
+
+
+def _refused_alarm(platform: str, error: DeliveryError) -> str:
+    """The digest channel's line: a chat platform carries requests too; Notify and the paging
+    gateway carry only texts and pages, while direct messages still go."""
+    if platform in (texts.NOTIFY, texts.PAGER):
+        name = "Notify" if platform == texts.NOTIFY else "The paging gateway"
+        return (
+            f"{name} refuses the bot's credentials ({error}): no text or page can go that way "
+            "until IT fixes them; direct messages still go. Held texts go once it works again, "
+            "unless acknowledged meanwhile. Meanwhile, bleep the outreach team for anything "
+            "urgent."
+        )
+    return (
+        f"{platform.capitalize()} refuses the bot's credentials ({error}): nothing "
+        "can be posted there until IT fixes them, and requests raised there may not reach "
+        "the outreach team. Held messages go once it works again. Meanwhile, bleep the "
+        "outreach team for anything urgent."
     )
 
 

@@ -15,7 +15,8 @@ import pytest
 from handlers.pager.gateway import GatewaySender, verify_signature
 from handlers.pager.notify import NotifySender
 from reviews.messages import Message
-from reviews.outbox import DeliveryError, OutboundItem
+from reviews.outbox import DeliveryError, OutboundItem, check_platforms
+from tests.support.builders import make_services
 from tests.support.fake_texts import (
     NOTIFY_API_KEY,
     NOTIFY_SERVICE_ID,
@@ -76,7 +77,7 @@ def test_a_forged_or_altered_page_fails_verification(pager):
         (503, None, False, "paging gateway 503"),
         (408, None, False, "paging gateway 408"),
         (400, None, True, "paging gateway refused the page (400)"),
-        (401, None, True, "paging gateway refused the page (401)"),
+        (404, None, True, "paging gateway refused the page (404)"),
     ],
 )
 def test_gateway_answers_map_onto_retries(pager, status, retry_after, permanent, reason):
@@ -86,6 +87,16 @@ def test_gateway_answers_map_onto_retries(pager, status, retry_after, permanent,
     assert str(raised.value) == reason
     assert raised.value.permanent is permanent
     assert raised.value.retry_after == retry_after
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_gateway_refusing_our_signature_is_the_bots_credentials_not_one_page(pager, status):
+    pager.fail(status=status)
+    with pytest.raises(DeliveryError) as raised:
+        GatewaySender(pager.url + "/page", "a-secret-the-gateway-no-longer-has").deliver(page())
+    error = raised.value
+    assert (error.credentials, error.permanent) == (True, False)
+    assert str(error) == f"paging gateway refused the bot's signature ({status})"
 
 
 def test_an_unreachable_gateway_is_retried(pager):
@@ -184,15 +195,17 @@ def test_notifys_reason_is_kept_without_any_number_in_it(notify):
     )
 
 
-def test_a_wrong_notify_key_is_permanent_and_never_echoed(notify):
+def test_a_wrong_notify_key_is_the_bots_credentials_and_never_echoed(notify):
     wrong = NOTIFY_API_KEY[:-36] + "00000000-0000-4000-8000-000000000000"
     sender = NotifySender(wrong, NOTIFY_TEMPLATE_ID, base_url=notify.url)
     with pytest.raises(DeliveryError) as raised:
         sender.deliver(page("+447700900456"))
-    assert (str(raised.value), raised.value.permanent) == (
-        "Notify refused the text: 403 (AuthError: bad token)",
+    assert (str(raised.value), raised.value.credentials, raised.value.permanent) == (
+        "Notify refused the API key: 403 (AuthError: bad token)",
         True,
+        False,
     )
+    assert wrong[-36:] not in str(raised.value)
     assert NOTIFY_SERVICE_ID not in str(raised.value)
 
 
@@ -205,3 +218,19 @@ def test_notify_unreachable_is_retried():
         sender.deliver(page("+447700900456"))
     assert not raised.value.permanent and raised.value.uncertain
     assert str(raised.value) == "Notify unreachable (network)"
+
+
+def test_a_wrong_notify_key_shows_in_healthz_before_any_text_needs_it(notify, db, clock):
+    services = make_services(db, clock)
+    good = NotifySender(NOTIFY_API_KEY, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    check_platforms(services, {"notify": good})
+    assert services.health.problems() == []
+    wrong = NOTIFY_API_KEY[:-36] + "00000000-0000-4000-8000-000000000000"
+    check_platforms(
+        services, {"notify": NotifySender(wrong, NOTIFY_TEMPLATE_ID, base_url=notify.url)}
+    )
+    assert services.health.problems() == [
+        "notify refuses the bot's credentials (Notify refused the API key: 403 "
+        "(AuthError: bad token))"
+    ]
+    assert notify.texts() == []

@@ -344,3 +344,39 @@ def test_metrics_count_texts_and_pages_sent_and_failed(services, senders, clock,
     assert figures[("rapidreview_texts_sent_total", (("via", "pager"),))] == 1
     assert figures[("rapidreview_texts_failed_total", (("via", "pager"),))] == 1
     assert figures[("rapidreview_texts_sent_total", (("via", "notify"),))] == 0
+
+
+@pytest.mark.parametrize("via", ["notify", "pager"])
+def test_a_refused_notify_key_or_gateway_secret_holds_texts_and_raises_the_alarm(
+    db, clock, senders, notify, pager, slack, via
+):
+    """A revoked Notify key (403) or a gateway refusing our signature (401) failed each text
+    for good, one line each in the digest channel, while /healthz said all was well: no monitor
+    called IT in the night, and once the key was mended the texts never went."""
+    services = ward(db, clock, sms=True)
+    refused = dict(senders)
+    if via == "notify":
+        wrong_key = NOTIFY_API_KEY[:-4] + "0000"
+        refused["notify"] = NotifySender(wrong_key, NOTIFY_TEMPLATE_ID, base_url=notify.url)
+    else:
+        pager.fail(times=1000, status=401)
+    raise_one(services, refused)
+    tick(services, refused, clock, minutes=2)  # level 0's fallback page to Alex
+    tick(services, refused, clock, minutes=3)  # level 1: pages Alex, texts Sam
+    for _ in range(3):
+        tick(services, refused, clock, seconds=30)
+    [problem] = services.health.problems()
+    assert problem.startswith(f"{via} refuses the bot's credentials")
+    alarms = [t for t in texts_to(slack, DIGEST) if "refuses the bot's credentials" in t]
+    assert len(alarms) == 1 and "bleep the outreach team" in alarms[0]
+    with db.unit_of_work() as uow:
+        assert uow.outbox.count_by_state().get("failed", 0) == 0
+    # IT mends the key (or the gateway's secret): what was held goes, once.
+    pager.failures.clear()
+    for _ in range(3):
+        tick(services, senders, clock, seconds=30)
+    if via == "notify":
+        assert [number for number, _ in notify.texts()] == [SAM_MOBILE]
+    else:
+        assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
+    assert services.health.problems() == []

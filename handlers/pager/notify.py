@@ -2,8 +2,9 @@
 
 Notify's answers map onto the outbox's retry rules: 429 (rate or daily limit) -> retry, after
 Retry-After when given; 5xx, network failures (the client reports them as 503) and a 2xx we
-cannot read -> retry with backoff; any other 4xx (a bad number, a revoked key, a template that
-is not an SMS one) -> permanent. Error texts carry Notify's error type and its message with any
+cannot read -> retry with backoff; 403 (a revoked or wrong key) -> the bot's credentials
+refused: every text waits until it is mended; any other 4xx (a bad number, a template that is
+not an SMS one) -> permanent. Error texts carry Notify's error type and its message with any
 long run of digits removed, so never a phone number.
 
 Sent once, though an answer is lost: each text's reference is the request's (RR-0042) followed
@@ -34,6 +35,8 @@ TIMEOUT = 10  # seconds: a send must end well inside the outbox's lease
 LOOK_TIMEOUT = 5
 # Notify's statuses for a text it took but could not deliver: not arrived, so it goes again.
 UNDELIVERED = frozenset({"permanent-failure", "temporary-failure", "technical-failure"})
+# The reference the minutely check asks Notify for: no text carries it (theirs start "RR-").
+CHECK_REFERENCE = "rapidreview-check"
 # A phone or NHS number in one of Notify's error messages: removed before it is logged.
 NUMBER = re.compile(r"\+?\d[\d ()-]{5,}\d")
 
@@ -73,6 +76,15 @@ class NotifySender:
         except APIError as error:
             raise _delivery_error(error, late=self.timeout) from error
         return str(answer.get("id")) if isinstance(answer, dict) and answer.get("id") else None
+
+    def check(self) -> None:
+        """reviews.outbox.check_platforms: ask Notify for texts by a reference none has, so a
+        revoked or wrong key shows in /healthz before a text needs it. DeliveryError
+        (credentials on a 403, else transient) when Notify will not answer."""
+        try:
+            self.looker.get_all_notifications(template_type="sms", reference=CHECK_REFERENCE)
+        except APIError as error:
+            raise _delivery_error(error) from error
 
     def arrived(self, items: Sequence[OutboundItem]) -> dict[str, str]:
         """reviews.outbox.Looker: {tag: Notify's id} for the items Notify holds a text of,
@@ -138,6 +150,9 @@ def _delivery_error(error: APIError, *, late: float | None = None) -> DeliveryEr
         )
     if status >= 500:
         return DeliveryError(f"Notify {status} ({kind})", uncertain=True)
+    if status == 403:  # Notify's AuthError: a revoked or wrong key, a clock 30 s out; never
+        # about one text. Every text waits, /healthz says so, and they go once it is mended.
+        return DeliveryError(f"Notify refused the API key: {status} ({kind})", credentials=True)
     return DeliveryError(f"Notify refused the text: {status} ({kind})", permanent=True)
 
 
