@@ -207,6 +207,11 @@ def fingerprint(form: Any) -> str:
     return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
+# Seven digits or more, spaced or not: an NHS number (943 476 5919) or a phone number, never a
+# ward or a bed. A nurse typing the patient's NHS number in the Bed box sent it to a pager.
+LONG_NUMBER = re.compile(r"[0-9](?:[ -]?[0-9]){6,}")
+
+
 class FormErrors(ValueError):
     """Field name -> a sentence saying what to fix. Field names are ReviewForm's."""
 
@@ -230,6 +235,12 @@ def validate(form: ReviewForm) -> ValidRequest:
         errors["ward"] = "Enter the ward."
     bound("ward", ward, "Keep the ward name under 60 characters.", errors)
     bound("bed", bed, "Keep the bed under 20 characters.", errors)
+    for field, text in (("ward", ward), ("bed", bed)):
+        if field not in errors and LONG_NUMBER.search(text):
+            errors[field] = (
+                "That looks like an NHS or phone number: the ward and bed go on the card and "
+                "in texts to pagers, so put an NHS number in its own box."
+            )
     if not concern:
         errors["concern"] = "Say what worries you."
     bound("concern", concern, "Keep it under 2,000 characters; the team will call.", errors)

@@ -20,6 +20,7 @@ from handlers.pager.notify import NotifySender
 from handlers.slack import SlackSender
 from reviews import escalation, service
 from reviews.digest import build_digest
+from reviews.model import FormErrors
 from reviews.outbox import DeliveryError, drain
 from reviews.policy import parse_policy
 from tests.support.builders import (
@@ -380,3 +381,17 @@ def test_a_refused_notify_key_or_gateway_secret_holds_texts_and_raises_the_alarm
     else:
         assert [(p["to"], p["level"]) for p in pager.pages()] == [(ALEX_PAGER, 0), (ALEX_PAGER, 1)]
     assert services.health.problems() == []
+
+
+@pytest.mark.parametrize(
+    ("box", "typed"),
+    [("bed", "999 000 0018"), ("bed", "12 9990000018"), ("ward", "Ward 7 07700 900123")],
+)
+def test_an_nhs_or_phone_number_typed_in_the_ward_or_bed_box_never_reaches_a_pager(box, typed):
+    """The ward and bed go in every text and page; a patient's NHS number typed in the Bed box
+    went onto the bleep-holder's lock screen. The form now says where it belongs."""
+    with pytest.raises(FormErrors) as refused:
+        request(news2="", **{box: typed})
+    assert "NHS or phone number" in refused.value.errors[box]
+    for bed in ("12", "Side room 14 bay C", "Bay 2/5", "Room 2.14", "Bed 123456"):
+        assert request(news2="", bed=bed).bed == bed
