@@ -131,9 +131,9 @@ def test_form_raise_acknowledge_attend_and_outcome(bot: TeamsBot, ms: FakeMicros
     assert update.path == f"/v3/conversations/{OUTREACH}/activities/{card_id}"
     assert "Acknowledged by Alex Carter" in json.dumps(update.body)
     [line] = ms.posts_to(f"{OUTREACH};messageid={card_id}")
-    assert "Acknowledged by Alex Carter" in line.body["text"]
+    assert "Acknowledged by Alex Carter" in line.said
     told = ms.posts_to(f"a:personal-{NURSE.teams_id}")[-1]  # her stored personal chat
-    assert "Your request RR-0001" in told.body["text"]
+    assert "Your request RR-0001" in told.said
 
     assert "Alex Carter attending" in json.dumps(press(bot, ALEX, "attend")["value"])
     no_place = press(bot, ALEX, "record_outcome", outcome="transfer")
@@ -158,18 +158,18 @@ def test_channel_mention_open_rota_and_help(bot: TeamsBot, ms: FakeMicrosoft) ->
     text = "<at>rapidreview</at> open"
     assert bot.post(activity(ms, NURSE, personal=False, text=text)).status_code == 200
     [reply] = ms.posts_to(OUTREACH)
-    assert reply.body["text"] == "No open requests." and reply.body["replyToId"]
+    assert reply.said == "No open requests." and reply.body["replyToId"]
     bot.post(activity(ms, NURSE, personal=False, text="<at>rapidreview</at> rota"))
-    assert "Alex Carter" in ms.posts_to(OUTREACH)[-1].body["text"]
+    assert "Alex Carter" in ms.posts_to(OUTREACH)[-1].said
     bot.post(activity(ms, NURSE, personal=False, text="<at>rapidreview</at> what?"))
-    assert "Rapid review" in ms.posts_to(OUTREACH)[-1].body["text"]
+    assert "Rapid review" in ms.posts_to(OUTREACH)[-1].said
 
 
 def test_a_request_raised_in_slack_is_open_in_teams(bot: TeamsBot, ms: FakeMicrosoft) -> None:
     slack_nurse = Actor(platform="slack", user_id="U0WARDNURSE", name="Ward Nurse")
     service.raise_review(services=bot.services, request=request(), by=slack_nurse)
     bot.post(activity(ms, ALEX, text="open"))
-    reply = ms.posts_to(f"a:personal-{ALEX.teams_id}")[-1].body["text"]
+    reply = ms.posts_to(f"a:personal-{ALEX.teams_id}")[-1].said
     assert "RR-0001" in reply and "Ward 7 bed 12" in reply and "9990000018" not in reply
 
 
@@ -193,7 +193,7 @@ def test_submit_fallback_refusal_in_a_channel_is_told_privately(
     bot.drain()
     assert state_of(bot) == "raised" and len(ms.posts_to(OUTREACH)) == in_channel
     [told] = ms.posts_to(f"a:personal-{STRANGER.teams_id}")  # opened with the 29: id
-    assert "Only the outreach rota's staff" in told.body["text"]
+    assert "Only the outreach rota's staff" in told.said
 
 
 def test_conversation_reference_is_stored_once(bot: TeamsBot, ms: FakeMicrosoft) -> None:
@@ -252,7 +252,7 @@ def test_open_meeting_a_hung_database_is_answered_within_seconds(
                 started = time.monotonic()
                 bot.post(activity(ms, ALEX, text="open"))
                 assert time.monotonic() - started < 6
-                reply = ms.posts_to(f"a:personal-{ALEX.teams_id}")[-1].body["text"]
+                reply = ms.posts_to(f"a:personal-{ALEX.teams_id}")[-1].said
                 assert reply.startswith("The bot cannot reach its database just now.")
         finally:
             proxy.thaw()

@@ -50,7 +50,7 @@ def connector_back(ms: FakeMicrosoft) -> None:
 
 def cards(ms: FakeMicrosoft) -> list[str]:
     """The request cards the outreach channel was sent (tried, or shown)."""
-    texts = [str(call.body.get("text", "")) for call in ms.posts_to(OUTREACH)]
+    texts = [call.said for call in ms.posts_to(OUTREACH)]
     return [text for text in texts if text.startswith("Rapid review")]
 
 
@@ -150,9 +150,7 @@ def test_a_card_whose_answers_are_lost_is_not_posted_every_minute_for_a_day(db, 
         clock.advance(seconds=10)
         escalation.sweep(services)
         drain(services, {"teams": adapter.sender})
-    landed = [
-        c for c in ms.posts_to(OUTREACH) if str(c.body.get("text", "")).startswith("Rapid review")
-    ]
+    landed = [c for c in ms.posts_to(OUTREACH) if c.said.startswith("Rapid review")]
     assert 1 <= len(landed) <= ALARM_ATTEMPTS
     check_channels(services, {"teams": adapter.sender})
     assert services.health.problems() == []  # they arrived: the channel takes the bot's posts

@@ -78,7 +78,7 @@ def test_an_email_only_rota_person_who_talks_first_is_a_responder(
     bot: TeamsBot, ms: FakeMicrosoft, services: Services
 ) -> None:
     assert bot.post(activity(ms, GRACE, text="help")).status_code == 200
-    assert "Rapid review" in ms.posts_to(f"a:personal-{GRACE.teams_id}")[-1].body["text"]
+    assert "Rapid review" in ms.posts_to(f"a:personal-{GRACE.teams_id}")[-1].said
     assert member_lookups(ms) == [
         f"/v3/conversations/a:personal-{GRACE.teams_id}/members/{GRACE.teams_id}"
     ]
@@ -91,7 +91,7 @@ def test_an_email_only_rota_person_who_talks_first_is_a_responder(
     service.raise_review(services=services, request=request(), by=NURSE)
     bot.drain()
     [ping] = ms.posts_to(f"a:personal-{GRACE.teams_id}")[1:]
-    assert "RR-0001" in ping.body["text"]
+    assert "RR-0001" in ping.said
     assert not [c for c in ms.connector_calls("POST") if c.path == "/v3/conversations"]
 
     # She acknowledges from the channel card; the connector is not asked about her again.
@@ -182,7 +182,7 @@ def test_the_connector_failing_at_first_contact_still_answers_them(
     ms.fail_next(503)
     with caplog.at_level(logging.DEBUG):
         assert bot.post(activity(ms, GRACE, text="help")).status_code == 200
-    assert "Rapid review" in ms.posts_to(f"a:personal-{GRACE.teams_id}")[-1].body["text"]
+    assert "Rapid review" in ms.posts_to(f"a:personal-{GRACE.teams_id}")[-1].said
     logged = caplog.text
     assert f"Teams member details for {GRACE.aad_object_id} not fetched" in logged
     assert "okafor" not in logged.lower() and "Grace" not in logged

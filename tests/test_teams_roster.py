@@ -77,7 +77,7 @@ def test_an_email_only_rota_person_is_reached_by_an_escalation_dm(
     [opened] = [c for c in ms.connector_calls("POST") if c.path == "/v3/conversations"]
     assert opened.body["members"] == [{"id": GRACE_AAD}] and opened.body["tenantId"] == TENANT
     [ping] = ms.posts_to(f"a:personal-{GRACE_AAD}")
-    assert "RR-0001" in ping.body["text"]
+    assert "RR-0001" in ping.said
 
     # Known now: importing again changes nothing and does not read the roster again.
     status, printed = rota_import(bot, rota, capsys)

@@ -72,7 +72,7 @@ def test_escalation_dm_reaches_the_teams_user_who_can_acknowledge_from_it(
     assert created.body["members"] == [{"id": ALEX.aad_object_id}]
     assert created.body["bot"]["id"].startswith("28:") and created.body["tenantId"] == TENANT
     [ping] = ms.posts_to(f"a:personal-{ALEX.aad_object_id}")
-    assert "RR-0001" in ping.body["text"] and "9990000018" not in json.dumps(ping.body)
+    assert "RR-0001" in ping.said and "9990000018" not in json.dumps(ping.body)
 
     # Nobody acknowledges: five minutes later level 1 pings Alex again and Sam.
     clock.advance(minutes=5)
@@ -121,7 +121,7 @@ def test_a_refused_post_fails_loudly_in_the_digest_conversation(
     [card] = [r for r in rows(services) if r.kind == "card"]
     assert card.state == "failed" and "403" in (card.last_error or "")
     [report] = ms.posts_to(DIGEST)
-    assert "could not be delivered" in report.body["text"]
+    assert "could not be delivered" in report.said
 
 
 def test_a_person_the_bot_cannot_reach_is_reported(ms: FakeMicrosoft, services: Services) -> None:
@@ -186,7 +186,7 @@ def test_the_digest_and_its_chart_reach_the_teams_digest_channel(
         {"teams": build_teams(services, teams_settings(ms), http_client=ms.session()).sender},
     )
     digest, chart = ms.posts_to(DIGEST)  # the figures, then the chart on its own
-    assert "Rapid review digest" in digest.body["text"]
+    assert "Rapid review digest" in digest.said
     assert "9990000018" not in json.dumps(digest.body) + json.dumps(chart.body)
     content = chart.body["attachments"][0]["content"]
     assert any(e["type"] == "Image" for e in content["body"])
@@ -206,5 +206,5 @@ def test_a_handover_reaches_the_new_holder_in_teams(
         {"teams": build_teams(services, teams_settings(ms), http_client=ms.session()).sender},
     )
     [dm] = ms.posts_to(f"a:personal-{ALEX.aad_object_id}")
-    assert "You now hold outreach" in dm.body["text"]
-    assert "Handover: Alex Carter now holds outreach" in ms.posts_to(OUTREACH)[0].body["text"]
+    assert "You now hold outreach" in dm.said
+    assert "Handover: Alex Carter now holds outreach" in ms.posts_to(OUTREACH)[0].said

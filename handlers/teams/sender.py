@@ -108,12 +108,13 @@ class TeamsSender:
 
 
 def _activity(item: OutboundItem) -> dict[str, Any]:
-    """A message activity: the text (for notifications and search) and, when there is more than
-    text to show, the Adaptive Card."""
+    """A message activity: its text, or, when there is more than text to show, the Adaptive Card
+    alone (its first line the text) with the text as its summary. Never both text and a card:
+    Teams splits such an activity into two messages and answers 202 naming neither, so the card
+    could never be updated, and the answer would read as a proxy's (uncertain: sent again)."""
     message = item.message
     said = cards.inert(message.text)
-    activity: dict[str, Any] = {"type": "message", "text": said, "textFormat": "plain"}
     if message.review or message.actions or message.attachments:
-        activity["attachments"] = [cards.attachment(cards.render(message))]
-        activity["summary"] = said
-    return activity
+        card = cards.attachment(cards.render(message))
+        return {"type": "message", "attachments": [card], "summary": said}
+    return {"type": "message", "text": said, "textFormat": "plain"}

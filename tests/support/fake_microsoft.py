@@ -51,6 +51,11 @@ class Call:
     body: dict[str, Any]
     authorization: str
 
+    @property
+    def said(self) -> str:
+        """What a message says first: its text, or a card's summary (its notification)."""
+        return str(self.body.get("text") or self.body.get("summary") or "")
+
 
 @dataclass
 class SigningKey:
@@ -232,6 +237,10 @@ class FakeMicrosoft:
             return 201, {"id": f"a:personal-{body['members'][0]['id']}"}, {}
         if method == "PUT":
             return 200, {"id": path.rsplit("/", 1)[1]}, {}
+        if body.get("text") and body.get("attachments"):
+            # As the real connector: text and a card become two messages, and its 202 names
+            # neither (so neither can be updated).
+            return 202, "", {}
         return 201, {"id": f"activity-{count}"}, {}
 
     def install(self, conversation: str) -> None:
@@ -321,7 +330,8 @@ def _handler(fake: FakeMicrosoft) -> type[BaseHTTPRequestHandler]:
             page = isinstance(body, str)  # a proxy's page, in the connector's place
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "text/html" if page else "application/json")
+            if data:
+                self.send_header("Content-Type", "text/html" if page else "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)
