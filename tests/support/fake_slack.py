@@ -203,6 +203,9 @@ class FakeSlack:
             outside = str(body.get("channel", "")) in self.outside
         if outside and method in MEMBERS_ONLY:
             return {"ok": False, "error": "not_in_channel"}
+        refused = refusal(method, body)
+        if refused is not None:
+            return refused
         handler = ANSWERS.get(method)
         return handler(self, body) if handler else {"ok": True}
 
@@ -367,6 +370,152 @@ ANSWERS: dict[str, Any] = {
         else {"ok": False, "error": "not_allowed_token_type"}
     ),
 }
+
+
+# Block Kit's documented limits, which Slack enforces by refusing the whole message or view
+# (https://docs.slack.dev/reference/block-kit/blocks, .../composition-objects,
+# .../block-elements; chat.postMessage: "invalid_blocks"; views.open: "invalid_arguments" with
+# the reasons in response_metadata.messages). Slack never shortens a block to fit.
+MESSAGE_BLOCKS, VIEW_BLOCKS = 50, 100
+TEXT_TYPES = ("mrkdwn", "plain_text")
+TEXT_MOST = 3000  # any text object; less where a limit below says so
+LIMITS = {
+    "header": 150,
+    "section": 3000,
+    "field": 2000,
+    "fields": 10,
+    "context": 10,  # elements
+    "actions": 25,  # elements
+    "button": 75,  # a button's text
+    "button_value": 2000,
+    "option": 75,  # an option's text
+    "option_value": 150,
+    "select_options": 100,
+    "radio_options": 10,
+    "id": 255,  # block_id, action_id, callback_id
+    "label": 2000,
+    "placeholder": 150,
+    "view_title": 24,  # a modal's title, submit and close
+    "private_metadata": 3000,
+}
+POSTS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+VIEWS = ("views.open", "views.update", "views.publish", "views.push")
+
+
+def refusal(method: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's refusal of a message or a view that breaks Block Kit's limits; None if fine."""
+    if method in POSTS:
+        blocks = body.get("blocks")
+        if not blocks and not str(body.get("text") or "").strip():
+            return {"ok": False, "error": "no_text"}
+        problems = _blocks_problems(blocks or [], MESSAGE_BLOCKS)
+        if problems:
+            return {"ok": False, "error": "invalid_blocks", "errors": problems}
+    if method in VIEWS:
+        view = body.get("view") or {}
+        problems = _blocks_problems(view.get("blocks") or [], VIEW_BLOCKS)
+        for name in ("title", "submit", "close"):
+            if name in view:
+                problems += _text_problems(view[name], f"view.{name}", LIMITS["view_title"])
+        if len(str(view.get("private_metadata") or "")) > LIMITS["private_metadata"]:
+            problems.append("private_metadata: must be at most 3000 characters")
+        if problems:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [f"[ERROR] {p}" for p in problems]},
+            }
+    return None
+
+
+def shown(body: dict[str, Any]) -> str:
+    """What a person reads of a message posted with `body`: Slack shows its blocks when it has
+    any, and its top-level text only in notifications (and alone when there are no blocks)."""
+    blocks = body.get("blocks")
+    if not blocks:
+        return str(body.get("text") or "")
+    parts = []
+    for block in blocks:
+        texts = [block.get("text") or {}, *(block.get("fields") or [])]
+        texts += [e for e in block.get("elements") or [] if e.get("type") in TEXT_TYPES]
+        parts += [str(t["text"]) for t in texts if isinstance(t.get("text"), str)]
+    return "\n".join(parts)
+
+
+def _text_problems(text: Any, where: str, most: int = TEXT_MOST) -> list[str]:
+    said = text.get("text") if isinstance(text, dict) else None
+    if not isinstance(said, str) or not said:
+        return [f"{where}: must be a text object with at least 1 character"]
+    if len(said) > most:
+        return [f"{where}: must be at most {most} characters, not {len(said)}"]
+    return []
+
+
+def _blocks_problems(blocks: list[dict[str, Any]], most: int) -> list[str]:
+    problems = [f"no more than {most} items allowed"] if len(blocks) > most else []
+    for index, block in enumerate(blocks):
+        where = f"blocks[{index}]"
+        kind = block.get("type")
+        if len(str(block.get("block_id", ""))) > LIMITS["id"]:
+            problems.append(f"{where}.block_id: must be at most 255 characters")
+        if kind == "header":
+            problems += _text_problems(block.get("text"), f"{where}.text", LIMITS["header"])
+        elif kind == "section":
+            fields = block.get("fields") or []
+            if "text" in block or not fields:
+                problems += _text_problems(block.get("text"), f"{where}.text", LIMITS["section"])
+            if len(fields) > LIMITS["fields"]:
+                problems.append(f"{where}.fields: no more than 10 items allowed")
+            for n, item in enumerate(fields):
+                problems += _text_problems(item, f"{where}.fields[{n}]", LIMITS["field"])
+        elif kind == "context":
+            elements = block.get("elements") or []
+            if not 1 <= len(elements) <= LIMITS["context"]:
+                problems.append(f"{where}.elements: 1 to 10 items allowed")
+            for n, element in enumerate(elements):
+                if element.get("type") in ("mrkdwn", "plain_text"):
+                    problems += _text_problems(element, f"{where}.elements[{n}]")
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            if not 1 <= len(elements) <= LIMITS["actions"]:
+                problems.append(f"{where}.elements: 1 to 25 items allowed")
+            for n, element in enumerate(elements):
+                problems += _element_problems(element, f"{where}.elements[{n}]")
+        elif kind == "input":
+            problems += _text_problems(block.get("label"), f"{where}.label", LIMITS["label"])
+            if "hint" in block:
+                problems += _text_problems(block["hint"], f"{where}.hint", LIMITS["label"])
+            problems += _element_problems(block.get("element") or {}, f"{where}.element")
+    return problems
+
+
+def _element_problems(element: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    kind = element.get("type")
+    if len(str(element.get("action_id", ""))) > LIMITS["id"]:
+        problems.append(f"{where}.action_id: must be at most 255 characters")
+    if "placeholder" in element:
+        problems += _text_problems(
+            element["placeholder"], f"{where}.placeholder", LIMITS["placeholder"]
+        )
+    if kind == "button":
+        problems += _text_problems(element.get("text"), f"{where}.text", LIMITS["button"])
+        if len(str(element.get("value", ""))) > LIMITS["button_value"]:
+            problems.append(f"{where}.value: must be at most 2000 characters")
+    if kind == "plain_text_input" and not 0 < int(element.get("max_length", 3000)) <= 3000:
+        problems.append(f"{where}.max_length: must be from 1 to 3000")
+    if kind in ("static_select", "radio_buttons"):
+        options = element.get("options") or []
+        most = LIMITS["select_options" if kind == "static_select" else "radio_options"]
+        if not 1 <= len(options) <= most:
+            problems.append(f"{where}.options: 1 to {most} items allowed")
+        chosen = [element["initial_option"]] if element.get("initial_option") else []
+        for n, option in enumerate([*options, *chosen]):
+            name = f"{where}.options[{n}]"
+            problems += _text_problems(option.get("text"), f"{name}.text", LIMITS["option"])
+            if not 0 < len(str(option.get("value", ""))) <= LIMITS["option_value"]:
+                problems.append(f"{name}.value: must be 1 to 150 characters")
+    return problems
 
 
 # What Slack refuses in a channel the bot is not a member of (not_in_channel).
