@@ -65,9 +65,9 @@ CLAIM_EVERY = 0.25
 TOGETHER_LATE = timedelta(seconds=2)
 TOGETHER_FROM = 3
 TOGETHER_MOST = 20  # lines in one message: Slack's text section holds 3,000 characters
-# Characters one together message may take as Slack shows it (& < > escaped): Slack cuts a
-# section's text there, and lines past it would be recorded as sent yet never seen. Fewer of
-# the person's messages go together when their lines are long (a cancellation's reason).
+# Characters one together message may take as Slack shows it (& < > escaped): one of Slack's
+# sections, so the lines read as one block. Fewer of the person's messages go together when
+# their lines are long (a cancellation's reason).
 TOGETHER_CHARS = 3000
 # A message that does not go for a reason that can pass (a platform down, a 5xx, a timeout, a
 # 429) is tried again after 1, 2, 4 ... seconds, then every MAX_BACKOFF, until RETRY_FOR after it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import urllib3
@@ -13,13 +14,15 @@ from slack_sdk import WebClient
 from handlers.slack import SlackSender, lookup_slack_id
 from handlers.slack.client import PooledWebClient
 from handlers.slack.sender import SCOPES
+from reviews.digest import latest_day, post_digest
 from reviews.messages import Attachment, Message
 from reviews.outbox import WORKERS, DeliveryError, OutboundItem, drain
 from reviews.service import raise_review
+from reviews.wards import Ward, Wards
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
-from tests.support.fake_slack import FakeSlack
+from tests.support.fake_slack import FakeSlack, shown
 from tests.support.process import ROOT
 
 
@@ -215,6 +218,29 @@ def test_the_outbox_honours_retry_after_then_posts_the_card_once(
     assert [c.answer["ok"] for c in cards(fake)] == [False, True]
     with db.unit_of_work() as uow:
         assert uow.outbox.card(1, "slack", "C0OUTREACH") is not None
+
+
+def test_a_long_digest_shows_in_slack_to_its_last_line(
+    db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender
+) -> None:
+    # A trust of 40 wards, 15 requests still open: the open requests, listed last, are the
+    # lines a manager most needs to read.
+    names = [f"Ward {n} (General Medicine)" for n in range(1, 41)]
+    wards = Wards(tuple(Ward(code=f"ward-{n}", name=name) for n, name in enumerate(names)))
+    services = replace(make_services(db, clock), wards=wards)
+    for name in names[:15]:
+        raise_review(services=services, request=request(ward=name), by=NURSE)
+    clock.advance(24 * 3600)
+    assert post_digest(services, day=latest_day(services))
+    drain(services, {"slack": sender})
+    posts = fake.called("chat.postMessage")
+    [digest] = [c for c in posts if c.body["text"].startswith("Rapid review digest")]
+    assert digest.answer["ok"], digest.answer
+    lines = str(digest.body["text"]).splitlines()
+    assert len(digest.body["text"]) > 3000  # more than one of Slack's sections holds
+    seen = shown(digest.body).splitlines()
+    assert [line for line in lines if line not in seen] == []
+    assert "Still open at" in "\n".join(seen)
 
 
 def cards(fake: FakeSlack) -> list:

@@ -30,18 +30,45 @@ def plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text[:150], "emoji": True}
 
 
+# Slack refuses (invalid_blocks) a section whose text is over 3,000 characters and a message of
+# over 50 blocks: https://docs.slack.dev/reference/block-kit/blocks/section-block,
+# https://docs.slack.dev/reference/block-kit/blocks. A message's blocks are all it shows; its
+# top-level text is only what notifications say.
+SECTION_CHARS = 3000
+MESSAGE_BLOCKS = 50
+
+
 def section(text: str) -> Block:
-    return {"type": "section", "text": mrkdwn(text[:3000])}
+    return {"type": "section", "text": mrkdwn(text[:SECTION_CHARS])}
+
+
+def sections(text: str, most: int = MESSAGE_BLOCKS) -> list[Block]:
+    """`text` (already escaped) as sections of whole lines, each within Slack's 3,000
+    characters, so that a long text (a big trust's digest) shows to its last line rather than
+    being cut at the first section's end. A line longer than a section is split at a space.
+    At most `most` sections; only a text far beyond Slack's 40,000 characters fills them."""
+    chunks: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > SECTION_CHARS:
+            cut = line.rfind(" ", 0, SECTION_CHARS) + 1 or SECTION_CHARS
+            chunks.append(line[:cut])
+            line = line[cut:]
+        if chunks and len(chunks[-1]) + 1 + len(line) <= SECTION_CHARS:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    # A section of blank lines alone is refused as one of no text.
+    return [section(chunk) for chunk in chunks if chunk.strip()][:most] or [section(text)]
 
 
 def render(message: Message) -> list[Block]:
     """The blocks for `message`: its text, the review card if any, then its buttons."""
     if message.review is None:
-        blocks = [section(escape(message.text))]
+        blocks = sections(escape(message.text))
     else:
         blocks = card_blocks(message.review)
         if message.text and not message.text.startswith("Rapid review "):
-            blocks.insert(0, section(escape(message.text)))
+            blocks[:0] = sections(escape(message.text), MESSAGE_BLOCKS - len(blocks) - 1)
     if message.review is not None and message.actions:
         blocks.append(buttons(message.review.review_id, message.actions))
     return blocks
