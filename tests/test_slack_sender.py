@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 
 from handlers.slack import SlackSender, lookup_slack_id
 from handlers.slack.client import PooledWebClient
+from handlers.slack.people import tell
 from handlers.slack.sender import SCOPES
 from reviews.digest import latest_day, post_digest
 from reviews.messages import Attachment, Message
@@ -249,6 +250,19 @@ def cards(fake: FakeSlack) -> list:
         for c in fake.called("chat.postMessage")
         if c.body["channel"] == "C0OUTREACH" and c.body["text"].startswith("Rapid review")
     ]
+
+
+def test_a_word_for_one_person_in_a_channel_without_the_bot_reaches_them_directly(
+    fake: FakeSlack,
+) -> None:
+    fake.outside.add("C0WARD7")  # a button pressed on a card shared where the bot is not
+    client = WebClient(token="xoxb-test", base_url=fake.url)
+    tell(client, user_id="U01SAM", channel_id="C0WARD7", text="RR-0001 is already acknowledged")
+    [refused] = fake.called("chat.postEphemeral")
+    assert refused.answer["error"] == "not_in_channel"
+    [direct] = fake.called("chat.postMessage")
+    assert direct.body["channel"] == "U01SAM" and direct.answer["ok"]
+    assert direct.body["text"] == "RR-0001 is already acknowledged"
 
 
 def test_lookup_slack_id_by_email(fake: FakeSlack) -> None:

@@ -518,9 +518,17 @@ def _element_problems(element: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-# What Slack refuses in a channel the bot is not a member of (not_in_channel).
+# What Slack refuses in a channel the bot is not a member of (not_in_channel). An ephemeral
+# message too: https://docs.slack.dev/reference/methods/chat.postEphemeral (errors:
+# channel_not_found, not_in_channel), so the bot tells that person by direct message instead.
 MEMBERS_ONLY = frozenset(
-    {"chat.postMessage", "chat.update", "conversations.history", "conversations.replies"}
+    {
+        "chat.postMessage",
+        "chat.postEphemeral",
+        "chat.update",
+        "conversations.history",
+        "conversations.replies",
+    }
 )
 
 
