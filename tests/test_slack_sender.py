@@ -244,6 +244,29 @@ def test_a_long_digest_shows_in_slack_to_its_last_line(
     assert "Still open at" in "\n".join(seen)
 
 
+def test_a_digest_too_long_for_one_slack_message_is_posted_cut_saying_where_to_read_it(
+    db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender
+) -> None:
+    # Hundreds of wards: past what Slack takes in one message's blocks (msg_blocks_too_long).
+    names = [f"Ward {n} (General Medicine)" for n in range(1, 401)]
+    wards = Wards(tuple(Ward(code=f"ward-{n}", name=name) for n, name in enumerate(names)))
+    services = replace(make_services(db, clock), wards=wards)
+    raise_review(services=services, request=request(ward=names[0]), by=NURSE)
+    clock.advance(24 * 3600)
+    assert post_digest(services, day=latest_day(services))
+    drain(services, {"slack": sender})
+    [digest] = [
+        c
+        for c in fake.called("chat.postMessage")
+        if c.body["text"].startswith("Rapid review digest")
+    ]
+    assert digest.answer["ok"], digest.answer
+    seen = shown(digest.body).splitlines()
+    assert seen[0] == digest.body["text"].splitlines()[0]
+    assert "/rapidreview digest" in seen[-1]
+    assert all(line in digest.body["text"] for line in seen[:-1])  # whole lines, none changed
+
+
 def cards(fake: FakeSlack) -> list:
     return [
         c

@@ -36,6 +36,10 @@ def plain(text: str) -> dict[str, Any]:
 # top-level text is only what notifications say.
 SECTION_CHARS = 3000
 MESSAGE_BLOCKS = 50
+# And a message whose blocks hold more than about 12,000 characters of text in all, each within
+# its own limit: undocumented, refused as msg_blocks_too_long (Slack's staff in
+# https://github.com/slackapi/bolt-js/issues/2509; refused at 11,341 in /issues/2867).
+MESSAGE_CHARS = 10000
 
 
 def section(text: str) -> Block:
@@ -46,7 +50,8 @@ def sections(text: str, most: int = MESSAGE_BLOCKS) -> list[Block]:
     """`text` (already escaped) as sections of whole lines, each within Slack's 3,000
     characters, so that a long text (a big trust's digest) shows to its last line rather than
     being cut at the first section's end. A line longer than a section is split at a space.
-    At most `most` sections; only a text far beyond Slack's 40,000 characters fills them."""
+    At most `most` sections and MESSAGE_CHARS in all: a text longer still is cut at a line's
+    end, and its last section says where to read all of it (CUT)."""
     chunks: list[str] = []
     for line in text.split("\n"):
         while len(line) > SECTION_CHARS:
@@ -58,7 +63,27 @@ def sections(text: str, most: int = MESSAGE_BLOCKS) -> list[Block]:
         else:
             chunks.append(line)
     # A section of blank lines alone is refused as one of no text.
-    return [section(chunk) for chunk in chunks if chunk.strip()][:most] or [section(text)]
+    chunks = [chunk for chunk in chunks if chunk.strip()] or [text]
+    if len(chunks) <= most and sum(map(len, chunks)) <= MESSAGE_CHARS:
+        return [section(chunk) for chunk in chunks]
+    # Too long for one message: whole lines while they fit, then where to read the rest.
+    room, kept = MESSAGE_CHARS - len(CUT), []
+    for chunk in chunks[: most - 1]:
+        if len(chunk) > room:
+            head = chunk[:room].rsplit("\n", 1)[0] if "\n" in chunk[:room] else ""
+            kept += [head] if head.strip() else []
+            break
+        kept.append(chunk)
+        room -= len(chunk)
+    return [section(chunk) for chunk in kept] + [section(CUT)]
+
+
+# The last section of a text too long for one Slack message (the digest of a trust of hundreds
+# of wards). A command's answer is text, not blocks, and holds all of it.
+CUT = (
+    "_…cut here: the rest is too long for one Slack message. "
+    "A manager can read the whole digest with `/rapidreview digest`._"
+)
 
 
 def render(message: Message) -> list[Block]:

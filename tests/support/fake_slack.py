@@ -398,6 +398,11 @@ LIMITS = {
     "view_title": 24,  # a modal's title, submit and close
     "private_metadata": 3000,
 }
+# A message's blocks together: undocumented, but Slack refuses a message whose blocks hold more
+# than about 12,000 characters of text (msg_blocks_too_long), each within its own limits
+# (https://github.com/slackapi/bolt-js/issues/2509, where Slack's staff give the figure, and
+# /issues/2867, refused at 11,341). The fake refuses at 12,000.
+BLOCKS_TEXT = 12000
 POSTS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
 VIEWS = ("views.open", "views.update", "views.publish", "views.push")
 
@@ -411,6 +416,8 @@ def refusal(method: str, body: dict[str, Any]) -> dict[str, Any] | None:
         problems = _blocks_problems(blocks or [], MESSAGE_BLOCKS)
         if problems:
             return {"ok": False, "error": "invalid_blocks", "errors": problems}
+        if method != "chat.postEphemeral" and len(shown({"blocks": blocks})) > BLOCKS_TEXT:
+            return {"ok": False, "error": "msg_blocks_too_long"}
     if method in VIEWS:
         view = body.get("view") or {}
         problems = _blocks_problems(view.get("blocks") or [], VIEW_BLOCKS)
