@@ -23,7 +23,7 @@ from reviews.wards import Ward, Wards
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, request
 from tests.support.clock import FrozenClock
-from tests.support.fake_slack import FakeSlack, shown
+from tests.support.fake_slack import Call, FakeSlack, shown
 from tests.support.process import ROOT
 
 
@@ -221,15 +221,14 @@ def test_the_outbox_honours_retry_after_then_posts_the_card_once(
         assert uow.outbox.card(1, "slack", "C0OUTREACH") is not None
 
 
-def test_a_long_digest_shows_in_slack_to_its_last_line(
-    db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender
-) -> None:
-    # A trust of 40 wards, 15 requests still open: the open requests, listed last, are the
-    # lines a manager most needs to read.
-    names = [f"Ward {n} (General Medicine)" for n in range(1, 41)]
-    wards = Wards(tuple(Ward(code=f"ward-{n}", name=name) for n, name in enumerate(names)))
-    services = replace(make_services(db, clock), wards=wards)
-    for name in names[:15]:
+def posted_digest(
+    db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender, *, wards: int, open: int
+) -> Call:
+    """The digest Slack was sent for a trust of `wards` wards with `open` requests still open."""
+    names = [f"Ward {n} (General Medicine)" for n in range(1, wards + 1)]
+    listed = Wards(tuple(Ward(code=f"ward-{n}", name=name) for n, name in enumerate(names)))
+    services = replace(make_services(db, clock), wards=listed)
+    for name in names[:open]:
         raise_review(services=services, request=request(ward=name), by=NURSE)
     clock.advance(24 * 3600)
     assert post_digest(services, day=latest_day(services))
@@ -237,6 +236,15 @@ def test_a_long_digest_shows_in_slack_to_its_last_line(
     posts = fake.called("chat.postMessage")
     [digest] = [c for c in posts if c.body["text"].startswith("Rapid review digest")]
     assert digest.answer["ok"], digest.answer
+    return digest
+
+
+def test_a_long_digest_shows_in_slack_to_its_last_line(
+    db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender
+) -> None:
+    # A trust of 40 wards, 15 requests still open: the open requests, listed last, are the
+    # lines a manager most needs to read.
+    digest = posted_digest(db, clock, fake, sender, wards=40, open=15)
     lines = str(digest.body["text"]).splitlines()
     assert len(digest.body["text"]) > 3000  # more than one of Slack's sections holds
     seen = shown(digest.body).splitlines()
@@ -248,19 +256,7 @@ def test_a_digest_too_long_for_one_slack_message_is_posted_cut_saying_where_to_r
     db: Database, clock: FrozenClock, fake: FakeSlack, sender: SlackSender
 ) -> None:
     # Hundreds of wards: past what Slack takes in one message's blocks (msg_blocks_too_long).
-    names = [f"Ward {n} (General Medicine)" for n in range(1, 401)]
-    wards = Wards(tuple(Ward(code=f"ward-{n}", name=name) for n, name in enumerate(names)))
-    services = replace(make_services(db, clock), wards=wards)
-    raise_review(services=services, request=request(ward=names[0]), by=NURSE)
-    clock.advance(24 * 3600)
-    assert post_digest(services, day=latest_day(services))
-    drain(services, {"slack": sender})
-    [digest] = [
-        c
-        for c in fake.called("chat.postMessage")
-        if c.body["text"].startswith("Rapid review digest")
-    ]
-    assert digest.answer["ok"], digest.answer
+    digest = posted_digest(db, clock, fake, sender, wards=400, open=1)
     seen = shown(digest.body).splitlines()
     assert seen[0] == digest.body["text"].splitlines()[0]
     assert "/rapidreview digest" in seen[-1]
