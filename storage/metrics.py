@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Float, case, cast, extract, func
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
-from storage.digest import DigestStore
+from storage.digest import DigestStore, seconds_between
 from storage.reviews import OPEN
 from storage.tables import Outbox, Review
 
@@ -81,11 +80,7 @@ class MetricsStore:
 
     def _acknowledge_times(self, buckets: Sequence[float]) -> tuple[int, float, list[int]]:
         raised, acknowledged = col(Review.raised_at), col(Review.acknowledged_at)
-        seconds: ColumnElement[float]
-        if self.postgres:
-            seconds = cast(extract("epoch", acknowledged - raised), Float)
-        else:
-            seconds = (func.julianday(acknowledged) - func.julianday(raised)) * 86400.0
+        seconds = seconds_between(raised, acknowledged, postgres=self.postgres)
         query = select(
             func.count(),
             func.coalesce(func.sum(seconds), 0.0),
