@@ -14,6 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -237,7 +238,13 @@ def _local(moment: datetime | None, services: Services) -> str:
 
 
 def _minutes(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds / 60:.1f}"
+    """Minutes to one decimal, a half rounded up as a spreadsheet's ROUND does: 4 min 3 s is
+    4.1. Seconds are taken to the millisecond first, as stored: a float's last bits (4.05 is
+    4.04999...) must not decide what a trust reports."""
+    if seconds is None:
+        return ""
+    minutes = Decimal(str(round(seconds, 3))) / 60
+    return str(minutes.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 def _yes(flag: bool) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,6 +126,31 @@ def test_columns_carry_the_national_categories(services, clock, tmp_path):
     # Acknowledged after 4 and 0 minutes (recording an outcome acknowledges): median 2.
     assert summary["Median minutes to acknowledge"] == "2.0"
     assert summary["Median minutes to attend"] == "15.0"
+
+
+def test_minutes_round_halves_up_as_a_spreadsheet_does(services, clock, tmp_path):
+    """4 min 3 s is 4.05 minutes: 4.1, as ROUND(4.05, 1) says in a spreadsheet, on both
+    databases (4.05 has no exact binary form, so it printed as 4.0; SQLite's day fractions also
+    made 4 min 9 s 4.1 minutes where PostgreSQL said 4.2)."""
+    raised = datetime(2026, 7, 31, 12, 0, tzinfo=UTC)
+    for n, (to_acknowledge, to_attend) in enumerate(((243, 249), (249, 1083), (255, 2313))):
+        review_id = raise_at(services, clock, raised + timedelta(seconds=n * 41))
+        clock.advance(to_acknowledge)
+        service.acknowledge(services=services, review_id=review_id, by=OUTREACH)
+        clock.advance(to_attend - to_acknowledge)
+        service.attend(services=services, review_id=review_id, by=OUTREACH)
+    rows, summary = read(
+        write_export(
+            services=services, month="2026-07", out=tmp_path / "out.csv", with_identifiers=False
+        )
+    )
+    assert [(r["minutes_to_acknowledge"], r["minutes_to_attend"]) for r in rows] == [
+        ("4.1", "4.2"),  # 4.05 and 4.15
+        ("4.2", "18.1"),  # 4.15 and 18.05
+        ("4.3", "38.6"),  # 4.25 and 38.55
+    ]
+    assert summary["Median minutes to acknowledge"] == "4.2"  # 4.15
+    assert summary["90th percentile minutes to attend"] == "34.5"  # 18.05 + 0.8 * 20.5 = 34.45
 
 
 def test_no_identifiers_unless_asked_and_then_the_name_says_so(services, clock, tmp_path):
