@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reviews.checkin_model import Answer, who_answered
 from reviews.context import Services
-from reviews.export import month_of, safe_cells
+from reviews.export import export_file, month_of, safe_cells
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +17,12 @@ COLUMNS = ["ward", "day", "who_answered", "answer", "review_raised"]
 
 
 def write_checkin_export(*, services: Services, month: str, out: Path | None) -> Path:
-    """Write the month's check-ins and return where. ExportError for a bad month; OSError if
-    the file cannot be written; DatabaseUnavailable if the database cannot be read."""
+    """Write the month's check-ins and return where. ExportError for a bad month or a folder
+    given as `out`; OSError if the file cannot be written (what was written is removed);
+    DatabaseUnavailable if the database cannot be read."""
     period = month_of(month, services)
     path = out or Path(f"rapidreview-checkins-{period.label}.csv")
-    with services.db.reading() as uow, path.open("w", newline="", encoding="utf-8") as file:
+    with services.db.reading() as uow, export_file(path) as file:
         writer = csv.writer(file)
         writer.writerow(COLUMNS)
         count = 0

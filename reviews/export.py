@@ -12,6 +12,8 @@ import csv
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -97,33 +99,25 @@ def write_export(
     by = by or operator()
     check_manager(services, by, "exports")
     period = month_of(month, services)
-    if out is not None and out.is_dir():
+    if out is not None and out.is_dir():  # before a name is made of it, below
         raise ExportError(f"--out: {out} is a folder; give the file's name")
     path = export_path(period, out, with_identifiers)
     # Read in a read-only transaction: a long export against the live database holds up no
     # request. The audit event is written after, in a short transaction of its own.
-    opened = False
-    try:
-        with services.db.reading() as uow, _open(path, with_identifiers) as file:
-            opened = True
-            store = ExportStore(uow.session)
-            writer = csv.writer(file)
-            writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
-            count = 0
-            rows = store.month_rows(period.start, period.end, with_identifiers=with_identifiers)
-            try:
-                for row in rows:
-                    writer.writerow(safe_cells(request_row(row, services, with_identifiers)))
-                    count += 1
-            finally:
-                rows.close()  # PostgreSQL's server-side cursor, even when a write failed
-            writer.writerow([])
-            writer.writerows(safe_cells(row) for row in summary_rows(store, period))
-    except BaseException:
-        # Half a file is no export, and one with identifiers has no audit event: it goes.
-        if opened:
-            path.unlink(missing_ok=True)
-        raise
+    with services.db.reading() as uow, export_file(path, with_identifiers) as file:
+        store = ExportStore(uow.session)
+        writer = csv.writer(file)
+        writer.writerow(COLUMNS + (IDENTIFIER_COLUMNS if with_identifiers else []))
+        count = 0
+        rows = store.month_rows(period.start, period.end, with_identifiers=with_identifiers)
+        try:
+            for row in rows:
+                writer.writerow(safe_cells(request_row(row, services, with_identifiers)))
+                count += 1
+        finally:
+            rows.close()  # PostgreSQL's server-side cursor, even when a write failed
+        writer.writerow([])
+        writer.writerows(safe_cells(row) for row in summary_rows(store, period))
     if with_identifiers:
         _audit(services, by, period.label, count, path)
     log.info(
@@ -150,6 +144,23 @@ def _audit(services: Services, by: Actor, month: str, count: int, path: Path) ->
                 path=str(path.resolve()),
             )
     except Exception:
+        path.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def export_file(path: Path, with_identifiers: bool = False) -> Iterator[TextIO]:
+    """`path` open to write an export in, emptied. ExportError for a folder or (with
+    identifiers) a symlink. A file left half-written (the database lost, the disk full, the
+    command stopped) is removed: half a file is no export, and one with identifiers would have
+    no audit event."""
+    if path.is_dir():
+        raise ExportError(f"--out: {path} is a folder; give the file's name")
+    file = _open(path, with_identifiers)
+    try:
+        with file:
+            yield file
+    except BaseException:
         path.unlink(missing_ok=True)
         raise
 

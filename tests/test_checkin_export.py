@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime
 
+import pytest
+
 from reviews.checkin_model import CheckinForm, validate_checkin
 from reviews.checkins import record_checkin
 from storage.database import Database
@@ -51,3 +53,36 @@ def test_the_months_checkins_without_identifiers(tmp_path, clock):
     ]
     text = out.read_text()
     assert "12" not in text and "herself" not in text  # no bed, no free text
+
+
+def test_a_checkin_export_cut_short_or_given_a_folder_leaves_no_file(
+    tmp_path, clock, monkeypatch
+) -> None:
+    """A full disk half-way: half an export read as a whole month's would undercount the
+    month's check-ins, so the file goes and the error is raised. A folder is refused by name."""
+    from reviews import checkin_export
+    from reviews.export import ExportError
+
+    db = Database(f"sqlite:///{tmp_path / 'rr.db'}")
+    upgrade(db.engine)
+    services = make_services(db, clock)
+    for ward in ("Ward 7", "Ward 8", "Ward 9"):
+        check_in(services, clock, datetime(2026, 7, 1, 9, 0, tzinfo=UTC), ward=ward)
+    written, real = 0, checkin_export.who_answered
+
+    def disk_fills_on_the_second_row(*args, **kwargs):
+        nonlocal written
+        written += 1
+        if written == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkin_export, "who_answered", disk_fills_on_the_second_row)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    month = "2026-07"
+    with pytest.raises(OSError, match="No space left"):
+        checkin_export.write_checkin_export(services=services, month=month, out=exports / "c.csv")
+    with pytest.raises(ExportError, match="is a folder; give the file's name"):
+        checkin_export.write_checkin_export(services=services, month=month, out=exports)
+    assert list(exports.iterdir()) == []
