@@ -12,7 +12,7 @@ from reviews.checkin_model import CheckinForm, validate_checkin
 from reviews.checkins import record_checkin
 from storage.database import Database
 from storage.migrate import upgrade
-from tests.support.builders import NURSE, make_services
+from tests.support.builders import NURSE, failing_on_call, make_services
 from tests.support.process import run_bot
 
 
@@ -68,16 +68,9 @@ def test_a_checkin_export_cut_short_or_given_a_folder_leaves_no_file(
     services = make_services(db, clock)
     for ward in ("Ward 7", "Ward 8", "Ward 9"):
         check_in(services, clock, datetime(2026, 7, 1, 9, 0, tzinfo=UTC), ward=ward)
-    written, real = 0, checkin_export.who_answered
-
-    def disk_fills_on_the_second_row(*args, **kwargs):
-        nonlocal written
-        written += 1
-        if written == 2:
-            raise OSError(28, "No space left on device")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(checkin_export, "who_answered", disk_fills_on_the_second_row)
+    disk_full = OSError(28, "No space left on device")
+    real = checkin_export.who_answered
+    monkeypatch.setattr(checkin_export, "who_answered", failing_on_call(2, real, disk_full))
     exports = tmp_path / "exports"
     exports.mkdir()
     month = "2026-07"

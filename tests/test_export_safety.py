@@ -19,7 +19,14 @@ from reviews.context import Actor, Services
 from reviews.export import ExportError, write_export
 from reviews.model import Outcome
 from storage.tables import ReviewEvent
-from tests.support.builders import NURSE, OUTREACH, make_services, on_rota, request
+from tests.support.builders import (
+    NURSE,
+    OUTREACH,
+    failing_on_call,
+    make_services,
+    on_rota,
+    request,
+)
 from tests.support.process import run_bot
 
 JULY = datetime(2026, 7, 31, 12, 0, tzinfo=UTC)
@@ -111,17 +118,8 @@ def test_an_export_cut_short_leaves_no_file_of_identifiers(
         service.raise_review(services=services, request=request(), by=NURSE)
     from reviews import export
 
-    written = 0
-    real_row = export.request_row
-
-    def disk_fills_on_the_second_row(*args, **kwargs):
-        nonlocal written
-        written += 1
-        if written == 2:
-            raise OSError(27, "File too large")
-        return real_row(*args, **kwargs)
-
-    monkeypatch.setattr(export, "request_row", disk_fills_on_the_second_row)
+    too_large = OSError(27, "File too large")
+    monkeypatch.setattr(export, "request_row", failing_on_call(2, export.request_row, too_large))
     exports = tmp_path / "exports"
     exports.mkdir()
     with pytest.raises(OSError, match="File too large"):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from reviews.clock import Clock
 from reviews.context import Actor, Services
@@ -156,3 +157,18 @@ def another_replica_ticks_past_the_lease(services: Services, clock: FrozenClock)
         time.sleep(0.1)
         drain(services, {"slack": other})
     return other
+
+
+def failing_on_call(number: int, real: Callable[..., Any], error: Exception) -> Callable[..., Any]:
+    """`real`, except that its `number`th call raises `error` (a disk filling half-way through
+    an export, where each row's writing calls `real`)."""
+    calls = 0
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == number:
+            raise error
+        return real(*args, **kwargs)
+
+    return call
