@@ -14,10 +14,11 @@ import pytest
 import rotas.view
 from handlers.slack import actions, commands, home
 from reviews.service import raise_review
+from rotas.view import rota_lines
 from storage.database import Database
 from tests.support.builders import NURSE, make_services, on_rota, request
 from tests.support.clock import FrozenClock
-from tests.support.fake_slack import FakeSlack
+from tests.support.fake_slack import FakeSlack, shown
 from tests.support.slack_requests import (
     SlackBot,
     button_click,
@@ -115,6 +116,23 @@ def test_app_home_shows_the_rota_open_requests_and_mine(bot: SlackBot, fake: Fak
     home = str(published.body["view"])
     assert "Alex Carter" in home and "RR-0001" in home and "Your recent requests" in home
     assert "9990000018" not in home and "07700 900123" not in home
+
+
+def test_a_home_tab_of_many_roles_shows_each_holder_whole(
+    bot: SlackBot, fake: FakeSlack, db: Database, clock: FrozenClock
+) -> None:
+    # A large trust: 60 roles on the rota, past one section's 3,000 characters.
+    start = clock.now() - timedelta(hours=1)
+    for n in range(60):
+        on_rota(db, f"ward-{n:02}-nurse-in-charge", f"Charge Nurse {n:02}", f"U0CN{n:02}", start)
+    bot.post(event({"type": "app_home_opened", "user": NURSE_ID, "tab": "home"}))
+    [published] = fake.wait_for("views.publish")
+    assert published.answer["ok"], published.answer  # within Slack's limits for a view
+    home = shown(published.body["view"]).splitlines()
+    whole = set(rota_lines(services=bot.services, at=clock.now()))
+    held = [line for line in home if line.startswith("ward-")]
+    assert held and all(line in whole for line in held)  # none cut part-way
+    assert len(held) == 60 or "_…cut here: `/rapidreview rota` shows every role._" in home
 
 
 def test_the_manifest_asks_for_what_the_bot_uses() -> None:

@@ -46,18 +46,19 @@ def section(text: str) -> Block:
     return {"type": "section", "text": mrkdwn(text[:SECTION_CHARS])}
 
 
-def sections(text: str, most: int = MESSAGE_BLOCKS) -> list[Block]:
+def sections(text: str, most: int = MESSAGE_BLOCKS, cut: str | None = None) -> list[Block]:
     """`text` (already escaped) as sections of whole lines, each within Slack's 3,000
     characters, so that a long text (a big trust's digest) shows to its last line rather than
     being cut at the first section's end. A line longer than a section is split at a space.
     At most `most` sections and MESSAGE_CHARS in all: a text longer still is cut at a line's
-    end, and its last section says where to read all of it (CUT)."""
+    end, and its last section says where to read all of it (`cut`, by default CUT)."""
+    cut = cut or CUT
     chunks: list[str] = []
     for line in text.split("\n"):
         while len(line) > SECTION_CHARS:
-            cut = line.rfind(" ", 0, SECTION_CHARS) + 1 or SECTION_CHARS
-            chunks.append(line[:cut])
-            line = line[cut:]
+            at = line.rfind(" ", 0, SECTION_CHARS) + 1 or SECTION_CHARS
+            chunks.append(line[:at])
+            line = line[at:]
         if chunks and len(chunks[-1]) + 1 + len(line) <= SECTION_CHARS:
             chunks[-1] += "\n" + line
         else:
@@ -67,7 +68,7 @@ def sections(text: str, most: int = MESSAGE_BLOCKS) -> list[Block]:
     if len(chunks) <= most and sum(map(len, chunks)) <= MESSAGE_CHARS:
         return [section(chunk) for chunk in chunks]
     # Too long for one message: whole lines while they fit, then where to read the rest.
-    room, kept = MESSAGE_CHARS - len(CUT), []
+    room, kept = MESSAGE_CHARS - len(cut), []
     for chunk in chunks[: most - 1]:
         if len(chunk) > room:
             head = chunk[:room].rsplit("\n", 1)[0] if "\n" in chunk[:room] else ""
@@ -75,7 +76,7 @@ def sections(text: str, most: int = MESSAGE_BLOCKS) -> list[Block]:
             break
         kept.append(chunk)
         room -= len(chunk)
-    return [section(chunk) for chunk in kept] + [section(CUT)]
+    return [section(chunk) for chunk in kept] + [section(cut)]
 
 
 # The last section of a text too long for one Slack message (the digest of a trust of hundreds

@@ -9,7 +9,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from handlers.one_at_a_time import Waited, in_time
-from handlers.slack.blocks import Block, escape, plain, section
+from handlers.slack.blocks import Block, escape, plain, section, sections
 from handlers.slack.commands import ANSWER_WAIT, open_requests
 from reviews.context import Services
 from reviews.messages import local_time
@@ -18,6 +18,8 @@ from settings import Settings
 from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+ROTA_CUT = "_…cut here: `/rapidreview rota` shows every role._"
 
 
 def register(app: App, services: Services, settings: Settings) -> None:
@@ -62,7 +64,11 @@ def home_blocks(services: Services, user_id: str) -> list[Block]:
             "In an emergency call 2222."
         ),
         {"type": "header", "text": plain("On call now")},
-        section("\n".join(escape(line) for line in rota) or "Nobody is on the rota."),
+        # A trust of many roles runs past one section's 3,000 characters: whole lines, in as
+        # many as it takes (a view holds 100 blocks), never a holder's name cut in half.
+        *sections(
+            "\n".join(escape(line) for line in rota) or "Nobody is on the rota.", 40, ROTA_CUT
+        ),
         {"type": "header", "text": plain("Open requests")},
         section(open_requests(services)),
         {"type": "header", "text": plain("Your recent requests")},
