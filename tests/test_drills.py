@@ -14,11 +14,12 @@ import os
 import re
 import resource
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -210,14 +211,21 @@ def healthz(base: str) -> requests.Response:
     return requests.get(f"{base}/healthz", timeout=10)
 
 
+@dataclass
 class SlowSlack(FakeSlack):
-    """The fake Slack, answering chat.postMessage only after `delay` seconds."""
+    """The fake Slack, answering chat.postMessage only after `delay` seconds, until it is
+    quick again (quick_again()): then the calls it holds are answered at once too."""
 
     delay: float = 0.0
+    quick: threading.Event = field(default_factory=threading.Event)
+
+    def quick_again(self) -> None:
+        self.delay = 0.0
+        self.quick.set()
 
     def answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         if method == "chat.postMessage":
-            time.sleep(self.delay)
+            self.quick.wait(self.delay)
         return super().answer(method, body)
 
 
@@ -314,7 +322,7 @@ def test_slack_answering_after_10_seconds(database_url: str, tmp_path: Path) -> 
             assert any(p.startswith("outbox has not completed for") for p in stuck["problems"])
             assert stuck["outbox_pending"] >= 2
 
-            slack.delay = 0.0
+            slack.quick_again()
             eventually(lambda: metric(base, "rapidreview_outbox_pending") == 0, "drained", 60)
             eventually(lambda: health_body(base, 200), "healthy again")
             # Slack did post what the bot gave up waiting for: a timed-out send is sent again
