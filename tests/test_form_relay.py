@@ -242,7 +242,8 @@ def test_a_sender_that_does_not_say_it_opens_forms_is_handed_none():
     """An older sender on disk, or one started without Slack, beats but never says it takes
     lines: every form stays with the bot."""
     now = [0.0]
-    process = _sender("import time; os.write(beats, b'.'); time.sleep(600)", now)
+    # It reads its input (to its end: told to stop) and never says it takes lines.
+    process = _sender("os.write(beats, b'.'); sys.stdin.buffer.read()", now)
     process.start()
     try:
         eventually(lambda: (process.check(), process.state)[1] == "sending", "heard from", 20)

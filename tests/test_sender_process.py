@@ -323,8 +323,9 @@ def test_a_sender_that_keeps_ending_is_said_and_restarted_ever_later():
 def test_a_sender_heard_from_clears_the_warning_and_one_gone_silent_is_killed():
     now = [0.0]
     warnings: list[str | None] = []
+    # Beats once, then silent until told to stop (its input closed), as a sender stops.
     beats_once = (
-        f"import os, time; os.write(int(os.environ[{SENDER_ENV!r}]), b'.'); time.sleep(600)"
+        f"import os, sys; os.write(int(os.environ[{SENDER_ENV!r}]), b'.'); sys.stdin.read()"
     )
     process = SenderProcess(
         [sys.executable, "-c", beats_once], on_warning=warnings.append, monotonic=lambda: now[0]
