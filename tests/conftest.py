@@ -144,21 +144,18 @@ LONGEST_FIRST = (
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """When the workers are handed one test at a time (scripts/test: `--maxschedchunk 1`),
-    the longest tests go first, then the others that start processes (`slow`), then the rest:
-    the short ones fill in around the long ones and the run ends on short tests. (With
-    xdist's default chunks, a worker's first chunk would hold every long test: left alone.)
-    Every worker sorts alike, as xdist requires."""
+    the longest tests go first and the rest follow in their usual order: the short ones fill
+    in around the long ones and the run ends on short tests. The other tests that start
+    processes keep their places, spread through the run, rather than all crowding the 2
+    cores at once. (With xdist's default chunks, a worker's first chunk would hold every
+    long test: left alone.) Every worker sorts alike, as xdist requires."""
     if config.getoption("maxschedchunk", None) != 1:
         return
     rank = {nodeid: place for place, nodeid in enumerate(LONGEST_FIRST)}
 
-    def place(item: pytest.Item) -> tuple[int, int]:
-        listed = rank.get(item.nodeid.partition("[")[0])
-        if listed is not None:
-            return (0, listed)
-        return (1, 0) if item.get_closest_marker("slow") else (2, 0)
-
-    items.sort(key=place)  # stable: each group keeps the order it was collected in
+    last = len(LONGEST_FIRST)
+    # Stable: the tests not listed keep the order they were collected in.
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("[")[0], last))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
