@@ -140,7 +140,7 @@ def test_export_answers_on_stdout_and_logs_nothing(tmp_path):
         ("no-such-folder/december.csv", ["--with-identifiers"], "cannot write to "),
         (".", [], "is a folder"),
         (".", ["--with-identifiers"], "is a folder"),
-        (".", ["--checkins"], "cannot write to "),
+        (".", ["--checkins"], "is a folder"),
     ],
 )
 def test_an_export_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, where, extra, says):
