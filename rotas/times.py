@@ -62,14 +62,26 @@ def local_to_utc(wall: datetime, tz: ZoneInfo) -> tuple[datetime, str | None]:
 
 
 def next_wall_time(hour: int, minute: int, *, after: datetime, tz: ZoneInfo) -> datetime:
-    """The first instant after `after` whose local time reads hour:minute (by the same rule)."""
+    """The first instant after `after` whose local time reads hour:minute: a missing time by
+    the module's rule; a repeated one at whichever reading comes next (at 01:10 GMT on the
+    night the clocks go back, 01:30 is twenty minutes away, not tomorrow)."""
     today = after.astimezone(tz).date()
-    for day in (today, today + timedelta(days=1)):
-        candidate, _ = local_to_utc(datetime(day.year, day.month, day.day, hour, minute), tz)
-        if candidate > after:
-            return candidate
-    day = today + timedelta(days=2)  # only when a missing hour pushed tomorrow's past `after`
-    return local_to_utc(datetime(day.year, day.month, day.day, hour, minute), tz)[0]
+    for day in (today, today + timedelta(days=1), today + timedelta(days=2)):
+        # The third day only when a missing hour pushed tomorrow's past `after`.
+        for candidate in _readings(datetime(day.year, day.month, day.day, hour, minute), tz):
+            if candidate > after:
+                return candidate
+    raise AssertionError("a wall time recurs within three days")  # pragma: no cover
+
+
+def _readings(wall: datetime, tz: ZoneInfo) -> list[datetime]:
+    """The instants at which the clock reads `wall`, earliest first: the rule's one, and the
+    second reading of a repeated time."""
+    first, _ = local_to_utc(wall, tz)
+    again = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if again > first and again.astimezone(tz).replace(tzinfo=None) == wall:
+        return [first, again]
+    return [first]
 
 
 def local_time(moment: datetime, tz: ZoneInfo) -> str:

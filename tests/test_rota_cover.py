@@ -16,6 +16,7 @@ from reviews.service import NotAllowed, NotFound, ServiceError
 from rotas.lookup import who_holds
 from storage.tables import Cover, ReviewEvent
 from tests.support.builders import make_services, on_rota
+from tests.support.clock import FrozenClock
 from tests.support.moments import utc
 from tests.support.teams_activities import on_teams_rota
 from tests.support.together import at_once
@@ -229,3 +230,18 @@ def test_a_teams_person_is_found_by_their_object_id_typed_in_upper_case(services
     assert said.startswith("Grace Okafor now holds outreach")
     with pytest.raises(NotFound):  # Slack's ids are upper case by design: exactly as given
         cover(services, by=ADMIN, who="u01sam")
+
+
+def test_until_a_time_in_the_repeated_hour_is_its_next_reading_not_tomorrows(db):
+    """01:10 GMT on 25 Oct 2026, the clocks went back an hour ago: Priya's night runs to 08:00.
+    "Until 01:30" is twenty minutes away (the hour's second 01:30), not 01:30 tomorrow,
+    which took Priya's whole night and the next day off the bleep."""
+    clock = FrozenClock(utc(2026, 10, 25, 1, 10))
+    on_rota(db, "outreach", "Priya Shah", "U01PRIYA", utc(2026, 10, 24, 19), hours=13)
+    on_rota(db, "outreach-backup", "Sam Patel", "U01SAM", utc(2026, 10, 24, 19), hours=13)
+    services = make_services(db, clock, rota_admins=frozenset({"u0admin"}))
+    said = cover(services, by=ADMIN, until="01:30")
+    assert said.startswith("Sam Patel now holds outreach until 01:30")
+    assert "Sun 25 Oct" in said
+    assert holders(services, utc(2026, 10, 25, 1, 29)) == ["Sam Patel"]
+    assert holders(services, utc(2026, 10, 25, 1, 30)) == ["Priya Shah"]

@@ -55,3 +55,16 @@ def test_next_wall_time_is_today_or_tomorrow_in_local_time():
     evening = utc(2027, 3, 27, 21, 0)  # 21:00 GMT, the night the clocks go forward
     assert next_wall_time(8, 0, after=evening, tz=LONDON) == utc(2027, 3, 28, 7, 0)
     assert next_wall_time(22, 0, after=evening, tz=LONDON) == utc(2027, 3, 27, 22, 0)
+
+
+def test_next_wall_time_in_the_repeated_hour_is_the_next_time_the_clock_reads_it():
+    """25 Oct 2026: the clock reads 01:30 twice, at 00:30 UTC (BST) and 01:30 UTC (GMT). Once
+    the first has passed, the next is twenty minutes away, not tomorrow."""
+    assert next_wall_time(1, 30, after=utc(2026, 10, 25, 0, 10), tz=LONDON) == utc(
+        2026, 10, 25, 0, 30
+    )  # 01:10 BST: the first 01:30, as the rule reads it
+    for now in (utc(2026, 10, 25, 0, 45), utc(2026, 10, 25, 1, 10)):  # 01:45 BST, 01:10 GMT
+        assert next_wall_time(1, 30, after=now, tz=LONDON) == utc(2026, 10, 25, 1, 30)
+    assert next_wall_time(1, 30, after=utc(2026, 10, 25, 1, 30), tz=LONDON) == utc(
+        2026, 10, 26, 1, 30
+    )
