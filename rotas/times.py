@@ -85,5 +85,10 @@ def _readings(wall: datetime, tz: ZoneInfo) -> list[datetime]:
 
 
 def local_time(moment: datetime, tz: ZoneInfo) -> str:
-    """How every time is shown to people: 20:00 Tue 01 Dec, in `tz`."""
-    return moment.astimezone(tz).strftime("%H:%M %a %d %b")
+    """How every time is shown to people: 20:00 Tue 01 Dec, in `tz`. A time the clock reads
+    twice (the hour the clocks go back) names its zone, 01:30 BST or 01:30 GMT, so nobody
+    has to guess which."""
+    local = moment.astimezone(tz)
+    repeated = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+    zone = f" {local:%Z}" if repeated else ""
+    return f"{local:%H:%M}{zone} {local:%a %d %b}"

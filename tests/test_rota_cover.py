@@ -14,6 +14,7 @@ from reviews.context import Actor
 from reviews.cover import record_cover
 from reviews.service import NotAllowed, NotFound, ServiceError
 from rotas.lookup import who_holds
+from rotas.view import rota_lines
 from storage.tables import Cover, ReviewEvent
 from tests.support.builders import make_services, on_rota
 from tests.support.clock import FrozenClock
@@ -241,7 +242,14 @@ def test_until_a_time_in_the_repeated_hour_is_its_next_reading_not_tomorrows(db)
     on_rota(db, "outreach-backup", "Sam Patel", "U01SAM", utc(2026, 10, 24, 19), hours=13)
     services = make_services(db, clock, rota_admins=frozenset({"u0admin"}))
     said = cover(services, by=ADMIN, until="01:30")
-    assert said.startswith("Sam Patel now holds outreach until 01:30")
-    assert "Sun 25 Oct" in said
     assert holders(services, utc(2026, 10, 25, 1, 29)) == ["Sam Patel"]
     assert holders(services, utc(2026, 10, 25, 1, 30)) == ["Priya Shah"]
+    # Which 01:30 is said, here and in the rota view: the hour happens twice tonight.
+    assert (
+        said == "Sam Patel now holds outreach until 01:30 GMT Sun 25 Oct (instead of Priya Shah)."
+    )
+    lines = rota_lines(services=services, at=clock.now())
+    assert (
+        next(line for line in lines if line.startswith("outreach:"))
+        == "outreach: Sam Patel (cover) until 01:30 GMT Sun 25 Oct; then Priya Shah"
+    )
