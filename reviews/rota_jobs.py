@@ -91,9 +91,9 @@ def warn_cover_gaps(services: Services) -> int:
 
 
 def _warn(uow: UnitOfWork, services: Services, role: str, gap: Holding, now: datetime) -> int:
-    # A gap under way began when the role's last shift or cover ended: a key that stays put
-    # while the look-ahead window slides.
-    began = gap.start if gap.start > now else uow.rota.latest_end_before(role, now)
+    # A gap under way began when someone last stopped holding the role (a shift or cover
+    # ended, or was withdrawn part-way): a key that stays put while the look-ahead slides.
+    began = gap.start if gap.start > now else uow.rota.holding_ended_before(role, now)
     tz = services.timezone
     start = f"from {local_time(began, tz)}" if began else "now (nobody has ever been on it)"
     at_least = "at least " if gap.end >= now + GAP_LOOKAHEAD else ""

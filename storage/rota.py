@@ -213,13 +213,18 @@ class RotaStore:
         on_rota = set(self.session.exec(shifts).all()) | set(self.session.exec(covers).all())
         return [person for person in staff if person.id in on_rota]
 
-    def latest_end_before(self, role: str, at: datetime) -> datetime | None:
-        """When the last live shift or cover of `role` ending at or before `at` ended."""
-        shifts = select(func.max(Shift.end)).where(
-            Shift.role == role, col(Shift.end) <= at, SHIFT_LIVE
-        )
-        covers = select(func.max(Cover.end)).where(
-            Cover.role == role, col(Cover.end) <= at, COVER_LIVE
-        )
-        ends = [self.session.exec(shifts).one(), self.session.exec(covers).one()]
+    def holding_ended_before(self, role: str, at: datetime) -> datetime | None:
+        """When someone last stopped holding `role`, at or before `at`: the end of a live shift
+        or cover, or the moment one under way was withdrawn (`rota remove`, a later import)."""
+        ends = [
+            self._latest(Shift.end, Shift.role == role, col(Shift.end) <= at, SHIFT_LIVE),
+            self._latest(Cover.end, Cover.role == role, col(Cover.end) <= at, COVER_LIVE),
+        ]
+        withdrawn = ((Shift, col(Shift.superseded_at)), (Cover, col(Cover.cancelled_at)))
+        for table, out in withdrawn:
+            span = col(table.start) < out, out < col(table.end)
+            ends.append(self._latest(out, table.role == role, out <= at, *span))
         return max((end for end in ends if end is not None), default=None)
+
+    def _latest(self, column: Any, *where: Any) -> datetime | None:
+        return self.session.exec(select(func.max(column)).where(*where)).one()

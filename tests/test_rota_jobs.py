@@ -10,6 +10,7 @@ import pytest
 
 from reviews import outbox, service
 from reviews.cover import record_cover
+from reviews.removal import remove_from_rota
 from reviews.rota_jobs import announce_handovers, warn_cover_gaps
 from storage.database import Database
 from tests.support.builders import (
@@ -22,7 +23,7 @@ from tests.support.builders import (
 from tests.support.moments import utc
 from tests.support.process import ROOT
 from tests.support.together import at_once
-from tests.test_rota_cover import ADMIN
+from tests.test_rota_cover import ADMIN, cover
 
 CHANNEL, DIGEST = "C0OUTREACH", "C0DIGEST"
 
@@ -187,3 +188,31 @@ def test_two_processes_at_once_send_each_notice_once(database_url, db, clock):
         ("channel", CHANNEL),
         ("channel", DIGEST),
     ]
+
+
+def test_a_gap_reopened_by_taking_the_covering_nurse_off_the_rota_is_warned_again(db, clock):
+    """Nobody holds outreach after Priya's night: warned. Jordan covers the day; then goes home
+    sick and a rota admin takes Jordan off the rota at 10:00. Nobody holds the bleep from
+    10:00: a new gap, warned from 10:00 (its key once fell back on the 08:00 gap already
+    warned and filled, and the channel heard nothing)."""
+    staff_all_roles_but_outreach(db)
+    on_rota(db, "outreach", "Priya Shah", "U01PRIYA", utc(2026, 11, 30, 20))
+    on_rota(db, "outreach", "Jordan Lee", "U01JORDAN", utc(2026, 11, 23, 8))
+    services = make_services(db, clock, rota_admins=frozenset({"u0admin"}))
+    clock.at = utc(2026, 12, 1, 7)
+    assert warn_cover_gaps(services) == 1  # from 08:00
+    clock.at = utc(2026, 12, 1, 8, 30)
+    cover(services, by=ADMIN, who="U01JORDAN", until="20:00")
+    assert warn_cover_gaps(services) == 1  # from 20:00, when Jordan's cover ends
+    clock.at = utc(2026, 12, 1, 10)
+    remove_from_rota(services=services, platform="slack", user_id="U01JORDAN", by=ADMIN)
+    assert warn_cover_gaps(services) == 1
+    clock.advance(minutes=1)
+    assert warn_cover_gaps(services) == 0  # and once
+    assert (
+        delivered(services)
+        .to(DIGEST)[-1]
+        .message.text.startswith(
+            "Rota gap: nobody holds outreach from 10:00 Tue 01 Dec until at least 10:00 Wed 02 Dec."
+        )
+    )
