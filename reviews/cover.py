@@ -16,7 +16,7 @@ from reviews.context import Actor, Services
 from reviews.errors import NotFound, ServiceError
 from reviews.messages import local_time
 from reviews.permissions import check_cover
-from rotas.lookup import who_holds
+from rotas.lookup import holdings, who_holds
 from rotas.times import BadTime, next_wall_time, parse_rota_time
 from storage.database import UnitOfWork
 from storage.tables import Cover, Staff
@@ -61,6 +61,14 @@ def record_cover(
             until = _own_until(
                 uow, role, giving_up, covering, until_text, now, services.timezone, say_until
             )
+        # Whoever would have held it later in the cover's stretch, named in the confirmation:
+        # "until 08:00" at 09:00 is tomorrow's, over the night nurse's shift.
+        replaced = {p.id for p in holders} | {covering.id}
+        later: dict[int | None, tuple[datetime, Staff]] = {}
+        for stretch in holdings(uow, role, now, until)[1:]:
+            for person in stretch.people:
+                if person.id not in replaced:
+                    later.setdefault(person.id, (stretch.start, person))
         _make_room(uow, role, now, until)
         uow.session.add(
             Cover(
@@ -82,7 +90,7 @@ def record_cover(
             staff_id=covering.id,
             start=now,
             end=until,
-            instead_of=[p.name for p in holders],
+            instead_of=[p.name for p in holders] + [p.name for _, p in later.values()],
         )
     others = ", ".join(p.name for p in holders if p.id != covering.id)
     # Someone keeping their own role longer replaces nobody: "instead of nobody" would say the
@@ -93,6 +101,11 @@ def record_cover(
         instead = "already holding it"
     else:
         instead = "instead of nobody"
+    tz = services.timezone
+    instead += "".join(
+        f"; then instead of {person.name} from {local_time(start, tz)}"
+        for start, person in later.values()
+    )
     return (
         f"{covering.name} now holds {role} until {local_time(until, services.timezone)} "
         f"({instead})."

@@ -253,3 +253,18 @@ def test_until_a_time_in_the_repeated_hour_is_its_next_reading_not_tomorrows(db)
         next(line for line in lines if line.startswith("outreach:"))
         == "outreach: Sam Patel (cover) until 01:30 GMT Sun 25 Oct; then Priya Shah"
     )
+
+
+def test_a_cover_over_the_next_persons_shift_names_them_in_the_confirmation(services):
+    """09:00: "until 08:00" is tomorrow's 08:00, over Priya's night. A rota admin may do it,
+    and is told so: the confirmation once named only Alex, and nobody knew Priya was off."""
+    on_rota(services.db, "outreach", "Priya Shah", "U01PRIYA", utc(2026, 12, 1, 20))
+    said = cover(services, by=ADMIN, until="08:00")
+    assert said == (
+        "Sam Patel now holds outreach until 08:00 Wed 02 Dec (instead of Alex Carter; "
+        "then instead of Priya Shah from 20:00 Tue 01 Dec)."
+    )
+    assert holders(services, utc(2026, 12, 1, 22)) == ["Sam Patel"]
+    with services.db.unit_of_work() as uow:
+        event = uow.session.exec(select(ReviewEvent).where(ReviewEvent.kind == "cover")).one()
+    assert json.loads(event.detail)["instead_of"] == ["Alex Carter", "Priya Shah"]
