@@ -373,6 +373,7 @@ def run(bot: Bot) -> None:
         )
         sender.start()
         health.describe("sender_process", lambda: sender.state if sender else "stopped")
+        health.checks.append(lambda: sender.hung(health.stale_after) if sender else None)
         if relay is not None:
             relay.hand_over = sender.hand_over  # /rapidreview's forms open there
     stopping = threading.Event()

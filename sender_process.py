@@ -147,6 +147,24 @@ class SenderProcess:
         with self._lock:
             self._spawn()
 
+    def hung(self, stale_after: float) -> str | None:
+        """Why /healthz should say 503 for the sender: a sender running that has not ended a
+        drain for `stale_after` (a send that hangs, as Slack answering after 10 s), as the bot's
+        own drain would say on SQLite; None otherwise. One that has ended is a warning instead
+        (the bot covers while it restarts), as is one starting (not yet heard from: a busy
+        machine may take seconds to start it); one silent for SILENT_AFTER is killed."""
+        with self._lock:
+            if self._process is None or self._stopping:
+                return None
+            now = self._monotonic()
+            self._listen(now)
+            if not self._heard:
+                return None
+            silent = now - self._heard_at
+            if silent <= stale_after:
+                return None
+            return f"outbox has not completed for {silent:.0f} s (in the sender process)"
+
     def check(self) -> None:
         """Once a second (the parent's scheduler): kill a sender silent for SILENT_AFTER, say
         one that has ended, and start another when its pause is over."""

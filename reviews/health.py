@@ -64,6 +64,8 @@ class Health:
         self._elsewhere: dict[str, str] = {}
         self._elsewhere_read: float | None = None
         self.on_completed: list[Callable[[str, float], None]] = []  # (job, seconds): metrics
+        # Other reasons for a 503, asked at each look (the sender process's hung drain).
+        self.checks: list[Callable[[], str | None]] = []
 
     def watch(self, job: str) -> None:
         """From now on, `job` must complete every `stale_after` seconds."""
@@ -253,7 +255,8 @@ class Health:
                 "alerts are not being seen"
                 for where, why in sorted(self._refusing_channels.items())
             ]
-        return reasons
+            checks = list(self.checks)
+        return reasons + [reason for check in checks if (reason := check())]
 
     def warnings(self) -> list[str]:
         """What is wrong and will mend itself (a platform unreachable), or is covered meanwhile

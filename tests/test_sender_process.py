@@ -20,6 +20,7 @@ import requests
 
 from reviews import service
 from reviews.clock import SystemClock
+from reviews.health import STALE_AFTER, Health
 from reviews.outbox import LEASE
 from reviews.policy import load_policy
 from sender_process import ENDED, RESTART_AFTER, SENDER_ENV, SILENT_AFTER, STANDBY, SenderProcess
@@ -345,6 +346,34 @@ def test_a_sender_heard_from_clears_the_warning_and_one_gone_silent_is_killed():
         assert process.pid not in (None, silent)
     finally:
         process.stop()
+
+
+def test_a_sender_whose_drain_hangs_makes_healthz_503_as_the_bots_own_drain_would():
+    """On SQLite the bot's own drain, hung on a send that never returns (a server trickling its
+    answer a byte at a time), makes /healthz 503 after STALE_AFTER. On PostgreSQL the sender
+    process drains, and while the bot's standby drain kept up, /healthz stayed 200 until the
+    sender was killed, SILENT_AFTER on, and then only warned."""
+    now = [0.0]
+    health = Health(monotonic=lambda: now[0])
+    beats_once = (
+        f"import os, sys; os.write(int(os.environ[{SENDER_ENV!r}]), b'.'); sys.stdin.read()"
+    )
+    process = SenderProcess([sys.executable, "-c", beats_once], monotonic=lambda: now[0])
+    health.checks.append(lambda: process.hung(health.stale_after))
+    now[0] += STALE_AFTER + 5  # starting: a busy machine may take this long, and it is no 503
+    process.start()
+    try:
+        assert health.problems() == []
+        eventually(lambda: process.state == "sending" or process.check(), "the sender heard", 20)
+        now[0] += STALE_AFTER
+        assert health.problems() == []  # a drain may take this long
+        now[0] += 1
+        assert health.problems() == [
+            f"outbox has not completed for {STALE_AFTER + 1:.0f} s (in the sender process)"
+        ]
+    finally:
+        process.stop()
+    assert health.problems() == []  # stopped: nothing hangs
 
 
 def _ended(pid: int | None) -> bool:
