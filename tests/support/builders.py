@@ -172,3 +172,21 @@ def failing_on_call(number: int, real: Callable[..., Any], error: Exception) -> 
         return real(*args, **kwargs)
 
     return call
+
+
+def a_years_rota(roles: int) -> str:
+    """A year of day and night shifts for `roles` roles, three people rotating on each."""
+    rows = ["role,name,email,slack_user_id,teams_user_id,start,end\n"]
+    for day in range(365):
+        date = datetime(2027, 1, 1) + timedelta(days=day)
+        following = date + timedelta(days=1)
+        for r in range(roles):
+            for half, (start, end) in enumerate(
+                (
+                    (f"{date:%Y-%m-%d}T08:00", f"{date:%Y-%m-%d}T20:00"),
+                    (f"{date:%Y-%m-%d}T20:00", f"{following:%Y-%m-%d}T08:00"),
+                )
+            ):
+                n = r * 3 + (day + half) % 3
+                rows.append(f"role-{r},Person {n},person.{n}@nhs.net,,,{start},{end}\n")
+    return "".join(rows)
