@@ -249,7 +249,7 @@ def rota_remove(args: argparse.Namespace, bot: Bot) -> int:
 
 
 def digest(args: argparse.Namespace, bot: Bot) -> int:
-    from reviews.digest import build_digest, destinations, latest_day, post_digest, undelivered
+    from reviews.digest import destinations, digest_text, latest_day, post_digest, undelivered
     from reviews.outbox import drain
 
     services = bot.services
@@ -271,7 +271,7 @@ def digest(args: argparse.Namespace, bot: Bot) -> int:
             f"{services.digest_time:%H:%M} that day, when it is posted by itself; only a "
             "complete day's digest is posted"
         )
-    print(build_digest(services, day=day).text)
+    print(digest_text(services, day=day))
     if not (args.date or args.so_far):
         print("\n(That is the last complete day. For the requests since: digest --so-far)")
     if args.post and not destinations(services):
