@@ -16,7 +16,9 @@ from tests.support.surge import run_surge
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-REQUESTS = 30
+# Enough that the channel's one post a second is really reached (cards queue for about 20 s)
+# while the kill lands mid-surge; bench/surge.py runs the 500 the issue asks for.
+REQUESTS = 20
 
 
 def test_a_surge_with_a_replica_killed_loses_nothing_and_sends_nothing_twice(
