@@ -10,7 +10,7 @@ import pytest
 
 from reviews.checkin_model import CheckinForm, validate_checkin
 from reviews.checkins import record_checkin
-from reviews.digest import build_digest, collect
+from reviews.digest import collect, digest_text
 from reviews.wards import Ward, Wards
 from tests.support.builders import NURSE, make_services
 from tests.support.moments import utc
@@ -53,7 +53,7 @@ def test_each_wards_checkins_in_a_digest_day_across_a_clock_change(
     assert digest.wards_without_checkins == ["Ward 5"]
     # The chart's last day (index 13) is this digest day; the one outside falls either side.
     assert digest.chart_checkins[13] == 4
-    text = build_digest(services, day=day).text
+    text = digest_text(services, day=day)
     assert "Daily check-ins (patients' and families' own view): 4" in text
     assert "  Ward 7: 3 check-ins, 2 worse, 1 rapid review raised" in text
     assert "  Ward 9: 1 check-in, 0 worse, 0 rapid reviews raised" in text
@@ -70,6 +70,6 @@ def test_wards_of_the_wards_file_without_checkins_are_named(db, clock):
 
 
 def test_a_day_without_checkins_says_so(db, clock):
-    text = build_digest(make_services(db, clock), day=date(2026, 12, 2)).text
+    text = digest_text(make_services(db, clock), day=date(2026, 12, 2))
     assert "Daily check-ins (patients' and families' own view): 0" in text
     assert "  Wards with none: none" in text

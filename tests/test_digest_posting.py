@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from reviews import service
-from reviews.digest import build_digest, collect, digest_job, post_digest, window_for
+from reviews.digest import collect, digest_job, digest_text, post_digest, window_for
 from reviews.notify import Route
 from reviews.outbox import drain
 from storage.database import Database
@@ -39,7 +39,7 @@ def test_autumn_digest_day_is_25_hours(db, clock):
     window = window_for(services, date(2026, 10, 25))
     assert (window.start, window.hours) == (datetime(2026, 10, 24, 7, 0, tzinfo=UTC), 25)
     assert collect(services, date(2026, 10, 25)).figures.raised == 2
-    text = build_digest(services, day=date(2026, 10, 25)).text
+    text = digest_text(services, day=date(2026, 10, 25))
     assert "the 25 hours from 08:00 Sat 24 Oct to 08:00 Sun 25 Oct" in text
 
 
@@ -58,7 +58,7 @@ def test_spring_digest_day_is_23_hours(db, clock):
     assert collect(services, date(2027, 3, 28)).figures.raised == 2
     assert (
         "the 23 hours from 08:00 Sat 27 Mar to 08:00 Sun 28 Mar"
-        in build_digest(services, day=date(2027, 3, 28)).text
+        in digest_text(services, day=date(2027, 3, 28))
     )
 
 

@@ -19,7 +19,7 @@ from handlers.pager.gateway import GatewaySender
 from handlers.pager.notify import NotifySender
 from handlers.slack import SlackSender
 from reviews import escalation, service
-from reviews.digest import build_digest
+from reviews.digest import digest_text
 from reviews.model import FormErrors
 from reviews.outbox import DeliveryError, drain
 from reviews.policy import parse_policy
@@ -315,7 +315,7 @@ def test_the_digest_counts_texts_and_pages_sent_and_failed(services, senders, cl
     pager.fail(times=1, status=400)
     tick(services, senders, clock, minutes=2)  # RR-0002's page is refused
     clock.advance(days=1)  # the next morning, when that day's digest is posted
-    text = build_digest(services, day=date(2026, 12, 2)).text
+    text = digest_text(services, day=date(2026, 12, 2))
     assert "  Texts and pages to on-call staff: 1 sent (0.0), 1 failed (0.0)" in text
 
 
