@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from reviews.model import FormErrors, clean_text
+from reviews.model import FormErrors, clean_text, refuse_long_numbers
 
 
 class Respondent(StrEnum):
@@ -109,6 +109,7 @@ def validate_checkin(form: CheckinForm, *, bed_required: bool = True) -> ValidCh
         errors["bed"] = "Enter the bed, so the check-in is this patient's."
     elif len(bed) > 20:
         errors["bed"] = "Keep the bed under 20 characters."
+    refuse_long_numbers({"ward": ward, "bed": bed}, errors)  # a review asked for is paged
     if len(worries) > WORRIES_LIMIT:
         errors["worries"] = "Keep it under 2,000 characters."
     respondent = _member(Respondent, form.respondent)

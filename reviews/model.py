@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from reviews.text import NEWS2, PHONE, bound
+from reviews.text import LONG_NUMBER, NEWS2, PHONE, bound
 from reviews.text import clean_text as clean_text
 
 
@@ -207,9 +207,18 @@ def fingerprint(form: Any) -> str:
     return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
-# Seven digits or more, spaced or not: an NHS number (943 476 5919) or a phone number, never a
-# ward or a bed. A nurse typing the patient's NHS number in the Bed box sent it to a pager.
-LONG_NUMBER = re.compile(r"[0-9](?:[ -]?[0-9]){6,}")
+LONG_NUMBER_ERROR = (
+    "That looks like an NHS or phone number: the ward and bed go on the card and in texts to "
+    "pagers, so put an NHS number in its own box."
+)
+
+
+def refuse_long_numbers(fields: dict[str, str], errors: dict[str, str]) -> None:
+    """Put LONG_NUMBER_ERROR on each of `fields` (name -> cleaned text) holding what looks like
+    an NHS or phone number, unless it has an error already."""
+    for field, text in fields.items():
+        if field not in errors and LONG_NUMBER.search(text):
+            errors[field] = LONG_NUMBER_ERROR
 
 
 class FormErrors(ValueError):
@@ -235,12 +244,7 @@ def validate(form: ReviewForm) -> ValidRequest:
         errors["ward"] = "Enter the ward."
     bound("ward", ward, "Keep the ward name under 60 characters.", errors)
     bound("bed", bed, "Keep the bed under 20 characters.", errors)
-    for field, text in (("ward", ward), ("bed", bed)):
-        if field not in errors and LONG_NUMBER.search(text):
-            errors[field] = (
-                "That looks like an NHS or phone number: the ward and bed go on the card and "
-                "in texts to pagers, so put an NHS number in its own box."
-            )
+    refuse_long_numbers({"ward": ward, "bed": bed}, errors)
     if not concern:
         errors["concern"] = "Say what worries you."
     bound("concern", concern, "Keep it under 2,000 characters; the team will call.", errors)

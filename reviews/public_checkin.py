@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from reviews.checkin_model import Answer, CheckinForm, ValidCheckin, validate_checkin
 from reviews.checkins import review_request
 from reviews.model import FormErrors, ValidRequest, clean_text
-from reviews.public_form import BED_ERROR, PublicForm, is_bed, validate_public
+from reviews.public_form import PublicForm, bed_problem, validate_public
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,10 @@ def validate_public_checkin(
         )
     except FormErrors as problems:
         errors.update(MESSAGES[field] for field in problems.errors if field in MESSAGES)
-    if "bed" not in errors and not is_bed(clean_text(form.bed)):
-        errors["bed"] = BED_ERROR
+    bed = clean_text(form.bed)
+    # Within 20 characters, the check-in's only objection to a bed is a number in it.
+    if (problem := bed_problem(bed)) and ("bed" not in errors or len(bed) <= 20):
+        errors["bed"] = problem
     if form.answer not in {a.value for a in Answer}:  # asked even before "who are you?"
         errors["answer"] = MESSAGES["answer"][1]
     if form.wants_review not in ("yes", "no"):

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from reviews.model import Caller, ConcernKind, FormErrors, Source, ValidRequest, clean_text
+from reviews.text import LONG_NUMBER
 
 # A UK number once spaces, dashes and brackets are gone: 0 and 9 or 10 digits, or +44 and 9-10.
 UK_PHONE = re.compile(r"^(?:0[0-9]{9,10}|\+44[0-9]{9,10})$")
@@ -26,6 +27,15 @@ CHARGED = re.compile(r"^(?:0|\+44)(?:9|70|84|87)")
 BED = re.compile(r"[\w '’()/#,&+.-]*")
 LINKED = re.compile(r"\.[^\W\d_]|[0-9]\.[0-9]+\.[0-9]")
 BED_ERROR = "Use letters, numbers and spaces only, like 12 or Side room 3"
+# A relative's phone number or the patient's NHS number typed as the bed would go to pagers.
+NUMBER_ERROR = "Enter the bed only, like 12 or Side room 3, not a phone or NHS number"
+
+
+def bed_problem(text: str) -> str | None:
+    """What is wrong with `text` (cleaned) as a bed on the public pages, or None."""
+    if not is_bed(text):
+        return BED_ERROR
+    return NUMBER_ERROR if LONG_NUMBER.search(text) else None
 
 
 def is_bed(text: str) -> bool:
@@ -65,8 +75,8 @@ def validate_public(form: PublicForm, ward_name: str) -> ValidRequest:
     )
     relationship = _text(form.relationship, 60, "relationship", "", errors)
     bed = _text(form.bed, 20, "bed", "", errors)
-    if not is_bed(bed):
-        errors.setdefault("bed", BED_ERROR)
+    if problem := bed_problem(bed):
+        errors.setdefault("bed", problem)
     concern = _text(form.concern, 2000, "concern", "Tell us what is worrying you", errors)
     spoken = {"yes": True, "no": False, "": None}.get(form.spoken_to_ward, None)
     callback = _phone(form.callback_number, errors)

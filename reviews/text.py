@@ -12,6 +12,11 @@ LIMITS = {"ward": 60, "bed": 20, "concern": 2000, "reason": 500, "note": 500}
 PHONE = re.compile(r"\+?[0-9 ()-]{3,20}")
 NEWS2 = re.compile(r"[0-9]{1,2}")
 
+# Seven digits or more, however a number is written ("943 476 5919", "943-476-5919",
+# "(07700) 900123", "943.476.5919", two spaces between): an NHS number or a phone number, never a
+# ward or a bed. A nurse typing the patient's NHS number in the Bed box sent it to a pager.
+LONG_NUMBER = re.compile(r"[0-9](?:[\s()./+-]{0,3}[0-9]){6,}")
+
 
 def clean_text(value: str, *, multiline: bool = False) -> str:
     """`value` without control, format (bidi overrides, zero-width) or unpaired surrogate

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reviews.text import LONG_NUMBER
+
 CODE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 KEYS = {"code", "name", "site", "beds", "phone", "slack_channel", "teams_conversation"}
 # Codes the public pages' own addresses use where a ward code goes (/concern/status/TOKEN, in
@@ -132,6 +134,8 @@ def _ward(entry: dict[str, Any], name: str, index: int) -> Ward:
     ward_name = text["name"].strip()
     if not ward_name or len(ward_name) > 60:
         raise WardsError(f"{where}: name must be given, at most 60 characters")
+    if LONG_NUMBER.search(ward_name):  # every form would refuse it as an NHS or phone number
+        raise WardsError(f"{where}: name must not hold seven digits or more, as phone numbers do")
     beds = entry.get("beds", 0)
     if isinstance(beds, bool) or not isinstance(beds, int) or not 0 <= beds <= 1000:
         raise WardsError(f"{where}: beds must be a whole number from 0 to 1000")

@@ -120,6 +120,10 @@ def test_a_review_is_never_stored_without_its_checkin(db: Database, clock: Froze
         ),
         ({"bed": ""}, "bed"),
         ({"ward": ""}, "ward"),
+        # A review it asks for is paged with its ward and bed: never an NHS or phone number.
+        ({"bed": "999 000 0018", "wants_review": "yes"}, "bed"),
+        ({"bed": "07700 900123"}, "bed"),
+        ({"ward": "Ward 7 999 000 0018"}, "ward"),
         ({"worries": "x" * 2001}, "worries"),
     ],
 )  # fmt: skip

@@ -210,26 +210,42 @@ def test_a_web_address_typed_as_the_bed_never_reaches_a_text_or_a_channel(
     # nhs-login.co/x: NOT YET ACKNOWLEDGED"), and onto the cards in the outreach and ward
     # channels, where phones and chat make a link of it.
     for bed in ("nhs-login.co/x", "https://x.example", "reset@nhs.example", "bit.ly/abc"):
-        answer = send(site, bed=bed)
-        assert answer.status_code == 400, bed
-        assert "Use letters, numbers and spaces only" in answer.text
-        assert f'value="{bed}"' in answer.text  # kept, to put right
-        page = requests.get(f"{site.url}/concern/ward-7/today", timeout=10)
-        today_token = re.search(r'name="token" value="([^"]+)"', page.text)
-        assert today_token
-        for wish in ("yes", "no"):
-            view = {"caller": "family", "answer": "worse", "wants_review": wish, "bed": bed}
-            answer = requests.post(
-                f"{site.url}/concern/ward-7/today",
-                data={**FAMILY_FORM, **view, "token": today_token[1]},
-                timeout=10,
-            )
-            assert answer.status_code == 400, (bed, wish)
-            assert "Use letters, numbers and spaces only" in answer.text
+        assert_refused_on_both_forms(site, bed, "Use letters, numbers and spaces only")
     assert stored(site) == [] and outbox(site) == []
     for bed in ("12", "Side room 3", "Bay 2/5", "12A", "Gwely 4 (ffenestr)"):
         assert send(site, bed=bed).status_code == 200, bed
     assert [review.bed for review in stored(site)][-1] == "Gwely 4 (ffenestr)"
+
+
+def test_a_phone_or_nhs_number_typed_as_the_bed_never_reaches_a_text_or_a_channel(
+    site: PublicPages,
+) -> None:
+    # A relative asked for the bed may give their own number or the patient's NHS number, which
+    # would go into the texts and pages to on-call staff and onto the channels' cards.
+    for bed in ("07700 900123", "999 000 0018", "(07700) 900123", "Bed 4 9990000018"):
+        assert_refused_on_both_forms(site, bed, "not a phone or NHS number")
+    assert stored(site) == [] and outbox(site) == []
+
+
+def assert_refused_on_both_forms(site: PublicPages, bed: str, says: str) -> None:
+    """`bed` comes back beside the field, saying `says`, on the request form and on the daily
+    view whether or not a review is asked for; on the request form it is kept, to put right."""
+    answer = send(site, bed=bed)
+    assert answer.status_code == 400, bed
+    assert says in answer.text
+    assert f'value="{bed}"' in answer.text
+    page = requests.get(f"{site.url}/concern/ward-7/today", timeout=10)
+    today_token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert today_token
+    for wish in ("yes", "no"):
+        view = {"caller": "family", "answer": "worse", "wants_review": wish, "bed": bed}
+        answer = requests.post(
+            f"{site.url}/concern/ward-7/today",
+            data={**FAMILY_FORM, **view, "token": today_token[1]},
+            timeout=10,
+        )
+        assert answer.status_code == 400, (bed, wish)
+        assert says in answer.text
 
 
 @pytest.mark.parametrize(

@@ -385,7 +385,15 @@ def test_a_refused_notify_key_or_gateway_secret_holds_texts_and_raises_the_alarm
 
 @pytest.mark.parametrize(
     ("box", "typed"),
-    [("bed", "999 000 0018"), ("bed", "12 9990000018"), ("ward", "Ward 7 07700 900123")],
+    [
+        ("bed", "999 000 0018"),
+        ("bed", "12 9990000018"),
+        ("ward", "Ward 7 07700 900123"),
+        ("bed", "999  000  0018"),  # two spaces, as a phone's keyboard gives after a full stop
+        ("bed", "999.000.0018"),
+        ("bed", "(07700) 900123"),
+        ("ward", "Ward 7 +44 7700 900123"),
+    ],
 )
 def test_an_nhs_or_phone_number_typed_in_the_ward_or_bed_box_never_reaches_a_pager(box, typed):
     """The ward and bed go in every text and page; a patient's NHS number typed in the Bed box

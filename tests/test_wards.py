@@ -62,6 +62,10 @@ GOOD = '[[wards]]\ncode = "ward-7"\nname = "Ward 7"\n'
         ('[[wards]]\ncode = "ward 7"\nname = "Ward 7"\n', "ward 1: code must be letters"),
         ('[[wards]]\ncode = "ward-7"\n', "ward 'ward-7': name must be given"),
         (GOOD + "beds = -1\n", "ward 'ward-7': beds must be a whole number"),
+        (  # else every request from it would be refused as holding a phone number
+            '[[wards]]\ncode = "ward-7"\nname = "Ward 7 01234 567890"\n',
+            "ward 'ward-7': name must not hold seven digits or more",
+        ),
         (GOOD + 'phone = "call us"\n', "ward 'ward-7': phone must be a phone number"),
         (GOOD + 'bleep = "1234"\n', "ward 'ward-7': unknown setting 'bleep'"),
         (GOOD + GOOD, "ward 'ward-7': 'ward-7' is used by ward 'ward-7' too"),
