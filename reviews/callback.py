@@ -77,20 +77,24 @@ def not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
     if review is None:
         return
     reference = format_reference(review_id)
-    if row.key == callback_key(review_id):
-        to, key = review.acknowledged_by or "whoever took it", f"callback-lost:{review_id}"
-    else:
-        person = uow.rota.staff_by_platform_id(row.platform, row.address)
-        took = (row.platform, row.address) == (
-            review.acknowledged_platform,
-            review.acknowledged_user,
-        )
-        named = person.name if person else (review.acknowledged_by if took else None)
-        to, key = named or "whoever pressed it", f"callback-lost:{row.key}"
+    first = row.key == callback_key(review_id)
+    to = _name(uow, review, row) or ("whoever took it" if first else "whoever pressed it")
+    key = f"callback-lost:{review_id}" if first else f"callback-lost:{row.key}"
     line = f"{reference}: the call-back number could not be sent privately to {to}."
     instead = _send_instead(uow, services, review)
+    # Sent, or still being tried, to someone else (the other of two bleep-holders): they have
+    # it, and nobody pressing anything is sent it now (send_again), so the thread says who.
+    holding = [
+        _name(uow, review, other) or "someone on the team"
+        for other in uow.outbox.for_review(review_id)
+        if is_callback(review_id, other.key)
+        and other.id != row.id
+        and other.state not in ("failed", "dropped")
+    ]
     if instead:
         line += f" It is sent privately to {' and '.join(instead)} instead."
+    elif holding:
+        line += f" It is sent privately to {' and '.join(dict.fromkeys(holding))}."
     elif State(review.state) in (State.ACKNOWLEDGED, State.RAISED):
         line += " Whoever presses Attending on this card is sent it privately."
     elif State(review.state) is State.ATTENDING:
@@ -106,6 +110,15 @@ def not_delivered(uow: UnitOfWork, services: Services, row: Outbox) -> None:
         at=services.clock.now(),
         review_id=review_id,
     )
+
+
+def _name(uow: UnitOfWork, review: Review, row: Outbox) -> str | None:
+    """Who a call-back message was for, by name, if known."""
+    person = uow.rota.staff_by_platform_id(row.platform, row.address)
+    if person:
+        return person.name
+    took = (row.platform, row.address) == (review.acknowledged_platform, review.acknowledged_user)
+    return review.acknowledged_by if took else None
 
 
 def _send_instead(uow: UnitOfWork, services: Services, review: Review) -> list[str]:

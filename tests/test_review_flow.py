@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import event, text
@@ -10,7 +11,7 @@ from sqlalchemy import event, text
 from reviews import service
 from reviews.context import Actor
 from reviews.model import Outcome
-from reviews.outbox import DeliveryError, drain
+from reviews.outbox import DeliveryError, OutboundItem, drain
 from storage.database import Database
 from tests.support.builders import (
     NURSE,
@@ -387,3 +388,43 @@ def test_a_call_back_number_nobody_pressing_could_be_sent_goes_to_the_bleep_hold
         "privately to Sam Patel instead."
     ) in thread
     assert not any("07700" in line for line in thread)
+
+
+def test_a_call_back_number_failing_for_one_bleep_holder_names_the_one_who_has_it(
+    services, db, clock
+):
+    """Two nurses hold the bleep; Alex took and closed the request and could not be sent the
+    number, so it went to both. Jo cannot be sent it either: the thread said a manager could
+    find it in the month's export, and the night coordinator went looking, though Sam had it."""
+    on_rota(db, "outreach", SAM.name, SAM.user_id, clock.now())
+    on_rota(db, "outreach", "Jo Wright", "U03JO", clock.now())
+    service.raise_review(services=services, request=request(), by=NURSE)
+    drain(services, {"slack": RecordingSender()})
+    refused = DeliveryError("Slack refused: cannot_dm_bot", permanent=True)
+    service.acknowledge(services=services, review_id=1, by=OUTREACH)
+    service.record_outcome(services=services, review_id=1, by=OUTREACH, outcome=Outcome.NO_CHANGE)
+    slack = Unreachable(refusal=refused, people=frozenset({"U01ALEX", "U03JO"}))
+    for _ in range(3):
+        drain(services, {"slack": slack})
+
+    assert _callbacks(slack, "U02SAM") == [CALLBACK]
+    thread = _thread(slack)
+    assert (
+        "RR-0001: the call-back number could not be sent privately to Jo Wright. It is sent "
+        "privately to Sam Patel."
+    ) in thread
+    assert not any("export" in line for line in thread)
+    assert not any("07700" in line for line in thread)
+
+
+@dataclass
+class Unreachable(RecordingSender):
+    """Slack, refusing every private message to `people` (deactivated accounts)."""
+
+    refusal: DeliveryError | None = None
+    people: frozenset[str] = frozenset()
+
+    def deliver(self, item: OutboundItem) -> str | None:
+        if item.kind == "direct" and item.address in self.people and self.refusal:
+            raise self.refusal
+        return super().deliver(item)
