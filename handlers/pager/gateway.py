@@ -4,9 +4,11 @@ Body {"to", "text", "reference", "level"}; header X-Rapidreview-Signature: sha25
 HMAC-SHA256 of the exact body bytes with PAGER_WEBHOOK_SECRET>. The gateway verifies it with
 verify_signature() or its own three lines of the same. 2xx: sent. 408, 429 (honouring
 Retry-After) and 5xx, and network failures: retried; no answer within TIMEOUT: retried no
-sooner than TIMEOUT later, as the page may have arrived. 401 and 403: our signature refused
+sooner than TIMEOUT later, as the page may have arrived. 401: our signature refused
 (PAGER_WEBHOOK_SECRET changed at one end only): every page waits until it is mended, and
-/healthz says so. Any other answer: permanent.
+/healthz says so. Any other answer, 403 included: permanent for that page alone (reported to
+the digest channel). A gateway may answer 403 for one pager it may not page; taken as the
+bot's credentials, that would hold every page for everyone.
 
 Header Idempotency-Key: the outbox rows the page stands for (reviews.outbox.outbox_tag), the
 same on every attempt at them. A gateway has no way to tell us that a page whose answer was lost
@@ -84,7 +86,7 @@ class GatewaySender:
             )
         if status == 408 or status >= 500:
             raise DeliveryError(f"paging gateway {status}")
-        if status in (401, 403):  # our signature refused: a secret changed at one end only
+        if status == 401:  # our signature refused: a secret changed at one end only
             raise DeliveryError(
                 f"paging gateway refused the bot's signature ({status})", credentials=True
             )
