@@ -150,19 +150,24 @@ def _audit(services: Services, by: Actor, month: str, count: int, path: Path) ->
 
 @contextmanager
 def export_file(path: Path, with_identifiers: bool = False) -> Iterator[TextIO]:
-    """`path` open to write an export in, emptied. ExportError for a folder or (with
-    identifiers) a symlink. A file left half-written (the database lost, the disk full, the
-    command stopped) is removed: half a file is no export, and one with identifiers would have
-    no audit event."""
+    """A file to write an export in, which becomes `path` once it is whole. ExportError for a
+    folder or (with identifiers) a symlink. Written beside it first and renamed: a file left
+    half-written (the database lost, the disk full, the command stopped) is removed, as half a
+    file is no export (and one with identifiers would have no audit event), and an earlier
+    export of the same name stays as it was."""
     if path.is_dir():
         raise ExportError(f"--out: {path} is a folder; give the file's name")
-    file = _open(path, with_identifiers)
+    if with_identifiers and path.is_symlink():
+        raise ExportError(f"{path} is a symbolic link; give the real file's name")
+    partial = path.with_name(f".{path.name}.partial")
+    file = _open(partial, with_identifiers)
     try:
         with file:
             yield file
     except BaseException:
-        path.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
+    os.replace(partial, path)
 
 
 def _open(path: Path, with_identifiers: bool) -> TextIO:

@@ -129,6 +129,27 @@ def test_an_export_cut_short_leaves_no_file_of_identifiers(
     assert list(exports.iterdir()) == [] and audit(services) == []
 
 
+def test_an_export_run_again_and_cut_short_leaves_the_earlier_one_as_it_was(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager's month's file, made this morning; the export run again to the same name
+    fails half-way (a full disk): the morning's file is still there, whole."""
+    for _ in range(3):
+        service.raise_review(services=services, request=request(), by=NURSE)
+    from reviews import export
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    out = exports / "july.csv"
+    write_export(services=services, month="2026-07", out=out, with_identifiers=False)
+    earlier = out.read_bytes()
+    disk_full = OSError(28, "No space left on device")
+    monkeypatch.setattr(export, "request_row", failing_on_call(2, export.request_row, disk_full))
+    with pytest.raises(OSError, match="No space left"):
+        write_export(services=services, month="2026-07", out=out, with_identifiers=False)
+    assert out.read_bytes() == earlier and [f.name for f in exports.iterdir()] == ["july.csv"]
+
+
 def test_a_folder_is_not_an_export_file(services: Services, tmp_path: Path) -> None:
     exports = tmp_path / "exports"
     exports.mkdir()
