@@ -3,7 +3,8 @@
 Allowed for rota admins (ROTA_ADMINS) and for the person giving the role up (a current holder),
 for their own time on it (and a gap after it), never into another person's shift or cover.
 A new cover replaces any cover it overlaps for that stretch; a longer earlier cover resumes
-after it. Every cover is audited (review_event kind "cover", no review).
+after it. Every cover is audited (review_event kind "cover", no review), and everyone it takes
+the role from, now or later, is told by direct message unless they recorded it themselves.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from reviews import notify
 from reviews.context import Actor, Services
 from reviews.errors import NotFound, ServiceError
-from reviews.messages import local_time
+from reviews.messages import Message, local_time
 from reviews.permissions import check_cover
 from rotas.lookup import holdings, who_holds
 from rotas.times import BadTime, next_wall_time, parse_rota_time
@@ -70,16 +72,18 @@ def record_cover(
                 if person.id not in replaced:
                     later.setdefault(person.id, (stretch.start, person))
         _make_room(uow, role, now, until)
-        uow.session.add(
-            Cover(
-                role=role,
-                staff_id=covering.id,
-                start=now,
-                end=until,
-                recorded_by=by.label,
-                recorded_at=now,
-            )
+        recorded = Cover(
+            role=role,
+            staff_id=covering.id,
+            start=now,
+            end=until,
+            recorded_by=by.label,
+            recorded_at=now,
         )
+        uow.session.add(recorded)
+        uow.session.flush()  # its id keys the notices: once per cover, however many replicas
+        displaced = [(now, p) for p in holders if p.id != covering.id] + list(later.values())
+        unreachable = _tell_displaced(uow, services, recorded, covering, by, displaced)
         uow.events.record(
             review_id=None,
             kind="cover",
@@ -106,10 +110,45 @@ def record_cover(
         f"; then instead of {person.name} from {local_time(start, tz)}"
         for start, person in later.values()
     )
-    return (
-        f"{covering.name} now holds {role} until {local_time(until, services.timezone)} "
-        f"({instead})."
+    said = f"{covering.name} now holds {role} until {local_time(until, tz)} ({instead})."
+    if unreachable:
+        said += f" {' and '.join(unreachable)} cannot be messaged: tell them yourself."
+    return said
+
+
+def _tell_displaced(
+    uow: UnitOfWork,
+    services: Services,
+    cover: Cover,
+    covering: Staff,
+    by: Actor,
+    displaced: list[tuple[datetime, Staff]],
+) -> list[str]:
+    """Direct-message each person `cover` takes the role from (from when), except whoever
+    recorded it: someone who thinks they hold the bleep, and does not, may not hand over or
+    answer. The names of those who could not be messaged."""
+    me = uow.rota.staff_by_platform_id(by.platform, by.user_id) or (
+        uow.rota.staff_by_email(by.email) if by.email else None
     )
+    tz = services.timezone
+    unreachable = []
+    for start, person in displaced:
+        if me is not None and person.id == me.id:
+            continue  # they read the confirmation
+        text = (
+            f"{covering.name} holds {cover.role} instead of you from {local_time(start, tz)} "
+            f"until {local_time(cover.end, tz)} (recorded by {by.label})."
+        )
+        if not notify.to_person(
+            uow,
+            services.routes,
+            person,
+            key=f"cover:{cover.id}:displaced:{person.id}",
+            message=Message(text=text),
+            at=cover.start,
+        ):
+            unreachable.append(person.name)
+    return unreachable
 
 
 def _check_role(uow: UnitOfWork, services: Services, role: str) -> None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import select
 
+from storage.database import Database
+from storage.tables import Outbox
 from tests.support.process import run_bot
 from tests.test_rota_import import ROTA
 
 pytestmark = pytest.mark.slow
+LONDON = ZoneInfo("Europe/London")
 
 
 def bot(*args: str, tmp_path) -> subprocess.CompletedProcess[str]:
@@ -108,3 +115,24 @@ def test_files_named_by_the_coordinator_are_read_where_they_typed_the_command(tm
     assert sorted(p.name for p in coordinator.iterdir()) == ["december.csv"]  # no database
     exported = run_bot("export", "--month", "2026-12", "--checkins", cwd=bot_folder, **env)
     assert exported.stdout.strip() == f"Wrote {coordinator}/rapidreview-checkins-2026-12.csv"
+
+
+def test_a_cover_recorded_at_the_command_line_tells_the_holder_it_displaces(tmp_path):
+    """The operator's cover at 3 a.m. reaches the nurse it takes the bleep from, as a cover
+    typed in the chat does."""
+    started = datetime.now(LONDON).replace(second=0, microsecond=0) - timedelta(hours=1)
+    shift = f"{started:%Y-%m-%dT%H:%M},{started + timedelta(hours=12):%Y-%m-%dT%H:%M}"
+    (tmp_path / "now.csv").write_text(
+        "role,name,email,slack_user_id,teams_user_id,start,end\n"
+        f"outreach,Alex Carter,alex.carter@nhs.net,,,{shift}\n"
+        f"outreach-backup,Sam Patel,sam.patel@nhs.net,,,{shift}\n"
+    )
+    assert bot("import", str(tmp_path / "now.csv"), tmp_path=tmp_path).returncode == 0
+    covered = bot("cover", "outreach", "Sam Patel", "--by", "Mo Manager", tmp_path=tmp_path)
+    assert covered.returncode == 0, covered.stderr
+    with Database(f"sqlite:///{tmp_path}/rr.db").reading() as uow:
+        queued = uow.session.exec(select(Outbox).where(Outbox.kind == "direct")).all()
+    assert [row.address for row in queued] == ["alex.carter@nhs.net"]
+    text = json.loads(queued[0].payload)["text"]
+    assert text.startswith("Sam Patel holds outreach instead of you from ")
+    assert text.endswith("(recorded by Mo Manager).")

@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
+from reviews import outbox
 from reviews.context import Actor
 from reviews.cover import record_cover
 from reviews.service import NotAllowed, NotFound, ServiceError
 from rotas.lookup import who_holds
 from rotas.view import rota_lines
 from storage.tables import Cover, ReviewEvent
-from tests.support.builders import make_services, on_rota
+from tests.support.builders import RecordingSender, make_services, on_rota
 from tests.support.clock import FrozenClock
 from tests.support.moments import utc
 from tests.support.teams_activities import on_teams_rota
@@ -268,3 +269,61 @@ def test_a_cover_over_the_next_persons_shift_names_them_in_the_confirmation(serv
     with services.db.unit_of_work() as uow:
         event = uow.session.exec(select(ReviewEvent).where(ReviewEvent.kind == "cover")).one()
     assert json.loads(event.detail)["instead_of"] == ["Alex Carter", "Priya Shah"]
+
+
+def told(services) -> dict[str, list[str]]:
+    """The direct messages the cover queued, by the Slack user told."""
+    sender = RecordingSender()
+    outbox.drain(services, {"slack": sender})
+    by_person: dict[str, list[str]] = {}
+    for item in sender.sent:
+        if item.kind == "direct":
+            by_person.setdefault(item.address, []).append(item.message.text)
+    return by_person
+
+
+def test_the_holder_a_rota_admin_covers_is_told_who_holds_the_bleep_instead(services):
+    """Alex, covered by an admin while busy, once went on thinking she held the bleep."""
+    cover(services, by=ADMIN, until="12:30")
+    assert told(services) == {
+        "U01ALEX": [
+            "Sam Patel holds outreach instead of you from 09:00 Tue 01 Dec until 12:30 Tue 01 "
+            "Dec (recorded by Rota Admin)."
+        ]
+    }
+    assert told(services) == {}  # once per cover
+
+
+def test_the_holder_of_a_later_shift_the_cover_takes_over_is_told(services):
+    """Priya, whose night a rota admin's "until 08:00" took, once still thought she held the
+    bleep tonight."""
+    on_rota(services.db, "outreach", "Priya Shah", "U01PRIYA", utc(2026, 12, 1, 20))
+    cover(services, by=ADMIN, until="08:00")
+    assert told(services)["U01PRIYA"] == [
+        "Sam Patel holds outreach instead of you from 20:00 Tue 01 Dec until 08:00 Wed 02 Dec "
+        "(recorded by Rota Admin)."
+    ]
+
+
+def test_whoever_records_the_cover_is_not_messaged_about_it_too(services):
+    """Alex hands over and reads the confirmation; Sam's cover, replaced by an admin's, is
+    news to Sam alone."""
+    on_rota(services.db, "site-manager", "Jordan Lee", "U01JORDAN", utc(2026, 12, 1, 8))
+    cover(services, by=ALEX)
+    assert told(services) == {}
+    cover(services, by=ADMIN, who="U01JORDAN", until="12:00")
+    assert told(services) == {
+        "U01SAM": [
+            "Jordan Lee holds outreach instead of you from 09:00 Tue 01 Dec until 12:00 Tue 01 "
+            "Dec (recorded by Rota Admin)."
+        ]
+    }
+
+
+def test_a_displaced_holder_who_cannot_be_messaged_is_named_in_the_confirmation(services):
+    with services.db.unit_of_work() as uow:
+        alex = uow.rota.staff_by_platform_id("slack", "U01ALEX")
+        assert alex is not None
+        alex.slack_user_id = None  # on the rota by email alone
+    said = cover(services, by=ADMIN, until="12:30")
+    assert said.endswith("Alex Carter cannot be messaged: tell them yourself.")
