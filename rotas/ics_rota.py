@@ -76,7 +76,7 @@ def _read_event(event: Any, line: int, tz: ZoneInfo, result: ReadResult) -> Shif
     if event.get("DTEND") is not None:
         end = _instant(event, "DTEND", line, tz, result)
     elif event.get("DURATION") is not None:
-        end = start + event["DURATION"].dt
+        end = _end_after(event, start, line, tz, result)
     else:
         raise ValueError("bad times: the event has no DTEND or DURATION")
     problem = check_span(start, end)
@@ -128,10 +128,37 @@ def _instant(event: Any, name: str, line: int, tz: ZoneInfo, result: ReadResult)
     value = prop.dt
     if isinstance(value, date) and not isinstance(value, datetime):
         raise ValueError(f"bad times: {name} is a date without a time (an all-day event)")
-    if value.tzinfo is not None and value.utcoffset() == timedelta(0) and "TZID" not in prop.params:
+    zone = _wall_zone(prop, tz)
+    if zone is None:
         return value.astimezone(UTC)
-    zone = _zone(str(prop.params["TZID"])) if "TZID" in prop.params else tz
-    instant, note = local_to_utc(value.replace(tzinfo=None), zone)
+    return _from_wall(value.replace(tzinfo=None), zone, line, result)
+
+
+def _end_after(
+    event: Any, start: datetime, line: int, tz: ZoneInfo, result: ReadResult
+) -> datetime:
+    """DTSTART plus DURATION. Its days are calendar days (RFC 5545, 3.3.6): from a wall-clock
+    DTSTART, P1D at 20:00 ends at 20:00 the next day, 23 or 25 hours later across a clock change
+    (it read 24 hours, an hour off the rota's own times); its hours and minutes are exact."""
+    duration = event["DURATION"].dt
+    zone = _wall_zone(event["DTSTART"], tz)
+    if zone is None or not duration.days:
+        return start + duration
+    wall = start.astimezone(zone).replace(tzinfo=None) + timedelta(days=duration.days)
+    return _from_wall(wall, zone, line, result) + (duration - timedelta(days=duration.days))
+
+
+def _wall_zone(prop: Any, tz: ZoneInfo) -> ZoneInfo | None:
+    """The zone a DTSTART or DTEND is a wall-clock time in (its TZID, else the trust's); None for
+    a UTC time (...Z), taken as written."""
+    value = prop.dt
+    if value.tzinfo is not None and value.utcoffset() == timedelta(0) and "TZID" not in prop.params:
+        return None
+    return _zone(str(prop.params["TZID"])) if "TZID" in prop.params else tz
+
+
+def _from_wall(wall: datetime, zone: ZoneInfo, line: int, result: ReadResult) -> datetime:
+    instant, note = local_to_utc(wall, zone)
     if note:
         result.notes.append(f"line {line}: {note}")
     return instant

@@ -217,6 +217,27 @@ def test_an_event_begun_in_any_letter_case_is_read_not_dropped(db, clock, tmp_pa
     assert holder(services, "outreach", utc(2026, 12, 1, 23)) == ["Priya Shah"]
 
 
+def test_a_days_duration_across_the_clock_change_ends_at_the_same_time_of_day(db, clock, tmp_path):
+    """DURATION:P1D from 20:00 on the Saturday the clocks go back ends at 20:00 on the Sunday,
+    25 hours later (RFC 5545: a day of a duration is a calendar day). Read as 24 hours, the
+    shift ended at 19:00 and the next holder was called an hour before their shift began."""
+    services = make_services(db, clock)
+    calendar = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:1\r\n"
+        "SUMMARY:outreach: Alex Carter\r\nATTENDEE;CN=Alex Carter:mailto:alex.carter@nhs.net\r\n"
+        "DTSTART;TZID=Europe/London:20261024T200000\r\nDURATION:P1D\r\nEND:VEVENT\r\n"
+        "BEGIN:VEVENT\r\nUID:2\r\n"
+        "SUMMARY:outreach: Priya Shah\r\nATTENDEE;CN=Priya Shah:mailto:priya.shah@nhs.net\r\n"
+        "DTSTART;TZID=Europe/London:20261025T200000\r\nDURATION:PT12H\r\nEND:VEVENT\r\n"
+        "END:VCALENDAR\r\n"
+    )
+    report = import_rota(services=services, path=write(tmp_path, "autumn.ics", calendar))
+    assert report.ok and len(report.added) == 2, report.lines()
+    # 19:30 GMT on Sunday 25 October: still Alex's, as the rota meant, not nobody's.
+    assert holder(services, "outreach", utc(2026, 10, 25, 19, 30)) == ["Alex Carter"]
+    assert holder(services, "outreach", utc(2026, 10, 25, 20, 30)) == ["Priya Shah"]
+
+
 def test_a_file_that_is_not_a_rota_is_refused(db, clock, tmp_path):
     services = make_services(db, clock)
     report = import_rota(services=services, path=write(tmp_path, "rota.xlsx", "x"))
